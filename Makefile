@@ -1,0 +1,120 @@
+# shadowtap build. `make` builds build/shadowtap (BPF object + skeleton included);
+# `make test` installs what is missing, builds and runs every test; `make demo` runs
+# the main job. V=1 for verbose commands, SAN=1 for an ASan/UBSan agent build.
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+OUT       ?= build
+CC        ?= cc
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+ARCH      := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+WARN      := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+CFLAGS    ?= -O2 -g
+CFLAGS    += $(WARN) -std=gnu11 -D_GNU_SOURCE -MMD -MP -Icommon -Iagent -I$(OUT) \
+             -DSHADOWTAP_VERSION='"$(VERSION)"' -pthread
+SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ifeq ($(SAN),1)
+CFLAGS    += $(SANFLAGS)
+LDFLAGS   += $(SANFLAGS)
+endif
+LIBS      := -lbpf -lelf -lz -lpcap -lcurl -lmsgpackc -lpthread -lm
+
+BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I. -Icommon -Wall -Werror
+
+AGENT_SRC := $(wildcard agent/*.c)
+AGENT_OBJ := $(patsubst agent/%.c,$(OUT)/agent/%.o,$(AGENT_SRC))
+LIB_OBJ   := $(filter-out $(OUT)/agent/main.o,$(AGENT_OBJ))
+BPF_SRC   := $(wildcard bpf/*.bpf.c)
+BPF_OBJ   := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRC))
+SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRC))
+
+# Unit tests: tests/unit/test_*.c, each linked with the agent objects, always
+# built with ASan/UBSan (separate object dir so sanitizer flags never leak).
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
+SAN_OBJ   := $(patsubst $(OUT)/agent/%.o,$(OUT)/san/%.o,$(LIB_OBJ))
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN  := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRC))
+BPFT_SRC  := $(wildcard tests/bpf/test_*.c)
+BPFT_BIN  := $(patsubst tests/bpf/%.c,$(OUT)/tests/%,$(BPFT_SRC))
+
+.PHONY: all test unit-tests bpf-tests fuzz clean demo setup install bench bench-quick
+all: $(OUT)/shadowtap
+
+$(OUT)/%.bpf.o: bpf/%.bpf.c common/shadowtap.h vmlinux.h | $(OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+$(OUT)/agent/%.o: agent/%.c $(SKELS) | $(OUT)/agent
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUT)/san/%.o: agent/%.c $(SKELS) | $(OUT)/san
+	$(call msg,CC-SAN,$@)
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) -c $< -o $@
+
+$(OUT)/shadowtap: $(AGENT_OBJ)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LIBS) -o $@
+
+$(OUT)/tests/%: tests/unit/%.c $(SAN_OBJ) | $(OUT)/tests
+	$(call msg,TEST-CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) -Itests $< $(SAN_OBJ) $(LIBS) -lcmocka -o $@
+
+$(OUT)/tests/%: tests/bpf/%.c $(LIB_OBJ) | $(OUT)/tests
+	$(call msg,TEST-CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) $(LIBS) -lcmocka -o $@
+
+# libFuzzer targets need clang; agent sources are compiled in directly.
+$(OUT)/fuzz/%: tests/fuzz/%.c $(LIB_OBJ:$(OUT)/agent/%.o=agent/%.c) $(SKELS) | $(OUT)/fuzz
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -DSHADOWTAP_VERSION='"fuzz"' -Icommon -Iagent -I$(OUT) \
+		-fsanitize=fuzzer,address,undefined $< $(filter-out agent/main.c,$(AGENT_SRC)) $(LIBS) -o $@
+
+$(OUT) $(OUT)/agent $(OUT)/san $(OUT)/tests $(OUT)/fuzz:
+	$(Q)mkdir -p $@
+
+unit-tests: $(UNIT_BIN)
+bpf-tests: $(BPFT_BIN)
+fuzz: $(FUZZ_BIN)
+
+# The whole suite, as CI runs it: installs packages, builds, starts and stops the
+# servers the tests need. scripts/run-tests prints the closing "N passed, N failed".
+test:
+	$(Q)scripts/setup.sh
+	$(Q)$(MAKE) --no-print-directory all unit-tests bpf-tests fuzz
+	$(Q)scripts/run-tests
+
+demo:
+	$(Q)scripts/setup.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo.sh
+
+setup:
+	$(Q)scripts/setup.sh
+
+install: $(OUT)/shadowtap
+	install -D -m 0755 $(OUT)/shadowtap $(DESTDIR)$(PREFIX)/bin/shadowtap
+	install -D -m 0644 deploy/systemd/shadowtap.service $(DESTDIR)$(PREFIX)/lib/systemd/system/shadowtap.service
+
+clean:
+	rm -rf $(OUT)
+
+-include $(AGENT_OBJ:.o=.d) $(SAN_OBJ:.o=.d)

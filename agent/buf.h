@@ -1,0 +1,28 @@
+/* Growable byte buffer used for JSON encoding and message copies.
+ * Owns: its heap storage; every function accepts a zeroed struct. */
+#ifndef ST_BUF_H
+#define ST_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+int buf_reserve(struct buf *b, size_t extra);   /* 0 or -ENOMEM */
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_putc(struct buf *b, char c);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_reset(struct buf *b);                  /* len = 0, keeps storage */
+void buf_free(struct buf *b);
+
+/* JSON helpers: a quoted, escaped string. Invalid UTF-8 bytes become \u00XX of the
+ * byte (so any input yields valid JSON). */
+int buf_json_str(struct buf *b, const char *s, size_t n);
+/* base64 of n bytes, unquoted */
+int buf_base64(struct buf *b, const uint8_t *p, size_t n);
+
+#endif

@@ -1,0 +1,67 @@
+/* Packet sources. Live: loads bpf/capture.bpf.c (skeleton), attaches it as a socket
+ * filter on an AF_PACKET socket, pins its stats map and drains the ring buffer.
+ * Offline: reads pcap/pcapng through libpcap. Both turn packets into reasm_seg
+ * slices and hand them to a callback on the calling thread. */
+#ifndef ST_CAPTURE_H
+#define ST_CAPTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shadowtap.h"
+#include "tcp_reasm.h"
+
+typedef void (*capture_seg_cb)(void *ctx, const struct reasm_seg *seg);
+
+struct capture_cfg {
+	const char *iface;               /* NULL or "all": every interface */
+	uint16_t ports[ST_MAX_PORTS];
+	int nports;
+	size_t ring_bytes;               /* power of two, default 16 MiB */
+	uint64_t wakeup_bytes;           /* default ring_bytes / 16 */
+	const char *pin_dir;             /* default /sys/fs/bpf/shadowtap */
+};
+
+struct capture;
+
+/* Load, attach, pin. Returns 0 or a negative errno with a message printed. */
+int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_seg_cb cb, void *ctx);
+/* Wait up to timeout_ms for a wake-up, then drain the ring (always, even without a
+ * wake-up: records are submitted with BPF_RB_NO_WAKEUP). Returns events handled or
+ * a negative errno. */
+int capture_poll(struct capture *c, int timeout_ms);
+/* Sum of the per-CPU statistics. */
+int capture_read_stats(struct capture *c, struct st_stats *sum);
+/* Userspace-side counters */
+struct capture_ustats {
+	uint64_t events;          /* ring events read */
+	uint64_t bad_events;      /* too short / inconsistent, dropped */
+};
+void capture_get_ustats(struct capture *c, struct capture_ustats *st);
+/* Detach, unpin, free. Accepts NULL. */
+void capture_close(struct capture *c);
+
+struct pcapin_stats {
+	uint64_t packets;
+	uint64_t segments;        /* TCP segments on a watched port handed on */
+	uint64_t not_tcp;         /* other protocols, other ports */
+	uint64_t malformed;       /* truncated or bad IP/TCP headers */
+	uint64_t fragments;       /* IP fragments (not reassembled) */
+	uint64_t snap_truncated;  /* captured length < wire length */
+	uint64_t unsupported_link;
+};
+
+/* Read a whole pcap/pcapng file. ts_ns in segments is wall clock (ns since epoch).
+ * Calls tick(ctx, ts) as capture time advances so timers run on file time.
+ * Returns 0 or a negative errno (message printed). */
+int pcapin_run(const char *path, const uint16_t *ports, int nports, capture_seg_cb cb,
+	       void (*tick)(void *ctx, uint64_t now_ns), void *ctx, struct pcapin_stats *st,
+	       volatile int *stop);
+
+/* Shared by live and offline input: turn an IPv4/IPv6 packet (starting at the IP
+ * header) into a segment. Returns 1 if it is a TCP segment on a watched port (seg
+ * filled, data points into pkt), 0 if not ours, -1 if malformed. */
+int capture_parse_ip(const uint8_t *pkt, size_t len, const uint16_t *ports, int nports,
+		     uint64_t ts_ns, struct reasm_seg *seg);
+
+#endif

@@ -1,0 +1,794 @@
+/*
+ * Pairing model. Each direction of a connection runs its own parser: requests
+ * (client -> server) and responses (server -> client). A request gets a record as
+ * soon as its head parses and joins the connection's pending list; responses are
+ * matched to the oldest request that has none yet (HTTP/1.x answers in order, also
+ * when pipelined). 1xx responses other than 101 are informational and skipped.
+ * Records leave in request order, once both messages are whole, or when the
+ * connection ends (flagged incomplete / no_response).
+ *
+ * Loss handling. A gap inside a Content-Length body only shortens the body (the
+ * record is flagged); a gap anywhere else, or a malformed message, puts that
+ * direction into resync: bytes are skipped until something that looks like the
+ * start of a message (a known method, or "HTTP/1." for responses) at a line start.
+ *
+ * Upgrade / CONNECT: the request direction holds its bytes until the response
+ * decides (101 or 2xx to CONNECT: tunnel, parsing stops; anything else: the held
+ * bytes are parsed as the next request).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "exchange.h"
+#include "log.h"
+
+enum xstate {
+	X_HEAD = 0,      /* waiting for / accumulating a message head */
+	X_BODY,          /* streaming a body */
+	X_RESYNC,        /* skipping to the next message start */
+	X_HOLD,          /* request side: waiting for the answer to an Upgrade/CONNECT */
+	X_TUNNEL,        /* protocol switched: ignore everything */
+};
+
+struct xdir {
+	enum xstate state;
+	struct buf head;             /* partial head (or held bytes in X_HOLD) */
+	uint64_t head_ts;            /* capture time of the head's first byte */
+	struct http1_body body;
+	struct st_record *cur;       /* record whose message is in progress */
+	int at_line_start;           /* resync: previous byte was '\n' */
+};
+
+struct xflow {
+	struct xdir dir[2];
+	struct st_record **pending;  /* requests in order, oldest first */
+	size_t npending;
+	size_t nanswered;            /* pending[0..nanswered) have a response (started) */
+	uint32_t next_index;
+	int mid_stream;
+};
+
+struct exchange {
+	struct exchange_cfg cfg;
+	exchange_emit_cb emit;
+	void *ctx;
+	struct exchange_stats st;
+};
+
+static const char *const x_methods[] = {
+	"GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ", "PATCH ", "CONNECT ", "TRACE ",
+	"PROPFIND ", "PROPPATCH ", "MKCOL ", "COPY ", "MOVE ", "LOCK ", "UNLOCK ", "SEARCH ", NULL,
+};
+
+void exchange_cfg_default(struct exchange_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->body_limit = 64 * 1024;
+	cfg->max_head = 64 * 1024;
+	cfg->max_pending = 64;
+	cfg->replay_max = 16u << 20;
+	cfg->max_held_bytes = 512u << 20;
+}
+
+struct exchange *exchange_new(const struct exchange_cfg *cfg, exchange_emit_cb emit, void *ctx)
+{
+	struct exchange *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return NULL;
+	x->cfg = *cfg;
+	x->emit = emit;
+	x->ctx = ctx;
+	return x;
+}
+
+void exchange_free(struct exchange *x)
+{
+	free(x);
+}
+
+void exchange_get_stats(const struct exchange *x, struct exchange_stats *st)
+{
+	*st = x->st;
+}
+
+static uint64_t x_mix(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void x_held(struct exchange *x, int64_t delta)
+{
+	x->st.held_bytes += (uint64_t)delta;
+	if (x->st.held_bytes > x->st.held_bytes_peak)
+		x->st.held_bytes_peak = x->st.held_bytes;
+}
+
+static struct st_record *x_new_record(struct exchange *x, struct reasm_flow *f, struct xflow *xf)
+{
+	struct st_record *r = record_new();
+	uint64_t a, b;
+
+	if (!r)
+		return NULL;
+	r->flow_id = f->flow_id;
+	r->index = xf->next_index++;
+	r->family = f->key.family;
+	memcpy(r->caddr, f->key.caddr, sizeof(r->caddr));
+	memcpy(r->saddr, f->key.saddr, sizeof(r->saddr));
+	r->cport = f->key.cport;
+	r->sport = f->key.sport;
+	r->clock_offset_ns = x->cfg.clock_offset_ns;
+	if (xf->mid_stream)
+		r->cap_flags |= ST_CAP_MID_STREAM;
+	a = x_mix(f->flow_id ^ x_mix(r->index));
+	b = x_mix(a ^ 0x5348414457544150ull);
+	snprintf(r->event_id, sizeof(r->event_id), "%016llx%016llx", (unsigned long long)a,
+		 (unsigned long long)b);
+	return r;
+}
+
+static size_t x_record_held(const struct st_record *r)
+{
+	return r->raw_len + r->req.body_stored + r->resp.body_stored + r->req.head_len + r->resp.head_len;
+}
+
+static void x_emit(struct exchange *x, struct st_record *r)
+{
+	x_held(x, -(int64_t)x_record_held(r));
+	if (!(r->req.complete && r->resp.complete))
+		r->cap_flags |= ST_CAP_INCOMPLETE;
+	else
+		x->st.complete++;
+	if (r->req.body_stored < r->req.body_bytes || r->resp.body_stored < r->resp.body_bytes)
+		r->cap_flags |= ST_CAP_TRUNCATED;
+	if (r->cap_flags & ST_CAP_GAP)
+		x->st.gap_records++;
+	x->st.records++;
+	x->emit(x->ctx, r);
+}
+
+/* Emit finished records from the front of the pending list, keeping order. A
+ * record is finished once it has been answered (or given up on) and neither
+ * direction is still streaming one of its messages. */
+static void x_drain(struct exchange *x, struct xflow *xf)
+{
+	while (xf->npending && xf->nanswered) {
+		struct st_record *r = xf->pending[0];
+
+		if (xf->dir[REASM_C2S].cur == r || xf->dir[REASM_S2C].cur == r)
+			break;
+		memmove(xf->pending, xf->pending + 1, (xf->npending - 1) * sizeof(*xf->pending));
+		xf->npending--;
+		xf->nanswered--;
+		x_emit(x, r);
+	}
+}
+
+static void x_raw_append(struct exchange *x, struct st_record *r, const uint8_t *p, size_t n)
+{
+	uint8_t *q;
+
+	if (!x->cfg.keep_raw || (r->cap_flags & ST_CAP_REPLAY_TRUNC) || !n)
+		return;
+	if (r->raw_len + n > x->cfg.replay_max || x->st.held_bytes + n > x->cfg.max_held_bytes) {
+		x_held(x, -(int64_t)r->raw_len);
+		free(r->raw);
+		r->raw = NULL;
+		r->raw_len = 0;
+		r->cap_flags |= ST_CAP_REPLAY_TRUNC;
+		x->st.raw_truncated++;
+		return;
+	}
+	q = realloc(r->raw, r->raw_len + n);
+	if (!q) {
+		r->cap_flags |= ST_CAP_REPLAY_TRUNC;
+		x->st.raw_truncated++;
+		return;
+	}
+	memcpy(q + r->raw_len, p, n);
+	r->raw = q;
+	r->raw_len += n;
+	x_held(x, (int64_t)n);
+}
+
+/* Raw bytes no longer match the wire: a replay would not be faithful. */
+static void x_raw_drop(struct exchange *x, struct st_record *r)
+{
+	if (r->raw) {
+		x_held(x, -(int64_t)r->raw_len);
+		free(r->raw);
+		r->raw = NULL;
+		r->raw_len = 0;
+	}
+	r->cap_flags |= ST_CAP_REPLAY_TRUNC;
+}
+
+struct x_body_ctx {
+	struct exchange *x;
+	struct st_msg *m;
+};
+
+static void x_body_cb(void *ctx, const char *data, size_t len)
+{
+	struct x_body_ctx *c = ctx;
+	size_t before = c->m->body_stored;
+
+	record_msg_body_append(c->m, data, len, c->x->cfg.body_limit);
+	x_held(c->x, (int64_t)(c->m->body_stored - before));
+}
+
+static int x_starts_message(const uint8_t *p, size_t n, int dir)
+{
+	size_t i, l;
+
+	if (dir == REASM_S2C)
+		return n >= 7 ? memcmp(p, "HTTP/1.", 7) == 0 : memcmp(p, "HTTP/1.", n) == 0;
+	for (i = 0; x_methods[i]; i++) {
+		l = strlen(x_methods[i]);
+		if (memcmp(p, x_methods[i], n < l ? n : l) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Resync: skip to the next plausible message start. Returns bytes skipped; the
+ * state becomes X_HEAD if a start was found. A candidate cut by the end of data
+ * is kept in the head buffer and re-checked with the next bytes. */
+static size_t x_resync(struct exchange *x, struct xdir *d, int dir, const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (d->at_line_start && x_starts_message(p + i, n - i, dir)) {
+			d->state = X_HEAD;
+			buf_reset(&d->head);
+			x->st.resync_skipped_bytes += i;
+			return i;
+		}
+		d->at_line_start = p[i] == '\n';
+	}
+	x->st.resync_skipped_bytes += n;
+	return n;
+}
+
+static void x_enter_resync(struct exchange *x, struct xdir *d, int at_line_start)
+{
+	d->state = X_RESYNC;
+	d->at_line_start = at_line_start;
+	buf_reset(&d->head);
+	x->st.resyncs++;
+}
+
+static void x_pending_push(struct exchange *x, struct xflow *xf, struct st_record *r)
+{
+	if (xf->npending == x->cfg.max_pending) {
+		/* an unanswered pipeline this deep is not HTTP we can pair: give the oldest up */
+		struct st_record *old = xf->pending[0];
+
+		x->st.pending_overflow++;
+		old->cap_flags |= ST_CAP_NO_RESPONSE;
+		for (int i = 0; i < 2; i++) {
+			if (xf->dir[i].cur == old) {
+				xf->dir[i].cur = NULL;
+				x_enter_resync(x, &xf->dir[i], 0);
+			}
+		}
+		memmove(xf->pending, xf->pending + 1, (xf->npending - 1) * sizeof(*xf->pending));
+		xf->npending--;
+		if (xf->nanswered)
+			xf->nanswered--;
+		x_emit(x, old);
+	}
+	xf->pending[xf->npending++] = r;
+}
+
+static int x_is_upgrade_request(const struct st_record *r)
+{
+	const struct http1_header *h;
+
+	if (r->method_len == 7 && memcmp(r->method, "CONNECT", 7) == 0)
+		return 1;
+	h = http1_find_header(r->req.hdrs, r->req.nhdrs, "upgrade");
+	return h != NULL;
+}
+
+static void x_request_done(struct exchange *x, struct xflow *xf, struct xdir *d, uint64_t ts)
+{
+	struct st_record *r = d->cur;
+
+	r->req.complete = 1;
+	r->req.ts_last_ns = ts;
+	d->state = x_is_upgrade_request(r) ? X_HOLD : X_HEAD;
+	d->cur = NULL;
+	buf_reset(&d->head);
+	x_drain(x, xf);
+}
+
+/* Parse a request head from p[0..n). Returns bytes consumed from p, or 0 when
+ * more bytes are needed (they were buffered). */
+static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xflow *xf,
+			     struct xdir *d, const uint8_t *p, size_t n, uint64_t ts)
+{
+	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_request req;
+	const char *base;
+	size_t have = d->head.len, avail;
+	struct st_record *r;
+	uint64_t cl = 0;
+	int hl, fr;
+
+	if (have == 0)
+		d->head_ts = ts;
+	if (have) {
+		avail = n < x->cfg.max_head - have ? n : x->cfg.max_head - have;
+		buf_append(&d->head, p, avail);
+		base = d->head.data;
+		hl = http1_parse_request(base, d->head.len, &req, hdrs, ST_MAX_HEADERS);
+	} else {
+		avail = n;
+		base = (const char *)p;
+		hl = http1_parse_request(base, n < x->cfg.max_head ? n : x->cfg.max_head, &req, hdrs,
+					 ST_MAX_HEADERS);
+	}
+	if (hl == HTTP1_NEED_MORE) {
+		if ((have ? d->head.len : n) >= x->cfg.max_head) {
+			x->st.head_too_large++;
+			x->st.malformed_requests++;
+			x_enter_resync(x, d, 0);
+			return have ? avail : n;
+		}
+		if (!have)
+			buf_append(&d->head, p, n);
+		return n;
+	}
+	if (hl < 0) {
+		x->st.malformed_requests++;
+		r = x_new_record(x, f, xf);
+		if (r) {
+			r->cap_flags |= ST_CAP_MALFORMED;
+			r->malformed = "request head";
+			r->req.ts_first_ns = r->req.ts_last_ns = d->head_ts;
+			x_pending_push(x, xf, r);
+			/* the response to it, if any, will pair with it */
+		}
+		x_enter_resync(x, d, 0);
+		return have ? avail : 1;
+	}
+
+	x->st.requests++;
+	r = x_new_record(x, f, xf);
+	if (!r) {
+		x_enter_resync(x, d, 0);
+		return have ? avail : (size_t)hl;
+	}
+	record_msg_set_head(&r->req, base, (size_t)hl, req.headers, req.num_headers);
+	r->method = r->req.head + (req.method - base);
+	r->method_len = req.method_len;
+	r->target = r->req.head + (req.target - base);
+	r->target_len = req.target_len;
+	r->http_minor = req.minor_version;
+	r->req.ts_first_ns = d->head_ts;
+	r->req.ts_last_ns = ts;
+	r->req.wire_bytes = (uint64_t)hl;
+	x_held(x, (int64_t)hl);
+	x_raw_append(x, r, (const uint8_t *)base, (size_t)hl);
+
+	fr = http1_request_framing(&req, &cl);
+	if (fr == HTTP1_MALFORMED) {
+		x->st.malformed_requests++;
+		r->cap_flags |= ST_CAP_MALFORMED;
+		r->malformed = "request framing (Content-Length/Transfer-Encoding)";
+		x_raw_drop(x, r);
+		x_pending_push(x, xf, r);
+		x_enter_resync(x, d, 1);
+	} else {
+		r->req.chunked = fr == HTTP1_BODY_CHUNKED;
+		x_pending_push(x, xf, r);
+		d->cur = r;
+		memset(&d->body, 0, sizeof(d->body));
+		http1_body_init(&d->body, fr, cl);
+		if (fr == HTTP1_BODY_NONE) {
+			x_request_done(x, xf, d, ts);
+		} else {
+			d->state = X_BODY;
+		}
+	}
+	buf_reset(&d->head);
+	return have ? (size_t)hl - have : (size_t)hl;
+}
+
+static struct st_record *x_orphan(struct exchange *x, struct reasm_flow *f, struct xflow *xf)
+{
+	struct st_record *r = x_new_record(x, f, xf);
+
+	x->st.orphan_responses++;
+	if (!r)
+		return NULL;
+	r->cap_flags |= ST_CAP_INCOMPLETE;
+	x_pending_push(x, xf, r);
+	/* a request that never showed up: its slot is the one being answered */
+	return r;
+}
+
+static void x_response_done(struct exchange *x, struct xflow *xf, struct xdir *d, uint64_t ts)
+{
+	struct st_record *r = d->cur;
+
+	if (r) {
+		r->resp.complete = 1;
+		r->resp.ts_last_ns = ts;
+	}
+	d->cur = NULL;
+	d->state = X_HEAD;
+	buf_reset(&d->head);
+	x_drain(x, xf);
+}
+
+/* The answer to an Upgrade/CONNECT request arrived: tunnel, or resume requests. */
+static void x_release_hold(struct exchange *x, struct reasm_flow *f, struct xflow *xf, int tunnel);
+
+static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct xflow *xf,
+			      struct xdir *d, const uint8_t *p, size_t n, uint64_t ts)
+{
+	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_response resp;
+	struct st_record *r;
+	const char *base;
+	size_t have = d->head.len, avail, used;
+	uint64_t cl = 0;
+	int hl, fr;
+
+	/* HTTP/0.9: the answer is the raw body up to the close */
+	if (xf->nanswered < xf->npending && xf->pending[xf->nanswered]->http_minor < 0 &&
+	    xf->pending[xf->nanswered]->method && have == 0) {
+		r = xf->pending[xf->nanswered++];
+		d->cur = r;
+		r->resp.ts_first_ns = ts;
+		memset(&d->body, 0, sizeof(d->body));
+		http1_body_init(&d->body, HTTP1_BODY_CLOSE, 0);
+		d->state = X_BODY;
+		return 0;
+	}
+	if (have == 0)
+		d->head_ts = ts;
+	if (have) {
+		avail = n < x->cfg.max_head - have ? n : x->cfg.max_head - have;
+		buf_append(&d->head, p, avail);
+		base = d->head.data;
+		hl = http1_parse_response(base, d->head.len, &resp, hdrs, ST_MAX_HEADERS);
+	} else {
+		avail = n;
+		base = (const char *)p;
+		hl = http1_parse_response(base, n < x->cfg.max_head ? n : x->cfg.max_head, &resp, hdrs,
+					  ST_MAX_HEADERS);
+	}
+	if (hl == HTTP1_NEED_MORE) {
+		if ((have ? d->head.len : n) >= x->cfg.max_head) {
+			x->st.head_too_large++;
+			x->st.malformed_responses++;
+			goto malformed;
+		}
+		if (!have)
+			buf_append(&d->head, p, n);
+		return n;
+	}
+	if (hl < 0) {
+		x->st.malformed_responses++;
+		goto malformed;
+	}
+	used = have ? (size_t)hl - have : (size_t)hl;
+	buf_reset(&d->head);
+
+	if (resp.status >= 100 && resp.status < 200 && resp.status != 101) {
+		x->st.informational++;
+		return used;
+	}
+	x->st.responses++;
+	if (xf->nanswered < xf->npending) {
+		r = xf->pending[xf->nanswered++];
+	} else {
+		r = x_orphan(x, f, xf);
+		if (!r)
+			return used;
+		xf->nanswered++;
+	}
+	record_msg_set_head(&r->resp, base, (size_t)hl, resp.headers, resp.num_headers);
+	x_held(x, (int64_t)hl);
+	r->status_code = resp.status;
+	r->resp.ts_first_ns = d->head_ts;
+	r->resp.ts_last_ns = ts;
+	r->resp.wire_bytes = (uint64_t)hl;
+	fr = http1_response_framing(&resp, r->method ? r->method : "GET", r->method ? r->method_len : 3, &cl);
+	d->cur = r;
+	if (fr == HTTP1_MALFORMED) {
+		x->st.malformed_responses++;
+		r->cap_flags |= ST_CAP_MALFORMED;
+		r->malformed = "response framing (Content-Length/Transfer-Encoding)";
+		d->cur = NULL;
+		x_enter_resync(x, d, 1);
+		x_drain(x, xf);
+		return used;
+	}
+	r->resp.chunked = fr == HTTP1_BODY_CHUNKED;
+	if (fr == HTTP1_BODY_TUNNEL) {
+		x->st.upgrades++;
+		r->cap_flags |= ST_CAP_UPGRADED;
+		d->state = X_TUNNEL;
+		d->cur = NULL;
+		r->resp.complete = 1;
+		x_release_hold(x, f, xf, 1);
+		x_drain(x, xf);
+		return n;    /* the rest is another protocol */
+	}
+	if (xf->dir[REASM_C2S].state == X_HOLD && r == xf->pending[xf->npending - 1])
+		x_release_hold(x, f, xf, 0);
+	memset(&d->body, 0, sizeof(d->body));
+	http1_body_init(&d->body, fr, cl);
+	if (fr == HTTP1_BODY_NONE)
+		x_response_done(x, xf, d, ts);
+	else
+		d->state = X_BODY;
+	return used;
+
+malformed:
+	/* the oldest unanswered request (if any) gets the blame and leaves */
+	if (xf->nanswered < xf->npending) {
+		r = xf->pending[xf->nanswered++];
+		r->cap_flags |= ST_CAP_MALFORMED;
+		r->malformed = "response head";
+	}
+	d->cur = NULL;
+	x_enter_resync(x, d, 0);
+	x_drain(x, xf);
+	return have ? avail : 1;
+}
+
+static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint8_t *p, size_t n,
+		   uint64_t ts);
+
+static void x_release_hold(struct exchange *x, struct reasm_flow *f, struct xflow *xf, int tunnel)
+{
+	struct xdir *d = &xf->dir[REASM_C2S];
+	struct buf held = d->head;
+
+	if (d->state != X_HOLD)
+		return;
+	memset(&d->head, 0, sizeof(d->head));
+	if (tunnel) {
+		d->state = X_TUNNEL;
+	} else {
+		d->state = X_HEAD;
+		if (held.len)
+			x_feed(x, f, REASM_C2S, (const uint8_t *)held.data, held.len, d->head_ts);
+	}
+	buf_free(&held);
+}
+
+static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint8_t *p, size_t n,
+		   uint64_t ts)
+{
+	struct xflow *xf = f->user;
+	struct xdir *d = &xf->dir[dir];
+	struct x_body_ctx bc = { .x = x };
+	size_t used;
+	ssize_t k;
+
+	while (n) {
+		switch (d->state) {
+		case X_TUNNEL:
+			return;
+		case X_HOLD:
+			if (d->head.len + n > x->cfg.max_head) {
+				/* no answer to the upgrade yet and too much to hold: stop */
+				d->state = X_TUNNEL;
+				buf_free(&d->head);
+				return;
+			}
+			if (!d->head.len)
+				d->head_ts = ts;
+			buf_append(&d->head, p, n);
+			return;
+		case X_RESYNC:
+			used = x_resync(x, d, dir, p, n);
+			break;
+		case X_HEAD:
+			used = dir == REASM_C2S ? x_request_head(x, f, xf, d, p, n, ts)
+						: x_response_head(x, f, xf, d, p, n, ts);
+			break;
+		case X_BODY:
+		default:
+			bc.m = dir == REASM_C2S ? &d->cur->req : &d->cur->resp;
+			k = http1_body_feed(&d->body, (const char *)p, n, x_body_cb, &bc);
+			if (k < 0) {
+				struct st_record *r = d->cur;
+
+				r->cap_flags |= ST_CAP_MALFORMED;
+				r->malformed = dir == REASM_C2S ? "request body (chunked framing)"
+								: "response body (chunked framing)";
+				if (dir == REASM_C2S) {
+					x->st.malformed_requests++;
+					x_raw_drop(x, r);
+				} else {
+					x->st.malformed_responses++;
+				}
+				d->cur = NULL;
+				x_enter_resync(x, d, 0);
+				x_drain(x, xf);
+				used = 0;
+				break;
+			}
+			used = (size_t)k;
+			bc.m->wire_bytes += used;
+			bc.m->ts_last_ns = ts;
+			if (dir == REASM_C2S)
+				x_raw_append(x, d->cur, p, used);
+			if (d->body.done) {
+				if (dir == REASM_C2S)
+					x_request_done(x, xf, d, ts);
+				else
+					x_response_done(x, xf, d, ts);
+			}
+			break;
+		}
+		if (used > n)
+			used = n;
+		p += used;
+		n -= used;
+	}
+}
+
+static int x_open(void *ctx, struct reasm_flow *f)
+{
+	struct exchange *x = ctx;
+	struct xflow *xf = calloc(1, sizeof(*xf));
+
+	if (!xf)
+		return -ENOMEM;
+	xf->pending = calloc(x->cfg.max_pending ? x->cfg.max_pending : 1, sizeof(*xf->pending));
+	if (!xf->pending) {
+		free(xf);
+		return -ENOMEM;
+	}
+	xf->mid_stream = f->mid_stream;
+	/* picked up mid-stream: the first bytes may be the middle of a message */
+	if (f->mid_stream) {
+		xf->dir[0].state = X_RESYNC;
+		xf->dir[1].state = X_RESYNC;
+		xf->dir[0].at_line_start = 1;
+		xf->dir[1].at_line_start = 1;
+	}
+	f->user = xf;
+	return 0;
+}
+
+static void x_data(void *ctx, struct reasm_flow *f, int dir, const uint8_t *data, size_t len,
+		   uint64_t ts_ns)
+{
+	if (f->user && len)
+		x_feed(ctx, f, dir, data, len, ts_ns);
+}
+
+static void x_gap(void *ctx, struct reasm_flow *f, int dir, uint64_t bytes)
+{
+	struct exchange *x = ctx;
+	struct xflow *xf = f->user;
+	struct xdir *d;
+	struct st_record *r;
+
+	if (!xf)
+		return;
+	d = &xf->dir[dir];
+	r = d->cur;
+	if (d->state == X_TUNNEL || d->state == X_HOLD)
+		return;
+	if (r) {
+		r->cap_flags |= ST_CAP_GAP;
+		r->gap_bytes += bytes;
+		if (dir == REASM_C2S)
+			x_raw_drop(x, r);
+	}
+	/* a hole inside a Content-Length body: the body is shorter, framing is intact */
+	if (d->state == X_BODY && d->body.framing == HTTP1_BODY_LENGTH && bytes <= d->body.remaining) {
+		struct st_msg *m = dir == REASM_C2S ? &r->req : &r->resp;
+
+		d->body.remaining -= bytes;
+		d->body.data_bytes += bytes;
+		d->body.wire_bytes += bytes;
+		m->body_bytes += bytes;
+		m->wire_bytes += bytes;
+		if (d->body.remaining == 0) {
+			d->body.done = 1;
+			if (dir == REASM_C2S)
+				x_request_done(x, xf, d, f->last_ts_ns);
+			else
+				x_response_done(x, xf, d, f->last_ts_ns);
+		}
+		return;
+	}
+	if (d->state == X_BODY && d->body.framing == HTTP1_BODY_CLOSE) {
+		struct st_msg *m = dir == REASM_C2S ? &r->req : &r->resp;
+
+		m->body_bytes += bytes;
+		m->wire_bytes += bytes;
+		return;
+	}
+	/* anything else: this message is lost from here; find the next one */
+	if (r) {
+		d->cur = NULL;
+		if (dir == REASM_S2C && r == xf->pending[xf->nanswered ? xf->nanswered - 1 : 0])
+			r->cap_flags |= ST_CAP_INCOMPLETE;
+	} else if (d->state == X_HEAD && dir == REASM_C2S && d->head.len) {
+		/* a request head was cut: its record would have no request line */
+	} else if (dir == REASM_S2C && xf->nanswered < xf->npending && d->state == X_HEAD) {
+		/* the missing bytes may hold the answer to the oldest pending request */
+		r = xf->pending[xf->nanswered++];
+		r->cap_flags |= ST_CAP_GAP | ST_CAP_INCOMPLETE;
+		r->gap_bytes += bytes;
+		r->resp.complete = 0;
+		/* marked answered so later responses pair with later requests */
+		r->cap_flags |= ST_CAP_MALFORMED;
+		r->malformed = "response lost in a capture gap";
+	}
+	x_enter_resync(x, d, 0);
+	x_drain(x, xf);
+}
+
+static void x_eof(void *ctx, struct reasm_flow *f, int dir)
+{
+	struct exchange *x = ctx;
+	struct xflow *xf = f->user;
+	struct xdir *d;
+
+	if (!xf)
+		return;
+	d = &xf->dir[dir];
+	if (d->state == X_BODY && d->cur) {
+		if (http1_body_eof(&d->body) == 0) {
+			if (dir == REASM_C2S)
+				x_request_done(x, xf, d, f->last_ts_ns);
+			else
+				x_response_done(x, xf, d, f->last_ts_ns);
+		}
+	}
+}
+
+static void x_close(void *ctx, struct reasm_flow *f, enum reasm_close_reason why)
+{
+	struct exchange *x = ctx;
+	struct xflow *xf = f->user;
+	size_t i;
+
+	if (!xf)
+		return;
+	/* a close-delimited body ends with the connection, whatever closed it */
+	x_eof(ctx, f, REASM_S2C);
+	for (i = 0; i < xf->npending; i++) {
+		struct st_record *r = xf->pending[i];
+
+		if (i >= xf->nanswered && !r->resp.head) {
+			r->cap_flags |= ST_CAP_NO_RESPONSE;
+			x->st.no_response++;
+		}
+		x_emit(x, r);
+	}
+	buf_free(&xf->dir[0].head);
+	buf_free(&xf->dir[1].head);
+	free(xf->pending);
+	free(xf);
+	f->user = NULL;
+}
+
+const struct reasm_ops exchange_reasm_ops = {
+	.open = x_open,
+	.data = x_data,
+	.gap = x_gap,
+	.eof = x_eof,
+	.close = x_close,
+};

@@ -1,0 +1,107 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "queue.h"
+
+int bq_init(struct bq *q, size_t cap)
+{
+	pthread_condattr_t ca;
+
+	q->slots = calloc(cap ? cap : 1, sizeof(void *));
+	if (!q->slots)
+		return -ENOMEM;
+	q->cap = cap ? cap : 1;
+	q->head = q->len = 0;
+	q->closed = 0;
+	q->pushed = q->refused = q->peak = 0;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	return 0;
+}
+
+void bq_destroy(struct bq *q)
+{
+	if (!q->slots)
+		return;
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cv);
+	free(q->slots);
+	q->slots = NULL;
+}
+
+int bq_push(struct bq *q, void *p)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&q->mu);
+	if (q->closed) {
+		err = -EPIPE;
+	} else if (q->len == q->cap) {
+		q->refused++;
+		err = -ENOSPC;
+	} else {
+		q->slots[(q->head + q->len) % q->cap] = p;
+		q->len++;
+		q->pushed++;
+		if (q->len > q->peak)
+			q->peak = q->len;
+		/* wake only on the empty -> non-empty edge: the consumer drains in batches */
+		if (q->len == 1)
+			pthread_cond_signal(&q->cv);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return err;
+}
+
+int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms)
+{
+	struct timespec ts;
+	size_t n = 0;
+
+	pthread_mutex_lock(&q->mu);
+	if (q->len == 0 && !q->closed && timeout_ms > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (q->len == 0 && !q->closed)
+			if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) == ETIMEDOUT)
+				break;
+	}
+	while (n < max && q->len) {
+		out[n++] = q->slots[q->head];
+		q->head = (q->head + 1) % q->cap;
+		q->len--;
+	}
+	if (n == 0 && q->closed) {
+		pthread_mutex_unlock(&q->mu);
+		return -EPIPE;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return (int)n;
+}
+
+void bq_close(struct bq *q)
+{
+	pthread_mutex_lock(&q->mu);
+	q->closed = 1;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+size_t bq_len(struct bq *q)
+{
+	size_t n;
+
+	pthread_mutex_lock(&q->mu);
+	n = q->len;
+	pthread_mutex_unlock(&q->mu);
+	return n;
+}

@@ -1,0 +1,490 @@
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "record.h"
+
+struct st_record *record_new(void)
+{
+	return calloc(1, sizeof(struct st_record));
+}
+
+void record_msg_free(struct st_msg *m)
+{
+	free(m->head);
+	free(m->body);
+	m->head = NULL;
+	m->body = NULL;
+	m->head_len = m->body_stored = m->body_cap = 0;
+	m->nhdrs = 0;
+}
+
+void record_replay_free(struct st_replay *rp)
+{
+	if (!rp)
+		return;
+	free(rp->target);
+	free(rp->error);
+	record_msg_free(&rp->resp);
+	free(rp);
+}
+
+void record_diff_free(struct st_diff *d)
+{
+	size_t i;
+
+	if (!d)
+		return;
+	for (i = 0; i < d->nheaders; i++)
+		free(d->headers[i]);
+	free(d->headers);
+	for (i = 0; i < d->nbody_paths; i++)
+		free(d->body_paths[i]);
+	free(d->body_paths);
+	free(d->reason);
+	free(d);
+}
+
+void record_free(struct st_record *r)
+{
+	if (!r)
+		return;
+	record_msg_free(&r->req);
+	record_msg_free(&r->resp);
+	free(r->raw);
+	record_replay_free(r->replay);
+	record_diff_free(r->diff);
+	free(r);
+}
+
+int record_msg_body_append(struct st_msg *m, const char *data, size_t len, size_t limit)
+{
+	size_t room, n, cap;
+	uint8_t *p;
+
+	m->body_bytes += len;
+	if (m->body_stored >= limit)
+		return 0;
+	room = limit - m->body_stored;
+	n = len < room ? len : room;
+	if (m->body_stored + n > m->body_cap) {
+		cap = m->body_cap ? m->body_cap : 1024;
+		while (cap < m->body_stored + n)
+			cap *= 2;
+		if (cap > limit)
+			cap = limit;
+		p = realloc(m->body, cap);
+		if (!p)
+			return -ENOMEM;
+		m->body = p;
+		m->body_cap = cap;
+	}
+	memcpy(m->body + m->body_stored, data, n);
+	m->body_stored += n;
+	return 0;
+}
+
+int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
+			const struct http1_header *hdrs, size_t nhdrs)
+{
+	size_t i;
+	char *p;
+
+	if (nhdrs > ST_MAX_HEADERS)
+		nhdrs = ST_MAX_HEADERS;
+	p = malloc(head_len + 1);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, head, head_len);
+	p[head_len] = '\0';
+	free(m->head);
+	m->head = p;
+	m->head_len = head_len;
+	for (i = 0; i < nhdrs; i++) {
+		m->hdrs[i].name = p + (hdrs[i].name - head);
+		m->hdrs[i].name_len = hdrs[i].name_len;
+		m->hdrs[i].value = p + (hdrs[i].value - head);
+		m->hdrs[i].value_len = hdrs[i].value_len;
+	}
+	m->nhdrs = nhdrs;
+	return 0;
+}
+
+/* ---- JSON ---- */
+
+static void put_key(struct buf *b, const char *k, int *first)
+{
+	if (!*first)
+		buf_putc(b, ',');
+	*first = 0;
+	buf_putc(b, '"');
+	buf_append(b, k, strlen(k));
+	buf_append(b, "\":", 2);
+}
+
+static void put_str(struct buf *b, const char *k, const char *s, size_t n, int *first)
+{
+	put_key(b, k, first);
+	buf_json_str(b, s, n);
+}
+
+static void put_u64(struct buf *b, const char *k, uint64_t v, int *first)
+{
+	put_key(b, k, first);
+	buf_printf(b, "%llu", (unsigned long long)v);
+}
+
+static void put_bool(struct buf *b, const char *k, int v, int *first)
+{
+	put_key(b, k, first);
+	buf_append(b, v ? "true" : "false", v ? 4 : 5);
+}
+
+static int is_redacted(const struct record_json_opts *o, const char *name, size_t n)
+{
+	const char *const *r;
+
+	if (!o || !o->redact)
+		return 0;
+	for (r = o->redact; *r; r++)
+		if (strlen(*r) == n && strncasecmp(*r, name, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* Headers as an object of lower-cased names; repeated names are joined with ", "
+ * (RFC 9110 list semantics) so every value is one keyword in Elasticsearch. */
+static void put_headers(struct buf *b, const char *k, const struct st_msg *m,
+			const struct record_json_opts *o, int *first)
+{
+	char name[128];
+	size_t i, j, n;
+	int f = 1;
+
+	put_key(b, k, first);
+	buf_putc(b, '{');
+	for (i = 0; i < m->nhdrs; i++) {
+		const struct http1_header *h = &m->hdrs[i];
+		int seen = 0;
+
+		for (j = 0; j < i; j++)
+			if (m->hdrs[j].name_len == h->name_len &&
+			    strncasecmp(m->hdrs[j].name, h->name, h->name_len) == 0)
+				seen = 1;
+		if (seen)
+			continue;
+		n = h->name_len < sizeof(name) - 1 ? h->name_len : sizeof(name) - 1;
+		for (j = 0; j < n; j++)
+			name[j] = (char)tolower((unsigned char)h->name[j]);
+		name[n] = '\0';
+		if (!f)
+			buf_putc(b, ',');
+		f = 0;
+		buf_json_str(b, name, n);
+		buf_putc(b, ':');
+		if (is_redacted(o, h->name, h->name_len)) {
+			buf_append(b, "\"[REDACTED]\"", 12);
+			continue;
+		}
+		/* join repeats */
+		{
+			struct buf v = { 0 };
+
+			buf_append(&v, h->value, h->value_len);
+			for (j = i + 1; j < m->nhdrs; j++)
+				if (m->hdrs[j].name_len == h->name_len &&
+				    strncasecmp(m->hdrs[j].name, h->name, h->name_len) == 0) {
+					buf_append(&v, ", ", 2);
+					buf_append(&v, m->hdrs[j].value, m->hdrs[j].value_len);
+				}
+			buf_json_str(b, v.data ? v.data : "", v.len);
+			buf_free(&v);
+		}
+	}
+	buf_putc(b, '}');
+}
+
+/* Text if it is valid UTF-8 without NUL or C0 controls other than \t \r \n; a
+ * sequence cut by the body limit at the very end does not count against it. */
+static int body_is_text(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint8_t c = p[i];
+		size_t len, k;
+
+		if (c < 0x80) {
+			if (c < 0x20 && c != '\t' && c != '\r' && c != '\n')
+				return 0;
+			if (c == 0x7f)
+				return 0;
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0)
+			len = 2;
+		else if ((c & 0xf0) == 0xe0)
+			len = 3;
+		else if ((c & 0xf8) == 0xf0)
+			len = 4;
+		else
+			return 0;
+		if (i + len > n)
+			return n - i < 4;   /* cut at the limit */
+		for (k = 1; k < len; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+		i += len;
+	}
+	return 1;
+}
+
+static void put_body(struct buf *b, const char *k, const struct st_msg *m, int *first)
+{
+	int f = 1;
+
+	put_key(b, k, first);
+	buf_putc(b, '{');
+	put_u64(b, "bytes", m->body_bytes, &f);
+	if (m->body_stored) {
+		size_t n = m->body_stored;
+
+		if (body_is_text(m->body, n)) {
+			/* drop a UTF-8 sequence cut by the limit */
+			while (n && (m->body[n - 1] & 0xc0) == 0x80)
+				n--;
+			if (n && m->body[n - 1] >= 0xc0)
+				n--;
+			else if (n < m->body_stored)
+				n = m->body_stored;
+			put_str(b, "content", (const char *)m->body, n, &f);
+		} else {
+			put_key(b, "content", &f);
+			buf_putc(b, '"');
+			buf_base64(b, m->body, m->body_stored);
+			buf_putc(b, '"');
+			put_str(b, "encoding", "base64", 6, &f);
+		}
+	}
+	if (m->body_stored < m->body_bytes)
+		put_bool(b, "truncated", 1, &f);
+	buf_putc(b, '}');
+}
+
+static void put_ip(struct buf *b, const char *k, uint8_t family, const uint32_t *a, int *first)
+{
+	char s[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, a, s, sizeof(s)))
+		strcpy(s, "?");
+	put_str(b, k, s, strlen(s), first);
+}
+
+static void put_time(struct buf *b, const char *k, uint64_t ns, int *first)
+{
+	time_t sec = (time_t)(ns / 1000000000ull);
+	struct tm tm;
+	char s[40];
+
+	gmtime_r(&sec, &tm);
+	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
+	put_key(b, k, first);
+	buf_printf(b, "\"%s.%06lluZ\"", s, (unsigned long long)(ns % 1000000000ull / 1000));
+}
+
+static void put_url(struct buf *b, const struct st_record *r, int *first)
+{
+	const char *t = r->target, *end = r->target + r->target_len, *path = t, *q;
+	int f = 1;
+
+	/* absolute-form (proxies): the path starts after scheme://authority */
+	if (r->target_len > 7 && (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0)) {
+		const char *s = memchr(t, ':', r->target_len) + 3;
+
+		path = memchr(s, '/', (size_t)(end - s));
+		if (!path)
+			path = end;
+	}
+	q = memchr(path, '?', (size_t)(end - path));
+	put_key(b, "url", first);
+	buf_putc(b, '{');
+	put_str(b, "original", t, r->target_len, &f);
+	put_str(b, "path", path, (size_t)((q ? q : end) - path), &f);
+	if (q)
+		put_str(b, "query", q + 1, (size_t)(end - q - 1), &f);
+	buf_putc(b, '}');
+}
+
+static void put_replay(struct buf *b, const struct st_record *r, const struct record_json_opts *o,
+		       int *first)
+{
+	const struct st_replay *rp = r->replay;
+	int f = 1;
+
+	put_key(b, "replay", first);
+	buf_putc(b, '{');
+	if (!rp) {
+		put_str(b, "skipped", r->replay_skip, strlen(r->replay_skip), &f);
+		buf_putc(b, '}');
+		return;
+	}
+	if (rp->target)
+		put_str(b, "target", rp->target, strlen(rp->target), &f);
+	if (rp->error) {
+		put_str(b, "error", rp->error, strlen(rp->error), &f);
+	} else {
+		put_u64(b, "status_code", (uint64_t)rp->status_code, &f);
+		put_headers(b, "headers", &rp->resp, o, &f);
+		put_body(b, "body", &rp->resp, &f);
+		put_u64(b, "duration", rp->duration_ns, &f);
+	}
+	buf_putc(b, '}');
+}
+
+static void put_str_array(struct buf *b, const char *k, char *const *v, size_t n, int *first)
+{
+	size_t i;
+
+	put_key(b, k, first);
+	buf_putc(b, '[');
+	for (i = 0; i < n; i++) {
+		if (i)
+			buf_putc(b, ',');
+		buf_json_str(b, v[i], strlen(v[i]));
+	}
+	buf_putc(b, ']');
+}
+
+static void put_diff(struct buf *b, const struct st_diff *d, int *first)
+{
+	int f = 1;
+
+	put_key(b, "diff", first);
+	buf_putc(b, '{');
+	put_bool(b, "match", d->match, &f);
+	put_bool(b, "status", d->status_same, &f);
+	put_str_array(b, "headers", d->headers, d->nheaders, &f);
+	put_bool(b, "body", d->body_same, &f);
+	if (d->body_json)
+		put_bool(b, "body_json", 1, &f);
+	if (d->nbody_paths)
+		put_str_array(b, "body_paths", d->body_paths, d->nbody_paths, &f);
+	if (d->reason)
+		put_str(b, "reason", d->reason, strlen(d->reason), &f);
+	buf_putc(b, '}');
+}
+
+int record_to_json(const struct st_record *r, const struct record_json_opts *o, struct buf *out)
+{
+	uint64_t t0 = r->req.ts_first_ns ? r->req.ts_first_ns : r->resp.ts_first_ns;
+	uint64_t t1 = r->resp.ts_last_ns ? r->resp.ts_last_ns : r->req.ts_last_ns;
+	size_t start_len = out->len;
+	int f = 1, g, h;
+	char ver[8];
+
+	buf_putc(out, '{');
+	put_time(out, "@timestamp", (uint64_t)((int64_t)t0 + r->clock_offset_ns), &f);
+
+	put_key(out, "event", &f);
+	g = 1;
+	buf_putc(out, '{');
+	put_str(out, "id", r->event_id, strlen(r->event_id), &g);
+	put_u64(out, "duration", t1 > t0 ? t1 - t0 : 0, &g);
+	put_str(out, "kind", "event", 5, &g);
+	put_str(out, "dataset", "shadowtap.exchange", 18, &g);
+	buf_putc(out, '}');
+
+	put_key(out, "source", &f);
+	g = 1;
+	buf_putc(out, '{');
+	put_ip(out, "ip", r->family, r->caddr, &g);
+	put_u64(out, "port", r->cport, &g);
+	buf_putc(out, '}');
+	put_key(out, "destination", &f);
+	g = 1;
+	buf_putc(out, '{');
+	put_ip(out, "ip", r->family, r->saddr, &g);
+	put_u64(out, "port", r->sport, &g);
+	buf_putc(out, '}');
+	put_key(out, "network", &f);
+	g = 1;
+	buf_putc(out, '{');
+	put_str(out, "transport", "tcp", 3, &g);
+	put_str(out, "type", r->family == 6 ? "ipv6" : "ipv4", 4, &g);
+	put_u64(out, "connection_id", r->flow_id, &g);
+	put_u64(out, "request_index", r->index, &g);
+	buf_putc(out, '}');
+
+	put_key(out, "http", &f);
+	g = 1;
+	buf_putc(out, '{');
+	if (r->method) {
+		if (r->http_minor < 0)
+			strcpy(ver, "0.9");
+		else
+			snprintf(ver, sizeof(ver), "1.%d", r->http_minor);
+		put_str(out, "version", ver, strlen(ver), &g);
+	}
+	put_key(out, "request", &g);
+	h = 1;
+	buf_putc(out, '{');
+	if (r->method)
+		put_str(out, "method", r->method, r->method_len, &h);
+	put_headers(out, "headers", &r->req, o, &h);
+	put_body(out, "body", &r->req, &h);
+	put_u64(out, "bytes", r->req.wire_bytes, &h);
+	buf_putc(out, '}');
+	if (r->resp.head || r->status_code) {
+		put_key(out, "response", &g);
+		h = 1;
+		buf_putc(out, '{');
+		if (r->status_code)
+			put_u64(out, "status_code", (uint64_t)r->status_code, &h);
+		put_headers(out, "headers", &r->resp, o, &h);
+		put_body(out, "body", &r->resp, &h);
+		put_u64(out, "bytes", r->resp.wire_bytes, &h);
+		buf_putc(out, '}');
+	}
+	buf_putc(out, '}');
+
+	if (r->target)
+		put_url(out, r, &f);
+	if (r->replay || r->replay_skip)
+		put_replay(out, r, o, &f);
+	if (r->diff)
+		put_diff(out, r->diff, &f);
+
+	put_key(out, "capture", &f);
+	g = 1;
+	buf_putc(out, '{');
+	put_bool(out, "complete", r->req.complete && r->resp.complete, &g);
+	put_bool(out, "incomplete", !!(r->cap_flags & ST_CAP_INCOMPLETE), &g);
+	put_bool(out, "gap", !!(r->cap_flags & ST_CAP_GAP), &g);
+	if (r->gap_bytes)
+		put_u64(out, "gap_bytes", r->gap_bytes, &g);
+	put_bool(out, "truncated", !!(r->cap_flags & ST_CAP_TRUNCATED), &g);
+	if (r->cap_flags & ST_CAP_MALFORMED)
+		put_str(out, "malformed", r->malformed ? r->malformed : "malformed",
+			strlen(r->malformed ? r->malformed : "malformed"), &g);
+	if (r->cap_flags & ST_CAP_NO_RESPONSE)
+		put_bool(out, "no_response", 1, &g);
+	if (r->cap_flags & ST_CAP_MID_STREAM)
+		put_bool(out, "mid_stream", 1, &g);
+	if (r->cap_flags & ST_CAP_UPGRADED)
+		put_bool(out, "upgraded", 1, &g);
+	if (r->cap_flags & ST_CAP_REPLAY_TRUNC)
+		put_bool(out, "replay_truncated", 1, &g);
+	buf_putc(out, '}');
+	buf_putc(out, '}');
+
+	/* every buf_* call above fails only on ENOMEM; check once */
+	if (!out->data || out->len <= start_len || out->data[out->len - 1] != '}')
+		return -ENOMEM;
+	return 0;
+}

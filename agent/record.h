@@ -1,0 +1,120 @@
+/* One HTTP exchange as stored: the request, serverA's response, serverB's response
+ * (replay) and their comparison (diff), plus capture-quality flags, and its JSON
+ * encoding (DESIGN.md's schema). Owns: every byte it points to (heap copies). */
+#ifndef ST_RECORD_H
+#define ST_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "http1.h"
+
+#define ST_MAX_HEADERS 100
+
+/* capture.* flags */
+enum {
+	ST_CAP_INCOMPLETE   = 1u << 0,  /* request or response not seen whole */
+	ST_CAP_GAP          = 1u << 1,  /* bytes missing inside the exchange */
+	ST_CAP_TRUNCATED    = 1u << 2,  /* a body stored only up to the body limit */
+	ST_CAP_MALFORMED    = 1u << 3,  /* a message did not parse; see malformed */
+	ST_CAP_NO_RESPONSE  = 1u << 4,  /* the connection ended before serverA answered */
+	ST_CAP_MID_STREAM   = 1u << 5,  /* connection picked up without its SYN */
+	ST_CAP_UPGRADED     = 1u << 6,  /* protocol switch (101/CONNECT); parsing stopped */
+	ST_CAP_REPLAY_TRUNC = 1u << 7,  /* raw request longer than the replay buffer */
+};
+
+/* One HTTP message as captured (or as received from serverB). */
+struct st_msg {
+	char *head;              /* raw head bytes (start line + header lines), heap */
+	size_t head_len;
+	struct http1_header hdrs[ST_MAX_HEADERS];   /* pointers into head */
+	size_t nhdrs;
+	uint8_t *body;           /* decoded body (de-chunked), first body_limit bytes, heap */
+	size_t body_stored;
+	size_t body_cap;
+	uint64_t body_bytes;     /* full decoded body length */
+	uint64_t wire_bytes;     /* head + body as on the wire */
+	uint64_t ts_first_ns;    /* capture clock of the first and last byte */
+	uint64_t ts_last_ns;
+	bool complete;
+	bool chunked;
+};
+
+struct st_replay {
+	char *target;            /* replay URL (heap) */
+	int status_code;         /* 0 if none */
+	struct st_msg resp;
+	uint64_t duration_ns;    /* request sent -> last response byte */
+	char *error;             /* heap; NULL on success: "timeout", "connection refused", ... */
+};
+
+struct st_diff {
+	bool status_same;
+	bool body_same;
+	bool match;
+	char **headers;          /* names whose values differ (heap strings) */
+	size_t nheaders;
+	char **body_paths;       /* JSON paths that differ, up to a limit */
+	size_t nbody_paths;
+	bool body_json;          /* both bodies parsed as JSON and were compared structurally */
+	char *reason;            /* optional short explanation (heap) */
+};
+
+struct st_record {
+	/* identity */
+	char event_id[33];       /* 32 hex chars: hash(flow_id, index) */
+	uint64_t flow_id;
+	uint32_t index;          /* request position in its connection, from 0 */
+	uint8_t family;
+	uint32_t caddr[4], saddr[4];
+	uint16_t cport, sport;
+	int64_t clock_offset_ns; /* add to capture clock for wall clock (ns since epoch) */
+
+	/* request line, pointing into req.head */
+	const char *method;
+	size_t method_len;
+	const char *target;
+	size_t target_len;
+	int http_minor;          /* 0/1, or -1 for HTTP/0.9 */
+
+	struct st_msg req;
+	struct st_msg resp;      /* serverA's response */
+	int status_code;         /* serverA's status, 0 if none */
+
+	/* exact request bytes as captured (head + body with its framing), for replay */
+	uint8_t *raw;
+	size_t raw_len;
+
+	uint32_t cap_flags;      /* ST_CAP_* */
+	const char *malformed;   /* static string: why, when ST_CAP_MALFORMED */
+	uint64_t gap_bytes;
+
+	/* replay stage fills these; NULL when not replayed */
+	struct st_replay *replay;
+	struct st_diff *diff;
+	const char *replay_skip; /* static string when deliberately not replayed: "filtered", "sampled out" */
+};
+
+struct st_record *record_new(void);
+void record_free(struct st_record *r);            /* accepts NULL */
+void record_msg_free(struct st_msg *m);           /* frees heap parts, keeps struct */
+void record_replay_free(struct st_replay *rp);    /* accepts NULL */
+void record_diff_free(struct st_diff *d);         /* accepts NULL */
+
+/* Append decoded body bytes, keeping at most limit. */
+int record_msg_body_append(struct st_msg *m, const char *data, size_t len, size_t limit);
+/* Copy a parsed head into m->head and repoint hdrs into the copy. */
+int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
+			const struct http1_header *hdrs, size_t nhdrs);
+
+struct record_json_opts {
+	const char *const *redact;   /* lower-case header names to redact, NULL-terminated */
+	size_t body_limit;           /* content is already cut to this; informational */
+};
+
+/* Append the record as one JSON object (no newline). */
+int record_to_json(const struct st_record *r, const struct record_json_opts *o, struct buf *out);
+
+#endif

@@ -1,0 +1,63 @@
+/* Replay engine: its own thread running an epoll loop over keep-alive connection
+ * pools to each serverB target. Sends each captured request byte for byte (plus the
+ * rewrites asked for), parses the answer, fills record->replay and record->diff,
+ * and hands the record on. Owns: the queue, connections, in-flight requests. */
+#ifndef ST_REPLAY_H
+#define ST_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "record.h"
+
+#define REPLAY_MAX_TARGETS 8
+#define REPLAY_MAX_HEADERS 16
+#define REPLAY_MAX_FILTERS 16
+
+struct replay_cfg {
+	const char *targets[REPLAY_MAX_TARGETS];   /* "http://host:port[/prefix]" */
+	int ntargets;
+	int connections;                 /* per target, default 16 */
+	int connect_timeout_ms;          /* default 1000 */
+	int response_timeout_ms;         /* default 5000 */
+	size_t queue_cap;                /* records waiting, default 65536 */
+	size_t max_inflight_bytes;       /* request bytes queued + in flight, default 256 MiB */
+	double rate;                     /* requests/s, 0 = unlimited */
+	double sample_pct;               /* 0..100, default 100; per client connection */
+	const char *host;                /* --replay-host: rewrite Host */
+	const char *headers[REPLAY_MAX_HEADERS];   /* "Name: value" set or replace */
+	int nheaders;
+	const char *allow_url[REPLAY_MAX_FILTERS]; /* POSIX extended regexes on the request-target */
+	int nallow_url;
+	const char *deny_url[REPLAY_MAX_FILTERS];
+	int ndeny_url;
+	const char *allow_method[REPLAY_MAX_FILTERS];
+	int nallow_method;
+	size_t body_limit;               /* stored body bytes of serverB's response */
+	/* diff */
+	const char *diff_ignore[64];     /* header names never compared; NULL = built-in default list */
+	int ndiff_ignore;
+	int diff_max_paths;              /* default 20 */
+};
+
+struct replay;
+
+/* done(ctx, rec) is called from the replay thread (or from replay_submit's caller
+ * when the record is refused) exactly once per submitted record. */
+typedef void (*replay_done_cb)(void *ctx, struct st_record *rec);
+
+void replay_cfg_default(struct replay_cfg *cfg);
+/* Validate cfg (URLs, regexes) and start the thread. 0 or negative errno, message printed. */
+int replay_start(struct replay **out, const struct replay_cfg *cfg, replay_done_cb done, void *ctx);
+/* Takes ownership. Never blocks: a full queue marks replay.error "dropped: queue full"
+ * and calls done at once. */
+void replay_submit(struct replay *rp, struct st_record *rec);
+/* Stop accepting, finish or time out what is queued and in flight, join. Does not
+ * free (counters stay readable for the exit summary). Accepts NULL. */
+void replay_stop(struct replay *rp);
+void replay_free(struct replay *rp);   /* after replay_stop; accepts NULL */
+/* One line per counter group, for the exit summary and --stats. */
+void replay_print_stats(struct replay *rp, FILE *f);
+
+#endif

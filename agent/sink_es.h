@@ -1,0 +1,45 @@
+/* Elasticsearch/OpenSearch bulk forwarder: its own thread running a libcurl multi
+ * loop, with an on-disk spool (spool.c) while the cluster is unreachable, slow or
+ * rejecting. Owns: batches, the spool, the dead-letter file. */
+#ifndef ST_SINK_ES_H
+#define ST_SINK_ES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct es_cfg {
+	const char *url;             /* base URL, e.g. http://127.0.0.1:9200 */
+	const char *index_prefix;    /* default "shadowtap" */
+	size_t batch_bytes;          /* default 5 MiB */
+	int batch_ms;                /* default 1000 */
+	const char *spool_dir;       /* default /var/lib/shadowtap/spool (or ./spool when not root) */
+	uint64_t spool_max_bytes;    /* default 1 GiB */
+	const char *fsync_policy;    /* "always" | "batch" | "never", default "batch" */
+	const char *dead_letter;     /* default <spool_dir>/dead-letter.ndjson */
+	const char *ca_file;         /* --es-ca */
+	int insecure;                /* --es-insecure */
+	int gzip;                    /* default 1 */
+	size_t mem_queue_bytes;      /* records held in memory before spooling, default 64 MiB */
+	/* credentials come from the environment or files, never argv:
+	 * ES_USERNAME/ES_PASSWORD, ES_API_KEY, or *_FILE variants */
+};
+
+struct es_sink;
+
+void es_cfg_default(struct es_cfg *cfg);
+/* The URL from ELASTICSEARCH_URL (bare host or full URL) and ES_PORT, as in the
+ * GoReplay demo. 0 with out filled, 0 with out[0] == '\0' when unset, or -EINVAL. */
+int es_url_from_env(char *out, size_t n);
+/* Start the forwarder thread (probes GET /, installs templates asynchronously;
+ * an unreachable cluster is not an error: records spool). 0 or negative errno. */
+int es_sink_start(struct es_sink **out, const struct es_cfg *cfg);
+/* Copy one JSON document. Never blocks on the network. */
+void es_sink_submit(struct es_sink *s, const char *event_id, uint64_t ts_ns, const char *json, size_t len);
+/* Flush: deliver what can be delivered within timeout_ms, spool the rest, join.
+ * Does not free (counters stay readable for the exit summary). Accepts NULL. */
+void es_sink_stop(struct es_sink *s, int timeout_ms);
+void es_sink_free(struct es_sink *s);   /* after es_sink_stop; accepts NULL */
+void es_sink_print_stats(struct es_sink *s, FILE *f);
+
+#endif

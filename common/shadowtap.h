@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The kernel <-> user contract: the ring-buffer event, the per-CPU statistics and
+ * the load-time configuration. Included by bpf/capture.bpf.c and the agent sources. */
+#ifndef SHADOWTAP_COMMON_H
+#define SHADOWTAP_COMMON_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define ST_MAX_PORTS 16
+
+/* Largest payload slice one event carries. A GSO/GRO segment (up to ~64 KiB on lo
+ * and veth) is split into ceil(len / ST_CHUNK_MAX) events; smaller slices use
+ * smaller size classes so a 200-byte GET costs ~300 bytes of ring, not 4 KiB. */
+#define ST_CHUNK_MAX 4096
+#define ST_CHUNK_MID 1024
+#define ST_CHUNK_MIN 256
+/* Largest payload the program walks (a bounded loop for the verifier). Bytes past
+ * this in one skb are counted in bytes_too_large. */
+#define ST_SEG_MAX (ST_CHUNK_MAX * 17)
+
+enum st_dir {
+	ST_DIR_TO_SERVER = 0,   /* client -> server (requests) */
+	ST_DIR_FROM_SERVER = 1, /* server -> client (responses) */
+};
+
+/* TCP flag bits as in the TCP header byte 13 */
+#define ST_TCP_FIN 0x01
+#define ST_TCP_SYN 0x02
+#define ST_TCP_RST 0x04
+#define ST_TCP_PSH 0x08
+#define ST_TCP_ACK 0x10
+
+/* One slice of one TCP segment. Addresses are in network byte order; IPv4 uses
+ * the first word of saddr/daddr. Ports are in host byte order. Segments without
+ * payload are sent only when they carry SYN, FIN or RST (seg_len == 0). */
+struct st_event {
+	__u64 ts_ns;      /* bpf_ktime_get_ns() when the program ran */
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u16 sport;
+	__u16 dport;
+	__u32 seq;        /* sequence number of the segment's first payload byte */
+	__u32 ack;
+	__u32 seg_len;    /* payload length of the whole segment */
+	__u32 off;        /* offset of data[0] within the segment's payload */
+	__u32 ifindex;
+	__u16 data_len;   /* payload bytes in data[] */
+	__u8 family;      /* 4 or 6 */
+	__u8 tcp_flags;
+	__u8 dir;         /* enum st_dir */
+	__u8 pad[3];
+	__u8 data[];
+};
+
+/* Per-CPU statistics, one element of a BTF-typed PERCPU_ARRAY. Sum over CPUs. */
+struct st_stats {
+	__u64 packets;            /* packets the filter ran on */
+	__u64 dup_skipped;        /* second copy of a packet on lo (outgoing side) */
+	__u64 not_tcp;            /* not IPv4/IPv6 TCP, or a non-first IP fragment */
+	__u64 port_mismatch;      /* TCP, but no watched port */
+	__u64 matched;            /* TCP segments on a watched port */
+	__u64 control_events;     /* SYN/FIN/RST events without payload */
+	__u64 payload_segments;   /* matched segments carrying payload */
+	__u64 events;             /* events submitted to the ring */
+	__u64 bytes_captured;     /* payload bytes submitted */
+	__u64 ringbuf_full;       /* events lost because the ring was full */
+	__u64 bytes_lost_ringbuf; /* payload bytes in those events */
+	__u64 bytes_too_large;    /* payload bytes past ST_SEG_MAX in one segment */
+	__u64 load_errors;        /* bpf_skb_load_bytes failures (event dropped) */
+	__u64 bytes_lost_load;
+	__u64 wakeups;            /* forced consumer wake-ups */
+};
+
+/* Values for .rodata (const volatile in the program). */
+struct st_bpf_cfg {
+	__u16 ports[ST_MAX_PORTS];
+	__u32 nports;
+	__u32 lo_ifindex;      /* on this ifindex, skip PACKET_OUTGOING copies */
+	__u64 wakeup_bytes;    /* force a wake-up when this much data is pending */
+};
+
+#endif
