@@ -3,6 +3,7 @@
 # the main job. V=1 for verbose commands, SAN=1 for an ASan/UBSan agent build.
 .DELETE_ON_ERROR:
 .SUFFIXES:
+.SECONDARY:
 
 OUT       ?= build
 CC        ?= cc

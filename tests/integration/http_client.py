@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Send exactly N HTTP/1.1 requests over keep-alive connections (some pipelined),
+with a mix of GETs, HEADs, Content-Length POSTs (0 B, 1 KiB, 1 MiB) and chunked
+POSTs, and write a manifest line per request: what was sent and what came back.
+The manifest is what the record checker compares shadowtap's records against."""
+import argparse
+import json
+import socket
+import sys
+import threading
+
+
+def build(conn, i):
+    tgt = "/r/%d/%d?k=%d" % (conn, i, i * 7)
+    method, body, chunked, extra = "GET", b"", None, ""
+    m = i % 20
+    if i % 1000 == 7:
+        method, body = "POST", bytes((j * 31 + i) & 0xFF for j in range(1 << 20))
+    elif m == 0:
+        method, body = "POST", (b"abcdefgh" * 128)
+    elif m == 1:
+        method, body = "POST", b""
+    elif m == 2:
+        method = "POST"
+        chunked = [b"x" * 1000, b"y" * 700, b"z" * 300]
+        body = b"".join(chunked)
+    elif m == 3:
+        tgt = "/static/text.txt?c=%d&i=%d" % (conn, i)
+        extra = "Accept-Encoding: gzip\r\n"
+    elif m == 4:
+        method = "HEAD"
+    elif m == 5:
+        tgt = "/static/big.bin?c=%d&i=%d" % (conn, i)
+    head = "%s %s HTTP/1.1\r\nHost: serverA\r\nUser-Agent: st-test\r\nX-St-Id: %d-%d\r\n%s" % (
+        method, tgt, conn, i, extra)
+    if chunked is not None:
+        head += "Transfer-Encoding: chunked\r\n\r\n"
+        wire = head.encode()
+        for c in chunked:
+            wire += b"%x\r\n" % len(c) + c + b"\r\n"
+        wire += b"0\r\nX-Trailer: t\r\n\r\n" if i % 40 == 2 else b"0\r\n\r\n"
+    else:
+        if method == "POST":
+            head += "Content-Length: %d\r\n" % len(body)
+        wire = (head + "\r\n").encode() + body
+    return {"conn": conn, "i": i, "method": method, "target": tgt, "req_body": len(body)}, wire
+
+
+class Reader:
+    def __init__(self, sock):
+        self.s, self.buf = sock, b""
+
+    def fill(self):
+        d = self.s.recv(262144)
+        if not d:
+            raise EOFError("connection closed")
+        self.buf += d
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self.fill()
+        l, self.buf = self.buf.split(b"\r\n", 1)
+        return l
+
+    def take(self, n):
+        while len(self.buf) < n:
+            self.fill()
+        d, self.buf = self.buf[:n], self.buf[n:]
+        return d
+
+    def response(self, head_only):
+        status = int(self.line().split()[1])
+        hdrs = {}
+        while True:
+            l = self.line()
+            if not l:
+                break
+            k, v = l.split(b":", 1)
+            hdrs[k.strip().lower()] = v.strip()
+        n = 0
+        if head_only or status in (204, 304) or status < 200:
+            pass
+        elif hdrs.get(b"transfer-encoding", b"").lower() == b"chunked":
+            while True:
+                size = int(self.line().split(b";")[0], 16)
+                if size == 0:
+                    while self.line():
+                        pass
+                    break
+                n += len(self.take(size))
+                self.take(2)
+        else:
+            n = len(self.take(int(hdrs.get(b"content-length", b"0"))))
+        return status, n
+
+
+def run_conn(args, conn, ids, out, lock, errors):
+    depth = args.depth if conn < args.pipelined else 1
+    window = threading.Semaphore(depth)
+    s = socket.create_connection((args.host, args.port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sent = []
+    rd = Reader(s)
+    results = []
+
+    def reader():
+        try:
+            for k in range(len(ids)):
+                while len(sent) <= k:
+                    threading.Event().wait(0.0005)
+                rec = sent[k]
+                st, n = rd.response(rec["method"] == "HEAD")
+                rec["status"], rec["resp_body"] = st, n
+                results.append(rec)
+                window.release()
+        except Exception as e:  # noqa: BLE001 - reported and counted
+            errors.append("conn %d: %r" % (conn, e))
+            for _ in range(depth):
+                window.release()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for i in ids:
+        window.acquire()
+        if errors:
+            break
+        rec, wire = build(conn, i)
+        sent.append(rec)
+        s.sendall(wire)
+    t.join()
+    s.close()
+    with lock:
+        for r in results:
+            out.write(json.dumps(r) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=80)
+    ap.add_argument("-n", type=int, default=10000)
+    ap.add_argument("-c", "--connections", type=int, default=8)
+    ap.add_argument("--pipelined", type=int, default=4, help="connections that pipeline")
+    ap.add_argument("--depth", type=int, default=8)
+    ap.add_argument("--manifest", required=True)
+    args = ap.parse_args()
+    lock, errors, threads = threading.Lock(), [], []
+    with open(args.manifest, "w") as out:
+        for c in range(args.connections):
+            ids = list(range(c, args.n, args.connections))
+            th = threading.Thread(target=run_conn, args=(args, c, ids, out, lock, errors))
+            th.start()
+            threads.append(th)
+        for th in threads:
+            th.join()
+    if errors:
+        print("client errors:", errors[:5], file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+/* Pairing and record building over in-order streams (no reassembly): keep-alive,
+ * pipelining, bodiless responses, 100-continue, close-delimited and HTTP/0.9
+ * answers, upgrades, malformed messages, gaps, and the JSON encoding. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "exchange.h"
+#include "record.h"
+
+#define MAXREC 64
+
+struct sink {
+	struct st_record *r[MAXREC];
+	int n;
+};
+
+static void collect(void *ctx, struct st_record *r)
+{
+	struct sink *s = ctx;
+
+	assert_true(s->n < MAXREC);
+	s->r[s->n++] = r;
+}
+
+struct fixture {
+	struct sink sink;
+	struct exchange *x;
+	struct reasm_flow f;
+};
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct exchange_cfg cfg;
+
+	exchange_cfg_default(&cfg);
+	cfg.keep_raw = 1;
+	cfg.body_limit = 16;
+	fx->x = exchange_new(&cfg, collect, &fx->sink);
+	fx->f.key.family = 4;
+	fx->f.key.cport = 40000;
+	fx->f.key.sport = 80;
+	fx->f.flow_id = 1234;
+	assert_int_equal(exchange_reasm_ops.open(fx->x, &fx->f), 0);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+	int i;
+
+	if (fx->f.user)
+		exchange_reasm_ops.close(fx->x, &fx->f, REASM_CLOSE_SHUTDOWN);
+	for (i = 0; i < fx->sink.n; i++)
+		record_free(fx->sink.r[i]);
+	exchange_free(fx->x);
+	free(fx);
+	return 0;
+}
+
+static uint64_t clk = 1000;
+
+static void send_dir(struct fixture *fx, int dir, const char *s)
+{
+	exchange_reasm_ops.data(fx->x, &fx->f, dir, (const uint8_t *)s, strlen(s), clk += 1000);
+}
+
+/* the same bytes, one at a time: the parser must not care how data is cut */
+static void send_bytewise(struct fixture *fx, int dir, const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		exchange_reasm_ops.data(fx->x, &fx->f, dir, (const uint8_t *)s + i, 1, clk += 10);
+}
+
+static void close_flow(struct fixture *fx)
+{
+	exchange_reasm_ops.close(fx->x, &fx->f, REASM_CLOSE_FIN);
+}
+
+static int str_eq(const char *p, size_t n, const char *s)
+{
+	return strlen(s) == n && memcmp(p, s, n) == 0;
+}
+
+static void test_keepalive_pipelined(void **state)
+{
+	struct fixture *fx = *state;
+	const char *reqs = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+			   "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+			   "HEAD /c HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	send_dir(fx, REASM_C2S, reqs);
+	assert_int_equal(fx->sink.n, 0);
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+				"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+				"4\r\nwxyz\r\n0\r\nX-T: 1\r\n\r\n"
+				"HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n");
+	assert_int_equal(fx->sink.n, 3);
+	assert_true(str_eq(fx->sink.r[0]->target, fx->sink.r[0]->target_len, "/a"));
+	assert_int_equal(fx->sink.r[0]->status_code, 200);
+	assert_int_equal(fx->sink.r[0]->resp.body_bytes, 3);
+	assert_true(str_eq(fx->sink.r[1]->method, fx->sink.r[1]->method_len, "POST"));
+	assert_int_equal(fx->sink.r[1]->req.body_bytes, 5);
+	assert_int_equal(fx->sink.r[1]->status_code, 201);
+	assert_int_equal(fx->sink.r[1]->resp.body_bytes, 4);
+	assert_memory_equal(fx->sink.r[1]->resp.body, "wxyz", 4);
+	/* HEAD: Content-Length describes a body that is not sent */
+	assert_int_equal(fx->sink.r[2]->resp.body_bytes, 0);
+	assert_true(fx->sink.r[2]->req.complete && fx->sink.r[2]->resp.complete);
+	/* raw request bytes kept for replay, exactly as on the wire */
+	assert_int_equal(fx->sink.r[1]->raw_len, strlen("POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"));
+	assert_memory_equal(fx->sink.r[1]->raw, "POST /b", 7);
+	/* distinct, deterministic ids */
+	assert_string_not_equal(fx->sink.r[0]->event_id, fx->sink.r[1]->event_id);
+	assert_int_equal(fx->sink.r[2]->index, 2);
+}
+
+static void test_bytewise_chunked_request(void **state)
+{
+	struct fixture *fx = *state;
+	const char *req = "POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+			  "3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: x\r\n\r\n";
+
+	send_bytewise(fx, REASM_C2S, req);
+	send_bytewise(fx, REASM_S2C, "HTTP/1.1 204 No Content\r\n\r\n");
+	assert_int_equal(fx->sink.n, 1);
+	assert_int_equal(fx->sink.r[0]->req.body_bytes, 19);
+	assert_int_equal(fx->sink.r[0]->raw_len, strlen(req));
+	assert_memory_equal(fx->sink.r[0]->raw, req, strlen(req));
+	assert_int_equal(fx->sink.r[0]->status_code, 204);
+	/* body_limit is 16: stored prefix, full length counted, flagged truncated */
+	assert_int_equal(fx->sink.r[0]->req.body_stored, 16);
+	assert_true(fx->sink.r[0]->cap_flags & ST_CAP_TRUNCATED);
+}
+
+static void test_expect_100_continue(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "PUT /f HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 100 Continue\r\n\r\n");
+	send_dir(fx, REASM_C2S, "data");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	assert_int_equal(fx->sink.n, 1);
+	assert_int_equal(fx->sink.r[0]->status_code, 200);
+	assert_int_equal(fx->sink.r[0]->req.body_bytes, 4);
+}
+
+static void test_close_delimited_and_304(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "GET /x HTTP/1.1\r\n\r\nGET /y HTTP/1.0\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n"
+				"HTTP/1.0 200 OK\r\n\r\nbody until close");
+	assert_int_equal(fx->sink.n, 1);
+	exchange_reasm_ops.eof(fx->x, &fx->f, REASM_S2C);
+	close_flow(fx);
+	assert_int_equal(fx->sink.n, 2);
+	assert_int_equal(fx->sink.r[0]->status_code, 304);
+	assert_int_equal(fx->sink.r[1]->resp.body_bytes, 16);
+	assert_true(fx->sink.r[1]->resp.complete);
+	assert_int_equal(fx->sink.r[1]->http_minor, 0);
+}
+
+static void test_http09(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "GET /old\r\n");
+	send_dir(fx, REASM_S2C, "<html>raw</html>");
+	exchange_reasm_ops.eof(fx->x, &fx->f, REASM_S2C);
+	close_flow(fx);
+	assert_int_equal(fx->sink.n, 1);
+	assert_int_equal(fx->sink.r[0]->http_minor, -1);
+	assert_int_equal(fx->sink.r[0]->resp.body_bytes, 16);
+}
+
+static void test_upgrade_tunnel(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+				"\x81\x05hello-not-http");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi");
+	send_dir(fx, REASM_C2S, "GET /not-a-request HTTP/1.1\r\n\r\n");
+	close_flow(fx);
+	assert_int_equal(fx->sink.n, 1);
+	assert_int_equal(fx->sink.r[0]->status_code, 101);
+	assert_true(fx->sink.r[0]->cap_flags & ST_CAP_UPGRADED);
+	assert_false(fx->sink.r[0]->cap_flags & ST_CAP_MALFORMED);
+}
+
+static void test_upgrade_refused_resumes(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "GET /ws HTTP/1.1\r\nUpgrade: h2c\r\n\r\nGET /next HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+				"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz");
+	assert_int_equal(fx->sink.n, 2);
+	assert_true(str_eq(fx->sink.r[1]->target, fx->sink.r[1]->target_len, "/next"));
+	assert_int_equal(fx->sink.r[1]->resp.body_bytes, 1);
+}
+
+static void test_malformed_then_resync(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "G@T /bad HTTP/1.1\r\n\r\nGET /good HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+				"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close_flow(fx);
+	assert_int_equal(fx->sink.n, 2);
+	assert_true(fx->sink.r[0]->cap_flags & ST_CAP_MALFORMED);
+	assert_int_equal(fx->sink.r[0]->status_code, 400);
+	assert_true(str_eq(fx->sink.r[1]->target, fx->sink.r[1]->target_len, "/good"));
+	assert_int_equal(fx->sink.r[1]->status_code, 200);
+}
+
+static void test_smuggling_shape_flagged(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "POST /s HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+				"0\r\n\r\nGET /after HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+	close_flow(fx);
+	assert_true(fx->sink.n >= 1);
+	assert_true(fx->sink.r[0]->cap_flags & ST_CAP_MALFORMED);
+	assert_null(fx->sink.r[0]->raw);   /* never replayed as if it were clean */
+}
+
+static void test_gap_in_length_body(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "GET /g HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab");
+	exchange_reasm_ops.gap(fx->x, &fx->f, REASM_S2C, 6);
+	send_dir(fx, REASM_S2C, "yzHTTP/1.1 200 OK\r\n");
+	send_dir(fx, REASM_C2S, "GET /h HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "Content-Length: 0\r\n\r\n");
+	assert_int_equal(fx->sink.n, 2);
+	assert_true(fx->sink.r[0]->cap_flags & ST_CAP_GAP);
+	assert_int_equal(fx->sink.r[0]->gap_bytes, 6);
+	assert_int_equal(fx->sink.r[0]->resp.body_bytes, 10);
+	assert_true(str_eq(fx->sink.r[1]->target, fx->sink.r[1]->target_len, "/h"));
+	assert_false(fx->sink.r[1]->cap_flags & ST_CAP_GAP);
+}
+
+static void test_gap_in_head_resyncs(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "GET /1 HTTP/1.1\r\nHo");
+	exchange_reasm_ops.gap(fx->x, &fx->f, REASM_C2S, 100);
+	send_dir(fx, REASM_C2S, "junk\r\nmore junk\r\nGET /2 HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close_flow(fx);
+	assert_int_equal(fx->sink.n, 1);
+	assert_true(str_eq(fx->sink.r[0]->target, fx->sink.r[0]->target_len, "/2"));
+}
+
+static void test_no_response(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "GET /lonely HTTP/1.1\r\n\r\n");
+	close_flow(fx);
+	assert_int_equal(fx->sink.n, 1);
+	assert_true(fx->sink.r[0]->cap_flags & ST_CAP_NO_RESPONSE);
+	assert_true(fx->sink.r[0]->cap_flags & ST_CAP_INCOMPLETE);
+}
+
+static void test_json_encoding(void **state)
+{
+	struct fixture *fx = *state;
+	const char *redact[] = { "authorization", "cookie", NULL };
+	struct record_json_opts o = { .redact = redact };
+	struct buf b = { 0 };
+
+	send_dir(fx, REASM_C2S, "GET /p/q?x=1&y=\"2\" HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n"
+				"Cookie: a=1\r\nX-Multi: a\r\nx-multi: b\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n\x01\x02\x03\xff");
+	assert_int_equal(fx->sink.n, 1);
+	assert_int_equal(record_to_json(fx->sink.r[0], &o, &b), 0);
+	assert_null(strstr(b.data, "s3cret"));
+	assert_null(strstr(b.data, "a=1"));
+	assert_non_null(strstr(b.data, "\"authorization\":\"[REDACTED]\""));
+	assert_non_null(strstr(b.data, "\"x-multi\":\"a, b\""));
+	assert_non_null(strstr(b.data, "\"path\":\"/p/q\""));
+	assert_non_null(strstr(b.data, "\"query\":\"x=1&y=\\\"2\\\"\""));
+	assert_non_null(strstr(b.data, "\"content\":\"AQID/w==\",\"encoding\":\"base64\""));
+	assert_non_null(strstr(b.data, "\"status_code\":200"));
+	assert_non_null(strstr(b.data, "\"complete\":true"));
+	buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_keepalive_pipelined, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bytewise_chunked_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expect_100_continue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_delimited_and_304, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http09, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_tunnel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_refused_resumes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_then_resync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smuggling_shape_flagged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gap_in_length_body, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gap_in_head_resyncs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_response, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_encoding, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("exchange", tests, NULL, NULL);
+}
