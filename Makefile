@@ -111,6 +111,12 @@ demo:
 setup:
 	$(Q)scripts/setup.sh
 
+bench:
+	$(Q)deploy/bench/run.sh --full
+
+bench-quick:
+	$(Q)deploy/bench/run.sh --quick
+
 install: $(OUT)/shadowtap
 	install -D -m 0755 $(OUT)/shadowtap $(DESTDIR)$(PREFIX)/bin/shadowtap
 	install -D -m 0644 deploy/systemd/shadowtap.service $(DESTDIR)$(PREFIX)/lib/systemd/system/shadowtap.service

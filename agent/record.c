@@ -386,7 +386,7 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	uint64_t t1 = r->resp.ts_last_ns ? r->resp.ts_last_ns : r->req.ts_last_ns;
 	size_t start_len = out->len;
 	int f = 1, g, h;
-	char ver[8];
+	char ver[16];
 
 	buf_putc(out, '{');
 	put_time(out, "@timestamp", (uint64_t)((int64_t)t0 + r->clock_offset_ns), &f);

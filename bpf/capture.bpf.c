@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Socket filter for an AF_PACKET SOCK_DGRAM socket (ETH_P_ALL): skb data starts at the
+ * network header in both directions. Copies TCP payload on the watched ports into the
+ * ring buffer and always returns 0, so the tap socket queues nothing and the traffic
+ * itself is never touched. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "shadowtap.h"
+
+#define ST_ETH_P_IP	0x0800
+#define ST_ETH_P_IPV6	0x86DD
+#define ST_PACKET_OUTGOING 4
+
+#define ST_NH_HOP	0
+#define ST_NH_TCP	6
+#define ST_NH_ROUTING	43
+#define ST_NH_FRAGMENT	44
+#define ST_NH_DEST	60
+/* Extension headers walked before giving up (counted as not_tcp). */
+#define ST_IPV6_MAX_EXT	6
+
+#define ST_FULL_SLICES	(ST_SEG_MAX / ST_CHUNK_MAX)
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile struct st_bpf_cfg st_cfg = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct st_stats);
+} stats SEC(".maps");
+
+/* Where the TCP header and payload are, filled by the IP parsers. */
+struct st_l3 {
+	__u32 l4_off;
+	__u32 end;	/* end of the IP datagram (excludes link-layer padding) */
+};
+
+static __always_inline int st_port_watched(__u16 port)
+{
+	int i;
+
+	for (i = 0; i < ST_MAX_PORTS; i++) {
+		if (i >= st_cfg.nports)
+			break;
+		if (st_cfg.ports[i] == port)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline int st_parse_ipv4(struct __sk_buff *skb, struct st_event *hdr,
+					 struct st_l3 *l3)
+{
+	struct iphdr ip;
+	__u32 ihl, tot;
+
+	if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0)
+		return -1;
+	if (ip.version != 4 || ip.protocol != ST_NH_TCP)
+		return -1;
+	/* a non-first fragment has no TCP header; a first one is parsed as is */
+	if (bpf_ntohs(ip.frag_off) & 0x1fff)
+		return -1;
+	ihl = ip.ihl * 4;
+	if (ihl < sizeof(ip))
+		return -1;
+	tot = bpf_ntohs(ip.tot_len);
+	/* tot_len 0 is BIG TCP (GSO > 64 KiB): the skb length is the truth then */
+	if (tot == 0 || tot > skb->len)
+		tot = skb->len;
+	if (tot < ihl)
+		return -1;
+	hdr->family = 4;
+	hdr->saddr[0] = ip.saddr;
+	hdr->daddr[0] = ip.daddr;
+	l3->l4_off = ihl;
+	l3->end = tot;
+	return 0;
+}
+
+static __always_inline int st_parse_ipv6(struct __sk_buff *skb, struct st_event *hdr,
+					 struct st_l3 *l3)
+{
+	struct ipv6hdr ip6;
+	__u32 off = sizeof(ip6), end;
+	__u8 nh, ext[2];
+	__u16 frag;
+	int i;
+
+	if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0)
+		return -1;
+	if (ip6.version != 6)
+		return -1;
+	end = bpf_ntohs(ip6.payload_len);
+	/* payload_len 0 is a jumbogram / BIG TCP: fall back to the skb length */
+	end = end ? end + sizeof(ip6) : skb->len;
+	if (end > skb->len)
+		end = skb->len;
+	nh = ip6.nexthdr;
+	/* hop-by-hop, routing, destination options and fragment headers all have the
+	 * same length rule ((hdrlen + 1) * 8; the fragment header's field is reserved,
+	 * zero), which keeps the walk a single path for the verifier */
+	for (i = 0; i < ST_IPV6_MAX_EXT; i++) {
+		if (nh == ST_NH_TCP)
+			break;
+		if (nh != ST_NH_HOP && nh != ST_NH_ROUTING && nh != ST_NH_DEST &&
+		    nh != ST_NH_FRAGMENT)
+			return -1;
+		if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+			return -1;
+		if (nh == ST_NH_FRAGMENT) {
+			if (bpf_skb_load_bytes(skb, off + 2, &frag, sizeof(frag)) < 0)
+				return -1;
+			if (bpf_ntohs(frag) & 0xfff8)
+				return -1;
+		}
+		nh = ext[0];
+		off += ((__u32)ext[1] + 1) * 8;
+	}
+	if (nh != ST_NH_TCP || off > end)
+		return -1;
+	hdr->family = 6;
+	__builtin_memcpy(hdr->saddr, &ip6.saddr, sizeof(hdr->saddr));
+	__builtin_memcpy(hdr->daddr, &ip6.daddr, sizeof(hdr->daddr));
+	l3->l4_off = off;
+	l3->end = end;
+	return 0;
+}
+
+/* Submit with NO_WAKEUP, except for the record that makes the pending data cross
+ * wakeup_bytes: waking on every record past the threshold would cost most when the
+ * consumer is already behind. A crossing missed under a race is covered by the
+ * consumer's poll timeout. */
+static __always_inline void st_submit(void *ev, __u32 rec_bytes, struct st_stats *st)
+{
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (avail >= st_cfg.wakeup_bytes && avail < st_cfg.wakeup_bytes + rec_bytes) {
+		flags = BPF_RB_FORCE_WAKEUP;
+		st->wakeups++;
+	}
+	bpf_ringbuf_submit(ev, flags);
+}
+
+/* Emit one event whose payload slice is [off, off + len) of the segment payload
+ * starting at poff; cls is the constant size class (>= len) the reservation uses.
+ * Returns 1 if the event was submitted. */
+static __always_inline int st_emit(struct __sk_buff *skb, struct st_stats *st,
+				    const struct st_event *hdr, __u32 poff, __u32 off,
+				    __u32 len, const __u32 cls)
+{
+	struct st_event *ev;
+	__u32 n;
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + cls, 0);
+	if (!ev) {
+		st->ringbuf_full++;
+		st->bytes_lost_ringbuf += len;
+		return 0;
+	}
+	__builtin_memcpy(ev, hdr, sizeof(*ev));
+	ev->off = off;
+	ev->data_len = len;
+	if (cls) {
+		/* len is in [1, cls]; rebuild it so the verifier sees that range (clang
+		 * would otherwise fold the checks into one it cannot follow) */
+		n = len - 1;
+		asm volatile("" : "+r"(n));
+		n &= cls - 1;
+		n += 1;
+		if (bpf_skb_load_bytes(skb, poff + off, ev->data, n) < 0) {
+			bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+			st->load_errors++;
+			st->bytes_lost_load += len;
+			return 0;
+		}
+	}
+	/* ring records are 8-byte aligned behind an 8-byte header */
+	st_submit(ev, (sizeof(*ev) + cls + 8 + 7) & ~7U, st);
+	st->events++;
+	st->bytes_captured += len;
+	return 1;
+}
+
+SEC("socket")
+int st_capture(struct __sk_buff *skb)
+{
+	struct st_event hdr = {};
+	struct st_l3 l3 = {};
+	struct tcphdr tcp;
+	struct st_stats *st;
+	__u32 key = 0, doff, poff, plen, off, tail;
+	__u16 proto;
+	__u8 flags;
+	int i, ret;
+
+	st = bpf_map_lookup_elem(&stats, &key);
+	if (!st)
+		return 0;
+	st->packets++;
+
+	/* lo hands every packet to the tap twice: keep the receive side only */
+	if (skb->pkt_type == ST_PACKET_OUTGOING && skb->ifindex == st_cfg.lo_ifindex) {
+		st->dup_skipped++;
+		return 0;
+	}
+
+	proto = bpf_ntohs(skb->protocol);
+	if (proto == ST_ETH_P_IP)
+		ret = st_parse_ipv4(skb, &hdr, &l3);
+	else if (proto == ST_ETH_P_IPV6)
+		ret = st_parse_ipv6(skb, &hdr, &l3);
+	else
+		ret = -1;
+	if (ret < 0 || bpf_skb_load_bytes(skb, l3.l4_off, &tcp, sizeof(tcp)) < 0) {
+		st->not_tcp++;
+		return 0;
+	}
+	doff = ((__u8 *)&tcp)[12] >> 4;
+	flags = ((__u8 *)&tcp)[13];
+	poff = l3.l4_off + doff * 4;
+	if (doff < 5 || poff > l3.end) {
+		st->not_tcp++;
+		return 0;
+	}
+
+	hdr.sport = bpf_ntohs(tcp.source);
+	hdr.dport = bpf_ntohs(tcp.dest);
+	if (st_port_watched(hdr.dport))
+		hdr.dir = ST_DIR_TO_SERVER;
+	else if (st_port_watched(hdr.sport))
+		hdr.dir = ST_DIR_FROM_SERVER;
+	else {
+		st->port_mismatch++;
+		return 0;
+	}
+	st->matched++;
+
+	plen = l3.end - poff;
+	hdr.ts_ns = bpf_ktime_get_ns();
+	hdr.seq = bpf_ntohl(tcp.seq);
+	hdr.ack = bpf_ntohl(tcp.ack_seq);
+	hdr.seg_len = plen;
+	hdr.ifindex = skb->ifindex;
+	hdr.tcp_flags = flags;
+
+	if (plen == 0) {
+		if (flags & (ST_TCP_SYN | ST_TCP_FIN | ST_TCP_RST)) {
+			if (st_emit(skb, st, &hdr, poff, 0, 0, 0))
+				st->control_events++;
+		}
+		return 0;
+	}
+	st->payload_segments++;
+	if (plen > ST_SEG_MAX) {
+		st->bytes_too_large += plen - ST_SEG_MAX;
+		plen = ST_SEG_MAX;
+	}
+
+	/* full slices first, then one tail in the smallest class that fits it */
+	off = 0;
+	for (i = 0; i < ST_FULL_SLICES; i++) {
+		if (plen - off <= ST_CHUNK_MAX)
+			break;
+		st_emit(skb, st, &hdr, poff, off, ST_CHUNK_MAX, ST_CHUNK_MAX);
+		off += ST_CHUNK_MAX;
+	}
+	tail = plen - off;
+	if (tail <= ST_CHUNK_MIN)
+		st_emit(skb, st, &hdr, poff, off, tail, ST_CHUNK_MIN);
+	else if (tail <= ST_CHUNK_MID)
+		st_emit(skb, st, &hdr, poff, off, tail, ST_CHUNK_MID);
+	else
+		st_emit(skb, st, &hdr, poff, off, tail, ST_CHUNK_MAX);
+	return 0;
+}
