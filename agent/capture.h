@@ -13,8 +13,16 @@
 
 typedef void (*capture_seg_cb)(void *ctx, const struct reasm_seg *seg);
 
+enum capture_mode {
+	CAPTURE_SOCKET = 0,              /* socket filter on an AF_PACKET socket (default) */
+	CAPTURE_TC,                      /* TC classifier on ingress + egress */
+	CAPTURE_XDP,                     /* XDP on ingress + TC on egress */
+};
+
 struct capture_cfg {
-	const char *iface;               /* NULL or "all": every interface */
+	const char *iface;               /* NULL or "all": every interface; or a comma-separated list */
+	int mode;                        /* enum capture_mode */
+	int xdp_generic;                 /* --xdp-generic: allow generic (skb) XDP */
 	uint16_t ports[ST_MAX_PORTS];
 	int nports;
 	size_t ring_bytes;               /* power of two, default 16 MiB */

@@ -141,12 +141,16 @@ static size_t x_record_held(const struct st_record *r)
 
 static void x_emit(struct exchange *x, struct st_record *r)
 {
+	size_t lim = x->cfg.body_limit;
+
 	x_held(x, -(int64_t)x_record_held(r));
-	if (!(r->req.complete && r->resp.complete))
+	/* a gap leaves the framing intact but the content is not whole */
+	if (!(r->req.complete && r->resp.complete) || (r->cap_flags & ST_CAP_GAP))
 		r->cap_flags |= ST_CAP_INCOMPLETE;
 	else
 		x->st.complete++;
-	if (r->req.body_stored < r->req.body_bytes || r->resp.body_stored < r->resp.body_bytes)
+	if ((r->req.body_stored < r->req.body_bytes && r->req.body_stored >= lim) ||
+	    (r->resp.body_stored < r->resp.body_bytes && r->resp.body_stored >= lim))
 		r->cap_flags |= ST_CAP_TRUNCATED;
 	if (r->cap_flags & ST_CAP_GAP)
 		x->st.gap_records++;
@@ -382,12 +386,17 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 
 	fr = http1_request_framing(&req, &cl);
 	if (fr == HTTP1_MALFORMED) {
+		/* Where this body ends is unknowable (the shapes of request smuggling:
+		 * CL+TE, bad or conflicting CL, TE without chunked last). A server must
+		 * answer 400 and close; whatever follows is not a request we can trust,
+		 * so the request side of this connection is not parsed any further. */
 		x->st.malformed_requests++;
+		x->st.framing_abandoned++;
 		r->cap_flags |= ST_CAP_MALFORMED;
 		r->malformed = "request framing (Content-Length/Transfer-Encoding)";
 		x_raw_drop(x, r);
 		x_pending_push(x, xf, r);
-		x_enter_resync(x, d, 1);
+		d->state = X_TUNNEL;
 	} else {
 		r->req.chunked = fr == HTTP1_BODY_CHUNKED;
 		x_pending_push(x, xf, r);
@@ -396,6 +405,9 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 		http1_body_init(&d->body, fr, cl);
 		if (fr == HTTP1_BODY_NONE) {
 			x_request_done(x, xf, d, ts);
+			/* HTTP/0.9 has no persistent connections: nothing after it is a request */
+			if (r->http_minor < 0)
+				d->state = X_TUNNEL;
 		} else {
 			d->state = X_BODY;
 		}
@@ -447,7 +459,9 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 
 	/* HTTP/0.9: the answer is the raw body up to the close */
 	if (xf->nanswered < xf->npending && xf->pending[xf->nanswered]->http_minor < 0 &&
-	    xf->pending[xf->nanswered]->method && have == 0) {
+	    xf->pending[xf->nanswered]->method && have == 0 &&
+	    /* some servers answer a version-less request with a status line anyway */
+	    memcmp(p, "HTTP/", n < 5 ? n : 5) != 0) {
 		r = xf->pending[xf->nanswered++];
 		d->cur = r;
 		r->resp.ts_first_ns = ts;

@@ -73,7 +73,7 @@ enum opt_id {
 	O_ALLOW_METHOD, O_DIFF_IGNORE,
 	O_ES_INDEX, O_ES_BATCH_BYTES, O_ES_BATCH_MS, O_SPOOL_DIR, O_SPOOL_MAX, O_SPOOL_FSYNC,
 	O_DEAD_LETTER, O_ES_CA, O_ES_INSECURE, O_NO_GZIP,
-	O_REDACT, O_NO_REDACT,
+	O_REDACT, O_NO_REDACT, O_CAPTURE, O_XDP_GENERIC,
 };
 
 struct opt_desc {
@@ -87,6 +87,8 @@ struct opt_desc {
 static const struct opt_desc opts[] = {
 	{ "interface", 1, O_IFACE, "IFACE", "interface to watch (default: all)" },
 	{ "port", 1, O_PORT, "PORTS", "server ports to capture, comma-separated (default 80)" },
+	{ "capture", 1, O_CAPTURE, "socket|tc|xdp", "capture hook (default socket)" },
+	{ "xdp-generic", 0, O_XDP_GENERIC, NULL, "allow generic (skb-mode) XDP where the driver has no native XDP" },
 	{ "replay", 1, O_REPLAY, "URL", "replay target, e.g. http://127.0.0.1:81 (repeatable)" },
 	{ "es", 1, O_ES, "URL", "Elasticsearch/OpenSearch base URL (default from ELASTICSEARCH_URL, ES_PORT)" },
 	{ "output", 1, O_OUTPUT, "FILE|-", "also write records as NDJSON to FILE or stdout" },
@@ -259,6 +261,17 @@ static int apply_opt(struct config *c, int id, const char *name, const char *v)
 	switch (id) {
 	case O_IFACE: c->cap.iface = v; break;
 	case O_PORT: return parse_ports(c, v, name);
+	case O_CAPTURE:
+		if (!strcmp(v, "socket"))
+			c->cap.mode = CAPTURE_SOCKET;
+		else if (!strcmp(v, "tc"))
+			c->cap.mode = CAPTURE_TC;
+		else if (!strcmp(v, "xdp"))
+			c->cap.mode = CAPTURE_XDP;
+		else
+			return bad_value(name, v, "expected socket, tc or xdp");
+		break;
+	case O_XDP_GENERIC: c->cap.xdp_generic = 1; break;
 	case O_REPLAY:
 		if (strncmp(v, "http://", 7) != 0)
 			return bad_value(name, v, "expected http://HOST[:PORT]");
@@ -725,7 +738,7 @@ static void print_stats(struct app *a, FILE *f, const char *when)
 			"http: requests=%llu responses=%llu informational=%llu records=%llu complete=%llu "
 			"malformed_requests=%llu malformed_responses=%llu resyncs=%llu "
 			"resync_skipped_bytes=%llu no_response=%llu orphan_responses=%llu upgrades=%llu "
-			"pending_overflow=%llu head_too_large=%llu raw_truncated=%llu gap_records=%llu "
+			"pending_overflow=%llu framing_abandoned=%llu head_too_large=%llu raw_truncated=%llu gap_records=%llu "
 			"held_bytes=%llu held_peak=%llu\n",
 			(unsigned long long)xs.requests, (unsigned long long)xs.responses,
 			(unsigned long long)xs.informational, (unsigned long long)xs.records,
@@ -733,7 +746,8 @@ static void print_stats(struct app *a, FILE *f, const char *when)
 			(unsigned long long)xs.malformed_responses, (unsigned long long)xs.resyncs,
 			(unsigned long long)xs.resync_skipped_bytes, (unsigned long long)xs.no_response,
 			(unsigned long long)xs.orphan_responses, (unsigned long long)xs.upgrades,
-			(unsigned long long)xs.pending_overflow, (unsigned long long)xs.head_too_large,
+			(unsigned long long)xs.pending_overflow, (unsigned long long)xs.framing_abandoned,
+			(unsigned long long)xs.head_too_large,
 			(unsigned long long)xs.raw_truncated, (unsigned long long)xs.gap_records,
 			(unsigned long long)xs.held_bytes, (unsigned long long)xs.held_bytes_peak);
 	}

@@ -10,17 +10,68 @@
 
 #define PCAPIN_TICK_NS 100000000ull
 
-static int port_dir(uint16_t sport, uint16_t dport, const uint16_t *ports, int nports)
+/* Which side is the server when both ports are watched (a client whose ephemeral
+ * port happens to be a watched port, e.g. 1080 -> 8000)? The handshake says: SYN
+ * goes to the server, SYN-ACK comes from it. Remembered per connection in a small
+ * direct-mapped table; without a handshake the lower port is taken as the server. */
+#define ORIENT_SLOTS 4096
+
+struct orient_slot {
+	uint32_t key;      /* hash of the unordered 4-tuple, 0 = empty */
+	uint16_t server_port;
+};
+
+static struct orient_slot orient_tab[ORIENT_SLOTS];
+
+static uint32_t orient_hash(const uint32_t *a, const uint32_t *b, uint16_t pa, uint16_t pb)
+{
+	uint32_t h = 2166136261u, x = 0, y = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		x ^= a[i] * 0x9e3779b1u + (uint32_t)i;
+		y ^= b[i] * 0x9e3779b1u + (uint32_t)i;
+	}
+	/* symmetric in the two endpoints */
+	h = (h ^ (x + y)) * 16777619u;
+	h = (h ^ (x ^ y)) * 16777619u;
+	h = (h ^ ((uint32_t)pa + pb)) * 16777619u;
+	h = (h ^ ((uint32_t)pa * pb)) * 16777619u;
+	return h ? h : 1;
+}
+
+static int port_watched(uint16_t p, const uint16_t *ports, int nports)
 {
 	int i;
 
 	for (i = 0; i < nports; i++)
-		if (dport == ports[i])
-			return REASM_C2S;
-	for (i = 0; i < nports; i++)
-		if (sport == ports[i])
-			return REASM_S2C;
-	return -1;
+		if (p == ports[i])
+			return 1;
+	return 0;
+}
+
+static int port_dir(const uint32_t *src, const uint32_t *dst, uint16_t sport, uint16_t dport,
+		    uint8_t flags, const uint16_t *ports, int nports)
+{
+	int ws = port_watched(sport, ports, nports), wd = port_watched(dport, ports, nports);
+	struct orient_slot *sl;
+	uint32_t h;
+
+	if (wd && !ws)
+		return REASM_C2S;
+	if (ws && !wd)
+		return REASM_S2C;
+	if (!ws && !wd)
+		return -1;
+	h = orient_hash(src, dst, sport, dport);
+	sl = &orient_tab[h % ORIENT_SLOTS];
+	if (flags & 0x02) {          /* SYN: learn */
+		sl->key = h;
+		sl->server_port = (flags & 0x10) ? sport : dport;
+	}
+	if (sl->key == h)
+		return sl->server_port == dport ? REASM_C2S : REASM_S2C;
+	return dport < sport ? REASM_C2S : REASM_S2C;
 }
 
 /* Returns 1 (ours), 0 (not ours), -1 (malformed), -2 (IP fragment, not handled). */
@@ -92,7 +143,7 @@ int capture_parse_ip(const uint8_t *pkt, size_t len, const uint16_t *ports, int 
 		return -1;
 	sport = (uint16_t)(tcp[0] << 8 | tcp[1]);
 	dport = (uint16_t)(tcp[2] << 8 | tcp[3]);
-	dir = port_dir(sport, dport, ports, nports);
+	dir = port_dir(src, dst, sport, dport, tcp[13], ports, nports);
 	if (dir < 0)
 		return 0;
 

@@ -463,7 +463,7 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	put_key(out, "capture", &f);
 	g = 1;
 	buf_putc(out, '{');
-	put_bool(out, "complete", r->req.complete && r->resp.complete, &g);
+	put_bool(out, "complete", !(r->cap_flags & ST_CAP_INCOMPLETE) && r->req.complete && r->resp.complete, &g);
 	put_bool(out, "incomplete", !!(r->cap_flags & ST_CAP_INCOMPLETE), &g);
 	put_bool(out, "gap", !!(r->cap_flags & ST_CAP_GAP), &g);
 	if (r->gap_bytes)

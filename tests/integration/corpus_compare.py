@@ -26,7 +26,10 @@ def tshark(filt, fields):
 
 
 ts_req = collections.Counter((r[0], r[1]) for r in tshark("http.request", ["http.request.method", "http.request.uri"]))
-ts_resp = collections.Counter(r[0] for r in tshark("http.response", ["http.response.code"]))
+# 1xx answers (100 Continue, 103) are not exchanges of their own in shadowtap's
+# records: the final response is paired with the request
+ts_resp = collections.Counter(r[0] for r in tshark("http.response", ["http.response.code"])
+                              if not (r[0].startswith("1") and r[0] != "101"))
 bad = tshark("_ws.malformed || _ws.expert.severity == error", ["frame.number"])
 clean = len(bad) == 0
 
