@@ -103,10 +103,8 @@ st_agent() {
 	return 1
 }
 
-# st_agent_stop: SIGINT, wait; echoes the exit code
+# st_agent_stop: SIGINT, wait; sets ST_AGENT_RC (not in a subshell: wait needs the parent)
 st_agent_stop() {
-	local rc
 	kill -INT "$ST_AGENT_PID" 2>/dev/null
-	wait "$ST_AGENT_PID"; rc=$?
-	echo $rc
+	wait "$ST_AGENT_PID"; ST_AGENT_RC=$?
 }

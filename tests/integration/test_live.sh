@@ -19,7 +19,7 @@ run_case() { # name agent-ns iface client-ns server-addr
 		fail "$name: client failed ($(tail -2 "$ST_TMP/$name.client.err" | tr '\n' ' '))"
 	fi
 	sleep 1
-	rc=$(st_agent_stop)
+	st_agent_stop; rc=$ST_AGENT_RC
 	[ "$rc" = 0 ] && pass "$name: SIGINT drains and exits 0" || fail "$name: agent exit code $rc"
 	grep -E '^(bpf|tcp|http|output):' "$log" | sed "s/^/    $name /"
 	python3 "$ST_ROOT/tests/integration/check_records.py" --manifest "$man" --records "$rec" --name "$name"

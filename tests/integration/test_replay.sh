@@ -86,8 +86,8 @@ agent_stop() { # name: SIGINT, exit code checked, VmHWM echoed to the log
 	hwm=$(awk '/VmHWM/ {print $2}' /proc/"$ST_AGENT_PID"/status 2>/dev/null)
 	echo "vmhwm_kb=${hwm:-0}" >> "$ST_TMP/$name.hwm"
 	# not in $(...): wait only works on a child of this shell
-	st_agent_stop > "$ST_TMP/$name.rc"
-	rc=$(cat "$ST_TMP/$name.rc")
+	st_agent_stop
+	rc=$ST_AGENT_RC
 	[ "$rc" = 0 ] && pass "$name: SIGINT drains and exits 0" || fail "$name: agent exit code $rc"
 	grep -E '^(shadowtap: )?replay:' "$ST_TMP/$name.agent.log" | sed "s/^/    $name /"
 }
