@@ -21,6 +21,7 @@ struct es_cfg {
 	int insecure;                /* --es-insecure */
 	int gzip;                    /* default 1 */
 	size_t mem_queue_bytes;      /* records held in memory before spooling, default 64 MiB */
+	int request_timeout_ms;      /* one bulk request, default 30000; past it the batch spools */
 	/* credentials come from the environment or files, never argv:
 	 * ES_USERNAME/ES_PASSWORD, ES_API_KEY, or *_FILE variants */
 };
@@ -34,12 +35,41 @@ int es_url_from_env(char *out, size_t n);
 /* Start the forwarder thread (probes GET /, installs templates asynchronously;
  * an unreachable cluster is not an error: records spool). 0 or negative errno. */
 int es_sink_start(struct es_sink **out, const struct es_cfg *cfg);
-/* Copy one JSON document. Never blocks on the network. */
+/* Copy one JSON document. Never blocks on the network. ts_ns is the record's
+ * @timestamp as wall-clock ns since the epoch (0: now); it picks the daily index. */
 void es_sink_submit(struct es_sink *s, const char *event_id, uint64_t ts_ns, const char *json, size_t len);
 /* Flush: deliver what can be delivered within timeout_ms, spool the rest, join.
  * Does not free (counters stay readable for the exit summary). Accepts NULL. */
 void es_sink_stop(struct es_sink *s, int timeout_ms);
 void es_sink_free(struct es_sink *s);   /* after es_sink_stop; accepts NULL */
 void es_sink_print_stats(struct es_sink *s, FILE *f);
+
+/* URL from ELASTICSEARCH_URL (bare host like "elasticsearch" -> http://elasticsearch:9200,
+ * or a full URL) and ES_PORT (replaces or sets the port). 0 (out = "" when neither
+ * is set), or negative errno on a bad value or a too small out. */
+int es_url_from_env(char *out, size_t n);
+
+/* Internals exposed for tests. */
+struct buf;
+
+/* url (may be NULL) + port (may be NULL) -> normalised base URL without a trailing
+ * slash, as es_url_from_env describes. 0 or -EINVAL / -ENAMETOOLONG. */
+int es_url_normalize(const char *url, const char *port, char *out, size_t n);
+/* "<prefix>-YYYY.MM.DD" (UTC) of ts_ns; 0 or -ENAMETOOLONG. */
+int es_index_name(char *out, size_t n, const char *prefix, uint64_t ts_ns);
+/* Append one bulk "create" action line and the document line. */
+int es_bulk_append(struct buf *b, const char *index, const char *event_id,
+		   const char *json, size_t len);
+
+struct es_bulk_item {
+	int status;              /* HTTP status of the item */
+	const char *error;       /* raw JSON of its "error" member, into the body; NULL if none */
+	size_t error_len;
+};
+/* Parse a _bulk response: the number of items (filling at most max), or -EBADMSG. */
+int es_bulk_parse(const char *body, size_t len, struct es_bulk_item *items, size_t max);
+/* The string value at a dotted path ("version.number") of a JSON object, unescaped
+ * only trivially (copied raw); 0 or -ENOENT / -EBADMSG / -ENAMETOOLONG. */
+int es_json_get_str(const char *body, size_t len, const char *path, char *out, size_t n);
 
 #endif

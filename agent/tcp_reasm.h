@@ -40,7 +40,8 @@ enum reasm_close_reason {
 
 struct reasm_flow {
 	struct reasm_key key;
-	uint64_t flow_id;        /* deterministic: hash of key + client's first seen seq */
+	uint64_t flow_id;        /* deterministic: hash of key + direction and seq of the
+				  * flow's first segment (the ISN for a SYN) */
 	uint64_t first_ts_ns;
 	uint64_t last_ts_ns;
 	int mid_stream;          /* picked up without seeing a SYN */
@@ -63,12 +64,20 @@ struct reasm_ops {
 	void (*close)(void *ctx, struct reasm_flow *f, enum reasm_close_reason why);
 };
 
+/* The byte limits count payload plus a small per-segment overhead (struct size), so
+ * a stream of tiny segments cannot hold more memory than configured. */
 struct reasm_cfg {
-	size_t max_flows;            /* default 65536 */
+	size_t max_flows;            /* default 65536 (0 = default); closed flows lingering
+				      * as tombstones share these slots but are reused first */
 	size_t max_flow_bytes;       /* out-of-order bytes buffered per flow (both directions); default 4 MiB */
 	size_t max_total_bytes;      /* out-of-order bytes buffered across all flows; default 256 MiB */
 	uint64_t idle_timeout_ns;    /* default 120 s */
 	uint64_t hole_timeout_ns;    /* a hole older than this becomes a gap; default 500 ms */
+	uint64_t linger_ns;          /* default 10 s (0 = default): a flow with one direction
+				      * at FIN closes (REASM_CLOSE_FIN) after this long without
+				      * any segment (longer than a slow server's think time after
+				      * a client half-close); a FIN/RST-closed flow stays a
+				      * tombstone this long so late segments count as after_close */
 };
 
 struct reasm_stats {
@@ -87,6 +96,12 @@ struct reasm_stats {
 	uint64_t buffered_bytes;     /* current out-of-order bytes held */
 	uint64_t buffered_bytes_peak;
 	uint64_t after_close;        /* segments for a direction already at FIN/RST */
+	uint64_t flows_reused;       /* a SYN with a new ISN replaced a flow on the same 4-tuple */
+	uint64_t no_flow;            /* payload-less non-SYN segments of unknown flows, ignored */
+	uint64_t refused_segments;   /* segments dropped because open() refused their flow */
+	uint64_t bad_segments;       /* malformed reasm_seg (bad dir/family, len without data,
+				      * len > 1 GiB) */
+	uint64_t nomem;              /* out-of-order copies lost to malloc failure */
 };
 
 struct reasm;
@@ -96,7 +111,13 @@ void reasm_free(struct reasm *r);    /* closes remaining flows (REASM_CLOSE_SHUT
 void reasm_cfg_default(struct reasm_cfg *cfg);
 
 /* Process one segment (or one slice of a split segment: seq already advanced by the
- * slice offset). Calls ops synchronously. */
+ * slice offset). Calls ops synchronously; callbacks must not call back into reasm.
+ * A direction starts at ISN+1 after a SYN, else at the first segment seen (earlier
+ * bytes arriving later count as retransmissions). Overlapping copies: the first copy
+ * of a byte to arrive wins, later ones are trimmed (retrans_bytes if delivered,
+ * overlap_bytes if buffered). A SYN with a new ISN on a known direction replaces the
+ * flow (the old one closes with REASM_CLOSE_FIN if it had a FIN, else IDLE). Payload-
+ * less non-SYN segments never create a flow. */
 void reasm_segment(struct reasm *r, const struct reasm_seg *seg);
 /* Timers: turn holes older than hole_timeout into gaps, expire idle flows. Call it
  * every ~100 ms with the current capture clock. */
@@ -104,5 +125,12 @@ void reasm_tick(struct reasm *r, uint64_t now_ns);
 /* Deliver everything buffered (holes become gaps) and close all flows. */
 void reasm_flush_all(struct reasm *r);
 void reasm_get_stats(const struct reasm *r, struct reasm_stats *st);
+/* Sequence number of the next byte of dir to be delivered: inside a data callback
+ * that of data[0], inside a gap callback that of the first missing byte. 0 if the
+ * direction has seen no segment yet. */
+uint32_t reasm_next_seq(const struct reasm_flow *f, int dir);
+/* Checks internal invariants (lists sorted and disjoint, memory accounting, limits);
+ * 0 or -EUCLEAN. For tests and fuzzing: walks every flow. */
+int reasm_check(const struct reasm *r);
 
 #endif
