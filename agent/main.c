@@ -720,7 +720,8 @@ static void print_stats(struct app *a, FILE *f, const char *when)
 			"tcp: segments=%llu flows=%llu active=%llu fin=%llu rst=%llu expired=%llu "
 			"evicted=%llu refused=%llu mid_stream=%llu delivered=%llu retrans=%llu "
 			"overlap=%llu ooo=%llu gaps=%llu gap_bytes=%llu overflows=%llu buffered=%llu "
-			"buffered_peak=%llu after_close=%llu\n",
+			"buffered_peak=%llu after_close=%llu reused=%llu no_flow=%llu refused_segments=%llu "
+			"bad_segments=%llu nomem=%llu\n",
 			(unsigned long long)rs.segments, (unsigned long long)rs.flows_created,
 			(unsigned long long)rs.flows_active, (unsigned long long)rs.flows_closed_fin,
 			(unsigned long long)rs.flows_closed_rst, (unsigned long long)rs.flows_expired,
@@ -730,7 +731,9 @@ static void print_stats(struct app *a, FILE *f, const char *when)
 			(unsigned long long)rs.ooo_segments, (unsigned long long)rs.gaps,
 			(unsigned long long)rs.gap_bytes, (unsigned long long)rs.buffer_overflows,
 			(unsigned long long)rs.buffered_bytes, (unsigned long long)rs.buffered_bytes_peak,
-			(unsigned long long)rs.after_close);
+			(unsigned long long)rs.after_close, (unsigned long long)rs.flows_reused,
+			(unsigned long long)rs.no_flow, (unsigned long long)rs.refused_segments,
+			(unsigned long long)rs.bad_segments, (unsigned long long)rs.nomem);
 	}
 	if (a->x) {
 		exchange_get_stats(a->x, &xs);
