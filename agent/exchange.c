@@ -149,8 +149,9 @@ static void x_emit(struct exchange *x, struct st_record *r)
 		r->cap_flags |= ST_CAP_INCOMPLETE;
 	else
 		x->st.complete++;
-	if ((r->req.body_stored < r->req.body_bytes && r->req.body_stored >= lim) ||
-	    (r->resp.body_stored < r->resp.body_bytes && r->resp.body_stored >= lim))
+	/* cut at the body limit (or the held-bytes limit), not shortened by a gap */
+	if ((r->req.body_stored < r->req.body_bytes && (r->req.body_stored >= lim || r->req.body_capped)) ||
+	    (r->resp.body_stored < r->resp.body_bytes && (r->resp.body_stored >= lim || r->resp.body_capped)))
 		r->cap_flags |= ST_CAP_TRUNCATED;
 	if (r->cap_flags & ST_CAP_GAP)
 		x->st.gap_records++;
@@ -222,10 +223,21 @@ struct x_body_ctx {
 static void x_body_cb(void *ctx, const char *data, size_t len)
 {
 	struct x_body_ctx *c = ctx;
-	size_t before = c->m->body_stored;
+	struct exchange *x = c->x;
+	size_t before = c->m->body_stored, limit = x->cfg.body_limit;
 
-	record_msg_body_append(c->m, data, len, c->x->cfg.body_limit);
-	x_held(c->x, (int64_t)(c->m->body_stored - before));
+	/* all unfinished records together stay under max_held_bytes: past it, bodies
+	 * are counted but no longer stored (the record says truncated) */
+	if (x->st.held_bytes >= x->cfg.max_held_bytes)
+		limit = before;
+	else if (limit > before + (x->cfg.max_held_bytes - x->st.held_bytes))
+		limit = before + (size_t)(x->cfg.max_held_bytes - x->st.held_bytes);
+	if (limit < x->cfg.body_limit && before + len > limit) {
+		x->st.body_unstored++;
+		c->m->body_capped = 1;
+	}
+	record_msg_body_append(c->m, data, len, limit);
+	x_held(x, (int64_t)(c->m->body_stored - before));
 }
 
 static int x_starts_message(const uint8_t *p, size_t n, int dir)

@@ -36,6 +36,7 @@ struct exchange_stats {
 	uint64_t framing_abandoned;  /* request framing ambiguous: rest of the connection's requests ignored */
 	uint64_t head_too_large;
 	uint64_t raw_truncated;      /* raw request not kept whole (replay_max/held limit) */
+	uint64_t body_unstored;      /* body bytes not stored because of max_held_bytes */
 	uint64_t gap_records;        /* records marked with a gap */
 	uint64_t held_bytes, held_bytes_peak;
 };

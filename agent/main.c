@@ -73,7 +73,7 @@ enum opt_id {
 	O_ALLOW_METHOD, O_DIFF_IGNORE,
 	O_ES_INDEX, O_ES_BATCH_BYTES, O_ES_BATCH_MS, O_SPOOL_DIR, O_SPOOL_MAX, O_SPOOL_FSYNC,
 	O_DEAD_LETTER, O_ES_CA, O_ES_INSECURE, O_NO_GZIP,
-	O_REDACT, O_NO_REDACT, O_CAPTURE, O_XDP_GENERIC,
+	O_REDACT, O_NO_REDACT, O_CAPTURE, O_XDP_GENERIC, O_MAX_HELD,
 };
 
 struct opt_desc {
@@ -105,6 +105,7 @@ static const struct opt_desc opts[] = {
 	{ "body-limit", 1, O_BODY_LIMIT, "SIZE", "body bytes stored per message (default 64K)" },
 	{ "max-head", 1, O_MAX_HEAD, "SIZE", "largest HTTP head accepted (default 64K)" },
 	{ "max-pending", 1, O_MAX_PENDING, "N", "unanswered requests per connection (default 64)" },
+	{ "max-held-bytes", 1, O_MAX_HELD, "SIZE", "bytes held in unfinished records, all connections (default 512M)" },
 	{ "queue", 1, O_QUEUE, "N", "records queued for output (default 65536)" },
 	{ "ring-size", 1, O_RING_SIZE, "SIZE", "BPF ring buffer size, power of two (default 16M)" },
 	{ "wakeup-bytes", 1, O_WAKEUP_BYTES, "SIZE", "pending ring bytes that force a wake-up (default ring/16)" },
@@ -336,6 +337,11 @@ static int apply_opt(struct config *c, int id, const char *name, const char *v)
 		if (parse_u64(v, &u) || u < 1 || u > 4096)
 			return bad_value(name, v, "expected 1-4096");
 		c->xcfg.max_pending = u;
+		break;
+	case O_MAX_HELD:
+		if (parse_size(v, &u) || u < 65536)
+			return bad_value(name, v, "expected a size of at least 64K");
+		c->xcfg.max_held_bytes = u;
 		break;
 	case O_QUEUE:
 		if (parse_u64(v, &u) || u < 1 || u > (1u << 24))
@@ -741,7 +747,7 @@ static void print_stats(struct app *a, FILE *f, const char *when)
 			"http: requests=%llu responses=%llu informational=%llu records=%llu complete=%llu "
 			"malformed_requests=%llu malformed_responses=%llu resyncs=%llu "
 			"resync_skipped_bytes=%llu no_response=%llu orphan_responses=%llu upgrades=%llu "
-			"pending_overflow=%llu framing_abandoned=%llu head_too_large=%llu raw_truncated=%llu gap_records=%llu "
+			"pending_overflow=%llu framing_abandoned=%llu head_too_large=%llu raw_truncated=%llu body_unstored=%llu gap_records=%llu "
 			"held_bytes=%llu held_peak=%llu\n",
 			(unsigned long long)xs.requests, (unsigned long long)xs.responses,
 			(unsigned long long)xs.informational, (unsigned long long)xs.records,
@@ -751,7 +757,8 @@ static void print_stats(struct app *a, FILE *f, const char *when)
 			(unsigned long long)xs.orphan_responses, (unsigned long long)xs.upgrades,
 			(unsigned long long)xs.pending_overflow, (unsigned long long)xs.framing_abandoned,
 			(unsigned long long)xs.head_too_large,
-			(unsigned long long)xs.raw_truncated, (unsigned long long)xs.gap_records,
+			(unsigned long long)xs.raw_truncated, (unsigned long long)xs.body_unstored,
+			(unsigned long long)xs.gap_records,
 			(unsigned long long)xs.held_bytes, (unsigned long long)xs.held_bytes_peak);
 	}
 	if (a->replay)

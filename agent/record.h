@@ -40,6 +40,7 @@ struct st_msg {
 	uint64_t ts_last_ns;
 	bool complete;
 	bool chunked;
+	bool body_capped;        /* storage stopped early by the agent's memory bound */
 };
 
 struct st_replay {

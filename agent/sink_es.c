@@ -50,7 +50,7 @@
 #define ES_BACKOFF_MAX_MS 30000
 #define ES_RESP_MAX (64u << 20)
 #define ES_JSON_DEPTH 64
-#define ES_SLOW_MS 2000         /* a request in flight this long counts as a slow cluster */
+#define ES_SLOW_MS 10000        /* a request in flight this long counts as a slow cluster */
 
 /* One record. The id and the JSON follow the struct, each NUL-terminated. */
 struct es_item {
