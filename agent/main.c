@@ -516,6 +516,9 @@ static int parse_args(struct config *c, int argc, char **argv)
 	const struct opt_desc *o;
 	int i, ch, err;
 
+	/* leading ':' makes getopt report a missing value as ':' rather than '?' */
+	*sp++ = ':';
+
 	for (i = 0, o = opts; o->name; o++, i++) {
 		lopts[i] = (struct option){ o->name, o->has_arg ? required_argument : no_argument, NULL, o->id };
 		if (o->id < 256) {
@@ -531,11 +534,10 @@ static int parse_args(struct config *c, int argc, char **argv)
 		const char *name = NULL;
 
 		if (ch == '?') {
-			if (optopt)
-				fprintf(stderr, "shadowtap: unknown or incomplete option '-%c' (see --help)\n", optopt);
+			if (optopt && optopt < 256)
+				fprintf(stderr, "shadowtap: unknown option '-%c' (see --help)\n", optopt);
 			else
-				fprintf(stderr, "shadowtap: unknown option or missing value: '%s' (see --help)\n",
-					argv[optind - 1]);
+				fprintf(stderr, "shadowtap: unknown option '%s' (see --help)\n", argv[optind - 1]);
 			return -EINVAL;
 		}
 		if (ch == ':') {
