@@ -32,9 +32,10 @@
  * after a crash (SIGKILL) the next start detaches and removes the stale pins and says
  * so. Programs of another agent already attached to an interface (other pin dir,
  * other mount namespace) are refused too, found by program name. Legacy clsact
- * filters cannot be pinned: they carry a fixed handle and priority, and a start that
- * owns the pin dir replaces a leftover one. SHADOWTAP_TC_LEGACY=1 forces clsact
- * filters on tcx-capable kernels (for tests).
+ * filters cannot be pinned: they carry a fixed handle and priority; one found at
+ * start is replaced only when this start took over a crashed agent's pin dir, and
+ * refused otherwise (with the tc command that removes it). SHADOWTAP_TC_LEGACY=1
+ * forces clsact filters on tcx-capable kernels (for tests).
  *
  * Interfaces: -i takes one name, a comma-separated list or `all`. Socket mode opens
  * one tap per listed interface, or one unbound tap for `all`. tc/xdp with `all`
@@ -147,6 +148,7 @@ struct capture {
 	int have_links_dir;
 	int owner_fd;
 	int owner_pinned;
+	int recovered;		/* this start took over the pin dir of a crashed agent */
 	capture_seg_cb cb;
 	void *ctx;
 	struct capture_ustats us;
@@ -358,6 +360,7 @@ static int capture_take_owner(struct capture *c)
 		}
 		pr_info("%s was left by pid %llu, which is gone: replacing its stale pins\n",
 			c->pin_dir, (unsigned long long)o.pid);
+		c->recovered = 1;
 		if (unlink(c->owner_path) < 0 && errno != ENOENT) {
 			err = -errno;
 			pr_warn("cannot remove stale pin %s: %s\n", c->owner_path, strerror(-err));
@@ -731,8 +734,18 @@ static int capture_attach_legacy_tc(struct capture *c, struct capture_att *a, in
 		pr_warn("interface %s: cannot create clsact qdisc: %s\n", a->ifname, strerror(-err));
 		return err;
 	}
-	/* the pin dir is ours (checked), so a filter with our handle is a crashed run's */
+	/* a filter cannot be pinned, so nothing tells whose one with our handle is: it
+	 * is replaced only when this start took over a crashed agent's pin dir */
 	if (bpf_tc_query(&hook, &opts) == 0) {
+		if (!c->recovered) {
+			pr_warn("interface %s: a shadowtap %s filter (prog id %u) is attached: another "
+				"agent already captures there, or one with another --pin-dir crashed "
+				"(then: tc filter del dev %s %s handle 0x%x prio %d bpf)\n", a->ifname,
+				capture_hook_names[a->hook], opts.prog_id, a->ifname,
+				a->hook == CAPTURE_HOOK_TC_INGRESS ? "ingress" : "egress",
+				CAPTURE_TC_HANDLE, CAPTURE_TC_PRIO);
+			return -EBUSY;
+		}
 		opts.prog_fd = 0;
 		opts.prog_id = 0;
 		opts.flags = 0;

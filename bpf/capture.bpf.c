@@ -1,8 +1,16 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Socket filter for an AF_PACKET SOCK_DGRAM socket (ETH_P_ALL): skb data starts at the
- * network header in both directions. Copies TCP payload on the watched ports into the
- * ring buffer and always returns 0, so the tap socket queues nothing and the traffic
- * itself is never touched. */
+/* Three hooks over one parsing/emit core, all writing the same struct st_event into
+ * the same ring and the same per-CPU statistics:
+ * - st_capture: socket filter for an AF_PACKET SOCK_DGRAM socket (ETH_P_ALL); skb
+ *   data starts at the network header. Returns 0: the tap socket queues nothing.
+ * - st_tc_capture: TC classifier (tcx link or clsact filter) on ingress/egress of an
+ *   Ethernet or loopback device; skb data starts at the 14-byte MAC header (zeros on
+ *   lo). Returns TC_ACT_UNSPEC (== TCX_NEXT): the packet goes on to the next filter
+ *   or program unchanged, as if we were not there. TC_ACT_OK would end the chain and
+ *   skip whatever policy program is attached after us.
+ * - st_xdp_capture: XDP (native or generic) on ingress; multi-buffer aware, so a
+ *   64 KiB GRO/GSO frame is read whole with bpf_xdp_load_bytes. Returns XDP_PASS.
+ * None of them writes to the packet. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -11,6 +19,14 @@
 #define ST_ETH_P_IP	0x0800
 #define ST_ETH_P_IPV6	0x86DD
 #define ST_PACKET_OUTGOING 4
+#define ST_ETH_HLEN	14
+#define ST_TC_ACT_UNSPEC (-1)
+#define ST_XDP_PASS	2
+
+/* Which packet accessor the core uses; always a compile-time constant at the call
+ * sites, so each program keeps only its own helper calls. */
+#define ST_CTX_SKB	0
+#define ST_CTX_XDP	1
 
 #define ST_NH_HOP	0
 #define ST_NH_TCP	6
@@ -57,13 +73,29 @@ static __always_inline int st_port_watched(__u16 port)
 	return 0;
 }
 
-static __always_inline int st_parse_ipv4(struct __sk_buff *skb, struct st_event *hdr,
-					 struct st_l3 *l3)
+/* The packet as the core sees it: offsets below are relative to the network header,
+ * which sits at l3 within the context's data; len counts from the network header. */
+struct st_pkt {
+	void *ctx;
+	__u32 l3;
+	__u32 len;
+};
+
+static __always_inline long st_load(const int kind, const struct st_pkt *p, __u32 off,
+				    void *buf, __u32 n)
+{
+	if (kind == ST_CTX_XDP)
+		return bpf_xdp_load_bytes(p->ctx, p->l3 + off, buf, n);
+	return bpf_skb_load_bytes(p->ctx, p->l3 + off, buf, n);
+}
+
+static __always_inline int st_parse_ipv4(const int kind, const struct st_pkt *p,
+					 struct st_event *hdr, struct st_l3 *l3)
 {
 	struct iphdr ip;
 	__u32 ihl, tot;
 
-	if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0)
+	if (st_load(kind, p, 0, &ip, sizeof(ip)) < 0)
 		return -1;
 	if (ip.version != 4 || ip.protocol != ST_NH_TCP)
 		return -1;
@@ -75,8 +107,8 @@ static __always_inline int st_parse_ipv4(struct __sk_buff *skb, struct st_event 
 		return -1;
 	tot = bpf_ntohs(ip.tot_len);
 	/* tot_len 0 is BIG TCP (GSO > 64 KiB): the skb length is the truth then */
-	if (tot == 0 || tot > skb->len)
-		tot = skb->len;
+	if (tot == 0 || tot > p->len)
+		tot = p->len;
 	if (tot < ihl)
 		return -1;
 	hdr->family = 4;
@@ -87,8 +119,8 @@ static __always_inline int st_parse_ipv4(struct __sk_buff *skb, struct st_event 
 	return 0;
 }
 
-static __always_inline int st_parse_ipv6(struct __sk_buff *skb, struct st_event *hdr,
-					 struct st_l3 *l3)
+static __always_inline int st_parse_ipv6(const int kind, const struct st_pkt *p,
+					 struct st_event *hdr, struct st_l3 *l3)
 {
 	struct ipv6hdr ip6;
 	__u32 off = sizeof(ip6), end;
@@ -96,15 +128,15 @@ static __always_inline int st_parse_ipv6(struct __sk_buff *skb, struct st_event 
 	__u16 frag;
 	int i;
 
-	if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0)
+	if (st_load(kind, p, 0, &ip6, sizeof(ip6)) < 0)
 		return -1;
 	if (ip6.version != 6)
 		return -1;
 	end = bpf_ntohs(ip6.payload_len);
 	/* payload_len 0 is a jumbogram / BIG TCP: fall back to the skb length */
-	end = end ? end + sizeof(ip6) : skb->len;
-	if (end > skb->len)
-		end = skb->len;
+	end = end ? end + sizeof(ip6) : p->len;
+	if (end > p->len)
+		end = p->len;
 	nh = ip6.nexthdr;
 	/* hop-by-hop, routing, destination options and fragment headers all have the
 	 * same length rule ((hdrlen + 1) * 8; the fragment header's field is reserved,
@@ -115,10 +147,10 @@ static __always_inline int st_parse_ipv6(struct __sk_buff *skb, struct st_event 
 		if (nh != ST_NH_HOP && nh != ST_NH_ROUTING && nh != ST_NH_DEST &&
 		    nh != ST_NH_FRAGMENT)
 			return -1;
-		if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+		if (st_load(kind, p, off, ext, sizeof(ext)) < 0)
 			return -1;
 		if (nh == ST_NH_FRAGMENT) {
-			if (bpf_skb_load_bytes(skb, off + 2, &frag, sizeof(frag)) < 0)
+			if (st_load(kind, p, off + 2, &frag, sizeof(frag)) < 0)
 				return -1;
 			if (bpf_ntohs(frag) & 0xfff8)
 				return -1;
@@ -155,9 +187,9 @@ static __always_inline void st_submit(void *ev, __u32 rec_bytes, struct st_stats
 /* Emit one event whose payload slice is [off, off + len) of the segment payload
  * starting at poff; cls is the constant size class (>= len) the reservation uses.
  * Returns 1 if the event was submitted. */
-static __always_inline int st_emit(struct __sk_buff *skb, struct st_stats *st,
-				    const struct st_event *hdr, __u32 poff, __u32 off,
-				    __u32 len, const __u32 cls)
+static __always_inline int st_emit(const int kind, const struct st_pkt *p,
+				   struct st_stats *st, const struct st_event *hdr, __u32 poff,
+				   __u32 off, __u32 len, const __u32 cls)
 {
 	struct st_event *ev;
 	__u32 n;
@@ -178,7 +210,7 @@ static __always_inline int st_emit(struct __sk_buff *skb, struct st_stats *st,
 		asm volatile("" : "+r"(n));
 		n &= cls - 1;
 		n += 1;
-		if (bpf_skb_load_bytes(skb, poff + off, ev->data, n) < 0) {
+		if (st_load(kind, p, poff + off, ev->data, n) < 0) {
 			bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
 			st->load_errors++;
 			st->bytes_lost_load += len;
@@ -192,46 +224,34 @@ static __always_inline int st_emit(struct __sk_buff *skb, struct st_stats *st,
 	return 1;
 }
 
-SEC("socket")
-int st_capture(struct __sk_buff *skb)
+/* The common core: parse IPv4/IPv6 + TCP at p->l3 and emit the payload. proto is the
+ * ethertype in host order. */
+static __always_inline void st_handle(const int kind, const struct st_pkt *p,
+				      struct st_stats *st, __u16 proto, __u32 ifindex)
 {
 	struct st_event hdr = {};
 	struct st_l3 l3 = {};
 	struct tcphdr tcp;
-	struct st_stats *st;
-	__u32 key = 0, doff, poff, plen, off, tail;
-	__u16 proto;
+	__u32 doff, poff, plen, off, tail;
 	__u8 flags;
 	int i, ret;
 
-	st = bpf_map_lookup_elem(&stats, &key);
-	if (!st)
-		return 0;
-	st->packets++;
-
-	/* lo hands every packet to the tap twice: keep the receive side only */
-	if (skb->pkt_type == ST_PACKET_OUTGOING && skb->ifindex == st_cfg.lo_ifindex) {
-		st->dup_skipped++;
-		return 0;
-	}
-
-	proto = bpf_ntohs(skb->protocol);
 	if (proto == ST_ETH_P_IP)
-		ret = st_parse_ipv4(skb, &hdr, &l3);
+		ret = st_parse_ipv4(kind, p, &hdr, &l3);
 	else if (proto == ST_ETH_P_IPV6)
-		ret = st_parse_ipv6(skb, &hdr, &l3);
+		ret = st_parse_ipv6(kind, p, &hdr, &l3);
 	else
 		ret = -1;
-	if (ret < 0 || bpf_skb_load_bytes(skb, l3.l4_off, &tcp, sizeof(tcp)) < 0) {
+	if (ret < 0 || st_load(kind, p, l3.l4_off, &tcp, sizeof(tcp)) < 0) {
 		st->not_tcp++;
-		return 0;
+		return;
 	}
 	doff = ((__u8 *)&tcp)[12] >> 4;
 	flags = ((__u8 *)&tcp)[13];
 	poff = l3.l4_off + doff * 4;
 	if (doff < 5 || poff > l3.end) {
 		st->not_tcp++;
-		return 0;
+		return;
 	}
 
 	hdr.sport = bpf_ntohs(tcp.source);
@@ -242,7 +262,7 @@ int st_capture(struct __sk_buff *skb)
 		hdr.dir = ST_DIR_FROM_SERVER;
 	else {
 		st->port_mismatch++;
-		return 0;
+		return;
 	}
 	st->matched++;
 
@@ -251,15 +271,15 @@ int st_capture(struct __sk_buff *skb)
 	hdr.seq = bpf_ntohl(tcp.seq);
 	hdr.ack = bpf_ntohl(tcp.ack_seq);
 	hdr.seg_len = plen;
-	hdr.ifindex = skb->ifindex;
+	hdr.ifindex = ifindex;
 	hdr.tcp_flags = flags;
 
 	if (plen == 0) {
 		if (flags & (ST_TCP_SYN | ST_TCP_FIN | ST_TCP_RST)) {
-			if (st_emit(skb, st, &hdr, poff, 0, 0, 0))
+			if (st_emit(kind, p, st, &hdr, poff, 0, 0, 0))
 				st->control_events++;
 		}
-		return 0;
+		return;
 	}
 	st->payload_segments++;
 	if (plen > ST_SEG_MAX) {
@@ -272,15 +292,80 @@ int st_capture(struct __sk_buff *skb)
 	for (i = 0; i < ST_FULL_SLICES; i++) {
 		if (plen - off <= ST_CHUNK_MAX)
 			break;
-		st_emit(skb, st, &hdr, poff, off, ST_CHUNK_MAX, ST_CHUNK_MAX);
+		st_emit(kind, p, st, &hdr, poff, off, ST_CHUNK_MAX, ST_CHUNK_MAX);
 		off += ST_CHUNK_MAX;
 	}
 	tail = plen - off;
 	if (tail <= ST_CHUNK_MIN)
-		st_emit(skb, st, &hdr, poff, off, tail, ST_CHUNK_MIN);
+		st_emit(kind, p, st, &hdr, poff, off, tail, ST_CHUNK_MIN);
 	else if (tail <= ST_CHUNK_MID)
-		st_emit(skb, st, &hdr, poff, off, tail, ST_CHUNK_MID);
+		st_emit(kind, p, st, &hdr, poff, off, tail, ST_CHUNK_MID);
 	else
-		st_emit(skb, st, &hdr, poff, off, tail, ST_CHUNK_MAX);
+		st_emit(kind, p, st, &hdr, poff, off, tail, ST_CHUNK_MAX);
+}
+
+SEC("socket")
+int st_capture(struct __sk_buff *skb)
+{
+	struct st_pkt p = { .ctx = skb, .l3 = 0, .len = skb->len };
+	struct st_stats *st;
+	__u32 key = 0;
+
+	st = bpf_map_lookup_elem(&stats, &key);
+	if (!st)
+		return 0;
+	st->packets++;
+
+	/* lo hands every packet to the tap twice: keep the receive side only */
+	if (skb->pkt_type == ST_PACKET_OUTGOING && skb->ifindex == st_cfg.lo_ifindex) {
+		st->dup_skipped++;
+		return 0;
+	}
+	st_handle(ST_CTX_SKB, &p, st, bpf_ntohs(skb->protocol), skb->ifindex);
 	return 0;
+}
+
+/* The loader attaches this only to devices with a 14-byte Ethernet (or loopback)
+ * header, and on lo only at ingress, so every packet is seen once. skb->protocol is
+ * the ethertype past any offloaded VLAN tag, as the socket filter sees it. */
+SEC("tc")
+int st_tc_capture(struct __sk_buff *skb)
+{
+	struct st_pkt p = { .ctx = skb, .l3 = ST_ETH_HLEN };
+	struct st_stats *st;
+	__u32 key = 0;
+
+	st = bpf_map_lookup_elem(&stats, &key);
+	if (!st)
+		return ST_TC_ACT_UNSPEC;
+	st->packets++;
+	if (skb->len < ST_ETH_HLEN) {
+		st->not_tcp++;
+		return ST_TC_ACT_UNSPEC;
+	}
+	p.len = skb->len - ST_ETH_HLEN;
+	st_handle(ST_CTX_SKB, &p, st, bpf_ntohs(skb->protocol), skb->ifindex);
+	return ST_TC_ACT_UNSPEC;
+}
+
+SEC("xdp.frags")
+int st_xdp_capture(struct xdp_md *ctx)
+{
+	struct st_pkt p = { .ctx = ctx, .l3 = ST_ETH_HLEN };
+	struct st_stats *st;
+	__u32 key = 0, len;
+	__be16 proto;
+
+	st = bpf_map_lookup_elem(&stats, &key);
+	if (!st)
+		return ST_XDP_PASS;
+	st->packets++;
+	len = (__u32)bpf_xdp_get_buff_len(ctx);
+	if (len < ST_ETH_HLEN || bpf_xdp_load_bytes(ctx, 12, &proto, sizeof(proto)) < 0) {
+		st->not_tcp++;
+		return ST_XDP_PASS;
+	}
+	p.len = len - ST_ETH_HLEN;
+	st_handle(ST_CTX_XDP, &p, st, bpf_ntohs(proto), ctx->ingress_ifindex);
+	return ST_XDP_PASS;
 }
