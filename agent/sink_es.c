@@ -159,7 +159,7 @@ struct es_sink {
 	bool have_batch;
 	char version[32];
 	char distribution[32];
-	uint64_t last_drop_warn_ms;
+	_Atomic uint64_t last_drop_warn_ms;   /* submitters and the thread both warn */
 	unsigned int rand_state;
 
 	_Atomic uint64_t ctr[ES_C_N];
@@ -792,11 +792,12 @@ static struct es_item *es_item_new(const char *id, uint64_t ts_ns, const char *j
 
 static void es_warn_drop(struct es_sink *s, const char *why)
 {
-	uint64_t now = es_now_ms();
+	uint64_t now = es_now_ms(), last = atomic_load(&s->last_drop_warn_ms);
 
-	if (now - s->last_drop_warn_ms < 10000 && s->last_drop_warn_ms)
+	if (last && now - last < 10000)
 		return;
-	s->last_drop_warn_ms = now;
+	if (!atomic_compare_exchange_strong(&s->last_drop_warn_ms, &last, now))
+		return;
 	pr_warn("es: record dropped: %s (see spool_drops)\n", why);
 }
 
@@ -1035,8 +1036,10 @@ static void es_batch_park(struct es_sink *s)
 	size_t i;
 
 	if (b->from_spool) {
+		/* on ENOMEM the record is still unacknowledged in the spool: a restart resends it */
 		for (i = 0; i < b->nretry; i++)
-			es_vec_push(&b->items, &b->n, &b->cap, b->retry[i]) ? free(b->retry[i]) : (void)0;
+			if (es_vec_push(&b->items, &b->n, &b->cap, b->retry[i]))
+				free(b->retry[i]);
 		b->nretry = 0;
 		return;
 	}
@@ -1074,7 +1077,8 @@ static void es_batch_advance(struct es_sink *s)
 	}
 	b->n = 0;
 	for (i = 0; i < b->nretry; i++)
-		es_vec_push(&b->items, &b->n, &b->cap, b->retry[i]) ? free(b->retry[i]) : (void)0;
+		if (es_vec_push(&b->items, &b->n, &b->cap, b->retry[i]))
+			free(b->retry[i]);
 	b->nretry = 0;
 	b->next = 0;
 	b->chunk = b->n;

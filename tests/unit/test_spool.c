@@ -1,0 +1,295 @@
+/* spool: order, checksums, torn tails, the size limit and crash recovery. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "spool.h"
+
+struct fixture {
+	char dir[64];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	strcpy(f->dir, "/tmp/st-spool-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+static struct spool *open_spool(const char *dir, uint64_t max, uint64_t seg)
+{
+	struct spool_cfg cfg = { .dir = dir, .max_bytes = max, .segment_bytes = seg,
+				 .fsync = SPOOL_FSYNC_NEVER };
+	struct spool *sp = NULL;
+
+	assert_int_equal(spool_open(&sp, &cfg), 0);
+	assert_non_null(sp);
+	return sp;
+}
+
+static void put(struct spool *sp, int i)
+{
+	char id[32], json[64];
+
+	snprintf(id, sizeof(id), "id-%04d", i);
+	snprintf(json, sizeof(json), "{\"n\":%d,\"pad\":\"%0*d\"}", i, 20, i);
+	assert_int_equal(spool_append(sp, id, 1000 + (uint64_t)i, json, strlen(json)), 0);
+}
+
+/* Reads everything available and checks the ids are want[0..n) in order. */
+static void expect_ids(struct spool *sp, const int *want, int n)
+{
+	struct spool_entry e;
+	char id[32];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		assert_int_equal(spool_read(sp, &e), 1);
+		snprintf(id, sizeof(id), "id-%04d", want[i]);
+		assert_string_equal(e.event_id, id);
+		assert_int_equal(e.ts_ns, 1000 + (uint64_t)want[i]);
+		assert_non_null(strstr(e.json, "\"n\":"));
+		assert_int_equal(e.len, strlen(e.json));
+		spool_entry_free(&e);
+	}
+	assert_int_equal(spool_read(sp, &e), 0);
+}
+
+static void seg_path(const char *dir, int nth, char *out, size_t n)
+{
+	/* segments are numbered from 1 in a fresh directory */
+	snprintf(out, n, "%s/%016x.seg", dir, nth);
+}
+
+static void test_order_and_ack(void **state)
+{
+	struct fixture *f = *state;
+	struct spool *sp = open_spool(f->dir, 1 << 20, 4096);
+	struct spool_stats st;
+	struct spool_pos pos;
+	int want[200], i;
+
+	for (i = 0; i < 200; i++) {
+		put(sp, i);
+		want[i] = i;
+	}
+	spool_get_stats(sp, &st);
+	assert_true(st.segments > 1);   /* 4 KiB segments: the order must survive rotation */
+	assert_false(spool_empty(sp));
+	expect_ids(sp, want, 200);
+	spool_rewind(sp);
+	expect_ids(sp, want, 200);
+	spool_tell(sp, &pos);
+	assert_int_equal(spool_ack(sp, &pos), 0);
+	assert_true(spool_empty(sp));
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.segments, 0);
+	assert_int_equal(st.disk_bytes, 0);
+	/* appending after a full drain starts a new segment and reads on */
+	put(sp, 7);
+	want[0] = 7;
+	expect_ids(sp, want, 1);
+	spool_close(sp);
+}
+
+static void test_checksum(void **state)
+{
+	struct fixture *f = *state;
+	struct spool *sp = open_spool(f->dir, 1 << 20, 1 << 20);
+	struct spool_stats st;
+	char path[128];
+	int want[] = { 0, 2 };
+	int fd;
+	off_t off;
+
+	put(sp, 0);
+	put(sp, 1);
+	put(sp, 2);
+	spool_close(sp);
+	/* flip one byte inside the second entry's payload */
+	seg_path(f->dir, 1, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	off = lseek(fd, 0, SEEK_END) / 3 + 30;
+	assert_int_equal(pwrite(fd, "X", 1, off), 1);
+	close(fd);
+	sp = open_spool(f->dir, 1 << 20, 1 << 20);
+	expect_ids(sp, want, 2);
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.corrupt, 1);
+	spool_close(sp);
+}
+
+static void test_torn_tail(void **state)
+{
+	struct fixture *f = *state;
+	struct spool *sp = open_spool(f->dir, 1 << 20, 1 << 20);
+	struct spool_stats st;
+	struct stat stt;
+	char path[128];
+	int want[] = { 0, 1, 2, 3, 10 };
+
+	put(sp, 0);
+	put(sp, 1);
+	put(sp, 2);
+	put(sp, 3);
+	put(sp, 4);
+	spool_close(sp);
+	seg_path(f->dir, 1, path, sizeof(path));
+	assert_int_equal(stat(path, &stt), 0);
+	assert_int_equal(truncate(path, stt.st_size - 5), 0);
+	sp = open_spool(f->dir, 1 << 20, 1 << 20);
+	/* the restarted writer must not append behind the torn entry */
+	put(sp, 10);
+	expect_ids(sp, want, 5);
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.torn, 1);
+	assert_int_equal(st.corrupt, 0);
+	spool_close(sp);
+}
+
+static void test_size_limit(void **state)
+{
+	struct fixture *f = *state;
+	struct spool *sp = open_spool(f->dir, 2000, 1000);
+	struct spool_stats st;
+	struct spool_pos pos;
+	struct spool_entry e;
+	char id[32];
+	int i, ok = 0, dropped = 0;
+
+	for (i = 0; i < 100; i++) {
+		int err;
+
+		snprintf(id, sizeof(id), "id-%04d", i);
+		err = spool_append(sp, id, 1, "{\"a\":\"0123456789012345678901234567890123456789\"}", 48);
+		if (err == 0)
+			ok++;
+		else if (err == -ENOSPC)
+			dropped++;
+		else
+			fail_msg("unexpected error %d", err);
+	}
+	spool_get_stats(sp, &st);
+	assert_true(ok > 10);
+	assert_true(dropped > 0);
+	assert_int_equal(st.dropped, dropped);
+	assert_int_equal(st.appended, ok);
+	assert_true(st.disk_bytes <= 2000);
+	/* the newest are dropped: what is kept is the first ok ids, in order */
+	for (i = 0; i < ok; i++) {
+		assert_int_equal(spool_read(sp, &e), 1);
+		snprintf(id, sizeof(id), "id-%04d", i);
+		assert_string_equal(e.event_id, id);
+		spool_entry_free(&e);
+	}
+	assert_int_equal(spool_read(sp, &e), 0);
+	/* acking frees room again */
+	spool_tell(sp, &pos);
+	assert_int_equal(spool_ack(sp, &pos), 0);
+	assert_int_equal(spool_append(sp, "again", 1, "{}", 2), 0);
+	spool_close(sp);
+}
+
+static void test_crash_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct spool *sp = open_spool(f->dir, 1 << 20, 2048);
+	struct spool_entry e;
+	struct spool_pos pos;
+	int want[50], i;
+
+	for (i = 0; i < 50; i++)
+		put(sp, i);
+	/* deliver 20 and ack them, then read 15 more without an ack: the "crash" */
+	for (i = 0; i < 20; i++) {
+		assert_int_equal(spool_read(sp, &e), 1);
+		spool_entry_free(&e);
+	}
+	spool_tell(sp, &pos);
+	assert_int_equal(spool_ack(sp, &pos), 0);
+	for (i = 0; i < 15; i++) {
+		assert_int_equal(spool_read(sp, &e), 1);
+		spool_entry_free(&e);
+	}
+	spool_close(sp);
+
+	sp = open_spool(f->dir, 1 << 20, 2048);
+	for (i = 0; i < 30; i++)
+		want[i] = 20 + i;
+	put(sp, 99);
+	want[30] = 99;
+	expect_ids(sp, want, 31);
+	spool_tell(sp, &pos);
+	assert_int_equal(spool_ack(sp, &pos), 0);
+	assert_true(spool_empty(sp));
+	spool_close(sp);
+
+	/* and after a full drain a reopen finds nothing, not the old entries again */
+	sp = open_spool(f->dir, 1 << 20, 2048);
+	assert_true(spool_empty(sp));
+	assert_int_equal(spool_read(sp, &e), 0);
+	put(sp, 5);
+	want[0] = 5;
+	expect_ids(sp, want, 1);
+	spool_close(sp);
+	sp = open_spool(f->dir, 1 << 20, 2048);
+	expect_ids(sp, want, 1);
+	spool_close(sp);
+}
+
+static void test_fsync_parse(void **state)
+{
+	enum spool_fsync p;
+
+	assert_int_equal(spool_fsync_parse("always", &p), 0);
+	assert_int_equal(p, SPOOL_FSYNC_ALWAYS);
+	assert_int_equal(spool_fsync_parse("never", &p), 0);
+	assert_int_equal(p, SPOOL_FSYNC_NEVER);
+	assert_int_equal(spool_fsync_parse(NULL, &p), 0);
+	assert_int_equal(p, SPOOL_FSYNC_BATCH);
+	assert_int_equal(spool_fsync_parse("sometimes", &p), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_order_and_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checksum, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_size_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_reopen, setup, teardown),
+		cmocka_unit_test(test_fsync_parse),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
