@@ -3,25 +3,34 @@
  * capture.h lives in pcap_input.c.
  *
  * Which --capture mode to pick. All three feed the same ring with the same events and
- * produce the same records; they differ in where the kernel runs the program and what
- * that costs:
- * - socket (default): a socket filter on an AF_PACKET tap. Works on any interface type
- *   and on every kernel with a BPF ring buffer, needs CAP_NET_RAW, attaches nothing
- *   to the interface (nothing to clean up after a crash; `-i all` also sees interfaces
- *   created later). Each packet is cloned to the tap on egress and the tap runs in
- *   the packet path of every protocol, so it is the most expensive per packet. Pick
- *   it when in doubt, on tun/wireguard-style devices, or without CAP_NET_ADMIN.
- * - tc: a classifier on ingress and egress (tcx links on kernels >= 6.6, a clsact
- *   qdisc with filters before that). No clone, runs only on the chosen devices and
- *   only sees IP, so it is cheaper than the tap; it leaves the packet untouched and
- *   returns TC_ACT_UNSPEC, so programs and filters after it run as before. Ethernet
- *   and loopback devices only. Pick it for busy Ethernet/veth interfaces.
- * - xdp: XDP on ingress (native where the driver has it, e.g. veth, most 10G+ NICs),
- *   TC on egress. Cheapest on ingress with a native driver, but an interface takes a
- *   single XDP program, so xdp mode refuses an interface that already has one; on veth
- *   a native XDP program makes the kernel copy every non-linear (GRO/GSO) skb into
- *   page-pool pages, which costs more than it saves for large transfers. Generic XDP
- *   (--xdp-generic, e.g. on lo) copies too and is slower than tc: use it only to test.
+ * produce the same records (tests/integration/test_capture_modes.sh checks it request
+ * for request); they differ in where the kernel runs the program and what that costs.
+ * The program itself costs about the same everywhere (~330 ns per packet on the test
+ * box, dominated by copying the payload into the ring), so the choice is about the
+ * hook around it and about operations:
+ * - socket (default): a socket filter on an AF_PACKET tap. Works on every interface
+ *   type (tun, wireguard, ipip too) and every kernel with a BPF ring buffer, needs
+ *   CAP_NET_RAW but not CAP_NET_ADMIN, attaches nothing to the interface (nothing can
+ *   be left behind by a crash, nothing conflicts with other programs) and `-i all`
+ *   sees interfaces created later by itself. The tap is in the path of every packet
+ *   of every protocol on the interface. Pick it when in doubt.
+ * - tc: a classifier on ingress and egress (tcx links on kernels >= 6.6, clsact
+ *   filters before). Runs only on the chosen Ethernet/veth/loopback devices, leaves the
+ *   packet untouched and returns TC_ACT_UNSPEC (TCX_NEXT), so the programs and filters
+ *   after it decide as before. Pick it on busy hosts where the tap's per-packet cost
+ *   shows, or where raw sockets are not allowed; it needs CAP_NET_ADMIN.
+ * - xdp: XDP on ingress (native where the driver has it: veth, most 10G+ NICs), tc on
+ *   egress. An interface takes one XDP program, so xdp mode refuses an interface that
+ *   has one. On veth, native XDP makes the kernel copy every non-linear skb into
+ *   page-pool pages and hands smaller segments up (the test saw ~40% more ingress
+ *   segments than tc for the same traffic), which costs more than it saves for bulk
+ *   transfers. Generic XDP (--xdp-generic, e.g. lo) copies as well and can drop a
+ *   packet when that copy fails under memory pressure: use it for tests only (`-i all`
+ *   includes lo, so it needs --xdp-generic). Pick xdp for ingress-heavy traffic on a
+ *   NIC with native XDP and no other XDP user.
+ * On the 2-core test box under other load, wrk throughput with any mode attached was
+ * within the run-to-run noise (+-30%) of no capture; measure on the target host.
+ *
  * On lo every packet crosses egress and then ingress of the same device: tc and xdp
  * attach there at ingress only, so each packet is captured once (socket mode skips
  * the tap's outgoing copy instead).
@@ -38,10 +47,12 @@
  * forces clsact filters on tcx-capable kernels (for tests).
  *
  * Interfaces: -i takes one name, a comma-separated list or `all`. Socket mode opens
- * one tap per listed interface, or one unbound tap for `all`. tc/xdp with `all`
- * attach to every interface that is up (and Ethernet or loopback) at start;
- * interfaces created or brought up later are NOT picked up: restart the agent (or
- * use socket mode) when interfaces come and go. */
+ * one tap per listed interface, or one unbound tap for `all` (which sees interfaces
+ * created later by itself). tc/xdp with `all` attach to every interface that is up
+ * (and Ethernet or loopback) at start, and follow RTNLGRP_LINK from capture_poll():
+ * an interface that is created or comes up later is attached within one poll, one
+ * that disappears has its pins removed. A listed interface is not followed: if it
+ * is deleted and re-created, restart the agent. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <dirent.h>
@@ -52,6 +63,8 @@
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
 #include <linux/magic.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -149,6 +162,8 @@ struct capture {
 	int owner_fd;
 	int owner_pinned;
 	int recovered;		/* this start took over the pin dir of a crashed agent */
+	int xdp_generic;
+	int nl_fd;		/* RTNLGRP_LINK listener for `-i all` in tc/xdp mode, or -1 */
 	capture_seg_cb cb;
 	void *ctx;
 	struct capture_ustats us;
@@ -726,8 +741,16 @@ static int capture_attach_legacy_tc(struct capture *c, struct capture_att *a, in
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = CAPTURE_TC_HANDLE, .priority = CAPTURE_TC_PRIO);
 	int err;
 
+	libbpf_print_fn_t prev;
+	int found;
+
 	hook.attach_point = a->hook == CAPTURE_HOOK_TC_INGRESS ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+	/* an existing qdisc and a missing filter are the usual case, not worth the
+	 * kernel messages libbpf prints for them */
+	prev = libbpf_set_print(NULL);
 	err = bpf_tc_hook_create(&hook);
+	found = err == 0 || err == -EEXIST ? bpf_tc_query(&hook, &opts) == 0 : 0;
+	libbpf_set_print(prev);
 	if (err == 0)
 		a->qdisc_created = 1;
 	else if (err != -EEXIST) {
@@ -736,7 +759,7 @@ static int capture_attach_legacy_tc(struct capture *c, struct capture_att *a, in
 	}
 	/* a filter cannot be pinned, so nothing tells whose one with our handle is: it
 	 * is replaced only when this start took over a crashed agent's pin dir */
-	if (bpf_tc_query(&hook, &opts) == 0) {
+	if (found) {
 		if (!c->recovered) {
 			pr_warn("interface %s: a shadowtap %s filter (prog id %u) is attached: another "
 				"agent already captures there, or one with another --pin-dir crashed "
@@ -833,37 +856,6 @@ static int capture_attach_hook(struct capture *c, const struct capture_iface *if
 	return 0;
 }
 
-/* On lo a packet crosses egress and then ingress of the same device: hook ingress
- * only there, so each packet is captured once. */
-static int capture_attach(struct capture *c, const struct capture_cfg *cfg)
-{
-	struct capture_iface ifs[CAPTURE_MAX_IFACES];
-	int n = 0, i, err;
-
-	err = capture_resolve_ifaces(cfg->iface, cfg->mode, ifs, &n);
-	if (err)
-		return err;
-	if (cfg->mode == CAPTURE_SOCKET) {
-		if (n == 0)
-			return capture_open_socket(c, 0, "all");
-		for (i = 0; i < n; i++) {
-			err = capture_open_socket(c, ifs[i].ifindex, ifs[i].name);
-			if (err)
-				return err;
-		}
-		return 0;
-	}
-	for (i = 0; i < n; i++) {
-		err = capture_attach_hook(c, &ifs[i], cfg->mode == CAPTURE_XDP ?
-				CAPTURE_HOOK_XDP : CAPTURE_HOOK_TC_INGRESS, cfg->xdp_generic);
-		if (!err && !ifs[i].is_lo)
-			err = capture_attach_hook(c, &ifs[i], CAPTURE_HOOK_TC_EGRESS, 0);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
 static void capture_detach_one(struct capture_att *a)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->ifindex);
@@ -889,6 +881,145 @@ static void capture_detach_one(struct capture_att *a)
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&hook);
 	}
+}
+
+/* On lo a packet crosses egress and then ingress of the same device: hook ingress
+ * only there, so each packet is captured once. */
+static int capture_attach_iface(struct capture *c, const struct capture_iface *ifc)
+{
+	int err;
+
+	err = capture_attach_hook(c, ifc, c->mode == CAPTURE_XDP ? CAPTURE_HOOK_XDP :
+				  CAPTURE_HOOK_TC_INGRESS, c->xdp_generic);
+	if (!err && !ifc->is_lo)
+		err = capture_attach_hook(c, ifc, CAPTURE_HOOK_TC_EGRESS, 0);
+	return err;
+}
+
+/* Subscribed before the interfaces are listed, so none slips between the two. */
+static int capture_open_netlink(struct capture *c)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+	int err;
+
+	c->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (c->nl_fd < 0 || bind(c->nl_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = -errno;
+		pr_warn("cannot listen for new interfaces: %s\n", strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+static int capture_is_attached(const struct capture *c, int ifindex)
+{
+	int i;
+
+	for (i = 0; i < c->natt; i++)
+		if (c->att[i].ifindex == ifindex)
+			return 1;
+	return 0;
+}
+
+/* The kernel detaches a deleted device's links itself; drop our pins and fds. */
+static void capture_forget_iface(struct capture *c, int ifindex, int gone)
+{
+	int i, j = 0;
+
+	for (i = 0; i < c->natt; i++) {
+		if (c->att[i].ifindex == ifindex) {
+			if (gone) {
+				pr_info("interface %s is gone: removed its %s pin\n",
+					c->att[i].ifname, capture_hook_names[c->att[i].hook]);
+				c->att[i].qdisc_created = 0;
+			}
+			capture_detach_one(&c->att[i]);
+			continue;
+		}
+		if (i != j)
+			c->att[j] = c->att[i];
+		j++;
+	}
+	c->natt = j;
+}
+
+static void capture_link_event(struct capture *c, const struct nlmsghdr *nh)
+{
+	const struct ifinfomsg *ifi = NLMSG_DATA(nh);
+	struct capture_iface ifs[1];
+	char name[IF_NAMESIZE];
+	int n = 0;
+
+	if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*ifi)))
+		return;
+	if (nh->nlmsg_type == RTM_DELLINK) {
+		capture_forget_iface(c, ifi->ifi_index, 1);
+		return;
+	}
+	if (nh->nlmsg_type != RTM_NEWLINK || !(ifi->ifi_flags & IFF_UP) ||
+	    capture_is_attached(c, ifi->ifi_index) || !if_indextoname(ifi->ifi_index, name))
+		return;
+	/* not listed: skips down and non-Ethernet devices quietly */
+	if (capture_add_iface(ifs, &n, name, c->mode, 0) < 0 || n == 0)
+		return;
+	if (c->natt + 2 > CAPTURE_MAX_ATT) {
+		pr_warn("interface %s appeared, but %d hooks are attached already: not captured\n",
+			name, c->natt);
+		return;
+	}
+	if (capture_attach_iface(c, &ifs[0]) < 0) {
+		pr_warn("interface %s appeared, but could not be attached: not captured\n", name);
+		capture_forget_iface(c, ifs[0].ifindex, 0);
+		return;
+	}
+	pr_info("interface %s appeared: capturing on it\n", name);
+}
+
+static void capture_poll_links(struct capture *c)
+{
+	char buf[8192] __attribute__((aligned(4)));
+	const struct nlmsghdr *nh;
+	ssize_t len;
+
+	while ((len = recv(c->nl_fd, buf, sizeof(buf), 0)) > 0) {
+		for (nh = (const struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)len);
+		     nh = NLMSG_NEXT(nh, len))
+			capture_link_event(c, nh);
+	}
+	if (len < 0 && errno == ENOBUFS)
+		pr_warn("missed interface notifications (socket overrun): restart to pick up "
+			"interfaces created just now\n");
+}
+
+static int capture_attach(struct capture *c, const struct capture_cfg *cfg)
+{
+	struct capture_iface ifs[CAPTURE_MAX_IFACES];
+	int n = 0, i, err;
+
+	if (cfg->mode != CAPTURE_SOCKET && (!cfg->iface || strcmp(cfg->iface, "all") == 0)) {
+		err = capture_open_netlink(c);
+		if (err)
+			return err;
+	}
+	err = capture_resolve_ifaces(cfg->iface, cfg->mode, ifs, &n);
+	if (err)
+		return err;
+	if (cfg->mode == CAPTURE_SOCKET) {
+		if (n == 0)
+			return capture_open_socket(c, 0, "all");
+		for (i = 0; i < n; i++) {
+			err = capture_open_socket(c, ifs[i].ifindex, ifs[i].name);
+			if (err)
+				return err;
+		}
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		err = capture_attach_iface(c, &ifs[i]);
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 static int capture_configure(struct capture *c, const struct capture_cfg *cfg)
@@ -941,7 +1072,9 @@ int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_se
 		return -ENOMEM;
 	}
 	c->owner_fd = -1;
+	c->nl_fd = -1;
 	c->mode = cfg->mode;
+	c->xdp_generic = cfg->xdp_generic;
 	c->cb = cb;
 	c->ctx = ctx;
 
@@ -1031,6 +1164,8 @@ int capture_poll(struct capture *c, int timeout_ms)
 		return n;
 	}
 	total += n;
+	if (c->nl_fd >= 0)
+		capture_poll_links(c);
 	return total > INT_MAX ? INT_MAX : (int)total;
 }
 
@@ -1071,6 +1206,8 @@ void capture_close(struct capture *c)
 		return;
 	for (i = 0; i < c->nsocks; i++)
 		close(c->socks[i]);
+	if (c->nl_fd >= 0)
+		close(c->nl_fd);
 	/* reverse order: an interface's egress goes before the ingress that created
 	 * its clsact qdisc */
 	for (i = c->natt - 1; i >= 0; i--)
