@@ -1322,8 +1322,9 @@ static int replay_next_timeout(struct replay *rp, uint64_t now)
 	}
 	if (rp->drain_deadline && rp->drain_deadline < next)
 		next = rp->drain_deadline;
-	if (next == UINT64_MAX)
-		return -1;
+	/* never sleep unboundedly: a missed wake-up costs at most this long */
+	if (next == UINT64_MAX || next > now + 100000000ull)
+		next = now + 100000000ull;
 	if (next <= now)
 		return 0;
 	/* round up so we do not wake just before a deadline and spin */
@@ -1336,8 +1337,13 @@ static void replay_drain_queue(struct replay *rp, uint64_t now, bool *closed)
 	eventfd_t v;
 	int n, i;
 
-	__atomic_store_n(&rp->wake_pending, 0, __ATOMIC_RELEASE);
+	/* Consume the wake-up first, then clear the flag, then pop. Clearing first
+	 * let a producer set the flag and write the eventfd in between; reading the
+	 * eventfd then swallowed that write, and a record pushed after the last pop
+	 * found the flag set and never woke the thread again (a stalled queue under
+	 * sustained load). */
 	eventfd_read(rp->efd, &v);
+	__atomic_store_n(&rp->wake_pending, 0, __ATOMIC_SEQ_CST);
 	for (;;) {
 		n = bq_pop(&rp->q, batch, REPLAY_BATCH, 0);
 		if (n == -EPIPE) {
@@ -1383,6 +1389,8 @@ static void *replay_thread(void *arg)
 			if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 				replay_readable(rp, c, now);
 		}
+		if (!closed && bq_len(&rp->q))
+			replay_drain_queue(rp, now, &closed);
 		if (__atomic_load_n(&rp->stopping, __ATOMIC_ACQUIRE)) {
 			if (!closed)
 				replay_drain_queue(rp, now, &closed);

@@ -1,6 +1,7 @@
 /* Live capture on lo through agent/capture.c: a 256 KiB send() becomes GSO segments
  * of up to 64 KiB, each split into several ring events; reassembling them by sequence
- * number must give every byte exactly once (lo's duplicate copy skipped). Also checks
+ * number must give every byte (once, but for real TCP retransmissions; lo's
+ * duplicate copy skipped). Also checks
  * the stats pin and its removal. Needs root; skips otherwise. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -278,17 +279,24 @@ static void test_live_gso_captured_whole(void **state)
 
 	for (d = 0; d < 2; d++) {
 		struct tl_stream *s = &c->dir[d];
+		size_t dups = 0;
 
 		assert_true(s->have_isn);
 		assert_true(s->fin);
 		assert_int_equal(s->outside, 0);
 		for (i = 0; i < s->total; i++) {
-			if (s->count[i] != 1 || s->bytes[i] != tl_pattern(i, d)) {
+			if (s->count[i] == 0 || s->bytes[i] != tl_pattern(i, d)) {
 				fprintf(stderr, "dir %d byte %zu captured %u times, value %u\n", d, i,
 					s->count[i], s->bytes[i]);
 				fail();
 			}
+			dups += s->count[i] - 1u;
 		}
+		/* A real TCP retransmission (a loaded machine) shows a byte twice, and
+		 * that is right; lo's duplicate copy would double everything. */
+		if (dups)
+			fprintf(stderr, "dir %d: %zu bytes seen again (TCP retransmission)\n", d, dups);
+		assert_true(dups * 4 < s->total);
 	}
 	assert_int_equal(st.ringbuf_full, 0);
 	assert_int_equal(st.bytes_too_large, 0);
