@@ -5,7 +5,7 @@ set -eu
 PKGS="make gcc clang llvm lld libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
  libpcap-dev libcurl4-openssl-dev libmsgpack-dev libcmocka-dev pkg-config
  nginx-light wrk curl jq tshark tcpdump tcpreplay iproute2 procps psmisc python3 python3-scapy
- openjdk-17-jdk-headless maven valgrind"
+ openjdk-17-jdk-headless maven valgrind python3-matplotlib"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

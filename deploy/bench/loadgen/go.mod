@@ -1,0 +1,3 @@
+module shadowtap/bench/loadgen
+
+go 1.21

@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""Summarise deploy/bench runs: medians over repeats of every (tool, mix, offered rate)
+into latest.csv and latest.md, and plot loss, CPU and serverA throughput against the
+offered rate (one line per tool) when matplotlib is available."""
+import argparse
+import csv
+import os
+import statistics
+import sys
+import time
+
+TOOLS = ["none", "shadowtap", "goreplay", "goreplay-raw", "tcpdump"]
+COLUMNS = ["tool", "mix", "offered_rps", "served_rps", "p50_ms", "p99_ms", "captured",
+           "replayed", "loss_pct", "cpu_s", "rss_mb", "bpf_ns_per_pkt", "drops", "errors",
+           "runs", "status"]
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def rate_key(r):
+    return float("inf") if r == "max" else float(r)
+
+
+def median(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, nd=1):
+    if v is None:
+        return ""
+    if nd == 0:
+        return "%d" % round(v)
+    return "%.*f" % (nd, v)
+
+
+def summarise(rows):
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["tool"], r["mix"], r["offered_rps"]), []).append(r)
+    out = []
+    for (tool, mix, rate), rs in groups.items():
+        ok = [r for r in rs if r["status"] == "ok"]
+        losses = []
+        for r in ok:
+            served, rep = num(r["served_a"]), num(r["replayed"])
+            if tool in ("shadowtap", "goreplay", "goreplay-raw") and served and rep is not None:
+                losses.append(max(0.0, 100.0 * (1.0 - rep / served)))
+        m = lambda k: median([num(r[k]) for r in ok])
+        statuses = sorted(set(r["status"] for r in rs))
+        out.append({
+            "tool": tool, "mix": mix, "offered_rps": rate,
+            "served_rps": fmt(m("served_rps"), 0), "p50_ms": fmt(m("p50_ms"), 3),
+            "p99_ms": fmt(m("p99_ms"), 3), "captured": fmt(m("captured"), 0),
+            "replayed": fmt(m("replayed"), 0), "loss_pct": fmt(median(losses), 2),
+            "cpu_s": fmt(m("cpu_s"), 2), "rss_mb": fmt(m("rss_mb"), 1),
+            "bpf_ns_per_pkt": fmt(m("bpf_ns_per_pkt"), 0), "drops": fmt(m("drops"), 0),
+            "errors": fmt(m("errors"), 0), "runs": str(len(ok)),
+            "status": "ok" if statuses == ["ok"] else ";".join(statuses),
+        })
+    order = {t: i for i, t in enumerate(TOOLS)}
+    out.sort(key=lambda s: (s["mix"] != "get", s["mix"], rate_key(s["offered_rps"]),
+                            order.get(s["tool"], 99)))
+    return out
+
+
+def plot(summary, outdir):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not available: no plots"
+    made = []
+    for key, label, fname in (("loss_pct", "replay loss %", "loss.png"),
+                              ("cpu_s", "tool CPU seconds per run", "cpu.png"),
+                              ("served_rps", "serverA responses/s", "throughput.png")):
+        mixes = sorted(set(s["mix"] for s in summary), key=lambda x: (x != "get", x))
+        fig, axes = plt.subplots(1, len(mixes), figsize=(6 * len(mixes), 4.2), squeeze=False)
+        for ax, mix in zip(axes[0], mixes):
+            rows = [s for s in summary if s["mix"] == mix]
+            rates = sorted(set(s["offered_rps"] for s in rows), key=rate_key)
+            for tool in TOOLS:
+                xs, ys = [], []
+                for i, rate in enumerate(rates):
+                    for s in rows:
+                        if s["tool"] == tool and s["offered_rps"] == rate and num(s[key]) is not None:
+                            xs.append(i)
+                            ys.append(num(s[key]))
+                if xs:
+                    ax.plot(xs, ys, marker="o", label=tool)
+            ax.set_xticks(range(len(rates)))
+            ax.set_xticklabels(rates)
+            ax.set_xlabel("offered requests/s (%s)" % ("keep-alive GET" if mix == "get"
+                                                       else "new-connection POST"))
+            ax.set_ylabel(label)
+            ax.grid(True, alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(outdir, fname), dpi=90)
+        plt.close(fig)
+        made.append(fname)
+    return "plots: " + ", ".join(made)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--mode", default="quick")
+    ap.add_argument("--duration", default="")
+    ap.add_argument("--repeats", default="")
+    ap.add_argument("--notes", default="")
+    a = ap.parse_args()
+    with open(a.runs, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        print("report: no runs", file=sys.stderr)
+        return 1
+    summary = summarise(rows)
+    with open(os.path.join(a.out, "latest.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(summary)
+    notes = []
+    if a.notes and os.path.exists(a.notes):
+        notes = [l.strip() for l in open(a.notes) if l.strip()]
+    notes.append(plot(summary, a.out))
+    with open(os.path.join(a.out, "latest.md"), "w") as f:
+        f.write("# shadowtap benchmark (%s mode, %s)\n\n" % (a.mode, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
+        f.write("%s s per run, %s repeat(s), each column the median over repeats (loss_pct: median of per-run losses); tools interleaved at each rate. "
+                "Host: %s CPUs, kernel %s.\n\n" % (a.duration, a.repeats, os.cpu_count(), os.uname().release))
+        f.write("| " + " | ".join(COLUMNS) + " |\n")
+        f.write("|" + "---|" * len(COLUMNS) + "\n")
+        for s in summary:
+            f.write("| " + " | ".join(s[c] for c in COLUMNS) + " |\n")
+        f.write("\nSetup: client, serverA and serverB are network namespaces joined by veth "
+                "(198.18.30.0/24 client-serverA, 198.18.31.0/24 serverA-serverB); nginx (one worker each) "
+                "serves a ~150-byte JSON body on serverA:80 and serverB:81 and counts requests in "
+                "stub_status on a port nobody captures. The tool under test runs in serverA's namespace "
+                "on its client-facing veth. Load: deploy/bench/loadgen (Go, standard library), open "
+                "loop: every request has a scheduled send time and latency counts from it, so a stalled "
+                "server cannot lower the offered rate (coordinated omission); offered 'max' is closed "
+                "loop. Mix get: keep-alive GETs over 32 connections; mix post: one new connection per "
+                "POST (Connection: close) from 64 workers, bodies log-uniform 1-256 KiB. All four "
+                "processes share the host's CPUs, so a tool's CPU comes out of serverA's throughput.\n")
+        f.write("\nColumns: served_rps and p50/p99 latency from the load generator (latency from the "
+                "intended send time, so stalls are not hidden); captured = shadowtap's parsed HTTP "
+                "requests, GoReplay's requests handed to its HTTP output, tcpdump's packets; "
+                "replayed = requests serverB's nginx counted (stub_status); loss_pct = 1 - replayed / "
+                "requests serverA counted; cpu_s and rss_mb from the tool's rusage (user+sys, "
+                "peak RSS); bpf_ns_per_pkt = run_time_ns / run_cnt of shadowtap's BPF program "
+                "(kernel.bpf_stats_enabled); drops = shadowtap ringbuf_full, tcpdump kernel drops.\n\n")
+        for n in notes:
+            f.write("- %s\n" % n)
+    print(open(os.path.join(a.out, "latest.md")).read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# Overhead and loss benchmark: shadowtap vs GoReplay vs tcpdump vs nothing, each under
+# the same rate-controlled load, on three network namespaces joined by veth:
+#
+#   client 198.18.30.2 ── 198.18.30.1 serverA (nginx :80, the tool) 198.18.31.1 ── 198.18.31.2 serverB (nginx :81)
+#
+# The load comes from deploy/bench/loadgen (open loop: a fixed schedule of send times,
+# latency measured from the intended time). Counters come from nginx stub_status on a
+# port nobody captures, the tools' own exit summaries, and the tool's rusage.
+#
+#   run.sh --full    3 repeats, 10 s per run, 4 rates per mix, then micro-benchmarks
+#   run.sh --quick   1 repeat, 3 s per run, 2 rates per mix (CI; under 3 minutes)
+#
+# Knobs (environment): BENCH_REPEATS, BENCH_DURATION (s), BENCH_RATES_GET,
+# BENCH_RATES_POST (space-separated, "max" = closed loop), BENCH_TOOLS,
+# BENCH_MIXES, BENCH_NO_SETUP=1 (skip setup.sh and make), BENCH_MICRO=0|1,
+# BENCH_LOADGEN_ARGS (extra loadgen flags, e.g. "-max-body 4096"), BENCH_ST_ARGS and
+# BENCH_GOR_ARGS (extra shadowtap / GoReplay flags),
+# BENCH_RESULTS (output directory, default deploy/bench/results),
+# BENCH_GOREPLAY_BUILD=0 (use ~/go/bin/goreplay only if already built).
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+BENCH=$ROOT/deploy/bench
+OUT=${OUT:-build}
+MODE=${1:---quick}
+case "$MODE" in
+--full)
+	REPEATS=${BENCH_REPEATS:-3}; DURATION=${BENCH_DURATION:-10}
+	RATES_GET=${BENCH_RATES_GET:-"5000 20000 50000 max"}
+	RATES_POST=${BENCH_RATES_POST:-"200 1000 3000 max"}
+	MICRO=${BENCH_MICRO:-1}; SETTLE=1; GOREPLAY_BUILD_TIMEOUT=600
+	TOOLS=${BENCH_TOOLS:-"none shadowtap goreplay goreplay-raw tcpdump"} ;;
+--quick)
+	REPEATS=${BENCH_REPEATS:-1}; DURATION=${BENCH_DURATION:-3}
+	RATES_GET=${BENCH_RATES_GET:-"5000 max"}
+	RATES_POST=${BENCH_RATES_POST:-"500 max"}
+	MICRO=${BENCH_MICRO:-0}; SETTLE=0.5; GOREPLAY_BUILD_TIMEOUT=150
+	TOOLS=${BENCH_TOOLS:-"none shadowtap goreplay tcpdump"} ;;
+*)
+	echo "usage: $0 --full|--quick" >&2; exit 2 ;;
+esac
+MIXES=${BENCH_MIXES:-"get post"}
+RESULTS=${BENCH_RESULTS:-$BENCH/results}
+PY=/usr/bin/python3
+GO=${GO:-/usr/local/go/bin/go}
+GOREPLAY_VERSION=${GOREPLAY_VERSION:-v1.3.2}
+GOREPLAY=${GOREPLAY:-$HOME/go/bin/goreplay}
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces, BPF)"
+
+if [ "${BENCH_NO_SETUP:-0}" != 1 ]; then
+	scripts/setup.sh || die "scripts/setup.sh failed"
+	make --no-print-directory all || log "make failed: shadowtap rows will say so"
+fi
+
+TMP=$(mktemp -d /tmp/shadowtap-bench.XXXXXX)
+SFX=$$
+NS_C=stb-cli-$SFX NS_A=stb-a-$SFX NS_B=stb-b-$SFX
+A_IP=198.18.30.1 C_IP=198.18.30.2 A2_IP=198.18.31.1 B_IP=198.18.31.2
+PIN=/sys/fs/bpf/shadowtap-bench-$SFX
+PIDS=()
+OLD_BPF_STATS=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
+
+cleanup() {
+	local p n
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	sleep 0.3
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for n in "$NS_C" "$NS_A" "$NS_B"; do
+		ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$n" 2>/dev/null
+	done
+	rm -rf "$PIN"
+	sysctl -qw kernel.bpf_stats_enabled="$OLD_BPF_STATS" 2>/dev/null
+	[ -n "${BENCH_KEEP_TMP:-}" ] || rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- tools
+mkdir -p "$OUT/bench" "$RESULTS"
+LOADGEN=$OUT/bench/loadgen
+if [ ! -x "$LOADGEN" ] || [ -n "$(find "$BENCH/loadgen" -newer "$LOADGEN" -name '*.go' 2>/dev/null)" ]; then
+	(cd "$BENCH/loadgen" && CGO_ENABLED=0 "$GO" build -o "$ROOT/$LOADGEN" .) || die "loadgen build failed"
+fi
+LOADGEN=$ROOT/$LOADGEN
+
+NOTES=()
+if [[ " $TOOLS " == *" goreplay"* ]] && [ ! -x "$GOREPLAY" ] && [ "${BENCH_GOREPLAY_BUILD:-1}" = 1 ]; then
+	log "building GoReplay $GOREPLAY_VERSION (cached in ~/go/bin)"
+	if ! CGO_ENABLED=1 timeout "$GOREPLAY_BUILD_TIMEOUT" "$GO" install "github.com/buger/goreplay@$GOREPLAY_VERSION" >"$TMP/gor-build.log" 2>&1; then
+		NOTES+=("goreplay: $GOREPLAY_VERSION build failed: $(tail -1 "$TMP/gor-build.log")")
+	fi
+fi
+ST_BIN=$ROOT/$OUT/shadowtap
+[ -x "$ST_BIN" ] || NOTES+=("shadowtap: build/shadowtap not built; rows skipped")
+if [ -x "$GOREPLAY" ]; then
+	NOTES+=("goreplay: $GOREPLAY_VERSION ($GOREPLAY), built with $("$GO" version | awk '{print $3}'); flags: --input-raw sta0:80 --input-raw-engine libpcap (goreplay) or raw_socket (goreplay-raw) --input-raw-buffer-size 32mb --input-raw-buffer-timeout 50ms --output-http http://$B_IP:81 --output-http-workers 64 --output-http-queue-len 10000 --output-http-timeout 5s --stats --output-http-stats")
+else
+	NOTES+=("goreplay: not built; rows skipped")
+fi
+if ! "$PY" -c 'import matplotlib' 2>/dev/null; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-matplotlib \
+		>/dev/null 2>&1 || NOTES+=("plots: python3-matplotlib not installed")
+fi
+
+# ---------------------------------------------------------------- topology
+ns_up() { ip netns add "$1" && ip -n "$1" link set lo up; }
+link() { # ns1 if1 addr1 ns2 if2 addr2
+	ip link add "$2" netns "$1" type veth peer name "$5" netns "$4" || return 1
+	ip -n "$1" addr add "$3/24" dev "$2" && ip -n "$4" addr add "$6/24" dev "$5"
+	ip -n "$1" link set "$2" up && ip -n "$4" link set "$5" up
+}
+ns_up "$NS_C" && ns_up "$NS_A" && ns_up "$NS_B" || die "cannot create namespaces"
+link "$NS_C" stc0 "$C_IP" "$NS_A" sta0 "$A_IP" || die "veth client-serverA failed"
+link "$NS_A" sta1 "$A2_IP" "$NS_B" stb0 "$B_IP" || die "veth serverA-serverB failed"
+for n in "$NS_C" "$NS_A" "$NS_B"; do
+	ip netns exec "$n" sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1 \
+		net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192
+done
+
+nginx_start() { # ns name port
+	local ns=$1 name=$2 port=$3 dir=$TMP/nginx-$2
+	mkdir -p "$dir"
+	cat >"$dir/nginx.conf" <<NGX
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log error;
+events { worker_connections 16384; }
+http {
+	access_log off;
+	client_body_temp_path $dir/body;
+	proxy_temp_path $dir/proxy;
+	fastcgi_temp_path $dir/fcgi;
+	uwsgi_temp_path $dir/uwsgi;
+	scgi_temp_path $dir/scgi;
+	keepalive_requests 1000000;
+	keepalive_timeout 120s;
+	client_max_body_size 16m;
+	client_body_buffer_size 512k;
+	default_type application/json;
+	server {
+		listen 127.0.0.1:8080;
+		location /status { stub_status; }
+	}
+	server {
+		listen $port reuseport backlog=8192;
+		location / { return 200 '{"server":"$name","uri":"\$request_uri","items":[1,2,3,4,5,6,7,8],"note":"benchmark response body of a typical small JSON API"}\n'; }
+	}
+}
+NGX
+	ip netns exec "$ns" nginx -c "$dir/nginx.conf" -p "$dir" || return 1
+	for _ in $(seq 1 50); do [ -s "$dir/nginx.pid" ] && break; sleep 0.1; done
+	PIDS+=("$(cat "$dir/nginx.pid")")
+}
+nginx_start "$NS_A" serverA 80 || die "serverA nginx did not start"
+nginx_start "$NS_B" serverB 81 || die "serverB nginx did not start"
+
+# stub_status "requests" counts the status request itself: every read of serverB's
+# counter is counted in B_POLLS and taken off the replayed count.
+B_POLLS=0
+stub_requests() { # ns
+	ip netns exec "$1" curl -s --max-time 3 http://127.0.0.1:8080/status | awk 'NR==3 {print $3}'
+}
+stub_b() { # var
+	local v
+	v=$(stub_requests "$NS_B")
+	B_POLLS=$((B_POLLS + 1))
+	printf -v "$1" '%s' "$v"
+}
+
+sysctl -qw kernel.bpf_stats_enabled=1 2>/dev/null || NOTES+=("bpf stats: kernel.bpf_stats_enabled not settable")
+
+# ---------------------------------------------------------------- one run
+TOOL_PID=
+tool_start() { # tool log usage-json
+	local tool=$1 tlog=$2 use=$3 i
+	TOOL_PID=
+	case $tool in
+	none) return 0 ;;
+	shadowtap)
+		[ -x "$ST_BIN" ] || return 2
+		rm -rf "$PIN"
+		ip netns exec "$NS_A" "$LOADGEN" exec -o "$use" -- "$ST_BIN" -i sta0 -p 80 \
+			-r "http://$B_IP:81" -o /dev/null --pin-dir "$PIN" ${BENCH_ST_ARGS:-} 2>"$tlog" &
+		TOOL_PID=$!
+		for i in $(seq 1 100); do
+			grep -q "capturing TCP" "$tlog" 2>/dev/null && return 0
+			kill -0 "$TOOL_PID" 2>/dev/null || return 1
+			sleep 0.1
+		done
+		return 1 ;;
+	goreplay | goreplay-raw)
+		[ -x "$GOREPLAY" ] || return 2
+		local engine=libpcap
+		[ "$tool" = goreplay-raw ] && engine=raw_socket
+		# Tuned: a 32 MiB capture buffer (the default ~2 MiB drops under load), a
+		# 50 ms pcap buffer timeout (the default 2 s holds the tail of a run past
+		# its drain), up to 64 replay workers and a deeper output queue so replay
+		# latency does not back up into capture.
+		ip netns exec "$NS_A" "$LOADGEN" exec -o "$use" -- "$GOREPLAY" \
+			--input-raw sta0:80 --input-raw-engine "$engine" --input-raw-buffer-size 32mb --input-raw-buffer-timeout 50ms \
+			--output-http "http://$B_IP:81" --output-http-workers 64 \
+			--output-http-queue-len 10000 --output-http-timeout 5s ${BENCH_GOR_ARGS:-} \
+			--stats --output-http-stats --output-http-stats-ms 1000 2>"$tlog" >/dev/null &
+		TOOL_PID=$!
+		sleep 1.5
+		kill -0 "$TOOL_PID" 2>/dev/null || return 1
+		return 0 ;;
+	tcpdump)
+		ip netns exec "$NS_A" "$LOADGEN" exec -o "$use" -- tcpdump -i sta0 -n -s 0 -B 32768 \
+			-w /dev/null tcp port 80 2>"$tlog" &
+		TOOL_PID=$!
+		for i in $(seq 1 50); do
+			grep -q "listening on" "$tlog" 2>/dev/null && return 0
+			kill -0 "$TOOL_PID" 2>/dev/null || return 1
+			sleep 0.1
+		done
+		return 1 ;;
+	esac
+}
+
+# BPF program stats of the running shadowtap, "run_cnt run_time_ns" summed over the
+# programs it holds (bpftool 7.1 here cannot map programs to pids; fdinfo can).
+bpf_prog_stats() {
+	local child fd cnt=0 ns=0 c t
+	child=$(pgrep -P "$TOOL_PID" | head -1)
+	[ -n "$child" ] || return 0
+	for fd in /proc/"$child"/fdinfo/*; do
+		grep -q '^prog_id:' "$fd" 2>/dev/null || continue
+		c=$(awk '$1 == "run_cnt:" {print $2}' "$fd"); t=$(awk '$1 == "run_time_ns:" {print $2}' "$fd")
+		cnt=$((cnt + ${c:-0})); ns=$((ns + ${t:-0}))
+	done
+	echo "$cnt $ns"
+}
+
+tool_stop() {
+	local i
+	[ -n "$TOOL_PID" ] || return 0
+	kill -INT "$TOOL_PID" 2>/dev/null
+	for i in $(seq 1 300); do
+		kill -0 "$TOOL_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$TOOL_PID" 2>/dev/null && { log "tool did not exit: killing"; kill -9 "$TOOL_PID"; }
+	wait "$TOOL_PID" 2>/dev/null
+	TOOL_PID=
+}
+
+settle() {
+	local prev cur i
+	sleep "$SETTLE"
+	stub_b prev
+	for i in $(seq 1 16); do
+		sleep 0.5
+		stub_b cur
+		[ "$cur" = $((prev + 1)) ] && return 0
+		prev=$cur
+	done
+}
+
+RAW=$RESULTS/runs.csv
+LOGS=$ROOT/$OUT/bench/logs
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+echo "repeat,tool,mix,offered_rps,served_rps,p50_ms,p99_ms,sent,ok,errors,served_a,captured,replayed,drops,cpu_s,rss_mb,bpf_runs,bpf_ns_per_pkt,status" >"$RAW"
+
+run_one() { # repeat tool mix rate
+	local rep=$1 tool=$2 mix=$3 rate=$4 id tlog use lj a0 b0 a1 b1 r status=ok
+	local captured= replayed= drops= cpu= rss= bruns= bns= lrate
+	id=$rep-$tool-$mix-$rate
+	tlog=$TMP/$id.tool.log use=$TMP/$id.usage.json lj=$TMP/$id.load.json
+	lrate=$rate; [ "$rate" = max ] && lrate=0
+	tool_start "$tool" "$tlog" "$use"; r=$?
+	if [ $r = 2 ]; then
+		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,not built" >>"$RAW"; return
+	elif [ $r != 0 ]; then
+		log "$id: tool did not start: $(tail -2 "$tlog" | tr '\n' ' ')"
+		tool_stop
+		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,start failed" >>"$RAW"; return
+	fi
+	a0=$(stub_requests "$NS_A"); stub_b b0; B_POLLS=0
+	ip netns exec "$NS_C" "$LOADGEN" load -url "http://$A_IP:80" -mix "$mix" -rate "$lrate" \
+		-duration "${DURATION}s" -seed "$rep" ${BENCH_LOADGEN_ARGS:-} >"$lj" 2>"$TMP/$id.load.err" || status="loadgen failed"
+	# Let capture and replay catch up before the tool is asked to drain: wait
+	# until serverB's count stops moving (GoReplay does not drain on SIGINT).
+	settle
+	if [ "$tool" = shadowtap ]; then
+		read -r bruns bns < <(bpf_prog_stats)
+	fi
+	if [ -n "$TOOL_PID" ] && ! kill -0 "$TOOL_PID" 2>/dev/null; then
+		status="tool exited during the run"
+		log "$id: $status: $(grep -v -e DEBUG -e output_http "$tlog" | tail -2 | tr '\n' ' ')"
+	fi
+	tool_stop
+	sleep 0.3
+	a1=$(stub_requests "$NS_A"); stub_b b1
+	case $tool in
+	shadowtap)
+		captured=$(grep -oE '^http: requests=[0-9]+' "$tlog" | tail -1 | cut -d= -f2)
+		drops=$(grep -oE 'ringbuf_full=[0-9]+' "$tlog" | tail -1 | cut -d= -f2)
+		[ -n "$captured" ] || status="no exit summary" ;;
+	goreplay | goreplay-raw)
+		# output_http:latest,mean,max,count,... per 1 s window (count resets; the
+		# period must be a multiple of 1000 ms or GoReplay divides by zero)
+		captured=$(grep -oE 'output_http:[0-9]+,[0-9]+,[0-9]+,[0-9]+' "$tlog" |
+			awk -F, '{s += $4} END {print s + 0}') ;;
+	tcpdump)
+		captured=$(grep -oE '^[0-9]+ packets captured' "$tlog" | awk '{print $1}')
+		drops=$(grep -oE '^[0-9]+ packets dropped by kernel' "$tlog" | awk '{print $1}') ;;
+	esac
+	case $tool in shadowtap | goreplay*) replayed=$((b1 - b0 - B_POLLS)) ;; esac
+	if [ -s "$use" ]; then
+		cpu=$("$PY" -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["cpu_s"])' "$use")
+		rss=$("$PY" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["maxrss_kb"] / 1024))' "$use")
+	fi
+	local bnp=
+	[ -n "$bruns" ] && [ "$bruns" -gt 0 ] 2>/dev/null && bnp=$((bns / bruns))
+	"$PY" - "$lj" "$rep" "$tool" "$mix" "$rate" "$((a1 - a0 - 1))" "$captured" "$replayed" \
+		"$drops" "$cpu" "$rss" "$bruns" "$bnp" "$status" >>"$RAW" <<'PYEOF'
+import json, sys
+lj, rep, tool, mix, rate, served_a, cap, rep_b, drops, cpu, rss, bruns, bnp, status = sys.argv[1:]
+try:
+    d = json.load(open(lj))
+except Exception:
+    d = {}
+def f(k, fmt="%.1f"):
+    return fmt % d[k] if k in d else ""
+print(",".join([rep, tool, mix, rate, f("served_rps"), f("p50_ms", "%.3f"), f("p99_ms", "%.3f"),
+                f("sent", "%d"), f("ok", "%d"), f("errors", "%d"), served_a, cap, rep_b, drops,
+                cpu, rss, bruns, bnp, status]))
+PYEOF
+	# keep the tool's own summary for reading later (GoReplay's stats lines aside)
+	[ -s "$tlog" ] && grep -v -e DEBUG -e output_http "$tlog" | tail -2000 >"$LOGS/$id.log"
+	log "$id: $(tail -1 "$RAW")"
+}
+
+# ---------------------------------------------------------------- the matrix
+read -ra TOOL_LIST <<<"$TOOLS"
+nt=${#TOOL_LIST[@]}
+t0=$(date +%s)
+for rep in $(seq 1 "$REPEATS"); do
+	for mix in $MIXES; do
+		rates=$RATES_GET; [ "$mix" = post ] && rates=$RATES_POST
+		for rate in $rates; do
+			# Interleave: every tool runs at this rate before the next rate, and the
+			# order rotates with the repeat so no tool always runs first.
+			for k in $(seq 0 $((nt - 1))); do
+				run_one "$rep" "${TOOL_LIST[$(((k + rep - 1) % nt))]}" "$mix" "$rate"
+			done
+		done
+	done
+done
+log "load runs took $(($(date +%s) - t0)) s"
+
+printf '%s\n' "${NOTES[@]}" >"$TMP/notes.txt"
+"$PY" "$BENCH/report.py" --runs "$RAW" --out "$RESULTS" --mode "${MODE#--}" --duration "$DURATION" \
+	--repeats "$REPEATS" --notes "$TMP/notes.txt" || die "report failed"
+
+if [ "$MICRO" = 1 ]; then
+	"$BENCH/micro.sh" --out "$RESULTS/micro.md" || log "micro-benchmarks failed"
+fi
+log "results in $RESULTS/latest.md"

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The benchmark harness end to end: deploy/bench/run.sh --quick into a scratch results
+# directory, then the CSV must have every column and one row per tool and mix, the
+# markdown table and plots must exist, and no namespace may be left behind. Numbers
+# are checked for presence and consistency only, never for speed.
+. "$(dirname "$0")/lib.sh"
+st_need_root "bench quick"
+RES=$ST_TMP/results
+mkdir -p "$RES"
+LOG=$ST_TMP/bench.log
+
+if ! command -v /usr/local/go/bin/go >/dev/null && ! command -v go >/dev/null; then
+	skip "bench quick (no Go toolchain for the load generator)"
+	exit 0
+fi
+# setup.sh and make already ran for the suite; the GoReplay build is not attempted
+# here (it would not fit the test budget): a cached ~/go/bin/goreplay is used.
+if ! BENCH_NO_SETUP=1 BENCH_GOREPLAY_BUILD=0 BENCH_MICRO=0 BENCH_RESULTS=$RES \
+	timeout 420 "$ST_ROOT/deploy/bench/run.sh" --quick >"$LOG" 2>&1; then
+	fail "bench quick: run.sh exits 0 ($(grep '^bench:' "$LOG" | tail -2 | tr '\n' ' '))"
+	exit 0
+fi
+pass "bench quick: run.sh exits 0"
+
+CSV=$RES/latest.csv
+if [ ! -s "$CSV" ]; then
+	fail "bench quick: latest.csv written"
+	exit 0
+fi
+pass "bench quick: latest.csv written"
+
+/usr/bin/python3 - "$CSV" <<'PY'
+import csv, sys
+need = ["tool", "mix", "offered_rps", "served_rps", "captured", "replayed", "loss_pct",
+        "cpu_s", "rss_mb", "p50_ms", "p99_ms", "bpf_ns_per_pkt"]
+rows = list(csv.DictReader(open(sys.argv[1])))
+cols = rows[0].keys() if rows else []
+missing = [c for c in need if c not in cols]
+print("FAIL: bench quick: csv columns (missing %s)" % ",".join(missing) if missing
+      else "PASS: bench quick: csv has all columns")
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+for tool in ["none", "shadowtap", "goreplay", "tcpdump"]:
+    for mix in ["get", "post"]:
+        name = "bench quick: rows for %s/%s" % (tool, mix)
+        rs = [r for r in rows if r.get("tool") == tool and r.get("mix") == mix]
+        if not rs:
+            print("FAIL: %s (no row)" % name)
+            continue
+        if tool == "goreplay" and all(r["status"] == "not built" for r in rs):
+            print("SKIP: %s (goreplay not built in ~/go/bin)" % name)
+            continue
+        bad = [r for r in rs if r["status"] != "ok"]
+        if bad:
+            print("FAIL: %s (status %s)" % (name, bad[0]["status"]))
+            continue
+        # every row served traffic; capture tools counted something; replaying tools
+        # report replayed and a loss within 0..100
+        why = []
+        for r in rs:
+            if not (num(r["served_rps"]) or 0) > 0:
+                why.append("served_rps=%r at %s" % (r["served_rps"], r["offered_rps"]))
+            if tool != "none" and not (num(r["captured"]) or 0) > 0:
+                why.append("captured=%r at %s" % (r["captured"], r["offered_rps"]))
+            if tool != "none" and num(r["cpu_s"]) is None:
+                why.append("no cpu_s at %s" % r["offered_rps"])
+            if tool in ("shadowtap", "goreplay"):
+                l = num(r["loss_pct"])
+                if num(r["replayed"]) is None or l is None or not 0 <= l <= 100:
+                    why.append("replayed=%r loss=%r at %s" % (r["replayed"], r["loss_pct"], r["offered_rps"]))
+            if tool == "shadowtap" and not (num(r["bpf_ns_per_pkt"]) or 0) > 0:
+                why.append("no bpf_ns_per_pkt at %s" % r["offered_rps"])
+        print("FAIL: %s (%s)" % (name, "; ".join(why[:3])) if why else "PASS: %s" % name)
+PY
+
+if grep -q '^| tool | mix | offered_rps' "$RES/latest.md" 2>/dev/null; then
+	pass "bench quick: latest.md has the results table"
+else
+	fail "bench quick: latest.md has the results table"
+fi
+if grep -q 'matplotlib not' "$RES/latest.md" 2>/dev/null; then
+	skip "bench quick: plots (python3-matplotlib not installed)"
+elif [ -s "$RES/loss.png" ] && [ -s "$RES/cpu.png" ] && [ -s "$RES/throughput.png" ]; then
+	pass "bench quick: loss, cpu and throughput plots written"
+else
+	fail "bench quick: loss, cpu and throughput plots written"
+fi
+left=$(ip netns list 2>/dev/null | grep -c '^stb-')
+if [ "$left" = 0 ] && ! ls -d /sys/fs/bpf/shadowtap-bench-* >/dev/null 2>&1; then
+	pass "bench quick: namespaces and pins cleaned up"
+else
+	fail "bench quick: namespaces and pins cleaned up ($left namespaces left)"
+fi
