@@ -27,6 +27,7 @@
 #include "log.h"
 #include "queue.h"
 #include "record.h"
+#include "recording.h"
 #include "replay.h"
 #include "sink_es.h"
 #include "tcp_reasm.h"
@@ -56,6 +57,7 @@ struct config {
 	int nredact;
 	int no_redact;
 	char es_env_url[512];
+	struct recording_cfg rec;
 };
 
 static const char *const default_redact[] = {
@@ -74,6 +76,8 @@ enum opt_id {
 	O_ES_INDEX, O_ES_BATCH_BYTES, O_ES_BATCH_MS, O_SPOOL_DIR, O_SPOOL_MAX, O_SPOOL_FSYNC,
 	O_DEAD_LETTER, O_ES_CA, O_ES_INSECURE, O_NO_GZIP,
 	O_REDACT, O_NO_REDACT, O_CAPTURE, O_XDP_GENERIC, O_MAX_HELD,
+	O_OUTPUT_FILE, O_OUTPUT_FILE_SIZE, O_OUTPUT_FILE_INTERVAL, O_OUTPUT_FILE_COMPRESS,
+	O_OUTPUT_DIR_MAX, O_OUTPUT_FORMAT, O_INPUT_FILE, O_REPLAY_SPEED, O_INPUT_LOOP,
 };
 
 struct opt_desc {
@@ -135,6 +139,15 @@ static const struct opt_desc opts[] = {
 	{ "no-es-gzip", 0, O_NO_GZIP, NULL, "send bulk requests uncompressed" },
 	{ "redact-header", 1, O_REDACT, "NAME", "also redact this header's value (repeatable)" },
 	{ "no-redact", 0, O_NO_REDACT, NULL, "store sensitive header values as captured" },
+	{ "output-file", 1, O_OUTPUT_FILE, "PATH", "record exchanges to PATH (strftime placeholders; see also convert)" },
+	{ "output-file-size", 1, O_OUTPUT_FILE_SIZE, "SIZE", "start a new recording file past SIZE" },
+	{ "output-file-interval", 1, O_OUTPUT_FILE_INTERVAL, "SECS", "start a new recording file every SECS" },
+	{ "output-file-compress", 1, O_OUTPUT_FILE_COMPRESS, "gzip|none", "compress recording files (default none)" },
+	{ "output-dir-max", 1, O_OUTPUT_DIR_MAX, "SIZE", "cap the recording files; oldest are deleted first" },
+	{ "output-format", 1, O_OUTPUT_FORMAT, "native|gor", "recording format (default native)" },
+	{ "input-file", 1, O_INPUT_FILE, "PATH|GLOB", "replay a recording (.stap/.gor, gzip or not) instead of capturing" },
+	{ "replay-speed", 1, O_REPLAY_SPEED, "P%|max", "pace of --input-file: 100% keeps the recorded timing (default)" },
+	{ "input-loop", 0, O_INPUT_LOOP, NULL, "replay --input-file over and over" },
 	{ "help", 0, O_HELP, NULL, "show this help" },
 	{ "version", 0, O_VERSION, NULL, "print the version" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -458,6 +471,10 @@ static int apply_opt(struct config *c, int id, const char *name, const char *v)
 		ADD_LIST(c->redact, c->nredact, MAX_REDACT, v, name);
 		break;
 	case O_NO_REDACT: c->no_redact = 1; break;
+	case O_OUTPUT_FILE: case O_OUTPUT_FILE_SIZE: case O_OUTPUT_FILE_INTERVAL:
+	case O_OUTPUT_FILE_COMPRESS: case O_OUTPUT_DIR_MAX: case O_OUTPUT_FORMAT:
+	case O_INPUT_FILE: case O_REPLAY_SPEED: case O_INPUT_LOOP:
+		return recording_parse_opt(&c->rec, name, v);
 	default:
 		return -EINVAL;
 	}
@@ -575,6 +592,7 @@ struct app {
 	struct capture *cap;
 	struct replay *replay;
 	struct es_sink *es;
+	struct rec_writer *recw;
 	struct bq sinkq;
 	pthread_t sink_thr;
 	int sink_started;
@@ -613,10 +631,22 @@ static void on_record(void *ctx, struct st_record *r)
 {
 	struct app *a = ctx;
 
+	if (a->recw)
+		rec_writer_submit(a->recw, r);
 	if (a->replay)
 		replay_submit(a->replay, r);
 	else
 		sink_submit(a, r);
+}
+
+/* Records the pipeline has finished with: --input-file paces itself on this. */
+static uint64_t file_input_finished(void *ctx)
+{
+	struct app *a = ctx;
+
+	return __atomic_load_n(&a->sink_written, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&a->sink_dropped_full, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&a->sink_encode_errors, __ATOMIC_RELAXED);
 }
 
 static void *sink_main(void *arg)
@@ -824,6 +854,7 @@ static void config_defaults(struct config *c)
 	c->replay.body_limit = c->xcfg.body_limit;
 	es_cfg_default(&c->es);
 	c->queue_cap = 65536;
+	recording_cfg_default(&c->rec);
 }
 
 int main(int argc, char **argv)
@@ -835,6 +866,8 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int sfd = -1, err = 0, rc = EXIT_OK, i;
 
+	if (argc > 1 && !strcmp(argv[1], "convert"))
+		return recording_convert_main(argc - 1, argv + 1);
 	a = calloc(1, sizeof(*a));
 	if (!a) {
 		fprintf(stderr, "shadowtap: out of memory\n");
@@ -860,7 +893,15 @@ int main(int argc, char **argv)
 		a->jopts.redact = c->redact;
 	}
 	a->jopts.body_limit = c->xcfg.body_limit;
-	c->xcfg.keep_raw = c->replay.ntargets > 0;
+	c->xcfg.keep_raw = c->replay.ntargets > 0 || c->rec.out_path;
+	c->rec.body_limit = c->xcfg.body_limit;
+	c->rec.meta_iface = c->cap.iface;
+	c->rec.meta_source = c->rec.in_pattern ? "file" : c->input_pcap ? "pcap" : "live";
+	if (c->rec.in_pattern && c->input_pcap) {
+		fprintf(stderr, "shadowtap: --input-file and --input-pcap exclude each other\n");
+		rc = EXIT_USAGE;
+		goto cleanup;
+	}
 
 	sfd = setup_signals(&sigs);
 	if (sfd < 0) {
@@ -930,7 +971,21 @@ int main(int argc, char **argv)
 	if (c->stats_interval)
 		next_stats = now_mono() + (uint64_t)c->stats_interval * 1000000000ull;
 
-	if (c->input_pcap) {
+	if (c->rec.out_path && rec_writer_start(&a->recw, &c->rec)) {
+		rc = EXIT_RUNTIME;
+		goto cleanup;
+	}
+	if (c->rec.in_pattern) {
+		struct recording_input in = {
+			.rc = &c->rec, .submit = on_record, .finished = file_input_finished, .ctx = a,
+			.signal_fd = sfd, .stop = &a->stop,
+			/* stay well inside replay's and the sink's queue bounds */
+			.max_in_flight = c->replay.queue_cap / 2 < 1024 ? c->replay.queue_cap / 2 + 1 : 1024,
+		};
+
+		if (recording_input_run(&in))
+			rc = EXIT_RUNTIME;
+	} else if (c->input_pcap) {
 		err = pcapin_run(c->input_pcap, c->cap.ports, c->cap.nports, on_segment, on_tick, a,
 				 &a->pstats, &a->stop);
 		if (err)
@@ -941,10 +996,16 @@ int main(int argc, char **argv)
 			rc = EXIT_BPF;
 			goto cleanup;
 		}
-		pr_info("capturing TCP port%s", c->cap.nports > 1 ? "s" : "");
-		for (i = 0; i < c->cap.nports; i++)
-			st_log(ST_LOG_INFO, "%s%u", i ? "," : " ", c->cap.ports[i]);
-		st_log(ST_LOG_INFO, " on %s\n", c->cap.iface ? c->cap.iface : "all interfaces");
+		{
+			char plist[16 * 6 + 1] = "";
+			size_t pl = 0;
+
+			for (i = 0; i < c->cap.nports; i++)
+				pl += (size_t)snprintf(plist + pl, sizeof(plist) - pl, "%s%u", i ? "," : "",
+						       c->cap.ports[i]);
+			pr_info("capturing TCP port%s %s on %s\n", c->cap.nports > 1 ? "s" : "", plist,
+				c->cap.iface ? c->cap.iface : "all interfaces");
+		}
 		while (!check_signals(a, sfd)) {
 			uint64_t now;
 
@@ -974,6 +1035,7 @@ cleanup:
 	if (a->reasm) {
 		reasm_flush_all(a->reasm);
 	}
+	rec_writer_stop(a->recw, stderr);
 	if (a->replay)
 		replay_stop(a->replay);
 	if (a->sink_started) {
