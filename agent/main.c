@@ -795,6 +795,17 @@ static void print_stats(struct app *a, FILE *f, const char *when)
 	}
 	if (a->replay)
 		replay_print_stats(a->replay, f);
+	if (a->recw) {
+		struct rec_writer_stats ws;
+
+		rec_writer_get_stats(a->recw, &ws);
+		fprintf(f, "recording: submitted=%llu written=%llu files=%llu bytes=%llu "
+			"dropped_queue_full=%llu dropped_memory=%llu dropped_dir_full=%llu write_errors=%llu\n",
+			(unsigned long long)ws.submitted, (unsigned long long)ws.written,
+			(unsigned long long)ws.files, (unsigned long long)ws.bytes,
+			(unsigned long long)ws.dropped_queue_full, (unsigned long long)ws.dropped_memory,
+			(unsigned long long)ws.dropped_dir_full, (unsigned long long)ws.write_errors);
+	}
 	fprintf(f, "output: written=%llu dropped_queue_full=%llu encode_errors=%llu write_errors=%llu queue_peak=%llu\n",
 		(unsigned long long)__atomic_load_n(&a->sink_written, __ATOMIC_RELAXED),
 		(unsigned long long)__atomic_load_n(&a->sink_dropped_full, __ATOMIC_RELAXED),
@@ -1035,7 +1046,9 @@ cleanup:
 	if (a->reasm) {
 		reasm_flush_all(a->reasm);
 	}
+	/* prints its own stats line and frees: the exit summary does not repeat it */
 	rec_writer_stop(a->recw, stderr);
+	a->recw = NULL;
 	if (a->replay)
 		replay_stop(a->replay);
 	if (a->sink_started) {
