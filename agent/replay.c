@@ -61,7 +61,7 @@
 #define REPLAY_READ_CHUNK (16 * 1024)
 #define REPLAY_IDLE_MS    4000
 #define REPLAY_BACKOFF_MIN_MS 100
-#define REPLAY_BACKOFF_MAX_MS 5000
+#define REPLAY_BACKOFF_MAX_MS 1000   /* a recovered serverB is used again within 1 s */
 #define REPLAY_BATCH      256
 
 enum { RC_CLOSED = 0, RC_CONNECTING, RC_IDLE, RC_BUSY };

@@ -9,7 +9,7 @@ import statistics
 import sys
 import time
 
-TOOLS = ["none", "shadowtap", "goreplay", "goreplay-raw", "tcpdump"]
+TOOLS = ["none", "shadowtap", "shadowtap-tc", "shadowtap-xdp", "goreplay", "goreplay-raw", "tcpdump"]
 COLUMNS = ["tool", "mix", "offered_rps", "served_rps", "p50_ms", "p99_ms", "captured",
            "replayed", "loss_pct", "cpu_s", "rss_mb", "bpf_ns_per_pkt", "drops", "errors",
            "runs", "status"]
@@ -49,7 +49,7 @@ def summarise(rows):
         losses = []
         for r in ok:
             served, rep = num(r["served_a"]), num(r["replayed"])
-            if tool in ("shadowtap", "goreplay", "goreplay-raw") and served and rep is not None:
+            if tool.startswith(("shadowtap", "goreplay")) and served and rep is not None:
                 losses.append(max(0.0, 100.0 * (1.0 - rep / served)))
         m = lambda k: median([num(r[k]) for r in ok])
         statuses = sorted(set(r["status"] for r in rs))

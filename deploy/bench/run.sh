@@ -30,7 +30,7 @@ case "$MODE" in
 	RATES_GET=${BENCH_RATES_GET:-"5000 20000 50000 max"}
 	RATES_POST=${BENCH_RATES_POST:-"200 1000 3000 max"}
 	MICRO=${BENCH_MICRO:-1}; SETTLE=1; GOREPLAY_BUILD_TIMEOUT=600
-	TOOLS=${BENCH_TOOLS:-"none shadowtap goreplay goreplay-raw tcpdump"} ;;
+	TOOLS=${BENCH_TOOLS:-"none shadowtap shadowtap-tc shadowtap-xdp goreplay goreplay-raw tcpdump"} ;;
 --quick)
 	REPEATS=${BENCH_REPEATS:-1}; DURATION=${BENCH_DURATION:-3}
 	RATES_GET=${BENCH_RATES_GET:-"5000 max"}
@@ -182,10 +182,12 @@ tool_start() { # tool log usage-json
 	TOOL_PID=
 	case $tool in
 	none) return 0 ;;
-	shadowtap)
+	shadowtap | shadowtap-tc | shadowtap-xdp)
 		[ -x "$ST_BIN" ] || return 2
 		rm -rf "$PIN"
-		ip netns exec "$NS_A" "$LOADGEN" exec -o "$use" -- "$ST_BIN" -i sta0 -p 80 \
+		local mode=socket
+		case $tool in shadowtap-tc) mode=tc ;; shadowtap-xdp) mode=xdp ;; esac
+		ip netns exec "$NS_A" "$LOADGEN" exec -o "$use" -- "$ST_BIN" -i sta0 -p 80 --capture "$mode" \
 			-r "http://$B_IP:81" -o /dev/null --pin-dir "$PIN" ${BENCH_ST_ARGS:-} 2>"$tlog" &
 		TOOL_PID=$!
 		for i in $(seq 1 100); do
@@ -289,7 +291,7 @@ run_one() { # repeat tool mix rate
 	# Let capture and replay catch up before the tool is asked to drain: wait
 	# until serverB's count stops moving (GoReplay does not drain on SIGINT).
 	settle
-	if [ "$tool" = shadowtap ]; then
+	if [[ $tool == shadowtap* ]]; then
 		read -r bruns bns < <(bpf_prog_stats)
 	fi
 	if [ -n "$TOOL_PID" ] && ! kill -0 "$TOOL_PID" 2>/dev/null; then
@@ -300,7 +302,7 @@ run_one() { # repeat tool mix rate
 	sleep 0.3
 	a1=$(stub_requests "$NS_A"); stub_b b1
 	case $tool in
-	shadowtap)
+	shadowtap*)
 		captured=$(grep -oE '^http: requests=[0-9]+' "$tlog" | tail -1 | cut -d= -f2)
 		drops=$(grep -oE 'ringbuf_full=[0-9]+' "$tlog" | tail -1 | cut -d= -f2)
 		[ -n "$captured" ] || status="no exit summary" ;;
@@ -313,7 +315,7 @@ run_one() { # repeat tool mix rate
 		captured=$(grep -oE '^[0-9]+ packets captured' "$tlog" | awk '{print $1}')
 		drops=$(grep -oE '^[0-9]+ packets dropped by kernel' "$tlog" | awk '{print $1}') ;;
 	esac
-	case $tool in shadowtap | goreplay*) replayed=$((b1 - b0 - B_POLLS)) ;; esac
+	case $tool in shadowtap* | goreplay*) replayed=$((b1 - b0 - B_POLLS)) ;; esac
 	if [ -s "$use" ]; then
 		cpu=$("$PY" -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["cpu_s"])' "$use")
 		rss=$("$PY" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["maxrss_kb"] / 1024))' "$use")

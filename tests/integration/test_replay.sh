@@ -137,11 +137,18 @@ fi
 
 # serverB down for about a second in the middle of the run
 if agent_run down -r http://127.0.0.1:81 --replay-connections $POOL --replay-connect-timeout 300; then
+	before=$(wc -l < "$ST_TMP/serverB.access.log" 2>/dev/null || echo 0)
 	client down 3000 10 1000 &
 	cpid=$!
-	sleep 0.7
+	# take serverB down once replay is under way (progress, not wall time: a
+	# loaded machine runs the client slower), for long enough that requests
+	# arrive while it is down
+	for _ in $(seq 1 100); do
+		[ $(( $(wc -l < "$ST_TMP/serverB.access.log") - before )) -ge 300 ] && break
+		sleep 0.05
+	done
 	serverB_kill
-	sleep 1
+	sleep 1.5
 	serverB || fail "down: serverB did not restart"
 	wait $cpid
 	sleep 2
