@@ -327,6 +327,40 @@ static void x_request_done(struct exchange *x, struct xflow *xf, struct xdir *d,
 	x_drain(x, xf);
 }
 
+/* Where a head is parsed from: straight from p while nothing is buffered (zero
+ * copy), else from the head buffer after appending what fits under max_head.
+ * *len: bytes to parse; *avail: bytes of p that went into the buffer. */
+static const char *x_head_view(struct exchange *x, struct xdir *d, const uint8_t *p, size_t n,
+			       uint64_t ts, size_t *len, size_t *avail)
+{
+	size_t have = d->head.len;
+
+	if (have == 0) {
+		d->head_ts = ts;
+		*avail = n;
+		*len = n < x->cfg.max_head ? n : x->cfg.max_head;
+		return (const char *)p;
+	}
+	*avail = n < x->cfg.max_head - have ? n : x->cfg.max_head - have;
+	buf_append(&d->head, p, *avail);
+	*len = d->head.len;
+	return d->head.data;
+}
+
+/* An incomplete head: keep bytes parsed in place for the next call. Returns 1 if
+ * the head has reached max_head instead (counted; the caller gives up on it). */
+static int x_head_need_more(struct exchange *x, struct xdir *d, size_t have, const uint8_t *p,
+			    size_t n)
+{
+	if ((have ? d->head.len : n) >= x->cfg.max_head) {
+		x->st.head_too_large++;
+		return 1;
+	}
+	if (!have)
+		buf_append(&d->head, p, n);
+	return 0;
+}
+
 /* Parse a request head from p[0..n). Returns bytes consumed from p, or 0 when
  * more bytes are needed (they were buffered). */
 static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xflow *xf,
@@ -335,33 +369,19 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 	struct http1_header hdrs[ST_MAX_HEADERS];
 	struct http1_request req;
 	const char *base;
-	size_t have = d->head.len, avail;
+	size_t have = d->head.len, avail, len;
 	struct st_record *r;
 	uint64_t cl = 0;
 	int hl, fr;
 
-	if (have == 0)
-		d->head_ts = ts;
-	if (have) {
-		avail = n < x->cfg.max_head - have ? n : x->cfg.max_head - have;
-		buf_append(&d->head, p, avail);
-		base = d->head.data;
-		hl = http1_parse_request(base, d->head.len, &req, hdrs, ST_MAX_HEADERS);
-	} else {
-		avail = n;
-		base = (const char *)p;
-		hl = http1_parse_request(base, n < x->cfg.max_head ? n : x->cfg.max_head, &req, hdrs,
-					 ST_MAX_HEADERS);
-	}
+	base = x_head_view(x, d, p, n, ts, &len, &avail);
+	hl = http1_parse_request(base, len, &req, hdrs, ST_MAX_HEADERS);
 	if (hl == HTTP1_NEED_MORE) {
-		if ((have ? d->head.len : n) >= x->cfg.max_head) {
-			x->st.head_too_large++;
+		if (x_head_need_more(x, d, have, p, n)) {
 			x->st.malformed_requests++;
 			x_enter_resync(x, d, 0);
 			return have ? avail : n;
 		}
-		if (!have)
-			buf_append(&d->head, p, n);
 		return n;
 	}
 	if (hl < 0) {
@@ -465,7 +485,7 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 	struct http1_response resp;
 	struct st_record *r;
 	const char *base;
-	size_t have = d->head.len, avail, used;
+	size_t have = d->head.len, avail, used, len;
 	uint64_t cl = 0;
 	int hl, fr;
 
@@ -482,27 +502,13 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 		d->state = X_BODY;
 		return 0;
 	}
-	if (have == 0)
-		d->head_ts = ts;
-	if (have) {
-		avail = n < x->cfg.max_head - have ? n : x->cfg.max_head - have;
-		buf_append(&d->head, p, avail);
-		base = d->head.data;
-		hl = http1_parse_response(base, d->head.len, &resp, hdrs, ST_MAX_HEADERS);
-	} else {
-		avail = n;
-		base = (const char *)p;
-		hl = http1_parse_response(base, n < x->cfg.max_head ? n : x->cfg.max_head, &resp, hdrs,
-					  ST_MAX_HEADERS);
-	}
+	base = x_head_view(x, d, p, n, ts, &len, &avail);
+	hl = http1_parse_response(base, len, &resp, hdrs, ST_MAX_HEADERS);
 	if (hl == HTTP1_NEED_MORE) {
-		if ((have ? d->head.len : n) >= x->cfg.max_head) {
-			x->st.head_too_large++;
+		if (x_head_need_more(x, d, have, p, n)) {
 			x->st.malformed_responses++;
 			goto malformed;
 		}
-		if (!have)
-			buf_append(&d->head, p, n);
 		return n;
 	}
 	if (hl < 0) {

@@ -25,6 +25,7 @@
 #include "capture.h"
 #include "exchange.h"
 #include "log.h"
+#include "parse.h"
 #include "queue.h"
 #include "record.h"
 #include "recording.h"
@@ -182,63 +183,6 @@ static int bad_value(const char *opt, const char *val, const char *why)
 	return -EINVAL;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
-
-	if (!*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (tolower((unsigned char)*end)) {
-	case '\0': break;
-	case 'k': mul = 1ull << 10; end++; break;
-	case 'm': mul = 1ull << 20; end++; break;
-	case 'g': mul = 1ull << 30; end++; break;
-	default: return -EINVAL;
-	}
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if (*end == 'b' || *end == 'B')
-		end++;
-	if (*end || (v && mul > UINT64_MAX / v))
-		return -EINVAL;
-	*out = v * mul;
-	return 0;
-}
-
-static int parse_double(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v) || v < 0)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int parse_ports(struct config *c, const char *s, const char *name)
 {
 	char tmp[256], *tok, *save = NULL;
@@ -249,7 +193,7 @@ static int parse_ports(struct config *c, const char *s, const char *name)
 	strcpy(tmp, s);
 	c->cap.nports = 0;
 	for (tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (parse_u64(tok, &v) || v == 0 || v > 65535)
+		if (st_parse_u64(tok, &v) || v == 0 || v > 65535)
 			return bad_value(name, s, "ports are 1-65535, comma-separated");
 		if (c->cap.nports == ST_MAX_PORTS)
 			return bad_value(name, s, "at most 16 ports");
@@ -299,87 +243,87 @@ static int apply_opt(struct config *c, int id, const char *name, const char *v)
 	case O_OUTPUT: c->output = v; break;
 	case O_INPUT_PCAP: c->input_pcap = v; break;
 	case O_EXIT_AFTER:
-		if (parse_double(v, &d) || d <= 0)
+		if (st_parse_double(v, &d) || d <= 0)
 			return bad_value(name, v, "expected a positive number of seconds");
 		c->exit_after = d;
 		break;
 	case O_STATS:
-		if (parse_u64(v, &u) || u == 0 || u > 86400)
+		if (st_parse_u64(v, &u) || u == 0 || u > 86400)
 			return bad_value(name, v, "expected seconds, 1-86400");
 		c->stats_interval = (int)u;
 		break;
 	case O_VERBOSE: st_log_level++; break;
 	case O_QUIET: st_log_level = ST_LOG_WARN; break;
 	case O_MAX_FLOWS:
-		if (parse_u64(v, &u) || u < 1 || u > (1u << 24))
+		if (st_parse_u64(v, &u) || u < 1 || u > (1u << 24))
 			return bad_value(name, v, "expected 1-16777216");
 		c->reasm.max_flows = u;
 		break;
 	case O_MAX_FLOW_BYTES:
-		if (parse_size(v, &u) || u < 1024)
+		if (st_parse_size(v, &u) || u < 1024)
 			return bad_value(name, v, "expected a size of at least 1K");
 		c->reasm.max_flow_bytes = u;
 		break;
 	case O_MAX_BUFFERED:
-		if (parse_size(v, &u) || u < 1024)
+		if (st_parse_size(v, &u) || u < 1024)
 			return bad_value(name, v, "expected a size of at least 1K");
 		c->reasm.max_total_bytes = u;
 		break;
 	case O_IDLE_TIMEOUT:
-		if (parse_double(v, &d) || d <= 0)
+		if (st_parse_double(v, &d) || d <= 0)
 			return bad_value(name, v, "expected a positive number of seconds");
 		c->reasm.idle_timeout_ns = (uint64_t)(d * 1e9);
 		break;
 	case O_HOLE_TIMEOUT:
-		if (parse_u64(v, &u) || u == 0)
+		if (st_parse_u64(v, &u) || u == 0)
 			return bad_value(name, v, "expected milliseconds > 0");
 		c->reasm.hole_timeout_ns = u * 1000000ull;
 		break;
 	case O_BODY_LIMIT:
-		if (parse_size(v, &u) || u > (1ull << 30))
+		if (st_parse_size(v, &u) || u > (1ull << 30))
 			return bad_value(name, v, "expected a size up to 1G");
 		c->xcfg.body_limit = u;
 		c->replay.body_limit = u;
 		break;
 	case O_MAX_HEAD:
-		if (parse_size(v, &u) || u < 256 || u > (16u << 20))
+		if (st_parse_size(v, &u) || u < 256 || u > (16u << 20))
 			return bad_value(name, v, "expected a size from 256 to 16M");
 		c->xcfg.max_head = u;
 		break;
 	case O_MAX_PENDING:
-		if (parse_u64(v, &u) || u < 1 || u > 4096)
+		if (st_parse_u64(v, &u) || u < 1 || u > 4096)
 			return bad_value(name, v, "expected 1-4096");
 		c->xcfg.max_pending = u;
 		break;
 	case O_MAX_HELD:
-		if (parse_size(v, &u) || u < 65536)
+		if (st_parse_size(v, &u) || u < 65536)
 			return bad_value(name, v, "expected a size of at least 64K");
 		c->xcfg.max_held_bytes = u;
 		break;
 	case O_QUEUE:
-		if (parse_u64(v, &u) || u < 1 || u > (1u << 24))
+		if (st_parse_u64(v, &u) || u < 1 || u > (1u << 24))
 			return bad_value(name, v, "expected 1-16777216");
 		c->queue_cap = u;
 		break;
 	case O_RING_SIZE:
-		if (parse_size(v, &u) || u < 4096 || (u & (u - 1)) || u > (1ull << 30))
+		if (st_parse_size(v, &u) || u < 4096 || (u & (u - 1)) || u > (1ull << 30))
 			return bad_value(name, v, "expected a power of two from 4K to 1G");
 		c->cap.ring_bytes = u;
 		break;
 	case O_WAKEUP_BYTES:
-		if (parse_size(v, &u) || u == 0)
+		if (st_parse_size(v, &u) || u == 0)
 			return bad_value(name, v, "expected a size > 0");
 		c->cap.wakeup_bytes = u;
 		break;
 	case O_PIN_DIR: c->cap.pin_dir = v; break;
 	case O_REPLAY_CONNS:
-		if (parse_u64(v, &u) || u < 1 || u > 4096)
+		if (st_parse_u64(v, &u) || u < 1 || u > 4096)
 			return bad_value(name, v, "expected 1-4096");
 		c->replay.connections = (int)u;
 		break;
 	case O_REPLAY_CTIMEOUT:
 	case O_REPLAY_TIMEOUT:
-		if (parse_u64(v, &u) || u < 1 || u > 3600000)
+		if (st_parse_u64(v, &u) || u < 1 || u > 3600000)
 			return bad_value(name, v, "expected milliseconds, 1-3600000");
 		if (id == O_REPLAY_CTIMEOUT)
 			c->replay.connect_timeout_ms = (int)u;
@@ -387,17 +331,17 @@ static int apply_opt(struct config *c, int id, const char *name, const char *v)
 			c->replay.response_timeout_ms = (int)u;
 		break;
 	case O_REPLAY_QUEUE:
-		if (parse_u64(v, &u) || u < 1 || u > (1u << 24))
+		if (st_parse_u64(v, &u) || u < 1 || u > (1u << 24))
 			return bad_value(name, v, "expected 1-16777216");
 		c->replay.queue_cap = u;
 		break;
 	case O_REPLAY_MAX_BYTES:
-		if (parse_size(v, &u) || u < 1024)
+		if (st_parse_size(v, &u) || u < 1024)
 			return bad_value(name, v, "expected a size of at least 1K");
 		c->replay.max_inflight_bytes = u;
 		break;
 	case O_REPLAY_RATE:
-		if (parse_double(v, &d))
+		if (st_parse_double(v, &d))
 			return bad_value(name, v, "expected requests per second (0 = unlimited)");
 		c->replay.rate = d;
 		break;
@@ -410,7 +354,7 @@ static int apply_opt(struct config *c, int id, const char *name, const char *v)
 		strcpy(tmp, v);
 		if (tmp[n - 1] == '%')
 			tmp[n - 1] = '\0';
-		if (parse_double(tmp, &d) || d > 100)
+		if (st_parse_double(tmp, &d) || d > 100)
 			return bad_value(name, v, "expected a percentage from 0 to 100");
 		c->replay.sample_pct = d;
 		break;
@@ -439,18 +383,18 @@ static int apply_opt(struct config *c, int id, const char *name, const char *v)
 		c->es.index_prefix = v;
 		break;
 	case O_ES_BATCH_BYTES:
-		if (parse_size(v, &u) || u < 1024 || u > (100u << 20))
+		if (st_parse_size(v, &u) || u < 1024 || u > (100u << 20))
 			return bad_value(name, v, "expected a size from 1K to 100M");
 		c->es.batch_bytes = u;
 		break;
 	case O_ES_BATCH_MS:
-		if (parse_u64(v, &u) || u < 1 || u > 600000)
+		if (st_parse_u64(v, &u) || u < 1 || u > 600000)
 			return bad_value(name, v, "expected milliseconds, 1-600000");
 		c->es.batch_ms = (int)u;
 		break;
 	case O_SPOOL_DIR: c->es.spool_dir = v; break;
 	case O_SPOOL_MAX:
-		if (parse_size(v, &u) || u < 65536)
+		if (st_parse_size(v, &u) || u < 65536)
 			return bad_value(name, v, "expected a size of at least 64K");
 		c->es.spool_max_bytes = u;
 		break;

@@ -55,6 +55,7 @@
 #include "buf.h"
 #include "http1.h"
 #include "log.h"
+#include "parse.h"
 #include "queue.h"
 #include "recording.h"
 
@@ -140,36 +141,6 @@ static int rec_bad(const char *opt, const char *val, const char *why)
 	return -EINVAL;
 }
 
-static int rec_parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case '\0': break;
-	case 'k': case 'K': mul = 1ull << 10; end++; break;
-	case 'm': case 'M': mul = 1ull << 20; end++; break;
-	case 'g': case 'G': mul = 1ull << 30; end++; break;
-	case 't': case 'T': mul = 1ull << 40; end++; break;
-	default: return -EINVAL;
-	}
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if (*end == 'b' || *end == 'B')
-		end++;
-	if (*end || (v && mul > UINT64_MAX / v))
-		return -EINVAL;
-	*out = v * mul;
-	return 0;
-}
-
 int recording_parse_opt(struct recording_cfg *rc, const char *name, const char *v)
 {
 	uint64_t u;
@@ -181,7 +152,7 @@ int recording_parse_opt(struct recording_cfg *rc, const char *name, const char *
 			return rec_bad(name, v, "expected a path");
 		rc->out_path = v;
 	} else if (!strcmp(name, "output-file-size")) {
-		if (rec_parse_size(v, &u) || u < 4096)
+		if (st_parse_size(v, &u) || u < 4096)
 			return rec_bad(name, v, "expected a size of at least 4K");
 		rc->out_file_max = u;
 	} else if (!strcmp(name, "output-file-interval")) {
@@ -198,7 +169,7 @@ int recording_parse_opt(struct recording_cfg *rc, const char *name, const char *
 		else
 			return rec_bad(name, v, "expected gzip or none (zstd is not built in)");
 	} else if (!strcmp(name, "output-dir-max")) {
-		if (rec_parse_size(v, &u) || u < 65536)
+		if (st_parse_size(v, &u) || u < 65536)
 			return rec_bad(name, v, "expected a size of at least 64K");
 		rc->out_dir_max = u;
 	} else if (!strcmp(name, "output-format")) {
@@ -2242,7 +2213,7 @@ int recording_convert_main(int argc, char **argv)
 		if (!strcmp(argv[i], "--no-redact")) {
 			jo.redact = NULL;
 		} else if (!strcmp(argv[i], "--body-limit") && i + 1 < argc) {
-			if (rec_parse_size(argv[++i], &u) || u > (1ull << 30)) {
+			if (st_parse_size(argv[++i], &u) || u > (1ull << 30)) {
 				fprintf(stderr, "shadowtap convert: invalid value '%s' for --body-limit\n", argv[i]);
 				return 2;
 			}
