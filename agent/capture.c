@@ -252,7 +252,9 @@ static int capture_mkdir(struct capture *c, const char *dir)
 		pr_warn("pin directory %s: path too long\n", dir);
 		return -ENAMETOOLONG;
 	}
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+	if (mkdir(dir, 0700) < 0) {
+		if (errno == EEXIST)
+			return 0;   /* not ours to remove at exit (e.g. made by an admin for a non-root agent) */
 		err = -errno;
 		pr_warn("cannot create pin directory %s: %s\n", dir, strerror(-err));
 		return err;
