@@ -119,7 +119,8 @@ bench-quick:
 
 install: $(OUT)/shadowtap
 	install -D -m 0755 $(OUT)/shadowtap $(DESTDIR)$(PREFIX)/bin/shadowtap
-	install -D -m 0644 deploy/systemd/shadowtap.service $(DESTDIR)$(PREFIX)/lib/systemd/system/shadowtap.service
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' deploy/systemd/shadowtap.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/shadowtap.service
 	install -D -m 0644 deploy/systemd/shadowtap.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/shadowtap.conf
 
 clean:
