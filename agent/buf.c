@@ -113,6 +113,13 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+/* printable ASCII other than '"' and '\\' goes into a JSON string as it is */
+static const unsigned char json_plain[256] = {
+	[0x20 ... 0x21] = 1,     /* '"' is 0x22 */
+	[0x23 ... 0x5b] = 1,     /* '\\' is 0x5c */
+	[0x5d ... 0x7e] = 1,
+};
+
 int buf_json_str(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -127,10 +134,14 @@ int buf_json_str(struct buf *b, const char *s, size_t n)
 		unsigned char c = p[i];
 		char *o = b->data + b->len;
 
-		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-			*o = (char)c;
-			b->len++;
-			i++;
+		if (json_plain[c]) {
+			/* copy a whole run of bytes that need no escaping at once */
+			run = 1;
+			while (i + run < n && json_plain[p[i + run]])
+				run++;
+			memcpy(o, p + i, run);
+			b->len += run;
+			i += run;
 			continue;
 		}
 		if (c >= 0x80) {
