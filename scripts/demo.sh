@@ -65,6 +65,10 @@ if ! OPENSEARCH_HOME=$DEMO/opensearch OPENSEARCH_PORT=$ES_PORT_DEMO scripts/open
 	echo "demo: OpenSearch did not start; continuing with NDJSON output only"; ES=
 fi
 
+# each demo starts from empty indices, so the summary counts this run only
+[ -n "$ES" ] && curl -s -XDELETE "$ES/shadowtap-*" >/dev/null
+rm -rf "$DEMO/spool"
+
 args=(-i lo -p 80 -r http://127.0.0.1:81 -o "$DEMO/records.ndjson" --spool-dir "$DEMO/spool" --stats 10)
 [ -n "$ES" ] && args+=(-e "$ES")
 build/shadowtap "${args[@]}" 2> "$DEMO/agent.log" &
@@ -81,9 +85,20 @@ for i in $(seq 1 20); do
 	curl -s -o /dev/null -X POST http://127.0.0.1/api/order -H 'Content-Type: application/json' -d "{\"item\":$i,\"qty\":2}"
 	curl -s -o /dev/null http://127.0.0.1/api/items/$i
 done
-wrk -t2 -c8 -d3s http://127.0.0.1/api/items/wrk 2>&1 | grep -E 'Requests/sec|requests in'
-sleep 3
+wrk -t2 -c8 -d2s http://127.0.0.1/api/items/wrk 2>&1 | grep -E 'Requests/sec|requests in'
+sleep 2
 kill -USR1 "$AGENT"; sleep 0.5
+if [ -n "$ES" ]; then
+	# a single local node indexes a few thousand documents a second: wait for it
+	want=$(wc -l < "$DEMO/records.ndjson")
+	echo "demo: waiting for OpenSearch to index all $want records"
+	for _ in $(seq 1 120); do
+		curl -s -XPOST "$ES/shadowtap-*/_refresh" >/dev/null
+		have=$(curl -s "$ES/shadowtap-*/_count" | jq -r '.count // 0')
+		[ "${have:-0}" -ge "$want" ] && break
+		sleep 1
+	done
+fi
 
 echo
 echo "=== summary ==="
