@@ -244,6 +244,7 @@ static int capture_ensure_bpffs(void)
 
 static int capture_mkdir(struct capture *c, const char *dir)
 {
+	char stale[PATH_MAX];
 	int err;
 
 	if (snprintf(c->pin_dir, sizeof(c->pin_dir), "%s", dir) >= (int)sizeof(c->pin_dir) ||
@@ -252,14 +253,22 @@ static int capture_mkdir(struct capture *c, const char *dir)
 		pr_warn("pin directory %s: path too long\n", dir);
 		return -ENAMETOOLONG;
 	}
-	if (mkdir(dir, 0700) < 0) {
-		if (errno == EEXIST)
-			return 0;   /* not ours to remove at exit (e.g. made by an admin for a non-root agent) */
+	if (mkdir(dir, 0700) == 0) {
+		c->have_dir = 1;
+		return 0;
+	}
+	if (errno != EEXIST) {
 		err = -errno;
 		pr_warn("cannot create pin directory %s: %s\n", dir, strerror(-err));
 		return err;
 	}
-	c->have_dir = 1;
+	/* An empty directory was made for us (e.g. by the systemd unit for a non-root
+	 * agent): leave it at exit. One holding a crashed agent's pins is taken over,
+	 * and removed at exit like one we made. */
+	if (!c->have_dir) {
+		snprintf(stale, sizeof(stale), "%s/owner", dir);
+		c->have_dir = access(c->pin_path, F_OK) == 0 || access(stale, F_OK) == 0;
+	}
 	return 0;
 }
 
