@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "exchange.h"
+#include "util.h"
 #include "log.h"
 
 enum xstate {
@@ -95,14 +96,6 @@ void exchange_get_stats(const struct exchange *x, struct exchange_stats *st)
 	*st = x->st;
 }
 
-static uint64_t x_mix(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ull;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static void x_held(struct exchange *x, int64_t delta)
 {
 	x->st.held_bytes += (uint64_t)delta;
@@ -127,8 +120,8 @@ static struct st_record *x_new_record(struct exchange *x, struct reasm_flow *f, 
 	r->clock_offset_ns = x->cfg.clock_offset_ns;
 	if (xf->mid_stream)
 		r->cap_flags |= ST_CAP_MID_STREAM;
-	a = x_mix(f->flow_id ^ x_mix(r->index));
-	b = x_mix(a ^ 0x5348414457544150ull);
+	a = st_mix64(f->flow_id ^ st_mix64(r->index));
+	b = st_mix64(a ^ 0x5348414457544150ull);
 	snprintf(r->event_id, sizeof(r->event_id), "%016llx%016llx", (unsigned long long)a,
 		 (unsigned long long)b);
 	return r;

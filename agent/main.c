@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "capture.h"
+#include "util.h"
 #include "exchange.h"
 #include "log.h"
 #include "parse.h"
@@ -550,14 +551,6 @@ struct app {
 	uint64_t start_ns;
 };
 
-static uint64_t now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void sink_submit(struct app *a, struct st_record *r)
 {
 	if (bq_push(&a->sinkq, r)) {
@@ -668,7 +661,7 @@ static void print_stats(struct app *a, FILE *f, const char *when)
 	struct exchange_stats xs;
 	struct rusage ru;
 
-	fprintf(f, "--- shadowtap %s: %.1f s ---\n", when, (double)(now_mono() - a->start_ns) / 1e9);
+	fprintf(f, "--- shadowtap %s: %.1f s ---\n", when, (double)(st_mono_ns() - a->start_ns) / 1e9);
 	if (a->cap) {
 		struct st_stats s = { 0 };
 		struct capture_ustats us = { 0 };
@@ -864,7 +857,7 @@ int main(int argc, char **argv)
 		rc = EXIT_RUNTIME;
 		goto cleanup;
 	}
-	a->start_ns = now_mono();
+	a->start_ns = st_mono_ns();
 
 	if (c->output) {
 		if (!strcmp(c->output, "-")) {
@@ -922,9 +915,9 @@ int main(int argc, char **argv)
 	}
 
 	if (c->exit_after > 0)
-		deadline = now_mono() + (uint64_t)(c->exit_after * 1e9);
+		deadline = st_mono_ns() + (uint64_t)(c->exit_after * 1e9);
 	if (c->stats_interval)
-		next_stats = now_mono() + (uint64_t)c->stats_interval * 1000000000ull;
+		next_stats = st_mono_ns() + (uint64_t)c->stats_interval * 1000000000ull;
 
 	if (c->rec.out_path && rec_writer_start(&a->recw, &c->rec)) {
 		rc = EXIT_RUNTIME;
@@ -970,7 +963,7 @@ int main(int argc, char **argv)
 				rc = EXIT_RUNTIME;
 				break;
 			}
-			now = now_mono();
+			now = st_mono_ns();
 			if (now >= next_tick) {
 				reasm_tick(a->reasm, now);
 				next_tick = now + 100000000ull;

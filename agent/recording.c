@@ -53,6 +53,7 @@
 #include <zlib.h>
 
 #include "buf.h"
+#include "util.h"
 #include "http1.h"
 #include "log.h"
 #include "parse.h"
@@ -70,26 +71,10 @@
 #define REC_GOR_WINDOW_NS  (10ull * 1000000000ull)
 #define REC_MAX_FILES      4096          /* files remembered for --output-dir-max */
 
-static uint64_t rec_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rec_mix(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ull;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 void recording_event_id(uint64_t flow_id, uint32_t index, char out[33])
 {
-	uint64_t a = rec_mix(flow_id ^ rec_mix(index));
-	uint64_t b = rec_mix(a ^ 0x5348414457544150ull);
+	uint64_t a = st_mix64(flow_id ^ st_mix64(index));
+	uint64_t b = st_mix64(a ^ 0x5348414457544150ull);
 
 	snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
 }
@@ -534,7 +519,7 @@ static int rec_out_open(struct rec_out *o)
 	}
 	snprintf(o->cur, sizeof(o->cur), "%s", name);
 	o->cur_bytes = 0;
-	o->opened_ns = rec_now();
+	o->opened_ns = st_mono_ns();
 	o->st->files++;
 	pr_info("recording to %s\n", name);
 	if (o->rc->out_format == REC_FMT_NATIVE) {
@@ -570,7 +555,7 @@ static bool rec_out_room(struct rec_out *o, size_t n)
 static int rec_out_block(struct rec_out *o, const void *p, size_t n, uint32_t nrec)
 {
 	uint8_t h[REC_BLOCK_HDR];
-	uint64_t now = rec_now();
+	uint64_t now = st_mono_ns();
 	size_t need = n + (o->rc->out_format == REC_FMT_NATIVE ? REC_BLOCK_HDR : 0);
 	int err;
 
@@ -679,7 +664,7 @@ static void *rec_writer_main(void *arg)
 			struct rec_item *it = items[i];
 
 			if (!nrec)
-				first_ns = rec_now();
+				first_ns = st_mono_ns();
 			if (buf_append(&blk, it->data, it->len))
 				__atomic_add_fetch(&w->st.dropped_memory, 1, __ATOMIC_RELAXED);
 			else
@@ -690,7 +675,7 @@ static void *rec_writer_main(void *arg)
 			if (blk.len >= REC_BLOCK_TARGET)
 				rec_writer_flush(w, &blk, &nrec);
 		}
-		if (nrec && rec_now() - first_ns >= REC_BLOCK_MS * 1000000ull)
+		if (nrec && st_mono_ns() - first_ns >= REC_BLOCK_MS * 1000000ull)
 			rec_writer_flush(w, &blk, &nrec);
 	}
 	rec_writer_flush(w, &blk, &nrec);
@@ -1431,7 +1416,7 @@ static struct rec_flowctr *rd_flow_get(struct rec_reader *rd, uint64_t flow)
 		for (j = 0; j < rd->fc_cap; j++) {
 			if (!rd->fc[j].used)
 				continue;
-			for (i = rec_mix(rd->fc[j].flow) & (nc - 1); n[i].used; i = (i + 1) & (nc - 1))
+			for (i = st_mix64(rd->fc[j].flow) & (nc - 1); n[i].used; i = (i + 1) & (nc - 1))
 				;
 			n[i] = rd->fc[j];
 		}
@@ -1439,7 +1424,7 @@ static struct rec_flowctr *rd_flow_get(struct rec_reader *rd, uint64_t flow)
 		rd->fc = n;
 		rd->fc_cap = nc;
 	}
-	for (i = rec_mix(flow) & (rd->fc_cap - 1); rd->fc[i].used; i = (i + 1) & (rd->fc_cap - 1))
+	for (i = st_mix64(flow) & (rd->fc_cap - 1); rd->fc[i].used; i = (i + 1) & (rd->fc_cap - 1))
 		if (rd->fc[i].flow == flow)
 			return &rd->fc[i];
 	rd->fc[i].used = true;
@@ -1454,7 +1439,7 @@ static uint64_t rd_gor_flow(const char *id, size_t idl)
 
 	if (idl == 24 && rd_hexval(id, 16, &flow))
 		return flow;
-	return rec_mix((uint64_t)crc32(0L, (const Bytef *)id, (uInt)idl) << 32 | idl);
+	return st_mix64((uint64_t)crc32(0L, (const Bytef *)id, (uInt)idl) << 32 | idl);
 }
 
 /* Parse one entry [p, p+n) (without its separator). Returns 1 if a request was
@@ -1969,7 +1954,7 @@ static uint64_t rin_finished(const struct rin *s)
 
 static void rin_progress(struct rin *s, bool force)
 {
-	uint64_t now = rec_now(), done;
+	uint64_t now = st_mono_ns(), done;
 	double el, rate, eta;
 
 	if (!force && now < s->next_progress_ns)
@@ -1995,7 +1980,7 @@ static void rin_progress(struct rin *s, bool force)
 static void rin_wait(struct rin *s, uint64_t t)
 {
 	for (;;) {
-		uint64_t now = rec_now(), left;
+		uint64_t now = st_mono_ns(), left;
 		struct timespec ts;
 
 		rin_check_signals(s);
@@ -2023,7 +2008,7 @@ static void rin_send(struct rin *s, struct rin_item it)
 	if (!s->have_t0) {
 		s->have_t0 = true;
 		s->t0_rec = it.ts;
-		s->t0_mono = rec_now();
+		s->t0_mono = st_mono_ns();
 	}
 	if (s->scale > 0 && it.ts > s->t0_rec)
 		target = s->t0_mono + (uint64_t)((double)(it.ts - s->t0_rec) * s->scale);
@@ -2033,7 +2018,7 @@ static void rin_send(struct rin *s, struct rin_item it)
 		return;
 	}
 	if (target) {
-		uint64_t now = rec_now(), late = now > target ? now - target : 0;
+		uint64_t now = st_mono_ns(), late = now > target ? now - target : 0;
 
 		s->late_sum_ns += late;
 		s->late_n++;
@@ -2044,7 +2029,7 @@ static void rin_send(struct rin *s, struct rin_item it)
 	}
 	if (s->pass) {
 		/* a later pass is another set of connections: new flow and event ids */
-		r->flow_id ^= rec_mix(s->pass);
+		r->flow_id ^= st_mix64(s->pass);
 		recording_event_id(r->flow_id, r->index, r->event_id);
 	}
 	s->submitted++;
@@ -2127,7 +2112,7 @@ int recording_input_run(const struct recording_input *in)
 	}
 	qsort(files, g.gl_pathc, sizeof(*files), rin_file_cmp);
 	s.scale = in->rc->speed_pct > 0 ? 100.0 / in->rc->speed_pct : 0;
-	s.start_ns = rec_now();
+	s.start_ns = st_mono_ns();
 	s.next_progress_ns = s.start_ns + 1000000000ull;
 	pr_info("input: %llu requests in %zu file%s, speed %s\n", (unsigned long long)s.total,
 		(size_t)g.gl_pathc, g.gl_pathc > 1 ? "s" : "", s.scale > 0 ? "recorded pace (scaled)" : "max");

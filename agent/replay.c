@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "util.h"
 #include "diff.h"
 #include "http1.h"
 #include "log.h"
@@ -181,22 +182,6 @@ struct replay {
 #define ST_SUB(rp, f, n) __atomic_fetch_sub(&(rp)->st.f, (n), __ATOMIC_RELAXED)
 #define ST_GET(rp, f)    __atomic_load_n(&(rp)->st.f, __ATOMIC_RELAXED)
 
-static uint64_t replay_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t replay_hash(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 void replay_cfg_default(struct replay_cfg *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -285,7 +270,7 @@ void replay_submit(struct replay *rp, struct st_record *rec)
 		return;
 	}
 	if (rp->cfg.sample_pct < 100 &&
-	    (double)(replay_hash(rec->flow_id) % 10000) >= rp->cfg.sample_pct * 100) {
+	    (double)(st_mix64(rec->flow_id) % 10000) >= rp->cfg.sample_pct * 100) {
 		ST_ADD(rp, sampled_out, 1);
 		replay_skip(rp, rec, "sampled out");
 		return;
@@ -338,7 +323,7 @@ refuse:
 
 static struct replay_flow *replay_flow_get(struct replay *rp, uint64_t id, bool create)
 {
-	struct replay_flow **pp = &rp->fht[replay_hash(id) & rp->fht_mask], *f;
+	struct replay_flow **pp = &rp->fht[st_mix64(id) & rp->fht_mask], *f;
 
 	for (f = *pp; f; f = f->hnext)
 		if (f->id == id)
@@ -349,7 +334,7 @@ static struct replay_flow *replay_flow_get(struct replay *rp, uint64_t id, bool 
 	if (!f)
 		return NULL;
 	f->id = id;
-	f->t = &rp->targets[rp->ntargets > 1 ? replay_hash(id ^ 0x5bd1e995) % (uint64_t)rp->ntargets : 0];
+	f->t = &rp->targets[rp->ntargets > 1 ? st_mix64(id ^ 0x5bd1e995) % (uint64_t)rp->ntargets : 0];
 	f->hnext = *pp;
 	*pp = f;
 	return f;
@@ -361,7 +346,7 @@ static void replay_flow_maybe_free(struct replay *rp, struct replay_flow *f)
 
 	if (f->busy || f->ready || f->head)
 		return;
-	for (pp = &rp->fht[replay_hash(f->id) & rp->fht_mask]; *pp; pp = &(*pp)->hnext)
+	for (pp = &rp->fht[st_mix64(f->id) & rp->fht_mask]; *pp; pp = &(*pp)->hnext)
 		if (*pp == f) {
 			*pp = f->hnext;
 			break;
@@ -1366,9 +1351,9 @@ static void *replay_thread(void *arg)
 	int n, i;
 
 	for (;;) {
-		now = replay_now();
+		now = st_mono_ns();
 		n = epoll_wait(rp->epfd, evs, 64, replay_next_timeout(rp, now));
-		now = replay_now();
+		now = st_mono_ns();
 		for (i = 0; i < n; i++) {
 			struct replay_conn *c = evs[i].data.ptr;
 
@@ -1623,7 +1608,7 @@ int replay_start(struct replay **out, const struct replay_cfg *cfg, replay_done_
 	rp->dcfg.max_paths = cfg->diff_max_paths;
 	rp->burst = cfg->rate / 10 > 1 ? cfg->rate / 10 : 1;
 	rp->tokens = rp->burst;
-	rp->t_tokens = replay_now();
+	rp->t_tokens = st_mono_ns();
 
 	for (buckets = 256; buckets < cfg->queue_cap / 4 && buckets < (1u << 16); buckets *= 2)
 		;
