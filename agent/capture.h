@@ -67,10 +67,4 @@ int pcapin_run(const char *path, const uint16_t *ports, int nports, capture_seg_
 	       void (*tick)(void *ctx, uint64_t now_ns), void *ctx, struct pcapin_stats *st,
 	       volatile int *stop);
 
-/* Shared by live and offline input: turn an IPv4/IPv6 packet (starting at the IP
- * header) into a segment. Returns 1 if it is a TCP segment on a watched port (seg
- * filled, data points into pkt), 0 if not ours, -1 if malformed. */
-int capture_parse_ip(const uint8_t *pkt, size_t len, const uint16_t *ports, int nports,
-		     uint64_t ts_ns, struct reasm_seg *seg);
-
 #endif

@@ -27,7 +27,7 @@
 #include "exchange.h"
 #include "log.h"
 #include "parse.h"
-#include "queue.h"
+#include "bq.h"
 #include "record.h"
 #include "recording.h"
 #include "replay.h"

@@ -57,7 +57,7 @@
 #include "http1.h"
 #include "log.h"
 #include "parse.h"
-#include "queue.h"
+#include "bq.h"
 #include "recording.h"
 
 #ifndef SHADOWTAP_VERSION

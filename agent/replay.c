@@ -55,7 +55,7 @@
 #include "diff.h"
 #include "http1.h"
 #include "log.h"
-#include "queue.h"
+#include "bq.h"
 #include "replay.h"
 
 #define REPLAY_HEAD_MAX   (64 * 1024)   /* largest serverB response head */

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "queue.h"
+#include "bq.h"
 
 int bq_init(struct bq *q, size_t cap)
 {

@@ -1,7 +1,7 @@
 /* Bounded multi-producer/single-consumer queue of pointers between pipeline
  * threads. Owns: the slot array. A full queue refuses (never blocks the producer). */
-#ifndef ST_QUEUE_H
-#define ST_QUEUE_H
+#ifndef ST_BQ_H
+#define ST_BQ_H
 
 #include <pthread.h>
 #include <stddef.h>
