@@ -52,7 +52,7 @@ FUZZ_BIN  := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRC))
 BPFT_SRC  := $(wildcard tests/bpf/test_*.c)
 BPFT_BIN  := $(patsubst tests/bpf/%.c,$(OUT)/tests/%,$(BPFT_SRC))
 
-.PHONY: all test unit-tests bpf-tests fuzz clean demo setup install bench bench-quick
+.PHONY: all test unit-tests bpf-tests fuzz clean demo setup install uninstall bench bench-quick
 all: $(OUT)/shadowtap
 
 $(OUT)/%.bpf.o: bpf/%.bpf.c common/shadowtap.h vmlinux.h | $(OUT)
@@ -122,6 +122,19 @@ install: $(OUT)/shadowtap
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' deploy/systemd/shadowtap.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/shadowtap.service
 	install -D -m 0644 deploy/systemd/shadowtap.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/shadowtap.conf
+	@# the commented example; an existing /etc/default/shadowtap is never overwritten
+	if [ -e $(DESTDIR)/etc/default/shadowtap ]; then \
+		install -D -m 0644 deploy/systemd/shadowtap.default $(DESTDIR)/etc/default/shadowtap.example; \
+	else \
+		install -D -m 0644 deploy/systemd/shadowtap.default $(DESTDIR)/etc/default/shadowtap; \
+	fi
+
+# Removes what `make install` put in place; /etc/default/shadowtap is kept if edited.
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/shadowtap $(DESTDIR)$(PREFIX)/lib/systemd/system/shadowtap.service \
+		$(DESTDIR)$(PREFIX)/lib/sysusers.d/shadowtap.conf $(DESTDIR)/etc/default/shadowtap.example
+	if cmp -s deploy/systemd/shadowtap.default $(DESTDIR)/etc/default/shadowtap; then \
+		rm -f $(DESTDIR)/etc/default/shadowtap; fi
 
 clean:
 	rm -rf $(OUT)
