@@ -2,8 +2,8 @@
  * socket filter: the same Ethernet frame must give the same events (every field but
  * the timestamp, and the same payload bytes) in all three hooks, nothing for other
  * ports or protocols, and the hooks must always let the packet through unchanged
- * (TC_ACT_UNSPEC, i.e. TCX_NEXT, for tc; XDP_PASS for xdp). Needs root; skips when
- * the programs cannot be loaded. */
+ * (TC_ACT_UNSPEC, i.e. TCX_NEXT, for tc; XDP_PASS for xdp). Needs root (SKIP
+ * without); programs that do not load on a supported kernel FAIL (bt_kernel.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/bpf.h>
@@ -24,6 +24,7 @@
 
 #include "shadowtap.h"
 #include "capture.skel.h"
+#include "bt_kernel.h"
 
 #define CM_MAX_EVENTS	32
 #define CM_FRAME_MAX	(70 * 1024)
@@ -50,7 +51,8 @@ static struct capture_bpf *cm_skel;
 static struct ring_buffer *cm_rb;
 static struct cm_run *cm_cur;
 static struct cm_run cm_runs[CM_NHOOKS];
-static const char *cm_skip_why = "not run";
+static int cm_root;
+static int cm_load_err = -ENOEXEC;
 static uint8_t cm_frame[CM_FRAME_MAX];
 static uint8_t cm_payload[CM_FRAME_MAX];
 
@@ -81,14 +83,13 @@ static int cm_setup(void **state)
 	struct st_bpf_cfg *cfg;
 	int err;
 
-	if (geteuid() != 0) {
-		cm_skip_why = "needs root";
+	cm_root = geteuid() == 0;
+	if (!cm_root)
 		return 0;
-	}
 	libbpf_set_print(cm_silent);
 	cm_skel = capture_bpf__open();
 	if (!cm_skel) {
-		cm_skip_why = "cannot open the skeleton";
+		cm_load_err = -errno;
 		return 0;
 	}
 	cfg = &cm_skel->rodata->st_cfg;
@@ -106,7 +107,7 @@ static int cm_setup(void **state)
 	}
 	if (err) {
 		fprintf(stderr, "test_capture_modes: load failed: %s\n", strerror(-err));
-		cm_skip_why = "tc/xdp programs do not load here";
+		cm_load_err = err;
 		ring_buffer__free(cm_rb);
 		capture_bpf__destroy(cm_skel);
 		cm_rb = NULL;
@@ -124,10 +125,12 @@ static int cm_teardown(void **state)
 
 #define CM_REQUIRE_LOADED()                                                  \
 	do {                                                                 \
-		if (!cm_skel) {                                              \
-			fprintf(stderr, "SKIP: %s\n", cm_skip_why);          \
+		if (!cm_skel && !cm_root) {                                  \
+			fprintf(stderr, "SKIP: needs root\n");               \
 			skip();                                              \
 		}                                                            \
+		if (!cm_skel)                                                \
+			BT_LOAD_FAILED("loading the tc/xdp programs", cm_load_err); \
 	} while (0)
 
 static int cm_prog_fd(int hook)
