@@ -44,6 +44,7 @@ MIXES=${BENCH_MIXES:-"get post"}
 RESULTS=${BENCH_RESULTS:-$BENCH/results}
 PY=/usr/bin/python3
 GO=${GO:-/usr/local/go/bin/go}
+[ -x "$GO" ] || GO=$(command -v go || echo /usr/local/go/bin/go)
 GOREPLAY_VERSION=${GOREPLAY_VERSION:-v1.3.2}
 GOREPLAY=${GOREPLAY:-$HOME/go/bin/goreplay}
 

@@ -28,6 +28,11 @@ st_need_root() {
 	if [ ! -x "$ST_BIN" ]; then skip "$1 (build/shadowtap not built)"; exit 0; fi
 }
 
+# st_go: the Go toolchain scripts/setup.sh uses (/usr/local/go, else PATH), or nothing
+st_go() {
+	if [ -x /usr/local/go/bin/go ]; then echo /usr/local/go/bin/go; else command -v go; fi
+}
+
 # st_ns NAME: a fresh namespace with lo up
 st_ns() {
 	ip netns del "$1" 2>/dev/null

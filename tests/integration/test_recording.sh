@@ -166,8 +166,10 @@ else
 fi
 
 # 5. a recording made by GoReplay itself
-if [ ! -x "$GR" ]; then
-	skip "goreplay: goreplay not built (CGO_ENABLED=1 go install github.com/buger/goreplay@v1.3.2)"
+if [ ! -x "$GR" ] && [ -z "$(st_go)" ]; then
+	skip "goreplay: no Go toolchain here to build GoReplay"
+elif [ ! -x "$GR" ]; then
+	fail "goreplay: not built although Go is here (scripts/setup.sh builds it: $(tail -1 /tmp/shadowtap-goreplay-build.log 2>/dev/null))"
 elif ! ls "$ST_TMP"/gr*.gor >/dev/null 2>&1; then
 	fail "goreplay: no .gor file written ($(tail -2 "$ST_TMP/gr.log" | tr '\n' ' '))"
 else
