@@ -1,8 +1,12 @@
-/* Recordings: record now, replay later. Writes captured exchanges to native
- * recordings (msgpack records in CRC-checked blocks) or GoReplay .gor files from its
- * own thread, reads both back into st_records, paces them into the pipeline
- * (--input-file), and converts between formats (shadowtap convert).
- * Owns: the writer thread, its queue and files; readers and their buffers. */
+/* Recordings: record now, replay later. The recording configuration, its options,
+ * and the format constants the rec_* modules share; includes their headers.
+ * Owns: struct recording_cfg and the recording options. Files by job:
+ *   rec_native.c  native .stap format: encode/decode of records, header, blocks
+ *   rec_gor.c     GoReplay .gor format: entry encode, entry header parse, ids
+ *   rec_reader.c  reading files: gzip, format detection, gor request/response pairing
+ *   rec_writer.c  writing files: rotation, directory cap, the writer thread
+ *   rec_input.c   --input-file: pacing recorded requests into the pipeline
+ *   rec_convert.c `shadowtap convert` */
 #ifndef ST_RECORDING_H
 #define ST_RECORDING_H
 
@@ -22,6 +26,7 @@ enum rec_format { REC_FMT_NATIVE = 0, REC_FMT_GOR, REC_FMT_NDJSON };
 #define REC_BLOCK_MS       1000         /* ... or this long after its first record */
 #define REC_BLOCK_MAX      (64u << 20)  /* larger block lengths are corruption */
 #define REC_GOR_SEP        "\n\xf0\x9f\x90\xb5\xf0\x9f\x99\x88\xf0\x9f\x99\x89\n"  /* \n🐵🙈🙉\n */
+#define REC_GOR_SEP_LEN    (sizeof(REC_GOR_SEP) - 1)
 
 /* Everything the command line sets; main.c keeps one in its config. */
 struct recording_cfg {
@@ -49,75 +54,19 @@ void recording_cfg_default(struct recording_cfg *rc);
  * 0, or -EINVAL with a one-line message naming the option. */
 int recording_parse_opt(struct recording_cfg *rc, const char *name, const char *v);
 
-/* ---- encoding (also used by tests) ---- */
-int recording_encode_native(const struct st_record *r, struct buf *out);
-int recording_encode_gor(const struct st_record *r, struct buf *out);
+/* little-endian and CRC32 primitives of the native format */
+void rec_put32(uint8_t *p, uint32_t v);
+uint32_t rec_get32(const uint8_t *p);
+uint32_t rec_crc(const void *p, size_t n);
+
 /* deterministic event id of (flow, index), the same scheme as live capture */
 void recording_event_id(uint64_t flow_id, uint32_t index, char out[33]);
 
-/* ---- writer thread ---- */
-struct rec_writer_stats {
-	uint64_t submitted, written, blocks, bytes, files, rotations;
-	uint64_t dropped_queue_full, dropped_memory, dropped_encode, dropped_dir_full;
-	uint64_t dropped_write_error, files_deleted, write_errors;
-};
-
-struct rec_writer;
-
-int rec_writer_start(struct rec_writer **out, const struct recording_cfg *rc);
-/* Capture thread: encodes r into a private copy and queues it; never blocks,
- * never takes r. A full queue is a counted drop. */
-void rec_writer_submit(struct rec_writer *w, const struct st_record *r);
-/* Flush, close the file, join the thread; prints one stats line to f (may be NULL)
- * and frees. Accepts NULL. */
-void rec_writer_stop(struct rec_writer *w, FILE *f);
-void rec_writer_get_stats(struct rec_writer *w, struct rec_writer_stats *st);
-
-/* ---- reader ---- */
-struct rec_reader_stats {
-	uint64_t records;            /* records returned */
-	uint64_t blocks, bad_blocks;  /* native: blocks read, blocks skipped (CRC/shape) */
-	uint64_t bad_records;        /* records that did not decode, skipped */
-	uint64_t resync_bytes;       /* bytes skipped looking for the next block/entry */
-	uint64_t torn_tail;          /* file ended inside a block or entry */
-	uint64_t read_errors;        /* I/O or gzip stream errors (ends the file) */
-	uint64_t gor_requests, gor_responses, gor_replayed, gor_orphan_responses, gor_unknown;
-	uint64_t gor_unanswered;     /* requests emitted without their original response */
-	uint64_t gor_ambiguous;      /* responses left unpaired: their connection pipelined */
-};
-
-struct rec_reader;
-
-/* Opens a native (.stap, gzip or not) or GoReplay (.gor, gzip or not) file,
- * detected by content. 0, or negative errno with a message naming the file
- * (-EPROTO for a wrong magic/version/corrupt header). */
-int rec_reader_open(struct rec_reader **out, const char *path, size_t body_limit);
-int rec_reader_open_mem(struct rec_reader **out, const void *data, size_t len, size_t body_limit);
-/* 1 with *rec set (caller owns it), 0 at the end, negative errno on a fatal error.
- * Damaged blocks/entries are counted and skipped. */
-int rec_reader_next(struct rec_reader *rd, struct st_record **rec);
-int rec_reader_format(const struct rec_reader *rd);
-void rec_reader_get_stats(const struct rec_reader *rd, struct rec_reader_stats *st);
-void rec_reader_close(struct rec_reader *rd);   /* accepts NULL */
-
-/* ---- file input driver (--input-file) ---- */
-struct recording_input {
-	const struct recording_cfg *rc;
-	size_t max_in_flight;        /* records handed on and not yet finished */
-	void (*submit)(void *ctx, struct st_record *rec);   /* takes ownership */
-	uint64_t (*finished)(void *ctx);   /* records the pipeline has finished so far */
-	void *ctx;
-	int signal_fd;               /* signalfd for SIGINT/SIGTERM, or -1 */
-	volatile int *stop;          /* set to stop early (may be NULL) */
-};
-
-/* Reads every file matching rc->in_pattern (sorted), schedules each request at its
- * recorded offset from the first scaled by speed (or as fast as the bound on
- * in-flight records lets at max), loops if asked, prints progress on stderr, and
- * waits until everything submitted has finished. 0 or negative errno. */
-int recording_input_run(const struct recording_input *in);
-
-/* `shadowtap convert IN OUT`: argv[0] is "convert". Returns an exit code. */
-int recording_convert_main(int argc, char **argv);
+#include "rec_native.h"
+#include "rec_gor.h"
+#include "rec_reader.h"
+#include "rec_writer.h"
+#include "rec_input.h"
+#include "rec_convert.h"
 
 #endif

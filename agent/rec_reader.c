@@ -1,0 +1,485 @@
+/* Reading recordings: a buffered source (a file through zlib, gzip or not, or
+ * memory), format detection by content, and GoReplay request/response pairing.
+ * Owns: the reader, its buffer, the pending gor requests and per-flow counters.
+ *
+ * GoReplay writes a request and its response as separate entries sharing an ID;
+ * requests wait (bounded in number and recorded time) for their response. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "http1.h"
+#include "log.h"
+#include "util.h"
+#include "recording.h"
+
+#define REC_ENTRY_MAX      (64u << 20)   /* a .gor entry larger than this is skipped */
+#define REC_GOR_PENDING    4096          /* requests held waiting for their response */
+#define REC_GOR_WINDOW_NS  (10ull * 1000000000ull)
+
+/* ---- buffered source ---- */
+
+size_t rec_reader_need(struct rec_reader *rd, size_t n)
+{
+	while (rd->len - rd->off < n && !rd->eof) {
+		size_t want;
+
+		if (rd->off && (rd->off > rd->cap / 2 || rd->cap - rd->len < 65536)) {
+			memmove(rd->buf, rd->buf + rd->off, rd->len - rd->off);
+			rd->len -= rd->off;
+			rd->off = 0;
+		}
+		if (rd->cap - rd->len < 65536 || rd->cap - rd->off < n) {
+			size_t nc = rd->cap ? rd->cap : 262144;
+			uint8_t *p;
+
+			while (nc - rd->len < 65536 || nc < n + rd->off)
+				nc *= 2;
+			p = realloc(rd->buf, nc);
+			if (!p) {
+				rd->st.read_errors++;
+				rd->eof = true;
+				break;
+			}
+			rd->buf = p;
+			rd->cap = nc;
+		}
+		want = rd->cap - rd->len;
+		if (rd->mem) {
+			size_t k = rd->mem_len - rd->mem_off < want ? rd->mem_len - rd->mem_off : want;
+
+			memcpy(rd->buf + rd->len, rd->mem + rd->mem_off, k);
+			rd->mem_off += k;
+			rd->len += k;
+			if (rd->mem_off == rd->mem_len)
+				rd->eof = true;
+		} else {
+			int k = gzread(rd->gz, rd->buf + rd->len, want > (1u << 30) ? (1u << 30) : (unsigned)want);
+
+			if (k < 0) {
+				int zerr;
+
+				pr_warn("recording: read error: %s\n", gzerror(rd->gz, &zerr));
+				rd->st.read_errors++;
+				rd->eof = true;
+			} else if (k == 0) {
+				rd->eof = true;
+			} else {
+				rd->len += (size_t)k;
+			}
+		}
+	}
+	return rd->len - rd->off;
+}
+
+/* ---- records from HTTP bytes ---- */
+
+static void rec_reader_body_cb(void *ctx, const char *data, size_t len)
+{
+	struct st_msg *m = ((void **)ctx)[0];
+	size_t limit = *(size_t *)((void **)ctx)[1];
+
+	record_msg_body_append(m, data, len, limit);
+}
+
+int rec_reader_request_from_raw(struct st_record *r, size_t body_limit)
+{
+	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_request req;
+	struct http1_body body = { 0 };
+	uint64_t cl = 0, n_bytes = r->req.body_bytes;
+	void *ctx[2] = { &r->req, &body_limit };
+	int hl, fr;
+	ssize_t used;
+
+	hl = http1_parse_request((const char *)r->raw, r->raw_len, &req, hdrs, ST_MAX_HEADERS);
+	if (hl < 0) {
+		r->cap_flags |= ST_CAP_MALFORMED;
+		r->malformed = "request in the recording did not parse";
+		return -EBADMSG;
+	}
+	if (record_msg_set_head(&r->req, (const char *)r->raw, (size_t)hl, req.headers, req.num_headers))
+		return -ENOMEM;
+	r->method = r->req.head + (req.method - (const char *)r->raw);
+	r->method_len = req.method_len;
+	r->target = r->req.head + (req.target - (const char *)r->raw);
+	r->target_len = req.target_len;
+	r->http_minor = req.minor_version;
+	fr = http1_request_framing(&req, &cl);
+	r->req.chunked = fr == HTTP1_BODY_CHUNKED;
+	r->req.body_bytes = 0;
+	if (fr == HTTP1_BODY_LENGTH || fr == HTTP1_BODY_CHUNKED) {
+		http1_body_init(&body, fr, cl);
+		used = http1_body_feed(&body, (const char *)r->raw + hl, r->raw_len - (size_t)hl,
+				       rec_reader_body_cb, ctx);
+		(void)used;
+	}
+	if (n_bytes > r->req.body_bytes)
+		r->req.body_bytes = n_bytes;
+	if (!r->req.wire_bytes)
+		r->req.wire_bytes = r->raw_len;
+	return 0;
+}
+
+int rec_reader_response(struct st_record *r, const uint8_t *p, size_t n, bool body_raw,
+		       size_t body_limit)
+{
+	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_response resp;
+	struct http1_body body = { 0 };
+	void *ctx[2] = { &r->resp, &body_limit };
+	uint64_t cl = 0;
+	int hl, fr;
+
+	hl = http1_parse_response((const char *)p, n, &resp, hdrs, ST_MAX_HEADERS);
+	if (hl < 0)
+		return -EBADMSG;
+	if (record_msg_set_head(&r->resp, (const char *)p, (size_t)hl, resp.headers, resp.num_headers))
+		return -ENOMEM;
+	r->status_code = resp.status;
+	if (!body_raw)
+		return 0;
+	fr = http1_response_framing(&resp, r->method ? r->method : "GET", r->method ? r->method_len : 3, &cl);
+	r->resp.chunked = fr == HTTP1_BODY_CHUNKED;
+	r->resp.wire_bytes = n;
+	if (fr == HTTP1_BODY_NONE || fr == HTTP1_MALFORMED) {
+		r->resp.complete = fr == HTTP1_BODY_NONE;
+		return 0;
+	}
+	http1_body_init(&body, fr, cl);
+	if (http1_body_feed(&body, (const char *)p + hl, n - (size_t)hl, rec_reader_body_cb, ctx) >= 0 &&
+	    (body.done || http1_body_eof(&body) == 0))
+		r->resp.complete = 1;
+	return 0;
+}
+
+/* ---- GoReplay pairing ---- */
+
+static struct rec_flowctr *rec_reader_flow_get(struct rec_reader *rd, uint64_t flow)
+{
+	size_t i;
+
+	if (rd->fc_used * 2 >= rd->fc_cap) {
+		size_t nc = rd->fc_cap ? rd->fc_cap * 2 : 1024, j;
+		struct rec_flowctr *n = calloc(nc, sizeof(*n));
+
+		if (!n)
+			return NULL;
+		for (j = 0; j < rd->fc_cap; j++) {
+			if (!rd->fc[j].used)
+				continue;
+			for (i = st_mix64(rd->fc[j].flow) & (nc - 1); n[i].used; i = (i + 1) & (nc - 1))
+				;
+			n[i] = rd->fc[j];
+		}
+		free(rd->fc);
+		rd->fc = n;
+		rd->fc_cap = nc;
+	}
+	for (i = st_mix64(flow) & (rd->fc_cap - 1); rd->fc[i].used; i = (i + 1) & (rd->fc_cap - 1))
+		if (rd->fc[i].flow == flow)
+			return &rd->fc[i];
+	rd->fc[i].used = true;
+	rd->fc[i].flow = flow;
+	rd->fc_used++;
+	return &rd->fc[i];
+}
+
+/* Handle one entry [p, p+n) (without its separator). Returns 1 if a request was
+ * queued, 0 otherwise. */
+static int rec_reader_gor_entry(struct rec_reader *rd, const uint8_t *p, size_t n)
+{
+	struct rec_gor_pending *pe, *alt;
+	struct rec_gor_meta gm;
+	struct rec_flowctr *fc;
+	struct st_record *r;
+	uint64_t flow;
+
+	if (rec_gor_parse_meta(p, n, &gm)) {
+		rd->st.bad_records++;
+		return 0;
+	}
+	p += gm.head_len;
+	n -= gm.head_len;
+	if (rd->last_ts < gm.ts)
+		rd->last_ts = gm.ts;
+	switch (gm.type) {
+	case '1':
+		rd->st.gor_requests++;
+		r = record_new();
+		pe = calloc(1, sizeof(*pe));
+		if (!r || !pe || !(r->raw = malloc(n ? n : 1))) {
+			record_free(r);
+			free(pe);
+			rd->st.bad_records++;
+			return 0;
+		}
+		memcpy(r->raw, p, n);
+		r->raw_len = n;
+		flow = rec_gor_flow(gm.id, gm.idl);
+		fc = rec_reader_flow_get(rd, flow);
+		r->flow_id = flow;
+		r->index = fc ? fc->next++ : 0;
+		/* GoReplay names a request by the ack it carried: pipelined requests
+		 * share it, and their responses (named by seq) cannot be told apart */
+		for (alt = rd->head; fc && !fc->pipelined && alt; alt = alt->next)
+			if (!strcmp(alt->id, gm.id))
+				fc->pipelined = true;
+		recording_event_id(r->flow_id, r->index, r->event_id);
+		r->req.ts_first_ns = gm.ts;
+		r->req.ts_last_ns = gm.ts + gm.lat;
+		r->req.complete = 1;
+		r->req.wire_bytes = n;
+		r->http_minor = 1;
+		rec_reader_request_from_raw(r, rd->body_limit);
+		memcpy(pe->id, gm.id, gm.idl + 1);
+		pe->rec = r;
+		if (rd->tail)
+			rd->tail->next = pe;
+		else
+			rd->head = pe;
+		rd->tail = pe;
+		rd->npending++;
+		return 1;
+	case '2':
+		rd->st.gor_responses++;
+		/* by ID, and only where that is unambiguous: a wrong serverA response
+		 * would make a false diff, a missing one is just counted */
+		fc = rec_reader_flow_get(rd, rec_gor_flow(gm.id, gm.idl));
+		if (fc && fc->pipelined) {
+			rd->st.gor_ambiguous++;
+			return 0;
+		}
+		for (pe = rd->head; pe; pe = pe->next)
+			if (!pe->rec->resp.head && !strcmp(pe->id, gm.id))
+				break;
+		if (!pe) {
+			rd->st.gor_orphan_responses++;
+			return 0;
+		}
+		r = pe->rec;
+		if (rec_reader_response(r, p, n, true, rd->body_limit)) {
+			rd->st.bad_records++;
+			return 0;
+		}
+		r->resp.ts_first_ns = gm.ts;
+		r->resp.ts_last_ns = gm.ts + gm.lat;
+		return 0;
+	case '3':
+		rd->st.gor_replayed++;
+		return 0;
+	default:
+		rd->st.gor_unknown++;
+		return 0;
+	}
+}
+
+static struct st_record *rec_reader_gor_pop(struct rec_reader *rd)
+{
+	struct rec_gor_pending *pe = rd->head;
+	struct st_record *r = pe->rec;
+
+	rd->head = pe->next;
+	if (!rd->head)
+		rd->tail = NULL;
+	rd->npending--;
+	free(pe);
+	if (!r->resp.head)
+		rd->st.gor_unanswered++;
+	return r;
+}
+
+/* The oldest pending request may go once answered, once the window has passed it,
+ * or when too many wait. */
+static bool rec_reader_gor_ready(struct rec_reader *rd)
+{
+	const struct st_record *r;
+
+	if (!rd->head)
+		return false;
+	r = rd->head->rec;
+	return r->resp.head || rd->npending > REC_GOR_PENDING ||
+	       rd->last_ts > r->req.ts_first_ns + REC_GOR_WINDOW_NS;
+}
+
+static int rec_reader_gor_next(struct rec_reader *rd, struct st_record **out)
+{
+	const uint8_t *s;
+	size_t have, scanned = 0;
+
+	for (;;) {
+		if (rec_reader_gor_ready(rd)) {
+			*out = rec_reader_gor_pop(rd);
+			return 1;
+		}
+		have = rec_reader_need(rd, scanned + REC_GOR_SEP_LEN);
+		if (have < scanned + REC_GOR_SEP_LEN && rd->eof) {
+			/* end of file: a non-empty rest without separator is a torn entry */
+			if (rd->len - rd->off > 0) {
+				const uint8_t *q = rd->buf + rd->off;
+				size_t k = rd->len - rd->off, i;
+
+				for (i = 0; i < k && (q[i] == '\n' || q[i] == '\r' || q[i] == ' '); i++)
+					;
+				if (i < k)
+					rd->st.torn_tail++;
+				rd->off = rd->len;
+			}
+			if (rd->head) {
+				*out = rec_reader_gor_pop(rd);
+				return 1;
+			}
+			return 0;
+		}
+		s = memmem(rd->buf + rd->off + scanned, have - scanned, REC_GOR_SEP, REC_GOR_SEP_LEN);
+		if (!s) {
+			scanned = have - (REC_GOR_SEP_LEN - 1);
+			if (scanned > REC_ENTRY_MAX) {
+				/* an entry this large is not a recording we can hold: drop it */
+				rd->st.bad_records++;
+				rd->st.resync_bytes += scanned;
+				rd->off += scanned;
+				scanned = 0;
+			}
+			have = rec_reader_need(rd, have + 65536);
+			continue;
+		}
+		have = (size_t)(s - (rd->buf + rd->off));
+		rec_reader_gor_entry(rd, rd->buf + rd->off, have);
+		rd->off += have + REC_GOR_SEP_LEN;
+		scanned = 0;
+	}
+}
+
+/* ---- public ---- */
+
+static int rec_reader_detect(struct rec_reader *rd)
+{
+	size_t have = rec_reader_need(rd, 8);
+	const uint8_t *p = rd->buf + rd->off;
+
+	if (have >= 8 && !memcmp(p, REC_MAGIC, 8)) {
+		rd->format = REC_FMT_NATIVE;
+		return rec_native_read_header(rd);
+	}
+	if (have >= 2 && p[0] >= '1' && p[0] <= '3' && p[1] == ' ') {
+		rd->format = REC_FMT_GOR;
+		return 0;
+	}
+	if (have == 0) {
+		rd->format = REC_FMT_GOR;   /* an empty file is an empty recording */
+		return 0;
+	}
+	pr_warn("recording: neither a shadowtap recording nor a GoReplay file (wrong magic)\n");
+	return -EPROTO;
+}
+
+static int rec_reader_alloc(struct rec_reader **out, size_t body_limit)
+{
+	*out = calloc(1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	(*out)->body_limit = body_limit ? body_limit : 64 * 1024;
+	return 0;
+}
+
+int rec_reader_open(struct rec_reader **out, const char *path, size_t body_limit)
+{
+	struct rec_reader *rd;
+	int fd, err;
+
+	*out = NULL;
+	err = rec_reader_alloc(&rd, body_limit);
+	if (err)
+		return err;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		pr_warn("recording: cannot open %s: %s\n", path, strerror(errno));
+		free(rd);
+		return err;
+	}
+	rd->gz = gzdopen(fd, "rb");
+	if (!rd->gz) {
+		close(fd);
+		free(rd);
+		return -ENOMEM;
+	}
+	gzbuffer(rd->gz, 256 * 1024);
+	err = rec_reader_detect(rd);
+	if (err) {
+		pr_warn("recording: cannot read %s\n", path);
+		rec_reader_close(rd);
+		return err;
+	}
+	*out = rd;
+	return 0;
+}
+
+int rec_reader_open_mem(struct rec_reader **out, const void *data, size_t len, size_t body_limit)
+{
+	struct rec_reader *rd;
+	int err;
+
+	*out = NULL;
+	err = rec_reader_alloc(&rd, body_limit);
+	if (err)
+		return err;
+	rd->mem = data;
+	rd->mem_len = len;
+	rd->eof = len == 0;
+	err = rec_reader_detect(rd);
+	if (err) {
+		rec_reader_close(rd);
+		return err;
+	}
+	*out = rd;
+	return 0;
+}
+
+int rec_reader_next(struct rec_reader *rd, struct st_record **rec)
+{
+	int ret;
+
+	*rec = NULL;
+	if (rd->format == REC_FMT_GOR)
+		ret = rec_reader_gor_next(rd, rec);
+	else
+		ret = rec_native_next(rd, rec);
+	if (ret > 0)
+		rd->st.records++;
+	return ret;
+}
+
+int rec_reader_format(const struct rec_reader *rd)
+{
+	return rd->format;
+}
+
+void rec_reader_get_stats(const struct rec_reader *rd, struct rec_reader_stats *st)
+{
+	*st = rd->st;
+}
+
+void rec_reader_close(struct rec_reader *rd)
+{
+	struct rec_gor_pending *pe, *nx;
+
+	if (!rd)
+		return;
+	for (pe = rd->head; pe; pe = nx) {
+		nx = pe->next;
+		record_free(pe->rec);
+		free(pe);
+	}
+	if (rd->gz)
+		gzclose(rd->gz);
+	free(rd->fc);
+	free(rd->buf);
+	free(rd);
+}
