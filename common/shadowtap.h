@@ -20,6 +20,15 @@
  * this in one skb are counted in bytes_too_large. */
 #define ST_SEG_MAX (ST_CHUNK_MAX * 17)
 
+/* Where an event comes from. For ST_SRC_OPENSSL there is no TCP segment: seq is a
+ * per-direction byte offset of the plaintext stream (plus a per-connection start
+ * value, announced by a SYN event when the connection was seen from its start),
+ * ack is 0, ifindex is 0, and SYN/FIN mark the start and end of the SSL object. */
+enum st_source {
+	ST_SRC_PACKET = 0,  /* socket filter, tc or xdp hook */
+	ST_SRC_OPENSSL = 1, /* uprobes on SSL_read/SSL_write (bpf/tls.bpf.c) */
+};
+
 enum st_dir {
 	ST_DIR_TO_SERVER = 0,   /* client -> server (requests) */
 	ST_DIR_FROM_SERVER = 1, /* server -> client (responses) */
@@ -50,7 +59,8 @@ struct st_event {
 	__u8 family;      /* 4 or 6 */
 	__u8 tcp_flags;
 	__u8 dir;         /* enum st_dir */
-	__u8 pad[3];
+	__u8 source;      /* enum st_source: which hook made the event */
+	__u8 pad[2];
 	__u8 data[];
 };
 
@@ -79,6 +89,39 @@ struct st_bpf_cfg {
 	__u32 nports;
 	__u32 lo_ifindex;      /* on this ifindex, skip PACKET_OUTGOING copies */
 	__u64 wakeup_bytes;    /* force a wake-up when this much data is pending */
+};
+
+/* TLS plaintext source (bpf/tls.bpf.c): per-CPU statistics, one element of a
+ * BTF-typed PERCPU_ARRAY named tls_stats. Sum over CPUs. */
+struct st_tls_stats {
+	__u64 calls;              /* SSL_read/SSL_write(_ex) calls that returned data */
+	__u64 events;             /* events submitted to the ring (data, SYN, FIN) */
+	__u64 bytes;              /* plaintext bytes submitted */
+	__u64 conns;              /* SSL objects tied to a connection on a TLS port */
+	__u64 conns_other;        /* SSL objects on other ports or non-TCP fds (ignored) */
+	__u64 fd_from_set_fd;     /* SSL -> fd learnt from SSL_set_fd/rfd/wfd */
+	__u64 fd_from_syscall;    /* SSL -> fd learnt from a syscall inside an SSL call */
+	__u64 unmapped_calls;     /* calls on an SSL object with no known connection */
+	__u64 unmapped_bytes;     /* their bytes (not delivered: no connection to put them on) */
+	__u64 ringbuf_full;       /* events lost because the ring was full */
+	__u64 bytes_lost_ringbuf; /* their bytes (gaps in the stream) */
+	__u64 bytes_too_large;    /* bytes past ST_TLS_CALL_MAX in one call (gaps) */
+	__u64 read_errors;        /* bpf_probe_read_user failures (event dropped) */
+	__u64 bytes_lost_read;    /* their bytes (gaps) */
+	__u64 frees;              /* SSL_free on a tracked SSL object */
+	__u64 nested;             /* SSL call inside another on the same thread (ignored) */
+	__u64 wakeups;            /* forced consumer wake-ups */
+};
+
+/* Most plaintext one SSL call copies (a bounded bpf_loop); the rest is a gap. */
+#define ST_TLS_CALL_MAX (ST_CHUNK_MAX * 256)
+
+/* Values for the TLS program's .rodata. */
+struct st_tls_cfg {
+	__u16 ports[ST_MAX_PORTS]; /* server (local) ports whose plaintext is emitted */
+	__u32 nports;
+	__u32 pad;
+	__u64 wakeup_bytes;
 };
 
 #endif

@@ -1,0 +1,51 @@
+/* TLS plaintext source: loads bpf/tls.bpf.c, finds the libssl the servers on the TLS
+ * ports map (or takes --tls-lib), attaches the uprobes and re-scans for new servers.
+ * Owns: the TLS skeleton, its uprobe links and the list of libraries attached. Its
+ * events go into the packet capture's ring and come out of capture_poll(). */
+#ifndef ST_TLS_H
+#define ST_TLS_H
+
+#include <stdint.h>
+
+#include "shadowtap.h"
+
+#define TLS_MAX_LIBS 32
+
+struct tls_cfg {
+	uint16_t ports[ST_MAX_PORTS];    /* --tls-port: server ports (default 443) */
+	int nports;
+	const char *lib;                 /* --tls-lib PATH, or NULL to discover */
+	int ring_fd;                     /* the packet capture's ring (shared), or -1 for
+					  * the program's own (tests) */
+	uint64_t wakeup_bytes;           /* as the capture's; 0: 1 MiB */
+	uint64_t rescan_ns;              /* how often tls_tick re-scans; 0: 2 s */
+};
+
+struct tls;
+
+struct tls_ustats {
+	uint64_t libs;                   /* libraries (or static binaries) attached */
+	uint64_t scans;                  /* /proc scans done */
+	uint64_t servers;                /* processes found listening on a TLS port (last scan) */
+	uint64_t attach_errors;
+};
+
+/* Load and attach. Returns 0 or a negative errno with one line printed saying what
+ * is missing (no uprobe support, a capability, no libssl yet is not an error: the
+ * re-scan finds it later). */
+int tls_open(struct tls **out, const struct tls_cfg *cfg);
+/* Re-scan /proc for new server processes and libraries when rescan_ns has passed
+ * since the last scan; now_ns is CLOCK_MONOTONIC. Cheap otherwise. */
+void tls_tick(struct tls *t, uint64_t now_ns);
+/* Scan now; returns libraries newly attached or a negative errno. */
+int tls_scan(struct tls *t);
+/* Attach to one library or binary holding SSL_read etc. 0, or negative errno. */
+int tls_attach_lib(struct tls *t, const char *path);
+int tls_read_stats(struct tls *t, struct st_tls_stats *sum);
+void tls_get_ustats(struct tls *t, struct tls_ustats *st);
+/* The program's ring (its own when ring_fd was -1). */
+int tls_ring_fd(struct tls *t);
+/* Detach and free. Accepts NULL. */
+void tls_close(struct tls *t);
+
+#endif
