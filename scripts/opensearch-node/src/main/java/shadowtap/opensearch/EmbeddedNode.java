@@ -20,7 +20,9 @@ import org.opensearch.transport.Netty4Plugin;
  * The Node constructor that accepts classpath plugins is protected, hence the
  * subclass: without Netty4Plugin there is no HTTP or transport layer at all.
  * Configuration comes from the environment (see scripts/opensearch):
- * OPENSEARCH_HOME (data/ and logs/ under it) and OPENSEARCH_PORT (HTTP).
+ * OPENSEARCH_HOME (data/ and logs/ under it) and OPENSEARCH_PORT (HTTP); for a node of
+ * a local cluster also OPENSEARCH_NODE_NAME, OPENSEARCH_SEED_HOSTS (transport host:port
+ * list) and OPENSEARCH_INITIAL_MANAGERS (node names).
  */
 public final class EmbeddedNode extends Node {
     private EmbeddedNode(Environment env, Collection<Class<? extends Plugin>> plugins) {
@@ -39,13 +41,23 @@ public final class EmbeddedNode extends Node {
         Files.createDirectories(home.resolve("logs"));
         Files.createDirectories(home.resolve("config"));
 
-        Settings settings = Settings.builder()
+        String nodeName = env("OPENSEARCH_NODE_NAME", "shadowtap-node");
+        String seeds = env("OPENSEARCH_SEED_HOSTS", "");
+        Settings.Builder b = Settings.builder()
             .put("path.home", home.toString())
             .put("path.data", home.resolve("data").toString())
             .put("path.logs", home.resolve("logs").toString())
             .put("cluster.name", "shadowtap")
-            .put("node.name", "shadowtap-node")
-            .put("discovery.type", "single-node")
+            .put("node.name", nodeName);
+        if (seeds.isEmpty()) {
+            b.put("discovery.type", "single-node");
+        } else {
+            // a cluster of several local nodes (scripts/opensearch start --nodes N)
+            b.putList("discovery.seed_hosts", seeds.split(","));
+            b.putList("cluster.initial_cluster_manager_nodes",
+                      env("OPENSEARCH_INITIAL_MANAGERS", nodeName).split(","));
+        }
+        Settings settings = b
             .put("network.host", "127.0.0.1")
             .put("http.port", port)
             // keep the transport port away from a real cluster's 9300 range
@@ -56,7 +68,7 @@ public final class EmbeddedNode extends Node {
             .build();
 
         Environment environment = InternalSettingsPreparer.prepareEnvironment(
-            settings, java.util.Collections.emptyMap(), home.resolve("config"), () -> "shadowtap-node");
+            settings, java.util.Collections.emptyMap(), home.resolve("config"), () -> nodeName);
         EmbeddedNode node = new EmbeddedNode(environment, List.of(Netty4Plugin.class));
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
