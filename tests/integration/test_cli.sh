@@ -24,8 +24,43 @@ bad "ring size not a power of two" "--ring-size" --ring-size 3000
 bad "sample over 100%" "--replay-sample" --replay-sample 150%
 bad "missing value" "--port" --port
 bad "stray argument" "stray" stray
-out=$(SHADOWTAP_PORT=abc "$ST_BIN" --version 2>&1); rc=$?
-[ $rc = 2 ] && echo "$out" | grep -q SHADOWTAP_PORT && pass "cli: bad SHADOWTAP_PORT named" || fail "cli: bad env var (exit $rc: $out)"
+# parse-time validation (issue 15 items 4, 14, 15; issue 16 item 6)
+bad "trailing comma in ports" "--port" --port 80,
+bad "leading space in ports" "--port" --port " 80"
+bad "negative size" "--max-flow-bytes" --max-flow-bytes " -1"
+bad "negative duration" "--hole-timeout" --hole-timeout " -1"
+bad "duration overflow" "--idle-timeout" --idle-timeout 2e10
+for o in interface pin-dir output replay-host spool-dir; do
+	bad "empty --$o" "--$o" "--$o" ""
+done
+bad "unknown capture mode" "--capture" --capture bogus
+envbad() { # variable value
+	local out rc
+	out=$(env "$1=$2" "$ST_BIN" --input-pcap "$PCAP" 2>&1 >/dev/null); rc=$?
+	if [ $rc = 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && printf '%s' "$out" | grep -q -- "$1"; then
+		pass "cli: $1='$2' -> exit 2, one line naming it"
+	else
+		fail "cli: $1='$2' (exit $rc, output: $out)"
+	fi
+}
+envbad SHADOWTAP_PORT abc
+envbad SHADOWTAP_NO_REDACT disabled
+envbad SHADOWTAP_NO_REDACT n
+envbad SHADOWTAP_IDLE_TIMEOUT 2e10
+envbad ES_PORT 99999
+envbad ES_PORT abc
+envbad ELASTICSEARCH_URL ftp://x
+bools_ok=1
+for v in off OFF 0 false no on Yes 1 TRUE; do
+	SHADOWTAP_NO_REDACT=$v "$ST_BIN" --version >/dev/null 2>&1 || bools_ok=0
+done
+[ $bools_ok = 1 ] && pass "cli: SHADOWTAP_NO_REDACT accepts 1/0 true/false yes/no on/off, any case" || fail "cli: a boolean spelling refused"
+out=$(SHADOWTAP_REPLAYY=http://x "$ST_BIN" --version 2>&1 >/dev/null); rc=$?
+[ $rc = 0 ] && echo "$out" | grep -q "unknown environment variable SHADOWTAP_REPLAYY" \
+	&& pass "cli: unknown SHADOWTAP_REPLAYY warned about" || fail "cli: unknown env name (exit $rc: $out)"
+out=$("$ST_BIN" --input-pcap "$PCAP" --output-file "$ST_TMP/rec.stap" 2>&1 >/dev/null)
+echo "$out" | grep -q "only counted" && fail "cli: --output-file still says records are only counted" \
+	|| pass "cli: --output-file is an output (no 'only counted' note)"
 
 help=$("$ST_BIN" --help); missing=""
 for o in interface port replay es output input-pcap exit-after stats max-flows max-flow-bytes \

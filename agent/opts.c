@@ -1,0 +1,687 @@
+/* The option table and the one parser behind the command line, the SHADOWTAP_*
+ * environment and --help. Every value is checked here, at parse time, so a bad
+ * setting exits 2 with one line naming it instead of failing late or wrapping. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "opts.h"
+#include "parse.h"
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define COUNT(f) offsetof(struct config, f)
+#define NS_S 1000000000ull
+#define NS_MS 1000000ull
+
+static const char *check_replay_url(const char *v)
+{
+	return strncmp(v, "http://", 7) ? "expected http://HOST[:PORT]" : NULL;
+}
+
+static const char *check_es_url(const char *v)
+{
+	return strncmp(v, "http://", 7) && strncmp(v, "https://", 8) ? "expected http(s)://HOST[:PORT]"
+								      : NULL;
+}
+
+static const char *check_index(const char *v)
+{
+	return strpbrk(v, " \"*\\<|,>/?#:") || *v == '_' || *v == '-' ? "not a valid index name prefix"
+								       : NULL;
+}
+
+static const char *check_readable(const char *v)
+{
+	return access(v, R_OK) ? "file not readable" : NULL;
+}
+
+static const char *check_header(const char *v)
+{
+	return !strchr(v, ':') || *v == ':' ? "expected 'Name: value'" : NULL;
+}
+
+static const struct opt_choice capture_modes[] = {
+	{ "socket", CAPTURE_SOCKET }, { "tc", CAPTURE_TC }, { "xdp", CAPTURE_XDP }, { NULL, 0 },
+};
+static const struct opt_choice fsync_policies[] = {
+	{ "always", 0 }, { "batch", 0 }, { "never", 0 }, { NULL, 0 },
+};
+static const struct opt_choice compressions[] = {
+	{ "gzip", 1 }, { "none", 0 }, { NULL, 0 },
+};
+static const struct opt_choice rec_formats[] = {
+	{ "native", REC_FMT_NATIVE }, { "stap", REC_FMT_NATIVE }, { "gor", REC_FMT_GOR }, { NULL, 0 },
+};
+
+#define SECS(lo, hi) .min = lo, .max = hi, .unit_ns = NS_S
+#define MSECS(lo, hi) .min = lo, .max = hi, .unit_ns = NS_MS
+
+const struct opt opts_table[] = {
+	{ "interface", 'i', OPT_STRING, FIELD(cap.iface), .arg = "IFACE",
+	  .help = "interface(s) to watch, comma-separated (default: all)" },
+	{ "port", 'p', OPT_PORTS, FIELD(cap.ports), .def = "80", .arg = "PORTS",
+	  .help = "server ports to capture, comma-separated, at most 16" },
+	{ "capture", 0, OPT_ENUM, FIELD(cap.mode), .def = "socket", .arg = "socket|tc|xdp",
+	  .choices = capture_modes, .help = "capture hook" },
+	{ "xdp-generic", 0, OPT_FLAG, FIELD(cap.xdp_generic),
+	  .help = "allow generic (skb-mode) XDP where the driver has no native XDP" },
+	{ "replay", 'r', OPT_LIST, FIELD(replay.targets), .max = REPLAY_MAX_TARGETS,
+	  .count_off = COUNT(replay.ntargets), .check = check_replay_url, .arg = "URL",
+	  .help = "replay target, e.g. http://127.0.0.1:81 (repeatable)" },
+	{ "es", 'e', OPT_STRING, FIELD(es_url), .check = check_es_url, .arg = "URL",
+	  .help = "Elasticsearch/OpenSearch base URL (default from ELASTICSEARCH_URL, ES_PORT)" },
+	{ "output", 'o', OPT_STRING, FIELD(output), .arg = "FILE|-",
+	  .help = "also write records as NDJSON to FILE or stdout" },
+	{ "input-pcap", 0, OPT_STRING, FIELD(input_pcap), .arg = "FILE",
+	  .help = "read packets from a pcap/pcapng file instead of the network" },
+	{ "exit-after", 0, OPT_DURATION, FIELD(exit_after_ns), SECS(0.001, 366 * 86400.0),
+	  .store_ns = 1, .arg = "SECS", .help = "stop after SECS, draining queues first" },
+	{ "stats", 0, OPT_DURATION, FIELD(stats_interval_s), SECS(1, 86400), .store_ns = NS_S,
+	  .arg = "SECS", .help = "print counters on stderr every SECS seconds" },
+	{ "verbose", 'v', OPT_COUNT, FIELD(verbose), .help = "more messages (repeat for debug)" },
+	{ "quiet", 'q', OPT_FLAG, FIELD(quiet), .help = "warnings only" },
+	{ "max-flows", 0, OPT_UINT, FIELD(reasm.max_flows), .min = 1, .max = 1u << 24,
+	  .def = "65536", .arg = "N", .help = "TCP connections tracked at once" },
+	{ "max-flow-bytes", 0, OPT_SIZE, FIELD(reasm.max_flow_bytes), .min = 1024, .max = 1ull << 30,
+	  .def = "4M", .arg = "SIZE", .help = "out-of-order bytes buffered per connection" },
+	{ "max-buffered-bytes", 0, OPT_SIZE, FIELD(reasm.max_total_bytes), .min = 1024,
+	  .max = 1ull << 40, .def = "256M", .arg = "SIZE", .help = "out-of-order bytes buffered in all" },
+	{ "idle-timeout", 0, OPT_DURATION, FIELD(reasm.idle_timeout_ns), SECS(0.001, 30 * 86400.0),
+	  .store_ns = 1, .def = "120", .arg = "SECS", .help = "forget a connection idle this long" },
+	{ "hole-timeout", 0, OPT_DURATION, FIELD(reasm.hole_timeout_ns), MSECS(1, 600000),
+	  .store_ns = 1, .def = "500", .arg = "MS",
+	  .help = "wait this long for a missing segment before a gap" },
+	{ "body-limit", 0, OPT_SIZE, FIELD(xcfg.body_limit), .min = 0, .max = 1ull << 30,
+	  .def = "64K", .arg = "SIZE", .help = "body bytes stored per message" },
+	{ "max-head", 0, OPT_SIZE, FIELD(xcfg.max_head), .min = 256, .max = 16u << 20, .def = "64K",
+	  .arg = "SIZE", .help = "largest HTTP head accepted" },
+	{ "max-pending", 0, OPT_UINT, FIELD(xcfg.max_pending), .min = 1, .max = 4096, .def = "64",
+	  .arg = "N", .help = "unanswered requests per connection" },
+	{ "max-held-bytes", 0, OPT_SIZE, FIELD(xcfg.max_held_bytes), .min = 65536, .max = 1ull << 40,
+	  .def = "512M", .arg = "SIZE", .help = "bytes held in unfinished records, all connections" },
+	{ "queue", 0, OPT_UINT, FIELD(queue_cap), .min = 1, .max = 1u << 24, .def = "65536",
+	  .arg = "N", .help = "records queued for output" },
+	{ "ring-size", 0, OPT_SIZE, FIELD(cap.ring_bytes), .min = 4096, .max = 1ull << 30,
+	  .flags = OPTF_POW2, .def = "16M", .arg = "SIZE", .help = "BPF ring buffer size, power of two" },
+	{ "wakeup-bytes", 0, OPT_SIZE, FIELD(cap.wakeup_bytes), .min = 1, .max = 1ull << 30,
+	  .arg = "SIZE", .help = "pending ring bytes that force a wake-up (default ring/16)" },
+	{ "pin-dir", 0, OPT_STRING, FIELD(cap.pin_dir), .def = "/sys/fs/bpf/shadowtap", .arg = "DIR",
+	  .help = "bpffs directory for pinned maps" },
+	{ "replay-connections", 0, OPT_UINT, FIELD(replay.connections), .min = 1, .max = 4096,
+	  .def = "16", .arg = "N", .help = "keep-alive connections per replay target" },
+	{ "replay-connect-timeout", 0, OPT_DURATION, FIELD(replay.connect_timeout_ms),
+	  MSECS(1, 3600000), .store_ns = NS_MS, .def = "1000", .arg = "MS",
+	  .help = "replay connect timeout" },
+	{ "replay-timeout", 0, OPT_DURATION, FIELD(replay.response_timeout_ms), MSECS(1, 3600000),
+	  .store_ns = NS_MS, .def = "5000", .arg = "MS", .help = "replay response timeout" },
+	{ "replay-queue", 0, OPT_UINT, FIELD(replay.queue_cap), .min = 1, .max = 1u << 24,
+	  .def = "65536", .arg = "N", .help = "records waiting for replay" },
+	{ "replay-max-bytes", 0, OPT_SIZE, FIELD(replay.max_inflight_bytes), .min = 1024,
+	  .max = 1ull << 40, .def = "256M", .arg = "SIZE",
+	  .help = "request bytes queued or in flight for replay" },
+	{ "replay-rate", 0, OPT_REAL, FIELD(replay.rate), .min = 0, .max = 1e9, .def = "0",
+	  .arg = "N", .help = "replay at most N requests/s (0 = unlimited)" },
+	{ "replay-sample", 0, OPT_REAL, FIELD(replay.sample_pct), .min = 0, .max = 100,
+	  .flags = OPTF_PERCENT, .def = "100%", .arg = "P%",
+	  .help = "replay this share of client connections" },
+	{ "replay-host", 0, OPT_STRING, FIELD(replay.host), .arg = "HOST",
+	  .help = "rewrite the Host header of replayed requests" },
+	{ "replay-header", 0, OPT_LIST, FIELD(replay.headers), .max = REPLAY_MAX_HEADERS,
+	  .count_off = COUNT(replay.nheaders), .check = check_header, .arg = "'NAME: VALUE'",
+	  .help = "set or replace a header when replaying (repeatable)" },
+	{ "allow-url", 0, OPT_LIST, FIELD(replay.allow_url), .max = REPLAY_MAX_FILTERS,
+	  .count_off = COUNT(replay.nallow_url), .arg = "REGEX",
+	  .help = "replay only request-targets matching (repeatable)" },
+	{ "deny-url", 0, OPT_LIST, FIELD(replay.deny_url), .max = REPLAY_MAX_FILTERS,
+	  .count_off = COUNT(replay.ndeny_url), .arg = "REGEX",
+	  .help = "never replay request-targets matching (repeatable)" },
+	{ "allow-method", 0, OPT_LIST, FIELD(replay.allow_method), .max = REPLAY_MAX_FILTERS,
+	  .count_off = COUNT(replay.nallow_method), .arg = "METHOD",
+	  .help = "replay only these methods (repeatable)" },
+	{ "diff-ignore-header", 0, OPT_LIST, FIELD(replay.diff_ignore), .max = 63,
+	  .count_off = COUNT(replay.ndiff_ignore), .arg = "NAME",
+	  .help = "header not compared (repeatable; replaces the default list)" },
+	{ "es-index", 0, OPT_STRING, FIELD(es.index_prefix), .check = check_index, .def = "shadowtap",
+	  .arg = "PREFIX", .help = "index name prefix" },
+	{ "es-batch-bytes", 0, OPT_SIZE, FIELD(es.batch_bytes), .min = 1024, .max = 100u << 20,
+	  .def = "5M", .arg = "SIZE", .help = "bulk request size" },
+	{ "es-batch-ms", 0, OPT_DURATION, FIELD(es.batch_ms), MSECS(1, 600000), .store_ns = NS_MS,
+	  .def = "1000", .arg = "MS", .help = "bulk flush interval" },
+	{ "spool-dir", 0, OPT_STRING, FIELD(es.spool_dir), .arg = "DIR",
+	  .help = "disk spool while Elasticsearch is unreachable (default /var/lib/shadowtap/spool, "
+		  "./spool when not root)" },
+	{ "spool-max-bytes", 0, OPT_SIZE, FIELD(es.spool_max_bytes), .min = 65536, .max = 1ull << 50,
+	  .def = "1G", .arg = "SIZE", .help = "spool size limit" },
+	{ "spool-fsync", 0, OPT_ENUM, FIELD(es.fsync_policy), .flags = OPTF_STORE_NAME,
+	  .choices = fsync_policies, .def = "batch", .arg = "always|batch|never",
+	  .help = "spool fsync policy" },
+	{ "dead-letter", 0, OPT_STRING, FIELD(es.dead_letter), .arg = "FILE",
+	  .help = "file for documents Elasticsearch rejected (default <spool-dir>/dead-letter.ndjson)" },
+	{ "es-ca", 0, OPT_STRING, FIELD(es.ca_file), .check = check_readable, .arg = "FILE",
+	  .help = "extra CA certificate for TLS to Elasticsearch" },
+	{ "es-insecure", 0, OPT_FLAG, FIELD(es.insecure),
+	  .help = "do not verify Elasticsearch's TLS certificate" },
+	{ "no-es-gzip", 0, OPT_FLAG, FIELD(no_es_gzip), .help = "send bulk requests uncompressed" },
+	{ "redact-header", 0, OPT_LIST, FIELD(redact), .max = OPTS_MAX_REDACT,
+	  .count_off = COUNT(nredact), .arg = "NAME",
+	  .help = "also redact this header's value (repeatable)" },
+	{ "no-redact", 0, OPT_FLAG, FIELD(no_redact), .help = "store sensitive header values as captured" },
+	{ "output-file", 0, OPT_STRING, FIELD(rec.out_path), .arg = "PATH",
+	  .help = "record exchanges to PATH (strftime placeholders; see also convert)" },
+	{ "output-file-size", 0, OPT_SIZE, FIELD(rec.out_file_max), .min = 4096, .max = 1ull << 50,
+	  .arg = "SIZE", .help = "start a new recording file past SIZE" },
+	{ "output-file-interval", 0, OPT_DURATION, FIELD(rec.out_interval_s), SECS(1, 30 * 86400.0),
+	  .store_ns = NS_S, .arg = "SECS", .help = "start a new recording file every SECS" },
+	{ "output-file-compress", 0, OPT_ENUM, FIELD(rec.out_gzip), .choices = compressions,
+	  .def = "none", .arg = "gzip|none", .help = "compress recording files" },
+	{ "output-dir-max", 0, OPT_SIZE, FIELD(rec.out_dir_max), .min = 65536, .max = 1ull << 50,
+	  .arg = "SIZE", .help = "cap the recording files; oldest are deleted first" },
+	{ "output-format", 0, OPT_ENUM, FIELD(rec.out_format), .choices = rec_formats,
+	  .def = "native", .arg = "native|gor", .help = "recording format" },
+	{ "input-file", 0, OPT_STRING, FIELD(rec.in_pattern), .arg = "PATH|GLOB",
+	  .help = "replay a recording (.stap/.gor, gzip or not) instead of capturing" },
+	{ "replay-speed", 0, OPT_REAL, FIELD(rec.speed_pct), .min = 0.1, .max = 1e6,
+	  .flags = OPTF_PERCENT | OPTF_MAX_IS_ZERO, .def = "100%", .arg = "P%|max",
+	  .help = "pace of --input-file: 100% keeps the recorded timing" },
+	{ "input-loop", 0, OPT_FLAG, FIELD(rec.loop), .help = "replay --input-file over and over" },
+	{ "help", 'h', OPT_ACTION, 0, 0, .flags = OPTF_NO_ENV, .help = "show this help" },
+	{ "version", 0, OPT_ACTION, 0, 0, .flags = OPTF_NO_ENV, .help = "print the version" },
+	{ NULL },
+};
+
+/* SHADOWTAP_* names read elsewhere (capture.c) or by the test scripts: not options,
+ * but not misspellings either. */
+static const char *const env_known[] = {
+	"SHADOWTAP_TC_LEGACY", "SHADOWTAP_SKIP_CONTAINER", NULL,
+};
+
+static const char *const default_redact[] = {
+	"authorization", "cookie", "set-cookie", "proxy-authorization", NULL,
+};
+
+/* ---- value grammar: digits only, no sign, no spaces, no hex ---- */
+
+static int opt_parse_real(const char *s, double *out)
+{
+	const char *p;
+	char *end;
+	double v;
+
+	if (!isdigit((unsigned char)*s) && !(*s == '.' && isdigit((unsigned char)s[1])))
+		return -EINVAL;
+	for (p = s; *p; p++)
+		if (!isdigit((unsigned char)*p) && !strchr(".eE+-", *p))
+			return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !isfinite(v))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static void fmt_size(char *out, size_t n, double v)
+{
+	static const char sfx[] = "TGMK";
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		double u = ldexp(1, 10 * (4 - i));
+
+		if (v >= u && fmod(v, u) == 0) {
+			snprintf(out, n, "%.0f%c", v / u, sfx[i]);
+			return;
+		}
+	}
+	snprintf(out, n, "%.0f", v);
+}
+
+static int opt_bad(const struct opt *o, const char *src, const char *v, const char *why)
+{
+	if (src && strncmp(src, "--", 2))
+		fprintf(stderr, "shadowtap: invalid value '%s' for %s (--%s): %s\n", v ? v : "", src,
+			o->name, why);
+	else
+		fprintf(stderr, "shadowtap: invalid value '%s' for --%s: %s\n", v ? v : "", o->name, why);
+	return -EINVAL;
+}
+
+static void store_uint(void *p, size_t width, uint64_t v)
+{
+	switch (width) {
+	case 1: *(uint8_t *)p = (uint8_t)v; break;
+	case 2: *(uint16_t *)p = (uint16_t)v; break;
+	case 4: *(uint32_t *)p = (uint32_t)v; break;
+	default: *(uint64_t *)p = v; break;
+	}
+}
+
+static int set_ports(const struct opt *o, void *base, const char *v, const char *src)
+{
+	struct capture_cfg *cap = (struct capture_cfg *)((char *)base + o->off -
+							  offsetof(struct capture_cfg, ports));
+	uint16_t ports[ST_MAX_PORTS];
+	int n = 0;
+	const char *p = v;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		char tok[8];
+		uint64_t u;
+
+		if (len == 0 || len >= sizeof(tok))
+			return opt_bad(o, src, v, "ports are 1-65535, comma-separated");
+		memcpy(tok, p, len);
+		tok[len] = '\0';
+		if (st_parse_u64(tok, &u) || u == 0 || u > 65535)
+			return opt_bad(o, src, v, "ports are 1-65535, comma-separated");
+		if (n == ST_MAX_PORTS)
+			return opt_bad(o, src, v, "at most 16 ports");
+		ports[n++] = (uint16_t)u;
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	memcpy(cap->ports, ports, sizeof(ports[0]) * (size_t)n);
+	cap->nports = n;
+	return 0;
+}
+
+int opt_set(const struct opt *o, void *base, const char *v, const char *src)
+{
+	void *field = (char *)base + o->off;
+	char why[128], lo[32], hi[32];
+	uint64_t u;
+	double d;
+	const char *w;
+	int i, *count;
+
+	switch (o->type) {
+	case OPT_FLAG:
+		*(int *)field = 1;
+		return 0;
+	case OPT_COUNT:
+		(*(int *)field)++;
+		return 0;
+	case OPT_ACTION:
+		return 0;
+	default:
+		break;
+	}
+	if (!v || !*v)
+		return opt_bad(o, src, v, "must not be empty");
+	switch (o->type) {
+	case OPT_UINT:
+		if (st_parse_u64(v, &u) || (double)u < o->min || (double)u > o->max) {
+			snprintf(why, sizeof(why), "expected an integer from %.0f to %.0f", o->min, o->max);
+			return opt_bad(o, src, v, why);
+		}
+		store_uint(field, o->width, u);
+		return 0;
+	case OPT_SIZE:
+		if (st_parse_size(v, &u) || (double)u < o->min || (double)u > o->max ||
+		    ((o->flags & OPTF_POW2) && (u & (u - 1)))) {
+			fmt_size(lo, sizeof(lo), o->min);
+			fmt_size(hi, sizeof(hi), o->max);
+			snprintf(why, sizeof(why), "expected a size%s from %s to %s (K, M, G suffixes)",
+				 o->flags & OPTF_POW2 ? " (power of two)" : "", lo, hi);
+			return opt_bad(o, src, v, why);
+		}
+		store_uint(field, o->width, u);
+		return 0;
+	case OPT_DURATION:
+		/* the range check in the given unit is also the overflow check: max * unit
+		 * fits the field (tests/unit/test_opts.c checks every entry) */
+		if (opt_parse_real(v, &d) || d < o->min || d > o->max) {
+			snprintf(why, sizeof(why), "expected %s from %.15g to %.15g",
+				 o->unit_ns == NS_S ? "seconds" : "milliseconds", o->min, o->max);
+			return opt_bad(o, src, v, why);
+		}
+		store_uint(field, o->width, (uint64_t)llround(d * (double)o->unit_ns) / o->store_ns);
+		return 0;
+	case OPT_REAL: {
+		char tmp[64];
+		size_t n = strlen(v);
+
+		if ((o->flags & OPTF_MAX_IS_ZERO) && !strcasecmp(v, "max")) {
+			*(double *)field = 0;
+			return 0;
+		}
+		if (n >= sizeof(tmp))
+			n = sizeof(tmp) - 1;
+		memcpy(tmp, v, n);
+		tmp[n] = '\0';
+		if ((o->flags & OPTF_PERCENT) && n > 1 && tmp[n - 1] == '%')
+			tmp[n - 1] = '\0';
+		if (opt_parse_real(tmp, &d) || d < o->min || d > o->max) {
+			snprintf(why, sizeof(why), "expected %s from %.15g%s to %.15g%s%s",
+				 o->flags & OPTF_PERCENT ? "a percentage" : "a number", o->min,
+				 o->flags & OPTF_PERCENT ? "%" : "", o->max,
+				 o->flags & OPTF_PERCENT ? "%" : "",
+				 o->flags & OPTF_MAX_IS_ZERO ? ", or max" : "");
+			return opt_bad(o, src, v, why);
+		}
+		*(double *)field = d;
+		return 0;
+	}
+	case OPT_STRING:
+		if (o->check && (w = o->check(v)))
+			return opt_bad(o, src, v, w);
+		*(const char **)field = v;
+		return 0;
+	case OPT_LIST:
+		count = (int *)((char *)base + o->count_off);
+		if (o->check && (w = o->check(v)))
+			return opt_bad(o, src, v, w);
+		if (*count >= (int)o->max) {
+			snprintf(why, sizeof(why), "repeated too many times (at most %.0f)", o->max);
+			return opt_bad(o, src, v, why);
+		}
+		((const char **)field)[(*count)++] = v;
+		return 0;
+	case OPT_PORTS:
+		return set_ports(o, base, v, src);
+	case OPT_ENUM: {
+		size_t k = 0;
+
+		for (i = 0; o->choices[i].name; i++) {
+			if (!strcmp(v, o->choices[i].name)) {
+				if (o->flags & OPTF_STORE_NAME)
+					*(const char **)field = o->choices[i].name;
+				else
+					*(int *)field = o->choices[i].value;
+				return 0;
+			}
+		}
+		k = (size_t)snprintf(why, sizeof(why), "expected");
+		for (i = 0; o->choices[i].name && k < sizeof(why); i++)
+			k += (size_t)snprintf(why + k, sizeof(why) - k, "%s %s",
+					      i == 0 ? "" : o->choices[i + 1].name ? "," : " or",
+					      o->choices[i].name);
+		return opt_bad(o, src, v, why);
+	}
+	default:
+		return opt_bad(o, src, v, "unsupported option type");
+	}
+}
+
+int opt_parse_bool(const char *v)
+{
+	static const char *const yes[] = { "1", "true", "yes", "on", NULL };
+	static const char *const no[] = { "0", "false", "no", "off", NULL };
+	int i;
+
+	for (i = 0; yes[i]; i++) {
+		if (!strcasecmp(v, yes[i]))
+			return 1;
+		if (!strcasecmp(v, no[i]))
+			return 0;
+	}
+	return -1;
+}
+
+const struct opt *opt_find(const struct opt *table, const char *name)
+{
+	for (; table->name; table++)
+		if (!strcmp(table->name, name))
+			return table;
+	return NULL;
+}
+
+void opt_env_name(const char *prefix, const char *name, char *out, size_t n)
+{
+	char *p;
+
+	snprintf(out, n, "%s%s", prefix, name);
+	for (p = out + strlen(prefix); *p; p++)
+		*p = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+}
+
+void opt_print_help(FILE *f, const struct opt *o)
+{
+	char left[64];
+
+	for (; o->name; o++) {
+		const char *arg = o->arg ? o->arg : "";
+		const char *sp = o->arg ? " " : "";
+
+		if (o->short_name)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name, sp, arg);
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", o->name, sp, arg);
+		if (o->def)
+			fprintf(f, "  %-34s %s (default %s)\n", left, o->help, o->def);
+		else
+			fprintf(f, "  %-34s %s\n", left, o->help);
+	}
+}
+
+void opts_usage(FILE *f)
+{
+	fprintf(f, "usage: shadowtap [OPTIONS]\n"
+		   "       shadowtap convert [OPTIONS] IN OUT\n"
+		   "Capture HTTP on the server ports with eBPF, replay each request to serverB,\n"
+		   "and store every exchange (NDJSON, Elasticsearch).\n\n");
+	opt_print_help(f, opts_table);
+	fprintf(f, "\nSIZE takes K, M, G or T (powers of two); SECS and MS take fractions.\n"
+		   "Every option can also be set as SHADOWTAP_<LONG_NAME> in the environment\n"
+		   "(e.g. SHADOWTAP_PORT=80,8080); the command line wins. Repeatable options take\n"
+		   "comma-separated lists there, flags take 1/0, true/false, yes/no or on/off, an\n"
+		   "empty value counts as unset, and an unknown SHADOWTAP_ name is warned about.\n"
+		   "ELASTICSEARCH_URL and ES_PORT configure --es as in the GoReplay demo.\n"
+		   "Credentials for Elasticsearch come only from ES_USERNAME/ES_PASSWORD or\n"
+		   "ES_API_KEY (or their _FILE forms).\n");
+}
+
+void opts_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->cap.ports[0] = 80;
+	c->cap.nports = 1;
+	c->cap.ring_bytes = 16u << 20;
+	c->cap.pin_dir = "/sys/fs/bpf/shadowtap";
+	reasm_cfg_default(&c->reasm);
+	exchange_cfg_default(&c->xcfg);
+	replay_cfg_default(&c->replay);
+	c->replay.body_limit = c->xcfg.body_limit;
+	es_cfg_default(&c->es);
+	c->queue_cap = 65536;
+	recording_cfg_default(&c->rec);
+}
+
+static int env_is_known(const struct opt *table, const char *entry)
+{
+	char name[96];
+	size_t len = strcspn(entry, "=");
+	int i;
+
+	for (i = 0; env_known[i]; i++)
+		if (strlen(env_known[i]) == len && !strncmp(entry, env_known[i], len))
+			return 1;
+	for (; table->name; table++) {
+		if (table->flags & OPTF_NO_ENV)
+			continue;
+		opt_env_name("SHADOWTAP_", table->name, name, sizeof(name));
+		if (strlen(name) == len && !strncmp(entry, name, len))
+			return 1;
+	}
+	return 0;
+}
+
+static const char *env_get(char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; envp && *envp; envp++)
+		if (!strncmp(*envp, name, n) && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+/* A list value from the environment: comma-separated, every item non-empty. The
+ * copy lives in c->env_copies as long as the config. */
+static int env_list(struct config *c, const struct opt *o, const char *env, const char *v)
+{
+	char *dup, *p;
+	int err;
+
+	if (c->nenv_copies == OPTS_MAX_ENV_COPIES || !(dup = strdup(v)))
+		return -ENOMEM;
+	c->env_copies[c->nenv_copies++] = dup;
+	for (p = dup;;) {
+		char *comma = strchr(p, ',');
+
+		if (comma)
+			*comma = '\0';
+		if (!*p)
+			return opt_bad(o, env, v, "empty item in the comma-separated list");
+		err = opt_set(o, c, p, env);
+		if (err || !comma)
+			return err;
+		p = comma + 1;
+	}
+}
+
+int opts_parse(struct config *c, int argc, char **argv, char *const *envp)
+{
+	struct option lopts[sizeof(opts_table) / sizeof(opts_table[0])];
+	char shorts[64], *sp = shorts, env[96];
+	const struct opt *o;
+	int i, ch, err, b;
+
+	/* environment first, so the command line wins */
+	for (i = 0; envp && envp[i]; i++)
+		if (!strncmp(envp[i], "SHADOWTAP_", 10) && !env_is_known(opts_table, envp[i]))
+			fprintf(stderr, "shadowtap: warning: unknown environment variable %.*s ignored\n",
+				(int)strcspn(envp[i], "="), envp[i]);
+	for (o = opts_table; o->name; o++) {
+		const char *v;
+
+		if (o->flags & OPTF_NO_ENV)
+			continue;
+		opt_env_name("SHADOWTAP_", o->name, env, sizeof(env));
+		v = env_get(envp, env);
+		if (!v || !*v)
+			continue;
+		if (o->type == OPT_FLAG || o->type == OPT_COUNT) {
+			b = opt_parse_bool(v);
+			if (b < 0)
+				return opt_bad(o, env, v, "expected 1/0, true/false, yes/no or on/off");
+			err = b ? opt_set(o, c, NULL, env) : 0;
+		} else if (o->type == OPT_LIST) {
+			err = env_list(c, o, env, v);
+		} else {
+			err = opt_set(o, c, v, env);
+		}
+		if (err)
+			return err == -ENOMEM ? opt_bad(o, env, v, "out of memory") : err;
+	}
+
+	/* leading ':' makes getopt report a missing value as ':' rather than '?' */
+	*sp++ = ':';
+	for (i = 0, o = opts_table; o->name; o++, i++) {
+		int has_arg = o->type != OPT_FLAG && o->type != OPT_COUNT && o->type != OPT_ACTION;
+
+		lopts[i] = (struct option){ o->name, has_arg ? required_argument : no_argument, NULL,
+					    256 + i };
+		if (o->short_name) {
+			*sp++ = (char)o->short_name;
+			if (has_arg)
+				*sp++ = ':';
+		}
+	}
+	lopts[i] = (struct option){ 0 };
+	*sp = '\0';
+	opterr = 0;
+	optind = 0;     /* full re-initialisation: opts_parse may run more than once (tests) */
+	while ((ch = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
+		if (ch == '?') {
+			if (optopt && optopt < 256)
+				fprintf(stderr, "shadowtap: unknown option '-%c' (see --help)\n", optopt);
+			else
+				fprintf(stderr, "shadowtap: unknown option '%s' (see --help)\n",
+					argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (ch == ':') {
+			fprintf(stderr, "shadowtap: option '%s' needs a value\n", argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (ch >= 256) {
+			o = &opts_table[ch - 256];
+		} else {
+			for (o = opts_table; o->name && o->short_name != ch; o++)
+				;
+			if (!o->name)
+				return -EINVAL;
+		}
+		if (!strcmp(o->name, "help"))
+			return OPTS_HELP;
+		if (!strcmp(o->name, "version"))
+			return OPTS_VERSION;
+		err = opt_set(o, c, optarg, NULL);
+		if (err)
+			return err;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "shadowtap: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return -EINVAL;
+	}
+	return OPTS_RUN;
+}
+
+int opts_finish(struct config *c)
+{
+	int i, n, err;
+
+	if (c->quiet)
+		st_log_level = ST_LOG_WARN;
+	else
+		st_log_level = ST_LOG_INFO + c->verbose;
+	if (!c->es_url) {
+		err = es_url_from_env(c->es_env_url, sizeof(c->es_env_url));
+		if (err) {
+			const char *u = getenv("ELASTICSEARCH_URL"), *p = getenv("ES_PORT");
+
+			fprintf(stderr, "shadowtap: invalid ELASTICSEARCH_URL='%s' / ES_PORT='%s': expected "
+				"http(s)://HOST[:PORT] or HOST and a port 1-65535\n", u ? u : "", p ? p : "");
+			return -EINVAL;
+		}
+		if (c->es_env_url[0])
+			c->es_url = c->es_env_url;
+	}
+	c->es.url = c->es_url;
+	c->es.gzip = !c->no_es_gzip;
+	/* redaction list: defaults plus --redact-header, or nothing with --no-redact */
+	n = c->nredact;
+	if (!c->no_redact)
+		for (i = 0; default_redact[i] && n < OPTS_MAX_REDACT; i++)
+			c->redact[n++] = default_redact[i];
+	c->redact[n] = NULL;
+	c->replay.body_limit = c->xcfg.body_limit;
+	c->rec.body_limit = c->xcfg.body_limit;
+	c->xcfg.keep_raw = c->replay.ntargets > 0 || c->rec.out_path;
+	c->rec.meta_iface = c->cap.iface;
+	c->rec.meta_source = c->rec.in_pattern ? "file" : c->input_pcap ? "pcap" : "live";
+	if (c->rec.in_pattern && c->input_pcap) {
+		fprintf(stderr, "shadowtap: --input-file and --input-pcap exclude each other\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void opts_free(struct config *c)
+{
+	int i;
+
+	if (!c)
+		return;
+	for (i = 0; i < c->nenv_copies; i++)
+		free(c->env_copies[i]);
+	c->nenv_copies = 0;
+}
