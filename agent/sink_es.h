@@ -1,12 +1,15 @@
 /* Elasticsearch/OpenSearch bulk forwarder: its own thread running a libcurl multi
  * loop, with an on-disk spool (spool.c) while the cluster is unreachable, slow or
- * rejecting. Owns: batches, the spool, the dead-letter file. */
+ * rejecting. Owns: batches, the spool, the dead-letter file.
+ * Files: sink_es.c (thread), es_setup.c, es_bulk.c (pure), es_batch.c. */
 #ifndef ST_SINK_ES_H
 #define ST_SINK_ES_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "es_bulk.h"
 
 struct es_cfg {
 	const char *url;             /* base URL, e.g. http://127.0.0.1:9200 */
@@ -49,27 +52,10 @@ void es_sink_print_stats(struct es_sink *s, FILE *f);
  * is set), or negative errno on a bad value or a too small out. */
 int es_url_from_env(char *out, size_t n);
 
-/* Internals exposed for tests. */
-struct buf;
+/* Internals exposed for tests (the pure bulk helpers are in es_bulk.h). */
 
 /* url (may be NULL) + port (may be NULL) -> normalised base URL without a trailing
  * slash, as es_url_from_env describes. 0 or -EINVAL / -ENAMETOOLONG. */
 int es_url_normalize(const char *url, const char *port, char *out, size_t n);
-/* "<prefix>-YYYY.MM.DD" (UTC) of ts_ns; 0 or -ENAMETOOLONG. */
-int es_index_name(char *out, size_t n, const char *prefix, uint64_t ts_ns);
-/* Append one bulk "create" action line and the document line. */
-int es_bulk_append(struct buf *b, const char *index, const char *event_id,
-		   const char *json, size_t len);
-
-struct es_bulk_item {
-	int status;              /* HTTP status of the item */
-	const char *error;       /* raw JSON of its "error" member, into the body; NULL if none */
-	size_t error_len;
-};
-/* Parse a _bulk response: the number of items (filling at most max), or -EBADMSG. */
-int es_bulk_parse(const char *body, size_t len, struct es_bulk_item *items, size_t max);
-/* The string value at a dotted path ("version.number") of a JSON object, unescaped
- * only trivially (copied raw); 0 or -ENOENT / -EBADMSG / -ENAMETOOLONG. */
-int es_json_get_str(const char *body, size_t len, const char *path, char *out, size_t n);
 
 #endif

@@ -1,0 +1,28 @@
+/* Elasticsearch bulk requests and responses, pure (no curl, no threads, no
+ * global state): daily index names, the NDJSON body, _bulk and GET / answers. */
+#ifndef ST_ES_BULK_H
+#define ST_ES_BULK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+
+/* "<prefix>-YYYY.MM.DD" (UTC) of ts_ns; 0 or -ENAMETOOLONG. */
+int es_index_name(char *out, size_t n, const char *prefix, uint64_t ts_ns);
+/* Append one bulk "create" action line and the document line. */
+int es_bulk_append(struct buf *b, const char *index, const char *event_id,
+		   const char *json, size_t len);
+
+struct es_bulk_item {
+	int status;              /* HTTP status of the item */
+	const char *error;       /* raw JSON of its "error" member, into the body; NULL if none */
+	size_t error_len;
+};
+/* Parse a _bulk response: the number of items (filling at most max), or -EBADMSG. */
+int es_bulk_parse(const char *body, size_t len, struct es_bulk_item *items, size_t max);
+/* The string value at a dotted path ("version.number") of a JSON object, unescaped
+ * only trivially (copied raw); 0 or -ENOENT / -EBADMSG / -ENAMETOOLONG. */
+int es_json_get_str(const char *body, size_t len, const char *path, char *out, size_t n);
+
+#endif

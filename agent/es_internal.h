@@ -1,0 +1,150 @@
+/* Internals shared by the Elasticsearch sink's files (sink_es.c, es_setup.c,
+ * es_batch.c); nothing outside them includes this. Owns: struct es_sink. */
+#ifndef ST_ES_INTERNAL_H
+#define ST_ES_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "sink_es.h"
+#include "spool.h"
+
+/* One record. The id and the JSON follow the struct, each NUL-terminated. */
+struct es_item {
+	struct es_item *next;
+	uint64_t ts_ns;
+	size_t len;
+	char *json;
+	char id[];
+};
+
+struct es_batch {
+	struct es_item **items;
+	size_t n, cap;
+	size_t next;             /* first item not yet sent */
+	size_t chunk;            /* items per request (halved on 400/413) */
+	size_t sent;             /* items in the request in flight */
+	struct es_item **retry;  /* items to send again after back-off */
+	size_t nretry, retry_cap;
+	bool from_spool;
+	struct spool_pos end;    /* ack this once the batch is done */
+	size_t bytes;
+};
+
+enum es_req {
+	ES_REQ_NONE,
+	ES_REQ_PROBE,
+	ES_REQ_COMPONENT,
+	ES_REQ_TEMPLATE,
+	ES_REQ_BULK,
+};
+
+enum es_ctr {
+	ES_C_SUBMITTED,
+	ES_C_INDEXED,
+	ES_C_DUPLICATES,
+	ES_C_RETRIED,
+	ES_C_DEAD_LETTERED,
+	ES_C_SPOOLED,
+	ES_C_SPOOL_DROPS,
+	ES_C_BULK_REQUESTS,
+	ES_C_BULK_BYTES,
+	ES_C_BULK_BYTES_SENT,
+	ES_C_SPLITS,
+	ES_C_ERR_NETWORK,
+	ES_C_ERR_TIMEOUT,
+	ES_C_ERR_HTTP_429,
+	ES_C_ERR_HTTP_5XX,
+	ES_C_ERR_HTTP_4XX,
+	ES_C_ERR_BAD_RESPONSE,
+	ES_C_ERR_ITEM_429,
+	ES_C_ERR_ITEM_5XX,
+	ES_C_ERR_ITEM_4XX,
+	ES_C_ERR_DEAD_LETTER_WRITE,
+	ES_C_SETUP_FAILURES,
+	ES_C_N,
+};
+
+struct es_sink {
+	struct es_cfg cfg;
+	char *url;
+	char *prefix;
+	char *spool_dir;
+	char *dead_letter_path;
+	char *ca_file;
+	char *auth_user;         /* "user:password" for basic auth */
+	char *auth_header;       /* "Authorization: ApiKey ..." */
+	struct spool *spool;
+	FILE *dead_letter;
+
+	pthread_t thread;
+	bool thread_started;
+	CURLM *multi;
+	CURL *easy;
+	struct curl_slist *hdr_json, *hdr_bulk;
+
+	/* memory queue, shared with the submitters */
+	pthread_mutex_t mu;
+	struct es_item *mq_head, *mq_tail;
+	size_t mq_bytes;
+	uint64_t mq_first_ms;    /* when the oldest queued record arrived */
+	bool stopping;
+	uint64_t stop_deadline_ms;
+
+	/* thread state */
+	enum es_req req;
+	uint64_t req_started_ms;
+	struct buf req_body;     /* NDJSON or template JSON */
+	struct buf req_gz;
+	struct buf resp;
+	bool resp_overflow;
+	bool ready;              /* probed and templates installed */
+	bool healthy;            /* the last request went through */
+	bool unreachable;        /* the last request failed below HTTP (refused, timeout) */
+	bool legacy_template;
+	int backoff_ms;
+	uint64_t next_try_ms;
+	struct es_batch batch;
+	bool have_batch;
+	char version[32];
+	char distribution[32];
+	_Atomic uint64_t last_drop_warn_ms;   /* submitters and the thread both warn */
+	unsigned int rand_state;
+
+	_Atomic uint64_t ctr[ES_C_N];
+};
+
+uint64_t es_now_ms(void);
+void es_inc(struct es_sink *s, enum es_ctr c, uint64_t v);
+
+/* es_setup.c: credentials from the environment, templates, the set-up requests */
+int es_load_credentials(struct es_sink *s);
+void es_handle_setup(struct es_sink *s, CURLcode cc, long code);
+
+/* sink_es.c: one request on the shared handle; back-off bookkeeping */
+int es_send(struct es_sink *s, enum es_req kind, const char *method, const char *path);
+void es_fail(struct es_sink *s);
+void es_ok(struct es_sink *s);
+
+/* es_batch.c: the memory queue, the spool hand-off, batches and the dead letters */
+void es_spool_item(struct es_sink *s, const char *id, uint64_t ts_ns, const char *json, size_t len);
+void es_mq_to_spool(struct es_sink *s);
+bool es_mq_due(struct es_sink *s, uint64_t now, bool stopping);
+int es_vec_push(struct es_item ***v, size_t *n, size_t *cap, struct es_item *it);
+void es_batch_clear(struct es_batch *b);
+void es_batch_free(struct es_batch *b);
+bool es_batch_from_spool(struct es_sink *s);
+bool es_batch_from_mq(struct es_sink *s);
+void es_dead_letter(struct es_sink *s, const struct es_item *it, int status,
+		    const char *reason, size_t reason_len, bool reason_is_json);
+void es_batch_done(struct es_sink *s);
+void es_batch_park(struct es_sink *s);
+void es_batch_advance(struct es_sink *s);
+
+#endif

@@ -1,0 +1,308 @@
+/* Elasticsearch sink set-up: defaults, the URL and its environment variables,
+ * credentials, and installing the index templates. Owns: the template bodies.
+ *
+ * Indices: one per UTC day, "<index_prefix>-YYYY.MM.DD" from the record's
+ * @timestamp. Daily indices work on every supported version (Elasticsearch 7.x and
+ * 8.x, OpenSearch 1.x and 2.x; no _type anywhere) and are easy to drop by age. The
+ * mappings live in a component template "<prefix>-mappings" used by the composable
+ * index template "<prefix>" (pattern "<prefix>-*"); Elasticsearch before 7.8 gets
+ * the same body as a legacy _template. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "es_internal.h"
+
+void es_cfg_default(struct es_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->url = "http://127.0.0.1:9200";
+	cfg->index_prefix = "shadowtap";
+	cfg->batch_bytes = 5u << 20;
+	cfg->batch_ms = 1000;
+	cfg->spool_dir = geteuid() == 0 ? "/var/lib/shadowtap/spool" : "./spool";
+	cfg->spool_max_bytes = 1ull << 30;
+	cfg->fsync_policy = "batch";
+	cfg->gzip = 1;
+	cfg->mem_queue_bytes = 64u << 20;
+	cfg->request_timeout_ms = 30000;
+}
+
+/* ---- URL and environment ---- */
+
+int es_url_normalize(const char *url, const char *port, char *out, size_t n)
+{
+	char tmp[1024];
+	const char *scheme = "http://", *rest, *hostend, *path, *at, *p;
+	bool bare = false;
+	size_t hl;
+	int w;
+
+	if (port && *port) {
+		char *end;
+		long v = strtol(port, &end, 10);
+
+		if (*end || v < 1 || v > 65535)
+			return -EINVAL;
+	}
+	if (!url || !*url)
+		url = "localhost";
+	if (strlen(url) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	p = strstr(url, "://");
+	if (p) {
+		if (!strncasecmp(url, "https://", 8))
+			scheme = "https://";
+		else if (strncasecmp(url, "http://", 7))
+			return -EINVAL;
+		rest = p + 3;
+	} else {
+		bare = true;
+		rest = url;
+	}
+	path = strchr(rest, '/');
+	if (!path)
+		path = rest + strlen(rest);
+	/* user:password@ stays in the host part; credentials belong in the env though */
+	at = memchr(rest, '@', (size_t)(path - rest));
+	p = at ? at + 1 : rest;
+	if (*p == '[') {
+		hostend = memchr(p, ']', (size_t)(path - p));
+		if (!hostend)
+			return -EINVAL;
+		hostend++;
+	} else {
+		hostend = memchr(p, ':', (size_t)(path - p));
+		if (!hostend)
+			hostend = path;
+	}
+	if (hostend == p)
+		return -EINVAL;
+	hl = (size_t)(hostend - rest);
+	if (port && *port)
+		w = snprintf(tmp, sizeof(tmp), "%s%.*s:%s%s", scheme, (int)hl, rest, port, path);
+	else if (*hostend == ':')
+		w = snprintf(tmp, sizeof(tmp), "%s%s", scheme, rest);
+	else
+		w = snprintf(tmp, sizeof(tmp), "%s%.*s%s%s", scheme, (int)hl, rest,
+			     bare ? ":9200" : "", path);
+	if (w < 0 || (size_t)w >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	while (w > 0 && tmp[w - 1] == '/')
+		tmp[--w] = '\0';
+	if ((size_t)w >= n)
+		return -ENAMETOOLONG;
+	memcpy(out, tmp, (size_t)w + 1);
+	return 0;
+}
+
+int es_url_from_env(char *out, size_t n)
+{
+	const char *url = getenv("ELASTICSEARCH_URL");
+	const char *port = getenv("ES_PORT");
+
+	if (n)
+		out[0] = '\0';
+	if ((!url || !*url) && (!port || !*port))
+		return 0;
+	return es_url_normalize(url, port, out, n);
+}
+
+/* A secret from NAME or from the file NAME_FILE (trailing newline removed). */
+static char *es_secret(const char *name)
+{
+	char fname[64], *v = NULL;
+	const char *e = getenv(name);
+	FILE *f;
+	size_t len;
+
+	if (e && *e)
+		return strdup(e);
+	snprintf(fname, sizeof(fname), "%s_FILE", name);
+	e = getenv(fname);
+	if (!e || !*e)
+		return NULL;
+	f = fopen(e, "r");
+	if (!f) {
+		pr_warn("es: cannot read %s=%s: %s\n", fname, e, strerror(errno));
+		return NULL;
+	}
+	v = calloc(1, 4096);
+	if (v && !fgets(v, 4096, f))
+		v[0] = '\0';
+	fclose(f);
+	if (v) {
+		len = strlen(v);
+		while (len && (v[len - 1] == '\n' || v[len - 1] == '\r'))
+			v[--len] = '\0';
+	}
+	return v;
+}
+
+int es_load_credentials(struct es_sink *s)
+{
+	char *user = es_secret("ES_USERNAME"), *pass = es_secret("ES_PASSWORD");
+	char *key = es_secret("ES_API_KEY");
+	int err = 0;
+
+	if (key && *key) {
+		if (asprintf(&s->auth_header, "Authorization: ApiKey %s", key) < 0) {
+			s->auth_header = NULL;
+			err = -ENOMEM;
+		}
+	} else if (user && *user) {
+		if (asprintf(&s->auth_user, "%s:%s", user, pass ? pass : "") < 0) {
+			s->auth_user = NULL;
+			err = -ENOMEM;
+		}
+	}
+	if (key)
+		explicit_bzero(key, strlen(key));
+	if (pass)
+		explicit_bzero(pass, strlen(pass));
+	free(user);
+	free(pass);
+	free(key);
+	return err;
+}
+
+/* ---- templates ---- */
+
+static int es_build_template_body(struct es_sink *s, struct buf *b, bool component)
+{
+	static const char body_map[] =
+		"{\"properties\":{\"bytes\":{\"type\":\"long\"},"
+		"\"content\":{\"type\":\"text\",\"fields\":{\"keyword\":{\"type\":\"keyword\",\"ignore_above\":256}}},"
+		"\"encoding\":{\"type\":\"keyword\"},\"truncated\":{\"type\":\"boolean\"}}}";
+	static const char hdr_map[] = "{\"type\":\"object\",\"dynamic\":true}";
+	static const char kw[] = "{\"type\":\"keyword\",\"ignore_above\":1024}";
+	static const char lng[] = "{\"type\":\"long\"}";
+	static const char bln[] = "{\"type\":\"boolean\"}";
+	static const char in[] = "{\"type\":\"integer\"}";
+	int err = 0;
+
+	buf_reset(b);
+	if (component)
+		err |= buf_printf(b, "{\"template\":{");
+	else if (s->legacy_template)
+		err |= buf_printf(b, "{\"index_patterns\":[\"%s-*\"],\"order\":10,", s->prefix);
+	err |= buf_printf(b,
+		"\"settings\":{\"index\":{\"number_of_shards\":1,\"number_of_replicas\":0,"
+		"\"refresh_interval\":\"1s\",\"mapping\":{\"total_fields\":{\"limit\":5000}}}},"
+		"\"mappings\":{\"dynamic_templates\":["
+		"{\"headers\":{\"path_match\":\"*headers.*\",\"match_mapping_type\":\"string\","
+		"\"mapping\":{\"type\":\"keyword\",\"ignore_above\":2048}}},"
+		"{\"strings\":{\"match_mapping_type\":\"string\",\"mapping\":%s}}],"
+		"\"properties\":{"
+		"\"@timestamp\":{\"type\":\"date\"},"
+		"\"event\":{\"properties\":{\"id\":%s,\"duration\":%s,\"kind\":%s,\"dataset\":%s}},"
+		"\"source\":{\"properties\":{\"ip\":{\"type\":\"ip\"},\"port\":%s}},"
+		"\"destination\":{\"properties\":{\"ip\":{\"type\":\"ip\"},\"port\":%s}},"
+		"\"network\":{\"properties\":{\"transport\":%s,\"type\":%s,\"connection_id\":%s,\"request_index\":%s}},"
+		"\"url\":{\"properties\":{\"original\":{\"type\":\"keyword\",\"ignore_above\":8191,"
+		"\"fields\":{\"text\":{\"type\":\"text\"}}},\"path\":%s,\"query\":%s}},",
+		kw, kw, lng, kw, kw, in, in, kw, kw, kw, lng, kw, kw);
+	err |= buf_printf(b,
+		"\"http\":{\"properties\":{\"version\":%s,"
+		"\"request\":{\"properties\":{\"method\":%s,\"bytes\":%s,\"headers\":%s,\"body\":%s}},"
+		"\"response\":{\"properties\":{\"status_code\":%s,\"bytes\":%s,\"headers\":%s,\"body\":%s}}}},"
+		"\"replay\":{\"properties\":{\"target\":%s,\"skipped\":%s,\"error\":%s,\"status_code\":%s,"
+		"\"duration\":%s,\"headers\":%s,\"body\":%s}},",
+		kw, kw, lng, hdr_map, body_map, in, lng, hdr_map, body_map,
+		kw, kw, kw, in, lng, hdr_map, body_map);
+	err |= buf_printf(b,
+		"\"diff\":{\"properties\":{\"match\":%s,\"status\":%s,\"body\":%s,\"body_json\":%s,"
+		"\"headers\":%s,\"body_paths\":%s,\"reason\":%s}},"
+		"\"capture\":{\"properties\":{\"complete\":%s,\"incomplete\":%s,\"gap\":%s,\"gap_bytes\":%s,"
+		"\"truncated\":%s,\"malformed\":%s,\"no_response\":%s,\"mid_stream\":%s,\"upgraded\":%s,"
+		"\"replay_truncated\":%s}}}}",
+		bln, bln, bln, bln, kw, kw, kw, bln, bln, bln, lng, bln, kw, bln, bln, bln, bln);
+	if (component)
+		err |= buf_printf(b, "},\"_meta\":{\"managed_by\":\"shadowtap\"}}");
+	else
+		err |= buf_putc(b, '}');
+	return err ? -ENOMEM : 0;
+}
+
+void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
+{
+	char num[32];
+
+	s->unreachable = cc != CURLE_OK;
+	if (cc != CURLE_OK || code < 200 || code >= 300) {
+		if (cc != CURLE_OK)
+			es_inc(s, cc == CURLE_OPERATION_TIMEDOUT ? ES_C_ERR_TIMEOUT : ES_C_ERR_NETWORK, 1);
+		es_inc(s, ES_C_SETUP_FAILURES, 1);
+		if (atomic_load(&s->ctr[ES_C_SETUP_FAILURES]) == 1)
+			pr_warn("es: %s not ready (%s); records spool until it is\n", s->url,
+				cc != CURLE_OK ? curl_easy_strerror(cc) : "http error");
+		pr_debug("es: setup step %d failed: curl %d http %ld: %.*s\n", s->req, cc, code,
+			 (int)(s->resp.len > 300 ? 300 : s->resp.len), s->resp.data ? s->resp.data : "");
+		s->req = ES_REQ_NONE;
+		es_fail(s);
+		return;
+	}
+	switch (s->req) {
+	case ES_REQ_PROBE: {
+		int major = 0, minor = 0;
+
+		if (es_json_get_str(s->resp.data, s->resp.len, "version.number", num, sizeof(num))) {
+			es_inc(s, ES_C_ERR_BAD_RESPONSE, 1);
+			s->req = ES_REQ_NONE;
+			es_fail(s);
+			return;
+		}
+		snprintf(s->version, sizeof(s->version), "%s", num);
+		if (es_json_get_str(s->resp.data, s->resp.len, "version.distribution",
+				    s->distribution, sizeof(s->distribution)))
+			snprintf(s->distribution, sizeof(s->distribution), "elasticsearch");
+		sscanf(num, "%d.%d", &major, &minor);
+		s->legacy_template = strcmp(s->distribution, "opensearch") &&
+				     (major < 7 || (major == 7 && minor < 8));
+		pr_info("es: %s is %s %s\n", s->url, s->distribution, s->version);
+		s->req = ES_REQ_NONE;
+		if (s->legacy_template) {
+			char path[300];
+
+			snprintf(path, sizeof(path), "/_template/%s", s->prefix);
+			if (es_build_template_body(s, &s->req_body, false) ||
+			    es_send(s, ES_REQ_TEMPLATE, "PUT", path))
+				es_fail(s);
+		} else {
+			char path[300];
+
+			snprintf(path, sizeof(path), "/_component_template/%s-mappings", s->prefix);
+			if (es_build_template_body(s, &s->req_body, true) ||
+			    es_send(s, ES_REQ_COMPONENT, "PUT", path))
+				es_fail(s);
+		}
+		return;
+	}
+	case ES_REQ_COMPONENT: {
+		char path[300];
+
+		buf_reset(&s->req_body);
+		s->req = ES_REQ_NONE;
+		snprintf(path, sizeof(path), "/_index_template/%s", s->prefix);
+		if (buf_printf(&s->req_body, "{\"index_patterns\":[\"%s-*\"],\"composed_of\":[\"%s-mappings\"],"
+			       "\"priority\":200}", s->prefix, s->prefix) ||
+		    es_send(s, ES_REQ_TEMPLATE, "PUT", path))
+			es_fail(s);
+		return;
+	}
+	case ES_REQ_TEMPLATE:
+		s->req = ES_REQ_NONE;
+		s->ready = true;
+		es_ok(s);
+		pr_info("es: templates for %s-* installed\n", s->prefix);
+		return;
+	default:
+		s->req = ES_REQ_NONE;
+		return;
+	}
+}
