@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Compare shadowtap's NDJSON records with the client's manifest: every request
 appears exactly once, complete, with the right method, URL, status and body sizes.
-Prints PASS:/FAIL: lines (prefix given by --name)."""
+Prints PASS:/FAIL: lines (prefix given by --name); --expect is the number of
+requests the client was asked to send."""
 import argparse
 import collections
 import json
@@ -11,6 +12,8 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--manifest", required=True)
 ap.add_argument("--records", required=True)
 ap.add_argument("--name", required=True)
+ap.add_argument("--expect", type=int, required=True,
+                help="requests the client was asked to send: the manifest must hold them all")
 args = ap.parse_args()
 
 sent = [json.loads(l) for l in open(args.manifest)]
@@ -50,6 +53,10 @@ extra = len(recs) - len(sent)
 def report(ok, what, detail):
     print(("PASS: " if ok else "FAIL: ") + args.name + ": " + what + ("" if ok else " (" + detail + ")"))
 
+# the oracle is the count the client was asked for, not the manifest's own length:
+# a client that lost a connection writes a short manifest that would otherwise pass
+report(len(sent) == args.expect and args.expect > 0, "client manifest holds all %d requests" % args.expect,
+       "%d in the manifest" % len(sent))
 report(bad_json == 0, "records are valid JSON", "%d bad lines" % bad_json)
 report(not missing, "all %d requests recorded" % len(sent), "%d missing, e.g. %s" % (len(missing), missing[:3]))
 report(not dup and extra == 0, "each request exactly once", "%d duplicated, %d records vs %d requests" % (len(dup), len(recs), len(sent)))

@@ -95,18 +95,32 @@ class Reader:
 
 
 def run_conn(args, conn, ids, out, lock, errors):
+    """One connection; any failure, the connect included, is recorded in errors
+    (never lost with the thread), and what was answered is still written."""
+    results = []
+    try:
+        conn_requests(args, conn, ids, results, errors)
+    except Exception as e:  # noqa: BLE001 - reported and counted by main
+        errors.append("conn %d: %r" % (conn, e))
+    with lock:
+        for r in results:
+            out.write(json.dumps(r) + "\n")
+
+
+def conn_requests(args, conn, ids, results, errors):
     depth = args.depth if conn < args.pipelined else 1
     window = threading.Semaphore(depth)
-    s = socket.create_connection((args.host, args.port))
+    s = socket.create_connection((args.host, args.port), timeout=args.timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sent = []
     rd = Reader(s)
-    results = []
 
     def reader():
         try:
             for k in range(len(ids)):
                 while len(sent) <= k:
+                    if errors:
+                        return
                     threading.Event().wait(0.0005)
                 rec = sent[k]
                 st, n = rd.response(rec["method"] == "HEAD")
@@ -120,18 +134,17 @@ def run_conn(args, conn, ids, out, lock, errors):
 
     t = threading.Thread(target=reader)
     t.start()
-    for i in ids:
-        window.acquire()
-        if errors:
-            break
-        rec, wire = build(conn, i)
-        sent.append(rec)
-        s.sendall(wire)
-    t.join()
-    s.close()
-    with lock:
-        for r in results:
-            out.write(json.dumps(r) + "\n")
+    try:
+        for i in ids:
+            window.acquire()
+            if errors:
+                break
+            rec, wire = build(conn, i)
+            sent.append(rec)
+            s.sendall(wire)
+    finally:
+        t.join()
+        s.close()
 
 
 def main():
@@ -143,6 +156,7 @@ def main():
     ap.add_argument("--pipelined", type=int, default=4, help="connections that pipeline")
     ap.add_argument("--depth", type=int, default=8)
     ap.add_argument("--manifest", required=True)
+    ap.add_argument("--timeout", type=float, default=30, help="socket timeout, s")
     args = ap.parse_args()
     lock, errors, threads = threading.Lock(), [], []
     with open(args.manifest, "w") as out:
@@ -153,8 +167,11 @@ def main():
             threads.append(th)
         for th in threads:
             th.join()
-    if errors:
-        print("client errors:", errors[:5], file=sys.stderr)
+    with open(args.manifest) as f:
+        answered = sum(1 for _ in f)
+    if errors or answered != args.n:
+        print("client: %d of %d requests answered; errors: %s" % (answered, args.n, errors[:5]),
+              file=sys.stderr)
         sys.exit(1)
 
 

@@ -33,6 +33,19 @@ st_go() {
 	if [ -x /usr/local/go/bin/go ]; then echo /usr/local/go/bin/go; else command -v go; fi
 }
 
+# st_poll SECS CMD...: run CMD every 0.1 s until it succeeds (0) or SECS pass (1).
+# Used instead of fixed sleeps before assertions: a busy 2-core machine is slow.
+st_poll() {
+	local end=$(( $(date +%s%N) + ${1%.*} * 1000000000 )); shift
+	until "$@"; do
+		[ "$(date +%s%N)" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+
+# st_lines_ge FILE N: FILE has at least N lines
+st_lines_ge() { [ "$(wc -l < "$1" 2>/dev/null || echo 0)" -ge "$2" ]; }
+
 # st_ns NAME: a fresh namespace with lo up
 st_ns() {
 	ip netns del "$1" 2>/dev/null

@@ -94,11 +94,11 @@ run_case() { # mode case agent-ns iface client-ns addr
 		--port 80 -n "$N" --manifest "$man" 2>"$ST_TMP/$name.client.err"; then
 		fail "$name: client failed ($(tail -2 "$ST_TMP/$name.client.err" | tr '\n' ' '))"
 	fi
-	sleep 1
+	st_poll 10 st_lines_ge "$rec" "$N"
 	cm_stop
 	[ "$CM_RC" = 0 ] && pass "$name: SIGINT drains and exits 0" || fail "$name: agent exit code $CM_RC"
 	grep -E '^(bpf|process):' "$log" | sed "s/^/    $name /"
-	python3 "$ST_ROOT/tests/integration/check_records.py" --manifest "$man" --records "$rec" --name "$name"
+	python3 "$ST_ROOT/tests/integration/check_records.py" --manifest "$man" --records "$rec" --name "$name" --expect "$N"
 	if grep -qE 'ringbuf_full=0 .*bytes_too_large=0 load_errors=0' "$log"; then
 		pass "$name: no ring drops, no oversize or load losses"
 	else
@@ -159,12 +159,13 @@ run_kill() { # mode[-legacy]
 		fi
 	fi
 	ip netns exec "$CLI" python3 "$ST_ROOT/tests/integration/http_client.py" --host "$ADDR" \
-		--port 80 -n 200 --manifest "$ST_TMP/$name.manifest" 2>/dev/null
-	sleep 0.5
+		--port 80 -n 200 --manifest "$ST_TMP/$name.manifest" 2>"$ST_TMP/$name.client.err" ||
+		fail "$name: client failed ($(tail -1 "$ST_TMP/$name.client.err"))"
+	st_poll 10 st_lines_ge "$ST_TMP/$name.ndjson" 200
 	cm_stop
 	[ "$CM_RC" = 0 ] && pass "$name: SIGINT after the restart exits 0" || fail "$name: exit code $CM_RC after restart"
 	python3 "$ST_ROOT/tests/integration/check_records.py" --manifest "$ST_TMP/$name.manifest" \
-		--records "$ST_TMP/$name.ndjson" --name "$name" | grep -E 'all .* recorded|FAIL'
+		--records "$ST_TMP/$name.ndjson" --name "$name" --expect 200 | grep -E 'all .* recorded|FAIL'
 	n=$(count_attached)
 	if [ "$n" = 0 ] && [ ! -e "$PIN-$name" ]; then
 		pass "$name: nothing attached or pinned after the clean exit"
@@ -181,19 +182,19 @@ hotplug() {
 		fail "$name: agent did not start ($(tail -2 "$log" | tr '\n' ' '))"; return
 	fi
 	st_link $SRV st-cm-a1 198.18.21.1/24 $CLI st-cm-c1 198.18.21.2/24
-	sleep 0.5
-	[ -e "$PIN-$name/links/st-cm-a1-tc-ingress" ] && pass "$name: new interface attached and pinned" \
+	st_poll 10 test -e "$PIN-$name/links/st-cm-a1-tc-ingress" && pass "$name: new interface attached and pinned" \
 		|| fail "$name: no pin for the new interface ($(ls "$PIN-$name/links" | tr '\n' ' '))"
 	ip netns exec "$CLI" python3 "$ST_ROOT/tests/integration/http_client.py" --host 198.18.21.1 \
-		--port 80 -n 100 --manifest "$ST_TMP/$name.manifest" 2>/dev/null
+		--port 80 -n 100 --manifest "$ST_TMP/$name.manifest" 2>"$ST_TMP/$name.client.err" ||
+		fail "$name: client failed ($(tail -1 "$ST_TMP/$name.client.err"))"
+	st_poll 10 st_lines_ge "$rec" 100
 	ip -n $SRV link del st-cm-a1
-	sleep 0.5
-	[ ! -e "$PIN-$name/links/st-cm-a1-tc-ingress" ] && pass "$name: deleted interface's pins removed" \
+	st_poll 10 test ! -e "$PIN-$name/links/st-cm-a1-tc-ingress" && pass "$name: deleted interface's pins removed" \
 		|| fail "$name: pins of the deleted interface left"
 	cm_stop
 	[ "$CM_RC" = 0 ] || fail "$name: exit code $CM_RC"
 	python3 "$ST_ROOT/tests/integration/check_records.py" --manifest "$ST_TMP/$name.manifest" \
-		--records "$rec" --name "$name"
+		--records "$rec" --name "$name" --expect 100
 }
 
 # wrk against serverA over veth: no capture and each mode, interleaved for ROUNDS
@@ -244,7 +245,13 @@ for m in ("none", "socket", "tc", "xdp"):
     cpu = statistics.median(r[3] for r in rs)
     print("    bench " + sys.argv[2] + " %-6s requests/s=%.0f (%.1f%% of no capture) bpf_ns_per_packet=%.0f agent_cpu_s=%.2f runs=%s"
           % (m, rps, 100 * rps / base if base else 0, ns, cpu, ",".join("%.0f" % r[0] for r in rs)))
-    print(("PASS: " if rps > 0 else "FAIL: ") + "bench %s: wrk ran" % m)
+    if m != "none":
+        # the capture program must have run on wrk's packets and cost a plausible
+        # amount per packet (0 means it was not attached to the path wrk used)
+        runs = sum(r[2] for r in rs)
+        ok = rps > 0 and runs > 0 and 0 < ns < 100000
+        print(("PASS: " if ok else "FAIL: ") + "bench %s: the %s program ran on wrk's packets "
+              "(runs=%d, %.0f ns each, serverA %.0f requests/s)" % (m, m, runs, ns, rps))
 PY
 }
 

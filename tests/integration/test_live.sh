@@ -18,11 +18,12 @@ run_case() { # name agent-ns iface client-ns server-addr
 		--port 80 -n "$N" --manifest "$man" 2>"$ST_TMP/$name.client.err"; then
 		fail "$name: client failed ($(tail -2 "$ST_TMP/$name.client.err" | tr '\n' ' '))"
 	fi
-	sleep 1
+	# records still in flight are drained by SIGINT; wait for them only as a courtesy
+	st_poll 10 st_lines_ge "$rec" "$N"
 	st_agent_stop; rc=$ST_AGENT_RC
 	[ "$rc" = 0 ] && pass "$name: SIGINT drains and exits 0" || fail "$name: agent exit code $rc"
 	grep -E '^(bpf|tcp|http|output):' "$log" | sed "s/^/    $name /"
-	python3 "$ST_ROOT/tests/integration/check_records.py" --manifest "$man" --records "$rec" --name "$name"
+	python3 "$ST_ROOT/tests/integration/check_records.py" --manifest "$man" --records "$rec" --name "$name" --expect "$N"
 	if grep -qE 'ringbuf_full=0 ' "$log"; then pass "$name: no ring-buffer drops"; else fail "$name: ring-buffer drops"; fi
 	if grep -qE 'dup_skipped=[1-9]' "$log" || [ "$ifc" != lo ]; then
 		pass "$name: lo duplicate copies skipped or not applicable"
