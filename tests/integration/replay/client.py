@@ -46,13 +46,14 @@ def read_response(f):
 
 
 def worker(args, conn, count, out, lock, errors):
-    s = socket.create_connection((args.host, args.port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    f = s.makefile("rb")
     gap = args.conns / args.rate if args.rate else 0
     i = 0
     lines = []
-    try:
+    s = None
+    try:  # the connect too: a refused connection is an error, not a lost thread
+        s = socket.create_connection((args.host, args.port), timeout=30)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        f = s.makefile("rb")
         while i < count:
             batch = 2 if i % 50 == 49 and i + 1 < count else 1
             reqs = [request(conn, i + k) for k in range(batch)]
@@ -64,8 +65,9 @@ def worker(args, conn, count, out, lock, errors):
                 time.sleep(gap * batch)
     except Exception as e:  # counted, reported by the caller
         with lock:
-            errors.append("conn %d: %s" % (conn, e))
-    s.close()
+            errors.append("conn %d: %r" % (conn, e))
+    if s:
+        s.close()
     with lock:
         out.extend(lines)
 
@@ -91,7 +93,9 @@ def main():
         m.write("\n".join(out) + "\n")
     for e in errors:
         print(e, file=sys.stderr)
-    return 1 if errors else 0
+    if len(out) != args.n:
+        print("client: %d of %d requests answered" % (len(out), args.n), file=sys.stderr)
+    return 1 if errors or len(out) != args.n else 0
 
 
 if __name__ == "__main__":
