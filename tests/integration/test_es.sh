@@ -240,6 +240,18 @@ load() {
 	ST_WRK_DELAY_MS=$DELAY_MS wrk -t2 -c"$CONNS" -d"$1"s -s "$ST_TMP/rate.lua" "http://127.0.0.1:$NGX_PORT/" > "$2" 2>&1
 }
 wrk_total() { grep -o '[0-9]* requests in' "$1" | cut -d' ' -f1; }
+# client_oracle NAME WRK-OUT NDJSON CONNS: the client's count is the oracle, not the
+# agent's own output. wrk counts answered requests; up to one per connection can be
+# in flight when it stops, so the records must number between that and CONNS more.
+client_oracle() {
+	local w n
+	w=$(wrk_total "$2"); n=$(wc -l < "$3")
+	if [ -n "$w" ] && [ "$w" -gt 0 ] && [ "$n" -ge "$w" ] && [ "$n" -le $((w + $4)) ]; then
+		pass "es: $1: $n records for the $w requests wrk had answered (+ at most $4 in flight)"
+	else
+		fail "es: $1: $n records for the ${w:-?} requests wrk had answered"
+	fi
+}
 # wait_indexed INDEX NDJSON SECS SPOOL: until the index holds every record and the spool is empty
 wait_indexed() {
 	local i c n
@@ -288,6 +300,7 @@ if wait_indexed 'st-steady-*' "$ST_TMP/steady.ndjson" 600 "$sp"; then
 fi
 agent_stop
 grep '^es:' "$ST_TMP/steady.log" | head -2 | sed 's/^/    steady /'
+client_oracle steady "$ST_TMP/wrk-steady.out" "$ST_TMP/steady.ndjson" "$CONNS"
 if r=$($CHECK exact "$OS_URL" 'st-steady-*' "$ST_TMP/steady.ndjson"); then
 	pass "es: live steady state, every record exactly once ($r)"
 else
@@ -311,6 +324,7 @@ if agent_start outage "$OS_URL" "$sp" st-outage; then
 	drained=$?
 	agent_stop
 	grep '^es:' "$ST_TMP/outage.log" | sed 's/^/    outage /'
+	client_oracle outage "$ST_TMP/wrk-outage.out" "$ST_TMP/outage.ndjson" "$CONNS"
 	r=$($CHECK exact "$OS_URL" 'st-outage-*' "$ST_TMP/outage.ndjson")
 	ok=$?
 	echo "    outage: wrk sent $(wrk_total "$ST_TMP/wrk-outage.out") requests; spool held $spooled_mid bytes after the ${OUTAGE} s outage; $r"
@@ -329,10 +343,10 @@ fi
 sp=$ST_TMP/spool-crash
 if agent_start crash-a "http://127.0.0.1:$DEAD_PORT" "$sp" st-crash; then
 	load 15 "$ST_TMP/wrk-crash.out"
-	sleep 2
 	agent_stop
 	n=$(wc -l < "$ST_TMP/crash-a.ndjson")
-	agent_start crash-b "$OS_URL" "$sp" st-crash
+	client_oracle crash "$ST_TMP/wrk-crash.out" "$ST_TMP/crash-a.ndjson" "$CONNS"
+	agent_start crash-b "$OS_URL" "$sp" st-crash || fail "es: crash: run B did not start ($(tail -2 "$ST_TMP/crash-b.log" | tr '\n' ' '))"
 	for _ in $(seq 1 300); do
 		c=$($CHECK count "$OS_URL" 'st-crash-*' 2>/dev/null || echo 0)
 		[ "$c" -ge $((n / 4)) ] && break
@@ -341,7 +355,13 @@ if agent_start crash-a "http://127.0.0.1:$DEAD_PORT" "$sp" st-crash; then
 	kill -9 "$APID"
 	wait "$APID" 2>/dev/null
 	killed_at=$($CHECK count "$OS_URL" 'st-crash-*' 2>/dev/null)
-	agent_start crash-c "$OS_URL" "$sp" st-crash
+	# the kill must land mid-drain: B had started indexing and spool segments remain
+	if [ "${killed_at:-0}" -gt 0 ] && [ "$killed_at" -lt "$n" ] && [ -n "$(ls "$sp"/*.seg 2>/dev/null)" ]; then
+		pass "es: crash: run B SIGKILLed mid-drain ($killed_at of $n indexed, spool segments left)"
+	else
+		fail "es: crash: SIGKILL did not land mid-drain ($killed_at of $n indexed, segments: $(ls "$sp" | tr '\n' ' '))"
+	fi
+	agent_start crash-c "$OS_URL" "$sp" st-crash || fail "es: crash: run C did not start"
 	wait_indexed 'st-crash-*' "$ST_TMP/crash-a.ndjson" 600 "$sp"
 	agent_stop
 	r=$($CHECK exact "$OS_URL" 'st-crash-*' "$ST_TMP/crash-a.ndjson")
