@@ -140,13 +140,14 @@ echo "    record: $(du -cb "$ST_TMP"/rec-*.stap | tail -1 | cut -f1) bytes in $(
 # 2. replay at the recorded pace
 replay_file p100 81 --input-file "$ST_TMP/rec-*.stap" --replay-speed 100%
 python3 "$D/check.py" --name p100 --manifest "$ST_TMP/rec.manifest" --a "$ST_TMP/serverA.access.log" \
-	--b "$ST_TMP/serverB81.access.log" --timing 1000 --records "$ST_TMP/p100.ndjson" --all-responses
+	--b "$ST_TMP/serverB81.access.log" --timing 0.05 --records "$ST_TMP/p100.ndjson" --all-responses
 echo "    p100: wall time ${ELAPSED} s"
 
 # 3. replay as fast as possible
 replay_file max 82 --input-file "$ST_TMP/rec-*.stap" --replay-speed max
+# negative control: the timing check given to p100 must reject a max-speed replay
 python3 "$D/check.py" --name max --manifest "$ST_TMP/rec.manifest" --a "$ST_TMP/serverA.access.log" \
-	--b "$ST_TMP/serverB82.access.log"
+	--b "$ST_TMP/serverB82.access.log" --timing-control 0.05
 echo "    max: $N requests in ${ELAPSED} s = $(echo "$N / $ELAPSED" | bc) requests/s (process start to exit)"
 
 # 4. convert native -> gor -> native: same records
