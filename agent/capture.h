@@ -1,6 +1,6 @@
 /* Packet sources. Live: loads bpf/capture.bpf.c (skeleton), attaches it as a socket
  * filter on AF_PACKET sockets, or as tc / xdp programs on the interfaces (pinned
- * links, see the top of capture.c), pins its stats map and drains the ring buffer.
+ * links, see capture_hook.h), pins its stats map and drains the ring buffer.
  * Offline: reads pcap/pcapng through libpcap. Both turn packets into reasm_seg
  * slices and hand them to a callback on the calling thread. */
 #ifndef ST_CAPTURE_H
