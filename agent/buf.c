@@ -79,7 +79,7 @@ void buf_free(struct buf *b)
 }
 
 /* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
+static size_t buf_utf8_seq_len(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0];
 	size_t len, i;
@@ -145,7 +145,7 @@ int buf_json_str(struct buf *b, const char *s, size_t n)
 			continue;
 		}
 		if (c >= 0x80) {
-			run = utf8_seq_len(p + i, n - i);
+			run = buf_utf8_seq_len(p + i, n - i);
 			if (run) {
 				memcpy(o, p + i, run);
 				b->len += run;

@@ -117,7 +117,7 @@ int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
 
 /* ---- JSON ---- */
 
-static void put_key(struct buf *b, const char *k, int *first)
+static void record_put_key(struct buf *b, const char *k, int *first)
 {
 	if (!*first)
 		buf_putc(b, ',');
@@ -127,25 +127,25 @@ static void put_key(struct buf *b, const char *k, int *first)
 	buf_append(b, "\":", 2);
 }
 
-static void put_str(struct buf *b, const char *k, const char *s, size_t n, int *first)
+static void record_put_str(struct buf *b, const char *k, const char *s, size_t n, int *first)
 {
-	put_key(b, k, first);
+	record_put_key(b, k, first);
 	buf_json_str(b, s, n);
 }
 
-static void put_u64(struct buf *b, const char *k, uint64_t v, int *first)
+static void record_put_u64(struct buf *b, const char *k, uint64_t v, int *first)
 {
-	put_key(b, k, first);
+	record_put_key(b, k, first);
 	buf_printf(b, "%llu", (unsigned long long)v);
 }
 
-static void put_bool(struct buf *b, const char *k, int v, int *first)
+static void record_put_bool(struct buf *b, const char *k, int v, int *first)
 {
-	put_key(b, k, first);
+	record_put_key(b, k, first);
 	buf_append(b, v ? "true" : "false", v ? 4 : 5);
 }
 
-static int is_redacted(const struct record_json_opts *o, const char *name, size_t n)
+static int record_is_redacted(const struct record_json_opts *o, const char *name, size_t n)
 {
 	const char *const *r;
 
@@ -159,14 +159,14 @@ static int is_redacted(const struct record_json_opts *o, const char *name, size_
 
 /* Headers as an object of lower-cased names; repeated names are joined with ", "
  * (RFC 9110 list semantics) so every value is one keyword in Elasticsearch. */
-static void put_headers(struct buf *b, const char *k, const struct st_msg *m,
-			const struct record_json_opts *o, int *first)
+static void record_put_headers(struct buf *b, const char *k, const struct st_msg *m,
+			       const struct record_json_opts *o, int *first)
 {
 	char name[128];
 	size_t i, j, n;
 	int f = 1;
 
-	put_key(b, k, first);
+	record_put_key(b, k, first);
 	buf_putc(b, '{');
 	for (i = 0; i < m->nhdrs; i++) {
 		const struct http1_header *h = &m->hdrs[i];
@@ -187,7 +187,7 @@ static void put_headers(struct buf *b, const char *k, const struct st_msg *m,
 		f = 0;
 		buf_json_str(b, name, n);
 		buf_putc(b, ':');
-		if (is_redacted(o, h->name, h->name_len)) {
+		if (record_is_redacted(o, h->name, h->name_len)) {
 			buf_append(b, "\"[REDACTED]\"", 12);
 			continue;
 		}
@@ -211,7 +211,7 @@ static void put_headers(struct buf *b, const char *k, const struct st_msg *m,
 
 /* Text if it is valid UTF-8 without NUL or C0 controls other than \t \r \n; a
  * sequence cut by the body limit at the very end does not count against it. */
-static int body_is_text(const uint8_t *p, size_t n)
+static int record_body_is_text(const uint8_t *p, size_t n)
 {
 	size_t i = 0;
 
@@ -245,17 +245,17 @@ static int body_is_text(const uint8_t *p, size_t n)
 	return 1;
 }
 
-static void put_body(struct buf *b, const char *k, const struct st_msg *m, int *first)
+static void record_put_body(struct buf *b, const char *k, const struct st_msg *m, int *first)
 {
 	int f = 1;
 
-	put_key(b, k, first);
+	record_put_key(b, k, first);
 	buf_putc(b, '{');
-	put_u64(b, "bytes", m->body_bytes, &f);
+	record_put_u64(b, "bytes", m->body_bytes, &f);
 	if (m->body_stored) {
 		size_t n = m->body_stored;
 
-		if (body_is_text(m->body, n)) {
+		if (record_body_is_text(m->body, n)) {
 			/* drop a UTF-8 sequence cut by the limit */
 			while (n && (m->body[n - 1] & 0xc0) == 0x80)
 				n--;
@@ -263,30 +263,30 @@ static void put_body(struct buf *b, const char *k, const struct st_msg *m, int *
 				n--;
 			else if (n < m->body_stored)
 				n = m->body_stored;
-			put_str(b, "content", (const char *)m->body, n, &f);
+			record_put_str(b, "content", (const char *)m->body, n, &f);
 		} else {
-			put_key(b, "content", &f);
+			record_put_key(b, "content", &f);
 			buf_putc(b, '"');
 			buf_base64(b, m->body, m->body_stored);
 			buf_putc(b, '"');
-			put_str(b, "encoding", "base64", 6, &f);
+			record_put_str(b, "encoding", "base64", 6, &f);
 		}
 	}
 	if (m->body_stored < m->body_bytes)
-		put_bool(b, "truncated", 1, &f);
+		record_put_bool(b, "truncated", 1, &f);
 	buf_putc(b, '}');
 }
 
-static void put_ip(struct buf *b, const char *k, uint8_t family, const uint32_t *a, int *first)
+static void record_put_ip(struct buf *b, const char *k, uint8_t family, const uint32_t *a, int *first)
 {
 	char s[INET6_ADDRSTRLEN];
 
 	if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, a, s, sizeof(s)))
 		strcpy(s, "?");
-	put_str(b, k, s, strlen(s), first);
+	record_put_str(b, k, s, strlen(s), first);
 }
 
-static void put_time(struct buf *b, const char *k, uint64_t ns, int *first)
+static void record_put_time(struct buf *b, const char *k, uint64_t ns, int *first)
 {
 	time_t sec = (time_t)(ns / 1000000000ull);
 	struct tm tm;
@@ -294,11 +294,11 @@ static void put_time(struct buf *b, const char *k, uint64_t ns, int *first)
 
 	gmtime_r(&sec, &tm);
 	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
-	put_key(b, k, first);
+	record_put_key(b, k, first);
 	buf_printf(b, "\"%s.%06lluZ\"", s, (unsigned long long)(ns % 1000000000ull / 1000));
 }
 
-static void put_url(struct buf *b, const struct st_record *r, int *first)
+static void record_put_url(struct buf *b, const struct st_record *r, int *first)
 {
 	const char *t = r->target, *end = r->target + r->target_len, *path = t, *q;
 	int f = 1;
@@ -312,46 +312,46 @@ static void put_url(struct buf *b, const struct st_record *r, int *first)
 			path = end;
 	}
 	q = memchr(path, '?', (size_t)(end - path));
-	put_key(b, "url", first);
+	record_put_key(b, "url", first);
 	buf_putc(b, '{');
-	put_str(b, "original", t, r->target_len, &f);
-	put_str(b, "path", path, (size_t)((q ? q : end) - path), &f);
+	record_put_str(b, "original", t, r->target_len, &f);
+	record_put_str(b, "path", path, (size_t)((q ? q : end) - path), &f);
 	if (q)
-		put_str(b, "query", q + 1, (size_t)(end - q - 1), &f);
+		record_put_str(b, "query", q + 1, (size_t)(end - q - 1), &f);
 	buf_putc(b, '}');
 }
 
-static void put_replay(struct buf *b, const struct st_record *r, const struct record_json_opts *o,
-		       int *first)
+static void record_put_replay(struct buf *b, const struct st_record *r,
+			      const struct record_json_opts *o, int *first)
 {
 	const struct st_replay *rp = r->replay;
 	int f = 1;
 
-	put_key(b, "replay", first);
+	record_put_key(b, "replay", first);
 	buf_putc(b, '{');
 	if (!rp) {
-		put_str(b, "skipped", r->replay_skip, strlen(r->replay_skip), &f);
+		record_put_str(b, "skipped", r->replay_skip, strlen(r->replay_skip), &f);
 		buf_putc(b, '}');
 		return;
 	}
 	if (rp->target)
-		put_str(b, "target", rp->target, strlen(rp->target), &f);
+		record_put_str(b, "target", rp->target, strlen(rp->target), &f);
 	if (rp->error) {
-		put_str(b, "error", rp->error, strlen(rp->error), &f);
+		record_put_str(b, "error", rp->error, strlen(rp->error), &f);
 	} else {
-		put_u64(b, "status_code", (uint64_t)rp->status_code, &f);
-		put_headers(b, "headers", &rp->resp, o, &f);
-		put_body(b, "body", &rp->resp, &f);
-		put_u64(b, "duration", rp->duration_ns, &f);
+		record_put_u64(b, "status_code", (uint64_t)rp->status_code, &f);
+		record_put_headers(b, "headers", &rp->resp, o, &f);
+		record_put_body(b, "body", &rp->resp, &f);
+		record_put_u64(b, "duration", rp->duration_ns, &f);
 	}
 	buf_putc(b, '}');
 }
 
-static void put_str_array(struct buf *b, const char *k, char *const *v, size_t n, int *first)
+static void record_put_str_array(struct buf *b, const char *k, char *const *v, size_t n, int *first)
 {
 	size_t i;
 
-	put_key(b, k, first);
+	record_put_key(b, k, first);
 	buf_putc(b, '[');
 	for (i = 0; i < n; i++) {
 		if (i)
@@ -361,22 +361,22 @@ static void put_str_array(struct buf *b, const char *k, char *const *v, size_t n
 	buf_putc(b, ']');
 }
 
-static void put_diff(struct buf *b, const struct st_diff *d, int *first)
+static void record_put_diff(struct buf *b, const struct st_diff *d, int *first)
 {
 	int f = 1;
 
-	put_key(b, "diff", first);
+	record_put_key(b, "diff", first);
 	buf_putc(b, '{');
-	put_bool(b, "match", d->match, &f);
-	put_bool(b, "status", d->status_same, &f);
-	put_str_array(b, "headers", d->headers, d->nheaders, &f);
-	put_bool(b, "body", d->body_same, &f);
+	record_put_bool(b, "match", d->match, &f);
+	record_put_bool(b, "status", d->status_same, &f);
+	record_put_str_array(b, "headers", d->headers, d->nheaders, &f);
+	record_put_bool(b, "body", d->body_same, &f);
 	if (d->body_json)
-		put_bool(b, "body_json", 1, &f);
+		record_put_bool(b, "body_json", 1, &f);
 	if (d->nbody_paths)
-		put_str_array(b, "body_paths", d->body_paths, d->nbody_paths, &f);
+		record_put_str_array(b, "body_paths", d->body_paths, d->nbody_paths, &f);
 	if (d->reason)
-		put_str(b, "reason", d->reason, strlen(d->reason), &f);
+		record_put_str(b, "reason", d->reason, strlen(d->reason), &f);
 	buf_putc(b, '}');
 }
 
@@ -389,39 +389,39 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	char ver[16];
 
 	buf_putc(out, '{');
-	put_time(out, "@timestamp", (uint64_t)((int64_t)t0 + r->clock_offset_ns), &f);
+	record_put_time(out, "@timestamp", (uint64_t)((int64_t)t0 + r->clock_offset_ns), &f);
 
-	put_key(out, "event", &f);
+	record_put_key(out, "event", &f);
 	g = 1;
 	buf_putc(out, '{');
-	put_str(out, "id", r->event_id, strlen(r->event_id), &g);
-	put_u64(out, "duration", t1 > t0 ? t1 - t0 : 0, &g);
-	put_str(out, "kind", "event", 5, &g);
-	put_str(out, "dataset", "shadowtap.exchange", 18, &g);
-	buf_putc(out, '}');
-
-	put_key(out, "source", &f);
-	g = 1;
-	buf_putc(out, '{');
-	put_ip(out, "ip", r->family, r->caddr, &g);
-	put_u64(out, "port", r->cport, &g);
-	buf_putc(out, '}');
-	put_key(out, "destination", &f);
-	g = 1;
-	buf_putc(out, '{');
-	put_ip(out, "ip", r->family, r->saddr, &g);
-	put_u64(out, "port", r->sport, &g);
-	buf_putc(out, '}');
-	put_key(out, "network", &f);
-	g = 1;
-	buf_putc(out, '{');
-	put_str(out, "transport", "tcp", 3, &g);
-	put_str(out, "type", r->family == 6 ? "ipv6" : "ipv4", 4, &g);
-	put_u64(out, "connection_id", r->flow_id, &g);
-	put_u64(out, "request_index", r->index, &g);
+	record_put_str(out, "id", r->event_id, strlen(r->event_id), &g);
+	record_put_u64(out, "duration", t1 > t0 ? t1 - t0 : 0, &g);
+	record_put_str(out, "kind", "event", 5, &g);
+	record_put_str(out, "dataset", "shadowtap.exchange", 18, &g);
 	buf_putc(out, '}');
 
-	put_key(out, "http", &f);
+	record_put_key(out, "source", &f);
+	g = 1;
+	buf_putc(out, '{');
+	record_put_ip(out, "ip", r->family, r->caddr, &g);
+	record_put_u64(out, "port", r->cport, &g);
+	buf_putc(out, '}');
+	record_put_key(out, "destination", &f);
+	g = 1;
+	buf_putc(out, '{');
+	record_put_ip(out, "ip", r->family, r->saddr, &g);
+	record_put_u64(out, "port", r->sport, &g);
+	buf_putc(out, '}');
+	record_put_key(out, "network", &f);
+	g = 1;
+	buf_putc(out, '{');
+	record_put_str(out, "transport", "tcp", 3, &g);
+	record_put_str(out, "type", r->family == 6 ? "ipv6" : "ipv4", 4, &g);
+	record_put_u64(out, "connection_id", r->flow_id, &g);
+	record_put_u64(out, "request_index", r->index, &g);
+	buf_putc(out, '}');
+
+	record_put_key(out, "http", &f);
 	g = 1;
 	buf_putc(out, '{');
 	if (r->method) {
@@ -429,57 +429,57 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 			strcpy(ver, "0.9");
 		else
 			snprintf(ver, sizeof(ver), "1.%d", r->http_minor);
-		put_str(out, "version", ver, strlen(ver), &g);
+		record_put_str(out, "version", ver, strlen(ver), &g);
 	}
-	put_key(out, "request", &g);
+	record_put_key(out, "request", &g);
 	h = 1;
 	buf_putc(out, '{');
 	if (r->method)
-		put_str(out, "method", r->method, r->method_len, &h);
-	put_headers(out, "headers", &r->req, o, &h);
-	put_body(out, "body", &r->req, &h);
-	put_u64(out, "bytes", r->req.wire_bytes, &h);
+		record_put_str(out, "method", r->method, r->method_len, &h);
+	record_put_headers(out, "headers", &r->req, o, &h);
+	record_put_body(out, "body", &r->req, &h);
+	record_put_u64(out, "bytes", r->req.wire_bytes, &h);
 	buf_putc(out, '}');
 	if (r->resp.head || r->status_code) {
-		put_key(out, "response", &g);
+		record_put_key(out, "response", &g);
 		h = 1;
 		buf_putc(out, '{');
 		if (r->status_code)
-			put_u64(out, "status_code", (uint64_t)r->status_code, &h);
-		put_headers(out, "headers", &r->resp, o, &h);
-		put_body(out, "body", &r->resp, &h);
-		put_u64(out, "bytes", r->resp.wire_bytes, &h);
+			record_put_u64(out, "status_code", (uint64_t)r->status_code, &h);
+		record_put_headers(out, "headers", &r->resp, o, &h);
+		record_put_body(out, "body", &r->resp, &h);
+		record_put_u64(out, "bytes", r->resp.wire_bytes, &h);
 		buf_putc(out, '}');
 	}
 	buf_putc(out, '}');
 
 	if (r->target)
-		put_url(out, r, &f);
+		record_put_url(out, r, &f);
 	if (r->replay || r->replay_skip)
-		put_replay(out, r, o, &f);
+		record_put_replay(out, r, o, &f);
 	if (r->diff)
-		put_diff(out, r->diff, &f);
+		record_put_diff(out, r->diff, &f);
 
-	put_key(out, "capture", &f);
+	record_put_key(out, "capture", &f);
 	g = 1;
 	buf_putc(out, '{');
-	put_bool(out, "complete", !(r->cap_flags & ST_CAP_INCOMPLETE) && r->req.complete && r->resp.complete, &g);
-	put_bool(out, "incomplete", !!(r->cap_flags & ST_CAP_INCOMPLETE), &g);
-	put_bool(out, "gap", !!(r->cap_flags & ST_CAP_GAP), &g);
+	record_put_bool(out, "complete", !(r->cap_flags & ST_CAP_INCOMPLETE) && r->req.complete && r->resp.complete, &g);
+	record_put_bool(out, "incomplete", !!(r->cap_flags & ST_CAP_INCOMPLETE), &g);
+	record_put_bool(out, "gap", !!(r->cap_flags & ST_CAP_GAP), &g);
 	if (r->gap_bytes)
-		put_u64(out, "gap_bytes", r->gap_bytes, &g);
-	put_bool(out, "truncated", !!(r->cap_flags & ST_CAP_TRUNCATED), &g);
+		record_put_u64(out, "gap_bytes", r->gap_bytes, &g);
+	record_put_bool(out, "truncated", !!(r->cap_flags & ST_CAP_TRUNCATED), &g);
 	if (r->cap_flags & ST_CAP_MALFORMED)
-		put_str(out, "malformed", r->malformed ? r->malformed : "malformed",
+		record_put_str(out, "malformed", r->malformed ? r->malformed : "malformed",
 			strlen(r->malformed ? r->malformed : "malformed"), &g);
 	if (r->cap_flags & ST_CAP_NO_RESPONSE)
-		put_bool(out, "no_response", 1, &g);
+		record_put_bool(out, "no_response", 1, &g);
 	if (r->cap_flags & ST_CAP_MID_STREAM)
-		put_bool(out, "mid_stream", 1, &g);
+		record_put_bool(out, "mid_stream", 1, &g);
 	if (r->cap_flags & ST_CAP_UPGRADED)
-		put_bool(out, "upgraded", 1, &g);
+		record_put_bool(out, "upgraded", 1, &g);
 	if (r->cap_flags & ST_CAP_REPLAY_TRUNC)
-		put_bool(out, "replay_truncated", 1, &g);
+		record_put_bool(out, "replay_truncated", 1, &g);
 	buf_putc(out, '}');
 	buf_putc(out, '}');
 
