@@ -106,7 +106,6 @@ static void x_held(struct exchange *x, int64_t delta)
 static struct st_record *x_new_record(struct exchange *x, struct reasm_flow *f, struct xflow *xf)
 {
 	struct st_record *r = record_new();
-	uint64_t a, b;
 
 	if (!r)
 		return NULL;
@@ -120,10 +119,7 @@ static struct st_record *x_new_record(struct exchange *x, struct reasm_flow *f, 
 	r->clock_offset_ns = x->cfg.clock_offset_ns;
 	if (xf->mid_stream)
 		r->cap_flags |= ST_CAP_MID_STREAM;
-	a = st_mix64(f->flow_id ^ st_mix64(r->index));
-	b = st_mix64(a ^ 0x5348414457544150ull);
-	snprintf(r->event_id, sizeof(r->event_id), "%016llx%016llx", (unsigned long long)a,
-		 (unsigned long long)b);
+	record_event_id(f->flow_id, r->index, r->event_id);
 	return r;
 }
 

@@ -200,10 +200,6 @@ static const char *const env_known[] = {
 	"SHADOWTAP_TC_LEGACY", "SHADOWTAP_SKIP_CONTAINER", NULL,
 };
 
-static const char *const default_redact[] = {
-	"authorization", "cookie", "set-cookie", "proxy-authorization", NULL,
-};
-
 /* ---- value grammar: digits only, no sign, no spaces, no hex ---- */
 
 static int opt_parse_real(const char *s, double *out)
@@ -660,8 +656,8 @@ int opts_finish(struct config *c)
 	/* redaction list: defaults plus --redact-header, or nothing with --no-redact */
 	n = c->nredact;
 	if (!c->no_redact)
-		for (i = 0; default_redact[i] && n < OPTS_MAX_REDACT; i++)
-			c->redact[n++] = default_redact[i];
+		for (i = 0; record_redact_default[i] && n < OPTS_MAX_REDACT; i++)
+			c->redact[n++] = record_redact_default[i];
 	c->redact[n] = NULL;
 	c->replay.body_limit = c->xcfg.body_limit;
 	c->rec.body_limit = c->xcfg.body_limit;

@@ -32,10 +32,7 @@ static int rec_convert_fmt(const char *p, int *gz)
 
 int recording_convert_main(int argc, char **argv)
 {
-	static const char *const redact[] = {
-		"authorization", "cookie", "set-cookie", "proxy-authorization", NULL,
-	};
-	struct record_json_opts jo = { .redact = redact, .body_limit = 64 * 1024 };
+	struct record_json_opts jo = { .redact = record_redact_default, .body_limit = 64 * 1024 };
 	const char *in = NULL, *outp = NULL;
 	struct recording_cfg rc;
 	struct rec_writer_stats wst = { 0 };

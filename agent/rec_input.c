@@ -245,7 +245,7 @@ static void rin_send(struct rin *s, struct rin_item it)
 	if (s->pass) {
 		/* a later pass is another set of connections: new flow and event ids */
 		r->flow_id ^= st_mix64(s->pass);
-		recording_event_id(r->flow_id, r->index, r->event_id);
+		record_event_id(r->flow_id, r->index, r->event_id);
 	}
 	s->submitted++;
 	s->in->submit(s->in->ctx, r);

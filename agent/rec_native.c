@@ -297,7 +297,7 @@ static struct st_record *rec_native_record(struct rec_reader *rd, struct mp *m)
 	if (r->cap_flags & ST_CAP_MALFORMED)
 		r->malformed = "recorded as malformed";
 	if (!have_id)
-		recording_event_id(r->flow_id, r->index, r->event_id);
+		record_event_id(r->flow_id, r->index, r->event_id);
 	if (raw) {
 		r->raw = malloc(rawl);
 		if (!r->raw)

@@ -230,7 +230,7 @@ static int rec_reader_gor_entry(struct rec_reader *rd, const uint8_t *p, size_t 
 		for (alt = rd->head; fc && !fc->pipelined && alt; alt = alt->next)
 			if (!strcmp(alt->id, gm.id))
 				fc->pipelined = true;
-		recording_event_id(r->flow_id, r->index, r->event_id);
+		record_event_id(r->flow_id, r->index, r->event_id);
 		r->req.ts_first_ns = gm.ts;
 		r->req.ts_last_ns = gm.ts + gm.lat;
 		r->req.complete = 1;

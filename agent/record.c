@@ -8,6 +8,19 @@
 #include <time.h>
 
 #include "record.h"
+#include "util.h"
+
+const char *const record_redact_default[] = {
+	"authorization", "cookie", "set-cookie", "proxy-authorization", NULL,
+};
+
+void record_event_id(uint64_t flow_id, uint32_t index, char out[33])
+{
+	uint64_t a = st_mix64(flow_id ^ st_mix64(index));
+	uint64_t b = st_mix64(a ^ 0x5348414457544150ull);
+
+	snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
 
 struct st_record *record_new(void)
 {

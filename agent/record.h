@@ -98,6 +98,13 @@ struct st_record {
 	const char *replay_skip; /* static string when deliberately not replayed: "filtered", "sampled out" */
 };
 
+/* The event id of exchange index of flow: 32 hex chars, deterministic, so live
+ * capture and every reader of a recording name the same exchange the same way. */
+void record_event_id(uint64_t flow_id, uint32_t index, char out[33]);
+/* Headers redacted by default (lower case, NULL-terminated), for live output and
+ * `convert` alike. */
+extern const char *const record_redact_default[];
+
 struct st_record *record_new(void);
 void record_free(struct st_record *r);            /* accepts NULL */
 void record_msg_free(struct st_msg *m);           /* frees heap parts, keeps struct */

@@ -11,16 +11,7 @@
 #include <zlib.h>
 
 #include "parse.h"
-#include "util.h"
 #include "recording.h"
-
-void recording_event_id(uint64_t flow_id, uint32_t index, char out[33])
-{
-	uint64_t a = st_mix64(flow_id ^ st_mix64(index));
-	uint64_t b = st_mix64(a ^ 0x5348414457544150ull);
-
-	snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
-}
 
 void rec_put32(uint8_t *p, uint32_t v)
 {

@@ -59,9 +59,6 @@ void rec_put32(uint8_t *p, uint32_t v);
 uint32_t rec_get32(const uint8_t *p);
 uint32_t rec_crc(const void *p, size_t n);
 
-/* deterministic event id of (flow, index), the same scheme as live capture */
-void recording_event_id(uint64_t flow_id, uint32_t index, char out[33]);
-
 #include "rec_native.h"
 #include "rec_gor.h"
 #include "rec_reader.h"

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "exchange.h"
 #include "http1.h"
 #include "record.h"
 #include "recording.h"
@@ -37,7 +38,7 @@ static struct st_record *mk_record(uint64_t flow, uint32_t index, int chunked)
 	r->raw_len = (size_t)n;
 	r->flow_id = flow;
 	r->index = index;
-	recording_event_id(flow, index, r->event_id);
+	record_event_id(flow, index, r->event_id);
 	r->family = 4;
 	r->caddr[0] = 0x0100007f;
 	r->saddr[0] = 0x0200007f;
@@ -472,6 +473,73 @@ static void test_opts(void **state)
 	assert_int_equal(rc.out_format, REC_FMT_GOR);
 }
 
+static void collect_live(void *ctx, struct st_record *r)
+{
+	struct st_record **out = ctx;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (!out[i]) {
+			out[i] = r;
+			return;
+		}
+	record_free(r);
+}
+
+/* Records made live (exchange.c) and the same exchanges read back from a GoReplay
+ * file (which stores no id: the reader rebuilds it from flow and index) carry the
+ * same event ids, and both equal record_event_id(flow, index). */
+static void test_live_and_recorded_ids(void **state)
+{
+	static const char req[] = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	struct st_record *live[3] = { 0 }, *r;
+	struct exchange_cfg cfg;
+	struct reasm_flow f = { 0 };
+	struct rec_reader *rd;
+	struct exchange *x;
+	struct buf b = { 0 };
+	char want[33];
+	uint64_t t = 1000;
+	int i;
+
+	exchange_cfg_default(&cfg);
+	cfg.keep_raw = 1;
+	x = exchange_new(&cfg, collect_live, live);
+	assert_non_null(x);
+	f.key.family = 4;
+	f.key.cport = 40000;
+	f.key.sport = 80;
+	f.flow_id = 0x0123456789abcdefull;
+	assert_int_equal(exchange_reasm_ops.open(x, &f), 0);
+	for (i = 0; i < 2; i++) {
+		exchange_reasm_ops.data(x, &f, 0, (const uint8_t *)req, strlen(req), t += 1000);
+		exchange_reasm_ops.data(x, &f, 1, (const uint8_t *)resp, strlen(resp), t += 1000);
+	}
+	exchange_reasm_ops.close(x, &f, REASM_CLOSE_FIN);
+	exchange_free(x);
+	assert_non_null(live[0]);
+	assert_non_null(live[1]);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(live[i]->index, i);
+		record_event_id(f.flow_id, (uint32_t)i, want);
+		assert_string_equal(live[i]->event_id, want);
+		assert_int_equal(rec_gor_encode(live[i], &b), 0);
+	}
+	assert_int_equal(rec_reader_open_mem(&rd, b.data, b.len, 0), 0);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(rec_reader_next(rd, &r), 1);
+		assert_int_equal(r->flow_id, f.flow_id);
+		assert_int_equal(r->index, i);
+		assert_string_equal(r->event_id, live[i]->event_id);
+		record_free(r);
+	}
+	rec_reader_close(rd);
+	buf_free(&b);
+	for (i = 0; i < 3; i++)
+		record_free(live[i]);
+}
+
 static int setup(void **state)
 {
 	return mkdtemp(tmpdir) ? 0 : -1;
@@ -497,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_gor_pairing),
 		cmocka_unit_test(test_gor_pipelined),
 		cmocka_unit_test(test_rotation_and_cap),
+		cmocka_unit_test(test_live_and_recorded_ids),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
