@@ -84,6 +84,7 @@ static int capture_handle_event(void *ctx, void *data, size_t data_sz)
 
 	memset(&seg, 0, sizeof(seg));
 	seg.key.family = ev->family;
+	seg.key.source = ev->source;
 	if (ev->dir == ST_DIR_TO_SERVER) {
 		memcpy(seg.key.caddr, ev->saddr, sizeof(seg.key.caddr));
 		memcpy(seg.key.saddr, ev->daddr, sizeof(seg.key.saddr));
@@ -422,6 +423,11 @@ int capture_read_stats(struct capture *c, struct st_stats *sum)
 			dst[f] += src[f];
 	}
 	return 0;
+}
+
+int capture_ring_fd(struct capture *c)
+{
+	return bpf_map__fd(c->skel->maps.events);
 }
 
 void capture_get_ustats(struct capture *c, struct capture_ustats *st)

@@ -39,6 +39,9 @@ int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_se
  * wake-up: records are submitted with BPF_RB_NO_WAKEUP). Returns events handled or
  * a negative errno. */
 int capture_poll(struct capture *c, int timeout_ms);
+/* The ring, for another source to share (bpf/tls.bpf.c): its events come out of
+ * capture_poll() too. */
+int capture_ring_fd(struct capture *c);
 /* Sum of the per-CPU statistics. */
 int capture_read_stats(struct capture *c, struct st_stats *sum);
 /* Userspace-side counters */

@@ -112,6 +112,7 @@ static struct st_record *x_new_record(struct exchange *x, struct reasm_flow *f, 
 	r->flow_id = f->flow_id;
 	r->index = xf->next_index++;
 	r->family = f->key.family;
+	r->source = f->key.source;
 	memcpy(r->caddr, f->key.caddr, sizeof(r->caddr));
 	memcpy(r->saddr, f->key.saddr, sizeof(r->saddr));
 	r->cport = f->key.cport;

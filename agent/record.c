@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "record.h"
+#include "shadowtap.h"
 #include "util.h"
 
 const char *const record_redact_default[] = {
@@ -473,9 +474,21 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	if (r->diff)
 		record_put_diff(out, r->diff, &f);
 
+	if (r->source == ST_SRC_OPENSSL) {
+		record_put_key(out, "tls", &f);
+		g = 1;
+		buf_putc(out, '{');
+		record_put_bool(out, "established", 1, &g);
+		buf_putc(out, '}');
+	}
+
 	record_put_key(out, "capture", &f);
 	g = 1;
 	buf_putc(out, '{');
+	if (r->source == ST_SRC_OPENSSL)
+		record_put_str(out, "source", "openssl", 7, &g);
+	else
+		record_put_str(out, "source", "packet", 6, &g);
 	record_put_bool(out, "complete", !(r->cap_flags & ST_CAP_INCOMPLETE) && r->req.complete && r->resp.complete, &g);
 	record_put_bool(out, "incomplete", !!(r->cap_flags & ST_CAP_INCOMPLETE), &g);
 	record_put_bool(out, "gap", !!(r->cap_flags & ST_CAP_GAP), &g);

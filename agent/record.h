@@ -89,6 +89,7 @@ struct st_record {
 	size_t raw_len;
 
 	uint32_t cap_flags;      /* ST_CAP_* */
+	uint8_t source;          /* enum st_source: capture.source, tls.established */
 	const char *malformed;   /* static string: why, when ST_CAP_MALFORMED */
 	uint64_t gap_bytes;
 

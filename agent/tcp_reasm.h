@@ -11,7 +11,8 @@
  * ports). Addresses in network byte order; IPv4 in word 0, rest zero. */
 struct reasm_key {
 	uint8_t family;          /* 4 or 6 */
-	uint8_t pad[3];
+	uint8_t source;          /* enum st_source (packet hooks or TLS plaintext) */
+	uint8_t pad[2];
 	uint32_t caddr[4];
 	uint32_t saddr[4];
 	uint16_t cport;
