@@ -31,7 +31,7 @@ ifeq ($(SAN),1)
 CFLAGS    += $(SANFLAGS)
 LDFLAGS   += $(SANFLAGS)
 endif
-LIBS      := -lbpf -lelf -lz -lpcap -lcurl -lmsgpackc -lpthread -lm
+LIBS      := -lbpf -lelf -lz -lpcap -lcurl -lcrypto -lmsgpackc -lpthread -lm
 
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I. -Icommon -Wall -Werror
 

@@ -1,0 +1,68 @@
+/* Personal data in records: correlatable tokens (HMAC-SHA256 of a value under a secret
+ * key), query-parameter redaction and a free-text scanner for credit-card numbers
+ * (Luhn-checked), e-mail addresses and user patterns. Pure functions, no I/O.
+ * Owns: nothing beyond its arguments; the key is the caller's. */
+#ifndef ST_PII_H
+#define ST_PII_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+enum pii_mode {
+	PII_MASK = 0,                    /* "[REDACTED]" */
+	PII_HASH,                        /* "REDACTED-" + 16 hex digits of HMAC-SHA256(key, value) */
+};
+
+#define PII_MASK_STR   "[REDACTED]"
+#define PII_TOKEN_LEN  25                 /* "REDACTED-" + 16 hex */
+
+struct pii_key {
+	uint8_t bytes[256];
+	size_t len;
+};
+
+/* What replaces a value: the mask, or the value's token. out gets PII_TOKEN_LEN + 1
+ * bytes at most (NUL-terminated); returns the length written. */
+size_t pii_replacement(enum pii_mode mode, const struct pii_key *key, const char *v, size_t n,
+		       char out[PII_TOKEN_LEN + 1]);
+
+/* Loads the key from SHADOWTAP_REDACT_KEY, or from the file SHADOWTAP_REDACT_KEY_FILE
+ * names (one trailing newline dropped). 0, -ENOENT when neither is set, -EINVAL for an
+ * empty or over-long key, or -errno reading the file. */
+int pii_key_from_env(struct pii_key *key);
+
+/* Luhn check over the digits of s (other characters ignored). */
+bool pii_luhn_ok(const char *s, size_t n);
+
+/* Free-text detectors for pii_scan. */
+enum {
+	PII_SCAN_CARD  = 1u << 0,        /* 13-19 digits, single spaces/dashes between, Luhn-valid */
+	PII_SCAN_EMAIL = 1u << 1,        /* local@domain.tld */
+};
+
+struct pii_span {
+	size_t off, len;
+};
+
+/* Finds what to redact in s[0..n): the kinds asked for plus matches of each regex in
+ * res (POSIX extended; may be NULL/0). Spans are sorted and disjoint. Returns the
+ * number found (at most max; the rest are not reported, so redact and scan again if
+ * it returns max). Regexes need a NUL-terminated copy: s must have s[n] == '\0'. */
+size_t pii_scan(const char *s, size_t n, unsigned kinds, const regex_t *res, size_t nres,
+		struct pii_span *spans, size_t max);
+
+/* Appends s with each span replaced (mask or token). 0 or -ENOMEM. */
+int pii_apply(struct buf *out, const char *s, size_t n, const struct pii_span *spans, size_t nspans,
+	      enum pii_mode mode, const struct pii_key *key);
+
+/* Appends the request-target t with the values of the named query parameters
+ * replaced (names compared exactly, after nothing is decoded: `card` matches `card=`
+ * but not `ca%72d=`). Returns the number of values replaced, or -ENOMEM. */
+int pii_redact_query(struct buf *out, const char *t, size_t n, const char *const *names,
+		     enum pii_mode mode, const struct pii_key *key);
+
+#endif

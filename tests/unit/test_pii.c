@@ -1,0 +1,176 @@
+/* Correlatable tokens, the free-text detectors and query redaction. Token oracle:
+ * RFC 4231's HMAC-SHA256 test cases; card numbers: the issuers' published test numbers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <cmocka.h>
+
+#include "pii.h"
+
+static void test_token_rfc4231(void **state)
+{
+	struct pii_key k = { .len = 20 };
+	char tok[PII_TOKEN_LEN + 1];
+
+	memset(k.bytes, 0x0b, 20);
+	/* RFC 4231 test case 1: HMAC-SHA256 = b0344c61d8db38535ca8afceaf0bf12b... */
+	assert_int_equal(pii_replacement(PII_HASH, &k, "Hi There", 8, tok), PII_TOKEN_LEN);
+	assert_string_equal(tok, "REDACTED-b0344c61d8db3853");
+	/* test case 2: key "Jefe" */
+	memcpy(k.bytes, "Jefe", 4);
+	k.len = 4;
+	pii_replacement(PII_HASH, &k, "what do ya want for nothing?", 28, tok);
+	assert_string_equal(tok, "REDACTED-5bdcc146bf60754e");
+	/* mask mode, and hash mode without a key, never leak the value */
+	assert_int_equal(pii_replacement(PII_MASK, &k, "secret", 6, tok), 10);
+	assert_string_equal(tok, "[REDACTED]");
+	assert_int_equal(pii_replacement(PII_HASH, NULL, "secret", 6, tok), 10);
+	assert_string_equal(tok, "[REDACTED]");
+}
+
+static void test_token_correlates(void **state)
+{
+	struct pii_key a = { .len = 3 }, b = { .len = 3 };
+	char t1[PII_TOKEN_LEN + 1], t2[PII_TOKEN_LEN + 1], t3[PII_TOKEN_LEN + 1];
+
+	memcpy(a.bytes, "k-1", 3);
+	memcpy(b.bytes, "k-2", 3);
+	pii_replacement(PII_HASH, &a, "session=abc", 11, t1);
+	pii_replacement(PII_HASH, &a, "session=abc", 11, t2);
+	assert_string_equal(t1, t2);
+	pii_replacement(PII_HASH, &a, "session=abd", 11, t2);
+	assert_string_not_equal(t1, t2);
+	pii_replacement(PII_HASH, &b, "session=abc", 11, t3);
+	assert_string_not_equal(t1, t3);
+}
+
+static void test_key_from_env(void **state)
+{
+	char path[] = "/tmp/pii-key-XXXXXX";
+	struct pii_key k;
+	int fd;
+
+	unsetenv("SHADOWTAP_REDACT_KEY");
+	unsetenv("SHADOWTAP_REDACT_KEY_FILE");
+	assert_int_equal(pii_key_from_env(&k), -ENOENT);
+	setenv("SHADOWTAP_REDACT_KEY", "s3cret", 1);
+	assert_int_equal(pii_key_from_env(&k), 0);
+	assert_int_equal(k.len, 6);
+	unsetenv("SHADOWTAP_REDACT_KEY");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "from-file\n", 10), 10);
+	close(fd);
+	setenv("SHADOWTAP_REDACT_KEY_FILE", path, 1);
+	assert_int_equal(pii_key_from_env(&k), 0);
+	assert_int_equal(k.len, 9);
+	assert_memory_equal(k.bytes, "from-file", 9);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_int_equal(write(fd, "\n", 1), 1);
+	close(fd);
+	assert_int_equal(pii_key_from_env(&k), -EINVAL);
+	unlink(path);
+	assert_int_equal(pii_key_from_env(&k), -ENOENT);
+	unsetenv("SHADOWTAP_REDACT_KEY_FILE");
+}
+
+static void test_luhn(void **state)
+{
+	assert_true(pii_luhn_ok("4111111111111111", 16));
+	assert_true(pii_luhn_ok("5500 0000 0000 0004", 19));
+	assert_true(pii_luhn_ok("3782-822463-10005", 17));
+	assert_false(pii_luhn_ok("4111111111111112", 16));
+	assert_false(pii_luhn_ok("", 0));
+}
+
+static void scan_is(const char *s, unsigned kinds, const char *want)
+{
+	struct pii_span sp[16];
+	struct buf b = { 0 };
+	size_t n = pii_scan(s, strlen(s), kinds, NULL, 0, sp, 16);
+
+	assert_int_equal(pii_apply(&b, s, strlen(s), sp, n, PII_MASK, NULL), 0);
+	buf_putc(&b, '\0');
+	assert_string_equal(b.data, want);
+	buf_free(&b);
+}
+
+static void test_scan(void **state)
+{
+	unsigned all = PII_SCAN_CARD | PII_SCAN_EMAIL;
+
+	scan_is("card 4111111111111111 ok", all, "card [REDACTED] ok");
+	scan_is("card=4111 1111 1111 1111&x=1", all, "card=[REDACTED]&x=1");
+	scan_is("amex 3782-822463-10005.", all, "amex [REDACTED].");
+	/* not a card: fails Luhn, too short, glued to letters or more digits */
+	scan_is("order 4111111111111112", all, "order 4111111111111112");
+	scan_is("id 411111111111", all, "id 411111111111");
+	scan_is("x4111111111111111", all, "x4111111111111111");
+	scan_is("41111111111111110000000", all, "41111111111111110000000");
+	scan_is("mail jane.doe+x@example.co.uk, thanks", all, "mail [REDACTED], thanks");
+	scan_is("{\"email\":\"a@b.io\"}", all, "{\"email\":\"[REDACTED]\"}");
+	scan_is("not@mail and @home and a@b", all, "not@mail and @home and a@b");
+	scan_is("only cards a@b.io", PII_SCAN_CARD, "only cards a@b.io");
+}
+
+static void test_scan_regex(void **state)
+{
+	const char *s = "token=abc123 other token=zz9";
+	struct pii_span sp[8];
+	struct buf b = { 0 };
+	regex_t re;
+	size_t n;
+
+	assert_int_equal(regcomp(&re, "token=[a-z0-9]+", REG_EXTENDED), 0);
+	n = pii_scan(s, strlen(s), 0, &re, 1, sp, 8);
+	assert_int_equal(n, 2);
+	assert_int_equal(pii_apply(&b, s, strlen(s), sp, n, PII_MASK, NULL), 0);
+	buf_putc(&b, '\0');
+	assert_string_equal(b.data, "[REDACTED] other [REDACTED]");
+	buf_free(&b);
+	regfree(&re);
+}
+
+static void query_is(const char *t, const char *const *names, int want_n, const char *want)
+{
+	struct buf b = { 0 };
+
+	assert_int_equal(pii_redact_query(&b, t, strlen(t), names, PII_MASK, NULL), want_n);
+	buf_putc(&b, '\0');
+	assert_string_equal(b.data, want);
+	buf_free(&b);
+}
+
+static void test_query(void **state)
+{
+	const char *const names[] = { "token", "card", NULL };
+
+	query_is("/a?token=xyz&b=1", names, 1, "/a?token=[REDACTED]&b=1");
+	query_is("/a?b=1&card=4111&token=", names, 2, "/a?b=1&card=[REDACTED]&token=[REDACTED]");
+	query_is("/a?tokens=1&xtoken=2&token", names, 0, "/a?tokens=1&xtoken=2&token");
+	query_is("/a/token=1", names, 0, "/a/token=1");
+	query_is("/a?", names, 0, "/a?");
+	query_is("/a?&&token=1&", names, 1, "/a?&&token=[REDACTED]&");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_token_rfc4231),
+		cmocka_unit_test(test_token_correlates),
+		cmocka_unit_test(test_key_from_env),
+		cmocka_unit_test(test_luhn),
+		cmocka_unit_test(test_scan),
+		cmocka_unit_test(test_scan_regex),
+		cmocka_unit_test(test_query),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
