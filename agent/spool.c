@@ -33,6 +33,7 @@
 #include <zlib.h>
 
 #include "log.h"
+#include "mp.h"
 #include "spool.h"
 
 #define SPOOL_MAGIC 0x31505453u          /* "STP1" */
@@ -454,57 +455,43 @@ void spool_entry_free(struct spool_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
-static char *spool_dup_obj(const msgpack_object *o, size_t *len)
+static char *spool_dup_str(const struct mp_val *v, size_t *len)
 {
-	const char *p;
-	size_t n;
 	char *s;
 
-	if (o->type == MSGPACK_OBJECT_STR) {
-		p = o->via.str.ptr;
-		n = o->via.str.size;
-	} else if (o->type == MSGPACK_OBJECT_BIN) {
-		p = o->via.bin.ptr;
-		n = o->via.bin.size;
-	} else {
+	if (v->type != MP_STR && v->type != MP_BIN)
 		return NULL;
-	}
-	s = malloc(n + 1);
+	/* v->n is at most the payload's length: mp_read checked it is present */
+	s = malloc(v->n + 1);
 	if (!s)
 		return NULL;
-	memcpy(s, p, n);
-	s[n] = '\0';
+	memcpy(s, v->s, v->n);
+	s[v->n] = '\0';
 	if (len)
-		*len = n;
+		*len = v->n;
 	return s;
 }
 
-static int spool_decode(const char *p, size_t n, struct spool_entry *e)
+/* The payload must be exactly [event_id, ts_ns, json]. Decoded with the shared
+ * bounds-checked cursor (mp.c): nothing is allocated from a count in the data,
+ * only copies of strings that are present in full. */
+int spool_entry_decode(const void *p, size_t n, struct spool_entry *e)
 {
-	msgpack_unpacked u;
-	const msgpack_object *a;
-	size_t off = 0;
-	int err = -EBADMSG;
+	struct mp m = { p, (const uint8_t *)p + n, false };
+	struct mp_val a, id, ts, js;
 
-	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, p, n, &off) != MSGPACK_UNPACK_SUCCESS || off != n)
-		goto out;
-	if (u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != 3)
-		goto out;
-	a = u.data.via.array.ptr;
-	if (a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		goto out;
-	e->ts_ns = a[1].via.u64;
-	e->event_id = spool_dup_obj(&a[0], NULL);
-	e->json = spool_dup_obj(&a[2], &e->len);
+	memset(e, 0, sizeof(*e));
+	if (!mp_read(&m, &a) || a.type != MP_ARR || a.u != 3 ||
+	    !mp_read(&m, &id) || !mp_read(&m, &ts) || !mp_uint(&ts, &e->ts_ns) ||
+	    !mp_read(&m, &js) || m.p != m.end)
+		return -EBADMSG;
+	e->event_id = spool_dup_str(&id, NULL);
+	e->json = spool_dup_str(&js, &e->len);
 	if (!e->event_id || !e->json) {
 		spool_entry_free(e);
-		goto out;
+		return -EBADMSG;
 	}
-	err = 0;
-out:
-	msgpack_unpacked_destroy(&u);
-	return err;
+	return 0;
 }
 
 /* Move the reader to the next segment. */
@@ -597,7 +584,7 @@ int spool_read(struct spool *sp, struct spool_entry *e)
 		}
 		sp->roff += SPOOL_HDR + len;
 		if (spool_crc(hdr + 4, payload, len) != spool_get32(hdr + 8) ||
-		    spool_decode(payload, len, e)) {
+		    spool_entry_decode(payload, len, e)) {
 			sp->st.corrupt++;
 			free(payload);
 			payload = NULL;

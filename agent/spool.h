@@ -70,5 +70,8 @@ void spool_rewind(struct spool *sp);                 /* reader back to the acked
 bool spool_empty(struct spool *sp);                  /* nothing unacknowledged */
 uint64_t spool_pending_bytes(struct spool *sp);      /* bytes after the ack position */
 void spool_get_stats(struct spool *sp, struct spool_stats *st);
+/* Decode one entry's payload (exposed for tests and fuzzing): 0, or -EBADMSG when
+ * it is not exactly [event_id, ts_ns, json]. */
+int spool_entry_decode(const void *p, size_t n, struct spool_entry *e);
 
 #endif

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "spool.h"
 
@@ -177,6 +178,65 @@ static void test_torn_tail(void **state)
 	spool_close(sp);
 }
 
+/* Append one entry with a correct header and CRC around any payload. */
+static void append_raw_entry(const char *path, const uint8_t *payload, uint32_t len)
+{
+	uint8_t hdr[12];
+	uLong c;
+	int fd;
+
+	memcpy(hdr, "STP1", 4);
+	hdr[4] = (uint8_t)len;
+	hdr[5] = (uint8_t)(len >> 8);
+	hdr[6] = (uint8_t)(len >> 16);
+	hdr[7] = (uint8_t)(len >> 24);
+	c = crc32(crc32(0L, Z_NULL, 0), hdr + 4, 4);
+	c = crc32(c, payload, len);
+	hdr[8] = (uint8_t)c;
+	hdr[9] = (uint8_t)(c >> 8);
+	hdr[10] = (uint8_t)(c >> 16);
+	hdr[11] = (uint8_t)(c >> 24);
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+	assert_int_equal(write(fd, payload, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Issue 15 item 11: an entry whose CRC is right but whose msgpack claims 2^32-1
+ * array elements (or a 4 GiB string) in a few bytes is corrupt, not a reason to
+ * allocate 100+ GiB (under ASan that allocation aborts the test). */
+static void test_huge_counts(void **state)
+{
+	static const uint8_t arr32[] = { 0xdd, 0xff, 0xff, 0xff, 0xff };
+	static const uint8_t map32[] = { 0xdf, 0xff, 0xff, 0xff, 0xff, 0xc0 };
+	static const uint8_t str32[] = { 0x93, 0xdb, 0xff, 0xff, 0xff, 0xff, 'a' };
+	static const uint8_t nested[] = { 0x93, 0xa1, 'x', 0x01, 0xdd, 0xff, 0xff, 0xff, 0xff };
+	struct fixture *f = *state;
+	struct spool *sp = open_spool(f->dir, 1 << 20, 1 << 20);
+	struct spool_stats st;
+	struct spool_entry e;
+	char path[128];
+	int want[] = { 0, 1, 2 };
+
+	put(sp, 0);
+	put(sp, 1);
+	spool_close(sp);
+	seg_path(f->dir, 1, path, sizeof(path));
+	append_raw_entry(path, arr32, sizeof(arr32));
+	append_raw_entry(path, map32, sizeof(map32));
+	append_raw_entry(path, str32, sizeof(str32));
+	append_raw_entry(path, nested, sizeof(nested));
+	sp = open_spool(f->dir, 1 << 20, 1 << 20);
+	put(sp, 2);
+	expect_ids(sp, want, 3);
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.corrupt, 4);
+	spool_close(sp);
+	assert_int_equal(spool_entry_decode(arr32, sizeof(arr32), &e), -EBADMSG);
+	assert_null(e.event_id);
+}
+
 static void test_size_limit(void **state)
 {
 	struct fixture *f = *state;
@@ -288,6 +348,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_huge_counts, setup, teardown),
 		cmocka_unit_test(test_fsync_parse),
 	};
 
