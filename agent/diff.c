@@ -16,8 +16,8 @@
 #include <strings.h>
 
 #include "diff.h"
+#include "json.h"
 
-#define DIFF_JSON_MAX_DEPTH 64
 #define DIFF_DEFAULT_MAX_PATHS 20
 #define DIFF_PATH_MAX 512
 
@@ -146,9 +146,7 @@ struct dj_doc {
 
 static void dj_ws(struct dj_doc *d)
 {
-	while (d->pos < d->len && (d->src[d->pos] == ' ' || d->src[d->pos] == '\t' ||
-				   d->src[d->pos] == '\n' || d->src[d->pos] == '\r'))
-		d->pos++;
+	d->pos = (size_t)(json_ws(d->src + d->pos, d->src + d->len) - d->src);
 }
 
 static int dj_new(struct dj_doc *d, int type)
@@ -172,156 +170,39 @@ static int dj_new(struct dj_doc *d, int type)
 	return d->nnodes++;
 }
 
-static int dj_hex(const char *s, unsigned *out)
-{
-	unsigned v = 0;
-	int i;
-
-	for (i = 0; i < 4; i++) {
-		char c = s[i];
-
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v |= (unsigned)(c - 'A' + 10);
-		else
-			return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-static void dj_utf8(struct dj_doc *d, unsigned cp)
-{
-	char *o = d->arena + d->alen;
-
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		d->alen += 1;
-	} else if (cp < 0x800) {
-		o[0] = (char)(0xc0 | (cp >> 6));
-		o[1] = (char)(0x80 | (cp & 0x3f));
-		d->alen += 2;
-	} else if (cp < 0x10000) {
-		o[0] = (char)(0xe0 | (cp >> 12));
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (cp & 0x3f));
-		d->alen += 3;
-	} else {
-		o[0] = (char)(0xf0 | (cp >> 18));
-		o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[3] = (char)(0x80 | (cp & 0x3f));
-		d->alen += 4;
-	}
-}
-
-/* Decode a string at d->pos (on the opening quote) into the arena. An escape never
- * decodes to more bytes than it takes in the source, so the arena (sized like the
- * source) cannot overflow. */
+/* Decode a string at d->pos (on the opening quote) into the arena, which is sized
+ * like the source: decoding never makes text longer. */
 static int dj_string(struct dj_doc *d, size_t *off, size_t *len)
 {
-	unsigned cp, lo;
+	const char *q = json_string_decode(d->src + d->pos, d->src + d->len, d->arena + d->alen, len);
 
-	d->pos++;
+	if (!q)
+		return -EINVAL;
 	*off = d->alen;
-	while (d->pos < d->len) {
-		unsigned char c = (unsigned char)d->src[d->pos];
-
-		if (c == '"') {
-			d->pos++;
-			*len = d->alen - *off;
-			return 0;
-		}
-		if (c < 0x20)
-			return -EINVAL;
-		if (c != '\\') {
-			d->arena[d->alen++] = (char)c;
-			d->pos++;
-			continue;
-		}
-		if (d->pos + 1 >= d->len)
-			return -EINVAL;
-		c = (unsigned char)d->src[d->pos + 1];
-		d->pos += 2;
-		switch (c) {
-		case '"': case '\\': case '/':
-			d->arena[d->alen++] = (char)c;
-			break;
-		case 'b': d->arena[d->alen++] = '\b'; break;
-		case 'f': d->arena[d->alen++] = '\f'; break;
-		case 'n': d->arena[d->alen++] = '\n'; break;
-		case 'r': d->arena[d->alen++] = '\r'; break;
-		case 't': d->arena[d->alen++] = '\t'; break;
-		case 'u':
-			if (d->pos + 4 > d->len || dj_hex(d->src + d->pos, &cp))
-				return -EINVAL;
-			d->pos += 4;
-			if (cp >= 0xd800 && cp < 0xdc00 && d->pos + 6 <= d->len &&
-			    d->src[d->pos] == '\\' && d->src[d->pos + 1] == 'u' &&
-			    !dj_hex(d->src + d->pos + 2, &lo) && lo >= 0xdc00 && lo < 0xe000) {
-				d->pos += 6;
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-			}
-			dj_utf8(d, cp);
-			break;
-		default:
-			return -EINVAL;
-		}
-	}
-	return -EINVAL;
+	d->alen += *len;
+	d->pos = (size_t)(q - d->src);
+	return 0;
 }
 
 static int dj_number(struct dj_doc *d, size_t *off, size_t *len)
 {
-	size_t s = d->pos;
-	int digits = 0;
+	const char *q = json_number(d->src + d->pos, d->src + d->len);
 
-	if (d->pos < d->len && d->src[d->pos] == '-')
-		d->pos++;
-	while (d->pos < d->len && isdigit((unsigned char)d->src[d->pos])) {
-		d->pos++;
-		digits++;
-	}
-	if (!digits)
+	if (!q)
 		return -EINVAL;
-	if (d->pos < d->len && d->src[d->pos] == '.') {
-		d->pos++;
-		digits = 0;
-		while (d->pos < d->len && isdigit((unsigned char)d->src[d->pos])) {
-			d->pos++;
-			digits++;
-		}
-		if (!digits)
-			return -EINVAL;
-	}
-	if (d->pos < d->len && (d->src[d->pos] == 'e' || d->src[d->pos] == 'E')) {
-		d->pos++;
-		if (d->pos < d->len && (d->src[d->pos] == '+' || d->src[d->pos] == '-'))
-			d->pos++;
-		digits = 0;
-		while (d->pos < d->len && isdigit((unsigned char)d->src[d->pos])) {
-			d->pos++;
-			digits++;
-		}
-		if (!digits)
-			return -EINVAL;
-	}
-	*off = s;
-	*len = d->pos - s;
+	*off = d->pos;
+	*len = (size_t)(q - d->src) - d->pos;
+	d->pos = (size_t)(q - d->src);
 	return 0;
 }
 
 static int dj_lit(struct dj_doc *d, const char *lit)
 {
-	size_t n = strlen(lit);
+	const char *q = json_literal(d->src + d->pos, d->src + d->len, lit);
 
-	if (d->len - d->pos < n || memcmp(d->src + d->pos, lit, n) != 0)
+	if (!q)
 		return -EINVAL;
-	d->pos += n;
+	d->pos = (size_t)(q - d->src);
 	return 0;
 }
 
@@ -333,7 +214,7 @@ static int dj_value(struct dj_doc *d, int depth)
 	size_t off, len;
 	char c;
 
-	if (depth > DIFF_JSON_MAX_DEPTH)
+	if (depth > JSON_MAX_DEPTH)
 		return -E2BIG;
 	dj_ws(d);
 	if (d->pos >= d->len)
