@@ -20,16 +20,19 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
+# the objects of today's sources only: a stale object of a renamed file must not link
 objs=()
-for o in "$OUT"/agent/*.o; do
-	[ "$(basename "$o")" = main.o ] || objs+=("$o")
+for c in agent/*.c; do
+	o=$OUT/agent/$(basename "${c%.c}").o
+	[ "$c" = agent/main.c ] || objs+=("$o")
 done
+make --no-print-directory -s "${objs[@]}" || { echo "micro: cannot build the agent objects" >&2; exit 1; }
 [ ${#objs[@]} -gt 0 ] || { echo "micro: no agent objects in $OUT/agent (run make)" >&2; exit 1; }
 mkdir -p "$OUT/bench" "$(dirname "$MD")"
 BIN=$OUT/bench/micro
 cc -O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Icommon -Iagent -I"$OUT" -pthread \
-	deploy/bench/micro.c "${objs[@]}" -lbpf -lelf -lz -lpcap -lcurl -lmsgpackc -lpthread -lm \
+	deploy/bench/micro.c "${objs[@]}" -lbpf -lelf -lz -lpcap -lcurl -lcrypto -lmsgpackc -lpthread -lm \
 	-o "$BIN" || { echo "micro: build failed" >&2; exit 1; }
 
 TMP=$(mktemp -d /tmp/shadowtap-micro.XXXXXX)
