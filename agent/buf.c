@@ -120,55 +120,133 @@ static const unsigned char json_plain[256] = {
 	[0x5d ... 0x7e] = 1,
 };
 
+/* Word-at-a-time scans (SWAR): 8 bytes are tested with a few integer operations
+ * instead of 8 table look-ups. With no byte >= 0x80 in x, (x - k*ONES) & ~x & HIGHS
+ * is non-zero exactly when some byte of x is below k. */
+#define SWAR_ONES  0x0101010101010101ull
+#define SWAR_HIGHS 0x8080808080808080ull
+
+static inline uint64_t swar_load(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint64_t swar_has_below(uint64_t x, unsigned k)
+{
+	return (x - SWAR_ONES * k) & ~x & SWAR_HIGHS;
+}
+
+static inline uint64_t swar_has_byte(uint64_t x, unsigned c)
+{
+	return swar_has_below(x ^ (SWAR_ONES * c), 1);
+}
+
+size_t buf_text_ascii_prefix(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x = swar_load(p + i);
+
+		if ((x & SWAR_HIGHS) || swar_has_below(x, 0x20) || swar_has_byte(x, 0x7f))
+			break;
+	}
+	while (i < n && p[i] >= 0x20 && p[i] < 0x7f)
+		i++;
+	return i;
+}
+
 int buf_json_str(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, run;
+	char *o;
 
-	/* worst case 6 bytes per input byte plus quotes */
+	/* worst case 6 bytes per input byte plus quotes; the loop below relies on it */
 	if (buf_reserve(b, n * 6 + 2))
 		return -ENOMEM;
-	b->data[b->len++] = '"';
+	o = b->data + b->len;
+	*o++ = '"';
 	while (i < n) {
-		unsigned char c = p[i];
-		char *o = b->data + b->len;
+		unsigned char c;
 
-		if (json_plain[c]) {
-			/* copy a whole run of bytes that need no escaping at once */
-			run = 1;
-			while (i + run < n && json_plain[p[i + run]])
-				run++;
-			memcpy(o, p + i, run);
-			b->len += run;
+		if (i + 8 <= n) {
+			/* 8 bytes stored at once, then the cursor moves past the plain ones
+			 * only: the store stays inside the reserve (6 * 8 >= 8 + 1) */
+			uint64_t x = swar_load(p + i);
+			uint64_t m = (x & SWAR_HIGHS) | swar_has_below(x, 0x20) |
+				     swar_has_byte(x, '"') | swar_has_byte(x, '\\') |
+				     swar_has_byte(x, 0x7f);
+
+			memcpy(o, &x, sizeof(x));
+			if (!m) {
+				o += 8;
+				i += 8;
+				continue;
+			}
+			run = (size_t)__builtin_ctzll(m) >> 3;
+			o += run;
 			i += run;
+		} else if (json_plain[p[i]]) {
+			*o++ = (char)p[i++];
 			continue;
 		}
+		c = p[i];
 		if (c >= 0x80) {
 			run = buf_utf8_seq_len(p + i, n - i);
 			if (run) {
 				memcpy(o, p + i, run);
-				b->len += run;
+				o += run;
 				i += run;
 				continue;
 			}
 		}
 		switch (c) {
-		case '"': memcpy(o, "\\\"", 2); b->len += 2; break;
-		case '\\': memcpy(o, "\\\\", 2); b->len += 2; break;
-		case '\n': memcpy(o, "\\n", 2); b->len += 2; break;
-		case '\r': memcpy(o, "\\r", 2); b->len += 2; break;
-		case '\t': memcpy(o, "\\t", 2); b->len += 2; break;
+		case '"': memcpy(o, "\\\"", 2); o += 2; break;
+		case '\\': memcpy(o, "\\\\", 2); o += 2; break;
+		case '\n': memcpy(o, "\\n", 2); o += 2; break;
+		case '\r': memcpy(o, "\\r", 2); o += 2; break;
+		case '\t': memcpy(o, "\\t", 2); o += 2; break;
 		default:
 			o[0] = '\\'; o[1] = 'u'; o[2] = '0'; o[3] = '0';
 			o[4] = hex[c >> 4]; o[5] = hex[c & 15];
-			b->len += 6;
+			o += 6;
 		}
 		i++;
 	}
-	b->data[b->len++] = '"';
-	b->data[b->len] = '\0';
+	*o++ = '"';
+	*o = '\0';
+	b->len = (size_t)(o - b->data);
 	return 0;
+}
+
+int buf_put_u64(struct buf *b, uint64_t v)
+{
+	char tmp[20], *e = tmp + sizeof(tmp), *d = e;
+
+	do {
+		*--d = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return buf_append(b, d, (size_t)(e - d));
+}
+
+int buf_put_u_fixed(struct buf *b, uint64_t v, unsigned width)
+{
+	char tmp[20];
+	unsigned i;
+
+	if (width > sizeof(tmp))
+		return -EINVAL;
+	for (i = width; i-- > 0;) {
+		tmp[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	return buf_append(b, tmp, width);
 }
 
 int buf_base64(struct buf *b, const uint8_t *p, size_t n)

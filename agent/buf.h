@@ -22,6 +22,12 @@ void buf_free(struct buf *b);
 /* JSON helpers: a quoted, escaped string. Invalid UTF-8 bytes become \u00XX of the
  * byte (so any input yields valid JSON). */
 int buf_json_str(struct buf *b, const char *s, size_t n);
+/* Length of the leading run of printable ASCII (0x20..0x7e) in p[0..n). */
+size_t buf_text_ascii_prefix(const uint8_t *p, size_t n);
+/* Decimal integers without stdio: v as is, or zero-padded to exactly width digits
+ * (higher digits dropped; width <= 20). 0 or -ENOMEM. */
+int buf_put_u64(struct buf *b, uint64_t v);
+int buf_put_u_fixed(struct buf *b, uint64_t v, unsigned width);
 /* base64 of n bytes, unquoted */
 int buf_base64(struct buf *b, const uint8_t *p, size_t n);
 

@@ -150,7 +150,7 @@ static void record_put_str(struct buf *b, const char *k, const char *s, size_t n
 static void record_put_u64(struct buf *b, const char *k, uint64_t v, int *first)
 {
 	record_put_key(b, k, first);
-	buf_printf(b, "%llu", (unsigned long long)v);
+	buf_put_u64(b, v);
 }
 
 static void record_put_bool(struct buf *b, const char *k, int v, int *first)
@@ -230,9 +230,13 @@ static int record_body_is_text(const uint8_t *p, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
-		uint8_t c = p[i];
+		uint8_t c;
 		size_t len, k;
 
+		i += buf_text_ascii_prefix(p + i, n - i);
+		if (i >= n)
+			break;
+		c = p[i];
 		if (c < 0x80) {
 			if (c < 0x20 && c != '\t' && c != '\r' && c != '\n')
 				return 0;
@@ -300,16 +304,27 @@ static void record_put_ip(struct buf *b, const char *k, uint8_t family, const ui
 	record_put_str(b, k, s, strlen(s), first);
 }
 
+/* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" without stdio: the part down to the second is
+ * formatted once per second and thread (records arrive in time order). */
 static void record_put_time(struct buf *b, const char *k, uint64_t ns, int *first)
 {
+	static __thread time_t cached_sec = -1;
+	static __thread char cached[24];
 	time_t sec = (time_t)(ns / 1000000000ull);
-	struct tm tm;
-	char s[40];
 
-	gmtime_r(&sec, &tm);
-	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (sec != cached_sec) {
+		struct tm tm;
+
+		gmtime_r(&sec, &tm);
+		if (strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S.", &tm) == 0)
+			strcpy(cached, "1970-01-01T00:00:00.");
+		cached_sec = sec;
+	}
 	record_put_key(b, k, first);
-	buf_printf(b, "\"%s.%06lluZ\"", s, (unsigned long long)(ns % 1000000000ull / 1000));
+	buf_putc(b, '"');
+	buf_append(b, cached, strlen(cached));
+	buf_put_u_fixed(b, ns % 1000000000ull / 1000, 6);
+	buf_append(b, "Z\"", 2);
 }
 
 static void record_put_url(struct buf *b, const struct st_record *r, int *first)
