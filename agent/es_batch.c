@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "es_internal.h"
+#include "util.h"
 
 static struct es_item *es_item_new(const char *id, uint64_t ts_ns, const char *json, size_t len)
 {
@@ -17,7 +18,6 @@ static struct es_item *es_item_new(const char *id, uint64_t ts_ns, const char *j
 
 	if (!it)
 		return NULL;
-	it->next = NULL;
 	it->ts_ns = ts_ns;
 	it->len = len;
 	memcpy(it->id, id, idlen + 1);
@@ -29,7 +29,7 @@ static struct es_item *es_item_new(const char *id, uint64_t ts_ns, const char *j
 
 static void es_warn_drop(struct es_sink *s, const char *why)
 {
-	uint64_t now = es_now_ms(), last = atomic_load(&s->last_drop_warn_ms);
+	uint64_t now = st_mono_ms(), last = atomic_load(&s->last_drop_warn_ms);
 
 	if (last && now - last < 10000)
 		return;
@@ -66,13 +66,9 @@ void es_sink_submit(struct es_sink *s, const char *event_id, uint64_t ts_ns, con
 		if (!it) {
 			spool = true;
 		} else {
-			if (!s->mq_head)
-				s->mq_first_ms = es_now_ms();
-			if (s->mq_tail)
-				s->mq_tail->next = it;
-			else
-				s->mq_head = it;
-			s->mq_tail = it;
+			if (list_empty(&s->mq))
+				s->mq_first_ms = st_mono_ms();
+			list_add_tail(&s->mq, &it->node);
 			wake = s->mq_bytes < s->cfg.batch_bytes && s->mq_bytes + len >= s->cfg.batch_bytes;
 			s->mq_bytes += len;
 		}
@@ -84,29 +80,26 @@ void es_sink_submit(struct es_sink *s, const char *event_id, uint64_t ts_ns, con
 		curl_multi_wakeup(s->multi);
 }
 
-/* Detach up to max_bytes (all with max_bytes 0) from the memory queue. */
-static struct es_item *es_mq_take(struct es_sink *s, size_t max_bytes)
+/* Move up to max_bytes (all with max_bytes 0, at least one item) from the memory
+ * queue onto out. */
+static void es_mq_take(struct es_sink *s, size_t max_bytes, struct list_node *out)
 {
-	struct es_item *head, *it, *prev = NULL;
+	struct list_node *n;
 	size_t bytes = 0;
 
 	pthread_mutex_lock(&s->mu);
-	head = s->mq_head;
-	for (it = head; it; prev = it, it = it->next) {
-		if (max_bytes && bytes && bytes + it->len > max_bytes)
+	list_for_each(n, &s->mq) {
+		size_t len = list_entry(n, struct es_item, node)->len;
+
+		if (max_bytes && bytes && bytes + len > max_bytes)
 			break;
-		bytes += it->len;
+		bytes += len;
 	}
-	if (it) {
-		prev->next = NULL;
-		s->mq_head = it;
-		s->mq_first_ms = es_now_ms();
-	} else {
-		s->mq_head = s->mq_tail = NULL;
-	}
+	list_cut_before(out, &s->mq, n);
+	if (!list_empty(&s->mq))
+		s->mq_first_ms = st_mono_ms();
 	s->mq_bytes -= bytes;
 	pthread_mutex_unlock(&s->mu);
-	return head;
 }
 
 bool es_mq_due(struct es_sink *s, uint64_t now, bool stopping)
@@ -114,7 +107,7 @@ bool es_mq_due(struct es_sink *s, uint64_t now, bool stopping)
 	bool due;
 
 	pthread_mutex_lock(&s->mu);
-	due = s->mq_head && (stopping || s->mq_bytes >= s->cfg.batch_bytes ||
+	due = !list_empty(&s->mq) && (stopping || s->mq_bytes >= s->cfg.batch_bytes ||
 			     now - s->mq_first_ms >= (uint64_t)s->cfg.batch_ms);
 	pthread_mutex_unlock(&s->mu);
 	return due;
@@ -122,11 +115,15 @@ bool es_mq_due(struct es_sink *s, uint64_t now, bool stopping)
 
 void es_mq_to_spool(struct es_sink *s)
 {
-	struct es_item *it = es_mq_take(s, 0), *next;
-	bool any = it != NULL;
+	struct list_node taken, *n, *nx;
+	bool any;
 
-	for (; it; it = next) {
-		next = it->next;
+	list_init(&taken);
+	es_mq_take(s, 0, &taken);
+	any = !list_empty(&taken);
+	list_for_each_safe(n, nx, &taken) {
+		struct es_item *it = list_entry(n, struct es_item, node);
+
 		es_spool_item(s, it->id, it->ts_ns, it->json, it->len);
 		free(it);
 	}
@@ -211,10 +208,13 @@ bool es_batch_from_spool(struct es_sink *s)
 bool es_batch_from_mq(struct es_sink *s)
 {
 	struct es_batch *b = &s->batch;
-	struct es_item *it = es_mq_take(s, s->cfg.batch_bytes), *next;
+	struct list_node taken, *n, *nx;
 
-	for (; it; it = next) {
-		next = it->next;
+	list_init(&taken);
+	es_mq_take(s, s->cfg.batch_bytes, &taken);
+	list_for_each_safe(n, nx, &taken) {
+		struct es_item *it = list_entry(n, struct es_item, node);
+
 		if (es_vec_push(&b->items, &b->n, &b->cap, it)) {
 			es_spool_item(s, it->id, it->ts_ns, it->json, it->len);
 			free(it);

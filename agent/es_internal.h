@@ -12,12 +12,13 @@
 #include <curl/curl.h>
 
 #include "buf.h"
+#include "list.h"
 #include "sink_es.h"
 #include "spool.h"
 
 /* One record. The id and the JSON follow the struct, each NUL-terminated. */
 struct es_item {
-	struct es_item *next;
+	struct list_node node;   /* on es_sink.mq while queued */
 	uint64_t ts_ns;
 	size_t len;
 	char *json;
@@ -91,7 +92,7 @@ struct es_sink {
 
 	/* memory queue, shared with the submitters */
 	pthread_mutex_t mu;
-	struct es_item *mq_head, *mq_tail;
+	struct list_node mq;     /* es_item, oldest first */
 	size_t mq_bytes;
 	uint64_t mq_first_ms;    /* when the oldest queued record arrived */
 	bool stopping;
@@ -120,7 +121,6 @@ struct es_sink {
 	_Atomic uint64_t ctr[ES_C_N];
 };
 
-uint64_t es_now_ms(void);
 void es_inc(struct es_sink *s, enum es_ctr c, uint64_t v);
 
 /* es_setup.c: credentials from the environment, templates, the set-up requests */

@@ -164,11 +164,6 @@ int metrics_parse_addr(const char *s, struct sockaddr_storage *ss, unsigned *len
 	return 0;
 }
 
-static uint64_t now_ms(void)
-{
-	return st_mono_ns() / 1000000ull;
-}
-
 static void mconn_close(struct metrics *m, struct mconn *c)
 {
 	if (c->fd < 0)
@@ -194,7 +189,7 @@ static void respond(struct mconn *c, int code, const char *reason, const char *c
 
 static const char *render_cached(struct metrics *m, size_t *len)
 {
-	uint64_t t = now_ms();
+	uint64_t t = st_mono_ms();
 
 	if (!m->cache_ms || t - m->cache_ms >= RENDER_CACHE_MS || !m->cache.len) {
 		buf_reset(&m->cache);
@@ -323,7 +318,7 @@ static void on_accept(struct metrics *m)
 		for (i = 0; i < m->cfg.max_conns && m->conns[i].fd >= 0; i++)
 			;
 		m->conns[i].fd = fd;
-		m->conns[i].deadline_ms = now_ms() + (uint64_t)m->cfg.timeout_ms;
+		m->conns[i].deadline_ms = st_mono_ms() + (uint64_t)m->cfg.timeout_ms;
 		m->conns[i].req_len = 0;
 		m->nconns++;
 		ev.data.u64 = (uint64_t)i;
@@ -339,7 +334,7 @@ static void *metrics_main(void *arg)
 {
 	struct metrics *m = arg;
 	struct epoll_event evs[64];
-	uint64_t next_sweep = now_ms() + 250;
+	uint64_t next_sweep = st_mono_ms() + 250;
 
 	for (;;) {
 		int n = epoll_wait(m->efd, evs, 64, 250), i;
@@ -363,7 +358,7 @@ static void *metrics_main(void *arg)
 			if (c->fd >= 0 && c->out.len)
 				on_writable(m, c);
 		}
-		t = now_ms();
+		t = st_mono_ms();
 		if (t >= next_sweep) {
 			next_sweep = t + 250;
 			for (i = 0; i < m->cfg.max_conns; i++)

@@ -194,8 +194,9 @@ static struct rec_flowctr *rec_reader_flow_get(struct rec_reader *rd, uint64_t f
  * queued, 0 otherwise. */
 static int rec_reader_gor_entry(struct rec_reader *rd, const uint8_t *p, size_t n)
 {
-	struct rec_gor_pending *pe, *alt;
+	struct rec_gor_pending *pe = NULL;
 	struct rec_gor_meta gm;
+	struct list_node *ln;
 	struct rec_flowctr *fc;
 	struct st_record *r;
 	uint64_t flow;
@@ -227,9 +228,12 @@ static int rec_reader_gor_entry(struct rec_reader *rd, const uint8_t *p, size_t 
 		r->index = fc ? fc->next++ : 0;
 		/* GoReplay names a request by the ack it carried: pipelined requests
 		 * share it, and their responses (named by seq) cannot be told apart */
-		for (alt = rd->head; fc && !fc->pipelined && alt; alt = alt->next)
-			if (!strcmp(alt->id, gm.id))
-				fc->pipelined = true;
+		if (fc && !fc->pipelined)
+			list_for_each(ln, &rd->pending)
+				if (!strcmp(list_entry(ln, struct rec_gor_pending, node)->id, gm.id)) {
+					fc->pipelined = true;
+					break;
+				}
 		record_event_id(r->flow_id, r->index, r->event_id);
 		r->req.ts_first_ns = gm.ts;
 		r->req.ts_last_ns = gm.ts + gm.lat;
@@ -239,11 +243,7 @@ static int rec_reader_gor_entry(struct rec_reader *rd, const uint8_t *p, size_t 
 		rec_reader_request_from_raw(r, rd->body_limit);
 		memcpy(pe->id, gm.id, gm.idl + 1);
 		pe->rec = r;
-		if (rd->tail)
-			rd->tail->next = pe;
-		else
-			rd->head = pe;
-		rd->tail = pe;
+		list_add_tail(&rd->pending, &pe->node);
 		rd->npending++;
 		return 1;
 	case '2':
@@ -255,9 +255,12 @@ static int rec_reader_gor_entry(struct rec_reader *rd, const uint8_t *p, size_t 
 			rd->st.gor_ambiguous++;
 			return 0;
 		}
-		for (pe = rd->head; pe; pe = pe->next)
+		list_for_each(ln, &rd->pending) {
+			pe = list_entry(ln, struct rec_gor_pending, node);
 			if (!pe->rec->resp.head && !strcmp(pe->id, gm.id))
 				break;
+			pe = NULL;
+		}
 		if (!pe) {
 			rd->st.gor_orphan_responses++;
 			return 0;
@@ -281,12 +284,10 @@ static int rec_reader_gor_entry(struct rec_reader *rd, const uint8_t *p, size_t 
 
 static struct st_record *rec_reader_gor_pop(struct rec_reader *rd)
 {
-	struct rec_gor_pending *pe = rd->head;
+	struct rec_gor_pending *pe = list_first_entry(&rd->pending, struct rec_gor_pending, node);
 	struct st_record *r = pe->rec;
 
-	rd->head = pe->next;
-	if (!rd->head)
-		rd->tail = NULL;
+	list_del(&pe->node);
 	rd->npending--;
 	free(pe);
 	if (!r->resp.head)
@@ -300,9 +301,9 @@ static bool rec_reader_gor_ready(struct rec_reader *rd)
 {
 	const struct st_record *r;
 
-	if (!rd->head)
+	if (list_empty(&rd->pending))
 		return false;
-	r = rd->head->rec;
+	r = list_first_entry(&rd->pending, struct rec_gor_pending, node)->rec;
 	return r->resp.head || rd->npending > REC_GOR_PENDING ||
 	       rd->last_ts > r->req.ts_first_ns + REC_GOR_WINDOW_NS;
 }
@@ -330,7 +331,7 @@ static int rec_reader_gor_next(struct rec_reader *rd, struct st_record **out)
 					rd->st.torn_tail++;
 				rd->off = rd->len;
 			}
-			if (rd->head) {
+			if (!list_empty(&rd->pending)) {
 				*out = rec_reader_gor_pop(rd);
 				return 1;
 			}
@@ -385,6 +386,7 @@ static int rec_reader_alloc(struct rec_reader **out, size_t body_limit)
 	if (!*out)
 		return -ENOMEM;
 	(*out)->body_limit = body_limit ? body_limit : 64 * 1024;
+	list_init(&(*out)->pending);
 	return 0;
 }
 
@@ -468,12 +470,13 @@ void rec_reader_get_stats(const struct rec_reader *rd, struct rec_reader_stats *
 
 void rec_reader_close(struct rec_reader *rd)
 {
-	struct rec_gor_pending *pe, *nx;
+	struct list_node *n, *nx;
 
 	if (!rd)
 		return;
-	for (pe = rd->head; pe; pe = nx) {
-		nx = pe->next;
+	list_for_each_safe(n, nx, &rd->pending) {
+		struct rec_gor_pending *pe = list_entry(n, struct rec_gor_pending, node);
+
 		record_free(pe->rec);
 		free(pe);
 	}

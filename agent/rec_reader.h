@@ -10,6 +10,7 @@
 
 #include <zlib.h>
 
+#include "list.h"
 #include "rec_gor.h"
 #include "record.h"
 
@@ -44,7 +45,7 @@ void rec_reader_close(struct rec_reader *rd);   /* accepts NULL */
 struct rec_gor_pending {
 	struct st_record *rec;
 	char id[REC_GOR_ID_MAX];
-	struct rec_gor_pending *next;
+	struct list_node node;       /* on rec_reader.pending */
 };
 
 struct rec_flowctr {
@@ -71,7 +72,7 @@ struct rec_reader {
 	size_t body_limit;
 	struct rec_reader_stats st;
 	/* gor pairing: FIFO of requests waiting for their response */
-	struct rec_gor_pending *head, *tail;
+	struct list_node pending;
 	size_t npending;
 	struct rec_flowctr *fc;        /* per-flow request counters (open addressing) */
 	size_t fc_cap, fc_used;

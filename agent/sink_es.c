@@ -48,6 +48,7 @@
 #include "buf.h"
 #include "log.h"
 #include "es_internal.h"
+#include "util.h"
 
 #define ES_BACKOFF_MIN_MS 100
 #define ES_BACKOFF_MAX_MS 30000
@@ -61,14 +62,6 @@ static const char *const es_ctr_names[ES_C_N] = {
 	"err_bad_response", "err_item_429", "err_item_5xx", "err_item_4xx",
 	"err_dead_letter_write", "setup_failures",
 };
-
-uint64_t es_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 void es_inc(struct es_sink *s, enum es_ctr c, uint64_t v)
 {
@@ -167,7 +160,7 @@ int es_send(struct es_sink *s, enum es_req kind, const char *method, const char 
 		return -EIO;
 	}
 	s->req = kind;
-	s->req_started_ms = es_now_ms();
+	s->req_started_ms = st_mono_ms();
 	if (kind == ES_REQ_BULK) {
 		es_inc(s, ES_C_BULK_REQUESTS, 1);
 		es_inc(s, ES_C_BULK_BYTES, s->req_body.len);
@@ -191,7 +184,7 @@ void es_fail(struct es_sink *s)
 		s->backoff_ms = ES_BACKOFF_MAX_MS;
 	/* jitter in [d/2, d): many agents must not hammer a recovering cluster in step */
 	d = s->backoff_ms / 2 + (int)(rand_r(&s->rand_state) % (unsigned int)(s->backoff_ms / 2 + 1));
-	s->next_try_ms = es_now_ms() + (uint64_t)d;
+	s->next_try_ms = st_mono_ms() + (uint64_t)d;
 }
 
 void es_ok(struct es_sink *s)
@@ -340,7 +333,7 @@ static bool es_idle(struct es_sink *s)
 	bool empty;
 
 	pthread_mutex_lock(&s->mu);
-	empty = !s->mq_head;
+	empty = list_empty(&s->mq);
 	pthread_mutex_unlock(&s->mu);
 	if (!empty || s->req != ES_REQ_NONE)
 		return false;
@@ -354,7 +347,7 @@ static void *es_thread(void *arg)
 	struct es_sink *s = arg;
 
 	for (;;) {
-		uint64_t now = es_now_ms(), deadline;
+		uint64_t now = st_mono_ms(), deadline;
 		bool stopping;
 		int timeout = 50, nrun;
 
@@ -431,6 +424,7 @@ int es_sink_start(struct es_sink **out, const struct es_cfg *cfg)
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->mu, NULL);
+	list_init(&s->mq);
 	s->cfg = *cfg;
 	if (!s->cfg.batch_bytes)
 		s->cfg.batch_bytes = 5u << 20;
@@ -504,7 +498,7 @@ void es_sink_stop(struct es_sink *s, int timeout_ms)
 		return;
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
-	s->stop_deadline_ms = es_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	s->stop_deadline_ms = st_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
 	pthread_mutex_unlock(&s->mu);
 	curl_multi_wakeup(s->multi);
 	pthread_join(s->thread, NULL);

@@ -1,5 +1,5 @@
-/* Small helpers shared by every stage: the monotonic clock and a 64-bit mixer
- * (splitmix64's finaliser) for deterministic ids and hash buckets. */
+/* Small helpers shared by every stage: the monotonic clock (ns and ms) and a 64-bit
+ * mixer (splitmix64's finaliser) for deterministic ids and hash buckets. */
 #ifndef ST_UTIL_H
 #define ST_UTIL_H
 
@@ -12,6 +12,12 @@ static inline uint64_t st_mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* the same clock in milliseconds, for timeouts and back-off */
+static inline uint64_t st_mono_ms(void)
+{
+	return st_mono_ns() / 1000000ull;
 }
 
 static inline uint64_t st_mix64(uint64_t z)
