@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "json.h"
 #include "pii.h"
 
 size_t pii_replacement(enum pii_mode mode, const struct pii_key *key, const char *v, size_t n,
@@ -283,4 +284,173 @@ int pii_redact_query(struct buf *out, const char *t, size_t n, const char *const
 		p = amp + 1;
 	}
 	return replaced;
+}
+
+/* ---- JSON bodies ---- */
+
+enum { PJ_NAME, PJ_ANY_INDEX, PJ_DESCENDANT };
+
+int pii_json_path_parse(struct pii_json_path *jp, const char *p)
+{
+	memset(jp, 0, sizeof(*jp));
+	if (p[0] != '$' || !p[1])
+		return -EINVAL;
+	p++;
+	while (*p) {
+		if (jp->nseg >= PII_JSON_MAX_SEGS - 1)
+			return -EINVAL;
+		if (p[0] == '.' && p[1] == '.') {
+			jp->seg[jp->nseg++].kind = PJ_DESCENDANT;
+			p += 2;
+		} else if (p[0] == '.') {
+			p++;
+		} else if (!strncmp(p, "[*]", 3)) {
+			jp->seg[jp->nseg++].kind = PJ_ANY_INDEX;
+			p += 3;
+			continue;
+		} else {
+			return -EINVAL;
+		}
+		if (*p == '[' || *p == '.' || !*p) {
+			/* `$..[*]` is fine; `$.` or `$.a.` is not */
+			if (jp->nseg && jp->seg[jp->nseg - 1].kind == PJ_DESCENDANT && *p == '[')
+				continue;
+			return -EINVAL;
+		}
+		{
+			size_t l = strcspn(p, ".[");
+
+			jp->seg[jp->nseg].kind = PJ_NAME;
+			jp->seg[jp->nseg].name = p;
+			jp->seg[jp->nseg].len = l;
+			jp->nseg++;
+			p += l;
+		}
+	}
+	return jp->nseg && jp->seg[jp->nseg - 1].kind != PJ_DESCENDANT ? 0 : -EINVAL;
+}
+
+struct pj_seg {
+	const char *name;        /* NULL: an array element */
+	size_t len;
+};
+
+static bool pj_match(const struct pii_json_path *jp, int pi, const struct pj_seg *st, int si, int depth)
+{
+	if (pi == jp->nseg)
+		return si == depth;
+	if (jp->seg[pi].kind == PJ_DESCENDANT) {
+		int k;
+
+		for (k = si; k <= depth; k++)
+			if (pj_match(jp, pi + 1, st, k, depth))
+				return true;
+		return false;
+	}
+	if (si == depth)
+		return false;
+	if (jp->seg[pi].kind == PJ_ANY_INDEX)
+		return !st[si].name && pj_match(jp, pi + 1, st, si + 1, depth);
+	return st[si].name && st[si].len == jp->seg[pi].len &&
+	       !memcmp(st[si].name, jp->seg[pi].name, st[si].len) && pj_match(jp, pi + 1, st, si + 1, depth);
+}
+
+struct pj_ctx {
+	struct buf *out;
+	const char *copied;          /* body text before this is already in out */
+	const struct pii_json_path *paths;
+	size_t npaths;
+	enum pii_mode mode;
+	const struct pii_key *key;
+	struct pj_seg st[JSON_MAX_DEPTH + 1];
+	int replaced, err;
+};
+
+static const char *pj_value(struct pj_ctx *c, const char *p, const char *e, int depth)
+{
+	const char *v = json_ws(p, e), *ve;
+	size_t i;
+
+	for (i = 0; i < c->npaths; i++)
+		if (pj_match(&c->paths[i], 0, c->st, 0, depth))
+			break;
+	if (i < c->npaths) {
+		char tok[PII_TOKEN_LEN + 1];
+		size_t tl;
+
+		ve = json_skip(v, e, depth);
+		if (!ve)
+			return NULL;
+		tl = pii_replacement(c->mode, c->key, v, (size_t)(ve - v), tok);
+		if (buf_append(c->out, c->copied, (size_t)(v - c->copied)) || buf_putc(c->out, '"') ||
+		    buf_append(c->out, tok, tl) || buf_putc(c->out, '"'))
+			c->err = -ENOMEM;
+		c->copied = ve;
+		c->replaced++;
+		return ve;
+	}
+	if (depth >= JSON_MAX_DEPTH || v >= e)
+		return v < e && (*v == '{' || *v == '[') ? NULL : json_skip(v, e, depth);
+	if (*v == '{') {
+		p = json_ws(v + 1, e);
+		if (p < e && *p == '}')
+			return p + 1;
+		for (;;) {
+			const char *k;
+			size_t kn;
+
+			p = json_ws(p, e);
+			if (p >= e || *p != '"' || !(p = json_string(p, e, &k, &kn)))
+				return NULL;
+			p = json_ws(p, e);
+			if (p >= e || *p != ':')
+				return NULL;
+			c->st[depth].name = k;
+			c->st[depth].len = kn;
+			if (!(p = pj_value(c, p + 1, e, depth + 1)))
+				return NULL;
+			p = json_ws(p, e);
+			if (p < e && *p == ',') {
+				p++;
+				continue;
+			}
+			return p < e && *p == '}' ? p + 1 : NULL;
+		}
+	}
+	if (*v == '[') {
+		p = json_ws(v + 1, e);
+		if (p < e && *p == ']')
+			return p + 1;
+		for (;;) {
+			c->st[depth].name = NULL;
+			c->st[depth].len = 0;
+			if (!(p = pj_value(c, p, e, depth + 1)))
+				return NULL;
+			p = json_ws(p, e);
+			if (p < e && *p == ',') {
+				p++;
+				continue;
+			}
+			return p < e && *p == ']' ? p + 1 : NULL;
+		}
+	}
+	return json_skip(v, e, depth);
+}
+
+int pii_redact_json(struct buf *out, const char *body, size_t n, const struct pii_json_path *paths,
+		    size_t npaths, enum pii_mode mode, const struct pii_key *key)
+{
+	struct pj_ctx c = { .out = out, .copied = body, .paths = paths, .npaths = npaths,
+			    .mode = mode, .key = key };
+	size_t start = out->len;
+	const char *end;
+
+	end = pj_value(&c, body, body + n, 0);
+	if (!end || json_ws(end, body + n) != body + n) {
+		out->len = start;
+		return -EBADMSG;
+	}
+	if (c.err || buf_append(out, c.copied, (size_t)(body + n - c.copied)))
+		return -ENOMEM;
+	return c.replaced;
 }

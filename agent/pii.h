@@ -65,4 +65,21 @@ int pii_apply(struct buf *out, const char *s, size_t n, const struct pii_span *s
 int pii_redact_query(struct buf *out, const char *t, size_t n, const char *const *names,
 		     enum pii_mode mode, const struct pii_key *key);
 
+/* JSON body redaction. Paths: `$.a.b` (members from the root), `$..name` (member
+ * name at any depth), `[*]` for every element of an array (`$.items[*].card`). A
+ * matched value, scalar or container, becomes one JSON string (mask or token; a
+ * token is the HMAC of the value's JSON text). */
+#define PII_JSON_MAX_SEGS 16
+struct pii_json_path {
+	int nseg;
+	struct { int kind; const char *name; size_t len; } seg[PII_JSON_MAX_SEGS];
+};
+
+/* Parses p (which must outlive the result). 0 or -EINVAL. */
+int pii_json_path_parse(struct pii_json_path *jp, const char *p);
+/* Appends body with the matched values replaced. Returns the number replaced,
+ * -EBADMSG when the body is not JSON (nothing appended), or -ENOMEM. */
+int pii_redact_json(struct buf *out, const char *body, size_t n, const struct pii_json_path *paths,
+		    size_t npaths, enum pii_mode mode, const struct pii_key *key);
+
 #endif

@@ -160,6 +160,72 @@ static void test_query(void **state)
 	query_is("/a?&&token=1&", names, 1, "/a?&&token=[REDACTED]&");
 }
 
+static void json_is(const char *const *paths, const char *body, int want_n, const char *want)
+{
+	struct pii_json_path jp[4];
+	struct buf b = { 0 };
+	size_t np = 0;
+
+	for (; paths[np]; np++)
+		assert_int_equal(pii_json_path_parse(&jp[np], paths[np]), 0);
+	assert_int_equal(pii_redact_json(&b, body, strlen(body), jp, np, PII_MASK, NULL), want_n);
+	if (want) {
+		buf_putc(&b, '\0');
+		assert_string_equal(b.data, want);
+	} else {
+		assert_int_equal(b.len, 0);
+	}
+	buf_free(&b);
+}
+
+static void test_json_paths(void **state)
+{
+	const char *pw[] = { "$.user.password", NULL };
+	const char *card[] = { "$..card_number", NULL };
+	const char *items[] = { "$.items[*].card", "$.token", NULL };
+	struct pii_json_path jp;
+
+	json_is(pw, "{\"user\": {\"name\":\"a\", \"password\" : \"hunter2\"}, \"password\":\"x\"}", 1,
+		"{\"user\": {\"name\":\"a\", \"password\" : \"[REDACTED]\"}, \"password\":\"x\"}");
+	json_is(card, "{\"a\":[{\"card_number\":4111111111111111},{\"b\":{\"card_number\":\"5500\"}}],"
+		      "\"card_number\":null}", 3,
+		"{\"a\":[{\"card_number\":\"[REDACTED]\"},{\"b\":{\"card_number\":\"[REDACTED]\"}}],"
+		"\"card_number\":\"[REDACTED]\"}");
+	/* containers are replaced whole; other members and spacing stay byte for byte */
+	json_is(items, "{ \"items\" : [ {\"card\":{\"n\":1}} , {\"x\":2} ], \"token\":[1,2] }", 2,
+		"{ \"items\" : [ {\"card\":\"[REDACTED]\"} , {\"x\":2} ], \"token\":\"[REDACTED]\" }");
+	json_is(pw, "{\"user\":{}}", 0, "{\"user\":{}}");
+	/* not JSON: nothing written, the caller falls back */
+	json_is(pw, "{\"user\":", -EBADMSG, NULL);
+	json_is(pw, "password=hunter2", -EBADMSG, NULL);
+	json_is(pw, "{} trailing", -EBADMSG, NULL);
+	assert_int_equal(pii_json_path_parse(&jp, "user.password"), -EINVAL);
+	assert_int_equal(pii_json_path_parse(&jp, "$"), -EINVAL);
+	assert_int_equal(pii_json_path_parse(&jp, "$."), -EINVAL);
+	assert_int_equal(pii_json_path_parse(&jp, "$.a."), -EINVAL);
+	assert_int_equal(pii_json_path_parse(&jp, "$.."), -EINVAL);
+	assert_int_equal(pii_json_path_parse(&jp, "$.a[0]"), -EINVAL);
+}
+
+static void test_json_tokens_correlate(void **state)
+{
+	const char *b1 = "{\"card\":\"4111111111111111\"}", *b2 = "{\"card\" : \"4111111111111111\" }";
+	struct pii_key k = { .len = 4 };
+	struct pii_json_path jp;
+	struct buf o1 = { 0 }, o2 = { 0 };
+
+	memcpy(k.bytes, "key!", 4);
+	assert_int_equal(pii_json_path_parse(&jp, "$.card"), 0);
+	assert_int_equal(pii_redact_json(&o1, b1, strlen(b1), &jp, 1, PII_HASH, &k), 1);
+	assert_int_equal(pii_redact_json(&o2, b2, strlen(b2), &jp, 1, PII_HASH, &k), 1);
+	buf_putc(&o1, '\0');
+	buf_putc(&o2, '\0');
+	assert_null(strstr(o1.data, "4111"));
+	assert_memory_equal(strstr(o1.data, "REDACTED-"), strstr(o2.data, "REDACTED-"), PII_TOKEN_LEN);
+	buf_free(&o1);
+	buf_free(&o2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -170,6 +236,8 @@ int main(void)
 		cmocka_unit_test(test_scan),
 		cmocka_unit_test(test_scan_regex),
 		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_json_paths),
+		cmocka_unit_test(test_json_tokens_correlate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
