@@ -170,6 +170,18 @@ static int dj_new(struct dj_doc *d, int type)
 	return d->nnodes++;
 }
 
+/* A string (text in the arena) or number (text in the source) node. */
+static int dj_new_text(struct dj_doc *d, int type, size_t off, size_t len)
+{
+	int idx = dj_new(d, type);
+
+	if (idx >= 0) {
+		d->nodes[idx].str = off;
+		d->nodes[idx].str_len = len;
+	}
+	return idx;
+}
+
 /* Decode a string at d->pos (on the opening quote) into the arena, which is sized
  * like the source: decoding never makes text longer. */
 static int dj_string(struct dj_doc *d, size_t *off, size_t *len)
@@ -273,14 +285,7 @@ static int dj_value(struct dj_doc *d, int depth)
 	}
 	if (c == '"') {
 		err = dj_string(d, &off, &len);
-		if (err)
-			return err;
-		idx = dj_new(d, DJ_STR);
-		if (idx >= 0) {
-			d->nodes[idx].str = off;
-			d->nodes[idx].str_len = len;
-		}
-		return idx;
+		return err ? err : dj_new_text(d, DJ_STR, off, len);
 	}
 	if (c == 't')
 		return dj_lit(d, "true") ?: dj_new(d, DJ_TRUE);
@@ -289,14 +294,7 @@ static int dj_value(struct dj_doc *d, int depth)
 	if (c == 'n')
 		return dj_lit(d, "null") ?: dj_new(d, DJ_NULL);
 	err = dj_number(d, &off, &len);
-	if (err)
-		return err;
-	idx = dj_new(d, DJ_NUM);
-	if (idx >= 0) {
-		d->nodes[idx].str = off;
-		d->nodes[idx].str_len = len;
-	}
-	return idx;
+	return err ? err : dj_new_text(d, DJ_NUM, off, len);
 }
 
 static void dj_free(struct dj_doc *d)
@@ -313,7 +311,7 @@ static int dj_parse(struct dj_doc *d, const uint8_t *p, size_t n)
 	int root;
 
 	memset(d, 0, sizeof(*d));
-	d->src = (const char *)p;
+	d->src = p ? (const char *)p : "";   /* an empty body may have no buffer */
 	d->len = n;
 	d->arena = malloc(n ? n : 1);
 	if (!d->arena)

@@ -72,35 +72,22 @@ int es_json_get_str(const char *body, size_t len, const char *path, char *out, s
 
 int es_bulk_parse(const char *body, size_t len, struct es_bulk_item *items, size_t max)
 {
-	const char *p, *arr, *arre, *action, *ae, *v, *ve, *k;
+	const char *arr, *arre, *iv, *ive, *action, *ae, *v, *ve;
+	struct json_iter list, item;
 	size_t count = 0;
+	int r;
 
-	if (!body || json_path(body, len, "items", &arr, &arre))
+	if (!body || json_path(body, len, "items", &arr, &arre) ||
+	    json_iter_init(&list, arr, arre, '[', 1))
 		return -EBADMSG;
-	p = json_ws(arr, arre);
-	if (p >= arre || *p != '[')
-		return -EBADMSG;
-	p = json_ws(p + 1, arre);
-	if (p < arre && *p == ']')
-		return 0;
-	for (;;) {
+	while ((r = json_iter_next(&list, NULL, NULL, &iv, &ive)) > 0) {
 		struct es_bulk_item it = { 0, NULL, 0 };
 		long st;
 		char *end;
 
 		/* {"create": {...}}: the single member's value is the result */
-		p = json_ws(p, arre);
-		if (p >= arre || *p != '{')
-			return -EBADMSG;
-		k = json_string(json_ws(p + 1, arre), arre, NULL, NULL);
-		if (!k)
-			return -EBADMSG;
-		k = json_ws(k, arre);
-		if (k >= arre || *k != ':')
-			return -EBADMSG;
-		action = json_ws(k + 1, arre);
-		ae = json_skip(action, arre, 2);
-		if (!ae)
+		if (json_iter_init(&item, iv, ive, '{', 2) ||
+		    json_iter_next(&item, NULL, NULL, &action, &ae) != 1)
 			return -EBADMSG;
 		if (json_member(action, ae, "status", 6, &v, &ve))
 			return -EBADMSG;
@@ -115,17 +102,8 @@ int es_bulk_parse(const char *body, size_t len, struct es_bulk_item *items, size
 		if (count < max)
 			items[count] = it;
 		count++;
-		p = json_skip(p, arre, 1);
-		if (!p)
-			return -EBADMSG;
-		p = json_ws(p, arre);
-		if (p >= arre)
-			return -EBADMSG;
-		if (*p == ']')
-			break;
-		if (*p != ',')
-			return -EBADMSG;
-		p++;
 	}
+	if (r < 0)
+		return -EBADMSG;
 	return count > INT_MAX ? -EBADMSG : (int)count;
 }

@@ -250,6 +250,7 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 	switch (s->req) {
 	case ES_REQ_PROBE: {
 		int major = 0, minor = 0;
+		char path[300];
 
 		if (es_json_get_str(s->resp.data, s->resp.len, "version.number", num, sizeof(num))) {
 			es_inc(s, ES_C_ERR_BAD_RESPONSE, 1);
@@ -266,21 +267,12 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 				     (major < 7 || (major == 7 && minor < 8));
 		pr_info("es: %s is %s %s\n", s->url, s->distribution, s->version);
 		s->req = ES_REQ_NONE;
-		if (s->legacy_template) {
-			char path[300];
-
-			snprintf(path, sizeof(path), "/_template/%s", s->prefix);
-			if (es_build_template_body(s, &s->req_body, false) ||
-			    es_send(s, ES_REQ_TEMPLATE, "PUT", path))
-				es_fail(s);
-		} else {
-			char path[300];
-
-			snprintf(path, sizeof(path), "/_component_template/%s-mappings", s->prefix);
-			if (es_build_template_body(s, &s->req_body, true) ||
-			    es_send(s, ES_REQ_COMPONENT, "PUT", path))
-				es_fail(s);
-		}
+		/* before 7.8 one legacy template; else a component template first */
+		snprintf(path, sizeof(path), s->legacy_template ? "/_template/%s" :
+			 "/_component_template/%s-mappings", s->prefix);
+		if (es_build_template_body(s, &s->req_body, !s->legacy_template) ||
+		    es_send(s, s->legacy_template ? ES_REQ_TEMPLATE : ES_REQ_COMPONENT, "PUT", path))
+			es_fail(s);
 		return;
 	}
 	case ES_REQ_COMPONENT: {

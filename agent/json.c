@@ -178,9 +178,64 @@ const char *json_literal(const char *p, const char *e, const char *lit)
 	return p + n;
 }
 
+int json_iter_init(struct json_iter *it, const char *p, const char *e, char open, int depth)
+{
+	p = json_ws(p, e);
+	if (p >= e || (*p != '{' && *p != '[') || (open && *p != open))
+		return -EBADMSG;
+	it->close = *p == '{' ? '}' : ']';
+	it->p = p + 1;
+	it->e = e;
+	it->depth = depth;
+	it->n = 0;
+	it->done = false;
+	return 0;
+}
+
+int json_iter_next(struct json_iter *it, const char **k, size_t *kn, const char **v,
+		   const char **ve)
+{
+	const char *p = json_ws(it->p, it->e), *e = it->e, *val, *end;
+
+	if (it->done)
+		return 0;
+	if (p < e && *p == it->close) {
+		/* "[]" or the end after an element; "[1,]" fails below as a missing value */
+		it->p = p + 1;
+		it->done = true;
+		return 0;
+	}
+	if (it->n) {
+		if (p >= e || *p != ',')
+			return -EBADMSG;
+		p = json_ws(p + 1, e);
+	}
+	if (it->close == '}') {
+		p = json_string(p, e, k, kn);
+		if (!p)
+			return -EBADMSG;
+		p = json_ws(p, e);
+		if (p >= e || *p != ':')
+			return -EBADMSG;
+		p++;
+	}
+	val = json_ws(p, e);
+	end = json_skip(val, e, it->depth + 1);
+	if (!end)
+		return -EBADMSG;
+	if (v) {
+		*v = val;
+		*ve = end;
+	}
+	it->p = end;
+	it->n++;
+	return 1;
+}
+
 const char *json_skip(const char *p, const char *e, int depth)
 {
-	char close;
+	struct json_iter it;
+	int r;
 
 	p = json_ws(p, e);
 	if (p >= e || depth > JSON_MAX_DEPTH)
@@ -188,32 +243,10 @@ const char *json_skip(const char *p, const char *e, int depth)
 	if (*p == '"')
 		return json_string(p, e, NULL, NULL);
 	if (*p == '{' || *p == '[') {
-		close = *p == '{' ? '}' : ']';
-		p = json_ws(p + 1, e);
-		if (p < e && *p == close)
-			return p + 1;
-		for (;;) {
-			if (close == '}') {
-				p = json_string(json_ws(p, e), e, NULL, NULL);
-				if (!p)
-					return NULL;
-				p = json_ws(p, e);
-				if (p >= e || *p != ':')
-					return NULL;
-				p++;
-			}
-			p = json_skip(p, e, depth + 1);
-			if (!p)
-				return NULL;
-			p = json_ws(p, e);
-			if (p >= e)
-				return NULL;
-			if (*p == close)
-				return p + 1;
-			if (*p != ',')
-				return NULL;
-			p++;
-		}
+		json_iter_init(&it, p, e, 0, depth);
+		while ((r = json_iter_next(&it, NULL, NULL, NULL, NULL)) > 0)
+			;
+		return r < 0 ? NULL : it.p;
 	}
 	if (*p == 't')
 		return json_literal(p, e, "true");
@@ -227,40 +260,17 @@ const char *json_skip(const char *p, const char *e, int depth)
 int json_member(const char *p, const char *e, const char *key, size_t kn,
 		const char **v, const char **ve)
 {
-	const char *k, *val;
+	struct json_iter it;
+	const char *k;
 	size_t kl;
+	int r;
 
-	p = json_ws(p, e);
-	if (p >= e || *p != '{')
+	if (json_iter_init(&it, p, e, '{', 0))
 		return -EBADMSG;
-	p = json_ws(p + 1, e);
-	if (p < e && *p == '}')
-		return -ENOENT;
-	for (;;) {
-		p = json_string(json_ws(p, e), e, &k, &kl);
-		if (!p)
-			return -EBADMSG;
-		p = json_ws(p, e);
-		if (p >= e || *p != ':')
-			return -EBADMSG;
-		val = json_ws(p + 1, e);
-		p = json_skip(val, e, 1);
-		if (!p)
-			return -EBADMSG;
-		if (kl == kn && !memcmp(k, key, kn)) {
-			*v = val;
-			*ve = p;
+	while ((r = json_iter_next(&it, &k, &kl, v, ve)) > 0)
+		if (kl == kn && !memcmp(k, key, kn))
 			return 0;
-		}
-		p = json_ws(p, e);
-		if (p >= e)
-			return -EBADMSG;
-		if (*p == '}')
-			return -ENOENT;
-		if (*p != ',')
-			return -EBADMSG;
-		p++;
-	}
+	return r < 0 ? -EBADMSG : -ENOENT;
 }
 
 int json_path(const char *body, size_t len, const char *path, const char **v, const char **ve)

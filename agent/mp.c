@@ -4,16 +4,6 @@
 
 #include "mp.h"
 
-static uint64_t mp_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static bool mp_take(struct mp *m, size_t n, const uint8_t **out)
 {
 	if (m->bad || (size_t)(m->end - m->p) < n) {
@@ -25,9 +15,24 @@ static bool mp_take(struct mp *m, size_t n, const uint8_t **out)
 	return true;
 }
 
+/* A w-byte big-endian number (a length, count or integer) from the cursor. */
+static bool mp_take_be(struct mp *m, int w, uint64_t *out)
+{
+	const uint8_t *q;
+	int i;
+
+	if (!mp_take(m, (size_t)w, &q))
+		return false;
+	*out = 0;
+	for (i = 0; i < w; i++)
+		*out = *out << 8 | q[i];
+	return true;
+}
+
 bool mp_read(struct mp *m, struct mp_val *v)
 {
 	const uint8_t *q;
+	uint64_t n;
 	uint8_t c;
 	int w;
 
@@ -50,34 +55,29 @@ bool mp_read(struct mp *m, struct mp_val *v)
 	case 0xc4: case 0xc5: case 0xc6:
 	case 0xd9: case 0xda: case 0xdb:
 		w = (c == 0xc4 || c == 0xd9) ? 1 : (c == 0xc5 || c == 0xda) ? 2 : 4;
-		if (!mp_take(m, (size_t)w, &q))
+		if (!mp_take_be(m, w, &n))
 			return false;
 		v->type = c <= 0xc6 ? MP_BIN : MP_STR;
-		v->n = (size_t)mp_be(q, w);
+		v->n = (size_t)n;
 		return mp_take(m, v->n, &v->s);
 	case 0xcc: case 0xcd: case 0xce: case 0xcf:
-		w = 1 << (c - 0xcc);
-		if (!mp_take(m, (size_t)w, &q))
+		if (!mp_take_be(m, 1 << (c - 0xcc), &v->u))
 			return false;
 		v->type = MP_UINT;
-		v->u = mp_be(q, w);
 		v->i = (int64_t)v->u;
 		return true;
 	case 0xd0: case 0xd1: case 0xd2: case 0xd3:
 		w = 1 << (c - 0xd0);
-		if (!mp_take(m, (size_t)w, &q))
+		if (!mp_take_be(m, w, &v->u))
 			return false;
 		v->type = MP_INT;
-		v->u = mp_be(q, w);
 		/* sign-extend from w bytes */
 		v->i = w == 8 ? (int64_t)v->u : (int64_t)(v->u << (64 - 8 * w)) >> (64 - 8 * w);
 		return true;
 	case 0xdc: case 0xdd: case 0xde: case 0xdf:
-		w = (c == 0xdc || c == 0xde) ? 2 : 4;
-		if (!mp_take(m, (size_t)w, &q))
+		if (!mp_take_be(m, (c == 0xdc || c == 0xde) ? 2 : 4, &v->u))
 			return false;
 		v->type = c <= 0xdd ? MP_ARR : MP_MAP;
-		v->u = mp_be(q, w);
 		return true;
 	case 0xca: case 0xcb:
 		v->type = MP_OTHER;
@@ -86,11 +86,10 @@ bool mp_read(struct mp *m, struct mp_val *v)
 		v->type = MP_OTHER;
 		return mp_take(m, 1 + ((size_t)1 << (c - 0xd4)), &q);
 	case 0xc7: case 0xc8: case 0xc9:
-		w = 1 << (c - 0xc7);
-		if (!mp_take(m, (size_t)w, &q))
+		if (!mp_take_be(m, 1 << (c - 0xc7), &n))
 			return false;
 		v->type = MP_OTHER;
-		v->n = (size_t)mp_be(q, w);
+		v->n = (size_t)n;
 		return mp_take(m, v->n + 1, &q);
 	default:
 		m->bad = true;

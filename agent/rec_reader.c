@@ -362,18 +362,19 @@ static int rec_reader_gor_next(struct rec_reader *rd, struct st_record **out)
 static int rec_reader_detect(struct rec_reader *rd)
 {
 	size_t have = rec_reader_need(rd, 8);
-	const uint8_t *p = rd->buf + rd->off;
+	const uint8_t *p;
 
+	if (have == 0) {
+		rd->format = REC_FMT_GOR;   /* an empty file is an empty recording */
+		return 0;
+	}
+	p = rd->buf + rd->off;
 	if (have >= 8 && !memcmp(p, REC_MAGIC, 8)) {
 		rd->format = REC_FMT_NATIVE;
 		return rec_native_read_header(rd);
 	}
 	if (have >= 2 && p[0] >= '1' && p[0] <= '3' && p[1] == ' ') {
 		rd->format = REC_FMT_GOR;
-		return 0;
-	}
-	if (have == 0) {
-		rd->format = REC_FMT_GOR;   /* an empty file is an empty recording */
 		return 0;
 	}
 	pr_warn("recording: neither a shadowtap recording nor a GoReplay file (wrong magic)\n");

@@ -501,6 +501,16 @@ static void spool_next_seg(struct spool *sp)
 	sp->roff = 0;
 }
 
+/* Give up on the rest of the segment being read: the active one up to what the
+ * writer has written so far, a sealed one entirely. */
+static void spool_skip_rest(struct spool *sp, bool active)
+{
+	if (active)
+		sp->roff = sp->woff;
+	else
+		spool_next_seg(sp);
+}
+
 int spool_read(struct spool *sp, struct spool_entry *e)
 {
 	uint8_t hdr[SPOOL_HDR];
@@ -559,18 +569,12 @@ int spool_read(struct spool *sp, struct spool_entry *e)
 		if (spool_get32(hdr) != SPOOL_MAGIC || len > SPOOL_MAX_ENTRY) {
 			/* no trustworthy length: nothing after this point can be framed */
 			sp->st.corrupt++;
-			if (active)
-				sp->roff = sp->woff;
-			else
-				spool_next_seg(sp);
+			spool_skip_rest(sp, active);
 			continue;
 		}
 		if (sp->roff + SPOOL_HDR + len > end) {
 			sp->st.torn++;
-			if (active)
-				sp->roff = sp->woff;
-			else
-				spool_next_seg(sp);
+			spool_skip_rest(sp, active);
 			continue;
 		}
 		payload = malloc(len ? len : 1);

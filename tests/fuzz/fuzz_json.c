@@ -21,7 +21,7 @@ static void fuzz_msg(struct st_msg *m, const uint8_t *p, size_t n)
 	h.name = strstr(head, "Content-Type");
 	h.value = strstr(head, "application/json");
 	if (record_msg_set_head(m, head, sizeof(head) - 1, &h, 1) ||
-	    record_msg_body_append(m, (const char *)p, n, n + 1))
+	    (n && record_msg_body_append(m, (const char *)p, n, n + 1)))
 		abort();
 	m->complete = 1;
 }

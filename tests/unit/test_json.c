@@ -133,6 +133,40 @@ static void test_member_and_path(void **state)
 	assert_int_equal(json_member(p, p + 7, "b", 1, &v, &ve), -EBADMSG);
 }
 
+static void test_iter(void **state)
+{
+	static const char doc[] = " {\"a\": [1, \"x\"], \"b\": {}} tail";
+	const char *p = guarded(doc, sizeof(doc) - 1), *e = p + sizeof(doc) - 1;
+	const char *k, *v, *ve;
+	struct json_iter it, in;
+	size_t kn;
+
+	assert_int_equal(json_iter_init(&it, p, e, '[', 0), -EBADMSG);   /* an object */
+	assert_int_equal(json_iter_init(&it, p, e, '{', 0), 0);
+	assert_int_equal(json_iter_next(&it, &k, &kn, &v, &ve), 1);
+	assert_int_equal(kn, 1);
+	assert_memory_equal(k, "a", 1);
+	assert_int_equal(json_iter_init(&in, v, ve, 0, 1), 0);
+	assert_int_equal(json_iter_next(&in, NULL, NULL, &v, &ve), 1);
+	assert_memory_equal(v, "1", 1);
+	assert_int_equal(json_iter_next(&in, NULL, NULL, &v, &ve), 1);
+	assert_int_equal(ve - v, 3);
+	assert_int_equal(json_iter_next(&in, NULL, NULL, &v, &ve), 0);
+	assert_int_equal(json_iter_next(&it, &k, &kn, &v, &ve), 1);
+	assert_memory_equal(v, "{}", 2);
+	assert_int_equal(json_iter_next(&it, &k, &kn, &v, &ve), 0);
+	assert_int_equal(json_iter_next(&it, &k, &kn, &v, &ve), 0);
+	assert_memory_equal(it.p, " tail", 5);           /* past the closing brace */
+	p = guarded("[1,,2]", 6);
+	assert_int_equal(json_iter_init(&it, p, p + 6, '[', 0), 0);
+	assert_int_equal(json_iter_next(&it, NULL, NULL, NULL, NULL), 1);
+	assert_int_equal(json_iter_next(&it, NULL, NULL, NULL, NULL), -EBADMSG);
+	p = guarded("[1", 2);
+	assert_int_equal(json_iter_init(&it, p, p + 2, '[', 0), 0);
+	assert_int_equal(json_iter_next(&it, NULL, NULL, NULL, NULL), 1);
+	assert_int_equal(json_iter_next(&it, NULL, NULL, NULL, NULL), -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -140,6 +174,7 @@ int main(void)
 		cmocka_unit_test(test_depth_bound),
 		cmocka_unit_test(test_string_decode),
 		cmocka_unit_test(test_member_and_path),
+		cmocka_unit_test(test_iter),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
