@@ -106,6 +106,7 @@ static int capture_handle_event(void *ctx, void *data, size_t data_sz)
 	seg.dir = ev->dir;
 	seg.flags = flags;
 	seg.seq = ev->seq + ev->off;
+	seg.ack = ev->ack;
 	seg.ts_ns = ev->ts_ns;
 	seg.data = ev->data_len ? ev->data : NULL;
 	seg.len = ev->data_len;

@@ -154,6 +154,7 @@ int pkt_parse_ip(const uint8_t *pkt, size_t len, const uint16_t *ports, int npor
 	seg->dir = (uint8_t)dir;
 	seg->flags = tcp[13] & 0x1f;
 	seg->seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7];
+	seg->ack = (uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 | tcp[11];
 	seg->ts_ns = ts_ns;
 	seg->data = tcp + thl;
 	seg->len = (uint32_t)(tlen - thl);

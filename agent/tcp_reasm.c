@@ -32,6 +32,9 @@
 #define REASM_DEF_LINGER_NS	(10ull * 1000000000ull)
 #define REASM_SYN_REORDER	(1u << 20)
 #define REASM_MAX_SEG		(1u << 30)
+/* largest gap an ACK may declare past the delivered bytes: a TCP window with the
+ * maximum scale (2^30); an ACK further ahead is bogus and ignored */
+#define REASM_ACK_MAX_GAP	(1ll << 30)
 #define REASM_ID_SEED		0x5ad0ca95e11f10d5ull
 
 struct reasm_list {
@@ -673,6 +676,34 @@ static void reasm_cut_at_fin(struct reasm *r, struct reasm_fl *f, struct reasm_d
 	}
 }
 
+/* The other side acknowledged dir's bytes up to ack: whatever of them was not captured
+ * is gone for good (the peer has it and will not ask again), so each hole below ack
+ * becomes a gap now instead of after hole_timeout, and buffered bytes behind it flow. */
+static void reasm_ack(struct reasm *r, struct reasm_fl *f, int dir, uint32_t ack)
+{
+	struct reasm_dir *d = &f->d[dir];
+	int64_t upto;
+
+	if (d->state != RD_OPEN)
+		return;
+	upto = reasm_off(d, ack);
+	/* the FIN takes a sequence number but is not data */
+	if (d->fin && upto > d->fin_off)
+		upto = d->fin_off;
+	if (upto <= d->next || upto - d->next > REASM_ACK_MAX_GAP)
+		return;
+	r->st.ack_gaps++;
+	while (d->state == RD_OPEN && d->next < upto) {
+		int64_t stop = d->head && d->head->off < upto ? d->head->off : upto;
+
+		if (stop <= d->next) {
+			reasm_drain(r, f, dir);
+			continue;
+		}
+		reasm_force(r, f, dir, stop);
+	}
+}
+
 void reasm_segment(struct reasm *r, const struct reasm_seg *seg)
 {
 	int syn, fin, rst, dir;
@@ -752,12 +783,20 @@ void reasm_segment(struct reasm *r, const struct reasm_seg *seg)
 		d->syn = (uint8_t)syn;
 		d->base = dseq;
 	}
+	/* before this segment's data: a request sent after the client got bytes we
+	 * missed must find their gap already declared (pairing counts on it) */
+	if ((seg->flags & ST_TCP_ACK) && !rst)
+		reasm_ack(r, f, !dir, seg->ack);
 	if (d->state == RD_EOF) {
 		/* the side that sent its FIN still ACKs the other's data: not a drop */
 		if (rst)
 			reasm_close(r, f, REASM_CLOSE_RST, 1);
-		else if (seg->len || syn || fin)
-			r->st.after_close++;
+		else {
+			if (seg->len || syn || fin)
+				r->st.after_close++;
+			/* its ACK may have brought the other side to its FIN */
+			reasm_maybe_done(r, f);
+		}
 		return;
 	}
 	off = reasm_off(d, dseq);

@@ -26,6 +26,7 @@ struct reasm_seg {
 	uint8_t dir;             /* REASM_C2S / REASM_S2C */
 	uint8_t flags;           /* ST_TCP_* bits */
 	uint32_t seq;            /* sequence number of data[0] (SYN: the ISN) */
+	uint32_t ack;            /* acknowledgment number; used only with ST_TCP_ACK in flags */
 	uint64_t ts_ns;          /* capture time, monotonic ns */
 	const uint8_t *data;     /* payload; may be NULL when len == 0 */
 	uint32_t len;
@@ -93,6 +94,8 @@ struct reasm_stats {
 	uint64_t overlap_bytes;      /* buffered bytes seen again */
 	uint64_t ooo_segments;       /* segments that arrived ahead of a hole */
 	uint64_t gaps, gap_bytes;
+	uint64_t ack_gaps;           /* gaps declared because the peer acknowledged bytes
+				      * never captured (no wait for hole_timeout) */
 	uint64_t buffer_overflows;   /* holes forced into gaps by a memory limit */
 	uint64_t buffered_bytes;     /* current out-of-order bytes held */
 	uint64_t buffered_bytes_peak;
@@ -118,7 +121,10 @@ void reasm_cfg_default(struct reasm_cfg *cfg);
  * of a byte to arrive wins, later ones are trimmed (retrans_bytes if delivered,
  * overlap_bytes if buffered). A SYN with a new ISN on a known direction replaces the
  * flow (the old one closes with REASM_CLOSE_FIN if it had a FIN, else IDLE). Payload-
- * less non-SYN segments never create a flow. */
+ * less non-SYN segments never create a flow. An ACK (ST_TCP_ACK, not with RST) that
+ * acknowledges bytes of the other direction not yet delivered makes them a gap at once,
+ * before this segment's own data is delivered: the peer has them, so they will never be
+ * retransmitted (up to the FIN; at most one window past the delivered bytes). */
 void reasm_segment(struct reasm *r, const struct reasm_seg *seg);
 /* Timers: turn holes older than hole_timeout into gaps, expire idle flows. Call it
  * every ~100 ms with the current capture clock. */

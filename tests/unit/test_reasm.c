@@ -179,8 +179,28 @@ static void feed(struct reasm *r, const struct reasm_key *k, int dir, uint8_t fl
 	memset(&s, 0, sizeof(s));
 	s.key = *k;
 	s.dir = (uint8_t)dir;
-	s.flags = flags;
+	/* these segments carry no acknowledgment number (feed_ack does): an ACK flag
+	 * with ack 0 would acknowledge whatever sequence 0 falls on */
+	s.flags = flags & ~ST_TCP_ACK;
 	s.seq = seq;
+	s.ts_ns = ts;
+	s.data = len ? data : NULL;
+	s.len = len;
+	reasm_segment(r, &s);
+	assert_int_equal(reasm_check(r), 0);
+}
+
+static void feed_ack(struct reasm *r, const struct reasm_key *k, int dir, uint8_t flags,
+		     uint32_t seq, uint32_t ack, const uint8_t *data, uint32_t len, uint64_t ts)
+{
+	struct reasm_seg s;
+
+	memset(&s, 0, sizeof(s));
+	s.key = *k;
+	s.dir = (uint8_t)dir;
+	s.flags = flags | ST_TCP_ACK;
+	s.seq = seq;
+	s.ack = ack;
 	s.ts_ns = ts;
 	s.data = len ? data : NULL;
 	s.len = len;
@@ -648,6 +668,72 @@ static void test_hole_timeout(void **state)
 	rec_free(rc);
 }
 
+/* The client acknowledges response bytes the capture never saw: they are gone for good
+ * (no retransmission will come), so the gap is declared at once, long before
+ * hole_timeout, and the bytes buffered behind it flow. Partial, stale and bogus ACKs. */
+static void test_ack_past_hole(void **state)
+{
+	struct rec *rc = rec_new();
+	struct reasm *r = mk_reasm(rc, 0, 0, 0);
+	struct reasm_key k = mk_key(40020);
+	uint8_t *s = mk_stream(8000, 21), req[100];
+	const uint32_t ci = 1000, si = 7000;   /* ISNs: data starts at ISN + 1 */
+	struct rec_dir *d;
+	struct reasm_stats st;
+	int i;
+
+	memset(req, 'q', sizeof(req));
+	feed(r, &k, 0, ST_TCP_SYN, ci, NULL, 0, 0);
+	feed_ack(r, &k, 1, ST_TCP_SYN, si, ci + 1, NULL, 0, MS);
+	feed_ack(r, &k, 0, 0, ci + 1, si + 1, req, sizeof(req), 2 * MS);
+	/* response in 1000-byte segments, the second one missed by the capture */
+	for (i = 0; i < 5; i++)
+		if (i != 1)
+			feed_ack(r, &k, 1, 0, si + 1 + (uint32_t)i * 1000, ci + 101,
+				 s + i * 1000, 1000, 3 * MS);
+	d = &rc->fl[0].d[1];
+	assert_int_equal(d->len, 1000);
+	/* a stale ACK (before the hole) changes nothing */
+	feed_ack(r, &k, 0, 0, ci + 101, si + 1 + 500, NULL, 0, 4 * MS);
+	assert_int_equal(d->gaps, 0);
+	/* an ACK into the middle of the hole: only the acknowledged part is gone; the rest
+	 * may still come as a retransmission */
+	feed_ack(r, &k, 0, 0, ci + 101, si + 1 + 1500, NULL, 0, 4 * MS);
+	assert_int_equal(d->gaps, 1);
+	assert_int_equal(d->gap_bytes, 500);
+	assert_int_equal(d->len, 1000);
+	feed_ack(r, &k, 1, 0, si + 1 + 1500, ci + 101, s + 1500, 500, 5 * MS);
+	assert_int_equal(d->len, 4500);
+	assert_memory_equal(d->buf + 1000, s + 1500, 3500);
+	/* a whole missing segment acknowledged: declared at once, no tick */
+	feed_ack(r, &k, 1, 0, si + 1 + 6000, ci + 101, s + 6000, 1000, 6 * MS);
+	feed_ack(r, &k, 0, 0, ci + 101, si + 1 + 7000, NULL, 0, 6 * MS + 1);
+	assert_int_equal(d->gaps, 2);
+	assert_int_equal(d->gap_bytes, 1500);
+	assert_int_equal(d->len, 5500);
+	assert_memory_equal(d->buf + 4500, s + 6000, 1000);
+	assert_int_equal(d->seq_bad, 0);
+	/* the tail: a lost last segment that the client acknowledges on its next request */
+	feed_ack(r, &k, 0, 0, ci + 101, si + 1 + 8000, req, 10, 7 * MS);
+	assert_int_equal(d->gaps, 3);
+	assert_int_equal(d->gap_bytes, 2500);
+	/* an ACK a whole window beyond anything sent is bogus: ignored */
+	feed_ack(r, &k, 0, 0, ci + 111, si + 1 + 8000 + (1u << 31) - 1, NULL, 0, 8 * MS);
+	assert_int_equal(d->gaps, 3);
+	reasm_get_stats(r, &st);
+	assert_int_equal(st.ack_gaps, 3);
+	assert_int_equal(st.gaps, 3);
+	assert_int_equal(st.buffered_bytes, 0);
+	/* the FIN's sequence number is acknowledged too, but it is not a missing byte */
+	feed_ack(r, &k, 1, ST_TCP_FIN, si + 1 + 8000, ci + 111, NULL, 0, 9 * MS);
+	feed_ack(r, &k, 0, 0, ci + 111, si + 1 + 8001, NULL, 0, 9 * MS);
+	assert_int_equal(d->gaps, 3);
+	assert_int_equal(d->eof, 1);
+	reasm_free(r);
+	free(s);
+	rec_free(rc);
+}
+
 static void test_flow_limit(void **state)
 {
 	struct rec *rc = rec_new();
@@ -864,6 +950,7 @@ int main(void)
 		cmocka_unit_test(test_rst),
 		cmocka_unit_test(test_idle_and_linger),
 		cmocka_unit_test(test_hole_timeout),
+		cmocka_unit_test(test_ack_past_hole),
 		cmocka_unit_test(test_flow_limit),
 		cmocka_unit_test(test_total_limit),
 		cmocka_unit_test(test_eviction_lru),
