@@ -10,7 +10,19 @@
  * Loss handling. A gap inside a Content-Length body only shortens the body (the
  * record is flagged); a gap anywhere else, or a malformed message, puts that
  * direction into resync: bytes are skipped until something that looks like the
- * start of a message (a known method, or "HTTP/1." for responses) at a line start.
+ * start of a message (a known method, or "HTTP/1." for responses) at a line start;
+ * the first byte after a gap counts as a line start (the gap may end on a boundary).
+ *
+ * Pairing never guesses. Reassembly declares a gap the peer has acknowledged before
+ * the acknowledging segment's data, so when a request arrives the responses the
+ * client had already received are accounted for. A response-side gap that may hold
+ * the answers of more than one unanswered request, a request-side gap (it hides an
+ * unknown number of requests; their answers are recorded as orphans) followed by
+ * another request before one of those answers came, or a --max-pending eviction of a
+ * request whose answer's framing depends on it (HEAD, CONNECT, Upgrade) makes the
+ * connection unpairable: its unanswered and later requests are recorded without a
+ * response, flagged, and responses are no longer read. Requests evicted by
+ * --max-pending otherwise keep their places: their answers are read and dropped.
  *
  * Upgrade / CONNECT: the request direction holds its bytes until the response
  * decides (101 or 2xx to CONNECT: tunnel, parsing stops; anything else: the held
@@ -48,6 +60,11 @@ struct xflow {
 	struct st_record **pending;  /* requests in order, oldest first */
 	size_t npending;
 	size_t nanswered;            /* pending[0..nanswered) have a response (started) */
+	uint64_t skip_resp;          /* answers still owed to requests evicted by --max-pending;
+				      * they come before pending[nanswered]'s */
+	int unpairable;              /* responses can no longer be paired (see top) */
+	int lost_req;                /* a request-side gap hid requests after pending[]:
+				      * 1 = their answers are due next, 2 = one has come */
 	uint32_t next_index;
 	int mid_stream;
 };
@@ -214,7 +231,11 @@ static void x_body_cb(void *ctx, const char *data, size_t len)
 {
 	struct x_body_ctx *c = ctx;
 	struct exchange *x = c->x;
-	size_t before = c->m->body_stored, limit = x->cfg.body_limit;
+	size_t before, limit = x->cfg.body_limit;
+
+	if (!c->m)
+		return;
+	before = c->m->body_stored;
 
 	/* all unfinished records together stay under max_held_bytes: past it, bodies
 	 * are counted but no longer stored (the record says truncated) */
@@ -272,27 +293,86 @@ static void x_enter_resync(struct exchange *x, struct xdir *d, int at_line_start
 	x->st.resyncs++;
 }
 
-static void x_pending_push(struct exchange *x, struct xflow *xf, struct st_record *r)
+static const char x_lost_request[] = "request lost in a capture gap";
+static const char x_unpaired[] = "response not paired: a capture gap hid how many messages were lost";
+
+static void x_mark_unpaired(struct st_record *r)
 {
+	r->cap_flags |= ST_CAP_MALFORMED | ST_CAP_INCOMPLETE;
+	if (!r->malformed)
+		r->malformed = x_unpaired;
+}
+
+/* Give up pairing on this connection: every unanswered request is flagged and
+ * counted as answered, responses are ignored from now on. */
+static void x_unpairable(struct exchange *x, struct xflow *xf)
+{
+	struct xdir *d = &xf->dir[REASM_S2C];
+	size_t i;
+
+	if (xf->unpairable)
+		return;
+	xf->unpairable = 1;
+	x->st.unpairable++;
+	for (i = xf->nanswered; i < xf->npending; i++)
+		x_mark_unpaired(xf->pending[i]);
+	xf->nanswered = xf->npending;
+	xf->skip_resp = 0;
+	xf->lost_req = 0;
+	if (d->cur)
+		d->cur->cap_flags |= ST_CAP_INCOMPLETE;
+	d->cur = NULL;
+	d->state = X_TUNNEL;
+	buf_reset(&d->head);
+}
+
+static int x_is_upgrade_request(const struct st_record *r);
+
+/* is_request: r is a request (not an orphan response's record) */
+static void x_pending_push(struct exchange *x, struct xflow *xf, struct st_record *r,
+			   int is_request)
+{
+	size_t i;
+
+	if (is_request) {
+		/* requests hidden by a gap and none of their answers seen before the next
+		 * request: there may be several, and their answers cannot be counted */
+		if (xf->lost_req == 1)
+			x_unpairable(x, xf);
+		xf->lost_req = 0;
+	}
 	if (xf->npending == x->cfg.max_pending) {
-		/* an unanswered pipeline this deep is not HTTP we can pair: give the oldest up */
+		/* an unanswered pipeline this deep is not HTTP we can pair: give the oldest up,
+		 * but keep its place so its answer is not taken for the next request's */
 		struct st_record *old = xf->pending[0];
 
 		x->st.pending_overflow++;
-		old->cap_flags |= ST_CAP_NO_RESPONSE;
-		for (int i = 0; i < 2; i++) {
-			if (xf->dir[i].cur == old) {
-				xf->dir[i].cur = NULL;
-				x_enter_resync(x, &xf->dir[i], 0);
-			}
+		if (xf->nanswered) {
+			xf->nanswered--;
+		} else {
+			old->cap_flags |= ST_CAP_NO_RESPONSE;
+			/* its answer's framing depends on the request: without it, unpairable */
+			if (!old->method || (old->method_len == 4 && memcmp(old->method, "HEAD", 4) == 0) ||
+			    x_is_upgrade_request(old))
+				x_unpairable(x, xf);
+			else
+				xf->skip_resp++;
 		}
+		/* a message of it still streaming is read to its end and dropped */
+		for (i = 0; i < 2; i++)
+			if (xf->dir[i].cur == old)
+				xf->dir[i].cur = NULL;
 		memmove(xf->pending, xf->pending + 1, (xf->npending - 1) * sizeof(*xf->pending));
 		xf->npending--;
-		if (xf->nanswered)
-			xf->nanswered--;
+		if (xf->nanswered > xf->npending)
+			xf->nanswered = xf->npending;
 		x_emit(x, old);
 	}
 	xf->pending[xf->npending++] = r;
+	if (xf->unpairable) {
+		x_mark_unpaired(r);
+		xf->nanswered = xf->npending;
+	}
 }
 
 static int x_is_upgrade_request(const struct st_record *r)
@@ -309,9 +389,11 @@ static void x_request_done(struct exchange *x, struct xflow *xf, struct xdir *d,
 {
 	struct st_record *r = d->cur;
 
-	r->req.complete = 1;
-	r->req.ts_last_ns = ts;
-	d->state = x_is_upgrade_request(r) ? X_HOLD : X_HEAD;
+	if (r) {
+		r->req.complete = 1;
+		r->req.ts_last_ns = ts;
+	}
+	d->state = r && x_is_upgrade_request(r) ? X_HOLD : X_HEAD;
 	d->cur = NULL;
 	buf_reset(&d->head);
 	x_drain(x, xf);
@@ -381,7 +463,7 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 			r->cap_flags |= ST_CAP_MALFORMED;
 			r->malformed = "request head";
 			r->req.ts_first_ns = r->req.ts_last_ns = d->head_ts;
-			x_pending_push(x, xf, r);
+			x_pending_push(x, xf, r, 1);
 			/* the response to it, if any, will pair with it */
 		}
 		x_enter_resync(x, d, 0);
@@ -417,11 +499,11 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 		r->cap_flags |= ST_CAP_MALFORMED;
 		r->malformed = "request framing (Content-Length/Transfer-Encoding)";
 		x_raw_drop(x, r);
-		x_pending_push(x, xf, r);
+		x_pending_push(x, xf, r, 1);
 		d->state = X_TUNNEL;
 	} else {
 		r->req.chunked = fr == HTTP1_BODY_CHUNKED;
-		x_pending_push(x, xf, r);
+		x_pending_push(x, xf, r, 1);
 		d->cur = r;
 		memset(&d->body, 0, sizeof(d->body));
 		http1_body_init(&d->body, fr, cl);
@@ -446,7 +528,13 @@ static struct st_record *x_orphan(struct exchange *x, struct reasm_flow *f, stru
 	if (!r)
 		return NULL;
 	r->cap_flags |= ST_CAP_INCOMPLETE;
-	x_pending_push(x, xf, r);
+	if (xf->lost_req) {
+		/* the answer to a request hidden by a capture gap */
+		r->cap_flags |= ST_CAP_GAP | ST_CAP_MALFORMED;
+		r->malformed = x_lost_request;
+		xf->lost_req = 2;
+	}
+	x_pending_push(x, xf, r, 0);
 	/* a request that never showed up: its slot is the one being answered */
 	return r;
 }
@@ -480,7 +568,7 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 	int hl, fr;
 
 	/* HTTP/0.9: the answer is the raw body up to the close */
-	if (xf->nanswered < xf->npending && xf->pending[xf->nanswered]->http_minor < 0 &&
+	if (!xf->skip_resp && xf->nanswered < xf->npending && xf->pending[xf->nanswered]->http_minor < 0 &&
 	    xf->pending[xf->nanswered]->method && have == 0 &&
 	    /* some servers answer a version-less request with a status line anyway */
 	    memcmp(p, "HTTP/", n < 5 ? n : 5) != 0) {
@@ -513,6 +601,26 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 		return used;
 	}
 	x->st.responses++;
+	if (xf->skip_resp) {
+		/* the answer to a request evicted by --max-pending: read it, drop it */
+		xf->skip_resp--;
+		fr = http1_response_framing(&resp, "GET", 3, &cl);
+		d->cur = NULL;
+		if (fr == HTTP1_MALFORMED) {
+			x_enter_resync(x, d, 1);
+		} else if (fr == HTTP1_BODY_TUNNEL) {
+			x_unpairable(x, xf);
+			return n;
+		} else {
+			memset(&d->body, 0, sizeof(d->body));
+			http1_body_init(&d->body, fr, cl);
+			if (fr == HTTP1_BODY_NONE)
+				x_response_done(x, xf, d, ts);
+			else
+				d->state = X_BODY;
+		}
+		return used;
+	}
 	if (xf->nanswered < xf->npending) {
 		r = xf->pending[xf->nanswered++];
 	} else {
@@ -561,7 +669,9 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 
 malformed:
 	/* the oldest unanswered request (if any) gets the blame and leaves */
-	if (xf->nanswered < xf->npending) {
+	if (xf->skip_resp) {
+		xf->skip_resp--;
+	} else if (xf->nanswered < xf->npending) {
 		r = xf->pending[xf->nanswered++];
 		r->cap_flags |= ST_CAP_MALFORMED;
 		r->malformed = "response head";
@@ -626,17 +736,21 @@ static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint
 			break;
 		case X_BODY:
 		default:
-			bc.m = dir == REASM_C2S ? &d->cur->req : &d->cur->resp;
+			/* no record: the message of a request evicted by --max-pending */
+			bc.m = !d->cur ? NULL : dir == REASM_C2S ? &d->cur->req : &d->cur->resp;
 			k = http1_body_feed(&d->body, (const char *)p, n, x_body_cb, &bc);
 			if (k < 0) {
 				struct st_record *r = d->cur;
 
-				r->cap_flags |= ST_CAP_MALFORMED;
-				r->malformed = dir == REASM_C2S ? "request body (chunked framing)"
-								: "response body (chunked framing)";
+				if (r) {
+					r->cap_flags |= ST_CAP_MALFORMED;
+					r->malformed = dir == REASM_C2S ? "request body (chunked framing)"
+									: "response body (chunked framing)";
+				}
 				if (dir == REASM_C2S) {
 					x->st.malformed_requests++;
-					x_raw_drop(x, r);
+					if (r)
+						x_raw_drop(x, r);
 				} else {
 					x->st.malformed_responses++;
 				}
@@ -647,10 +761,12 @@ static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint
 				break;
 			}
 			used = (size_t)k;
-			bc.m->wire_bytes += used;
-			bc.m->ts_last_ns = ts;
-			if (dir == REASM_C2S)
-				x_raw_append(x, d->cur, p, used);
+			if (bc.m) {
+				bc.m->wire_bytes += used;
+				bc.m->ts_last_ns = ts;
+				if (dir == REASM_C2S)
+					x_raw_append(x, d->cur, p, used);
+			}
 			if (d->body.done) {
 				if (dir == REASM_C2S)
 					x_request_done(x, xf, d, ts);
@@ -703,6 +819,9 @@ static void x_gap(void *ctx, struct reasm_flow *f, int dir, uint64_t bytes)
 	struct xflow *xf = f->user;
 	struct xdir *d;
 	struct st_record *r;
+	struct st_msg *m;
+	uint64_t unanswered;
+	int ambiguous = 0;
 
 	if (!xf)
 		return;
@@ -710,6 +829,7 @@ static void x_gap(void *ctx, struct reasm_flow *f, int dir, uint64_t bytes)
 	r = d->cur;
 	if (d->state == X_TUNNEL || d->state == X_HOLD)
 		return;
+	m = !r ? NULL : dir == REASM_C2S ? &r->req : &r->resp;
 	if (r) {
 		r->cap_flags |= ST_CAP_GAP;
 		r->gap_bytes += bytes;
@@ -718,13 +838,13 @@ static void x_gap(void *ctx, struct reasm_flow *f, int dir, uint64_t bytes)
 	}
 	/* a hole inside a Content-Length body: the body is shorter, framing is intact */
 	if (d->state == X_BODY && d->body.framing == HTTP1_BODY_LENGTH && bytes <= d->body.remaining) {
-		struct st_msg *m = dir == REASM_C2S ? &r->req : &r->resp;
-
 		d->body.remaining -= bytes;
 		d->body.data_bytes += bytes;
 		d->body.wire_bytes += bytes;
-		m->body_bytes += bytes;
-		m->wire_bytes += bytes;
+		if (m) {
+			m->body_bytes += bytes;
+			m->wire_bytes += bytes;
+		}
 		if (d->body.remaining == 0) {
 			d->body.done = 1;
 			if (dir == REASM_C2S)
@@ -735,30 +855,53 @@ static void x_gap(void *ctx, struct reasm_flow *f, int dir, uint64_t bytes)
 		return;
 	}
 	if (d->state == X_BODY && d->body.framing == HTTP1_BODY_CLOSE) {
-		struct st_msg *m = dir == REASM_C2S ? &r->req : &r->resp;
-
-		m->body_bytes += bytes;
-		m->wire_bytes += bytes;
+		if (m) {
+			m->body_bytes += bytes;
+			m->wire_bytes += bytes;
+		}
 		return;
 	}
-	/* anything else: this message is lost from here; find the next one */
-	if (r) {
+	/* anything else: this message is lost from here, and whole messages may be lost
+	 * with it; find the next one, which may start on the very next byte */
+	unanswered = xf->skip_resp + (xf->npending - xf->nanswered) + (xf->lost_req == 1);
+	if (dir == REASM_C2S) {
+		/* the lost bytes hold at least the rest of this request, or the start of
+		 * one (a head was in progress, or a message boundary): whatever requests
+		 * they held are answered after the pending ones */
 		d->cur = NULL;
-		if (dir == REASM_S2C && r == xf->pending[xf->nanswered ? xf->nanswered - 1 : 0])
+		x_enter_resync(x, d, 1);
+		if (!xf->unpairable)
+			xf->lost_req = 1;
+	} else if (r || d->state == X_RESYNC || d->state == X_BODY) {
+		/* inside a response (or skipping one): any unanswered request may have
+		 * had its answer in the lost bytes */
+		d->cur = NULL;
+		if (r && r == xf->pending[xf->nanswered ? xf->nanswered - 1 : 0])
 			r->cap_flags |= ST_CAP_INCOMPLETE;
-	} else if (d->state == X_HEAD && dir == REASM_C2S && d->head.len) {
-		/* a request head was cut: its record would have no request line */
-	} else if (dir == REASM_S2C && xf->nanswered < xf->npending && d->state == X_HEAD) {
-		/* the missing bytes may hold the answer to the oldest pending request */
-		r = xf->pending[xf->nanswered++];
-		r->cap_flags |= ST_CAP_GAP | ST_CAP_INCOMPLETE;
-		r->gap_bytes += bytes;
-		r->resp.complete = 0;
-		/* marked answered so later responses pair with later requests */
-		r->cap_flags |= ST_CAP_MALFORMED;
-		r->malformed = "response lost in a capture gap";
+		ambiguous = unanswered > 0;
+	} else if (unanswered == 1) {
+		/* between responses, one request waiting: the lost bytes start its answer */
+		if (xf->skip_resp) {
+			xf->skip_resp--;
+		} else if (xf->nanswered == xf->npending) {
+			xf->lost_req = 2;     /* the answer to a request lost in a gap */
+		} else {
+			r = xf->pending[xf->nanswered++];
+			r->cap_flags |= ST_CAP_GAP | ST_CAP_INCOMPLETE;
+			r->gap_bytes += bytes;
+			r->resp.complete = 0;
+			r->cap_flags |= ST_CAP_MALFORMED;
+			if (!r->malformed)
+				r->malformed = "response lost in a capture gap";
+		}
+	} else if (unanswered > 1) {
+		ambiguous = 1;
 	}
-	x_enter_resync(x, d, 0);
+	if (dir == REASM_S2C) {
+		x_enter_resync(x, d, 1);
+		if (ambiguous)
+			x_unpairable(x, xf);
+	}
 	x_drain(x, xf);
 }
 

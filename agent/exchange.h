@@ -33,6 +33,8 @@ struct exchange_stats {
 	uint64_t orphan_responses;   /* response without a request seen (mid-stream, gap) */
 	uint64_t upgrades;           /* 101 / CONNECT tunnels: parsing stopped */
 	uint64_t pending_overflow;   /* too many unanswered requests: oldest emitted early */
+	uint64_t unpairable;         /* connections where a gap or an overflow made pairing
+				      * ambiguous: later requests recorded without responses */
 	uint64_t framing_abandoned;  /* request framing ambiguous: rest of the connection's requests ignored */
 	uint64_t head_too_large;
 	uint64_t raw_truncated;      /* raw request not kept whole (replay_max/held limit) */

@@ -274,13 +274,19 @@ static void record_put_body(struct buf *b, const char *k, const struct st_msg *m
 		size_t n = m->body_stored;
 
 		if (record_body_is_text(m->body, n)) {
-			/* drop a UTF-8 sequence cut by the limit */
-			while (n && (m->body[n - 1] & 0xc0) == 0x80)
-				n--;
-			if (n && m->body[n - 1] >= 0xc0)
-				n--;
-			else if (n < m->body_stored)
-				n = m->body_stored;
+			/* drop a UTF-8 sequence cut by the limit, only if it is cut: find the
+			 * last lead byte and keep it when its sequence is whole */
+			size_t lead = n, want;
+
+			while (lead && n - lead < 4 && (m->body[lead - 1] & 0xc0) == 0x80)
+				lead--;
+			if (lead && m->body[lead - 1] >= 0xc0) {
+				uint8_t c = m->body[lead - 1];
+
+				want = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : 4;
+				if (n - (lead - 1) < want)
+					n = lead - 1;
+			}
 			record_put_str(b, "content", (const char *)m->body, n, &f);
 		} else {
 			record_put_key(b, "content", &f);
@@ -469,7 +475,8 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	record_put_body(out, "body", &r->req, &h);
 	record_put_u64(out, "bytes", r->req.wire_bytes, &h);
 	buf_putc(out, '}');
-	if (r->resp.head || r->status_code) {
+	/* an HTTP/0.9 reply has neither head nor status: its bytes make it a response */
+	if (r->resp.head || r->status_code || r->resp.wire_bytes || r->resp.complete) {
 		record_put_key(out, "response", &g);
 		h = 1;
 		buf_putc(out, '{');

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -306,6 +307,196 @@ static void test_json_encoding(void **state)
 	buf_free(&b);
 }
 
+static int setup_pending2(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct exchange_cfg cfg;
+
+	exchange_cfg_default(&cfg);
+	cfg.keep_raw = 1;
+	cfg.body_limit = 16;
+	cfg.max_pending = 2;
+	fx->x = exchange_new(&cfg, collect, &fx->sink);
+	fx->f.key.family = 4;
+	fx->f.key.cport = 40001;
+	fx->f.key.sport = 80;
+	fx->f.flow_id = 4321;
+	assert_int_equal(exchange_reasm_ops.open(fx->x, &fx->f), 0);
+	*state = fx;
+	return 0;
+}
+
+static const struct st_record *by_target(struct fixture *fx, const char *t)
+{
+	int i;
+
+	for (i = 0; i < fx->sink.n; i++)
+		if (fx->sink.r[i]->target && str_eq(fx->sink.r[i]->target, fx->sink.r[i]->target_len, t))
+			return fx->sink.r[i];
+	fail_msg("no record for %s", t);
+	return NULL;
+}
+
+/* Issue 13 defect 2: more unanswered requests than --max-pending (2 here). The
+ * evicted request keeps its place: its answer is read and dropped, and every later
+ * answer goes to its own request (status = 210 + the number in the URL). */
+static void test_overflow_keeps_pairing(void **state)
+{
+	struct fixture *fx = *state;
+	struct exchange_stats st;
+	const struct st_record *r;
+	char b[256];
+	int i;
+
+	for (i = 1; i <= 5; i++) {
+		snprintf(b, sizeof(b), "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+		send_dir(fx, REASM_C2S, b);
+	}
+	for (i = 1; i <= 5; i++) {
+		snprintf(b, sizeof(b), "HTTP/1.1 %d OK\r\nContent-Length: 1\r\n\r\n%c", 210 + i, 'a' + i);
+		send_dir(fx, REASM_S2C, b);
+	}
+	close_flow(fx);
+	exchange_get_stats(fx->x, &st);
+	assert_int_equal(st.pending_overflow, 3);
+	assert_int_equal(fx->sink.n, 5);
+	for (i = 1; i <= 3; i++) {
+		snprintf(b, sizeof(b), "/%d", i);
+		r = by_target(fx, b);
+		assert_true(r->cap_flags & ST_CAP_NO_RESPONSE);
+		assert_int_equal(r->status_code, 0);
+	}
+	for (i = 4; i <= 5; i++) {
+		snprintf(b, sizeof(b), "/%d", i);
+		r = by_target(fx, b);
+		assert_int_equal(r->status_code, 210 + i);
+		assert_true(r->resp.complete);
+		assert_int_equal(r->resp.body[0], 'a' + i);
+		assert_false(r->cap_flags & ST_CAP_INCOMPLETE);
+	}
+}
+
+/* An evicted HEAD: its answer has no body whatever its Content-Length says, which
+ * the evicted record alone knew. Pairing stops, and the records say so. */
+static void test_overflow_head_unpairable(void **state)
+{
+	struct fixture *fx = *state;
+	struct exchange_stats st;
+	int i;
+
+	send_dir(fx, REASM_C2S, "HEAD /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+				"HTTP/1.1 202 OK\r\nContent-Length: 0\r\n\r\n"
+				"HTTP/1.1 203 OK\r\nContent-Length: 0\r\n\r\n");
+	close_flow(fx);
+	exchange_get_stats(fx->x, &st);
+	assert_int_equal(st.unpairable, 1);
+	assert_int_equal(fx->sink.n, 3);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(fx->sink.r[i]->status_code, 0);
+		assert_true(fx->sink.r[i]->cap_flags & ST_CAP_INCOMPLETE);
+	}
+	assert_true(by_target(fx, "/2")->cap_flags & ST_CAP_MALFORMED);
+	assert_non_null(by_target(fx, "/3")->malformed);
+}
+
+/* Issue 13 defect 3: a gap that ends exactly where the next message starts; that
+ * message is parsed from its first byte (Zeek's zero-length-bodies-with-drops). */
+static void test_gap_on_boundary(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "GET /1 HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+	/* the last chunk went missing; the client's next request acknowledges it */
+	exchange_reasm_ops.gap(fx->x, &fx->f, REASM_S2C, 5);
+	send_dir(fx, REASM_C2S, "GET /2 HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 204 No Content\r\n\r\n");
+	/* a whole request lost on a boundary, then the next one right after the gap */
+	exchange_reasm_ops.gap(fx->x, &fx->f, REASM_C2S, 20);
+	send_dir(fx, REASM_S2C, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+	send_dir(fx, REASM_C2S, "GET /4 HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close_flow(fx);
+	assert_int_equal(fx->sink.n, 4);
+	assert_true(by_target(fx, "/1")->cap_flags & ST_CAP_GAP);
+	assert_int_equal(by_target(fx, "/1")->status_code, 200);
+	assert_int_equal(by_target(fx, "/2")->status_code, 204);
+	assert_false(by_target(fx, "/2")->cap_flags & (ST_CAP_GAP | ST_CAP_INCOMPLETE));
+	/* the answer to the lost request: a record without a request, flagged */
+	assert_null(fx->sink.r[2]->method);
+	assert_int_equal(fx->sink.r[2]->status_code, 404);
+	assert_true(fx->sink.r[2]->cap_flags & ST_CAP_INCOMPLETE);
+	assert_int_equal(by_target(fx, "/4")->status_code, 200);
+	assert_false(by_target(fx, "/4")->cap_flags & ST_CAP_INCOMPLETE);
+}
+
+/* A response-side gap that may hold the answers of two unanswered requests: which
+ * answer comes next is unknowable, so nothing after it is paired. */
+static void test_gap_ambiguous_unpairable(void **state)
+{
+	struct fixture *fx = *state;
+	int i;
+
+	send_dir(fx, REASM_C2S, "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 201 OK\r\nContent-Length: 0\r\n\r\n");
+	exchange_reasm_ops.gap(fx->x, &fx->f, REASM_S2C, 40);
+	send_dir(fx, REASM_S2C, "HTTP/1.1 203 OK\r\nContent-Length: 0\r\n\r\n");
+	close_flow(fx);
+	assert_int_equal(fx->sink.n, 3);
+	assert_int_equal(by_target(fx, "/1")->status_code, 201);
+	for (i = 1; i < 3; i++) {
+		assert_int_equal(fx->sink.r[i]->status_code, 0);
+		assert_true(fx->sink.r[i]->cap_flags & ST_CAP_INCOMPLETE);
+	}
+}
+
+/* Issue 13 defect 4: the close-delimited answer to a version-less request is the
+ * record's response. */
+static void test_http09_reply_written(void **state)
+{
+	struct fixture *fx = *state;
+	struct buf b = { 0 };
+
+	send_dir(fx, REASM_C2S, "GET /old\r\n");
+	send_dir(fx, REASM_S2C, "<html>raw</html>");
+	exchange_reasm_ops.eof(fx->x, &fx->f, REASM_S2C);
+	close_flow(fx);
+	assert_int_equal(fx->sink.n, 1);
+	assert_int_equal(record_to_json(fx->sink.r[0], &(struct record_json_opts){ 0 }, &b), 0);
+	assert_non_null(strstr(b.data, "\"response\":{"));
+	assert_non_null(strstr(b.data, "\"content\":\"<html>raw</html>\""));
+	assert_non_null(strstr(b.data, "\"version\":\"0.9\""));
+	buf_free(&b);
+}
+
+/* Issue 13 defect 5: a text body whose last character is multi-byte keeps it when
+ * nothing was cut; a character cut by the body limit is still dropped whole. */
+static void test_utf8_last_char(void **state)
+{
+	struct fixture *fx = *state;
+	struct buf b = { 0 };
+
+	send_dir(fx, REASM_C2S, "GET /u HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ncaf\xc3\xa9");
+	send_dir(fx, REASM_C2S, "GET /j HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n\xe6\x97\xa5\xe6\x9c\xac");
+	/* body_limit is 16: the 3-byte character at 15..17 is cut */
+	send_dir(fx, REASM_C2S, "GET /c HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\n"
+				"0123456789abcde\xe6\x97\xa5");
+	assert_int_equal(fx->sink.n, 3);
+	assert_int_equal(record_to_json(fx->sink.r[0], &(struct record_json_opts){ 0 }, &b), 0);
+	assert_non_null(strstr(b.data, "\"content\":\"caf\xc3\xa9\""));
+	buf_reset(&b);
+	assert_int_equal(record_to_json(fx->sink.r[1], &(struct record_json_opts){ 0 }, &b), 0);
+	assert_non_null(strstr(b.data, "\"content\":\"\xe6\x97\xa5\xe6\x9c\xac\""));
+	buf_reset(&b);
+	assert_int_equal(record_to_json(fx->sink.r[2], &(struct record_json_opts){ 0 }, &b), 0);
+	assert_non_null(strstr(b.data, "\"content\":\"0123456789abcde\""));
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +513,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gap_in_head_resyncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_response, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_encoding, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overflow_keeps_pairing, setup_pending2, teardown),
+		cmocka_unit_test_setup_teardown(test_overflow_head_unpairable, setup_pending2, teardown),
+		cmocka_unit_test_setup_teardown(test_gap_on_boundary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gap_ambiguous_unpairable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http09_reply_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_utf8_last_char, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("exchange", tests, NULL, NULL);
