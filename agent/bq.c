@@ -1,6 +1,8 @@
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bq.h"
 
@@ -14,6 +16,8 @@ int bq_init(struct bq *q, size_t cap)
 	q->cap = cap ? cap : 1;
 	q->head = q->len = 0;
 	q->closed = 0;
+	q->efd = -1;
+	q->efd_set = 0;
 	q->pushed = q->refused = q->peak = 0;
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_condattr_init(&ca);
@@ -29,8 +33,32 @@ void bq_destroy(struct bq *q)
 		return;
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->cv);
+	if (q->efd >= 0)
+		close(q->efd);
+	q->efd = -1;
 	free(q->slots);
 	q->slots = NULL;
+}
+
+/* Called with the lock held. The eventfd is written and read at most once per
+ * empty -> non-empty -> empty cycle, so a batch costs two syscalls, not two per item. */
+static void bq_wake(struct bq *q)
+{
+	pthread_cond_signal(&q->cv);
+	if (q->efd >= 0 && !q->efd_set) {
+		q->efd_set = 1;
+		(void)eventfd_write(q->efd, 1);
+	}
+}
+
+static void bq_quiet(struct bq *q)
+{
+	eventfd_t v;
+
+	if (q->efd >= 0 && q->efd_set && q->len == 0) {
+		q->efd_set = 0;
+		(void)eventfd_read(q->efd, &v);
+	}
 }
 
 int bq_push(struct bq *q, void *p)
@@ -51,7 +79,7 @@ int bq_push(struct bq *q, void *p)
 			q->peak = q->len;
 		/* wake only on the empty -> non-empty edge: the consumer drains in batches */
 		if (q->len == 1)
-			pthread_cond_signal(&q->cv);
+			bq_wake(q);
 	}
 	pthread_mutex_unlock(&q->mu);
 	return err;
@@ -80,6 +108,9 @@ int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms)
 		q->head = (q->head + 1) % q->cap;
 		q->len--;
 	}
+	/* once closed, the fd stays readable until a pop has returned -EPIPE */
+	if (!q->closed || n == 0)
+		bq_quiet(q);
 	if (n == 0 && q->closed) {
 		pthread_mutex_unlock(&q->mu);
 		return -EPIPE;
@@ -93,6 +124,10 @@ void bq_close(struct bq *q)
 	pthread_mutex_lock(&q->mu);
 	q->closed = 1;
 	pthread_cond_broadcast(&q->cv);
+	if (q->efd >= 0 && !q->efd_set) {
+		q->efd_set = 1;
+		(void)eventfd_write(q->efd, 1);
+	}
 	pthread_mutex_unlock(&q->mu);
 }
 
@@ -104,4 +139,38 @@ size_t bq_len(struct bq *q)
 	n = q->len;
 	pthread_mutex_unlock(&q->mu);
 	return n;
+}
+
+void bq_get_stats(struct bq *q, struct bq_stats *st)
+{
+	pthread_mutex_lock(&q->mu);
+	st->pushed = q->pushed;
+	st->refused = q->refused;
+	st->peak = q->peak;
+	st->len = q->len;
+	st->cap = q->cap;
+	pthread_mutex_unlock(&q->mu);
+}
+
+int bq_event_fd(struct bq *q)
+{
+	int fd;
+
+	pthread_mutex_lock(&q->mu);
+	if (q->efd < 0) {
+		q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (q->efd < 0) {
+			fd = -errno;
+			pthread_mutex_unlock(&q->mu);
+			return fd;
+		}
+		/* items pushed before the fd existed must still wake the consumer */
+		if (q->len || q->closed) {
+			q->efd_set = 1;
+			(void)eventfd_write(q->efd, 1);
+		}
+	}
+	fd = q->efd;
+	pthread_mutex_unlock(&q->mu);
+	return fd;
 }

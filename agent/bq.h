@@ -1,5 +1,8 @@
-/* Bounded multi-producer/single-consumer queue of pointers between pipeline
- * threads. Owns: the slot array. A full queue refuses (never blocks the producer). */
+/* Bounded multi-producer/single-consumer queue of pointers: the one hand-off between
+ * pipeline threads. Owns: the slot array and the consumer's wake-up (condition
+ * variable, or an eventfd for a consumer that waits in epoll). A full queue refuses:
+ * it never blocks a producer. The consumer is woken once per batch, on the empty ->
+ * non-empty edge, and takes what is there in one pop. */
 #ifndef ST_BQ_H
 #define ST_BQ_H
 
@@ -13,16 +16,29 @@ struct bq {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int closed;
+	int efd;                 /* bq_event_fd, or -1 */
+	int efd_set;             /* efd holds an unread wake-up */
 	uint64_t pushed, refused, peak;
 };
 
+struct bq_stats {
+	uint64_t pushed, refused, peak;
+	size_t len, cap;
+};
+
 int bq_init(struct bq *q, size_t cap);           /* 0 or -ENOMEM */
-void bq_destroy(struct bq *q);
+void bq_destroy(struct bq *q);                    /* accepts a zeroed or destroyed queue */
 int bq_push(struct bq *q, void *p);              /* 0, -ENOSPC when full, -EPIPE when closed */
 /* Pop up to max items; waits up to timeout_ms for the first one. Returns count;
  * 0 on timeout; -EPIPE once closed and empty. */
 int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms);
 void bq_close(struct bq *q);                      /* wakes the consumer */
 size_t bq_len(struct bq *q);
+void bq_get_stats(struct bq *q, struct bq_stats *st);
+/* An eventfd, made on first call, for a consumer that waits in epoll and pops with
+ * timeout 0: readable while the queue holds items, and once closed until a pop has
+ * returned -EPIPE. The bq_pop that leaves the queue empty reads it. Returns the fd
+ * or -errno. */
+int bq_event_fd(struct bq *q);
 
 #endif

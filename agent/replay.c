@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -141,11 +140,6 @@ void replay_submit(struct replay *rp, struct st_record *rec)
 		ST_SUB(rp, queued, 1);
 		goto refuse;
 	}
-	/* one wake-up per batch, not per record: the thread clears the flag before it
-	 * drains, so a record pushed after that always finds it clear */
-	if (!__atomic_exchange_n(&rp->wake_pending, 1, __ATOMIC_ACQ_REL) &&
-	    eventfd_write(rp->efd, 1) < 0)
-		pr_debug("replay: eventfd write: %s\n", strerror(errno));
 	return;
 refuse:
 	replay_count_error(rp, why);
@@ -544,16 +538,10 @@ static int replay_next_timeout(struct replay *rp, uint64_t now)
 static void replay_drain_queue(struct replay *rp, uint64_t now, bool *closed)
 {
 	void *batch[REPLAY_BATCH];
-	eventfd_t v;
 	int n, i;
 
-	/* Consume the wake-up first, then clear the flag, then pop. Clearing first
-	 * let a producer set the flag and write the eventfd in between; reading the
-	 * eventfd then swallowed that write, and a record pushed after the last pop
-	 * found the flag set and never woke the thread again (a stalled queue under
-	 * sustained load). */
-	eventfd_read(rp->efd, &v);
-	__atomic_store_n(&rp->wake_pending, 0, __ATOMIC_SEQ_CST);
+	/* the queue's eventfd woke us once for the whole batch; popping it empty makes
+	 * the fd quiet again */
 	for (;;) {
 		n = bq_pop(&rp->q, batch, REPLAY_BATCH, 0);
 		if (n == -EPIPE) {
@@ -674,8 +662,6 @@ void replay_free(struct replay *rp)
 			}
 	}
 	free(rp->fht);
-	if (rp->efd >= 0)
-		close(rp->efd);
 	if (rp->epfd >= 0)
 		close(rp->epfd);
 	bq_destroy(&rp->q);
@@ -687,6 +673,7 @@ int replay_start(struct replay **out, const struct replay_cfg *cfg, replay_done_
 	struct epoll_event e = { .events = EPOLLIN, .data.ptr = NULL };
 	struct replay *rp;
 	size_t buckets;
+	int qfd;
 	int i, j, err;
 
 	*out = NULL;
@@ -702,7 +689,7 @@ int replay_start(struct replay **out, const struct replay_cfg *cfg, replay_done_
 	rp = calloc(1, sizeof(*rp));
 	if (!rp)
 		return -ENOMEM;
-	rp->efd = rp->epfd = -1;
+	rp->epfd = -1;
 	rp->cfg = *cfg;
 	if (!rp->cfg.max_inflight_bytes)
 		rp->cfg.max_inflight_bytes = SIZE_MAX;
@@ -752,10 +739,10 @@ int replay_start(struct replay **out, const struct replay_cfg *cfg, replay_done_
 	err = bq_init(&rp->q, cfg->queue_cap);
 	if (err)
 		goto fail;
-	rp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	qfd = bq_event_fd(&rp->q);
 	rp->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (rp->efd < 0 || rp->epfd < 0 || epoll_ctl(rp->epfd, EPOLL_CTL_ADD, rp->efd, &e) < 0) {
-		err = -errno;
+	if (qfd < 0 || rp->epfd < 0 || epoll_ctl(rp->epfd, EPOLL_CTL_ADD, qfd, &e) < 0) {
+		err = qfd < 0 ? qfd : -errno;
 		pr_warn("replay: epoll setup: %s\n", strerror(-err));
 		goto fail;
 	}
@@ -777,9 +764,7 @@ void replay_stop(struct replay *rp)
 	if (!rp)
 		return;
 	__atomic_store_n(&rp->stopping, 1, __ATOMIC_RELEASE);
-	bq_close(&rp->q);
-	if (eventfd_write(rp->efd, 1) < 0)
-		pr_debug("replay: eventfd write: %s\n", strerror(errno));
+	bq_close(&rp->q);          /* wakes the thread through the queue's eventfd */
 	if (rp->thr_started)
 		pthread_join(rp->thr, NULL);
 	rp->thr_started = false;

@@ -110,11 +110,10 @@ struct replay {
 	struct diff_cfg dcfg;
 
 	struct bq q;
-	int efd, epfd;
+	int epfd;
 	pthread_t thr;
 	bool thr_started;
 	int stopping;                          /* atomic */
-	int wake_pending;                      /* atomic: eventfd written, not yet drained */
 
 	struct replay_flow **fht;
 	size_t fht_mask;
