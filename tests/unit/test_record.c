@@ -1,0 +1,348 @@
+/* The record JSON encoder: every field of DESIGN.md's schema, string escaping and
+ * UTF-8 in heads, URLs and bodies, base64 for binary bodies, bodies cut at the
+ * limit, redaction of sensitive headers, and the replay / diff / capture parts. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "http1.h"
+#include "record.h"
+#include "shadowtap.h"
+
+static const struct record_json_opts opts = { .redact = record_redact_default, .body_limit = 64 };
+
+static void set_req(struct st_record *r, const char *head)
+{
+	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_request req;
+	int hl = http1_parse_request(head, strlen(head), &req, hdrs, ST_MAX_HEADERS);
+
+	assert_int_equal(hl, (int)strlen(head));
+	assert_int_equal(record_msg_set_head(&r->req, head, (size_t)hl, hdrs, req.num_headers), 0);
+	r->method = r->req.head + (req.method - head);
+	r->method_len = req.method_len;
+	r->target = r->req.head + (req.target - head);
+	r->target_len = req.target_len;
+	r->http_minor = req.minor_version;
+	r->req.wire_bytes = (uint64_t)hl;
+}
+
+static void set_resp(struct st_msg *m, int *status, const char *head)
+{
+	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_response resp;
+	int hl = http1_parse_response(head, strlen(head), &resp, hdrs, ST_MAX_HEADERS);
+
+	assert_int_equal(hl, (int)strlen(head));
+	assert_int_equal(record_msg_set_head(m, head, (size_t)hl, hdrs, resp.num_headers), 0);
+	*status = resp.status;
+	m->wire_bytes = (uint64_t)hl;
+}
+
+static void reset_msg(struct st_msg *m)
+{
+	record_msg_free(m);
+	memset(m, 0, sizeof(*m));
+}
+
+static struct st_record *mk(void)
+{
+	struct st_record *r = record_new();
+
+	assert_non_null(r);
+	snprintf(r->event_id, sizeof(r->event_id), "0123456789abcdef0123456789abcdef");
+	r->flow_id = 42;
+	r->index = 3;
+	r->family = 4;
+	inet_pton(AF_INET, "192.0.2.1", r->caddr);
+	inet_pton(AF_INET, "192.0.2.80", r->saddr);
+	r->cport = 40001;
+	r->sport = 80;
+	/* capture clock 1 s, plus the offset: 2023-11-14T22:13:21.000250Z */
+	r->clock_offset_ns = 1700000000000000000ll;
+	r->req.ts_first_ns = 1000250000ull;
+	r->req.ts_last_ns = 1000260000ull;
+	r->resp.ts_first_ns = 1000300000ull;
+	r->resp.ts_last_ns = 1001250000ull;
+	r->req.complete = r->resp.complete = true;
+	return r;
+}
+
+static char *json(const struct st_record *r)
+{
+	struct buf b = { 0 };
+	char *s;
+
+	assert_int_equal(record_to_json(r, &opts, &b), 0);
+	s = strndup(b.data, b.len);
+	assert_non_null(s);
+	/* one object, no newline */
+	assert_int_equal(s[0], '{');
+	assert_int_equal(s[b.len - 1], '}');
+	assert_null(strchr(s, '\n'));
+	buf_free(&b);
+	return s;
+}
+
+static void has(const char *j, const char *frag)
+{
+	if (!strstr(j, frag))
+		fail_msg("missing %s in %s", frag, j);
+}
+
+static void hasnt(const char *j, const char *frag)
+{
+	if (strstr(j, frag))
+		fail_msg("unexpected %s in %s", frag, j);
+}
+
+/* A complete exchange, byte for byte: the field names and their order are the
+ * contract with the ES index template and the tests that read records. */
+static void test_every_field(void **state)
+{
+	struct st_record *r = mk();
+	char *j;
+
+	set_req(r, "GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
+	set_resp(&r->resp, &r->status_code, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+	record_msg_body_append(&r->resp, "ok", 2, 64);
+	r->resp.wire_bytes += 2;
+	j = json(r);
+	assert_string_equal(j,
+		"{\"@timestamp\":\"2023-11-14T22:13:21.000250Z\","
+		"\"event\":{\"id\":\"0123456789abcdef0123456789abcdef\",\"duration\":1000000,"
+		"\"kind\":\"event\",\"dataset\":\"shadowtap.exchange\"},"
+		"\"source\":{\"ip\":\"192.0.2.1\",\"port\":40001},"
+		"\"destination\":{\"ip\":\"192.0.2.80\",\"port\":80},"
+		"\"network\":{\"transport\":\"tcp\",\"type\":\"ipv4\",\"connection_id\":42,\"request_index\":3},"
+		"\"http\":{\"version\":\"1.1\",\"request\":{\"method\":\"GET\",\"headers\":{\"host\":\"h\"},"
+		"\"body\":{\"bytes\":0},\"bytes\":34},"
+		"\"response\":{\"status_code\":200,\"headers\":{\"content-length\":\"2\"},"
+		"\"body\":{\"bytes\":2,\"content\":\"ok\"},\"bytes\":40}},"
+		"\"url\":{\"original\":\"/a/b?x=1\",\"path\":\"/a/b\",\"query\":\"x=1\"},"
+		"\"capture\":{\"source\":\"packet\",\"complete\":true,\"incomplete\":false,\"gap\":false,"
+		"\"truncated\":false}}");
+	free(j);
+	record_free(r);
+}
+
+static void test_escaping_and_utf8(void **state)
+{
+	struct st_record *r = mk();
+	char *j;
+
+	set_req(r, "POST /p%20q?s=\"x\"&u=caf\xc3\xa9 HTTP/1.0\r\nX-Quote: a\"b\\c\tz\r\n"
+		   "X-Bin: \xff\xfe\r\nX-Utf8: \xe2\x82\xac\r\n\r\n");
+	record_msg_body_append(&r->req, "line1\nline2 \xe2\x82\xac \"q\"", 19, 64);
+	j = json(r);
+	has(j, "\"version\":\"1.0\"");
+	has(j, "\"method\":\"POST\"");
+	has(j, "\"original\":\"/p%20q?s=\\\"x\\\"&u=caf\xc3\xa9\"");
+	has(j, "\"path\":\"/p%20q\"");
+	has(j, "\"query\":\"s=\\\"x\\\"&u=caf\xc3\xa9\"");
+	has(j, "\"x-quote\":\"a\\\"b\\\\c\\tz\"");
+	/* bytes that are not UTF-8 become \u00XX, so the document stays valid */
+	has(j, "\"x-bin\":\"\\u00ff\\u00fe\"");
+	has(j, "\"x-utf8\":\"\xe2\x82\xac\"");
+	has(j, "\"content\":\"line1\\nline2 \xe2\x82\xac \\\"q\\\"\"");
+	hasnt(j, "\"encoding\"");
+	free(j);
+	record_free(r);
+}
+
+static void test_bodies(void **state)
+{
+	static const uint8_t bin[] = { 0x00, 0x01, 0xff, 0x10, 0x20 };
+	struct st_record *r = mk();
+	char *j;
+
+	set_req(r, "PUT /u HTTP/1.1\r\nContent-Length: 5\r\n\r\n");
+	record_msg_body_append(&r->req, (const char *)bin, sizeof(bin), 64);
+	set_resp(&r->resp, &r->status_code, "HTTP/1.1 200 OK\r\n\r\n");
+	/* a UTF-8 sequence cut by the body limit: the partial character is dropped */
+	record_msg_body_append(&r->resp, "caf\xc3\xa9", 5, 4);
+	j = json(r);
+	has(j, "\"request\":{\"method\":\"PUT\",\"headers\":{\"content-length\":\"5\"},"
+	       "\"body\":{\"bytes\":5,\"content\":\"AAH/ECA=\",\"encoding\":\"base64\"}");
+	has(j, "\"response\":{\"status_code\":200,\"headers\":{},"
+	       "\"body\":{\"bytes\":5,\"content\":\"caf\",\"truncated\":true}");
+	free(j);
+
+	/* control characters make a body binary; tab, CR, LF do not */
+	reset_msg(&r->resp);
+	record_msg_body_append(&r->resp, "a\tb\r\n", 5, 64);
+	j = json(r);
+	has(j, "\"content\":\"a\\tb\\r\\n\"}");
+	free(j);
+	reset_msg(&r->resp);
+	record_msg_body_append(&r->resp, "a\x01", 2, 64);
+	j = json(r);
+	has(j, "\"content\":\"YQE=\",\"encoding\":\"base64\"}");
+	free(j);
+	/* nothing stored of a longer body: only its size, marked truncated */
+	reset_msg(&r->resp);
+	r->resp.body_bytes = 1000;
+	j = json(r);
+	has(j, "\"body\":{\"bytes\":1000,\"truncated\":true}");
+	free(j);
+	record_free(r);
+}
+
+static void test_headers_redaction(void **state)
+{
+	struct st_record *r = mk();
+	char *j;
+
+	set_req(r, "GET / HTTP/1.1\r\nAuthorization: Bearer secret\r\nCOOKIE: a=1\r\n"
+		   "Proxy-Authorization: Basic cHJveHk=\r\n"
+		   "Accept: text/html\r\nX-Multi: 1\r\nx-multi: 2\r\nX-MULTI: 3\r\n\r\n");
+	set_resp(&r->resp, &r->status_code, "HTTP/1.1 302 Found\r\nSet-Cookie: s=1\r\n"
+		 "Set-Cookie: t=2\r\nLocation: /x\r\n\r\n");
+	j = json(r);
+	hasnt(j, "secret");
+	hasnt(j, "a=1");
+	hasnt(j, "s=1");
+	has(j, "\"authorization\":\"[REDACTED]\"");
+	has(j, "\"cookie\":\"[REDACTED]\"");
+	has(j, "\"proxy-authorization\":\"[REDACTED]\"");
+	hasnt(j, "cHJveHk=");
+	/* repeated names: one lower-case key, values joined in order */
+	has(j, "\"x-multi\":\"1, 2, 3\"");
+	has(j, "\"accept\":\"text/html\"");
+	has(j, "\"headers\":{\"set-cookie\":\"[REDACTED]\",\"location\":\"/x\"}");
+	has(j, "\"status_code\":302");
+	free(j);
+	record_free(r);
+}
+
+static void test_replay_and_diff(void **state)
+{
+	struct st_record *r = mk();
+	struct st_replay *rp;
+	struct st_diff *d;
+	char *j;
+
+	set_req(r, "GET / HTTP/1.1\r\n\r\n");
+	r->replay_skip = "sampled out";
+	j = json(r);
+	has(j, "\"replay\":{\"skipped\":\"sampled out\"}");
+	hasnt(j, "\"diff\"");
+	free(j);
+
+	rp = calloc(1, sizeof(*rp));
+	assert_non_null(rp);
+	rp->target = strdup("http://127.0.0.1:81");
+	rp->error = strdup("connection refused");
+	r->replay = rp;
+	r->replay_skip = NULL;
+	j = json(r);
+	has(j, "\"replay\":{\"target\":\"http://127.0.0.1:81\",\"error\":\"connection refused\"}");
+	free(j);
+
+	free(rp->error);
+	rp->error = NULL;
+	set_resp(&rp->resp, &rp->status_code, "HTTP/1.1 500 Oops\r\nSet-Cookie: z=9\r\n\r\n");
+	record_msg_body_append(&rp->resp, "{}", 2, 64);
+	rp->duration_ns = 12345;
+	d = calloc(1, sizeof(*d));
+	assert_non_null(d);
+	d->status_same = false;
+	d->body_same = false;
+	d->match = false;
+	d->body_json = true;
+	d->headers = calloc(2, sizeof(char *));
+	d->headers[0] = strdup("content-type");
+	d->headers[1] = strdup("x-\"odd\"");
+	d->nheaders = 2;
+	d->body_paths = calloc(1, sizeof(char *));
+	d->body_paths[0] = strdup("$.a[2]");
+	d->nbody_paths = 1;
+	d->reason = strdup("bodies cut at the limit");
+	r->diff = d;
+	j = json(r);
+	has(j, "\"replay\":{\"target\":\"http://127.0.0.1:81\",\"status_code\":500,"
+	       "\"headers\":{\"set-cookie\":\"[REDACTED]\"},\"body\":{\"bytes\":2,\"content\":\"{}\"},"
+	       "\"duration\":12345}");
+	has(j, "\"diff\":{\"match\":false,\"status\":false,\"headers\":[\"content-type\",\"x-\\\"odd\\\"\"],"
+	       "\"body\":false,\"body_json\":true,\"body_paths\":[\"$.a[2]\"],"
+	       "\"reason\":\"bodies cut at the limit\"}");
+	free(j);
+	/* a match lists no paths and no reason */
+	free(d->reason);
+	d->reason = NULL;
+	free(d->body_paths[0]);
+	d->nbody_paths = 0;
+	d->match = d->status_same = d->body_same = true;
+	d->body_json = false;
+	j = json(r);
+	has(j, "\"diff\":{\"match\":true,\"status\":true,\"headers\":[\"content-type\",\"x-\\\"odd\\\"\"],"
+	       "\"body\":true}");
+	free(j);
+	record_free(r);
+}
+
+static void test_capture_flags_and_addresses(void **state)
+{
+	struct st_record *r = mk();
+	char *j;
+
+	r->family = 6;
+	inet_pton(AF_INET6, "2001:db8::1", r->caddr);
+	inet_pton(AF_INET6, "::ffff:192.0.2.1", r->saddr);
+	set_req(r, "GET http://example.com:8080/abs/p?q=1 HTTP/1.1\r\n\r\n");
+	r->cap_flags = ST_CAP_INCOMPLETE | ST_CAP_GAP | ST_CAP_TRUNCATED | ST_CAP_MALFORMED |
+		       ST_CAP_NO_RESPONSE | ST_CAP_MID_STREAM | ST_CAP_UPGRADED |
+		       ST_CAP_REPLAY_TRUNC;
+	r->gap_bytes = 1460;
+	r->malformed = "bad \"chunk\" size";
+	j = json(r);
+	has(j, "\"source\":{\"ip\":\"2001:db8::1\",\"port\":40001}");
+	has(j, "\"destination\":{\"ip\":\"::ffff:192.0.2.1\",\"port\":80}");
+	has(j, "\"type\":\"ipv6\"");
+	/* absolute-form: the path starts after the authority */
+	has(j, "\"url\":{\"original\":\"http://example.com:8080/abs/p?q=1\",\"path\":\"/abs/p\",\"query\":\"q=1\"}");
+	has(j, "\"capture\":{\"source\":\"packet\",\"complete\":false,\"incomplete\":true,\"gap\":true,\"gap_bytes\":1460,"
+	       "\"truncated\":true,\"malformed\":\"bad \\\"chunk\\\" size\",\"no_response\":true,"
+	       "\"mid_stream\":true,\"upgraded\":true,\"replay_truncated\":true}}");
+	/* no response head and no status: no http.response */
+	hasnt(j, "\"response\"");
+	free(j);
+
+	/* TLS plaintext from the OpenSSL uprobes */
+	r->source = ST_SRC_OPENSSL;
+	j = json(r);
+	has(j, "\"tls\":{\"established\":true},\"capture\":{\"source\":\"openssl\",");
+	free(j);
+
+	/* HTTP/0.9, and a response seen without a request: timestamp from the response */
+	record_free(r);
+	r = mk();
+	set_req(r, "GET /old\r\n");
+	r->req.ts_first_ns = 0;
+	j = json(r);
+	has(j, "\"version\":\"0.9\"");
+	has(j, "\"@timestamp\":\"2023-11-14T22:13:21.000300Z\"");
+	has(j, "\"url\":{\"original\":\"/old\",\"path\":\"/old\"}");
+	free(j);
+	record_free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_field),
+		cmocka_unit_test(test_escaping_and_utf8),
+		cmocka_unit_test(test_bodies),
+		cmocka_unit_test(test_headers_redaction),
+		cmocka_unit_test(test_replay_and_diff),
+		cmocka_unit_test(test_capture_flags_and_addresses),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
