@@ -27,6 +27,9 @@
 #include "util.h"
 #include "recording.h"
 
+/* stats are read by other threads (rec_writer_get_stats) while the writer counts */
+#define RW_ADD(o, f, n) __atomic_add_fetch(&(o)->st->f, (uint64_t)(n), __ATOMIC_RELAXED)
+
 /* ---- output files (rotation, gzip, directory cap) ---- */
 
 static int rec_writer_out_write_all(struct rec_writer_out *o, const void *p, size_t n)
@@ -77,7 +80,7 @@ static void rec_writer_out_close(struct rec_writer_out *o)
 		struct stat sb;
 
 		if (gzclose(o->gz) != Z_OK) {   /* finishes the stream and closes fd */
-			o->st->write_errors++;
+			RW_ADD(o, write_errors, 1);
 			pr_warn("recording: finishing %s failed\n", o->cur);
 		}
 		o->gz = NULL;
@@ -174,7 +177,7 @@ int rec_writer_out_open(struct rec_writer_out *o)
 	snprintf(o->cur, sizeof(o->cur), "%s", name);
 	o->cur_bytes = 0;
 	o->opened_ns = st_mono_ns();
-	o->st->files++;
+	RW_ADD(o, files, 1);
 	pr_info("recording to %s\n", name);
 	if (o->rc->out_format == REC_FMT_NATIVE) {
 		err = rec_writer_out_header(o);
@@ -196,7 +199,7 @@ static bool rec_writer_out_room(struct rec_writer_out *o, size_t n)
 		if (unlink(o->files[0].path) && errno != ENOENT)
 			pr_warn("recording: cannot delete %s: %s\n", o->files[0].path, strerror(errno));
 		else
-			o->st->files_deleted++;
+			RW_ADD(o, files_deleted, 1);
 		o->files_bytes -= o->files[0].bytes;
 		free(o->files[0].path);
 		memmove(o->files, o->files + 1, (o->nfiles - 1) * sizeof(o->files[0]));
@@ -217,19 +220,19 @@ int rec_writer_out_block(struct rec_writer_out *o, const void *p, size_t n, uint
 	    ((o->rc->out_file_max && o->cur_bytes + need > o->rc->out_file_max && o->cur_bytes > 64) ||
 	     (o->rc->out_interval_s && now - o->opened_ns >= o->rc->out_interval_s * 1000000000ull))) {
 		rec_writer_out_close(o);
-		o->st->rotations++;
+		RW_ADD(o, rotations, 1);
 	}
 	if (o->fd < 0) {
 		err = rec_writer_out_open(o);
 		if (err) {
 			if (o->fd >= 0)
 				rec_writer_out_close(o);
-			o->st->dropped_write_error += nrec;
+			RW_ADD(o, dropped_write_error, nrec);
 			return err;
 		}
 	}
 	if (!rec_writer_out_room(o, need)) {
-		o->st->dropped_dir_full += nrec;
+		RW_ADD(o, dropped_dir_full, nrec);
 		return -ENOSPC;
 	}
 	if (o->rc->out_format == REC_FMT_NATIVE) {
@@ -241,15 +244,15 @@ int rec_writer_out_block(struct rec_writer_out *o, const void *p, size_t n, uint
 		err = rec_writer_out_write_all(o, p, n);
 	}
 	if (err) {
-		o->st->write_errors++;
-		o->st->dropped_write_error += nrec;
+		RW_ADD(o, write_errors, 1);
+		RW_ADD(o, dropped_write_error, nrec);
 		pr_warn("recording: write to %s failed: %s\n", o->cur, strerror(-err));
 		return err;
 	}
 	rec_writer_out_sync_size(o);
-	o->st->blocks++;
-	o->st->bytes += n;
-	o->st->written += nrec;
+	RW_ADD(o, blocks, 1);
+	RW_ADD(o, bytes, n);
+	RW_ADD(o, written, nrec);
 	return 0;
 }
 
@@ -406,11 +409,13 @@ void rec_writer_submit(struct rec_writer *w, const struct st_record *r)
 
 void rec_writer_get_stats(struct rec_writer *w, struct rec_writer_stats *st)
 {
-	*st = w->st;
-	st->submitted = __atomic_load_n(&w->st.submitted, __ATOMIC_RELAXED);
-	st->dropped_queue_full = __atomic_load_n(&w->st.dropped_queue_full, __ATOMIC_RELAXED);
-	st->dropped_memory = __atomic_load_n(&w->st.dropped_memory, __ATOMIC_RELAXED);
-	st->dropped_encode = __atomic_load_n(&w->st.dropped_encode, __ATOMIC_RELAXED);
+	const uint64_t *src = (const uint64_t *)&w->st;
+	uint64_t *dst = (uint64_t *)st;
+	size_t i;
+
+	/* the writer thread updates these while others read them */
+	for (i = 0; i < sizeof(*st) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }
 
 void rec_writer_stop(struct rec_writer *w, FILE *f)
