@@ -5,6 +5,10 @@
 .SUFFIXES:
 .SECONDARY:
 
+# TSAN=1: ThreadSanitizer build of the agent and the unit tests, in its own tree
+ifeq ($(TSAN),1)
+OUT       ?= build/tsan
+endif
 OUT       ?= build
 CC        ?= cc
 CLANG     ?= clang
@@ -30,6 +34,12 @@ SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 ifeq ($(SAN),1)
 CFLAGS    += $(SANFLAGS)
 LDFLAGS   += $(SANFLAGS)
+endif
+TSANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+ifeq ($(TSAN),1)
+CFLAGS    += $(TSANFLAGS)
+LDFLAGS   += $(TSANFLAGS)
+SANFLAGS  := $(TSANFLAGS)
 endif
 LIBS      := -lbpf -lelf -lz -lpcap -lcurl -lcrypto -lmsgpackc -lpthread -lm
 
@@ -101,6 +111,7 @@ fuzz: $(FUZZ_BIN)
 test:
 	$(Q)scripts/setup.sh
 	$(Q)$(MAKE) --no-print-directory all unit-tests bpf-tests fuzz
+	$(Q)$(MAKE) --no-print-directory TSAN=1 all unit-tests
 	$(Q)scripts/run-tests
 
 demo:
