@@ -1,3 +1,6 @@
+/* Bounded queue; see bq.h. A full queue refuses: it never blocks a producer. The
+ * consumer is woken once per batch, on the empty -> non-empty edge, and takes what is
+ * there in one pop. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>

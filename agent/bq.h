@@ -1,8 +1,5 @@
-/* Bounded multi-producer/single-consumer queue of pointers: the one hand-off between
- * pipeline threads. Owns: the slot array and the consumer's wake-up (condition
- * variable, or an eventfd for a consumer that waits in epoll). A full queue refuses:
- * it never blocks a producer. The consumer is woken once per batch, on the empty ->
- * non-empty edge, and takes what is there in one pop. */
+/* Bounded multi-producer/single-consumer pointer queue: the hand-off between threads.
+ * Owns: the slots and the consumer's wake-up (condition variable or eventfd). */
 #ifndef ST_BQ_H
 #define ST_BQ_H
 

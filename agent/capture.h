@@ -1,8 +1,5 @@
-/* Packet sources. Live: loads bpf/capture.bpf.c (skeleton), attaches it as a socket
- * filter on AF_PACKET sockets, or as tc / xdp programs on the interfaces (pinned
- * links, see capture_hook.h), pins its stats map and drains the ring buffer.
- * Offline: reads pcap/pcapng through libpcap. Both turn packets into reasm_seg
- * slices and hand them to a callback on the calling thread. */
+/* Packet sources, live (capture.c) and pcap files (pcap_input.c), handing reasm_seg
+ * slices to a callback on the calling thread. Owns: the BPF skeleton, ring, taps. */
 #ifndef ST_CAPTURE_H
 #define ST_CAPTURE_H
 

@@ -1,6 +1,15 @@
-/* tc / xdp attachments of the capture programs; see capture_hook.h. On lo every packet
- * crosses egress and then ingress of the same device: tc and xdp attach there at
- * ingress only, so each packet is captured once. */
+/* tc / xdp attachments of the capture programs; see capture_hook.h.
+ *
+ * tcx links (kernel >= 6.6) or xdp links are pinned so that a crashed agent's can be
+ * found and removed by the next start (pindir.c). Legacy clsact filters cannot be
+ * pinned: they carry a fixed handle and priority; one found at start is replaced only
+ * when this start took over a crashed agent's pin dir. SHADOWTAP_TC_LEGACY=1 forces
+ * clsact filters on tcx-capable kernels (for tests). A hook where another agent's
+ * program is attached is refused. For `-i all`, RTNLGRP_LINK events attach interfaces
+ * that come up later and drop the pins of vanished ones.
+ *
+ * On lo every packet crosses egress and then ingress of the same device: tc and xdp
+ * attach there at ingress only, so each packet is captured once. */
 #include <errno.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>

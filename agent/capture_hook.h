@@ -1,10 +1,5 @@
-/* tc / xdp attachments of the capture programs: tcx or xdp links pinned at
- * PIN_DIR/links/<ifname>-<hook> (clsact filters where tcx is missing), refusal of an
- * interface another agent captures on, and, for `-i all`, following RTNLGRP_LINK so
- * interfaces that come up later are attached and vanished ones have their pins removed.
- * Legacy clsact filters cannot be pinned: they carry a fixed handle and priority; one
- * found at start is replaced only when this start took over a crashed agent's pin dir.
- * SHADOWTAP_TC_LEGACY=1 forces clsact filters on tcx-capable kernels (for tests). */
+/* tc / xdp attachments of the capture programs, and following interfaces for `-i all`.
+ * Owns: the links (pinned at PIN_DIR/links/<ifname>-<hook>), clsact filters, netlink. */
 #ifndef ST_CAPTURE_HOOK_H
 #define ST_CAPTURE_HOOK_H
 

@@ -1,6 +1,5 @@
-/* One HTTP exchange as stored: the request, serverA's response, serverB's response
- * (replay) and their comparison (diff), plus capture-quality flags, and its JSON
- * encoding (DESIGN.md's schema). Owns: every byte it points to (heap copies). */
+/* One HTTP exchange as stored (request, serverA's and serverB's responses, diff,
+ * capture flags) and its JSON encoding. Owns: every byte it points to (heap copies). */
 #ifndef ST_RECORD_H
 #define ST_RECORD_H
 

@@ -1,7 +1,5 @@
-/* Replay engine: its own thread running an epoll loop over keep-alive connection
- * pools to each serverB target. Sends each captured request byte for byte (plus the
- * rewrites asked for), parses the answer, fills record->replay and record->diff,
- * and hands the record on. Owns: the queue, connections, in-flight requests. */
+/* Replay engine: its own thread sends each record's request to serverB and fills
+ * record->replay and ->diff. Owns: its queue, connection pools, in-flight requests. */
 #ifndef ST_REPLAY_H
 #define ST_REPLAY_H
 
