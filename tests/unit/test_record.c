@@ -301,6 +301,7 @@ static void test_capture_flags_and_addresses(void **state)
 		       ST_CAP_REPLAY_TRUNC;
 	r->gap_bytes = 1460;
 	r->malformed = "bad \"chunk\" size";
+	r->resp.complete = false;           /* nothing of the response was seen */
 	j = json(r);
 	has(j, "\"source\":{\"ip\":\"2001:db8::1\",\"port\":40001}");
 	has(j, "\"destination\":{\"ip\":\"::ffff:192.0.2.1\",\"port\":80}");
@@ -310,7 +311,7 @@ static void test_capture_flags_and_addresses(void **state)
 	has(j, "\"capture\":{\"source\":\"packet\",\"complete\":false,\"incomplete\":true,\"gap\":true,\"gap_bytes\":1460,"
 	       "\"truncated\":true,\"malformed\":\"bad \\\"chunk\\\" size\",\"no_response\":true,"
 	       "\"mid_stream\":true,\"upgraded\":true,\"replay_truncated\":true}}");
-	/* no response head and no status: no http.response */
+	/* no response head, status, bytes or end: no http.response */
 	hasnt(j, "\"response\"");
 	free(j);
 
