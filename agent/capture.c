@@ -402,6 +402,11 @@ int capture_poll(struct capture *c, int timeout_ms)
 	return total > INT_MAX ? INT_MAX : (int)total;
 }
 
+int capture_epoll_fd(struct capture *c)
+{
+	return ring_buffer__epoll_fd(c->rb);
+}
+
 int capture_read_stats(struct capture *c, struct st_stats *sum)
 {
 	const size_t nfields = sizeof(*sum) / sizeof(__u64);

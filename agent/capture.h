@@ -39,6 +39,9 @@ int capture_poll(struct capture *c, int timeout_ms);
 /* The ring, for another source to share (bpf/tls.bpf.c): its events come out of
  * capture_poll() too. */
 int capture_ring_fd(struct capture *c);
+/* The ring buffer's epoll fd, for an outer event loop; readable when capture_poll
+ * has events to drain. */
+int capture_epoll_fd(struct capture *c);
 /* Sum of the per-CPU statistics. */
 int capture_read_stats(struct capture *c, struct st_stats *sum);
 /* Userspace-side counters */
@@ -49,22 +52,5 @@ struct capture_ustats {
 void capture_get_ustats(struct capture *c, struct capture_ustats *st);
 /* Detach, unpin, free. Accepts NULL. */
 void capture_close(struct capture *c);
-
-struct pcapin_stats {
-	uint64_t packets;
-	uint64_t segments;        /* TCP segments on a watched port handed on */
-	uint64_t not_tcp;         /* other protocols, other ports */
-	uint64_t malformed;       /* truncated or bad IP/TCP headers */
-	uint64_t fragments;       /* IP fragments (not reassembled) */
-	uint64_t snap_truncated;  /* captured length < wire length */
-	uint64_t unsupported_link;
-};
-
-/* Read a whole pcap/pcapng file. ts_ns in segments is wall clock (ns since epoch).
- * Calls tick(ctx, ts) as capture time advances so timers run on file time.
- * Returns 0 or a negative errno (message printed). */
-int pcapin_run(const char *path, const uint16_t *ports, int nports, capture_seg_cb cb,
-	       void (*tick)(void *ctx, uint64_t now_ns), void *ctx, struct pcapin_stats *st,
-	       volatile int *stop);
 
 #endif

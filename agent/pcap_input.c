@@ -3,10 +3,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "capture.h"
 #include "log.h"
+#include "pcap_input.h"
 #include "pkt.h"
 
 #define PCAPIN_TICK_NS 100000000ull
@@ -52,63 +53,106 @@ static long link_ip_offset(int dlt, const uint8_t *p, size_t caplen)
 	}
 }
 
-int pcapin_run(const char *path, const uint16_t *ports, int nports, capture_seg_cb cb,
-	       void (*tick)(void *ctx, uint64_t now_ns), void *ctx, struct pcapin_stats *st,
-	       volatile int *stop)
+struct pcapin {
+	pcap_t *pc;
+	char *path;
+	int dlt;
+	const uint16_t *ports;
+	int nports;
+	capture_seg_cb cb;
+	void (*tick)(void *ctx, uint64_t now_ns);
+	void *ctx;
+	struct counters *ctr;
+	uint64_t last_tick, packets;
+};
+
+int pcapin_open(struct pcapin **out, const char *path, const uint16_t *ports, int nports,
+		capture_seg_cb cb, void (*tick)(void *ctx, uint64_t now_ns), void *ctx,
+		struct counters *ctr)
 {
 	char errbuf[PCAP_ERRBUF_SIZE];
-	struct pcap_pkthdr *h;
-	const u_char *p;
-	uint64_t last_tick = 0;
-	struct reasm_seg seg;
-	pcap_t *pc;
-	int dlt, rc, err = 0;
+	struct pcapin *pi;
 
-	pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, errbuf);
-	if (!pc) {
+	*out = NULL;
+	pi = calloc(1, sizeof(*pi));
+	if (!pi || !(pi->path = strdup(path))) {
+		free(pi);
+		return -ENOMEM;
+	}
+	pi->pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+	if (!pi->pc) {
 		pr_warn("cannot read pcap file %s: %s\n", path, errbuf);
+		pcapin_close(pi);
 		return -EINVAL;
 	}
-	dlt = pcap_datalink(pc);
-	while (!(stop && *stop) && (rc = pcap_next_ex(pc, &h, &p)) == 1) {
+	pi->dlt = pcap_datalink(pi->pc);
+	pi->ports = ports;
+	pi->nports = nports;
+	pi->cb = cb;
+	pi->tick = tick;
+	pi->ctx = ctx;
+	pi->ctr = ctr;
+	*out = pi;
+	return 0;
+}
+
+int pcapin_step(struct pcapin *pi, int max)
+{
+	struct pcap_pkthdr *h;
+	const u_char *p;
+	struct reasm_seg seg;
+	struct counters *c = pi->ctr;
+	int rc = 1, n;
+
+	for (n = 0; n < max && (rc = pcap_next_ex(pi->pc, &h, &p)) == 1; n++) {
 		uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec;
 		long off;
 		int r;
 
-		st->packets++;
+		pi->packets++;
+		ctr_add(c, CTR_PCAP_PACKETS, 1);
 		if (h->caplen < h->len)
-			st->snap_truncated++;
-		off = link_ip_offset(dlt, p, h->caplen);
+			ctr_add(c, CTR_PCAP_SNAP_TRUNCATED, 1);
+		off = link_ip_offset(pi->dlt, p, h->caplen);
 		if (off == -2) {
-			st->unsupported_link++;
+			ctr_add(c, CTR_PCAP_UNSUPPORTED_LINK, 1);
 			continue;
 		}
 		if (off < 0) {
-			st->not_tcp++;
+			ctr_add(c, CTR_PCAP_OTHER, 1);
 			continue;
 		}
-		r = pkt_parse_ip(p + off, h->caplen - (size_t)off, ports, nports, ts, &seg);
+		r = pkt_parse_ip(p + off, h->caplen - (size_t)off, pi->ports, pi->nports, ts, &seg);
 		if (r == 1) {
-			st->segments++;
-			cb(ctx, &seg);
+			ctr_add(c, CTR_PCAP_SEGMENTS, 1);
+			pi->cb(pi->ctx, &seg);
 		} else if (r == 0) {
-			st->not_tcp++;
+			ctr_add(c, CTR_PCAP_OTHER, 1);
 		} else if (r == -2) {
-			st->fragments++;
+			ctr_add(c, CTR_PCAP_FRAGMENTS, 1);
 		} else {
-			st->malformed++;
+			ctr_add(c, CTR_PCAP_MALFORMED, 1);
 		}
-		if (tick && ts >= last_tick + PCAPIN_TICK_NS) {
-			tick(ctx, ts);
-			last_tick = ts;
+		if (pi->tick && ts >= pi->last_tick + PCAPIN_TICK_NS) {
+			pi->tick(pi->ctx, ts);
+			pi->last_tick = ts;
 		}
 	}
-	if (rc == -1) {
+	if (rc == 1)
+		return 1;
+	if (rc == -1)
 		/* a truncated final record: what was read counts, the file is still reported */
-		pr_warn("pcap file %s: %s (stopped after %llu packets)\n", path, pcap_geterr(pc),
-			(unsigned long long)st->packets);
-		err = 0;
-	}
-	pcap_close(pc);
-	return err;
+		pr_warn("pcap file %s: %s (stopped after %llu packets)\n", pi->path, pcap_geterr(pi->pc),
+			(unsigned long long)pi->packets);
+	return 0;
+}
+
+void pcapin_close(struct pcapin *pi)
+{
+	if (!pi)
+		return;
+	if (pi->pc)
+		pcap_close(pi->pc);
+	free(pi->path);
+	free(pi);
 }

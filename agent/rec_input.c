@@ -2,19 +2,18 @@
  * into the pipeline. Owns: the file list, the reorder heap and the pacing clock.
  *
  * Each request is scheduled at its recorded offset from the first, scaled by
- * --replay-speed (or as fast as the in-flight bound lets at max). */
+ * --replay-speed (or as fast as the in-flight bound lets at max). The pipeline's
+ * event loop drives it in bounded steps (input_file_step) and sleeps until the
+ * time the step asks for; signals, stats and --exit-after are the loop's. */
 #include <errno.h>
 #include <glob.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
+#include "rec_input.h"
 #include "recording.h"
 
 static uint64_t rin_req_wall(const struct st_record *r)
@@ -133,43 +132,37 @@ static struct rin_item rin_pop(struct rin_heap *h)
 
 #define RIN_REORDER_NS   (5ull * 1000000000ull)
 #define RIN_REORDER_MAX  8192
+#define RIN_INFLIGHT_POLL_NS 200000ull   /* pacing on the in-flight bound: look again soon */
+#define RIN_DRAIN_POLL_NS    2000000ull
 
-struct rin {
-	const struct recording_input *in;
+enum rin_phase { RIN_READ, RIN_FLUSH, RIN_DRAIN, RIN_DONE };
+
+struct input_file {
+	struct recording_input in;
+	glob_t g;
+	bool have_glob;
+	struct rin_file *files;
+	size_t nfiles, fi;               /* files in order; the one being read */
+	struct rec_reader *rd;
+	uint64_t max_ts, seq;
+	struct rin_heap h;
+	struct rin_item pending;         /* next to send, waiting for its time or room */
+	bool have_pending;
+	enum rin_phase phase;
 	uint64_t total, submitted, pass, start_ns, next_progress_ns, t0_rec, t0_mono;
 	bool have_t0;
 	double scale;        /* wall ns per recorded ns; 0 = max */
 	uint64_t late_max_ns, late_sum_ns, late_n, late_10ms;   /* submit time - schedule */
 };
 
-static void rin_check_signals(struct rin *s)
+static uint64_t rin_finished(const struct input_file *s)
 {
-	struct signalfd_siginfo si;
-
-	if (s->in->signal_fd < 0)
-		return;
-	while (read(s->in->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGUSR1)
-			continue;
-		pr_info("signal %u: draining and exiting\n", si.ssi_signo);
-		if (s->in->stop)
-			*s->in->stop = 1;
-	}
+	return s->in.finished ? s->in.finished(s->in.ctx) : s->submitted;
 }
 
-static bool rin_stopped(const struct rin *s)
+static void rin_progress(struct input_file *s, uint64_t now, bool force)
 {
-	return s->in->stop && *s->in->stop;
-}
-
-static uint64_t rin_finished(const struct rin *s)
-{
-	return s->in->finished ? s->in->finished(s->in->ctx) : s->submitted;
-}
-
-static void rin_progress(struct rin *s, bool force)
-{
-	uint64_t now = st_mono_ns(), done;
+	uint64_t done;
 	double el, rate, eta;
 
 	if (!force && now < s->next_progress_ns)
@@ -178,7 +171,7 @@ static void rin_progress(struct rin *s, bool force)
 	done = rin_finished(s);
 	el = (double)(now - s->start_ns) / 1e9;
 	rate = el > 0 ? (double)done / el : 0;
-	if (s->in->rc->loop) {
+	if (s->in.rc->loop) {
 		fprintf(stderr, "input: pass %llu, %llu requests done, %llu submitted, %.0f req/s\n",
 			(unsigned long long)s->pass + 1, (unsigned long long)done,
 			(unsigned long long)s->submitted, rate);
@@ -190,50 +183,28 @@ static void rin_progress(struct rin *s, bool force)
 	}
 }
 
-/* Sleep until the monotonic time t (0 = no wait) and until fewer than the bound
- * are in flight, checking signals and printing progress. */
-static void rin_wait(struct rin *s, uint64_t t)
+/* When the pending record is due (0 = now). */
+static uint64_t rin_target(struct input_file *s, uint64_t now)
 {
-	for (;;) {
-		uint64_t now = st_mono_ns(), left;
-		struct timespec ts;
-
-		rin_check_signals(s);
-		rin_progress(s, false);
-		if (rin_stopped(s))
-			return;
-		if (now >= t && s->submitted - rin_finished(s) < s->in->max_in_flight)
-			return;
-		left = now < t ? t - now : 200000;
-		if (left > 50000000)
-			left = 50000000;
-		if (now >= t)
-			left = 200000;   /* pacing on in-flight: poll fast */
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)left;
-		nanosleep(&ts, NULL);
-	}
-}
-
-static void rin_send(struct rin *s, struct rin_item it)
-{
-	struct st_record *r = it.rec;
-	uint64_t target = 0;
+	const struct rin_item *it = &s->pending;
 
 	if (!s->have_t0) {
 		s->have_t0 = true;
-		s->t0_rec = it.ts;
-		s->t0_mono = st_mono_ns();
+		s->t0_rec = it->ts;
+		s->t0_mono = now;
 	}
-	if (s->scale > 0 && it.ts > s->t0_rec)
-		target = s->t0_mono + (uint64_t)((double)(it.ts - s->t0_rec) * s->scale);
-	rin_wait(s, target);
-	if (rin_stopped(s)) {
-		record_free(r);
-		return;
-	}
+	if (s->scale > 0 && it->ts > s->t0_rec)
+		return s->t0_mono + (uint64_t)((double)(it->ts - s->t0_rec) * s->scale);
+	return 0;
+}
+
+static void rin_send(struct input_file *s, uint64_t target, uint64_t now)
+{
+	struct st_record *r = s->pending.rec;
+
+	s->have_pending = false;
 	if (target) {
-		uint64_t now = st_mono_ns(), late = now > target ? now - target : 0;
+		uint64_t late = now > target ? now - target : 0;
 
 		s->late_sum_ns += late;
 		s->late_n++;
@@ -248,38 +219,18 @@ static void rin_send(struct rin *s, struct rin_item it)
 		record_event_id(r->flow_id, r->index, r->event_id);
 	}
 	s->submitted++;
-	s->in->submit(s->in->ctx, r);
+	s->in.submit(s->in.ctx, r);
 }
 
-static int rin_file(struct rin *s, const char *path, struct rin_heap *h, uint64_t *seq)
+static void rin_close_reader(struct input_file *s)
 {
-	struct rec_reader *rd;
+	struct rec_reader *rd = s->rd;
+	const char *path = s->files[s->fi].path;
 	struct rec_reader_stats st;
-	struct st_record *r;
-	uint64_t max_ts = 0;
-	int ret;
 
-	ret = rec_reader_open(&rd, path, s->in->rc->body_limit);
-	if (ret)
-		return ret;
-	while (!rin_stopped(s) && (ret = rec_reader_next(rd, &r)) > 0) {
-		struct rin_item it;
-
-		it.rec = r;
-		it.seq = (*seq)++;
-		it.ts = rin_req_wall(r);
-		if (it.ts > max_ts)
-			max_ts = it.ts;
-		if (rin_push(h, it)) {
-			record_free(r);
-			ret = -ENOMEM;
-			break;
-		}
-		while (h->n && (h->n > RIN_REORDER_MAX || h->a[0].ts + RIN_REORDER_NS < max_ts))
-			rin_send(s, rin_pop(h));
-	}
 	rec_reader_get_stats(rd, &st);
 	rec_reader_close(rd);
+	s->rd = NULL;
 	if (st.bad_blocks || st.bad_records || st.torn_tail || st.read_errors || st.resync_bytes)
 		pr_warn("recording: %s: %llu bad blocks, %llu bad records, %llu torn tail, %llu read errors, %llu bytes skipped\n",
 			path, (unsigned long long)st.bad_blocks, (unsigned long long)st.bad_records,
@@ -291,77 +242,178 @@ static int rin_file(struct rin *s, const char *path, struct rin_heap *h, uint64_
 			path, (unsigned long long)st.gor_requests, (unsigned long long)st.gor_responses,
 			(unsigned long long)st.gor_replayed, (unsigned long long)st.gor_orphan_responses,
 			(unsigned long long)st.gor_ambiguous, (unsigned long long)st.gor_unanswered);
-	return ret < 0 ? ret : 0;
 }
 
-int recording_input_run(const struct recording_input *in)
+/* Moves the next record into s->pending: 1 if there is one, 0 if this phase has
+ * none left, negative errno on a fatal read error. */
+static int rin_next(struct input_file *s)
 {
-	struct rin s = { .in = in };
-	struct rin_heap h = { 0 };
-	struct rin_file *files = NULL;
-	glob_t g;
-	uint64_t seq = 0;
+	struct st_record *r;
+	int ret;
+
+	while (s->phase == RIN_READ) {
+		struct rin_heap *h = &s->h;
+
+		if (h->n && (h->n > RIN_REORDER_MAX || h->a[0].ts + RIN_REORDER_NS < s->max_ts)) {
+			s->pending = rin_pop(h);
+			return 1;
+		}
+		if (!s->rd) {
+			if (s->fi == s->nfiles) {
+				s->phase = RIN_FLUSH;
+				break;
+			}
+			ret = rec_reader_open(&s->rd, s->files[s->fi].path, s->in.rc->body_limit);
+			if (ret)
+				return ret;
+			s->max_ts = 0;
+		}
+		ret = rec_reader_next(s->rd, &r);
+		if (ret <= 0) {
+			rin_close_reader(s);
+			if (ret < 0)
+				return ret;
+			s->fi++;
+			continue;
+		}
+		{
+			struct rin_item it = { .rec = r, .seq = s->seq++, .ts = rin_req_wall(r) };
+
+			if (it.ts > s->max_ts)
+				s->max_ts = it.ts;
+			if (rin_push(h, it)) {
+				record_free(r);
+				return -ENOMEM;
+			}
+		}
+	}
+	if (s->phase == RIN_FLUSH) {
+		if (s->h.n) {
+			s->pending = rin_pop(&s->h);
+			return 1;
+		}
+		s->pass++;
+		if (s->in.rc->loop && s->total) {
+			s->phase = RIN_READ;
+			s->fi = 0;
+			s->have_t0 = false;
+			return rin_next(s);
+		}
+		s->phase = RIN_DRAIN;
+	}
+	return 0;
+}
+
+int input_file_open(struct input_file **out, const struct recording_input *in)
+{
+	struct input_file *s;
 	size_t i;
 	int err = 0, gr;
 
+	*out = NULL;
 	if (!in->max_in_flight || !in->submit)
 		return -EINVAL;
-	gr = glob(in->rc->in_pattern, 0, NULL, &g);
-	if (gr || !g.gl_pathc) {
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->in = *in;
+	gr = glob(in->rc->in_pattern, 0, NULL, &s->g);
+	s->have_glob = gr == 0;
+	if (gr || !s->g.gl_pathc) {
 		pr_warn("recording: no file matches '%s'\n", in->rc->in_pattern);
-		if (!gr)
-			globfree(&g);
-		return -ENOENT;
+		err = -ENOENT;
+		goto fail;
 	}
-	files = calloc(g.gl_pathc, sizeof(*files));
-	if (!files) {
+	s->nfiles = s->g.gl_pathc;
+	s->files = calloc(s->nfiles, sizeof(*s->files));
+	if (!s->files) {
 		err = -ENOMEM;
-		goto out;
+		goto fail;
 	}
-	for (i = 0; i < g.gl_pathc; i++) {
-		files[i].path = g.gl_pathv[i];
-		err = rin_count_file(files[i].path, in->rc->body_limit, &files[i].n, &files[i].first);
+	for (i = 0; i < s->nfiles; i++) {
+		s->files[i].path = s->g.gl_pathv[i];
+		err = rin_count_file(s->files[i].path, in->rc->body_limit, &s->files[i].n, &s->files[i].first);
 		if (err)
-			goto out;
-		s.total += files[i].n;
+			goto fail;
+		s->total += s->files[i].n;
 	}
-	qsort(files, g.gl_pathc, sizeof(*files), rin_file_cmp);
-	s.scale = in->rc->speed_pct > 0 ? 100.0 / in->rc->speed_pct : 0;
-	s.start_ns = st_mono_ns();
-	s.next_progress_ns = s.start_ns + 1000000000ull;
-	pr_info("input: %llu requests in %zu file%s, speed %s\n", (unsigned long long)s.total,
-		(size_t)g.gl_pathc, g.gl_pathc > 1 ? "s" : "", s.scale > 0 ? "recorded pace (scaled)" : "max");
-	do {
-		s.have_t0 = false;
-		for (i = 0; i < g.gl_pathc && !rin_stopped(&s); i++) {
-			err = rin_file(&s, files[i].path, &h, &seq);
-			if (err)
-				goto out;
-		}
-		while (h.n)
-			rin_send(&s, rin_pop(&h));
-		s.pass++;
-	} while (in->rc->loop && !rin_stopped(&s) && s.total);
-	/* drain: wait for everything handed on to finish */
-	while (rin_finished(&s) < s.submitted) {
-		struct timespec ts = { 0, 2000000 };
-
-		rin_check_signals(&s);
-		rin_progress(&s, false);
-		if (rin_stopped(&s))
-			break;
-		nanosleep(&ts, NULL);
-	}
-	rin_progress(&s, true);
-	if (s.late_n)
-		fprintf(stderr, "input: schedule lateness mean %.2f ms, max %.2f ms, %llu of %llu requests more than 10 ms late\n",
-			(double)s.late_sum_ns / (double)s.late_n / 1e6, (double)s.late_max_ns / 1e6,
-			(unsigned long long)s.late_10ms, (unsigned long long)s.late_n);
-out:
-	while (h.n)
-		record_free(rin_pop(&h).rec);
-	free(h.a);
-	free(files);
-	globfree(&g);
+	qsort(s->files, s->nfiles, sizeof(*s->files), rin_file_cmp);
+	s->scale = in->rc->speed_pct > 0 ? 100.0 / in->rc->speed_pct : 0;
+	s->start_ns = st_mono_ns();
+	s->next_progress_ns = s->start_ns + 1000000000ull;
+	pr_info("input: %llu requests in %zu file%s, speed %s\n", (unsigned long long)s->total,
+		s->nfiles, s->nfiles > 1 ? "s" : "", s->scale > 0 ? "recorded pace (scaled)" : "max");
+	*out = s;
+	return 0;
+fail:
+	input_file_close(s);
 	return err;
+}
+
+int input_file_step(struct input_file *s, int max, uint64_t *wake_ns)
+{
+	uint64_t now = st_mono_ns();
+	int n, ret;
+
+	*wake_ns = now;
+	rin_progress(s, now, false);
+	for (n = 0; n < max; n++) {
+		uint64_t target;
+
+		if (!s->have_pending) {
+			ret = rin_next(s);
+			if (ret < 0) {
+				s->phase = RIN_DONE;
+				return ret;
+			}
+			if (ret == 0)
+				break;
+			s->have_pending = true;
+		}
+		target = rin_target(s, now);
+		if (target > now) {
+			*wake_ns = target;
+			return 1;
+		}
+		if (s->submitted - rin_finished(s) >= s->in.max_in_flight) {
+			*wake_ns = now + RIN_INFLIGHT_POLL_NS;
+			return 1;
+		}
+		rin_send(s, target, now);
+		if (target)
+			now = st_mono_ns();
+	}
+	if (s->have_pending || s->phase < RIN_DRAIN)
+		return 1;
+	/* drain: everything handed on must finish before the input is done */
+	if (rin_finished(s) < s->submitted) {
+		*wake_ns = now + RIN_DRAIN_POLL_NS;
+		return 1;
+	}
+	s->phase = RIN_DONE;
+	return 0;
+}
+
+void input_file_close(struct input_file *s)
+{
+	if (!s)
+		return;
+	if (s->start_ns) {
+		rin_progress(s, st_mono_ns(), true);
+		if (s->late_n)
+			fprintf(stderr, "input: schedule lateness mean %.2f ms, max %.2f ms, %llu of %llu requests more than 10 ms late\n",
+				(double)s->late_sum_ns / (double)s->late_n / 1e6, (double)s->late_max_ns / 1e6,
+				(unsigned long long)s->late_10ms, (unsigned long long)s->late_n);
+	}
+	if (s->rd)
+		rec_reader_close(s->rd);
+	if (s->have_pending)
+		record_free(s->pending.rec);
+	while (s->h.n)
+		record_free(rin_pop(&s->h).rec);
+	free(s->h.a);
+	free(s->files);
+	if (s->have_glob)
+		globfree(&s->g);
+	free(s);
 }

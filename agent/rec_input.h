@@ -1,6 +1,7 @@
 /* File input (--input-file): reads recordings and paces their requests into the
  * pipeline at the recorded pace (scaled) or as fast as the in-flight bound lets.
- * Owns: the file list, the reorder heap and the pacing clock. */
+ * Owns: the file list, the reorder heap and the pacing clock; driven in steps by
+ * the pipeline's event loop. */
 #ifndef ST_REC_INPUT_H
 #define ST_REC_INPUT_H
 
@@ -17,14 +18,20 @@ struct recording_input {
 	void (*submit)(void *ctx, struct st_record *rec);   /* takes ownership */
 	uint64_t (*finished)(void *ctx);   /* records the pipeline has finished so far */
 	void *ctx;
-	int signal_fd;               /* signalfd for SIGINT/SIGTERM, or -1 */
-	volatile int *stop;          /* set to stop early (may be NULL) */
 };
 
-/* Reads every file matching rc->in_pattern (sorted), schedules each request at its
- * recorded offset from the first scaled by speed (or as fast as the bound on
- * in-flight records lets at max), loops if asked, prints progress on stderr, and
- * waits until everything submitted has finished. 0 or negative errno. */
-int recording_input_run(const struct recording_input *in);
+struct input_file;
+
+/* Finds every file matching rc->in_pattern and counts its records (progress and
+ * order of rotated files). 0 or negative errno (message printed). */
+int input_file_open(struct input_file **out, const struct recording_input *in);
+/* Hands on at most max records, each at its recorded offset from the first scaled by
+ * speed (or as fast as the in-flight bound lets at max), loops if asked, prints
+ * progress on stderr. Returns 1 with *wake_ns set to the monotonic time at which
+ * to call again (<= now: at once), 0 once everything handed on has finished, or a
+ * negative errno. Never sleeps. */
+int input_file_step(struct input_file *f, int max, uint64_t *wake_ns);
+/* Prints the final progress and lateness lines, frees what is left. Accepts NULL. */
+void input_file_close(struct input_file *f);
 
 #endif

@@ -1,0 +1,457 @@
+/* The pipeline and its one event loop.
+ *
+ * The main thread runs the loop: epoll over a signalfd (SIGINT/SIGTERM stop,
+ * SIGUSR1 prints stats), a periodic timerfd (ring drain cadence and timers), the
+ * capture ring's epoll fd (live) and a one-shot timerfd an input can ask to be
+ * woken by (file pacing). Offline inputs are bounded steps (pcapin_step,
+ * input_file_step) run between waits, so a signal is seen within one step. Before
+ * every wait, as redis's beforeSleep, the loop runs what is due: reassembly
+ * ticks, periodic stats and the --exit-after deadline. Records leave the flow
+ * table through the recording writer, replay and the output thread here, which
+ * encodes each once and writes NDJSON and hands it to the Elasticsearch sink. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "exchange.h"
+#include "log.h"
+#include "pcap_input.h"
+#include "pipeline.h"
+#include "recording.h"
+#include "replay.h"
+#include "sink_es.h"
+#include "stats.h"
+#include "tcp_reasm.h"
+#include "util.h"
+
+#define LOOP_PERIOD_NS   20000000ull    /* live ring drain: events come without wake-ups */
+#define LOOP_TICK_NS     100000000ull   /* reassembly timers on live input */
+#define PCAP_STEP        2048           /* packets per step: well under 1 ms of work */
+#define FILE_STEP        256            /* records per step */
+#define OFFLINE_INFLIGHT 1024           /* records an offline input may have in the pipeline */
+#define OFFLINE_POLL_NS  200000ull      /* look again this soon when that bound is reached */
+
+/* ---- where records go ---- */
+
+static void sink_submit(struct pipeline *p, struct st_record *r)
+{
+	if (bq_push(&p->w.sinkq, r)) {
+		ctr_add(&p->ctr, CTR_OUT_DROPPED_QUEUE_FULL, 1);
+		record_free(r);
+	}
+}
+
+static void on_replayed(void *ctx, struct st_record *r)
+{
+	sink_submit(ctx, r);
+}
+
+static void on_record(void *ctx, struct st_record *r)
+{
+	struct pipeline *p = ctx;
+
+	ctr_add(&p->ctr, CTR_PIPE_RECORDS, 1);
+	if (p->recw)
+		rec_writer_submit(p->recw, r);
+	if (p->w.replay)
+		replay_submit(p->w.replay, r);
+	else
+		sink_submit(p, r);
+}
+
+/* Records the pipeline has finished with: --input-file paces itself on this. */
+static uint64_t file_input_finished(void *ctx)
+{
+	struct pipeline *p = ctx;
+
+	return ctr_get(&p->ctr, CTR_OUT_WRITTEN) + ctr_get(&p->ctr, CTR_OUT_DROPPED_QUEUE_FULL) +
+	       ctr_get(&p->ctr, CTR_OUT_ENCODE_ERRORS);
+}
+
+/* The output thread: encodes each record once, writes NDJSON, feeds Elasticsearch. */
+static void *sink_main(void *arg)
+{
+	struct pipeline *p = arg;
+	struct buf b = { 0 };
+	void *items[256];
+	int n, i;
+
+	for (;;) {
+		n = bq_pop(&p->w.sinkq, items, 256, 200);
+		if (n < 0)
+			break;
+		for (i = 0; i < n; i++) {
+			struct st_record *r = items[i];
+			uint64_t ts = (uint64_t)((int64_t)(r->req.ts_first_ns ? r->req.ts_first_ns
+									      : r->resp.ts_first_ns) +
+						 r->clock_offset_ns);
+
+			buf_reset(&b);
+			if (record_to_json(r, &p->jopts, &b)) {
+				ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
+				record_free(r);
+				continue;
+			}
+			if (p->es)
+				es_sink_submit(p->es, r->event_id, ts, b.data, b.len);
+			if (p->out) {
+				buf_putc(&b, '\n');
+				if (fwrite(b.data, 1, b.len, p->out) != b.len)
+					ctr_add(&p->ctr, CTR_OUT_WRITE_ERRORS, 1);
+			}
+			ctr_add(&p->ctr, CTR_OUT_WRITTEN, 1);
+			record_free(r);
+		}
+		if (p->out && n)
+			fflush(p->out);
+	}
+	buf_free(&b);
+	return NULL;
+}
+
+static void on_segment(void *ctx, const struct reasm_seg *seg)
+{
+	struct pipeline *p = ctx;
+
+	reasm_segment(p->w.reasm, seg);
+}
+
+static void on_tick(void *ctx, uint64_t now_ns)
+{
+	struct pipeline *p = ctx;
+
+	reasm_tick(p->w.reasm, now_ns);
+}
+
+/* ---- start / stop ---- */
+
+static int setup_signals(void)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
+	/* blocked before any thread starts, so only the signalfd sees them */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+void pipeline_init(struct pipeline *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->sfd = p->tfd = p->wfd = p->epfd = -1;
+	opts_defaults(&p->cfg);
+}
+
+int pipeline_start(struct pipeline *p)
+{
+	struct config *c = &p->cfg;
+	struct timespec rt, mt;
+	int err;
+
+	p->sfd = setup_signals();
+	if (p->sfd < 0) {
+		pr_warn("cannot set up signal handling: %s\n", strerror(-p->sfd));
+		return EXIT_RUNTIME;
+	}
+	p->start_ns = st_mono_ns();
+	if (!c->no_redact)
+		p->jopts.redact = c->redact;
+	p->jopts.body_limit = c->xcfg.body_limit;
+
+	if (c->output) {
+		if (!strcmp(c->output, "-")) {
+			p->out = stdout;
+		} else {
+			p->out = fopen(c->output, "w");
+			if (!p->out) {
+				pr_warn("cannot open output file %s: %s\n", c->output, strerror(errno));
+				return EXIT_RUNTIME;
+			}
+		}
+	}
+	if (!c->output && !c->es_url && !c->rec.out_path)
+		pr_info("no --output, --es or --output-file given: records are only counted\n");
+
+	if (bq_init(&p->w.sinkq, c->queue_cap))
+		return EXIT_RUNTIME;
+	p->sinkq_ready = 1;
+	if (c->es_url && es_sink_start(&p->es, &c->es))
+		return EXIT_RUNTIME;
+	if (pthread_create(&p->sink_thr, NULL, sink_main, p)) {
+		pr_warn("cannot start the output thread\n");
+		return EXIT_RUNTIME;
+	}
+	p->sink_started = 1;
+	if (c->replay.ntargets) {
+		err = replay_start(&p->w.replay, &c->replay, on_replayed, p);
+		if (err)
+			return err == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+	}
+
+	/* capture clock -> wall clock: live events carry CLOCK_MONOTONIC, pcaps wall time */
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mt);
+	if (!c->input_pcap)
+		c->xcfg.clock_offset_ns = ((int64_t)rt.tv_sec - mt.tv_sec) * 1000000000ll +
+					  (rt.tv_nsec - mt.tv_nsec);
+	p->w.x = exchange_new(&c->xcfg, on_record, p);
+	p->w.reasm = p->w.x ? reasm_new(&c->reasm, &exchange_reasm_ops, p->w.x) : NULL;
+	if (!p->w.reasm) {
+		pr_warn("out of memory setting up the flow table\n");
+		return EXIT_RUNTIME;
+	}
+	if (c->rec.out_path && rec_writer_start(&p->recw, &c->rec))
+		return EXIT_RUNTIME;
+	return EXIT_OK;
+}
+
+/* ---- the event loop ---- */
+
+static int loop_add(struct pipeline *p, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+static void loop_arm(int fd, uint64_t at_ns, uint64_t period_ns)
+{
+	struct itimerspec its = {
+		.it_value = { (time_t)(at_ns / 1000000000ull), (long)(at_ns % 1000000000ull) },
+		.it_interval = { (time_t)(period_ns / 1000000000ull), (long)(period_ns % 1000000000ull) },
+	};
+
+	timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void loop_signals(struct pipeline *p)
+{
+	struct signalfd_siginfo si;
+
+	while (read(p->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		ctr_add(&p->ctr, CTR_LOOP_SIGNALS, 1);
+		if (si.ssi_signo == SIGUSR1) {
+			stats_print(p, stderr, "stats");
+			continue;
+		}
+		pr_info("signal %u: draining and exiting\n", si.ssi_signo);
+		p->stop = 1;
+	}
+}
+
+/* Work that is due, run before every wait: ring drain, timers, stats, deadline. */
+static void loop_before_wait(struct pipeline *p, uint64_t now)
+{
+	struct config *c = &p->cfg;
+
+	if (p->w.cap) {
+		capture_poll(p->w.cap, 0);
+		if (now >= p->next_tick) {
+			reasm_tick(p->w.reasm, now);
+			p->next_tick = now + LOOP_TICK_NS;
+		}
+	}
+	if (p->next_stats && now >= p->next_stats) {
+		stats_print(p, stderr, "stats");
+		p->next_stats = now + (uint64_t)c->stats_interval_s * 1000000000ull;
+	}
+	if (p->deadline && now >= p->deadline) {
+		pr_info("--exit-after reached: draining and exiting\n");
+		p->stop = 1;
+	}
+}
+
+/* One bounded step of an offline input: 1 if it wants to run again (at *wake),
+ * 0 when it is done, an exit code below 0 on error. */
+static int loop_step(struct pipeline *p, uint64_t *wake)
+{
+	int r;
+
+	if (p->w.pcap) {
+		/* a file can wait: rather than outrun the output queue and drop, pause
+		 * while too many records are on their way (the bound also keeps the
+		 * drain after a SIGINT short) */
+		if (ctr_get(&p->ctr, CTR_PIPE_RECORDS) - file_input_finished(p) >= p->offline_inflight) {
+			*wake = st_mono_ns() + OFFLINE_POLL_NS;
+			return 1;
+		}
+		*wake = 0;
+		r = pcapin_step(p->w.pcap, PCAP_STEP);
+		return r < 0 ? -EXIT_RUNTIME : r;
+	}
+	if (p->w.file) {
+		r = input_file_step(p->w.file, FILE_STEP, wake);
+		return r < 0 ? -EXIT_RUNTIME : r;
+	}
+	*wake = UINT64_MAX;   /* live: the ring and the periodic timer wake the loop */
+	return 1;
+}
+
+static int loop_open_input(struct pipeline *p)
+{
+	struct config *c = &p->cfg;
+	int err, i;
+
+	if (c->rec.in_pattern) {
+		struct recording_input in = {
+			.rc = &c->rec, .submit = on_record, .finished = file_input_finished, .ctx = p,
+			/* stay well inside replay's and the sink's queue bounds */
+			.max_in_flight = c->replay.queue_cap / 2 < 1024 ? c->replay.queue_cap / 2 + 1 : 1024,
+		};
+
+		return input_file_open(&p->w.file, &in) ? EXIT_RUNTIME : EXIT_OK;
+	}
+	p->offline_inflight = c->queue_cap / 2 + 1;
+	if (c->replay.ntargets && c->replay.queue_cap / 2 + 1 < p->offline_inflight)
+		p->offline_inflight = c->replay.queue_cap / 2 + 1;
+	if (p->offline_inflight > OFFLINE_INFLIGHT)
+		p->offline_inflight = OFFLINE_INFLIGHT;
+	if (c->input_pcap)
+		return pcapin_open(&p->w.pcap, c->input_pcap, c->cap.ports, c->cap.nports, on_segment,
+				   on_tick, p, &p->ctr) ? EXIT_RUNTIME : EXIT_OK;
+	err = capture_open(&p->w.cap, &c->cap, on_segment, p);
+	if (err)
+		return EXIT_BPF;
+	{
+		char plist[16 * 6 + 1] = "";
+		size_t pl = 0;
+
+		for (i = 0; i < c->cap.nports; i++)
+			pl += (size_t)snprintf(plist + pl, sizeof(plist) - pl, "%s%u", i ? "," : "",
+					       c->cap.ports[i]);
+		pr_info("capturing TCP port%s %s on %s\n", c->cap.nports > 1 ? "s" : "", plist,
+			c->cap.iface ? c->cap.iface : "all interfaces");
+	}
+	return EXIT_OK;
+}
+
+int pipeline_run(struct pipeline *p)
+{
+	struct config *c = &p->cfg;
+	struct epoll_event evs[8];
+	uint64_t now, wake = 0;
+	int rc, i, n, more = 1;
+
+	rc = loop_open_input(p);
+	if (rc)
+		return rc;
+	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	p->wfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (p->epfd < 0 || p->tfd < 0 || p->wfd < 0 || loop_add(p, p->sfd) || loop_add(p, p->tfd) ||
+	    loop_add(p, p->wfd) || (p->w.cap && loop_add(p, capture_epoll_fd(p->w.cap)))) {
+		pr_warn("cannot set up the event loop: %s\n", strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	now = st_mono_ns();
+	loop_arm(p->tfd, now + LOOP_PERIOD_NS, LOOP_PERIOD_NS);
+	if (c->exit_after_ns)
+		p->deadline = now + c->exit_after_ns;
+	if (c->stats_interval_s)
+		p->next_stats = now + (uint64_t)c->stats_interval_s * 1000000000ull;
+
+	while (!p->stop) {
+		int timeout = -1;
+
+		ctr_add(&p->ctr, CTR_LOOP_ITERATIONS, 1);
+		now = st_mono_ns();
+		loop_before_wait(p, now);
+		if (p->stop)
+			break;
+		if (wake <= now)
+			timeout = 0;                        /* the input has work now */
+		else if (wake != UINT64_MAX)
+			loop_arm(p->wfd, wake, 0);          /* sleep until the input's time */
+		n = epoll_wait(p->epfd, evs, 8, timeout);
+		if (n < 0 && errno != EINTR) {
+			pr_warn("epoll_wait failed: %s\n", strerror(errno));
+			return EXIT_RUNTIME;
+		}
+		for (i = 0; i < n; i++) {
+			uint64_t exp;
+
+			if (evs[i].data.fd == p->sfd)
+				loop_signals(p);
+			else if (evs[i].data.fd == p->tfd || evs[i].data.fd == p->wfd)
+				(void)!read(evs[i].data.fd, &exp, sizeof(exp));
+			/* the ring fd: drained in loop_before_wait */
+		}
+		if (p->stop)
+			break;
+		if (st_mono_ns() >= wake) {
+			more = loop_step(p, &wake);
+			if (more < 0)
+				return -more;
+			if (!more)
+				break;
+		}
+	}
+	if (p->w.cap)
+		capture_poll(p->w.cap, 0);   /* what the kernel already queued */
+	return EXIT_OK;
+}
+
+void pipeline_stop(struct pipeline *p)
+{
+	/* the inputs first: file input prints its last progress and lateness lines */
+	input_file_close(p->w.file);
+	p->w.file = NULL;
+	pcapin_close(p->w.pcap);
+	p->w.pcap = NULL;
+	if (p->w.reasm)
+		reasm_flush_all(p->w.reasm);
+	/* prints its own stats line and frees: the exit summary does not repeat it */
+	rec_writer_stop(p->recw, stderr);
+	p->recw = NULL;
+	if (p->w.replay)
+		replay_stop(p->w.replay);
+	if (p->sink_started) {
+		bq_close(&p->w.sinkq);
+		pthread_join(p->sink_thr, NULL);
+		p->sink_started = 0;
+	}
+	if (p->es)
+		es_sink_stop(p->es, 30000);
+}
+
+void pipeline_free(struct pipeline *p)
+{
+	if (p->out && p->out != stdout)
+		fclose(p->out);
+	else if (p->out)
+		fflush(p->out);
+	p->out = NULL;
+	input_file_close(p->w.file);
+	pcapin_close(p->w.pcap);
+	reasm_free(p->w.reasm);
+	exchange_free(p->w.x);
+	replay_free(p->w.replay);
+	es_sink_free(p->es);
+	capture_close(p->w.cap);
+	if (p->sinkq_ready)
+		bq_destroy(&p->w.sinkq);
+	if (p->epfd >= 0)
+		close(p->epfd);
+	if (p->tfd >= 0)
+		close(p->tfd);
+	if (p->wfd >= 0)
+		close(p->wfd);
+	if (p->sfd >= 0)
+		close(p->sfd);
+	opts_free(&p->cfg);
+}

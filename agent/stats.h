@@ -1,0 +1,14 @@
+/* Statistics output: one function prints every stage's counters.
+ * Owns: the text format of the stats lines (tests and scripts parse it). */
+#ifndef ST_STATS_H
+#define ST_STATS_H
+
+#include <stdio.h>
+
+struct pipeline;
+
+/* "--- shadowtap WHEN: S s ---" then one line per stage. Safe from the loop thread
+ * while other threads run: it reads atomics and the stages' own stats getters. */
+void stats_print(struct pipeline *p, FILE *f, const char *when);
+
+#endif
