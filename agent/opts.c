@@ -543,12 +543,70 @@ static int env_list(struct config *c, const struct opt *o, const char *env, cons
 	}
 }
 
+int opt_parse_argv(const struct opt *table, void *base, int argc, char **argv, int *first)
+{
+	struct option lopts[OPTS_MAX_TABLE + 1];
+	char shorts[2 * OPTS_MAX_TABLE + 2], *sp = shorts;
+	const struct opt *o;
+	int i, ch, err;
+
+	/* leading ':' makes getopt report a missing value as ':' rather than '?' */
+	*sp++ = ':';
+	for (i = 0, o = table; o->name; o++, i++) {
+		int has_arg = o->type != OPT_FLAG && o->type != OPT_COUNT && o->type != OPT_ACTION;
+
+		if (i == OPTS_MAX_TABLE)
+			return -E2BIG;
+		lopts[i] = (struct option){ o->name, has_arg ? required_argument : no_argument, NULL,
+					    256 + i };
+		if (o->short_name) {
+			*sp++ = (char)o->short_name;
+			if (has_arg)
+				*sp++ = ':';
+		}
+	}
+	lopts[i] = (struct option){ 0 };
+	*sp = '\0';
+	opterr = 0;
+	optind = 0;     /* full re-initialisation: parsing may run more than once (tests) */
+	while ((ch = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
+		if (ch == '?') {
+			if (optopt && optopt < 256)
+				fprintf(stderr, "shadowtap: unknown option '-%c' (see --help)\n", optopt);
+			else
+				fprintf(stderr, "shadowtap: unknown option '%s' (see --help)\n",
+					argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (ch == ':') {
+			fprintf(stderr, "shadowtap: option '%s' needs a value\n", argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (ch >= 256) {
+			o = &table[ch - 256];
+		} else {
+			for (o = table; o->name && o->short_name != ch; o++)
+				;
+			if (!o->name)
+				return -EINVAL;
+		}
+		if (!strcmp(o->name, "help"))
+			return OPTS_HELP;
+		if (!strcmp(o->name, "version"))
+			return OPTS_VERSION;
+		err = opt_set(o, base, optarg, NULL);
+		if (err)
+			return err;
+	}
+	*first = optind;
+	return 0;
+}
+
 int opts_parse(struct config *c, int argc, char **argv, char *const *envp)
 {
-	struct option lopts[sizeof(opts_table) / sizeof(opts_table[0])];
-	char shorts[64], *sp = shorts, env[96];
+	char env[96];
 	const struct opt *o;
-	int i, ch, err, b;
+	int i, err, b, first;
 
 	/* environment first, so the command line wins */
 	for (i = 0; envp && envp[i]; i++)
@@ -578,54 +636,11 @@ int opts_parse(struct config *c, int argc, char **argv, char *const *envp)
 			return err == -ENOMEM ? opt_bad(o, env, v, "out of memory") : err;
 	}
 
-	/* leading ':' makes getopt report a missing value as ':' rather than '?' */
-	*sp++ = ':';
-	for (i = 0, o = opts_table; o->name; o++, i++) {
-		int has_arg = o->type != OPT_FLAG && o->type != OPT_COUNT && o->type != OPT_ACTION;
-
-		lopts[i] = (struct option){ o->name, has_arg ? required_argument : no_argument, NULL,
-					    256 + i };
-		if (o->short_name) {
-			*sp++ = (char)o->short_name;
-			if (has_arg)
-				*sp++ = ':';
-		}
-	}
-	lopts[i] = (struct option){ 0 };
-	*sp = '\0';
-	opterr = 0;
-	optind = 0;     /* full re-initialisation: opts_parse may run more than once (tests) */
-	while ((ch = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
-		if (ch == '?') {
-			if (optopt && optopt < 256)
-				fprintf(stderr, "shadowtap: unknown option '-%c' (see --help)\n", optopt);
-			else
-				fprintf(stderr, "shadowtap: unknown option '%s' (see --help)\n",
-					argv[optind - 1]);
-			return -EINVAL;
-		}
-		if (ch == ':') {
-			fprintf(stderr, "shadowtap: option '%s' needs a value\n", argv[optind - 1]);
-			return -EINVAL;
-		}
-		if (ch >= 256) {
-			o = &opts_table[ch - 256];
-		} else {
-			for (o = opts_table; o->name && o->short_name != ch; o++)
-				;
-			if (!o->name)
-				return -EINVAL;
-		}
-		if (!strcmp(o->name, "help"))
-			return OPTS_HELP;
-		if (!strcmp(o->name, "version"))
-			return OPTS_VERSION;
-		err = opt_set(o, c, optarg, NULL);
-		if (err)
-			return err;
-	}
-	if (optind < argc) {
-		fprintf(stderr, "shadowtap: unexpected argument '%s' (see --help)\n", argv[optind]);
+	err = opt_parse_argv(opts_table, c, argc, argv, &first);
+	if (err)
+		return err;
+	if (first < argc) {
+		fprintf(stderr, "shadowtap: unexpected argument '%s' (see --help)\n", argv[first]);
 		return -EINVAL;
 	}
 	return OPTS_RUN;
@@ -669,6 +684,19 @@ int opts_finish(struct config *c)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int recording_parse_opt(struct recording_cfg *rc, const char *name, const char *v)
+{
+	const struct opt *o = opt_find(opts_table, name);
+	size_t lo = offsetof(struct config, rec), hi = lo + sizeof(struct recording_cfg);
+
+	if (!o || o->off < lo || o->off >= hi) {
+		fprintf(stderr, "shadowtap: --%s is not a recording option\n", name);
+		return -EINVAL;
+	}
+	/* the table's offsets are from struct config: rebase onto the caller's cfg */
+	return opt_set(o, (char *)rc - lo, v, NULL);
 }
 
 void opts_free(struct config *c)

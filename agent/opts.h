@@ -98,6 +98,11 @@ extern const struct opt opts_table[];
  * for the error line ("--port" or "SHADOWTAP_PORT"); NULL means "--<name>".
  * Returns 0, or -EINVAL after printing one line naming the option. */
 int opt_set(const struct opt *o, void *base, const char *v, const char *src);
+/* getopt_long over table into base: 0 with *first the index of the first operand
+ * (operands are moved to the end), OPTS_HELP / OPTS_VERSION, or -EINVAL with one
+ * line printed. */
+#define OPTS_MAX_TABLE 96
+int opt_parse_argv(const struct opt *table, void *base, int argc, char **argv, int *first);
 /* Boolean environment values: 1 true, 0 false, -1 anything else. */
 int opt_parse_bool(const char *v);
 const struct opt *opt_find(const struct opt *table, const char *name);

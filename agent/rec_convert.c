@@ -1,6 +1,7 @@
 /* `shadowtap convert`: reads a recording in either format and writes it in the
  * format the output name says. Owns: the convert command line and its summary. */
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,7 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
-#include "parse.h"
+#include "opts.h"
 #include "recording.h"
 
 static int rec_convert_fmt(const char *p, int *gz)
@@ -30,8 +31,26 @@ static int rec_convert_fmt(const char *p, int *gz)
 	return -1;
 }
 
+/* convert's options: the same table-driven parser as the agent's (opts.c) */
+struct convert_opts {
+	int no_redact;
+	size_t body_limit;
+};
+
+#define CONVERT_FIELD(f) offsetof(struct convert_opts, f), sizeof(((struct convert_opts *)0)->f)
+
+static const struct opt convert_opts[] = {
+	{ "no-redact", 0, OPT_FLAG, CONVERT_FIELD(no_redact),
+	  .help = "store sensitive header values as recorded (.ndjson output)" },
+	{ "body-limit", 0, OPT_SIZE, CONVERT_FIELD(body_limit), .min = 0, .max = 1ull << 30,
+	  .def = "64K", .arg = "SIZE", .help = "body bytes kept per message when reading" },
+	{ "help", 'h', OPT_ACTION, 0, 0, .help = "show this help" },
+	{ NULL },
+};
+
 int recording_convert_main(int argc, char **argv)
 {
+	struct convert_opts copts = { 0 };
 	struct record_json_opts jo = { .redact = record_redact_default, .body_limit = 64 * 1024 };
 	const char *in = NULL, *outp = NULL;
 	struct recording_cfg rc;
@@ -43,38 +62,34 @@ int recording_convert_main(int argc, char **argv)
 	struct st_record *r;
 	char esc[PATH_MAX];
 	FILE *jf = NULL;
-	uint64_t nrec = 0, u;
+	uint64_t nrec = 0;
 	uint32_t bn = 0;
 	int fmt, gz, i, ret, rc_exit = 1;
 	size_t k, e;
 
 	recording_cfg_default(&rc);
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--no-redact")) {
-			jo.redact = NULL;
-		} else if (!strcmp(argv[i], "--body-limit") && i + 1 < argc) {
-			if (st_parse_size(argv[++i], &u) || u > (1ull << 30)) {
-				fprintf(stderr, "shadowtap convert: invalid value '%s' for --body-limit\n", argv[i]);
-				return 2;
-			}
-			rc.body_limit = u;
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			printf("usage: shadowtap convert [--no-redact] [--body-limit SIZE] IN OUT\n"
-			       "Reads a shadowtap recording (.stap[.gz]) or GoReplay file (.gor[.gz]) and\n"
-			       "writes OUT in the format its extension names: .stap[.gz], .gor[.gz],\n"
-			       ".ndjson (records as JSON, sensitive headers redacted unless --no-redact).\n");
-			return 0;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "shadowtap convert: unknown option '%s'\n", argv[i]);
-			return 2;
-		} else if (!in) {
-			in = argv[i];
-		} else if (!outp) {
-			outp = argv[i];
-		} else {
-			fprintf(stderr, "shadowtap convert: unexpected argument '%s'\n", argv[i]);
-			return 2;
-		}
+	copts.body_limit = rc.body_limit;
+	ret = opt_parse_argv(convert_opts, &copts, argc, argv, &i);
+	if (ret == OPTS_HELP || ret == OPTS_VERSION) {
+		printf("usage: shadowtap convert [OPTIONS] IN OUT\n"
+		       "Reads a shadowtap recording (.stap[.gz]) or GoReplay file (.gor[.gz]) and\n"
+		       "writes OUT in the format its extension names: .stap[.gz], .gor[.gz],\n"
+		       ".ndjson (records as JSON, sensitive headers redacted unless --no-redact).\n\n");
+		opt_print_help(stdout, convert_opts);
+		return 0;
+	}
+	if (ret)
+		return 2;
+	if (copts.no_redact)
+		jo.redact = NULL;
+	rc.body_limit = copts.body_limit;
+	if (i < argc)
+		in = argv[i++];
+	if (i < argc)
+		outp = argv[i++];
+	if (i < argc) {
+		fprintf(stderr, "shadowtap convert: unexpected argument '%s'\n", argv[i]);
+		return 2;
 	}
 	if (!in || !outp) {
 		fprintf(stderr, "shadowtap convert: expected IN and OUT (see convert --help)\n");

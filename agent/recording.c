@@ -10,7 +10,6 @@
 
 #include <zlib.h>
 
-#include "parse.h"
 #include "recording.h"
 
 void rec_put32(uint8_t *p, uint32_t v)
@@ -41,7 +40,7 @@ uint32_t rec_crc(const void *p, size_t n)
 	return (uint32_t)c;
 }
 
-/* ---- options ---- */
+/* ---- defaults (the options themselves are in opts.c's table) ---- */
 
 void recording_cfg_default(struct recording_cfg *rc)
 {
@@ -54,76 +53,3 @@ void recording_cfg_default(struct recording_cfg *rc)
 	rc->meta_source = "live";
 }
 
-static int rec_bad(const char *opt, const char *val, const char *why)
-{
-	fprintf(stderr, "shadowtap: invalid value '%s' for --%s: %s\n", val ? val : "", opt, why);
-	return -EINVAL;
-}
-
-int recording_parse_opt(struct recording_cfg *rc, const char *name, const char *v)
-{
-	uint64_t u;
-	char *end;
-	double d;
-
-	if (!strcmp(name, "output-file")) {
-		if (!v || !*v)
-			return rec_bad(name, v, "expected a path");
-		rc->out_path = v;
-	} else if (!strcmp(name, "output-file-size")) {
-		if (st_parse_size(v, &u) || u < 4096)
-			return rec_bad(name, v, "expected a size of at least 4K");
-		rc->out_file_max = u;
-	} else if (!strcmp(name, "output-file-interval")) {
-		errno = 0;
-		u = strtoull(v, &end, 10);
-		if (errno || end == v || *end || *v == '-' || u < 1 || u > 30 * 86400)
-			return rec_bad(name, v, "expected seconds, 1-2592000");
-		rc->out_interval_s = (uint32_t)u;
-	} else if (!strcmp(name, "output-file-compress")) {
-		if (!strcmp(v, "gzip"))
-			rc->out_gzip = 1;
-		else if (!strcmp(v, "none"))
-			rc->out_gzip = 0;
-		else
-			return rec_bad(name, v, "expected gzip or none (zstd is not built in)");
-	} else if (!strcmp(name, "output-dir-max")) {
-		if (st_parse_size(v, &u) || u < 65536)
-			return rec_bad(name, v, "expected a size of at least 64K");
-		rc->out_dir_max = u;
-	} else if (!strcmp(name, "output-format")) {
-		if (!strcmp(v, "native") || !strcmp(v, "stap"))
-			rc->out_format = REC_FMT_NATIVE;
-		else if (!strcmp(v, "gor"))
-			rc->out_format = REC_FMT_GOR;
-		else
-			return rec_bad(name, v, "expected native or gor");
-	} else if (!strcmp(name, "input-file")) {
-		if (!v || !*v)
-			return rec_bad(name, v, "expected a path or glob");
-		rc->in_pattern = v;
-	} else if (!strcmp(name, "replay-speed")) {
-		char tmp[32];
-		size_t n = v ? strlen(v) : 0;
-
-		if (n && !strcasecmp(v, "max")) {
-			rc->speed_pct = 0;
-			return 0;
-		}
-		if (n == 0 || n >= sizeof(tmp))
-			return rec_bad(name, v, "expected a percentage (200%) or max");
-		strcpy(tmp, v);
-		if (tmp[n - 1] == '%')
-			tmp[n - 1] = '\0';
-		errno = 0;
-		d = strtod(tmp, &end);
-		if (errno || end == tmp || *end || !(d >= 0.1 && d <= 1e6))
-			return rec_bad(name, v, "expected a percentage from 0.1% to 1000000%, or max");
-		rc->speed_pct = d;
-	} else if (!strcmp(name, "input-loop")) {
-		rc->loop = 1;
-	} else {
-		return rec_bad(name, v, "not a recording option");
-	}
-	return 0;
-}

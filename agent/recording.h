@@ -50,8 +50,9 @@ struct recording_cfg {
 };
 
 void recording_cfg_default(struct recording_cfg *rc);
-/* Parse one of the recording options by its long name ("output-file", ...).
- * 0, or -EINVAL with a one-line message naming the option. */
+/* Parse one of the recording options by its long name ("output-file", ...), through
+ * the agent's option table (opts.c). 0, or -EINVAL with a one-line message naming
+ * the option. */
 int recording_parse_opt(struct recording_cfg *rc, const char *name, const char *v);
 
 /* little-endian and CRC32 primitives of the native format */

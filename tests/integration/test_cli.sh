@@ -92,3 +92,10 @@ if [ "$(id -u)" = 0 ]; then
 else
 	skip "cli: unknown interface (needs root)"
 fi
+
+# convert parses with the same option table
+bad "convert: negative body limit" "--body-limit" convert --body-limit " -1" a.stap b.ndjson
+bad "convert: unknown option" "--bogus" convert --bogus a.stap b.ndjson
+bad "convert: extra operand" "'c'" convert a.stap b.ndjson c
+"$ST_BIN" convert --help | grep -q -- '--body-limit SIZE' && pass "cli: convert --help lists its options" \
+	|| fail "cli: convert --help"
