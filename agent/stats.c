@@ -1,6 +1,7 @@
 /* The one place counters are printed: --stats, SIGUSR1 and the exit summary all
  * call stats_print, so the three always agree. Registry counters (counters.h) are
  * printed by group; stages that keep their own stats structs are read here. */
+#include <stddef.h>
 #include <stdio.h>
 #include <sys/resource.h>
 
@@ -29,11 +30,102 @@ static long rss_kb(void)
 	return v;
 }
 
+/* A stage's stats struct printed as " key=value" pairs: one table per struct instead
+ * of a format string and an argument list that must be kept in step by hand. */
+struct stat_key {
+	const char *key;
+	size_t off;                      /* of a uint64_t in the stats struct */
+};
+
+/* the array size check fails to compile unless the field is 64 bits wide */
+#define K(type, key, field) \
+	{ key, offsetof(type, field) + 0 * sizeof(char[sizeof(((type *)0)->field) == 8 ? 1 : -1]) }
+
+static const struct stat_key bpf_keys[] = {
+	K(struct st_stats, "packets", packets), K(struct st_stats, "matched", matched),
+	K(struct st_stats, "payload_segments", payload_segments),
+	K(struct st_stats, "control", control_events), K(struct st_stats, "events", events),
+	K(struct st_stats, "bytes", bytes_captured), K(struct st_stats, "dup_skipped", dup_skipped),
+	K(struct st_stats, "ringbuf_full", ringbuf_full),
+	K(struct st_stats, "bytes_lost_ringbuf", bytes_lost_ringbuf),
+	K(struct st_stats, "bytes_too_large", bytes_too_large),
+	K(struct st_stats, "load_errors", load_errors), K(struct st_stats, "wakeups", wakeups),
+	{ NULL, 0 },
+};
+
+static const struct stat_key ring_keys[] = {
+	K(struct capture_ustats, "events", events), K(struct capture_ustats, "bad_events", bad_events),
+	{ NULL, 0 },
+};
+
+static const struct stat_key tcp_keys[] = {
+	K(struct reasm_stats, "segments", segments), K(struct reasm_stats, "flows", flows_created),
+	K(struct reasm_stats, "active", flows_active), K(struct reasm_stats, "fin", flows_closed_fin),
+	K(struct reasm_stats, "rst", flows_closed_rst), K(struct reasm_stats, "expired", flows_expired),
+	K(struct reasm_stats, "evicted", flows_evicted), K(struct reasm_stats, "refused", flows_refused),
+	K(struct reasm_stats, "mid_stream", mid_stream_pickups),
+	K(struct reasm_stats, "delivered", bytes_delivered),
+	K(struct reasm_stats, "retrans", retrans_bytes), K(struct reasm_stats, "overlap", overlap_bytes),
+	K(struct reasm_stats, "ooo", ooo_segments), K(struct reasm_stats, "gaps", gaps),
+	K(struct reasm_stats, "gap_bytes", gap_bytes), K(struct reasm_stats, "overflows", buffer_overflows),
+	K(struct reasm_stats, "buffered", buffered_bytes),
+	K(struct reasm_stats, "buffered_peak", buffered_bytes_peak),
+	K(struct reasm_stats, "after_close", after_close), K(struct reasm_stats, "reused", flows_reused),
+	K(struct reasm_stats, "no_flow", no_flow),
+	K(struct reasm_stats, "refused_segments", refused_segments),
+	K(struct reasm_stats, "bad_segments", bad_segments), K(struct reasm_stats, "nomem", nomem),
+	K(struct reasm_stats, "ack_gaps", ack_gaps),
+	{ NULL, 0 },
+};
+
+static const struct stat_key http_keys[] = {
+	K(struct exchange_stats, "requests", requests), K(struct exchange_stats, "responses", responses),
+	K(struct exchange_stats, "informational", informational),
+	K(struct exchange_stats, "records", records), K(struct exchange_stats, "complete", complete),
+	K(struct exchange_stats, "malformed_requests", malformed_requests),
+	K(struct exchange_stats, "malformed_responses", malformed_responses),
+	K(struct exchange_stats, "resyncs", resyncs),
+	K(struct exchange_stats, "resync_skipped_bytes", resync_skipped_bytes),
+	K(struct exchange_stats, "no_response", no_response),
+	K(struct exchange_stats, "orphan_responses", orphan_responses),
+	K(struct exchange_stats, "upgrades", upgrades),
+	K(struct exchange_stats, "pending_overflow", pending_overflow),
+	K(struct exchange_stats, "framing_abandoned", framing_abandoned),
+	K(struct exchange_stats, "head_too_large", head_too_large),
+	K(struct exchange_stats, "raw_truncated", raw_truncated),
+	K(struct exchange_stats, "body_unstored", body_unstored),
+	K(struct exchange_stats, "gap_records", gap_records),
+	K(struct exchange_stats, "held_bytes", held_bytes),
+	K(struct exchange_stats, "held_peak", held_bytes_peak),
+	K(struct exchange_stats, "unpairable", unpairable),
+	{ NULL, 0 },
+};
+
+static const struct stat_key recording_keys[] = {
+	K(struct rec_writer_stats, "submitted", submitted), K(struct rec_writer_stats, "written", written),
+	K(struct rec_writer_stats, "files", files), K(struct rec_writer_stats, "bytes", bytes),
+	K(struct rec_writer_stats, "dropped_queue_full", dropped_queue_full),
+	K(struct rec_writer_stats, "dropped_memory", dropped_memory),
+	K(struct rec_writer_stats, "dropped_dir_full", dropped_dir_full),
+	K(struct rec_writer_stats, "write_errors", write_errors),
+	{ NULL, 0 },
+};
+
+#undef K
+
+static void stats_line(FILE *f, const char *name, const void *st, const struct stat_key *k)
+{
+	fprintf(f, "%s:", name);
+	for (; k->key; k++)
+		fprintf(f, " %s=%llu", k->key,
+			(unsigned long long)*(const uint64_t *)((const char *)st + k->off));
+	fputc('\n', f);
+}
+
 void stats_print(struct pipeline *p, FILE *f, const char *when)
 {
-	struct reasm_stats rs;
-	struct exchange_stats xs;
 	struct rusage ru;
+	struct bq_stats qs;
 
 	fprintf(f, "--- shadowtap %s: %.1f s ---\n", when, (double)(st_mono_ns() - p->start_ns) / 1e9);
 	if (p->w.cap) {
@@ -42,18 +134,8 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 
 		capture_read_stats(p->w.cap, &s);
 		capture_get_ustats(p->w.cap, &us);
-		fprintf(f,
-			"bpf: packets=%llu matched=%llu payload_segments=%llu control=%llu events=%llu "
-			"bytes=%llu dup_skipped=%llu ringbuf_full=%llu bytes_lost_ringbuf=%llu "
-			"bytes_too_large=%llu load_errors=%llu wakeups=%llu\n",
-			(unsigned long long)s.packets, (unsigned long long)s.matched,
-			(unsigned long long)s.payload_segments, (unsigned long long)s.control_events,
-			(unsigned long long)s.events, (unsigned long long)s.bytes_captured,
-			(unsigned long long)s.dup_skipped, (unsigned long long)s.ringbuf_full,
-			(unsigned long long)s.bytes_lost_ringbuf, (unsigned long long)s.bytes_too_large,
-			(unsigned long long)s.load_errors, (unsigned long long)s.wakeups);
-		fprintf(f, "ring: events=%llu bad_events=%llu\n", (unsigned long long)us.events,
-			(unsigned long long)us.bad_events);
+		stats_line(f, "bpf", &s, bpf_keys);
+		stats_line(f, "ring", &us, ring_keys);
 	}
 	if (p->cfg.input_pcap) {
 		fputs("pcap:", f);
@@ -61,45 +143,16 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 		fputc('\n', f);
 	}
 	if (p->w.reasm) {
+		struct reasm_stats rs;
+
 		reasm_get_stats(p->w.reasm, &rs);
-		fprintf(f,
-			"tcp: segments=%llu flows=%llu active=%llu fin=%llu rst=%llu expired=%llu "
-			"evicted=%llu refused=%llu mid_stream=%llu delivered=%llu retrans=%llu "
-			"overlap=%llu ooo=%llu gaps=%llu gap_bytes=%llu overflows=%llu buffered=%llu "
-			"buffered_peak=%llu after_close=%llu reused=%llu no_flow=%llu refused_segments=%llu "
-			"bad_segments=%llu nomem=%llu\n",
-			(unsigned long long)rs.segments, (unsigned long long)rs.flows_created,
-			(unsigned long long)rs.flows_active, (unsigned long long)rs.flows_closed_fin,
-			(unsigned long long)rs.flows_closed_rst, (unsigned long long)rs.flows_expired,
-			(unsigned long long)rs.flows_evicted, (unsigned long long)rs.flows_refused,
-			(unsigned long long)rs.mid_stream_pickups, (unsigned long long)rs.bytes_delivered,
-			(unsigned long long)rs.retrans_bytes, (unsigned long long)rs.overlap_bytes,
-			(unsigned long long)rs.ooo_segments, (unsigned long long)rs.gaps,
-			(unsigned long long)rs.gap_bytes, (unsigned long long)rs.buffer_overflows,
-			(unsigned long long)rs.buffered_bytes, (unsigned long long)rs.buffered_bytes_peak,
-			(unsigned long long)rs.after_close, (unsigned long long)rs.flows_reused,
-			(unsigned long long)rs.no_flow, (unsigned long long)rs.refused_segments,
-			(unsigned long long)rs.bad_segments, (unsigned long long)rs.nomem);
+		stats_line(f, "tcp", &rs, tcp_keys);
 	}
 	if (p->w.x) {
+		struct exchange_stats xs;
+
 		exchange_get_stats(p->w.x, &xs);
-		fprintf(f,
-			"http: requests=%llu responses=%llu informational=%llu records=%llu complete=%llu "
-			"malformed_requests=%llu malformed_responses=%llu resyncs=%llu "
-			"resync_skipped_bytes=%llu no_response=%llu orphan_responses=%llu upgrades=%llu "
-			"pending_overflow=%llu framing_abandoned=%llu head_too_large=%llu raw_truncated=%llu body_unstored=%llu gap_records=%llu "
-			"held_bytes=%llu held_peak=%llu\n",
-			(unsigned long long)xs.requests, (unsigned long long)xs.responses,
-			(unsigned long long)xs.informational, (unsigned long long)xs.records,
-			(unsigned long long)xs.complete, (unsigned long long)xs.malformed_requests,
-			(unsigned long long)xs.malformed_responses, (unsigned long long)xs.resyncs,
-			(unsigned long long)xs.resync_skipped_bytes, (unsigned long long)xs.no_response,
-			(unsigned long long)xs.orphan_responses, (unsigned long long)xs.upgrades,
-			(unsigned long long)xs.pending_overflow, (unsigned long long)xs.framing_abandoned,
-			(unsigned long long)xs.head_too_large,
-			(unsigned long long)xs.raw_truncated, (unsigned long long)xs.body_unstored,
-			(unsigned long long)xs.gap_records,
-			(unsigned long long)xs.held_bytes, (unsigned long long)xs.held_bytes_peak);
+		stats_line(f, "http", &xs, http_keys);
 	}
 	if (p->w.replay)
 		replay_print_stats(p->w.replay, f);
@@ -107,16 +160,12 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 		struct rec_writer_stats ws;
 
 		rec_writer_get_stats(p->recw, &ws);
-		fprintf(f, "recording: submitted=%llu written=%llu files=%llu bytes=%llu "
-			"dropped_queue_full=%llu dropped_memory=%llu dropped_dir_full=%llu write_errors=%llu\n",
-			(unsigned long long)ws.submitted, (unsigned long long)ws.written,
-			(unsigned long long)ws.files, (unsigned long long)ws.bytes,
-			(unsigned long long)ws.dropped_queue_full, (unsigned long long)ws.dropped_memory,
-			(unsigned long long)ws.dropped_dir_full, (unsigned long long)ws.write_errors);
+		stats_line(f, "recording", &ws, recording_keys);
 	}
 	fputs("output:", f);
 	ctr_print_group(f, &p->ctr, "output");
-	fprintf(f, " queue_peak=%llu\n", (unsigned long long)p->w.sinkq.peak);
+	bq_get_stats(&p->w.sinkq, &qs);
+	fprintf(f, " queue_peak=%llu\n", (unsigned long long)qs.peak);
 	if (p->es)
 		es_sink_print_stats(p->es, f);
 	getrusage(RUSAGE_SELF, &ru);
