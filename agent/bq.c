@@ -3,6 +3,7 @@
  * there in one pop. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -146,6 +147,10 @@ size_t bq_len(struct bq *q)
 
 void bq_get_stats(struct bq *q, struct bq_stats *st)
 {
+	if (!q->slots) {                /* never initialised, or destroyed */
+		memset(st, 0, sizeof(*st));
+		return;
+	}
 	pthread_mutex_lock(&q->mu);
 	st->pushed = q->pushed;
 	st->refused = q->refused;

@@ -31,7 +31,7 @@ int bq_push(struct bq *q, void *p);              /* 0, -ENOSPC when full, -EPIPE
 int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms);
 void bq_close(struct bq *q);                      /* wakes the consumer */
 size_t bq_len(struct bq *q);
-void bq_get_stats(struct bq *q, struct bq_stats *st);
+void bq_get_stats(struct bq *q, struct bq_stats *st);   /* zeros before init / after destroy */
 /* An eventfd, made on first call, for a consumer that waits in epoll and pops with
  * timeout 0: readable while the queue holds items, and once closed until a pop has
  * returned -EPIPE. The bq_pop that leaves the queue empty reads it. Returns the fd

@@ -57,6 +57,27 @@ static void test_fifo_wrap(void **state)
 	bq_destroy(&q);                          /* twice is harmless */
 }
 
+/* Stats can be printed before the queue exists and after it is gone. */
+static void test_stats_outside_lifetime(void **state)
+{
+	struct bq_stats st;
+	struct bq q;
+
+	memset(&q, 0, sizeof(q));
+	memset(&st, 0xff, sizeof(st));
+	bq_get_stats(&q, &st);
+	assert_int_equal(st.peak, 0);
+	assert_int_equal(st.cap, 0);
+	assert_int_equal(bq_init(&q, 2), 0);
+	assert_int_equal(bq_push(&q, P(1)), 0);
+	bq_get_stats(&q, &st);
+	assert_int_equal(st.peak, 1);
+	assert_int_equal(st.cap, 2);
+	bq_destroy(&q);
+	bq_get_stats(&q, &st);
+	assert_int_equal(st.peak, 0);
+}
+
 static void test_full_refuses(void **state)
 {
 	struct bq_stats st;
@@ -332,6 +353,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fifo_wrap),
+		cmocka_unit_test(test_stats_outside_lifetime),
 		cmocka_unit_test(test_full_refuses),
 		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_timeout),
