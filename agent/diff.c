@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "diff.h"
+#include "fields.h"
 #include "json.h"
 
 #define DIFF_DEFAULT_MAX_PATHS 20
@@ -671,6 +672,12 @@ struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *c
 	if (err)
 		goto fail;
 	d->match = d->status_same && d->nheaders == 0 && d->body_same;
+	/* field by field only when there is something to explain, and only when
+	 * serverA's answer was seen whole */
+	if (!d->match && a->complete &&
+	    fields_compare(r->status_code, a, r->replay->status_code, b, ignore, &d->fields,
+			   &d->nfields, &d->fields_total))
+		goto fail;
 	return d;
 fail:
 	record_diff_free(d);

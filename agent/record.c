@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "fields.h"
 #include "record.h"
 #include "shadowtap.h"
 #include "util.h"
@@ -61,6 +62,16 @@ void record_diff_free(struct st_diff *d)
 		free(d->body_paths[i]);
 	free(d->body_paths);
 	free(d->reason);
+	for (i = 0; i < d->nfields; i++) {
+		free(d->fields[i].path);
+		free(d->fields[i].a);
+		free(d->fields[i].b);
+	}
+	free(d->fields);
+	free(d->endpoint);
+	for (i = 0; i < d->nnoise; i++)
+		free(d->noise_paths[i]);
+	free(d->noise_paths);
 	free(d);
 }
 
@@ -73,6 +84,9 @@ void record_free(struct st_record *r)
 	free(r->raw);
 	record_replay_free(r->replay);
 	record_diff_free(r->diff);
+	record_replay_free(r->noise);
+	record_replay_free(r->held_replay);
+	record_diff_free(r->held_diff);
 	free(r);
 }
 
@@ -398,6 +412,7 @@ static void record_put_str_array(struct buf *b, const char *k, char *const *v, s
 
 static void record_put_diff(struct buf *b, const struct st_diff *d, int *first)
 {
+	size_t i;
 	int f = 1;
 
 	record_put_key(b, "diff", first);
@@ -412,6 +427,44 @@ static void record_put_diff(struct buf *b, const struct st_diff *d, int *first)
 		record_put_str_array(b, "body_paths", d->body_paths, d->nbody_paths, &f);
 	if (d->reason)
 		record_put_str(b, "reason", d->reason, strlen(d->reason), &f);
+	if (d->endpoint)
+		record_put_str(b, "endpoint", d->endpoint, strlen(d->endpoint), &f);
+	if (d->nfields) {
+		record_put_key(b, "fields", &f);
+		buf_putc(b, '[');
+		for (i = 0; i < d->nfields; i++) {
+			const struct st_field *fl = &d->fields[i];
+			int g = 1;
+
+			if (i)
+				buf_putc(b, ',');
+			buf_putc(b, '{');
+			record_put_str(b, "path", fl->path, strlen(fl->path), &g);
+			record_put_str(b, "kind", fields_kind_name(fl->kind),
+				       strlen(fields_kind_name(fl->kind)), &g);
+			if (fl->a)
+				record_put_str(b, "a", fl->a, strlen(fl->a), &g);
+			if (fl->b)
+				record_put_str(b, "b", fl->b, strlen(fl->b), &g);
+			if (fl->noise)
+				record_put_bool(b, "noise", 1, &g);
+			if (fl->ignored)
+				record_put_bool(b, "ignored", 1, &g);
+			buf_putc(b, '}');
+		}
+		buf_putc(b, ']');
+		if (d->fields_total > d->nfields)
+			record_put_u64(b, "fields_total", d->fields_total, &f);
+	}
+	if (d->noise_source) {
+		int g = 1;
+
+		record_put_key(b, "noise", &f);
+		buf_putc(b, '{');
+		record_put_str(b, "source", d->noise_source, strlen(d->noise_source), &g);
+		record_put_str_array(b, "fields", d->noise_paths, d->nnoise, &g);
+		buf_putc(b, '}');
+	}
 	buf_putc(b, '}');
 }
 

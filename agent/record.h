@@ -50,6 +50,15 @@ struct st_replay {
 	char *error;             /* heap; NULL on success: "timeout", "connection refused", ... */
 };
 
+/* One differing field (fields.c): "status", "header:NAME", "$.json.path", ... */
+struct st_field {
+	char *path;              /* heap */
+	char *a, *b;             /* each side's value, cut short; NULL when absent (heap) */
+	uint8_t kind;            /* enum fields_kind */
+	bool noise;              /* also differed in this request's noise comparison */
+	bool ignored;            /* named by --diff-ignore */
+};
+
 struct st_diff {
 	bool status_same;
 	bool body_same;
@@ -60,6 +69,13 @@ struct st_diff {
 	size_t nbody_paths;
 	bool body_json;          /* both bodies parsed as JSON and were compared structurally */
 	char *reason;            /* optional short explanation (heap) */
+	struct st_field *fields; /* serverA vs serverB, field by field (heap) */
+	size_t nfields;
+	size_t fields_total;     /* differences found, nfields of them kept */
+	char *endpoint;          /* "GET /api/user/{int}" (heap), set by the output thread */
+	const char *noise_source;   /* "baseline" or "probe" when a noise answer came back */
+	char **noise_paths;      /* fields that differed in the noise comparison (heap) */
+	size_t nnoise;
 };
 
 struct st_record {
@@ -96,6 +112,12 @@ struct st_record {
 	struct st_replay *replay;
 	struct st_diff *diff;
 	const char *replay_skip; /* static string when deliberately not replayed: "filtered", "sampled out" */
+	/* noise: the baseline's (or serverB's second) answer to the same request, and
+	 * what the first replay left while the noise replay uses replay/diff */
+	struct st_replay *noise;
+	struct st_replay *held_replay;
+	struct st_diff *held_diff;
+	const char *held_skip;
 };
 
 /* The event id of exchange index of flow: 32 hex chars, deterministic, so live

@@ -1,0 +1,47 @@
+/* Field-level comparison of two HTTP responses: status, headers and bodies (JSON by
+ * path, form-encoded by key, text by line) become a list of (path, kind) differences,
+ * plus Diffy's noise verdict on counts of them. Owns: nothing past each call. */
+#ifndef ST_FIELDS_H
+#define ST_FIELDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+#define FIELDS_MAX 32          /* distinct differences kept per comparison */
+#define FIELDS_PATH_MAX 200
+#define FIELDS_VAL_MAX 80      /* bytes of each side's value kept as an example */
+
+enum fields_kind {
+	FK_VALUE,      /* same type, other value */
+	FK_TYPE,       /* other JSON type */
+	FK_MISSING,    /* in serverA's answer, not in serverB's */
+	FK_EXTRA,      /* in serverB's answer, not in serverA's */
+	FK_LENGTH,     /* array (or line list) of another length */
+	FK_ORDER,      /* the same elements in another order */
+	FK_NKINDS
+};
+
+const char *fields_kind_name(int kind);
+int fields_kind_parse(const char *s, size_t n);   /* -1 when unknown */
+
+/* Compares status a_status/b_status and messages a and b. Header names in ignore
+ * (lower case, NULL-terminated, may be NULL) are skipped, as diff.c skips them.
+ * Paths: "status", "header:NAME", "$.a.b[*].c" (array indices fold to [*] so a
+ * field counts once per request), "form.KEY", "line[N]", "lines", "body".
+ * Adds to rec's field list (at most FIELDS_MAX distinct (path, kind) pairs; *total
+ * counts all). 0 or -ENOMEM. */
+int fields_compare(int a_status, const struct st_msg *a, int b_status, const struct st_msg *b,
+		   const char *const *ignore, struct st_field **out, size_t *nout, size_t *total);
+void fields_free(struct st_field *f, size_t n);
+
+/* Diffy's rule: a field is a real difference only if raw > noise,
+ * |raw - noise| / (raw + noise) > rel and |raw - noise| / requests > abs. */
+bool fields_real(double raw, double noise, double requests, double rel, double abs);
+
+#define FIELDS_DEFAULT_REL 0.20
+#define FIELDS_DEFAULT_ABS 0.0003
+
+#endif
