@@ -7,6 +7,7 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. "$ROOT/tests/nginx/conf.sh"
 DEMO=${DEMO_DIR:-/tmp/shadowtap-demo}
 ES_PORT_DEMO=${OPENSEARCH_PORT:-9200}
 ES=http://127.0.0.1:$ES_PORT_DEMO
@@ -33,27 +34,20 @@ mk_server() { # name port version
 	local d=$DEMO/$1
 	mkdir -p "$d/html"
 	echo "<h1>hello from the shop</h1>" > "$d/html/index.html"
-	cat > "$d/nginx.conf" <<NGX
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log $d/access.log;
-	client_body_temp_path $d/body; proxy_temp_path $d/proxy; fastcgi_temp_path $d/fcgi;
-	uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;
-	default_type application/json;
+	# the shared template (tests/nginx) with the demo's own server
+	NGINX_WORKER_CONNECTIONS=1024 NGINX_ACCESS_LOG=$d/access.log nginx_conf "$d" "$(cat <<NGX
 	server {
 		listen 127.0.0.1:$2;
 		root $d/html;
+		default_type application/json;
 		location = / { default_type text/html; }
 		location = /api/user { return 200 '{"id":42,"name":"ada","plan":"$( [ "$3" = v2 ] && echo pro || echo free )"}'; }
 		location = /api/price { return $( [ "$3" = v2 ] && echo 500 || echo 200 ) '{"price":10}'; }
 		location = /api/order { return 201 '{"ok":true}'; }
 		location /api/ { return 200 '{"path":"\$uri","v":1}'; }
 	}
-}
 NGX
+)"
 	nginx -c "$d/nginx.conf" -p "$d" && sleep 0.3 && pids+=("$(cat "$d/nginx.pid")")
 }
 mk_server serverA 80 v1 || exit 1

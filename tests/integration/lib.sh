@@ -1,6 +1,7 @@
 # Shared helpers for integration tests (sourced). Hosts are network namespaces
 # joined by veth, addressed from 198.18.0.0/15 (the benchmarking range).
 ST_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$ST_ROOT/tests/nginx/conf.sh"
 ST_BIN=${ST_BIN:-$ST_ROOT/build/shadowtap}
 ST_TMP=$(mktemp -d /tmp/shadowtap-test.XXXXXX)
 ST_NS=()
@@ -69,35 +70,14 @@ st_nginx() {
 	mkdir -p "$dir/html/static"
 	head -c 100000 /dev/urandom > "$dir/html/static/big.bin"
 	for i in $(seq 1 400); do echo "line $i: the quick brown fox jumps over the lazy dog"; done > "$dir/html/static/text.txt"
-	cat > "$dir/nginx.conf" <<NGX
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	log_format st '\$connection \$connection_requests "\$request" \$status \$request_length \$bytes_sent "\$http_x_st_id"';
-	client_body_temp_path $dir/body;
-	proxy_temp_path $dir/proxy;
-	fastcgi_temp_path $dir/fcgi;
-	uwsgi_temp_path $dir/uwsgi;
-	scgi_temp_path $dir/scgi;
-	keepalive_requests 100000;
-	client_max_body_size 16m;
-	gzip on;
-	gzip_types text/plain;
-	gzip_min_length 100;
-	default_type text/plain;
-	server {
+	nginx_conf "$dir" "	server {
 		listen $port reuseport backlog=4096;
 		root $dir/html;
 		access_log $ST_TMP/$name.access.log st;
 		$extra
 		location /static/ { }
-		location / { return 200 "hello from $name: \$request_uri\n"; }
-	}
-}
-NGX
+		location / { return 200 \"hello from $name: \$request_uri\\n\"; }
+	}"
 	ip netns exec "$ns" nginx -c "$dir/nginx.conf" -p "$dir" || return 1
 	for _ in $(seq 1 50); do [ -s "$dir/nginx.pid" ] && break; sleep 0.1; done
 	ST_PIDS+=("$(cat "$dir/nginx.pid")")

@@ -14,6 +14,7 @@ NS=$ID
 PIN=/sys/fs/bpf/$ID
 CAPS="BPF,PERFMON,NET_RAW"
 TMP=$(mktemp -d /tmp/shadowtap-container.XXXXXX)
+. "$(dirname "$0")/../nginx/conf.sh"
 NGINX_PIDS=""
 
 pass() { echo "PASS: $1"; }
@@ -47,22 +48,8 @@ skip_container() {
 start_nginx() {
 	local name=$1 dir=$TMP/$1
 	mkdir -p "$dir"
-	cat > "$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon on;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 256; }
-http {
-	access_log $dir/access.log;
-	client_body_temp_path $dir/body;
-	proxy_temp_path $dir/proxy;
-	fastcgi_temp_path $dir/fastcgi;
-	uwsgi_temp_path $dir/uwsgi;
-	scgi_temp_path $dir/scgi;
-	include $PWD/deploy/docker/nginx/$name.conf;
-}
-EOF
+	# the shared template (tests/nginx), with the deploy config as its server blocks
+	NGINX_WORKER_CONNECTIONS=256 NGINX_ACCESS_LOG=$dir/access.log nginx_conf "$dir" "	include $PWD/deploy/docker/nginx/$name.conf;" "daemon on;"
 	NGINX_PIDS="$NGINX_PIDS $dir/nginx.pid"
 	ip netns exec "$NS" nginx -c "$dir/nginx.conf" 2> "$dir/start.log"
 }

@@ -196,22 +196,13 @@ if [ "$(id -u)" != 0 ] || ! command -v nginx >/dev/null || ! command -v wrk >/de
 fi
 ngx=$ST_TMP/nginx
 mkdir -p "$ngx"
-cat > "$ngx/nginx.conf" <<NGX
-worker_processes 1;
-pid $ngx/nginx.pid;
-error_log $ngx/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $ngx/b; proxy_temp_path $ngx/p; fastcgi_temp_path $ngx/f;
-	uwsgi_temp_path $ngx/u; scgi_temp_path $ngx/s;
-	keepalive_requests 1000000;
+nginx_conf "$ngx" "$(cat <<NGX
 	server {
 		listen 127.0.0.1:$NGX_PORT;
 		location / { default_type text/plain; return 200 "hello \$request_uri\n"; }
 	}
-}
 NGX
+)"
 if ! nginx -c "$ngx/nginx.conf" -p "$ngx"; then
 	fail "es: live checks (nginx did not start on $NGX_PORT)"
 	exit 0

@@ -39,27 +39,10 @@ rec_nginx() {
 	[ -f "$html/static/big.bin" ] || head -c 100000 /dev/urandom > "$html/static/big.bin"
 	[ -f "$html/static/text.txt" ] ||
 		for i in $(seq 1 400); do echo "line $i: the quick brown fox"; done > "$html/static/text.txt"
-	cat > "$dir/nginx.conf" <<NGX
-user root;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-	log_format rec '\$msec \$connection \$connection_requests "\$request" \$status \$request_length "\$http_x_st_id"';
-	access_log $ST_TMP/$name.access.log rec;
-	client_body_temp_path $dir/body;
-	proxy_temp_path $dir/proxy;
-	fastcgi_temp_path $dir/fcgi;
-	uwsgi_temp_path $dir/uwsgi;
-	scgi_temp_path $dir/scgi;
-	keepalive_requests 100000;
-	client_max_body_size 16m;
-	gzip on;
-	gzip_types text/plain;
-	default_type text/plain;
+	nginx_conf "$dir" "$(cat <<NGX
 	server {
 		listen $port reuseport backlog=4096;
+		access_log $ST_TMP/$name.access.log rec;
 		root $html;
 		$extra
 	}
@@ -70,8 +53,8 @@ http {
 		location /static/ { }
 		location / { return 200 "hello from $name: \$request_uri\n"; }
 	}
-}
 NGX
+)" "user root;"
 	ip netns exec $NS nginx -c "$dir/nginx.conf" -p "$dir" || return 1
 	for _ in $(seq 1 50); do [ -s "$dir/nginx.pid" ] && break; sleep 0.1; done
 	ST_PIDS+=("$(cat "$dir/nginx.pid")")

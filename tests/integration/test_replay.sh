@@ -24,31 +24,18 @@ done
 rp_nginx() {
 	local name=$1 port=$2 st=$3 hv=$4 jd=$5 js=$6 dir=$ST_TMP/$1
 	mkdir -p "$dir"
-	cat > "$dir/nginx.conf" <<NGX
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-	log_format rp '\$connection \$connection_requests "\$request" \$status';
-	access_log $ST_TMP/$name.access.log rp;
-	client_body_temp_path $dir/body;
-	proxy_temp_path $dir/proxy;
-	fastcgi_temp_path $dir/fcgi;
-	uwsgi_temp_path $dir/uwsgi;
-	scgi_temp_path $dir/scgi;
-	keepalive_requests 100000;
-	default_type text/plain;
+	nginx_conf "$dir" "$(cat <<NGX
 	server {
 		listen $port reuseport backlog=4096;
+		access_log $ST_TMP/$name.access.log rp;
 		location /diff/status/ { return $st "status\n"; }
 		location /diff/header/ { add_header X-Version $hv; return 200 "header\n"; }
 		location /diff/json/ { default_type application/json; return 200 '$jd'; }
 		location /same/json/ { default_type application/json; return 200 '$js'; }
 		location / { return 200 "same \$request_uri\n"; }
 	}
-}
 NGX
+)"
 	ip netns exec $NS nginx -c "$dir/nginx.conf" -p "$dir" || return 1
 	for _ in $(seq 1 50); do [ -s "$dir/nginx.pid" ] && break; sleep 0.1; done
 	ST_PIDS+=("$(cat "$dir/nginx.pid")")
