@@ -9,10 +9,18 @@ import statistics
 import sys
 import time
 
-TOOLS = ["none", "shadowtap", "shadowtap-tc", "shadowtap-xdp", "goreplay", "goreplay-raw", "tcpdump"]
-COLUMNS = ["tool", "mix", "offered_rps", "served_rps", "p50_ms", "p99_ms", "captured",
-           "replayed", "loss_pct", "cpu_s", "rss_mb", "bpf_ns_per_pkt", "drops", "errors",
-           "runs", "status"]
+TOOLS = ["none", "none-mirror", "shadowtap", "shadowtap-tc", "shadowtap-xdp", "goreplay",
+         "goreplay-nosnap", "goreplay-raw", "tcpdump"]
+REPLAYING = ("shadowtap", "goreplay")
+# Replaying tools make serverB work; their baseline is none-mirror (serverA's nginx
+# mirrors every request to serverB), the capture-only tcpdump's is none.
+BASELINE = {"tcpdump": "none"}
+COLUMNS = ["tool", "mix", "offered_rps", "served_rps", "vs_baseline_pct", "baseline", "p50_ms",
+           "p99_ms", "captured", "replayed", "loss_pct", "extra_pct", "after_stop", "cpu_s",
+           "bpf_cpu_s", "rss_mb", "bpf_ns_per_pkt", "drops", "errors", "runs", "status"]
+LABELS = {"goreplay-nosnap": "goreplay without --input-raw-override-snaplen (packets cut at MTU+200)",
+          "none-mirror": "none + nginx mirror to serverB (baseline of the replaying tools)",
+          "none": "none (serverB idle)"}
 
 
 def num(v):
@@ -46,11 +54,14 @@ def summarise(rows):
     out = []
     for (tool, mix, rate), rs in groups.items():
         ok = [r for r in rs if r["status"] == "ok"]
-        losses = []
+        # missing and extra replays in their own columns: a clamp at 0 would let
+        # duplicates hide losses or read as a perfect run
+        losses, extras = [], []
         for r in ok:
             served, rep = num(r["served_a"]), num(r["replayed"])
-            if tool.startswith(("shadowtap", "goreplay")) and served and rep is not None:
-                losses.append(max(0.0, 100.0 * (1.0 - rep / served)))
+            if served and rep is not None:
+                losses.append(100.0 * max(0.0, served - rep) / served)
+                extras.append(100.0 * max(0.0, rep - served) / served)
         m = lambda k: median([num(r[k]) for r in ok])
         statuses = sorted(set(r["status"] for r in rs))
         out.append({
@@ -58,11 +69,18 @@ def summarise(rows):
             "served_rps": fmt(m("served_rps"), 0), "p50_ms": fmt(m("p50_ms"), 3),
             "p99_ms": fmt(m("p99_ms"), 3), "captured": fmt(m("captured"), 0),
             "replayed": fmt(m("replayed"), 0), "loss_pct": fmt(median(losses), 2),
-            "cpu_s": fmt(m("cpu_s"), 2), "rss_mb": fmt(m("rss_mb"), 1),
+            "extra_pct": fmt(median(extras), 2), "after_stop": fmt(m("after_stop"), 0),
+            "cpu_s": fmt(m("cpu_s"), 2), "bpf_cpu_s": fmt(m("bpf_cpu_s"), 3), "rss_mb": fmt(m("rss_mb"), 1),
             "bpf_ns_per_pkt": fmt(m("bpf_ns_per_pkt"), 0), "drops": fmt(m("drops"), 0),
             "errors": fmt(m("errors"), 0), "runs": str(len(ok)),
             "status": "ok" if statuses == ["ok"] else ";".join(statuses),
         })
+    served = {(s["tool"], s["mix"], s["offered_rps"]): num(s["served_rps"]) for s in out}
+    for s in out:
+        base = BASELINE.get(s["tool"], "none-mirror" if s["tool"].startswith(REPLAYING) else "")
+        b, v = served.get((base, s["mix"], s["offered_rps"])), num(s["served_rps"])
+        s["baseline"] = base
+        s["vs_baseline_pct"] = fmt(100.0 * v / b, 1) if b and v is not None else ""
     order = {t: i for i, t in enumerate(TOOLS)}
     out.sort(key=lambda s: (s["mix"] != "get", s["mix"], rate_key(s["offered_rps"]),
                             order.get(s["tool"], 99)))
@@ -137,8 +155,10 @@ def main():
                 "Host: %s CPUs, kernel %s.\n\n" % (a.duration, a.repeats, os.cpu_count(), os.uname().release))
         f.write("| " + " | ".join(COLUMNS) + " |\n")
         f.write("|" + "---|" * len(COLUMNS) + "\n")
+        # every row is published, whichever tool it favours
         for s in summary:
             f.write("| " + " | ".join(s[c] for c in COLUMNS) + " |\n")
+        f.write("\nTools: " + "; ".join("%s = %s" % kv for kv in LABELS.items()) + ".\n")
         f.write("\nSetup: client, serverA and serverB are network namespaces joined by veth "
                 "(198.18.30.0/24 client-serverA, 198.18.31.0/24 serverA-serverB); nginx (one worker each) "
                 "serves a ~150-byte JSON body on serverA:80 and serverB:81 and counts requests in "
@@ -152,10 +172,20 @@ def main():
         f.write("\nColumns: served_rps and p50/p99 latency from the load generator (latency from the "
                 "intended send time, so stalls are not hidden); captured = shadowtap's parsed HTTP "
                 "requests, GoReplay's requests handed to its HTTP output, tcpdump's packets; "
-                "replayed = requests serverB's nginx counted (stub_status); loss_pct = 1 - replayed / "
-                "requests serverA counted; cpu_s and rss_mb from the tool's rusage (user+sys, "
-                "peak RSS); bpf_ns_per_pkt = run_time_ns / run_cnt of shadowtap's BPF program "
-                "(kernel.bpf_stats_enabled); drops = shadowtap ringbuf_full, tcpdump kernel drops.\n\n")
+                "replayed = requests serverB's nginx counted (stub_status) once its count stopped "
+                "moving after the load (at most 8 s; the same rule for every tool, read before the "
+                "tool is signalled); after_stop = what serverB received after the stop signal (not "
+                "in replayed); loss_pct = requests serverA counted that serverB did not, extra_pct = "
+                "serverB's count above serverA's (duplicates or extra replays; counts are net, so a "
+                "run can hide a loss behind as many duplicates), both in % of serverA's count; "
+                "vs_baseline_pct = served_rps in % of the baseline row's (none-mirror for the "
+                "replaying tools, whose serverB does the same work; none for tcpdump); cpu_s = user+sys "
+                "CPU of the tool's whole process tree (its rusage as reaped by the runner: every "
+                "thread and reaped child) plus, for shadowtap, bpf_cpu_s = its BPF programs' kernel "
+                "time (run_time_ns, kernel.bpf_stats_enabled), which rusage does not see (libpcap's "
+                "and tcpdump's in-kernel packet copies are not measurable the same way and are not "
+                "included); rss_mb peak RSS; bpf_ns_per_pkt = run_time_ns / run_cnt of shadowtap's "
+                "BPF program; drops = shadowtap ringbuf_full, tcpdump kernel drops.\n\n")
         for n in notes:
             f.write("- %s\n" % n)
     print(open(os.path.join(a.out, "latest.md")).read())

@@ -2,6 +2,18 @@
 # Overhead and loss benchmark: shadowtap vs GoReplay vs tcpdump vs nothing, each under
 # the same rate-controlled load, on three network namespaces joined by veth:
 #
+#   none          nothing captures; serverB idle (no replay load at all)
+#   none-mirror   nothing captures; serverA's nginx mirrors every request to serverB
+#                 (nginx `mirror`), so serverB does the same work as under a replaying
+#                 tool: the baseline the replaying tools are reported against
+#   goreplay      GoReplay with --input-raw-override-snaplen (its documented setting
+#                 where, as on veth, packets are GSO segments larger than the MTU)
+#   goreplay-nosnap  the same without it (full mode only; labelled in the table)
+#
+# One drain rule for every tool: after the load ends, serverB's count is read once it
+# has stopped moving (at most 8 s); that is "replayed". The tool is then stopped; what
+# it sends after the signal is reported apart (after_stop), never added to replayed.
+#
 #   client 198.18.30.2 ── 198.18.30.1 serverA (nginx :80, the tool) 198.18.31.1 ── 198.18.31.2 serverB (nginx :81)
 #
 # The load comes from deploy/bench/loadgen (open loop: a fixed schedule of send times,
@@ -22,6 +34,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
 BENCH=$ROOT/deploy/bench
+. "$ROOT/tests/nginx/conf.sh"
 OUT=${OUT:-build}
 MODE=${1:---quick}
 case "$MODE" in
@@ -30,13 +43,13 @@ case "$MODE" in
 	RATES_GET=${BENCH_RATES_GET:-"5000 20000 50000 max"}
 	RATES_POST=${BENCH_RATES_POST:-"200 1000 3000 max"}
 	MICRO=${BENCH_MICRO:-1}; SETTLE=1; GOREPLAY_BUILD_TIMEOUT=600
-	TOOLS=${BENCH_TOOLS:-"none shadowtap shadowtap-tc shadowtap-xdp goreplay goreplay-raw tcpdump"} ;;
+	TOOLS=${BENCH_TOOLS:-"none none-mirror shadowtap shadowtap-tc shadowtap-xdp goreplay goreplay-nosnap goreplay-raw tcpdump"} ;;
 --quick)
 	REPEATS=${BENCH_REPEATS:-1}; DURATION=${BENCH_DURATION:-3}
 	RATES_GET=${BENCH_RATES_GET:-"5000 max"}
 	RATES_POST=${BENCH_RATES_POST:-"500 max"}
 	MICRO=${BENCH_MICRO:-0}; SETTLE=0.5; GOREPLAY_BUILD_TIMEOUT=150
-	TOOLS=${BENCH_TOOLS:-"none shadowtap goreplay tcpdump"} ;;
+	TOOLS=${BENCH_TOOLS:-"none none-mirror shadowtap goreplay tcpdump"} ;;
 *)
 	echo "usage: $0 --full|--quick" >&2; exit 2 ;;
 esac
@@ -100,7 +113,7 @@ fi
 ST_BIN=$ROOT/$OUT/shadowtap
 [ -x "$ST_BIN" ] || NOTES+=("shadowtap: build/shadowtap not built; rows skipped")
 if [ -x "$GOREPLAY" ]; then
-	NOTES+=("goreplay: $GOREPLAY_VERSION ($GOREPLAY), built with $("$GO" version | awk '{print $3}'); flags: --input-raw sta0:80 --input-raw-engine libpcap (goreplay) or raw_socket (goreplay-raw) --input-raw-buffer-size 32mb --input-raw-buffer-timeout 50ms --output-http http://$B_IP:81 --output-http-workers 64 --output-http-queue-len 10000 --output-http-timeout 5s --stats --output-http-stats")
+	NOTES+=("goreplay: $GOREPLAY_VERSION ($GOREPLAY), built with $("$GO" version | awk '{print $3}'); flags: --input-raw sta0:80 --input-raw-engine libpcap (goreplay, goreplay-nosnap) or raw_socket (goreplay-raw) --input-raw-override-snaplen (all but goreplay-nosnap) --input-raw-buffer-size 32mb --input-raw-buffer-timeout 50ms --output-http http://$B_IP:81 --output-http-workers 64 --output-http-queue-len 10000 --output-http-timeout 5s --stats --output-http-stats")
 else
 	NOTES+=("goreplay: not built; rows skipped")
 fi
@@ -124,39 +137,66 @@ for n in "$NS_C" "$NS_A" "$NS_B"; do
 		net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192
 done
 
-nginx_start() { # ns name port
-	local ns=$1 name=$2 port=$3 dir=$TMP/nginx-$2
-	mkdir -p "$dir"
-	cat >"$dir/nginx.conf" <<NGX
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log error;
-events { worker_connections 16384; }
-http {
-	access_log off;
-	client_body_temp_path $dir/body;
-	proxy_temp_path $dir/proxy;
-	fastcgi_temp_path $dir/fcgi;
-	uwsgi_temp_path $dir/uwsgi;
-	scgi_temp_path $dir/scgi;
-	keepalive_requests 1000000;
+# nginx_conf_bench DIR NAME PORT MIRROR: MIRROR=1 adds nginx `mirror` of every
+# request (with its body) to serverB. The answer is a static file, served in the
+# content phase: `return` would answer before the mirror runs. POSTs to a static
+# file get 405, turned into the same 200 answer by error_page.
+nginx_conf_bench() {
+	local dir=$1 name=$2 port=$3 mirror=${4:-0} m=""
+	mkdir -p "$dir/html"
+	printf '{"server":"%s","items":[1,2,3,4,5,6,7,8],"note":"benchmark response body of a typical small JSON API"}\n' \
+		"$name" >"$dir/html/index.json"
+	[ "$mirror" = 1 ] && m="mirror /_mirror; mirror_request_body on;"
+	# user root: the worker reads the answer file from the run's 0700 temp directory
+	NGINX_WORKER_CONNECTIONS=16384 nginx_conf "$dir" "$(cat <<NGX
 	keepalive_timeout 120s;
-	client_max_body_size 16m;
 	client_body_buffer_size 512k;
-	default_type application/json;
+	upstream serverb { server $B_IP:81; keepalive 64; }
 	server {
 		listen 127.0.0.1:8080;
 		location /status { stub_status; }
 	}
 	server {
 		listen $port reuseport backlog=8192;
-		location / { return 200 '{"server":"$name","uri":"\$request_uri","items":[1,2,3,4,5,6,7,8],"note":"benchmark response body of a typical small JSON API"}\n'; }
+		root $dir/html;
+		default_type application/json;
+		error_page 405 =200 /index.json;
+		location / { $m try_files /index.json =404; }
+		location = /index.json { }
+		location = /_mirror {
+			internal;
+			proxy_pass http://serverb\$request_uri;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+		}
 	}
-}
 NGX
+)" "user root;"
+}
+
+nginx_start() { # ns name port
+	local ns=$1 name=$2 port=$3 dir=$TMP/nginx-$2
+	nginx_conf_bench "$dir" "$name" "$port" 0
 	ip netns exec "$ns" nginx -c "$dir/nginx.conf" -p "$dir" || return 1
 	for _ in $(seq 1 50); do [ -s "$dir/nginx.pid" ] && break; sleep 0.1; done
 	PIDS+=("$(cat "$dir/nginx.pid")")
+}
+
+# serverA_mirror 0|1: reload serverA with or without the mirror to serverB; returns
+# once the old worker has gone (its replacement serves the new configuration)
+SERVERA_MIRROR=0
+serverA_mirror() {
+	local dir=$TMP/nginx-serverA old i
+	[ "$1" = "$SERVERA_MIRROR" ] && return 0
+	old=$(pgrep -P "$(cat "$dir/nginx.pid")" | sort | tr '\n' ' ')
+	nginx_conf_bench "$dir" serverA 80 "$1"
+	ip netns exec "$NS_A" nginx -c "$dir/nginx.conf" -p "$dir" -s reload || return 1
+	for i in $(seq 1 100); do
+		[ "$(pgrep -P "$(cat "$dir/nginx.pid")" | sort | tr '\n' ' ')" != "$old" ] && {
+			SERVERA_MIRROR=$1; sleep 0.2; return 0; }
+		sleep 0.1
+	done
+	return 1
 }
 nginx_start "$NS_A" serverA 80 || die "serverA nginx did not start"
 nginx_start "$NS_B" serverB 81 || die "serverB nginx did not start"
@@ -181,8 +221,9 @@ TOOL_PID=
 tool_start() { # tool log usage-json
 	local tool=$1 tlog=$2 use=$3 i
 	TOOL_PID=
+	serverA_mirror "$([ "$tool" = none-mirror ] && echo 1 || echo 0)" || return 1
 	case $tool in
-	none) return 0 ;;
+	none | none-mirror) return 0 ;;
 	shadowtap | shadowtap-tc | shadowtap-xdp)
 		[ -x "$ST_BIN" ] || return 2
 		rm -rf "$PIN"
@@ -197,16 +238,19 @@ tool_start() { # tool log usage-json
 			sleep 0.1
 		done
 		return 1 ;;
-	goreplay | goreplay-raw)
+	goreplay | goreplay-nosnap | goreplay-raw)
 		[ -x "$GOREPLAY" ] || return 2
-		local engine=libpcap
+		local engine=libpcap snap=--input-raw-override-snaplen
 		[ "$tool" = goreplay-raw ] && engine=raw_socket
+		# without it libpcap cuts every packet at MTU+200 bytes while veth hands over
+		# 64 KiB GSO segments; goreplay-nosnap is the labelled row without it
+		[ "$tool" = goreplay-nosnap ] && snap=
 		# Tuned: a 32 MiB capture buffer (the default ~2 MiB drops under load), a
 		# 50 ms pcap buffer timeout (the default 2 s holds the tail of a run past
 		# its drain), up to 64 replay workers and a deeper output queue so replay
 		# latency does not back up into capture.
 		ip netns exec "$NS_A" "$LOADGEN" exec -o "$use" -- "$GOREPLAY" \
-			--input-raw sta0:80 --input-raw-engine "$engine" --input-raw-buffer-size 32mb --input-raw-buffer-timeout 50ms \
+			--input-raw sta0:80 --input-raw-engine "$engine" $snap --input-raw-buffer-size 32mb --input-raw-buffer-timeout 50ms \
 			--output-http "http://$B_IP:81" --output-http-workers 64 \
 			--output-http-queue-len 10000 --output-http-timeout 5s ${BENCH_GOR_ARGS:-} \
 			--stats --output-http-stats --output-http-stats-ms 1000 2>"$tlog" >/dev/null &
@@ -270,28 +314,32 @@ RAW=$RESULTS/runs.csv
 LOGS=$ROOT/$OUT/bench/logs
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
-echo "repeat,tool,mix,offered_rps,served_rps,p50_ms,p99_ms,sent,ok,errors,served_a,captured,replayed,drops,cpu_s,rss_mb,bpf_runs,bpf_ns_per_pkt,status" >"$RAW"
+echo "repeat,tool,mix,offered_rps,served_rps,p50_ms,p99_ms,sent,ok,errors,served_a,captured,replayed,after_stop,drops,cpu_s,bpf_cpu_s,rss_mb,bpf_runs,bpf_ns_per_pkt,status" >"$RAW"
 
 run_one() { # repeat tool mix rate
-	local rep=$1 tool=$2 mix=$3 rate=$4 id tlog use lj a0 b0 a1 b1 r status=ok
-	local captured= replayed= drops= cpu= rss= bruns= bns= lrate
+	local rep=$1 tool=$2 mix=$3 rate=$4 id tlog use lj a0 b0 a1 b1 bs r status=ok
+	local captured= replayed= after= drops= cpu= rss= bruns= bns= lrate
 	id=$rep-$tool-$mix-$rate
 	tlog=$TMP/$id.tool.log use=$TMP/$id.usage.json lj=$TMP/$id.load.json
 	lrate=$rate; [ "$rate" = max ] && lrate=0
 	tool_start "$tool" "$tlog" "$use"; r=$?
 	if [ $r = 2 ]; then
-		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,not built" >>"$RAW"; return
+		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,,,not built" >>"$RAW"; return
 	elif [ $r != 0 ]; then
 		log "$id: tool did not start: $(tail -2 "$tlog" | tr '\n' ' ')"
 		tool_stop
-		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,start failed" >>"$RAW"; return
+		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,,,start failed" >>"$RAW"; return
 	fi
 	a0=$(stub_requests "$NS_A"); stub_b b0; B_POLLS=0
 	ip netns exec "$NS_C" "$LOADGEN" load -url "http://$A_IP:80" -mix "$mix" -rate "$lrate" \
 		-duration "${DURATION}s" -seed "$rep" ${BENCH_LOADGEN_ARGS:-} >"$lj" 2>"$TMP/$id.load.err" || status="loadgen failed"
-	# Let capture and replay catch up before the tool is asked to drain: wait
-	# until serverB's count stops moving (GoReplay does not drain on SIGINT).
+	# The one drain rule: every tool gets the same time to catch up after the load
+	# (until serverB's count stops moving, at most 8 s), and replayed is read then,
+	# before any signal. GoReplay does not drain on SIGINT and shadowtap does, so
+	# counting after the stop would favour shadowtap: that part is after_stop.
 	settle
+	stub_b bs
+	replayed=$((bs - b0 - B_POLLS))
 	if [[ $tool == shadowtap* ]]; then
 		read -r bruns bns < <(bpf_prog_stats)
 	fi
@@ -307,7 +355,7 @@ run_one() { # repeat tool mix rate
 		captured=$(grep -oE '^http: requests=[0-9]+' "$tlog" | tail -1 | cut -d= -f2)
 		drops=$(grep -oE 'ringbuf_full=[0-9]+' "$tlog" | tail -1 | cut -d= -f2)
 		[ -n "$captured" ] || status="no exit summary" ;;
-	goreplay | goreplay-raw)
+	goreplay*)
 		# output_http:latest,mean,max,count,... per 1 s window (count resets; the
 		# period must be a multiple of 1000 ms or GoReplay divides by zero)
 		captured=$(grep -oE 'output_http:[0-9]+,[0-9]+,[0-9]+,[0-9]+' "$tlog" |
@@ -316,17 +364,27 @@ run_one() { # repeat tool mix rate
 		captured=$(grep -oE '^[0-9]+ packets captured' "$tlog" | awk '{print $1}')
 		drops=$(grep -oE '^[0-9]+ packets dropped by kernel' "$tlog" | awk '{print $1}') ;;
 	esac
-	case $tool in shadowtap* | goreplay*) replayed=$((b1 - b0 - B_POLLS)) ;; esac
+	after=$((b1 - bs - 1))
+	case $tool in shadowtap* | goreplay* | none-mirror) ;; *) replayed= after= ;; esac
 	if [ -s "$use" ]; then
 		cpu=$("$PY" -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["cpu_s"])' "$use")
 		rss=$("$PY" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["maxrss_kb"] / 1024))' "$use")
 	fi
 	local bnp=
 	[ -n "$bruns" ] && [ "$bruns" -gt 0 ] 2>/dev/null && bnp=$((bns / bruns))
-	"$PY" - "$lj" "$rep" "$tool" "$mix" "$rate" "$((a1 - a0 - 1))" "$captured" "$replayed" \
-		"$drops" "$cpu" "$rss" "$bruns" "$bnp" "$status" >>"$RAW" <<'PYEOF'
+	"$PY" - "$lj" "$rep" "$tool" "$mix" "$rate" "$((a1 - a0 - 1))" "$captured" "$replayed" "$after" \
+		"$drops" "$cpu" "$rss" "$bruns" "$bns" "$bnp" "$status" >>"$RAW" <<'PYEOF'
 import json, sys
-lj, rep, tool, mix, rate, served_a, cap, rep_b, drops, cpu, rss, bruns, bnp, status = sys.argv[1:]
+(lj, rep, tool, mix, rate, served_a, cap, rep_b, after, drops, cpu, rss, bruns, bns, bnp,
+ status) = sys.argv[1:]
+# cpu_s is the tool's whole process tree (rusage of the child loadgen waited for:
+# every thread, and children it reaped) plus, for shadowtap, its BPF programs' kernel
+# time (run_time_ns with kernel.bpf_stats_enabled), which no rusage sees.
+bpf_cpu = ""
+if bns not in ("", "0") and tool.startswith("shadowtap"):
+    bpf_cpu = "%.3f" % (int(bns) / 1e9)
+    if cpu:
+        cpu = "%.3f" % (float(cpu) + int(bns) / 1e9)
 try:
     d = json.load(open(lj))
 except Exception:
@@ -334,8 +392,8 @@ except Exception:
 def f(k, fmt="%.1f"):
     return fmt % d[k] if k in d else ""
 print(",".join([rep, tool, mix, rate, f("served_rps"), f("p50_ms", "%.3f"), f("p99_ms", "%.3f"),
-                f("sent", "%d"), f("ok", "%d"), f("errors", "%d"), served_a, cap, rep_b, drops,
-                cpu, rss, bruns, bnp, status]))
+                f("sent", "%d"), f("ok", "%d"), f("errors", "%d"), served_a, cap, rep_b, after, drops,
+                cpu, bpf_cpu, rss, bruns, bnp, status]))
 PYEOF
 	# keep the tool's own summary for reading later (GoReplay's stats lines aside)
 	[ -s "$tlog" ] && grep -v -e DEBUG -e output_http "$tlog" | tail -2000 >"$LOGS/$id.log"
