@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A deliberately bad serverB: 'slow' answers each request after --delay seconds,
-'garbage' answers with bytes that are not HTTP and closes. Logs one line per
-request head received to --log."""
+'garbage' answers with bytes that are not HTTP and closes, 'close-second' answers
+the first request of a connection (keep-alive) and closes the connection on the
+second without a byte of answer (a keep-alive connection closed under a request).
+Logs one line per request head received to --log."""
 import argparse
 import socket
 import threading
@@ -10,6 +12,7 @@ import time
 
 def handle(c, args, lock):
     buf = b""
+    served = 0
     try:
         while True:
             d = c.recv(65536)
@@ -31,6 +34,12 @@ def handle(c, args, lock):
                 if args.mode == "garbage":
                     c.sendall(b"\x00\x01garbage garbage garbage\r\n\r\n")
                     return
+                if args.mode == "close-second":
+                    if served:
+                        return
+                    served += 1
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    continue
                 time.sleep(args.delay)
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
     except OSError:
@@ -42,7 +51,7 @@ def handle(c, args, lock):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--mode", choices=["slow", "garbage"], required=True)
+    ap.add_argument("--mode", choices=["slow", "garbage", "close-second"], required=True)
     ap.add_argument("--delay", type=float, default=1.0)
     ap.add_argument("--log", required=True)
     args = ap.parse_args()

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# README claims that no other test reaches, each checked live on lo in one namespace
+# (nginx serverA :80 on IPv4 and IPv6, nginx serverB1 :81 and serverB2 :84):
+#  - several -r targets: each client connection goes to one target, every request
+#    reaches exactly one of them, both targets are used
+#  - live IPv6 capture (::1)
+#  - redaction: Authorization, Cookie, Proxy-Authorization and the response's
+#    Set-Cookie by default; --redact-header adds one; --no-redact keeps them all
+#  - --stats N prints counters every N s; SIGUSR1 prints them once
+#  - a reused keep-alive connection that closes under a request: one retry
+#  - --max-held-bytes: past the bound a raw request is not kept (counted)
+. "$(dirname "$0")/lib.sh"
+st_need_root "README claims"
+NS=st-claims
+PIN=/sys/fs/bpf/shadowtap-test-claims
+D=$ST_ROOT/tests/integration
+N=${CLAIMS_REQUESTS:-2000}
+FAULT_PID=
+
+for t in nginx python3 curl; do
+	command -v $t >/dev/null || { skip "claims ($t not installed)"; exit 0; }
+done
+trap '[ -n "$FAULT_PID" ] && kill "$FAULT_PID" 2>/dev/null; rm -rf "$PIN"-*; st_cleanup' EXIT
+
+st_ns $NS
+st_nginx $NS 80 serverA 'listen [::1]:80; add_header Set-Cookie "sid=s3cr3t-cookie";' ||
+	{ fail "claims: serverA nginx did not start"; exit 0; }
+st_nginx $NS 81 serverB1 || { fail "claims: serverB1 did not start"; exit 0; }
+st_nginx $NS 84 serverB2 || { fail "claims: serverB2 did not start"; exit 0; }
+
+agent() { # name args...: live agent on lo in the namespace
+	local name=$1; shift
+	if ! st_agent $NS "$ST_TMP/$name.log" -i lo -p 80 -o "$ST_TMP/$name.ndjson" --pin-dir "$PIN-$name" "$@"; then
+		fail "$name: agent did not start ($(tail -2 "$ST_TMP/$name.log" | tr '\n' ' '))"
+		return 1
+	fi
+}
+in_ns() { ip netns exec $NS "$@"; }
+# secret_curl URL [curl args]: one request carrying every header the README redacts
+secret_curl() {
+	local u=$1; shift
+	in_ns curl -sS -o /dev/null --max-time 10 -H 'Authorization: Bearer s3cr3t-auth' \
+		-H 'Cookie: sid=s3cr3t-cookie' -H 'Proxy-Authorization: Basic s3cr3t-proxy' \
+		-H 'X-Secret: s3cr3t-custom' "$@" "$u"
+}
+# headers NDJSON PATH-PREFIX: "name=value" lines of the record's request and response headers
+headers() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if not r.get("url", {}).get("original", "").startswith(sys.argv[2]):
+        continue
+    for side in ("request", "response"):
+        for k, v in r.get("http", {}).get(side, {}).get("headers", {}).items():
+            print("%s:%s=%s" % (side, k, v))
+    print("source %s" % r.get("source", {}).get("ip"))
+    break
+PY
+}
+# redacted NDJSON PREFIX WANT-REDACTED WANT-KEPT: check header values
+redacted() {
+	local h n bad=""
+	h=$(headers "$1" "$2")
+	[ -n "$h" ] || { echo "no record for $2"; return 1; }
+	for n in $3; do grep -qx "$n=\[REDACTED\]" <<<"$h" || bad="$bad $n not redacted;"; done
+	for n in $4; do grep -q "^$n=.*s3cr3t" <<<"$h" || bad="$bad $n not kept;"; done
+	[ -z "$bad" ] || { echo "$bad"; return 1; }
+}
+DEFAULT_REDACTED="request:authorization request:cookie request:proxy-authorization response:set-cookie"
+
+# 1. two targets, IPv6, default redaction, --stats
+if agent multi -r http://127.0.0.1:81 -r http://127.0.0.1:84 --stats 1; then
+	in_ns python3 "$D/http_client.py" --host 127.0.0.1 --port 80 -n "$N" -c 8 \
+		--manifest "$ST_TMP/multi.manifest" 2>"$ST_TMP/multi.client.err" ||
+		fail "multi: client failed ($(tail -1 "$ST_TMP/multi.client.err"))"
+	secret_curl "http://[::1]:80/v6/secret" -g
+	st_poll 30 st_lines_ge "$ST_TMP/multi.ndjson" $((N + 1))
+	sleep 2.2 # two more --stats periods, so at least two blocks are due
+	st_agent_stop
+	[ "$ST_AGENT_RC" = 0 ] || fail "multi: agent exit code $ST_AGENT_RC"
+	python3 - "$ST_TMP/multi.manifest" "$ST_TMP/serverB1.access.log" "$ST_TMP/serverB2.access.log" "$N" <<'PY'
+import collections, json, re, sys
+man, b1, b2, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+sent = {"%d-%d" % (m["conn"], m["i"]) for m in map(json.loads, open(man))}
+seen = collections.Counter()
+where = collections.defaultdict(set)
+per = []
+for tgt, path in (("b1", b1), ("b2", b2)):
+    c = 0
+    for l in open(path):
+        m = re.search(r'"([0-9]+-[0-9]+)"$', l.strip())
+        if m and m.group(1) in sent:
+            seen[m.group(1)] += 1
+            where[m.group(1).split("-")[0]].add(tgt)
+            c += 1
+    per.append(c)
+once = len(sent) == n and all(seen[i] == 1 for i in sent)
+print(("PASS: " if once else "FAIL: ") + "multi: with two -r targets every request reached exactly one "
+      "(%d sent, %d seen, %d not once)" % (len(sent), sum(seen.values()), sum(1 for i in sent if seen[i] != 1)))
+split = [c for c, t in where.items() if len(t) != 1]
+print(("PASS: " if not split and all(per) else "FAIL: ") +
+      "multi: each client connection went to one target, both targets used (serverB1 %d, serverB2 %d, %d split)"
+      % (per[0], per[1], len(split)))
+PY
+	h=$(headers "$ST_TMP/multi.ndjson" /v6/)
+	if grep -qx 'source ::1' <<<"$h"; then
+		pass "ipv6: request over ::1 captured live (source.ip ::1)"
+	else
+		fail "ipv6: no record with source.ip ::1 ($(head -c 200 <<<"$h"))"
+	fi
+	if why=$(redacted "$ST_TMP/multi.ndjson" /v6/ "$DEFAULT_REDACTED" "request:x-secret"); then
+		pass "redaction: Authorization, Cookie, Proxy-Authorization and Set-Cookie redacted by default, others kept"
+	else
+		fail "redaction: defaults ($why)"
+	fi
+	k=$(grep -c '^--- shadowtap stats:' "$ST_TMP/multi.log")
+	if [ "$k" -ge 2 ] && grep -q '^--- shadowtap exit:' "$ST_TMP/multi.log"; then
+		pass "stats: --stats 1 printed $k periodic blocks before the exit summary"
+	else
+		fail "stats: --stats 1 printed $k periodic blocks"
+	fi
+fi
+
+# 2. --redact-header, SIGUSR1
+if agent extra --redact-header X-Secret; then
+	secret_curl "http://127.0.0.1:80/extra/secret"
+	st_poll 10 st_lines_ge "$ST_TMP/extra.ndjson" 1
+	before=$(grep -c '^--- shadowtap stats:' "$ST_TMP/extra.log")
+	kill -USR1 "$ST_AGENT_PID"
+	if st_poll 10 sh -c "grep -q '^--- shadowtap stats:' '$ST_TMP/extra.log'" && [ "$before" = 0 ] &&
+		kill -0 "$ST_AGENT_PID" 2>/dev/null && grep -q '^http: requests=1 ' "$ST_TMP/extra.log"; then
+		pass "stats: SIGUSR1 prints the counters once (http: requests=1) and the agent keeps running"
+	else
+		fail "stats: SIGUSR1 (blocks before $before; $(grep -m1 '^http:' "$ST_TMP/extra.log"))"
+	fi
+	st_agent_stop
+	if why=$(redacted "$ST_TMP/extra.ndjson" /extra/ "$DEFAULT_REDACTED request:x-secret" ""); then
+		pass "redaction: --redact-header X-Secret redacts it too"
+	else
+		fail "redaction: --redact-header ($why)"
+	fi
+fi
+
+# 3. --no-redact
+if agent noredact --no-redact; then
+	secret_curl "http://127.0.0.1:80/noredact/secret"
+	st_poll 10 st_lines_ge "$ST_TMP/noredact.ndjson" 1
+	st_agent_stop
+	if why=$(redacted "$ST_TMP/noredact.ndjson" /noredact/ "" \
+		"request:authorization request:cookie request:proxy-authorization response:set-cookie request:x-secret"); then
+		pass "redaction: --no-redact keeps every header value"
+	else
+		fail "redaction: --no-redact ($why)"
+	fi
+fi
+
+# 4. serverB closes a reused keep-alive connection under the second request: that
+# request is retried once, on a new connection, and succeeds
+in_ns python3 "$D/replay/fault_server.py" --port 85 --mode close-second --log "$ST_TMP/close.log" &
+FAULT_PID=$!
+st_poll 20 sh -c "ip netns exec $NS ss -Hltn 'sport = :85' | grep -q ." || fail "retry: fault server did not listen"
+if agent retry -r http://127.0.0.1:85 --replay-connections 1; then
+	urls=()
+	for i in $(seq 1 10); do urls+=(-o /dev/null "http://127.0.0.1:80/retry/$i"); done
+	in_ns curl -sS --max-time 20 "${urls[@]}" || fail "retry: curl failed"
+	st_poll 20 st_lines_ge "$ST_TMP/retry.ndjson" 10
+	st_agent_stop
+	ok=$(grep -c '"replay":{[^}]*"status_code":200' "$ST_TMP/retry.ndjson")
+	retries=$(grep -oE 'retries=[0-9]+' "$ST_TMP/retry.log" | tail -1 | cut -d= -f2)
+	if [ "$ok" = 10 ] && [ "${retries:-0}" -ge 9 ]; then
+		pass "retry: 10 requests answered though serverB closed each reused connection ($retries retries)"
+	else
+		fail "retry: $ok of 10 answered, retries=${retries:-?} ($(grep -o '"error":"[^"]*"' "$ST_TMP/retry.ndjson" | sort | uniq -c | tr '\n' ' '))"
+	fi
+fi
+
+# 5. --max-held-bytes: a 1 MiB POST does not fit in 256 KiB
+head -c 1048576 /dev/urandom > "$ST_TMP/big.bin"
+if agent held -r http://127.0.0.1:81 --max-held-bytes 256K; then
+	in_ns curl -sS -o /dev/null --max-time 20 --data-binary @"$ST_TMP/big.bin" http://127.0.0.1:80/held/big || fail "held: curl failed"
+	in_ns curl -sS -o /dev/null --max-time 20 http://127.0.0.1:80/held/small || fail "held: curl failed"
+	st_poll 20 st_lines_ge "$ST_TMP/held.ndjson" 2
+	st_agent_stop
+	grep -E '^(http|replay):' "$ST_TMP/held.log" | sed 's/^/    held /'
+	# the claim: held bytes stay under the bound; the raw request that did not fit is
+	# not kept (counted as raw_truncated), so it is not replayed, while the record
+	# still counts the whole body; a small request is replayed as usual
+	python3 - "$ST_TMP/held.ndjson" "$ST_TMP/held.log" <<'PY'
+import json, re, sys
+recs = {json.loads(l)["url"]["original"]: json.loads(l) for l in open(sys.argv[1])}
+big, small = recs.get("/held/big", {}), recs.get("/held/small", {})
+b = big.get("http", {}).get("request", {}).get("body", {})
+log = open(sys.argv[2]).read()
+st = lambda k: int((re.findall(r"^http: .*\b%s=(\d+)" % k, log, re.M) or ["-1"])[-1])
+ok = (b.get("bytes") == 1048576 and "skipped" in big.get("replay", {})
+      and st("raw_truncated") >= 1 and 0 < st("held_peak") <= 256 * 1024
+      and small.get("replay", {}).get("status_code") == 200)
+print(("PASS: " if ok else "FAIL: ") + "held: --max-held-bytes 256K bounds held bytes (peak %d); the 1 MiB "
+      "request is counted whole (%s bytes), its raw copy not kept (raw_truncated=%d) so not replayed "
+      "(%s); a small request is (%s)" % (st("held_peak"), b.get("bytes"), st("raw_truncated"),
+      big.get("replay"), small.get("replay", {}).get("status_code")))
+PY
+fi
+exit 0
