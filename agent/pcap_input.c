@@ -64,6 +64,7 @@ struct pcapin {
 	void *ctx;
 	struct counters *ctr;
 	uint64_t last_tick, packets;
+	struct pkt_orient orient;
 };
 
 int pcapin_open(struct pcapin **out, const char *path, const uint16_t *ports, int nports,
@@ -122,7 +123,7 @@ int pcapin_step(struct pcapin *pi, int max)
 			ctr_add(c, CTR_PCAP_OTHER, 1);
 			continue;
 		}
-		r = pkt_parse_ip(p + off, h->caplen - (size_t)off, pi->ports, pi->nports, ts, &seg);
+		r = pkt_parse_ip(&pi->orient, p + off, h->caplen - (size_t)off, pi->ports, pi->nports, ts, &seg);
 		if (r == 1) {
 			ctr_add(c, CTR_PCAP_SEGMENTS, 1);
 			pi->cb(pi->ctx, &seg);

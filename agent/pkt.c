@@ -5,15 +5,8 @@
 /* Which side is the server when both ports are watched (a client whose ephemeral
  * port happens to be a watched port, e.g. 1080 -> 8000)? The handshake says: SYN
  * goes to the server, SYN-ACK comes from it. Remembered per connection in a small
- * direct-mapped table; without a handshake the lower port is taken as the server. */
-#define ORIENT_SLOTS 4096
-
-struct orient_slot {
-	uint32_t key;      /* hash of the unordered 4-tuple, 0 = empty */
-	uint16_t server_port;
-};
-
-static struct orient_slot orient_tab[ORIENT_SLOTS];
+ * direct-mapped table owned by the caller; without a handshake the lower port is
+ * taken as the server. */
 
 static uint32_t orient_hash(const uint32_t *a, const uint32_t *b, uint16_t pa, uint16_t pb)
 {
@@ -42,11 +35,11 @@ static int port_watched(uint16_t p, const uint16_t *ports, int nports)
 	return 0;
 }
 
-static int port_dir(const uint32_t *src, const uint32_t *dst, uint16_t sport, uint16_t dport,
-		    uint8_t flags, const uint16_t *ports, int nports)
+static int port_dir(struct pkt_orient *o, const uint32_t *src, const uint32_t *dst,
+		    uint16_t sport, uint16_t dport, uint8_t flags, const uint16_t *ports, int nports)
 {
 	int ws = port_watched(sport, ports, nports), wd = port_watched(dport, ports, nports);
-	struct orient_slot *sl;
+	struct pkt_orient_slot *sl;
 	uint32_t h;
 
 	if (wd && !ws)
@@ -56,7 +49,7 @@ static int port_dir(const uint32_t *src, const uint32_t *dst, uint16_t sport, ui
 	if (!ws && !wd)
 		return -1;
 	h = orient_hash(src, dst, sport, dport);
-	sl = &orient_tab[h % ORIENT_SLOTS];
+	sl = &o->tab[h % PKT_ORIENT_SLOTS];
 	if (flags & 0x02) {          /* SYN: learn */
 		sl->key = h;
 		sl->server_port = (flags & 0x10) ? sport : dport;
@@ -66,8 +59,8 @@ static int port_dir(const uint32_t *src, const uint32_t *dst, uint16_t sport, ui
 	return dport < sport ? REASM_C2S : REASM_S2C;
 }
 
-int pkt_parse_ip(const uint8_t *pkt, size_t len, const uint16_t *ports, int nports,
-		     uint64_t ts_ns, struct reasm_seg *seg)
+int pkt_parse_ip(struct pkt_orient *o, const uint8_t *pkt, size_t len, const uint16_t *ports,
+		 int nports, uint64_t ts_ns, struct reasm_seg *seg)
 {
 	const uint8_t *tcp;
 	uint32_t src[4] = { 0 }, dst[4] = { 0 };
@@ -134,7 +127,7 @@ int pkt_parse_ip(const uint8_t *pkt, size_t len, const uint16_t *ports, int npor
 		return PKT_MALFORMED;
 	sport = (uint16_t)(tcp[0] << 8 | tcp[1]);
 	dport = (uint16_t)(tcp[2] << 8 | tcp[3]);
-	dir = port_dir(src, dst, sport, dport, tcp[13], ports, nports);
+	dir = port_dir(o, src, dst, sport, dport, tcp[13], ports, nports);
 	if (dir < 0)
 		return PKT_NOT_OURS;
 

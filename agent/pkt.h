@@ -15,11 +15,24 @@ enum {
 	PKT_FRAGMENT = -2,     /* an IP fragment (not reassembled) */
 };
 
+#define PKT_ORIENT_SLOTS 4096
+
+struct pkt_orient_slot {
+	uint32_t key;            /* hash of the unordered 4-tuple, 0 = empty */
+	uint16_t server_port;
+};
+
+/* Which side of a connection is the server, learned from handshakes: one per packet
+ * source (no locking), zero-initialised. */
+struct pkt_orient {
+	struct pkt_orient_slot tab[PKT_ORIENT_SLOTS];
+};
+
 /* Turn one packet into a segment. Returns PKT_OURS (seg filled, seg->data points into
  * pkt), PKT_NOT_OURS, PKT_MALFORMED or PKT_FRAGMENT. When both ports of a packet are
- * watched, a SYN / SYN-ACK seen earlier says which side is the server (one table per
- * process: call from one thread); otherwise the lower port is taken as the server. */
-int pkt_parse_ip(const uint8_t *pkt, size_t len, const uint16_t *ports, int nports,
-		 uint64_t ts_ns, struct reasm_seg *seg);
+ * watched, a SYN / SYN-ACK seen earlier (remembered in o) says which side is the
+ * server; otherwise the lower port is taken as the server. */
+int pkt_parse_ip(struct pkt_orient *o, const uint8_t *pkt, size_t len, const uint16_t *ports,
+		 int nports, uint64_t ts_ns, struct reasm_seg *seg);
 
 #endif

@@ -16,6 +16,9 @@ static void fz_check(int ok)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint16_t sets[4][2] = { { 80, 0 }, { 80, 8080 }, { 0, 65535 }, { 443, 80 } };
+	/* kept across inputs as a capture keeps it across packets; an input whose first
+	 * byte has the high bit set starts from an empty table */
+	static struct pkt_orient orient;
 	const uint16_t *ports;
 	struct reasm_seg seg;
 	uint8_t *pkt;
@@ -24,6 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	if (data[0] & 0x80)
+		memset(&orient, 0, sizeof(orient));
 	ports = sets[data[0] & 3];
 	nports = (data[0] & 3) == 0 ? 1 : 2;
 	len = size - 1;
@@ -32,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(pkt, data + 1, len);
 	memset(&seg, 0xa5, sizeof(seg));
-	r = pkt_parse_ip(pkt, len, ports, nports, 42, &seg);
+	r = pkt_parse_ip(&orient, pkt, len, ports, nports, 42, &seg);
 	fz_check(r == PKT_OURS || r == PKT_NOT_OURS || r == PKT_MALFORMED || r == PKT_FRAGMENT);
 	if (r == PKT_OURS) {
 		fz_check(seg.key.family == 4 || seg.key.family == 6);

@@ -13,6 +13,7 @@
 
 #include "pkt.h"
 
+static struct pkt_orient orient;       /* one packet source for the whole test */
 static const uint16_t ports80[] = { 80 };
 static const uint16_t ports_both[] = { 80, 8080 };
 
@@ -96,7 +97,7 @@ static int parse_n(const struct pk *p, size_t len, const uint16_t *ports, int np
 	*copy = malloc(len ? len : 1);
 	assert_non_null(*copy);
 	memcpy(*copy, p->b, len);
-	r = pkt_parse_ip(*copy, len, ports, nports, 77, seg);
+	r = pkt_parse_ip(&orient, *copy, len, ports, nports, 77, seg);
 	if (r == PKT_OURS && seg->len)
 		assert_true(seg->data >= *copy && seg->data + seg->len <= *copy + len);
 	return r;
