@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "endpoint.h"
 #include "log.h"
 #include "opts.h"
 #include "parse.h"
@@ -43,6 +44,16 @@ static const char *check_readable(const char *v)
 static const char *check_header(const char *v)
 {
 	return !strchr(v, ':') || *v == ':' ? "expected 'Name: value'" : NULL;
+}
+
+static const char *check_endpoint(const char *v)
+{
+	return endpoint_pattern_valid(v) ? NULL : "expected 'METHOD /path-glob' ('*' for any method)";
+}
+
+static const char *check_diff_ignore(const char *v)
+{
+	return endpoint_ignore_valid(v) ? NULL : "expected 'ENDPOINT PATH', e.g. '* $.meta.generated_at'";
 }
 
 static const struct opt_choice capture_modes[] = {
@@ -146,6 +157,29 @@ const struct opt opts_table[] = {
 	{ "diff-ignore-header", 0, OPT_LIST, FIELD(replay.diff_ignore), .max = 63,
 	  .count_off = COUNT(replay.ndiff_ignore), .arg = "NAME",
 	  .help = "header not compared (repeatable; replaces the default list)" },
+	{ "endpoint", 0, OPT_LIST, FIELD(diff.endpoints), .max = FSUM_MAX_PATTERNS,
+	  .count_off = COUNT(diff.nendpoints), .check = check_endpoint, .arg = "'METHOD GLOB'",
+	  .help = "group requests matching into one endpoint, e.g. 'GET /api/user/*' (repeatable)" },
+	{ "diff-ignore", 0, OPT_LIST, FIELD(diff.ignore), .max = FSUM_MAX_PATTERNS,
+	  .count_off = COUNT(diff.nignore), .check = check_diff_ignore, .arg = "'ENDPOINT PATH'",
+	  .help = "a field known to be noise, e.g. '* header:x-trace-id' (repeatable)" },
+	{ "diff-threshold-relative", 0, OPT_REAL, FIELD(diff.rel_pct), .min = 0, .max = 100,
+	  .flags = OPTF_PERCENT, .def = "20%", .arg = "P%",
+	  .help = "a difference is real only if |raw-noise|/(raw+noise) exceeds P%" },
+	{ "diff-threshold-absolute", 0, OPT_REAL, FIELD(diff.abs_pct), .min = 0, .max = 100,
+	  .flags = OPTF_PERCENT, .def = "0.03%", .arg = "P%",
+	  .help = "... and |raw-noise| exceeds P% of the endpoint's requests" },
+	{ "diff-summary-interval", 0, OPT_DURATION, FIELD(diff.interval_s), SECS(1, 86400),
+	  .store_ns = NS_S, .def = "60", .arg = "SECS",
+	  .help = "write per-endpoint difference summaries every SECS" },
+	{ "replay-baseline", 0, OPT_STRING, FIELD(diff.baseline), .check = check_replay_url,
+	  .arg = "URL", .help = "a second copy of production: its differences from serverA are noise" },
+	{ "noise-probe", 0, OPT_REAL, FIELD(diff.probe_pct), .min = 0, .max = 100,
+	  .flags = OPTF_PERCENT, .def = "0%", .arg = "P%",
+	  .help = "send P% of safe requests to serverB twice: what differs is noise" },
+	{ "noise-probe-method", 0, OPT_LIST, FIELD(diff.probe_methods), .max = 16,
+	  .count_off = COUNT(diff.nprobe_methods), .arg = "METHOD",
+	  .help = "methods --noise-probe may send twice (repeatable; default GET, HEAD, OPTIONS)" },
 	{ "es-index", 0, OPT_STRING, FIELD(es.index_prefix), .check = check_index, .def = "shadowtap",
 	  .arg = "PREFIX", .help = "index name prefix" },
 	{ "es-batch-bytes", 0, OPT_SIZE, FIELD(es.batch_bytes), .min = 1024, .max = 100u << 20,
@@ -488,6 +522,7 @@ void opts_defaults(struct config *c)
 	es_cfg_default(&c->es);
 	c->queue_cap = 65536;
 	recording_cfg_default(&c->rec);
+	fields_sum_cfg_default(&c->diff);
 }
 
 static int env_is_known(const struct opt *table, const char *entry)
@@ -679,6 +714,14 @@ int opts_finish(struct config *c)
 	c->xcfg.keep_raw = c->replay.ntargets > 0 || c->rec.out_path;
 	c->rec.meta_iface = c->cap.iface;
 	c->rec.meta_source = c->rec.in_pattern ? "file" : c->input_pcap ? "pcap" : "live";
+	if ((c->diff.baseline || c->diff.probe_pct > 0) && !c->replay.ntargets) {
+		fprintf(stderr, "shadowtap: --replay-baseline and --noise-probe need --replay\n");
+		return -EINVAL;
+	}
+	if (c->diff.baseline && c->diff.probe_pct > 0) {
+		fprintf(stderr, "shadowtap: --replay-baseline and --noise-probe exclude each other\n");
+		return -EINVAL;
+	}
 	if (c->rec.in_pattern && c->input_pcap) {
 		fprintf(stderr, "shadowtap: --input-file and --input-pcap exclude each other\n");
 		return -EINVAL;

@@ -10,6 +10,7 @@
 
 #include "capture.h"
 #include "exchange.h"
+#include "fields_sum.h"
 #include "recording.h"
 #include "replay.h"
 #include "sink_es.h"
@@ -28,6 +29,7 @@ struct config {
 	struct replay_cfg replay;
 	struct es_cfg es;
 	struct recording_cfg rec;
+	struct fields_sum_cfg diff;      /* endpoints, noise, summaries */
 	const char *es_url;
 	const char *output;
 	const char *input_pcap;

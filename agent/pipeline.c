@@ -22,6 +22,7 @@
 
 #include "capture.h"
 #include "exchange.h"
+#include "fields_sum.h"
 #include "log.h"
 #include "pcap_input.h"
 #include "pipeline.h"
@@ -51,7 +52,35 @@ static void sink_submit(struct pipeline *p, struct st_record *r)
 
 static void on_replayed(void *ctx, struct st_record *r)
 {
+	struct pipeline *p = ctx;
+
+	if (p->noise && fields_sum_want_noise(&p->cfg.diff, r)) {
+		fields_sum_hold(r);
+		replay_submit(p->noise, r);
+		return;
+	}
 	sink_submit(ctx, r);
+}
+
+static void on_noise(void *ctx, struct st_record *r)
+{
+	fields_sum_unhold(r);
+	sink_submit(ctx, r);
+}
+
+/* Summary documents go where records go (NDJSON output, Elasticsearch). */
+static void sink_summaries(struct pipeline *p, struct buf *b, bool force)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	buf_reset(b);
+	if (fields_sum_flush(p->fsum, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec,
+			     force, b) > 0 && p->out) {
+		if (fwrite(b->data, 1, b->len, p->out) != b->len)
+			ctr_add(&p->ctr, CTR_OUT_WRITE_ERRORS, 1);
+		fflush(p->out);
+	}
 }
 
 static void on_record(void *ctx, struct st_record *r)
@@ -94,6 +123,8 @@ static void *sink_main(void *arg)
 									      : r->resp.ts_first_ns) +
 						 r->clock_offset_ns);
 
+			if (p->fsum && fields_sum_observe(p->fsum, r))
+				ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
 			buf_reset(&b);
 			if (record_to_json(r, &p->jopts, &b)) {
 				ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
@@ -112,7 +143,11 @@ static void *sink_main(void *arg)
 		}
 		if (p->out && n)
 			fflush(p->out);
+		if (p->fsum)
+			sink_summaries(p, &b, false);
 	}
+	if (p->fsum)
+		sink_summaries(p, &b, true);
 	buf_free(&b);
 	return NULL;
 }
@@ -192,6 +227,10 @@ int pipeline_start(struct pipeline *p)
 	p->sinkq_ready = 1;
 	if (c->es_url && es_sink_start(&p->es, &c->es))
 		return EXIT_RUNTIME;
+	if (c->replay.ndiff_ignore)
+		c->diff.hdr_ignore = c->replay.diff_ignore;   /* NULL-terminated: at most 63 of 64 */
+	if (c->replay.ntargets && !(p->fsum = fields_sum_new(&c->diff)))
+		return EXIT_RUNTIME;
 	if (pthread_create(&p->sink_thr, NULL, sink_main, p)) {
 		pr_warn("cannot start the output thread\n");
 		return EXIT_RUNTIME;
@@ -199,6 +238,21 @@ int pipeline_start(struct pipeline *p)
 	p->sink_started = 1;
 	if (c->replay.ntargets) {
 		err = replay_start(&p->w.replay, &c->replay, on_replayed, p);
+		if (err)
+			return err == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+	}
+	if (c->replay.ntargets && (c->diff.baseline || c->diff.probe_pct > 0)) {
+		struct replay_cfg nc = c->replay;
+
+		/* every request that reaches it was already filtered and sampled */
+		if (c->diff.baseline) {
+			memset(nc.targets, 0, sizeof(nc.targets));
+			nc.targets[0] = c->diff.baseline;
+			nc.ntargets = 1;
+		}
+		nc.sample_pct = 100;
+		nc.nallow_url = nc.ndeny_url = nc.nallow_method = 0;
+		err = replay_start(&p->noise, &nc, on_noise, p);
 		if (err)
 			return err == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
 	}
@@ -420,6 +474,8 @@ void pipeline_stop(struct pipeline *p)
 	p->recw = NULL;
 	if (p->w.replay)
 		replay_stop(p->w.replay);
+	if (p->noise)
+		replay_stop(p->noise);
 	if (p->sink_started) {
 		bq_close(&p->w.sinkq);
 		pthread_join(p->sink_thr, NULL);
@@ -441,6 +497,8 @@ void pipeline_free(struct pipeline *p)
 	reasm_free(p->w.reasm);
 	exchange_free(p->w.x);
 	replay_free(p->w.replay);
+	replay_free(p->noise);
+	fields_sum_free(p->fsum);
 	es_sink_free(p->es);
 	capture_close(p->w.cap);
 	if (p->sinkq_ready)

@@ -36,6 +36,8 @@ struct pipeline {
 	struct counters ctr;             /* every thread adds, stats.c prints */
 	struct es_sink *es;
 	struct rec_writer *recw;
+	struct fields_sum *fsum;         /* difference counters, when replaying */
+	struct replay *noise;            /* --replay-baseline / --noise-probe replays */
 	pthread_t sink_thr;
 	int sink_started, sinkq_ready;
 	FILE *out;

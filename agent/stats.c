@@ -9,6 +9,7 @@
 #include "exchange.h"
 #include "pipeline.h"
 #include "recording.h"
+#include "fields_sum.h"
 #include "replay.h"
 #include "sink_es.h"
 #include "stats.h"
@@ -156,6 +157,7 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 	}
 	if (p->w.replay)
 		replay_print_stats(p->w.replay, f);
+	fields_sum_print_top(p->fsum, f, 5);
 	if (p->recw) {
 		struct rec_writer_stats ws;
 

@@ -66,8 +66,12 @@ static const void *field(const struct config *c, const struct opt *o)
 /* a value the option's extra check accepts */
 static const char *good_string(const struct opt *o)
 {
-	if (!strcmp(o->name, "replay"))
+	if (!strcmp(o->name, "replay") || !strcmp(o->name, "replay-baseline"))
 		return "http://127.0.0.1:81";
+	if (!strcmp(o->name, "endpoint"))
+		return "GET /api/user/*";
+	if (!strcmp(o->name, "diff-ignore"))
+		return "* $.meta.generated_at";
 	if (!strcmp(o->name, "es"))
 		return "https://127.0.0.1:9200";
 	if (!strcmp(o->name, "es-ca"))
