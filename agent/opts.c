@@ -59,6 +59,9 @@ static const char *check_diff_ignore(const char *v)
 static const struct opt_choice capture_modes[] = {
 	{ "socket", CAPTURE_SOCKET }, { "tc", CAPTURE_TC }, { "xdp", CAPTURE_XDP }, { NULL, 0 },
 };
+static const struct opt_choice tls_modes[] = {
+	{ "off", 0 }, { "openssl", 1 }, { NULL, 0 },
+};
 static const struct opt_choice fsync_policies[] = {
 	{ "always", 0 }, { "batch", 0 }, { "never", 0 }, { NULL, 0 },
 };
@@ -81,6 +84,13 @@ const struct opt opts_table[] = {
 	  .choices = capture_modes, .help = "capture hook" },
 	{ "xdp-generic", 0, OPT_FLAG, FIELD(cap.xdp_generic),
 	  .help = "allow generic (skb-mode) XDP where the driver has no native XDP" },
+	{ "tls", 0, OPT_ENUM, FIELD(tls_mode), .def = "off", .arg = "off|openssl",
+	  .choices = tls_modes,
+	  .help = "also capture HTTPS plaintext with uprobes on the servers' OpenSSL" },
+	{ "tls-port", 0, OPT_PORTS, FIELD(tls.ports), .count_off = COUNT(tls.nports), .def = "443",
+	  .arg = "PORTS", .help = "HTTPS server ports for --tls, comma-separated, at most 16" },
+	{ "tls-lib", 0, OPT_STRING, FIELD(tls.lib), .arg = "PATH",
+	  .help = "attach --tls to this libssl or binary instead of finding it in /proc" },
 	{ "replay", 'r', OPT_LIST, FIELD(replay.targets), .max = REPLAY_MAX_TARGETS,
 	  .count_off = COUNT(replay.ntargets), .check = check_replay_url, .arg = "URL",
 	  .help = "replay target, e.g. http://127.0.0.1:81 (repeatable)" },
@@ -317,6 +327,12 @@ static int set_ports(const struct opt *o, void *base, const char *v, const char 
 			break;
 		p += len + 1;
 	}
+	/* other port lists (--tls-port) name their count field */
+	if (o->count_off) {
+		memcpy((char *)base + o->off, ports, sizeof(ports[0]) * (size_t)n);
+		*(int *)((char *)base + o->count_off) = n;
+		return 0;
+	}
 	memcpy(cap->ports, ports, sizeof(ports[0]) * (size_t)n);
 	cap->nports = n;
 	return 0;
@@ -523,6 +539,9 @@ void opts_defaults(struct config *c)
 	c->queue_cap = 65536;
 	recording_cfg_default(&c->rec);
 	fields_sum_cfg_default(&c->diff);
+	c->tls.ports[0] = 443;
+	c->tls.nports = 1;
+	c->tls.ring_fd = -1;
 }
 
 static int env_is_known(const struct opt *table, const char *entry)

@@ -15,6 +15,7 @@
 #include "replay.h"
 #include "sink_es.h"
 #include "tcp_reasm.h"
+#include "tls.h"
 
 /* exit codes */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_BPF = 3 };
@@ -29,6 +30,8 @@ struct config {
 	struct replay_cfg replay;
 	struct es_cfg es;
 	struct recording_cfg rec;
+	struct tls_cfg tls;
+	int tls_mode;                    /* --tls: 0 off, 1 openssl */
 	struct fields_sum_cfg diff;      /* endpoints, noise, summaries */
 	const char *es_url;
 	const char *output;

@@ -31,6 +31,7 @@
 #include "sink_es.h"
 #include "stats.h"
 #include "tcp_reasm.h"
+#include "tls.h"
 #include "util.h"
 
 #define LOOP_PERIOD_NS   20000000ull    /* live ring drain: events come without wake-ups */
@@ -317,6 +318,7 @@ static void loop_before_wait(struct pipeline *p, uint64_t now)
 		capture_poll(p->w.cap, 0);
 		if (now >= p->next_tick) {
 			reasm_tick(p->w.reasm, now);
+			tls_tick(p->w.tls, now);
 			p->next_tick = now + LOOP_TICK_NS;
 		}
 	}
@@ -381,6 +383,13 @@ static int loop_open_input(struct pipeline *p)
 	err = capture_open(&p->w.cap, &c->cap, on_segment, p);
 	if (err)
 		return EXIT_BPF;
+	if (c->tls_mode) {
+		/* one ring for both sources; a TLS failure leaves packet capture on */
+		c->tls.ring_fd = capture_ring_fd(p->w.cap);
+		c->tls.wakeup_bytes = c->cap.wakeup_bytes;
+		if (tls_open(&p->w.tls, &c->tls))
+			pr_warn("tls: HTTPS capture is off; packet capture goes on\n");
+	}
 	{
 		char plist[16 * 6 + 1] = "";
 		size_t pl = 0;
@@ -500,6 +509,7 @@ void pipeline_free(struct pipeline *p)
 	replay_free(p->noise);
 	fields_sum_free(p->fsum);
 	es_sink_free(p->es);
+	tls_close(p->w.tls);
 	capture_close(p->w.cap);
 	if (p->sinkq_ready)
 		bq_destroy(&p->w.sinkq);

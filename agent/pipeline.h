@@ -24,6 +24,7 @@ struct worker {
 	struct reasm *reasm;             /* flow table */
 	struct exchange *x;              /* HTTP pairing */
 	struct capture *cap;             /* live input: BPF ring, or NULL */
+	struct tls *tls;                 /* --tls: uprobes feeding the same ring, or NULL */
 	struct pcapin *pcap;             /* --input-pcap, or NULL */
 	struct input_file *file;         /* --input-file, or NULL */
 	struct replay *replay;           /* replay engine and its connections, or NULL */

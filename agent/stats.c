@@ -14,6 +14,7 @@
 #include "sink_es.h"
 #include "stats.h"
 #include "tcp_reasm.h"
+#include "tls.h"
 #include "util.h"
 
 static long rss_kb(void)
@@ -138,6 +139,8 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 		stats_line(f, "bpf", &s, bpf_keys);
 		stats_line(f, "ring", &us, ring_keys);
 	}
+	if (p->w.tls)
+		tls_print_stats(p->w.tls, f);
 	if (p->cfg.input_pcap) {
 		fputs("pcap:", f);
 		ctr_print_group(f, &p->ctr, "pcap");

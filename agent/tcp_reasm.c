@@ -162,7 +162,9 @@ static uint64_t reasm_hash_key(const struct reasm_key *k, uint64_t seed)
 
 static int reasm_key_eq(const struct reasm_key *a, const struct reasm_key *b)
 {
-	return a->family == b->family && a->cport == b->cport && a->sport == b->sport &&
+	/* a TLS plaintext stream and packets on the same 4-tuple are different flows */
+	return a->family == b->family && a->source == b->source && a->cport == b->cport &&
+	       a->sport == b->sport &&
 	       !memcmp(a->caddr, b->caddr, sizeof(a->caddr)) &&
 	       !memcmp(a->saddr, b->saddr, sizeof(a->saddr));
 }
@@ -454,6 +456,7 @@ static struct reasm_fl *reasm_flow_new(struct reasm *r, const struct reasm_seg *
 		return NULL;
 	k = &f->pub.key;
 	k->family = seg->key.family;
+	k->source = seg->key.source;
 	memcpy(k->caddr, seg->key.caddr, sizeof(k->caddr));
 	memcpy(k->saddr, seg->key.saddr, sizeof(k->saddr));
 	k->cport = seg->key.cport;

@@ -508,6 +508,32 @@ void tls_get_ustats(struct tls *t, struct tls_ustats *st)
 	*st = t->us;
 }
 
+void tls_print_stats(struct tls *t, FILE *f)
+{
+	struct st_tls_stats s;
+
+	if (tls_read_stats(t, &s))
+		return;
+	fprintf(f,
+		"tls: libs=%llu servers=%llu scans=%llu attach_errors=%llu calls=%llu events=%llu "
+		"bytes=%llu conns=%llu conns_other=%llu fd_from_set_fd=%llu fd_from_syscall=%llu "
+		"unmapped_calls=%llu unmapped_bytes=%llu ringbuf_full=%llu bytes_lost_ringbuf=%llu "
+		"bytes_too_large=%llu read_errors=%llu bytes_lost_read=%llu gap_bytes=%llu "
+		"frees=%llu nested=%llu wakeups=%llu\n",
+		(unsigned long long)t->us.libs, (unsigned long long)t->us.servers,
+		(unsigned long long)t->us.scans, (unsigned long long)t->us.attach_errors,
+		(unsigned long long)s.calls, (unsigned long long)s.events,
+		(unsigned long long)s.bytes, (unsigned long long)s.conns,
+		(unsigned long long)s.conns_other, (unsigned long long)s.fd_from_set_fd,
+		(unsigned long long)s.fd_from_syscall, (unsigned long long)s.unmapped_calls,
+		(unsigned long long)s.unmapped_bytes, (unsigned long long)s.ringbuf_full,
+		(unsigned long long)s.bytes_lost_ringbuf, (unsigned long long)s.bytes_too_large,
+		(unsigned long long)s.read_errors, (unsigned long long)s.bytes_lost_read,
+		(unsigned long long)(s.bytes_lost_ringbuf + s.bytes_too_large + s.bytes_lost_read),
+		(unsigned long long)s.frees, (unsigned long long)s.nested,
+		(unsigned long long)s.wakeups);
+}
+
 int tls_ring_fd(struct tls *t)
 {
 	return bpf_map__fd(t->skel->maps.events);

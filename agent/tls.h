@@ -6,6 +6,7 @@
 #define ST_TLS_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "shadowtap.h"
 
@@ -43,6 +44,8 @@ int tls_scan(struct tls *t);
 int tls_attach_lib(struct tls *t, const char *path);
 int tls_read_stats(struct tls *t, struct st_tls_stats *sum);
 void tls_get_ustats(struct tls *t, struct tls_ustats *st);
+/* One "tls:" line of counters for --stats and the exit summary. */
+void tls_print_stats(struct tls *t, FILE *f);
 /* The program's ring (its own when ring_fd was -1). */
 int tls_ring_fd(struct tls *t);
 /* Detach and free. Accepts NULL. */

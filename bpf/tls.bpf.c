@@ -497,7 +497,9 @@ static __always_inline int tls_exit(struct pt_regs *ctx, __u32 kind)
 	struct tls_call *call;
 	struct tls_conn *c;
 	struct tls_copy cp = {};
-	long ret = PT_REGS_RC(ctx);
+	/* every one of these returns an int: the upper half of the register is junk
+	 * (a -1 would read as 4 GiB) */
+	int ret = (int)PT_REGS_RC(ctx);
 	__u64 n = 0;
 	int dir;
 
@@ -511,7 +513,8 @@ static __always_inline int tls_exit(struct pt_regs *ctx, __u32 kind)
 		if (ret > 0)
 			n = ret;
 	} else if (ret == 1 && call->nbytes_ptr) {
-		bpf_probe_read_user(&n, sizeof(n), (const void *)call->nbytes_ptr);
+		if (bpf_probe_read_user(&n, sizeof(n), (const void *)call->nbytes_ptr) < 0)
+			n = 0;
 	}
 	key.ssl = call->ssl;
 	c = bpf_map_lookup_elem(&tls_conns, &key);

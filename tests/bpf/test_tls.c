@@ -43,9 +43,13 @@ TT_FN int SSL_set_fd(void *ssl, int fd)
 static int tt_fd_for_read = -1;
 static const char *tt_src;
 
+static int tt_fail;	/* SSL_read returns -1 (want read) */
+
 TT_FN int SSL_read(void *ssl, void *buf, int num)
 {
 	asm volatile("" ::"r"(ssl) : "memory");
+	if (tt_fail)
+		return -1;
 	if (tt_fd_for_read >= 0)
 		return (int)read(tt_fd_for_read, buf, (size_t)num);
 	memcpy(buf, tt_src, (size_t)num);
@@ -273,6 +277,34 @@ static void test_mapped_by_syscall(void **state)
 	close(srv);
 }
 
+/* A failed SSL_read (-1: want read) returns an int whose register's upper half is
+ * zero: it must count as no data, not 4 GiB. */
+static void test_error_return(void **state)
+{
+	struct st_tls_stats before, after;
+	char ssl_obj, buf[64];
+	int cli, srv;
+	uint16_t cport;
+
+	TT_REQUIRE();
+	tt_pair(&cli, &srv, &cport);
+	assert_int_equal(tls_read_stats(tt_tls, &before), 0);
+	tt_drain();
+	SSL_set_fd(&ssl_obj, srv);
+	tt_fail = 1;
+	assert_int_equal(SSL_read(&ssl_obj, buf, sizeof(buf)), -1);
+	tt_fail = 0;
+	tt_drain();
+	assert_int_equal(tls_read_stats(tt_tls, &after), 0);
+	assert_int_equal(tt_nev, 2);	/* the two SYNs only */
+	assert_int_equal(after.bytes, before.bytes);
+	assert_int_equal(after.bytes_too_large, before.bytes_too_large);
+	assert_int_equal(after.calls, before.calls);
+	SSL_free(&ssl_obj);
+	close(cli);
+	close(srv);
+}
+
 /* A write larger than one event is split into contiguous slices, every byte kept. */
 static void test_large_write_split(void **state)
 {
@@ -339,6 +371,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fresh_connection),
 		cmocka_unit_test(test_mapped_by_syscall),
+		cmocka_unit_test(test_error_return),
 		cmocka_unit_test(test_large_write_split),
 		cmocka_unit_test(test_client_side_ignored),
 	};

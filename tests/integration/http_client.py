@@ -4,8 +4,10 @@ with a mix of GETs, HEADs, Content-Length POSTs (0 B, 1 KiB, 1 MiB) and chunked
 POSTs, and write a manifest line per request: what was sent and what came back.
 The manifest is what the record checker compares shadowtap's records against."""
 import argparse
+import contextlib
 import json
 import socket
+import ssl
 import sys
 import threading
 
@@ -112,6 +114,17 @@ def conn_requests(args, conn, ids, results, errors):
     window = threading.Semaphore(depth)
     s = socket.create_connection((args.host, args.port), timeout=args.timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if args.tls:
+        # test servers have self-signed certificates: no verification
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if args.tls == "1.2":
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        s = ctx.wrap_socket(s, server_hostname=args.host)
+    # one SSL object must not be read and written by two threads at once: over TLS
+    # the reader and the writer take turns, and a request is readable only once sent
+    io = threading.Lock() if args.tls else contextlib.nullcontext()
     sent = []
     rd = Reader(s)
 
@@ -123,7 +136,8 @@ def conn_requests(args, conn, ids, results, errors):
                         return
                     threading.Event().wait(0.0005)
                 rec = sent[k]
-                st, n = rd.response(rec["method"] == "HEAD")
+                with io:
+                    st, n = rd.response(rec["method"] == "HEAD")
                 rec["status"], rec["resp_body"] = st, n
                 results.append(rec)
                 window.release()
@@ -140,8 +154,12 @@ def conn_requests(args, conn, ids, results, errors):
             if errors:
                 break
             rec, wire = build(conn, i)
-            sent.append(rec)
-            s.sendall(wire)
+            if not args.tls:
+                sent.append(rec)
+            with io:
+                s.sendall(wire)
+            if args.tls:
+                sent.append(rec)
     finally:
         t.join()
         s.close()
@@ -157,6 +175,7 @@ def main():
     ap.add_argument("--depth", type=int, default=8)
     ap.add_argument("--manifest", required=True)
     ap.add_argument("--timeout", type=float, default=30, help="socket timeout, s")
+    ap.add_argument("--tls", choices=["1.2", "1.3"], help="speak HTTPS (TLS 1.2 or newest)")
     args = ap.parse_args()
     lock, errors, threads = threading.Lock(), [], []
     with open(args.manifest, "w") as out:
