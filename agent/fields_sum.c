@@ -242,8 +242,6 @@ out:
 int fields_sum_observe(struct fields_sum *s, struct st_record *r)
 {
 	struct st_diff *d = r->diff;
-	struct fsum_ep *e;
-	struct fsum_field *f;
 	char name[ENDPOINT_MAX];
 	size_t i;
 	int k, err;
@@ -262,15 +260,29 @@ int fields_sum_observe(struct fields_sum *s, struct st_record *r)
 		for (k = 0; k < s->cfg.nignore; k++)
 			if (endpoint_ignore_match(s->cfg.ignore[k], name, d->fields[i].path))
 				d->fields[i].ignored = true;
+	return fields_sum_count(s, d, r->event_id) ?: err;
+}
 
+int fields_sum_count(struct fields_sum *s, const struct st_diff *d, const char *event_id)
+{
+	struct fsum_ep *e;
+	struct fsum_field *f;
+	size_t i;
+	int k;
+
+	if (!d->endpoint)
+		return 0;
 	pthread_mutex_lock(&s->lock);
-	e = fsum_ep_get(s, name);
+	e = fsum_ep_get(s, d->endpoint);
 	e->requests++;
 	e->matched += d->match;
 	e->noise_requests += d->noise_source != NULL;
 	for (i = 0; i < d->nfields; i++) {
 		const struct st_field *fl = &d->fields[i];
+		bool ignored = fl->ignored;
 
+		for (k = 0; k < s->cfg.nignore && !ignored; k++)
+			ignored = endpoint_ignore_match(s->cfg.ignore[k], d->endpoint, fl->path);
 		f = fsum_field_get(e, fl->path, fl->kind, true);
 		if (!f)
 			continue;
@@ -279,14 +291,14 @@ int fields_sum_observe(struct fields_sum *s, struct st_record *r)
 			f->kind = fl->kind;
 		}
 		f->raw++;
-		f->ignored = fl->ignored;
+		f->ignored = ignored;
 		/* the example is the first that is not noise in its own request */
 		if (!f->ex_id[0] || (!fl->noise && f->ex_noisy)) {
 			free(f->ex_a);
 			free(f->ex_b);
 			f->ex_a = fl->a ? strdup(fl->a) : NULL;
 			f->ex_b = fl->b ? strdup(fl->b) : NULL;
-			snprintf(f->ex_id, sizeof(f->ex_id), "%s", r->event_id);
+			snprintf(f->ex_id, sizeof(f->ex_id), "%s", event_id ? event_id : "");
 			f->ex_noisy = fl->noise;
 		}
 	}
@@ -296,7 +308,7 @@ int fields_sum_observe(struct fields_sum *s, struct st_record *r)
 			f->noise++;
 	}
 	pthread_mutex_unlock(&s->lock);
-	return err;
+	return 0;
 }
 
 static double fsum_noise_scaled(const struct fsum_ep *e, const struct fsum_field *f)
@@ -441,4 +453,48 @@ void fields_sum_print_top(struct fields_sum *s, FILE *f, int n)
 			fields_kind_name(tf[k]->kind), (unsigned long long)tf[k]->raw,
 			(unsigned long long)tf[k]->noise, (unsigned long long)te[k]->requests);
 	pthread_mutex_unlock(&s->lock);
+}
+
+int fields_sum_rows(struct fields_sum *s, struct fsum_row **rows, size_t *n)
+{
+	struct fsum_row *v;
+	size_t cap = 0, o = 0;
+	int i, j;
+
+	for (i = 0; i <= FSUM_MAX_ENDPOINTS; i++)
+		if (i < s->nep || i == FSUM_MAX_ENDPOINTS)
+			cap += 1 + (size_t)s->ep[i].nf;
+	v = calloc(cap ? cap : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i <= FSUM_MAX_ENDPOINTS; i++) {
+		const struct fsum_ep *e = &s->ep[i];
+
+		if ((i >= s->nep && i != FSUM_MAX_ENDPOINTS) || !e->requests)
+			continue;
+		for (j = -1; j < e->nf; j++) {
+			struct fsum_row *r = &v[o++];
+			const struct fsum_field *f = j >= 0 ? &e->f[j] : NULL;
+
+			r->endpoint = e->name;
+			r->requests = e->requests;
+			r->matched = e->matched;
+			r->noise_requests = e->noise_requests;
+			if (!f)
+				continue;
+			r->path = f->path;
+			r->kind = f->noise_only ? "noise" : fields_kind_name(f->kind);
+			r->verdict = f->noise_only ? "noise" : fsum_verdict(s, e, f);
+			r->raw = f->raw;
+			r->noise = f->noise;
+			r->noise_scaled = fsum_noise_scaled(e, f);
+			r->share = (double)f->raw / (double)e->requests;
+			r->ex_id = f->ex_id[0] ? f->ex_id : NULL;
+			r->ex_a = f->ex_a;
+			r->ex_b = f->ex_b;
+		}
+	}
+	*rows = v;
+	*n = o;
+	return 0;
 }

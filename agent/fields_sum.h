@@ -50,6 +50,22 @@ void fields_sum_unhold(struct st_record *r);
  * compares the noise answer (if any), marks noisy and ignored fields, counts. */
 int fields_sum_observe(struct fields_sum *s, struct st_record *r);
 
+/* Counts one compared request (d->endpoint set) whose fields are already marked
+ * noise/ignored as observe marks them; --diff-ignore rules apply again. For
+ * readers of records (shadowtap report). */
+int fields_sum_count(struct fields_sum *s, const struct st_diff *d, const char *event_id);
+
+/* One row per endpoint (path NULL: its totals) and per counted field, for the
+ * report. Pointers are into s and stay valid while s is not changed. The caller
+ * frees *rows. 0 or -ENOMEM. */
+struct fsum_row {
+	const char *endpoint, *path, *kind, *verdict;
+	uint64_t requests, matched, noise_requests, raw, noise;
+	double noise_scaled, share;
+	const char *ex_id, *ex_a, *ex_b;
+};
+int fields_sum_rows(struct fields_sum *s, struct fsum_row **rows, size_t *n);
+
 /* One summary document per endpoint (NDJSON lines, cumulative since start) into
  * out when the interval has passed since the last, or when force. Returns the
  * number of documents. ts_ns is the wall clock. */

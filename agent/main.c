@@ -13,6 +13,7 @@
 #include "opts.h"
 #include "pipeline.h"
 #include "recording.h"
+#include "report.h"
 #include "stats.h"
 
 #ifndef SHADOWTAP_VERSION
@@ -28,6 +29,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "convert"))
 		return recording_convert_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "report"))
+		return report_main(argc - 1, argv + 1);
 	p = malloc(sizeof(*p));
 	if (!p) {
 		fprintf(stderr, "shadowtap: out of memory\n");
