@@ -5,7 +5,8 @@ set -eu
 PKGS="make gcc clang llvm lld libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
  libpcap-dev libcurl4-openssl-dev libssl-dev libmsgpack-dev libcmocka-dev pkg-config
  nginx-light wrk curl jq tshark tcpdump tcpreplay iproute2 procps psmisc python3 python3-scapy
- openjdk-17-jdk-headless maven valgrind python3-matplotlib python3-yaml"
+ openjdk-17-jdk-headless maven valgrind python3-matplotlib python3-yaml
+ chromium"
 # Go builds the benchmark's load generator, GoReplay (recording test, benchmark) and
 # terraform (deploy checks). Use the toolchain the machine ships in /usr/local/go,
 # else Debian's golang package.
