@@ -57,6 +57,14 @@ python3 "$ST_ROOT/tests/integration/es_fault_server.py" "$FAULT_PORT" &
 ST_PIDS+=("$!")
 for _ in $(seq 1 50); do curl -s -o /dev/null "$FAULT_URL/" && break; sleep 0.1; done
 N=$("$ST_BIN" --input-pcap "$PCAP" -p 80 -o - 2>/dev/null | wc -l)
+# the oracle is the pcap's own request count (tshark), not the agent's output alone
+if command -v tshark >/dev/null; then
+	NW=$(tshark -r "$PCAP" -Y http.request 2>/dev/null | wc -l)
+	[ "$NW" = "$N" ] && pass "es: the pcap's $NW HTTP requests (tshark) give $N records" ||
+		fail "es: the pcap holds $NW HTTP requests (tshark), the agent made $N records"
+else
+	skip "es: pcap request count oracle (tshark not installed)"
+fi
 
 fault_case() { # name fault-json check...
 	local name=$1 fault=$2 log=$ST_TMP/fault-$1.log docs
