@@ -38,13 +38,17 @@ grep -q '^output: written=300000 dropped_queue_full=0' "$ST_TMP/full.err" \
 	&& pass "loop: 300k exchanges from a pcap, none dropped at the output queue" \
 	|| fail "loop: full pcap run ($(grep '^output:' "$ST_TMP/full.err"))"
 
-# SIGUSR1 prints stats and the run goes on; --stats and --exit-after on pcap input
-"$ST_BIN" --input-pcap "$PCAP" --stats 1 --exit-after 1.5 -o /dev/null 2>"$ST_TMP/usr1.err" & pid=$!
-sleep 0.3; kill -USR1 $pid; wait $pid; rc=$?
-n_stats=$(grep -c -- '--- shadowtap stats' "$ST_TMP/usr1.err")
-[ $rc = 0 ] && [ "$n_stats" -ge 2 ] && grep -q -- '--- shadowtap exit: 1\.[5-9]' "$ST_TMP/usr1.err" \
-	&& pass "loop: pcap input honours SIGUSR1, --stats and --exit-after ($n_stats stats blocks)" \
-	|| fail "loop: pcap SIGUSR1/--stats/--exit-after (exit $rc, $n_stats stats blocks, $(grep -- '--- shadowtap exit' "$ST_TMP/usr1.err"))"
+# SIGUSR1 prints stats and the run goes on; --exit-after stops a pcap run part-way
+"$ST_BIN" --input-pcap "$PCAP" -o /dev/null 2>"$ST_TMP/usr1.err" & pid=$!
+sleep 0.2; kill -USR1 $pid; wait $pid; rc=$?
+[ $rc = 0 ] && grep -q -- '--- shadowtap stats' "$ST_TMP/usr1.err" && grep -q '^output: written=300000 ' "$ST_TMP/usr1.err" \
+	&& pass "loop: SIGUSR1 during pcap input prints stats and the run goes on" \
+	|| fail "loop: pcap SIGUSR1 (exit $rc: $(grep -c -- '--- shadowtap' "$ST_TMP/usr1.err") blocks)"
+"$ST_BIN" --input-pcap "$PCAP" --exit-after 0.3 -o /dev/null 2>"$ST_TMP/exit.err"; rc=$?
+pk=$(sed -n 's/^pcap: packets=\([0-9]*\).*/\1/p' "$ST_TMP/exit.err")
+[ $rc = 0 ] && grep -q -- '--- shadowtap exit: 0\.[3-9]' "$ST_TMP/exit.err" && [ -n "$pk" ] && [ "$pk" -lt 605000 ] \
+	&& pass "loop: --exit-after 0.3 stops pcap input part-way ($pk of 605000 packets)" \
+	|| fail "loop: pcap --exit-after (exit $rc, packets=$pk, $(grep -- '--- shadowtap exit' "$ST_TMP/exit.err"))"
 
 # file input: record a small pcap, replay it slowly; SIGUSR1 and SIGINT are honoured
 python3 "$ST_ROOT/tests/integration/gen_pcap.py" "$ST_TMP/small.pcap" 2000 10
@@ -57,9 +61,11 @@ if [ -s "$ST_TMP/small.stap" ]; then
 	[ $rc = 0 ] && grep -q -- '--- shadowtap stats' "$ST_TMP/file.err" && grep -q -- '--- shadowtap exit' "$ST_TMP/file.err" && [ $ms -lt 500 ] \
 		&& pass "loop: file input honours SIGUSR1 and SIGINT (exit in $ms ms)" \
 		|| fail "loop: file input signals (exit $rc, $ms ms)"
-	"$ST_BIN" --input-file "$ST_TMP/small.stap" --replay-speed 0.1% --exit-after 0.5 -o /dev/null 2>"$ST_TMP/fexit.err"; rc=$?
-	[ $rc = 0 ] && grep -q -- '--- shadowtap exit: 0\.[5-9]' "$ST_TMP/fexit.err" \
-		&& pass "loop: file input honours --exit-after" || fail "loop: file input --exit-after (exit $rc)"
+	"$ST_BIN" --input-file "$ST_TMP/small.stap" --replay-speed 0.1% --stats 1 --exit-after 2.2 -o /dev/null 2>"$ST_TMP/fexit.err"; rc=$?
+	n_stats=$(grep -c -- '--- shadowtap stats' "$ST_TMP/fexit.err")
+	[ $rc = 0 ] && [ "$n_stats" -ge 2 ] && grep -q -- '--- shadowtap exit: 2\.[2-9]' "$ST_TMP/fexit.err" \
+		&& pass "loop: file input honours --stats ($n_stats blocks) and --exit-after" \
+		|| fail "loop: file input --stats/--exit-after (exit $rc, $n_stats stats blocks)"
 	"$ST_BIN" --input-file "$ST_TMP/small.stap" --replay-speed max -o "$ST_TMP/small.ndjson" 2>"$ST_TMP/fmax.err"; rc=$?
 	n=$(wc -l < "$ST_TMP/small.ndjson")
 	[ $rc = 0 ] && [ "$n" = 2000 ] && pass "loop: file input at max speed hands on all 2000 records" \
