@@ -99,3 +99,11 @@ bad "convert: unknown option" "--bogus" convert --bogus a.stap b.ndjson
 bad "convert: extra operand" "'c'" convert a.stap b.ndjson c
 "$ST_BIN" convert --help | grep -q -- '--body-limit SIZE' && pass "cli: convert --help lists its options" \
 	|| fail "cli: convert --help"
+
+# the README's option table stays true: every option --help lists has a row there
+missing=""
+for o in $("$ST_BIN" --help | sed -n 's/^ *\(-., \)\?\(--[a-z0-9-]*\).*/\2/p'); do
+	grep -qE -- "^\| .*\`[^\`]*$o([^a-z0-9-]|\$)" "$ST_ROOT/README.md" || missing="$missing $o"
+done
+[ -z "$missing" ] && pass "cli: every option in --help has a row in the README's option table" \
+	|| fail "cli: README option table misses$missing"
