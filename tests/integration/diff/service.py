@@ -79,4 +79,5 @@ class H(BaseHTTPRequestHandler):
 
 
 ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer.request_queue_size = 128   # the replay opens its connections at once
 ThreadingHTTPServer(("127.0.0.1", args.port), H).serve_forever()

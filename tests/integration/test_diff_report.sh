@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Noise-cancelled differences end to end. A test service (tests/integration/diff/
+# service.py) runs as serverA, as a baseline (a second copy of production) and as
+# serverB with two planted regressions: $.price one more for 5% of GET
+# /api/item/{int}, $.currency missing on POST /api/orders. Every answer also carries
+# noise (millisecond timestamp, random request id, a set-like array in random
+# order, Date/ETag/X-Request-Id headers, the instance's hostname).
+#
+# A few thousand mixed requests are sent to serverA and recorded with its answers as
+# a GoReplay file; shadowtap replays it (--input-file, no capture needed) to serverB:
+#   - with --replay-baseline: the report lists exactly the two regressions;
+#   - with --noise-probe (and --diff-ignore for the hostname, which a probe of one
+#     serverB cannot see as noise): the same on safe endpoints, and the POST
+#     regression is still found;
+#   - with neither: the noisy fields are reported as real (the contrast);
+#   - the agent's own summary documents agree with the report;
+#   - the HTML report, opened in headless Chromium, has the expected rows in its DOM,
+#     and a screenshot is taken.
+set -u
+. "$(dirname "$0")/lib.sh"
+[ -x "$ST_BIN" ] || { skip "diff report (build/shadowtap not built)"; exit 0; }
+D=$ST_ROOT/tests/integration/diff
+N=${DIFF_REQUESTS:-3000}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PA=$(free_port); PBASE=$(free_port); PB=$(free_port)
+python3 "$D/service.py" --name prod-1 --port "$PA" & ST_PIDS+=($!)
+python3 "$D/service.py" --name prod-2 --port "$PBASE" & ST_PIDS+=($!)
+python3 "$D/service.py" --name canary --port "$PB" --regress & ST_PIDS+=($!)
+for p in $PA $PBASE $PB; do
+	st_poll 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null || { fail "diff report: test service on $p did not start"; exit 0; }
+done
+python3 "$D/make_gor.py" 127.0.0.1 "$PA" "$N" "$ST_TMP/traffic.gor" || { fail "diff report: recording the traffic failed"; exit 0; }
+
+run() {  # run NAME ARGS...: replay the recording to serverB, then report
+	local name=$1; shift
+	"$ST_BIN" --input-file "$ST_TMP/traffic.gor" --replay-speed max -r "http://127.0.0.1:$PB" \
+		--stats 3600 -o "$ST_TMP/$name.ndjson" "$@" 2>"$ST_TMP/$name.log" ||
+		{ fail "diff report: agent failed ($name)"; tail -5 "$ST_TMP/$name.log"; return 1; }
+	"$ST_BIN" report --format json "$ST_TMP/$name.ndjson" > "$ST_TMP/$name.json" &&
+		"$ST_BIN" report "$ST_TMP/$name.ndjson" > "$ST_TMP/$name.txt" ||
+		{ fail "diff report: report failed ($name)"; return 1; }
+}
+
+# check NAME MODE: the verdicts in the report (and the agent's summaries) against
+# what was planted
+check() {
+	python3 - "$ST_TMP/$1.json" "$ST_TMP/$1.ndjson" "$1" "$N" <<'PY'
+import json, sys
+rep = json.load(open(sys.argv[1])); name = sys.argv[3]; n = int(sys.argv[4])
+real = {(d["endpoint"], d["path"], d["kind"]) for d in rep["differences"] if d["verdict"] == "real"}
+planted = {("GET /api/item/{int}", "$.price", "value"), ("POST /api/orders", "$.currency", "missing")}
+safe = lambda ep: ep.split(" ")[0] in ("GET", "HEAD", "OPTIONS")
+ok = True
+def check(cond, what):
+    global ok
+    print(("PASS: " if cond else "FAIL: ") + f"diff report ({name}): {what}")
+    ok = ok and cond
+compared = rep["requests"]
+check(compared >= 0.9 * n, f"{compared} of {n} requests compared")
+price = [d for d in rep["differences"] if d["path"] == "$.price"]
+if price:
+    check(0.02 < price[0]["share"] < 0.09, f"$.price differs in {price[0]['share']:.1%} of item requests (5% planted)")
+if name == "baseline":
+    check(real == planted, "exactly the two planted regressions are real: " + ", ".join(map(" ".join, sorted(real))))
+    # the agent's last summary per endpoint says the same
+    last = {}
+    for l in open(sys.argv[2]):
+        d = json.loads(l)
+        if d.get("event", {}).get("dataset") == "shadowtap.diff_summary":
+            last[d["diff_summary"]["endpoint"]] = d["diff_summary"]
+    agent = {(ep, f["path"], f["kind"]) for ep, s in last.items() for f in s["fields"] if f["verdict"] == "real"}
+    check(agent == planted, "the agent's summary documents agree")
+    noisy = {(d["endpoint"], d["path"]) for d in rep["differences"] if d["verdict"] == "noise"}
+    check(("GET /api/user/{int}", "$.ts") in noisy and ("GET /api/item/{int}", "$.tags") in noisy
+          and ("POST /api/orders", "$.host") in noisy, "timestamps, shuffled arrays and hostnames are noise")
+elif name == "probe":
+    got = {r for r in real if safe(r[0])}
+    check(got == {p for p in planted if safe(p[0])}, "safe endpoints: only $.price is real: " + ", ".join(map(" ".join, sorted(got))))
+    check(("POST /api/orders", "$.currency", "missing") in real, "the POST regression is still found")
+    probed = [e for e in rep["endpoints"] if safe(e["endpoint"])]
+    check(all(e["noise_requests"] > 0 for e in probed) and
+          not any(e["noise_requests"] for e in rep["endpoints"] if not safe(e["endpoint"])),
+          "probes went to safe endpoints only")
+else:
+    check(planted <= real, "the planted regressions are found")
+    check({("GET /api/user/{int}", "$.ts", "value"), ("GET /api/item/{int}", "$.tags", "order"),
+           ("GET /api/item/{int}", "$.request_id", "value")} <= real,
+          f"without noise cancellation the noise is reported as real ({len(real)} real differences)")
+sys.exit(0 if ok else 1)
+PY
+}
+
+if run baseline --replay-baseline "http://127.0.0.1:$PBASE"; then
+	check baseline
+	grep -q '^diff: GET /api/item/{int} \$.price value' "$ST_TMP/baseline.log" &&
+		pass "diff report: --stats lists the top real differences" ||
+		fail "diff report: --stats has no 'diff:' line for \$.price"
+fi
+run probe --noise-probe 30% --diff-ignore '* $.host' && check probe
+run none && check none
+
+# the HTML report in a real browser
+CHROME=$(command -v chromium || command -v chromium-browser || true)
+"$ST_BIN" report --html "$ST_TMP/report.html" "$ST_TMP/baseline.ndjson" >/dev/null
+if [ -z "$CHROME" ]; then
+	skip "diff report: HTML in a browser (no chromium; scripts/setup.sh installs it)"
+else
+	flags="--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --user-data-dir=$ST_TMP/chrome"
+	timeout 60 "$CHROME" $flags --dump-dom "file://$ST_TMP/report.html" > "$ST_TMP/dom.html" 2>"$ST_TMP/chrome.log"
+	python3 - "$ST_TMP/dom.html" <<'PY'
+import sys
+from html.parser import HTMLParser
+class P(HTMLParser):
+    def __init__(s):
+        super().__init__(); s.rows = []; s.cur = None; s.cell = None; s.eps = 0; s.details = 0
+    def handle_starttag(s, tag, a):
+        a = dict(a)
+        if tag == "tr" and "diff" in (a.get("class") or "").split():
+            s.cur = {"class": a["class"].split()[1]}
+        if tag == "tr" and a.get("class") == "endpoint":
+            s.eps += 1
+        if tag == "td" and s.cur is not None:
+            s.cell = a.get("class") or ""
+        if tag == "details" and s.cur is not None:
+            s.details += 1
+    def handle_endtag(s, tag):
+        if tag == "tr" and s.cur is not None:
+            s.rows.append(s.cur); s.cur = None
+    def handle_data(s, d):
+        if s.cur is not None and s.cell in ("ep", "path", "kind") and d.strip():
+            s.cur[s.cell] = s.cur.get(s.cell, "") + d.strip()
+p = P(); p.feed(open(sys.argv[1]).read())
+real = sorted((r.get("ep"), r.get("path"), r.get("kind")) for r in p.rows if r["class"] == "real")
+want = [("GET /api/item/{int}", "$.price", "value"), ("POST /api/orders", "$.currency", "missing")]
+if real == want and p.eps >= 5 and p.details >= 2 and any(r["class"] == "noise" for r in p.rows):
+    print(f"PASS: diff report: Chromium's DOM has the two real rows, {p.eps} endpoint bars, expandable examples")
+else:
+    print(f"FAIL: diff report: Chromium's DOM: real rows {real}, {p.eps} endpoint bars, {p.details} examples")
+PY
+	timeout 60 "$CHROME" $flags --hide-scrollbars --window-size=1280,900 \
+		--screenshot="$ST_TMP/report.png" "file://$ST_TMP/report.html" >>"$ST_TMP/chrome.log" 2>&1
+	if [ -s "$ST_TMP/report.png" ] && head -c 8 "$ST_TMP/report.png" | grep -q PNG; then
+		pass "diff report: screenshot taken ($(stat -c %s "$ST_TMP/report.png") bytes)"
+		[ -n "${DIFF_SHOT:-}" ] && cp "$ST_TMP/report.png" "$DIFF_SHOT"
+	else
+		fail "diff report: no screenshot"; tail -3 "$ST_TMP/chrome.log"
+	fi
+fi
+if [ -n "${DIFF_KEEP:-}" ]; then
+	mkdir -p "$DIFF_KEEP" && cp "$ST_TMP"/{baseline,probe,none}.txt "$ST_TMP/report.html" "$DIFF_KEEP"/
+fi
