@@ -6,7 +6,7 @@
 # noise (millisecond timestamp, random request id, a set-like array in random
 # order, Date/ETag/X-Request-Id headers, the instance's hostname).
 #
-# A few thousand mixed requests are sent to serverA and recorded with its answers as
+# 1500 mixed requests (DIFF_REQUESTS) are sent to serverA and recorded with its answers as
 # a GoReplay file; shadowtap replays it (--input-file, no capture needed) to serverB:
 #   - with --replay-baseline: the report lists exactly the two regressions;
 #   - with --noise-probe (and --diff-ignore for the hostname, which a probe of one
@@ -20,7 +20,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 [ -x "$ST_BIN" ] || { skip "diff report (build/shadowtap not built)"; exit 0; }
 D=$ST_ROOT/tests/integration/diff
-N=${DIFF_REQUESTS:-3000}
+N=${DIFF_REQUESTS:-1500}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PA=$(free_port); PBASE=$(free_port); PB=$(free_port)
