@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "sfile.h"
 #include "es_internal.h"
 #include "util.h"
 
@@ -240,7 +241,7 @@ void es_dead_letter(struct es_sink *s, const struct es_item *it, int status,
 
 	es_inc(s, ES_C_DEAD_LETTERED, 1);
 	if (!s->dead_letter) {
-		s->dead_letter = fopen(s->dead_letter_path, "a");
+		s->dead_letter = sfile_fopen(s->dead_letter_path, "a");   /* 0600, no symlink */
 		if (!s->dead_letter) {
 			es_inc(s, ES_C_ERR_DEAD_LETTER_WRITE, 1);
 			pr_warn("es: cannot open the dead-letter file %s: %s\n", s->dead_letter_path,

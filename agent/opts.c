@@ -217,6 +217,8 @@ const struct opt opts_table[] = {
 	{ "no-redact", 0, OPT_FLAG, FIELD(no_redact), .help = "store sensitive header values as captured" },
 	{ "output-file", 0, OPT_STRING, FIELD(rec.out_path), .arg = "PATH",
 	  .help = "record exchanges to PATH (strftime placeholders; see also convert)" },
+	{ "record-secrets", 0, OPT_FLAG, FIELD(rec.keep_secrets),
+	  .help = "keep secret header values in recordings (they are redacted like records otherwise)" },
 	{ "output-file-size", 0, OPT_SIZE, FIELD(rec.out_file_max), .min = 4096, .max = 1ull << 50,
 	  .arg = "SIZE", .help = "start a new recording file past SIZE" },
 	{ "output-file-interval", 0, OPT_DURATION, FIELD(rec.out_interval_s), SECS(1, 30 * 86400.0),
@@ -232,6 +234,9 @@ const struct opt opts_table[] = {
 	{ "replay-speed", 0, OPT_REAL, FIELD(rec.speed_pct), .min = 0.1, .max = 1e6,
 	  .flags = OPTF_PERCENT | OPTF_MAX_IS_ZERO, .def = "100%", .arg = "P%|max",
 	  .help = "pace of --input-file: 100% keeps the recorded timing" },
+	{ "replay-max-wait", 0, OPT_DURATION, FIELD(rec.max_wait_ns), SECS(0.001, 86400), .store_ns = 1,
+	  .def = "10", .arg = "SECS",
+	  .help = "longest single pacing wait of --input-file; longer gaps are cut (reported)" },
 	{ "input-loop", 0, OPT_FLAG, FIELD(rec.loop), .help = "replay --input-file over and over" },
 	{ "help", 'h', OPT_ACTION, 0, 0, .flags = OPTF_NO_ENV, .help = "show this help" },
 	{ "version", 0, OPT_ACTION, 0, 0, .flags = OPTF_NO_ENV, .help = "print the version" },
@@ -728,6 +733,7 @@ int opts_finish(struct config *c)
 		for (i = 0; record_redact_default[i] && n < OPTS_MAX_REDACT; i++)
 			c->redact[n++] = record_redact_default[i];
 	c->redact[n] = NULL;
+	c->rec.redact = c->rec.keep_secrets ? NULL : c->redact;
 	c->replay.body_limit = c->xcfg.body_limit;
 	c->rec.body_limit = c->xcfg.body_limit;
 	c->xcfg.keep_raw = c->replay.ntargets > 0 || c->rec.out_path;

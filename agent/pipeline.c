@@ -28,6 +28,7 @@
 #include "pipeline.h"
 #include "recording.h"
 #include "replay.h"
+#include "sfile.h"
 #include "sink_es.h"
 #include "stats.h"
 #include "tcp_reasm.h"
@@ -213,7 +214,7 @@ int pipeline_start(struct pipeline *p)
 		if (!strcmp(c->output, "-")) {
 			p->out = stdout;
 		} else {
-			p->out = fopen(c->output, "w");
+			p->out = sfile_fopen(c->output, "w");   /* 0600, no symlink */
 			if (!p->out) {
 				pr_warn("cannot open output file %s: %s\n", c->output, strerror(errno));
 				return EXIT_RUNTIME;

@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "opts.h"
 #include "recording.h"
+#include "sfile.h"
 
 static int rec_convert_fmt(const char *p, int *gz)
 {
@@ -35,18 +37,33 @@ static int rec_convert_fmt(const char *p, int *gz)
 struct convert_opts {
 	int no_redact;
 	size_t body_limit;
+	const char *redact[OPTS_MAX_REDACT + 1];
+	int nredact;
 };
 
 #define CONVERT_FIELD(f) offsetof(struct convert_opts, f), sizeof(((struct convert_opts *)0)->f)
 
 static const struct opt convert_opts[] = {
 	{ "no-redact", 0, OPT_FLAG, CONVERT_FIELD(no_redact),
-	  .help = "store sensitive header values as recorded (.ndjson output)" },
+	  .help = "keep sensitive header values as recorded (every output format)" },
+	{ "redact-header", 0, OPT_LIST, CONVERT_FIELD(redact), .max = OPTS_MAX_REDACT,
+	  .count_off = offsetof(struct convert_opts, nredact), .arg = "NAME",
+	  .help = "also redact this header's value (repeatable)" },
 	{ "body-limit", 0, OPT_SIZE, CONVERT_FIELD(body_limit), .min = 0, .max = 1ull << 30,
 	  .def = "64K", .arg = "SIZE", .help = "body bytes kept per message when reading" },
 	{ "help", 'h', OPT_ACTION, 0, 0, .help = "show this help" },
 	{ NULL },
 };
+
+/* Same file as the input (device and inode, so links and other spellings count). */
+static int rec_convert_same(const char *in, const char *out)
+{
+	if (!strcmp(out, "-") || !sfile_same(in, out))
+		return 0;
+	fprintf(stderr, "shadowtap convert: %s and %s are the same file; refusing to overwrite "
+			"the input\n", in, out);
+	return 1;
+}
 
 int recording_convert_main(int argc, char **argv)
 {
@@ -58,14 +75,15 @@ int recording_convert_main(int argc, char **argv)
 	struct rec_reader_stats rst;
 	struct rec_reader *rd = NULL;
 	struct rec_writer_out o;
+	struct rec_redacted red = { 0 };
+	struct st_record view;
 	struct buf b = { 0 }, blk = { 0 };
 	struct st_record *r;
-	char esc[PATH_MAX];
+	char tmp[PATH_MAX] = "";
 	FILE *jf = NULL;
 	uint64_t nrec = 0;
 	uint32_t bn = 0;
-	int fmt, gz, i, ret, rc_exit = 1;
-	size_t k, e;
+	int fmt, gz, i, n, ret, fd, rc_exit = 1, written = 0;
 
 	recording_cfg_default(&rc);
 	copts.body_limit = rc.body_limit;
@@ -74,14 +92,24 @@ int recording_convert_main(int argc, char **argv)
 		printf("usage: shadowtap convert [OPTIONS] IN OUT\n"
 		       "Reads a shadowtap recording (.stap[.gz]) or GoReplay file (.gor[.gz]) and\n"
 		       "writes OUT in the format its extension names: .stap[.gz], .gor[.gz],\n"
-		       ".ndjson (records as JSON, sensitive headers redacted unless --no-redact).\n\n");
+		       ".ndjson (records as JSON). Sensitive headers are redacted in every output\n"
+		       "unless --no-redact. OUT is written to a temporary file renamed into place.\n\n");
 		opt_print_help(stdout, convert_opts);
 		return 0;
 	}
 	if (ret)
 		return 2;
-	if (copts.no_redact)
-		jo.redact = NULL;
+	/* redaction list: defaults plus --redact-header, or nothing with --no-redact */
+	n = copts.nredact;
+	if (!copts.no_redact) {
+		int d;
+
+		for (d = 0; record_redact_default[d] && n < OPTS_MAX_REDACT; d++)
+			copts.redact[n++] = record_redact_default[d];
+	}
+	copts.redact[n] = NULL;
+	jo.redact = copts.redact;
+	rc.redact = copts.redact;
 	rc.body_limit = copts.body_limit;
 	if (i < argc)
 		in = argv[i++];
@@ -101,30 +129,40 @@ int recording_convert_main(int argc, char **argv)
 				"(use .stap, .stap.gz, .gor, .gor.gz or .ndjson)\n", outp);
 		return 2;
 	}
+	if (rec_convert_same(in, outp))
+		return 1;
 	if (rec_reader_open(&rd, in, rc.body_limit))
 		return 1;
 	jo.body_limit = rc.body_limit;
-	/* the output name is literal here: escape strftime's % */
-	for (k = 0, e = 0; outp[k] && e + 2 < sizeof(esc); k++) {
-		if (outp[k] == '%')
-			esc[e++] = '%';
-		esc[e++] = outp[k];
-	}
-	esc[e] = '\0';
-	rc.out_path = esc;
+	rc.out_path = outp;
 	rc.out_format = fmt;
 	rc.out_gzip = gz;
 	rc.meta_source = "convert";
 	rec_writer_out_init(&o, &rc, &wst);
-	if (fmt == REC_FMT_NDJSON) {
-		jf = strcmp(outp, "-") ? fopen(outp, "w") : stdout;
-		if (!jf) {
-			fprintf(stderr, "shadowtap convert: cannot open %s: %s\n", outp, strerror(errno));
+	if (strcmp(outp, "-")) {
+		/* a partial output never replaces OUT: it is renamed into place at the end */
+		fd = sfile_tmp_beside(outp, tmp, sizeof(tmp));
+		if (fd < 0) {
+			fprintf(stderr, "shadowtap convert: cannot create a file beside %s: %s\n", outp,
+				strerror(-fd));
+			tmp[0] = '\0';
 			goto out;
 		}
-	} else if (rec_writer_out_open(&o)) {
-		goto out;
+		if (fmt == REC_FMT_NDJSON) {
+			jf = fdopen(fd, "w");
+			if (!jf) {
+				close(fd);
+				goto out;
+			}
+		} else {
+			o.adopt_fd = fd;
+			snprintf(o.cur, sizeof(o.cur), "%s", tmp);
+		}
+	} else if (fmt == REC_FMT_NDJSON) {
+		jf = stdout;
 	}
+	if (fmt != REC_FMT_NDJSON && rec_writer_out_open(&o))
+		goto out;
 	while ((ret = rec_reader_next(rd, &r)) > 0) {
 		buf_reset(&b);
 		if (fmt == REC_FMT_NDJSON) {
@@ -134,8 +172,12 @@ int recording_convert_main(int argc, char **argv)
 			else
 				wst.write_errors++;
 		} else {
-			ret = fmt == REC_FMT_GOR ? rec_gor_encode(r, &b) : rec_native_encode(r, &b);
-			if (ret || buf_append(&blk, b.data, b.len)) {
+			ret = rec_redact_record(r, rc.redact, &red, &view);
+			if (!ret)
+				ret = rec_writer_encode(&rc, &view, &b, &wst);
+			if (ret == -EBADMSG) {
+				/* counted as refused_gor_separator */
+			} else if (ret || buf_append(&blk, b.data, b.len)) {
 				wst.dropped_encode++;
 			} else {
 				bn++;
@@ -153,26 +195,49 @@ int recording_convert_main(int argc, char **argv)
 		rec_writer_out_block(&o, blk.data, blk.len, bn);
 	if (ret < 0)
 		goto out;
-	rc_exit = wst.write_errors || wst.dropped_encode || wst.dropped_write_error ? 1 : 0;
+	rc_exit = wst.write_errors || wst.dropped_encode || wst.dropped_write_error ||
+		  wst.refused_gor_separator ? 1 : 0;
+	written = !wst.write_errors && !wst.dropped_write_error;
 out:
 	rec_writer_out_fini(&o);
+	if (o.st->write_errors)
+		written = 0;
 	if (jf && jf != stdout && fclose(jf))
-		rc_exit = 1;
+		rc_exit = 1, written = 0;
 	else if (jf == stdout)
 		fflush(stdout);
 	if (rd) {
 		rec_reader_get_stats(rd, &rst);
+		/* damaged input is an error even when every readable record was written */
+		if (rst.read_errors)
+			rc_exit = 1;
 		fprintf(stderr, "convert: %llu records written to %s; read %llu (bad_blocks=%llu "
 				"bad_records=%llu torn_tail=%llu read_errors=%llu gor_orphan_responses=%llu "
-				"gor_ambiguous=%llu gor_unanswered=%llu); errors=%llu\n",
+				"gor_ambiguous=%llu gor_unanswered=%llu); refused_gor_separator=%llu "
+				"errors=%llu\n",
 			(unsigned long long)nrec, outp, (unsigned long long)rst.records,
 			(unsigned long long)rst.bad_blocks, (unsigned long long)rst.bad_records,
 			(unsigned long long)rst.torn_tail, (unsigned long long)rst.read_errors,
 			(unsigned long long)rst.gor_orphan_responses, (unsigned long long)rst.gor_ambiguous,
 			(unsigned long long)rst.gor_unanswered,
-			(unsigned long long)(wst.write_errors + wst.dropped_encode + wst.dropped_write_error));
+			(unsigned long long)wst.refused_gor_separator,
+			(unsigned long long)(wst.write_errors + wst.dropped_encode + wst.dropped_write_error +
+					     rst.read_errors));
+	}
+	/* OUT appears only complete: what a damaged input still gave is kept (the exit
+	 * status says the input had errors), a failed write leaves OUT as it was */
+	if (tmp[0]) {
+		if (written && rename(tmp, outp)) {
+			fprintf(stderr, "shadowtap convert: cannot rename %s to %s: %s\n", tmp, outp,
+				strerror(errno));
+			written = 0;
+			rc_exit = 1;
+		}
+		if (!written)
+			unlink(tmp);
 	}
 	rec_reader_close(rd);
+	rec_redacted_free(&red);
 	buf_free(&b);
 	buf_free(&blk);
 	return rc_exit;

@@ -31,9 +31,18 @@ static int rec_gor_entry_header(struct buf *out, char type, const struct st_reco
 			  r->index, (long long)t0, (long long)lat);
 }
 
+/* The reader ends an entry at the first separator after its start: the entry's
+ * own separator must be the first one, or the payload forges entries. */
+static bool rec_gor_sep_only_at_end(const struct buf *out, size_t entry)
+{
+	const char *s = memmem(out->data + entry, out->len - entry, REC_GOR_SEP, REC_GOR_SEP_LEN);
+
+	return s == out->data + out->len - REC_GOR_SEP_LEN;
+}
+
 int rec_gor_encode(const struct st_record *r, struct buf *out)
 {
-	size_t start = out->len;
+	size_t start = out->len, entry = start;
 	int err = 0;
 
 	err = rec_gor_entry_header(out, '1', r, &r->req);
@@ -47,6 +56,9 @@ int rec_gor_encode(const struct st_record *r, struct buf *out)
 	}
 	if (!err)
 		err = buf_append(out, REC_GOR_SEP, REC_GOR_SEP_LEN);
+	if (!err && !rec_gor_sep_only_at_end(out, entry))
+		err = -EBADMSG;
+	entry = out->len;
 	if (!err && r->resp.head) {
 		err = rec_gor_entry_header(out, '2', r, &r->resp);
 		if (!err)
@@ -64,10 +76,12 @@ int rec_gor_encode(const struct st_record *r, struct buf *out)
 		}
 		if (!err)
 			err = buf_append(out, REC_GOR_SEP, REC_GOR_SEP_LEN);
+		if (!err && !rec_gor_sep_only_at_end(out, entry))
+			err = -EBADMSG;
 	}
 	if (err) {
 		out->len = start;
-		return -ENOMEM;
+		return err == -EBADMSG ? -EBADMSG : -ENOMEM;
 	}
 	return 0;
 }

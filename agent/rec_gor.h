@@ -11,7 +11,8 @@
 
 #define REC_GOR_ID_MAX 64    /* an ID this long or longer makes the entry bad */
 
-/* The request entry and, when the record has one, the response entry. */
+/* The request entry and, when the record has one, the response entry; -EBADMSG
+ * (nothing appended) when a payload holds the separator, -ENOMEM. */
 int rec_gor_encode(const struct st_record *r, struct buf *out);
 
 struct rec_gor_meta {

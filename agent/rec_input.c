@@ -152,6 +152,10 @@ struct input_file {
 	uint64_t total, submitted, pass, start_ns, next_progress_ns, t0_rec, t0_mono;
 	bool have_t0;
 	double scale;        /* wall ns per recorded ns; 0 = max */
+	double last_off;     /* wall ns after t0_mono of the last target */
+	double skipped;      /* wall ns cut from gaps longer than rc->max_wait_ns, this pass */
+	double skipped_all;
+	uint64_t waits_cut;
 	uint64_t late_max_ns, late_sum_ns, late_n, late_10ms;   /* submit time - schedule */
 };
 
@@ -188,14 +192,30 @@ static uint64_t rin_target(struct input_file *s, uint64_t now)
 {
 	const struct rin_item *it = &s->pending;
 
+	double off, cap = (double)s->in.rc->max_wait_ns;
+
 	if (!s->have_t0) {
 		s->have_t0 = true;
 		s->t0_rec = it->ts;
 		s->t0_mono = now;
+		s->last_off = 0;
+		s->skipped = 0;
 	}
-	if (s->scale > 0 && it->ts > s->t0_rec)
-		return s->t0_mono + (uint64_t)((double)(it->ts - s->t0_rec) * s->scale);
-	return 0;
+	if (!(s->scale > 0 && it->ts > s->t0_rec))
+		return 0;
+	/* in double: a gap of 2^62 ns scaled would overflow a uint64_t. One wait is
+	 * cut to the cap (a hostile or broken timestamp must not stall the replay);
+	 * a record already cut gives the same target again. */
+	off = (double)(it->ts - s->t0_rec) * s->scale - s->skipped;
+	if (cap > 0 && off - s->last_off > cap) {
+		s->skipped += off - s->last_off - cap;
+		s->skipped_all += off - s->last_off - cap;
+		s->waits_cut++;
+		off = s->last_off + cap;
+	}
+	if (off > s->last_off)
+		s->last_off = off;
+	return s->t0_mono + (uint64_t)off;
 }
 
 static void rin_send(struct input_file *s, uint64_t target, uint64_t now)
@@ -404,6 +424,10 @@ void input_file_close(struct input_file *s)
 			fprintf(stderr, "input: schedule lateness mean %.2f ms, max %.2f ms, %llu of %llu requests more than 10 ms late\n",
 				(double)s->late_sum_ns / (double)s->late_n / 1e6, (double)s->late_max_ns / 1e6,
 				(unsigned long long)s->late_10ms, (unsigned long long)s->late_n);
+		if (s->waits_cut)
+			fprintf(stderr, "input: %llu pacing waits cut to %.3f s (--replay-max-wait): %.3f s "
+				"of recorded gaps skipped\n", (unsigned long long)s->waits_cut,
+				(double)s->in.rc->max_wait_ns / 1e9, s->skipped_all / 1e9);
 	}
 	if (s->rd)
 		rec_reader_close(s->rd);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -23,6 +24,97 @@
 #define REC_GOR_WINDOW_NS  (10ull * 1000000000ull)
 
 /* ---- buffered source ---- */
+
+#define REC_SRC_IN 65536
+
+static int rec_src_fill(struct rec_reader_src *s)
+{
+	ssize_t k;
+
+	if (s->in_off < s->in_len || s->in_eof)
+		return 0;
+	do
+		k = read(s->fd, s->in, REC_SRC_IN);
+	while (k < 0 && errno == EINTR);
+	if (k < 0)
+		return -errno;
+	s->in_len = (size_t)k;
+	s->in_off = 0;
+	if (!k)
+		s->in_eof = true;
+	return 0;
+}
+
+/* Up to want decoded bytes into dst: *got of them are valid even when an error is
+ * returned (the bytes inflate produced before the damage). 0 with *got == 0 is
+ * the end; a gzip stream cut short ends like a file cut short (a torn tail), as
+ * gzread treats it. */
+static int rec_src_read(struct rec_reader_src *s, uint8_t *dst, size_t want, size_t *got)
+{
+	int err, zr;
+
+	*got = 0;
+	if (!s->mode) {
+		err = rec_src_fill(s);
+		if (err)
+			return err;
+		s->mode = s->in_len >= 2 && s->in[0] == 0x1f && s->in[1] == 0x8b ? 2 : 1;
+		if (s->mode == 2) {
+			if (inflateInit2(&s->zs, 15 + 16) != Z_OK)
+				return -ENOMEM;
+			s->zinit = true;
+		}
+	}
+	if (s->mode == 1) {
+		ssize_t k;
+
+		if (s->in_off < s->in_len) {
+			size_t n = s->in_len - s->in_off < want ? s->in_len - s->in_off : want;
+
+			memcpy(dst, s->in + s->in_off, n);
+			s->in_off += n;
+			*got = n;
+			return 0;
+		}
+		if (s->in_eof)
+			return 0;
+		do
+			k = read(s->fd, dst, want);
+		while (k < 0 && errno == EINTR);
+		if (k < 0)
+			return -errno;
+		*got = (size_t)k;
+		return 0;
+	}
+	s->zs.next_out = dst;
+	s->zs.avail_out = want > (1u << 30) ? (1u << 30) : (uInt)want;
+	while (s->zs.avail_out && !(*got = (size_t)(s->zs.next_out - dst))) {
+		err = rec_src_fill(s);
+		if (err)
+			return err;
+		if (s->in_off == s->in_len)
+			return 0;                      /* end of file */
+		if (s->member_end) {
+			/* another gzip member follows, or trailing bytes that are not one */
+			if (s->in[s->in_off] != 0x1f)
+				return 0;
+			inflateReset(&s->zs);
+			s->member_end = false;
+		}
+		s->zs.next_in = s->in + s->in_off;
+		s->zs.avail_in = (uInt)(s->in_len - s->in_off);
+		zr = inflate(&s->zs, Z_NO_FLUSH);
+		s->in_off = s->in_len - s->zs.avail_in;
+		if (zr == Z_STREAM_END)
+			s->member_end = true;
+		else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+			*got = (size_t)(s->zs.next_out - dst);
+			return -EIO;
+		}
+	}
+	*got = (size_t)(s->zs.next_out - dst);
+	return 0;
+}
 
 size_t rec_reader_need(struct rec_reader *rd, size_t n)
 {
@@ -59,18 +151,18 @@ size_t rec_reader_need(struct rec_reader *rd, size_t n)
 			if (rd->mem_off == rd->mem_len)
 				rd->eof = true;
 		} else {
-			int k = gzread(rd->gz, rd->buf + rd->len, want > (1u << 30) ? (1u << 30) : (unsigned)want);
+			size_t k;
+			int err = rec_src_read(&rd->src, rd->buf + rd->len, want, &k);
 
-			if (k < 0) {
-				int zerr;
-
-				pr_warn("recording: read error: %s\n", gzerror(rd->gz, &zerr));
+			/* keep what was decoded before an error: those records are good */
+			rd->len += k;
+			if (err) {
+				pr_warn("recording: read error: %s\n",
+					err == -EIO ? "corrupt gzip data" : strerror(-err));
 				rd->st.read_errors++;
 				rd->eof = true;
-			} else if (k == 0) {
+			} else if (!k) {
 				rd->eof = true;
-			} else {
-				rd->len += (size_t)k;
 			}
 		}
 	}
@@ -190,21 +282,65 @@ static struct rec_flowctr *rec_reader_flow_get(struct rec_reader *rd, uint64_t f
 	return &rd->fc[i];
 }
 
+/* Pending requests by ID, so pairing a response and spotting a pipelined
+ * connection cost one short chain walk instead of a scan of every pending entry. */
+static uint32_t rec_reader_id_hash(const char *id, size_t n)
+{
+	uint32_t h = 2166136261u;   /* FNV-1a */
+
+	while (n--)
+		h = (h ^ (uint8_t)*id++) * 16777619u;
+	return h;
+}
+
+static void rec_reader_id_add(struct rec_reader *rd, struct rec_gor_pending *pe)
+{
+	struct rec_gor_pending **pp = &rd->by_id[pe->hash & (REC_GOR_BUCKETS - 1)];
+
+	while (*pp)
+		pp = &(*pp)->hnext;
+	pe->hnext = NULL;
+	*pp = pe;
+}
+
+static void rec_reader_id_del(struct rec_reader *rd, struct rec_gor_pending *pe)
+{
+	struct rec_gor_pending **pp = &rd->by_id[pe->hash & (REC_GOR_BUCKETS - 1)];
+
+	while (*pp && *pp != pe)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = pe->hnext;
+}
+
+/* The oldest pending request with this ID (answered ones too unless unanswered). */
+static struct rec_gor_pending *rec_reader_id_find(struct rec_reader *rd, const char *id, size_t n,
+						  uint32_t h, bool unanswered)
+{
+	struct rec_gor_pending *pe;
+
+	for (pe = rd->by_id[h & (REC_GOR_BUCKETS - 1)]; pe; pe = pe->hnext)
+		if (pe->hash == h && !memcmp(pe->id, id, n + 1) && (!unanswered || !pe->rec->resp.head))
+			return pe;
+	return NULL;
+}
+
 /* Handle one entry [p, p+n) (without its separator). Returns 1 if a request was
  * queued, 0 otherwise. */
 static int rec_reader_gor_entry(struct rec_reader *rd, const uint8_t *p, size_t n)
 {
 	struct rec_gor_pending *pe = NULL;
 	struct rec_gor_meta gm;
-	struct list_node *ln;
 	struct rec_flowctr *fc;
 	struct st_record *r;
 	uint64_t flow;
+	uint32_t h;
 
 	if (rec_gor_parse_meta(p, n, &gm)) {
 		rd->st.bad_records++;
 		return 0;
 	}
+	h = rec_reader_id_hash(gm.id, gm.idl);
 	p += gm.head_len;
 	n -= gm.head_len;
 	if (rd->last_ts < gm.ts)
@@ -228,12 +364,8 @@ static int rec_reader_gor_entry(struct rec_reader *rd, const uint8_t *p, size_t 
 		r->index = fc ? fc->next++ : 0;
 		/* GoReplay names a request by the ack it carried: pipelined requests
 		 * share it, and their responses (named by seq) cannot be told apart */
-		if (fc && !fc->pipelined)
-			list_for_each(ln, &rd->pending)
-				if (!strcmp(list_entry(ln, struct rec_gor_pending, node)->id, gm.id)) {
-					fc->pipelined = true;
-					break;
-				}
+		if (fc && !fc->pipelined && rec_reader_id_find(rd, gm.id, gm.idl, h, false))
+			fc->pipelined = true;
 		record_event_id(r->flow_id, r->index, r->event_id);
 		r->req.ts_first_ns = gm.ts;
 		r->req.ts_last_ns = gm.ts + gm.lat;
@@ -242,8 +374,10 @@ static int rec_reader_gor_entry(struct rec_reader *rd, const uint8_t *p, size_t 
 		r->http_minor = 1;
 		rec_reader_request_from_raw(r, rd->body_limit);
 		memcpy(pe->id, gm.id, gm.idl + 1);
+		pe->hash = h;
 		pe->rec = r;
 		list_add_tail(&rd->pending, &pe->node);
+		rec_reader_id_add(rd, pe);
 		rd->npending++;
 		return 1;
 	case '2':
@@ -255,12 +389,7 @@ static int rec_reader_gor_entry(struct rec_reader *rd, const uint8_t *p, size_t 
 			rd->st.gor_ambiguous++;
 			return 0;
 		}
-		list_for_each(ln, &rd->pending) {
-			pe = list_entry(ln, struct rec_gor_pending, node);
-			if (!pe->rec->resp.head && !strcmp(pe->id, gm.id))
-				break;
-			pe = NULL;
-		}
+		pe = rec_reader_id_find(rd, gm.id, gm.idl, h, true);
 		if (!pe) {
 			rd->st.gor_orphan_responses++;
 			return 0;
@@ -288,6 +417,7 @@ static struct st_record *rec_reader_gor_pop(struct rec_reader *rd)
 	struct st_record *r = pe->rec;
 
 	list_del(&pe->node);
+	rec_reader_id_del(rd, pe);
 	rd->npending--;
 	free(pe);
 	if (!r->resp.head)
@@ -387,6 +517,7 @@ static int rec_reader_alloc(struct rec_reader **out, size_t body_limit)
 	if (!*out)
 		return -ENOMEM;
 	(*out)->body_limit = body_limit ? body_limit : 64 * 1024;
+	(*out)->src.fd = -1;
 	list_init(&(*out)->pending);
 	return 0;
 }
@@ -394,6 +525,7 @@ static int rec_reader_alloc(struct rec_reader **out, size_t body_limit)
 int rec_reader_open(struct rec_reader **out, const char *path, size_t body_limit)
 {
 	struct rec_reader *rd;
+	struct stat sb;
 	int fd, err;
 
 	*out = NULL;
@@ -407,13 +539,18 @@ int rec_reader_open(struct rec_reader **out, const char *path, size_t body_limit
 		free(rd);
 		return err;
 	}
-	rd->gz = gzdopen(fd, "rb");
-	if (!rd->gz) {
+	if (fstat(fd, &sb) || S_ISDIR(sb.st_mode)) {
+		pr_warn("recording: %s is a directory, not a recording\n", path);
 		close(fd);
 		free(rd);
+		return -EISDIR;
+	}
+	rd->src.fd = fd;
+	rd->src.in = malloc(REC_SRC_IN);
+	if (!rd->src.in) {
+		rec_reader_close(rd);
 		return -ENOMEM;
 	}
-	gzbuffer(rd->gz, 256 * 1024);
 	err = rec_reader_detect(rd);
 	if (err) {
 		pr_warn("recording: cannot read %s\n", path);
@@ -481,8 +618,11 @@ void rec_reader_close(struct rec_reader *rd)
 		record_free(pe->rec);
 		free(pe);
 	}
-	if (rd->gz)
-		gzclose(rd->gz);
+	if (rd->src.zinit)
+		inflateEnd(&rd->src.zs);
+	if (rd->src.fd >= 0)
+		close(rd->src.fd);
+	free(rd->src.in);
 	free(rd->fc);
 	free(rd->buf);
 	free(rd);

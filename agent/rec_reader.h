@@ -45,8 +45,12 @@ void rec_reader_close(struct rec_reader *rd);   /* accepts NULL */
 struct rec_gor_pending {
 	struct st_record *rec;
 	char id[REC_GOR_ID_MAX];
+	uint32_t hash;
 	struct list_node node;       /* on rec_reader.pending */
+	struct rec_gor_pending *hnext;   /* rec_reader.by_id chain, oldest first */
 };
+
+#define REC_GOR_BUCKETS 8192     /* power of two, above the pending bound */
 
 struct rec_flowctr {
 	uint64_t flow;
@@ -61,8 +65,19 @@ struct rec_reader_blockpos {
 	uint32_t left;
 };
 
+/* A file, plain or gzip (members concatenated), decoded here rather than with gzread
+ * so that what inflate produced before a corrupt byte is kept. */
+struct rec_reader_src {
+	int fd;                        /* -1 for a memory reader */
+	int mode;                      /* 0 not yet known, 1 plain, 2 gzip */
+	bool zinit, in_eof, member_end;
+	z_stream zs;
+	uint8_t *in;                   /* read buffer for gzip input */
+	size_t in_len, in_off;
+};
+
 struct rec_reader {
-	gzFile gz;
+	struct rec_reader_src src;
 	const uint8_t *mem;
 	size_t mem_len, mem_off;
 	bool eof;
@@ -74,6 +89,7 @@ struct rec_reader {
 	/* gor pairing: FIFO of requests waiting for their response */
 	struct list_node pending;
 	size_t npending;
+	struct rec_gor_pending *by_id[REC_GOR_BUCKETS];   /* the same entries by ID */
 	struct rec_flowctr *fc;        /* per-flow request counters (open addressing) */
 	size_t fc_cap, fc_used;
 	uint64_t last_ts;

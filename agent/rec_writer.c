@@ -26,6 +26,7 @@
 #include "bq.h"
 #include "util.h"
 #include "recording.h"
+#include "sfile.h"
 
 /* stats are read by other threads (rec_writer_get_stats) while the writer counts */
 #define RW_ADD(o, f, n) __atomic_add_fetch(&(o)->st->f, (uint64_t)(n), __ATOMIC_RELAXED)
@@ -119,52 +120,81 @@ static int rec_writer_out_header(struct rec_writer_out *o)
 	return err;
 }
 
-/* Expand the strftime pattern; a name already used in this run gets "-N" before
- * its extension (N growing, never reused, even after --output-dir-max deleted the
- * file) so rotation never overwrites what it wrote. */
-static int rec_writer_out_name(struct rec_writer_out *o, char *dst, size_t cap)
+/* Expand the strftime pattern. A name already used in this run, or one that exists
+ * on disk (a restart within the same strftime period, another agent), gets "-N"
+ * before its extension, N growing and never reused, so no recording is ever
+ * truncated: files are created with O_EXCL. */
+static int rec_writer_out_name(struct rec_writer_out *o, char *base, size_t cap)
 {
-	char base[PATH_MAX];
 	time_t now = time(NULL);
 	struct tm tm;
-	const char *slash, *dot;
-	int w;
 
 	localtime_r(&now, &tm);
-	if (!strftime(base, sizeof(base), o->rc->out_path, &tm))
+	if (!strftime(base, cap, o->rc->out_path, &tm))
 		return -ENAMETOOLONG;
 	if (strcmp(base, o->last_base)) {
-		if (strlen(base) >= cap || strlen(base) >= sizeof(o->last_base))
+		if (strlen(base) >= sizeof(o->last_base))
 			return -ENAMETOOLONG;
 		memcpy(o->last_base, base, strlen(base) + 1);
-		memcpy(dst, base, strlen(base) + 1);
-		o->last_seq = 0;
-		return 0;
+		o->last_seq = -1;
 	}
-	slash = strrchr(base, '/');
+	return 0;
+}
+
+static int rec_writer_out_suffixed(const char *base, int seq, char *dst, size_t cap)
+{
+	const char *slash = strrchr(base, '/'), *dot;
+	int w;
+
+	if (!seq) {
+		w = snprintf(dst, cap, "%s", base);
+		return w < 0 || (size_t)w >= cap ? -ENAMETOOLONG : 0;
+	}
 	dot = strchr(slash ? slash + 1 : base, '.');
-	o->last_seq++;
-	w = dot ? snprintf(dst, cap, "%.*s-%d%s", (int)(dot - base), base, o->last_seq, dot)
-		: snprintf(dst, cap, "%s-%d", base, o->last_seq);
+	w = dot ? snprintf(dst, cap, "%.*s-%d%s", (int)(dot - base), base, seq, dot)
+		: snprintf(dst, cap, "%s-%d", base, seq);
 	return w < 0 || (size_t)w >= cap ? -ENAMETOOLONG : 0;
 }
 
+#define REC_NAME_TRIES 100000
+
 int rec_writer_out_open(struct rec_writer_out *o)
 {
-	char name[PATH_MAX];
-	int err;
+	char base[PATH_MAX], name[PATH_MAX];
+	int err, tries;
 
-	err = rec_writer_out_name(o, name, sizeof(name));
+	if (o->adopt_fd >= 0) {
+		/* convert: a temporary file it made, renamed into place when complete */
+		o->fd = o->adopt_fd;
+		o->adopt_fd = -1;
+		snprintf(name, sizeof(name), "%s", o->cur);
+		goto opened;
+	}
+	err = rec_writer_out_name(o, base, sizeof(base));
 	if (err) {
 		pr_warn("recording: cannot name the output file from '%s'\n", o->rc->out_path);
 		return err;
 	}
-	o->fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (o->fd < 0) {
-		err = -errno;
-		pr_warn("recording: cannot open %s: %s\n", name, strerror(errno));
-		return err;
+	for (tries = 0;; tries++) {
+		o->last_seq++;
+		err = rec_writer_out_suffixed(base, o->last_seq, name, sizeof(name));
+		if (err) {
+			pr_warn("recording: the output file name from '%s' is too long\n", o->rc->out_path);
+			return err;
+		}
+		o->fd = sfile_create_excl(name);
+		if (o->fd >= 0)
+			break;
+		if (o->fd != -EEXIST || tries >= REC_NAME_TRIES) {
+			err = o->fd;
+			o->fd = -1;
+			pr_warn("recording: cannot create %s: %s\n", name, strerror(-err));
+			return err;
+		}
+		if (!o->last_seq)
+			pr_info("recording: %s exists, kept; writing beside it\n", name);
 	}
+opened:
 	if (o->rc->out_gzip) {
 		o->gz = gzdopen(o->fd, "wb6");
 		if (!o->gz) {
@@ -261,6 +291,7 @@ void rec_writer_out_init(struct rec_writer_out *o, const struct recording_cfg *r
 	memset(o, 0, sizeof(*o));
 	o->rc = rc;
 	o->fd = -1;
+	o->adopt_fd = -1;
 	o->st = st;
 }
 
@@ -346,6 +377,9 @@ int rec_writer_start(struct rec_writer **out, const struct recording_cfg *rc)
 	if (!w)
 		return -ENOMEM;
 	w->rc = *rc;
+	if (!rc->redact || !rc->redact[0])
+		pr_warn("recording: --record-secrets/--no-redact: %s will hold Authorization, Cookie "
+			"and other secret header values as captured\n", rc->out_path);
 	rec_writer_out_init(&w->out, &w->rc, &w->st);
 	err = bq_init(&w->q, rc->out_queue_cap ? rc->out_queue_cap : 65536);
 	if (err)
@@ -370,17 +404,36 @@ fail:
 	return err;
 }
 
+int rec_writer_encode(const struct recording_cfg *rc, const struct st_record *r, struct buf *b,
+		      struct rec_writer_stats *st)
+{
+	if (rc->out_format != REC_FMT_GOR)
+		return rec_native_encode(r, b);
+	int err = rec_gor_encode(r, b);
+
+	/* GoReplay cannot escape its separator: a payload holding it would read back
+	 * as extra, forged entries, so such a record is refused */
+	if (err == -EBADMSG)
+		__atomic_add_fetch(&st->refused_gor_separator, 1, __ATOMIC_RELAXED);
+	return err;
+}
+
 void rec_writer_submit(struct rec_writer *w, const struct st_record *r)
 {
 	struct rec_writer_item *it;
+	struct rec_redacted red = { 0 };
+	struct st_record view;
 	struct buf b = { 0 };
 	int err;
 
 	__atomic_add_fetch(&w->st.submitted, 1, __ATOMIC_RELAXED);
-	err = w->rc.out_format == REC_FMT_GOR ? rec_gor_encode(r, &b)
-					      : rec_native_encode(r, &b);
+	err = rec_redact_record(r, w->rc.redact, &red, &view);
+	if (!err)
+		err = rec_writer_encode(&w->rc, &view, &b, &w->st);
+	rec_redacted_free(&red);
 	if (err) {
-		__atomic_add_fetch(&w->st.dropped_encode, 1, __ATOMIC_RELAXED);
+		if (err != -EBADMSG)
+			__atomic_add_fetch(&w->st.dropped_encode, 1, __ATOMIC_RELAXED);
 		buf_free(&b);
 		return;
 	}
@@ -432,14 +485,15 @@ void rec_writer_stop(struct rec_writer *w, FILE *f)
 	if (f)
 		fprintf(f, "recording: submitted=%llu written=%llu blocks=%llu bytes=%llu files=%llu "
 			   "rotations=%llu files_deleted=%llu dropped_queue_full=%llu dropped_memory=%llu "
-			   "dropped_encode=%llu dropped_dir_full=%llu dropped_write_error=%llu write_errors=%llu\n",
+			   "dropped_encode=%llu dropped_dir_full=%llu dropped_write_error=%llu write_errors=%llu "
+			   "refused_gor_separator=%llu\n",
 			(unsigned long long)s.submitted, (unsigned long long)s.written,
 			(unsigned long long)s.blocks, (unsigned long long)s.bytes,
 			(unsigned long long)s.files, (unsigned long long)s.rotations,
 			(unsigned long long)s.files_deleted, (unsigned long long)s.dropped_queue_full,
 			(unsigned long long)s.dropped_memory, (unsigned long long)s.dropped_encode,
 			(unsigned long long)s.dropped_dir_full, (unsigned long long)s.dropped_write_error,
-			(unsigned long long)s.write_errors);
+			(unsigned long long)s.write_errors, (unsigned long long)s.refused_gor_separator);
 	bq_destroy(&w->q);
 	free(w);
 }

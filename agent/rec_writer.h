@@ -10,6 +10,7 @@
 
 #include <zlib.h>
 
+#include "buf.h"
 #include "record.h"
 
 struct recording_cfg;
@@ -18,6 +19,7 @@ struct rec_writer_stats {
 	uint64_t submitted, written, blocks, bytes, files, rotations;
 	uint64_t dropped_queue_full, dropped_memory, dropped_encode, dropped_dir_full;
 	uint64_t dropped_write_error, files_deleted, write_errors;
+	uint64_t refused_gor_separator;   /* .gor: a payload held GoReplay's separator */
 };
 
 struct rec_writer;
@@ -29,6 +31,10 @@ void rec_writer_submit(struct rec_writer *w, const struct st_record *r);
 /* Flush, close the file, join the thread; prints one stats line to f (may be NULL)
  * and frees. Accepts NULL. */
 void rec_writer_stop(struct rec_writer *w, FILE *f);
+/* Encode r in rc's format (the caller has redacted it). -EBADMSG, counted in st, for
+ * a record .gor cannot hold; -ENOMEM. */
+int rec_writer_encode(const struct recording_cfg *rc, const struct st_record *r, struct buf *b,
+		      struct rec_writer_stats *st);
 void rec_writer_get_stats(struct rec_writer *w, struct rec_writer_stats *st);
 
 /* ---- output files, also used by `convert` ---- */
@@ -46,7 +52,8 @@ struct rec_writer_out {
 	gzFile gz;
 	char cur[PATH_MAX];
 	char last_base[PATH_MAX];     /* last strftime expansion, and its "-N" count */
-	int last_seq;
+	int last_seq;                 /* -1: the bare name not tried yet */
+	int adopt_fd;                 /* >= 0: the first open takes this fd, named cur */
 	uint64_t cur_bytes;           /* on disk */
 	uint64_t opened_ns;
 	struct rec_writer_file files[REC_MAX_FILES];   /* finished files, oldest first */

@@ -49,6 +49,8 @@ void recording_cfg_default(struct recording_cfg *rc)
 	rc->out_queue_cap = 65536;
 	rc->out_queue_bytes = 128u << 20;
 	rc->speed_pct = 100;
+	rc->max_wait_ns = REC_MAX_WAIT_DEFAULT_NS;
+	rc->redact = record_redact_default;
 	rc->body_limit = 64 * 1024;
 	rc->meta_source = "live";
 }

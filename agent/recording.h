@@ -28,6 +28,8 @@ enum rec_format { REC_FMT_NATIVE = 0, REC_FMT_GOR, REC_FMT_NDJSON };
 #define REC_GOR_SEP        "\n\xf0\x9f\x90\xb5\xf0\x9f\x99\x88\xf0\x9f\x99\x89\n"  /* \n🐵🙈🙉\n */
 #define REC_GOR_SEP_LEN    (sizeof(REC_GOR_SEP) - 1)
 
+#define REC_MAX_WAIT_DEFAULT_NS (10ull * 1000000000ull)
+
 /* Everything the command line sets; main.c keeps one in its config. */
 struct recording_cfg {
 	/* writer */
@@ -39,12 +41,15 @@ struct recording_cfg {
 	uint64_t out_dir_max;        /* cap on the files this writer made, 0 = none */
 	size_t out_queue_cap;        /* records waiting for the writer, default 65536 */
 	size_t out_queue_bytes;      /* encoded bytes waiting, default 128 MiB */
+	const char *const *redact;   /* header values replaced in recordings (NULL: none) */
+	int keep_secrets;            /* --record-secrets: store them as captured */
 	/* metadata stored in the native header */
 	const char *meta_iface;
 	const char *meta_source;     /* "live", "pcap", "file" */
 	/* input */
 	const char *in_pattern;      /* --input-file PATH|GLOB */
 	double speed_pct;            /* 100 = recorded pace; 0 = max */
+	uint64_t max_wait_ns;        /* one pacing wait is cut to this (default 10 s) */
 	int loop;
 	size_t body_limit;           /* body bytes kept per message when reading */
 };
@@ -66,5 +71,6 @@ uint32_t rec_crc(const void *p, size_t n);
 #include "rec_writer.h"
 #include "rec_input.h"
 #include "rec_convert.h"
+#include "rec_redact.h"
 
 #endif
