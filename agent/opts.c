@@ -72,6 +72,11 @@ static const struct opt_choice rec_formats[] = {
 	{ "native", REC_FMT_NATIVE }, { "stap", REC_FMT_NATIVE }, { "gor", REC_FMT_GOR }, { NULL, 0 },
 };
 
+static const struct opt_choice replay_orders[] = {
+	{ "session", REPLAY_ORDER_SESSION }, { "session-parallel", REPLAY_ORDER_SESSION_PARALLEL },
+	{ "request", REPLAY_ORDER_REQUEST }, { NULL, 0 },
+};
+
 #define SECS(lo, hi) .min = lo, .max = hi, .unit_ns = NS_S
 #define MSECS(lo, hi) .min = lo, .max = hi, .unit_ns = NS_MS
 
@@ -134,7 +139,15 @@ const struct opt opts_table[] = {
 	{ "pin-dir", 0, OPT_STRING, FIELD(cap.pin_dir), .def = "/sys/fs/bpf/shadowtap", .arg = "DIR",
 	  .help = "bpffs directory for pinned maps" },
 	{ "replay-connections", 0, OPT_UINT, FIELD(replay.connections), .min = 1, .max = 4096,
-	  .def = "16", .arg = "N", .help = "keep-alive connections per replay target" },
+	  .def = "16", .arg = "N", .help = "keep-alive connections per replay target (the pool's floor)" },
+	{ "replay-connections-max", 0, OPT_UINT, FIELD(replay.connections_max), .min = 1, .max = 4096,
+	  .def = "256", .arg = "N",
+	  .help = "the pool grows with demand up to N connections per replay target" },
+	{ "replay-order", 0, OPT_ENUM, FIELD(replay.order), .def = "session",
+	  .arg = "session|session-parallel|request", .choices = replay_orders,
+	  .help = "per client connection: in order pipelined, in order over several connections, or independent" },
+	{ "replay-pipeline", 0, OPT_UINT, FIELD(replay.pipeline), .min = 1, .max = 1024, .def = "16",
+	  .arg = "N", .help = "requests of one client connection in flight to serverB at once" },
 	{ "replay-connect-timeout", 0, OPT_DURATION, FIELD(replay.connect_timeout_ms),
 	  MSECS(1, 3600000), .store_ns = NS_MS, .def = "1000", .arg = "MS",
 	  .help = "replay connect timeout" },

@@ -4,6 +4,7 @@
  * serverB"; request preparation is in replay_req.c. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -21,10 +22,15 @@
 
 #define REPLAY_BATCH      256   /* records taken from the queue per pop */
 
+static const char *const replay_order_names[] = { "session", "session-parallel", "request" };
+
 void replay_cfg_default(struct replay_cfg *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->connections = 16;
+	cfg->connections_max = 256;
+	cfg->order = REPLAY_ORDER_SESSION;
+	cfg->pipeline = 16;
 	cfg->connect_timeout_ms = 1000;
 	cfg->response_timeout_ms = 5000;
 	cfg->queue_cap = 65536;
@@ -172,7 +178,7 @@ void replay_flow_maybe_free(struct replay *rp, struct replay_flow *f)
 {
 	struct replay_flow **pp;
 
-	if (f->busy || f->ready || f->head)
+	if (f->inflight || f->ready || f->head)
 		return;
 	for (pp = &rp->fht[st_mix64(f->id) & rp->fht_mask]; *pp; pp = &(*pp)->hnext)
 		if (*pp == f) {
@@ -182,37 +188,65 @@ void replay_flow_maybe_free(struct replay *rp, struct replay_flow *f)
 	free(f);
 }
 
-void replay_ready_push(struct replay_flow *f, bool front)
+/* A flow is ready when it has a waiting request and may put one in flight now: on
+ * its own connection (session order, something already in flight there) or on one
+ * from the pool. Every event that lifts a limit (an answer, a failure, a retry)
+ * pushes the flow again, so a flow off the lists is never forgotten. */
+bool replay_flow_may_send(const struct replay *rp, const struct replay_flow *f)
+{
+	const struct replay_conn *c = f->last;
+
+	if (!f->head || f->inflight >= rp->flow_limit)
+		return false;
+	/* session-parallel: the next request goes out only once the previous one is
+	 * written whole, so serverB's connections carry them in capture order */
+	if (rp->cfg.order == REPLAY_ORDER_SESSION_PARALLEL && f->inflight && c && c->qh &&
+	    c->qh->flow == f && (c->state == RC_CONNECTING || c->snd))
+		return false;
+	return true;
+}
+
+void replay_ready_push(struct replay *rp, struct replay_flow *f, bool front)
 {
 	struct replay_target *t = f->t;
+	struct replay_flow **h, **tl;
 
-	if (f->ready || f->busy || !f->head)
+	if (f->ready || !replay_flow_may_send(rp, f))
 		return;
+	if (f->conn) {
+		if (!replay_conn_can_take(rp, f->conn))
+			return;
+		h = &t->ohead;
+		tl = &t->otail;
+	} else {
+		h = &t->rhead;
+		tl = &t->rtail;
+	}
 	f->ready = true;
 	if (front) {
-		f->rnext = t->rhead;
-		t->rhead = f;
-		if (!t->rtail)
-			t->rtail = f;
+		f->rnext = *h;
+		*h = f;
+		if (!*tl)
+			*tl = f;
 	} else {
 		f->rnext = NULL;
-		if (t->rtail)
-			t->rtail->rnext = f;
+		if (*tl)
+			(*tl)->rnext = f;
 		else
-			t->rhead = f;
-		t->rtail = f;
+			*h = f;
+		*tl = f;
 	}
 }
 
-static struct replay_flow *replay_ready_pop(struct replay_target *t)
+static struct replay_flow *replay_ready_pop(struct replay_flow **h, struct replay_flow **tl)
 {
-	struct replay_flow *f = t->rhead;
+	struct replay_flow *f = *h;
 
 	if (!f)
 		return NULL;
-	t->rhead = f->rnext;
-	if (!t->rhead)
-		t->rtail = NULL;
+	*h = f->rnext;
+	if (!*h)
+		*tl = NULL;
 	f->rnext = NULL;
 	f->ready = false;
 	return f;
@@ -273,6 +307,18 @@ void replay_item_fail(struct replay *rp, struct replay_item *it, const char *why
 	replay_item_done(rp, it);
 }
 
+void replay_requeue(struct replay *rp, struct replay_item *it)
+{
+	struct replay_flow *f = it->flow;
+
+	it->fnext = f->head;
+	f->head = it;
+	if (!f->tail)
+		f->tail = it;
+	replay_age_push_front(f->t, it);
+	ST_ADD(rp, queued, 1);
+}
+
 /* Remove the head item of a flow that is waiting (not on a connection). */
 static struct replay_item *replay_flow_take(struct replay_flow *f)
 {
@@ -323,6 +369,8 @@ static struct replay_item *replay_prepare(struct replay *rp, struct st_record *r
 	it->bytes = rec->raw_len;
 	rp->nheld++;
 	memcpy(it->method, q.method, sizeof(it->method));
+	it->idempotent = replay_req_idempotent(it->method);
+	it->closes = replay_req_closes(&q);
 	f = replay_flow_get(rp, rec->flow_id, true);
 	if (!f) {
 		replay_item_fail(rp, it, "dropped: memory limit");
@@ -362,26 +410,51 @@ static void replay_intake(struct replay *rp, struct st_record *rec, uint64_t now
 		f->head = it;
 	f->tail = it;
 	replay_age_push(f->t, it);
-	replay_ready_push(f, false);
+	replay_ready_push(rp, f, false);
 }
 
 /* ---- scheduling ---- */
 
+/* May the pool open one more connection now? Takes an open token when it may. */
+static bool replay_may_open(struct replay_target *t, uint64_t now)
+{
+	if (now < t->retry_at || t->nopen >= t->nconns)
+		return false;
+	/* a failing target is probed by one connection at a time */
+	if (t->down_err && t->nconnecting > 0)
+		return false;
+	t->open_tokens += (double)(now - t->t_open) * REPLAY_OPEN_PER_S / 1e9;
+	t->t_open = now;
+	if (t->open_tokens > REPLAY_OPEN_BURST)
+		t->open_tokens = REPLAY_OPEN_BURST;
+	/* the floor is always allowed: it is what a fixed pool would open */
+	if (t->open_tokens < 1 && t->nopen >= t->floor)
+		return false;
+	if (t->open_tokens >= 1)
+		t->open_tokens -= 1;
+	return true;
+}
+
+/* An idle pooled connection (the flow's last one first, then the lowest slot, so
+ * that the high slots go idle and are closed), else a new one if the pool may grow. */
 static struct replay_conn *replay_pick_conn(struct replay *rp, struct replay_target *t,
 					    struct replay_flow *f, uint64_t now)
 {
 	struct replay_conn *closed = NULL;
 	int i;
 
+	(void)rp;
 	if (f && f->last && f->last->state == RC_IDLE && f->last->t == t)
 		return f->last;
-	for (i = 0; i < t->nconns; i++) {
+	for (i = 0; i < t->hi; i++) {
 		if (t->conns[i].state == RC_IDLE)
 			return &t->conns[i];
 		if (t->conns[i].state == RC_CLOSED && !closed)
 			closed = &t->conns[i];
 	}
-	if (closed && now >= t->retry_at)
+	if (!closed && t->hi < t->nconns)
+		closed = &t->conns[t->hi];
+	if (closed && replay_may_open(t, now))
 		return closed;
 	return NULL;
 }
@@ -452,10 +525,28 @@ static void replay_dispatch(struct replay *rp, uint64_t now)
 		struct replay_item *it;
 
 		replay_expire(rp, t, now);
-		while (t->rhead) {
-			f = t->rhead;
-			if (!f->head) {
-				replay_ready_pop(t);
+		/* flows with a connection of their own first: the pool does not limit them */
+		while ((f = t->ohead)) {
+			c = f->conn;
+			if (!replay_flow_may_send(rp, f) || !c || !replay_conn_can_take(rp, c)) {
+				replay_ready_pop(&t->ohead, &t->otail);
+				/* pushed again by whatever lifts the limit; without a
+				 * connection of its own it goes to the pool list now */
+				replay_ready_push(rp, f, false);
+				replay_flow_maybe_free(rp, f);
+				continue;
+			}
+			if (!replay_take_token(rp, now))
+				return;
+			replay_ready_pop(&t->ohead, &t->otail);
+			it = replay_flow_take(f);
+			replay_assign(rp, c, it, now);
+			replay_ready_push(rp, f, false);
+		}
+		while ((f = t->rhead)) {
+			if (!replay_flow_may_send(rp, f) || f->conn) {
+				replay_ready_pop(&t->rhead, &t->rtail);
+				replay_ready_push(rp, f, false);
 				replay_flow_maybe_free(rp, f);
 				continue;
 			}
@@ -464,11 +555,19 @@ static void replay_dispatch(struct replay *rp, uint64_t now)
 				break;
 			if (!replay_take_token(rp, now))
 				return;
-			replay_ready_pop(t);
+			replay_ready_pop(&t->rhead, &t->rtail);
 			it = replay_flow_take(f);
 			replay_assign(rp, c, it, now);
+			replay_ready_push(rp, f, false);
 		}
 	}
+}
+
+/* Idle connections above the floor go soon (the pool shrinks); the floor's go just
+ * before serverB's own keep-alive timeout would close them. */
+static uint64_t replay_idle_ns(const struct replay_target *t)
+{
+	return (uint64_t)(t->nopen > t->floor ? REPLAY_SHRINK_MS : REPLAY_IDLE_MS) * 1000000ull;
 }
 
 static void replay_timeouts(struct replay *rp, uint64_t now)
@@ -478,7 +577,7 @@ static void replay_timeouts(struct replay *rp, uint64_t now)
 	for (i = 0; i < rp->ntargets; i++) {
 		struct replay_target *t = &rp->targets[i];
 
-		for (j = 0; j < t->nconns; j++) {
+		for (j = 0; j < t->hi; j++) {
 			struct replay_conn *c = &t->conns[j];
 
 			if (c->state == RC_CONNECTING && now >= c->deadline) {
@@ -486,9 +585,9 @@ static void replay_timeouts(struct replay *rp, uint64_t now)
 				replay_backoff(t, "timeout", now);
 				replay_conn_fail(rp, c, "timeout", now);
 			} else if (c->state == RC_BUSY && now >= c->deadline) {
-				replay_conn_fail(rp, c, "timeout", now);
+				replay_conn_broken(rp, c, "timeout", now);
 			} else if (c->state == RC_IDLE &&
-				   now - c->idle_since >= (uint64_t)REPLAY_IDLE_MS * 1000000ull) {
+				   now - c->idle_since >= replay_idle_ns(t)) {
 				replay_conn_close(rp, c);
 			}
 		}
@@ -504,20 +603,28 @@ static int replay_next_timeout(struct replay *rp, uint64_t now)
 	for (i = 0; i < rp->ntargets; i++) {
 		struct replay_target *t = &rp->targets[i];
 
-		for (j = 0; j < t->nconns; j++) {
+		for (j = 0; j < t->hi; j++) {
 			struct replay_conn *c = &t->conns[j];
 
 			if ((c->state == RC_CONNECTING || c->state == RC_BUSY) && c->deadline < next)
 				next = c->deadline;
-			if (c->state == RC_IDLE &&
-			    c->idle_since + (uint64_t)REPLAY_IDLE_MS * 1000000ull < next)
-				next = c->idle_since + (uint64_t)REPLAY_IDLE_MS * 1000000ull;
+			if (c->state == RC_IDLE && c->idle_since + replay_idle_ns(t) < next)
+				next = c->idle_since + replay_idle_ns(t);
 		}
+		/* a flow moved to the own-connection list during dispatch sends at once */
+		if (t->ohead && (rp->cfg.rate <= 0 || rp->tokens >= 1))
+			next = now;
 		if (t->rhead && t->retry_at > now && t->retry_at < next)
 			next = t->retry_at;
+		if (t->rhead && t->open_tokens < 1 && t->nopen < t->nconns) {
+			uint64_t tok = now + (uint64_t)((1 - t->open_tokens) / REPLAY_OPEN_PER_S * 1e9) + 1;
+
+			if (tok < next)
+				next = tok;
+		}
 		if (t->ahead && rp->cfg.rate <= 0 && t->ahead->t_enq + wait < next)
 			next = t->ahead->t_enq + wait;
-		if (t->rhead && rp->cfg.rate > 0 && rp->tokens < 1) {
+		if ((t->rhead || t->ohead) && rp->cfg.rate > 0 && rp->tokens < 1) {
 			uint64_t tok = now + (uint64_t)((1 - rp->tokens) / rp->cfg.rate * 1e9) + 1;
 
 			if (tok < next)
@@ -581,7 +688,7 @@ static void *replay_thread(void *arg)
 					replay_connected(rp, c, now);
 				continue;
 			}
-			if (c->state == RC_BUSY && c->it && (evs[i].events & EPOLLOUT) &&
+			if (c->state == RC_BUSY && c->snd && (evs[i].events & EPOLLOUT) &&
 			    replay_send(rp, c, now) < 0)
 				continue;
 			if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
@@ -641,7 +748,7 @@ void replay_free(struct replay *rp)
 		struct replay_target *t = &rp->targets[i];
 		int j;
 
-		for (j = 0; t->conns && j < t->nconns; j++) {
+		for (j = 0; t->conns && j < t->hi; j++) {
 			if (t->conns[j].fd >= 0)
 				close(t->conns[j].fd);
 			free(t->conns[j].rbuf);
@@ -681,7 +788,8 @@ int replay_start(struct replay **out, const struct replay_cfg *cfg, replay_done_
 		pr_warn("replay: need 1..%d targets\n", REPLAY_MAX_TARGETS);
 		return -EINVAL;
 	}
-	if (cfg->connections < 1 || cfg->connect_timeout_ms < 1 || cfg->response_timeout_ms < 1 ||
+	if (cfg->connections < 1 || cfg->pipeline < 1 || cfg->order < REPLAY_ORDER_SESSION ||
+	    cfg->order > REPLAY_ORDER_REQUEST || cfg->connect_timeout_ms < 1 || cfg->response_timeout_ms < 1 ||
 	    cfg->queue_cap < 1 || cfg->rate < 0 || cfg->sample_pct < 0 || cfg->sample_pct > 100) {
 		pr_warn("replay: bad connections, timeout, queue, rate or sample value\n");
 		return -EINVAL;
@@ -703,7 +811,12 @@ int replay_start(struct replay **out, const struct replay_cfg *cfg, replay_done_
 		err = replay_resolve(t, cfg->targets[i]);
 		if (err)
 			goto fail;
-		t->nconns = cfg->connections;
+		/* a ceiling below the floor is the floor: a fixed pool */
+		t->floor = cfg->connections;
+		t->nconns = cfg->connections_max > cfg->connections ? cfg->connections_max
+								    : cfg->connections;
+		t->open_tokens = REPLAY_OPEN_BURST;
+		t->t_open = st_mono_ns();
 		t->conns = calloc((size_t)t->nconns, sizeof(*t->conns));
 		if (!t->conns) {
 			err = -ENOMEM;
@@ -724,6 +837,10 @@ int replay_start(struct replay **out, const struct replay_cfg *cfg, replay_done_
 		rp->dcfg.ignore = rp->ignore;
 	}
 	rp->dcfg.max_paths = cfg->diff_max_paths;
+	/* session: a flow pipelines on one connection; session-parallel: one request per
+	 * connection, several connections; request: no per-flow limit at all */
+	rp->conn_depth = cfg->order == REPLAY_ORDER_SESSION ? cfg->pipeline : 1;
+	rp->flow_limit = cfg->order == REPLAY_ORDER_REQUEST ? INT_MAX : cfg->pipeline;
 	rp->burst = cfg->rate / 10 > 1 ? cfg->rate / 10 : 1;
 	rp->tokens = rp->burst;
 	rp->t_tokens = st_mono_ns();
@@ -792,10 +909,11 @@ void replay_print_stats(struct replay *rp, FILE *f)
 		(unsigned long long)ST_GET(rp, filtered), (unsigned long long)ST_GET(rp, sampled_out),
 		(unsigned long long)ST_GET(rp, unreplayable));
 	fprintf(f, "replay: connections opened=%llu reconnects=%llu connect_failures=%llu open=%llu "
-		"peak_open=%llu\n",
+		"peak_open=%llu max=%d floor=%d order=%s pipeline=%d\n",
 		(unsigned long long)ST_GET(rp, opened), (unsigned long long)ST_GET(rp, reconnects),
 		(unsigned long long)ST_GET(rp, connect_failures), (unsigned long long)ST_GET(rp, open_now),
-		(unsigned long long)ST_GET(rp, open_peak));
+		(unsigned long long)ST_GET(rp, open_peak), rp->ntargets ? rp->targets[0].nconns : 0,
+		rp->cfg.connections, replay_order_names[rp->cfg.order], rp->cfg.pipeline);
 	fprintf(f, "replay: diff match=%llu mismatch=%llu\n",
 		(unsigned long long)ST_GET(rp, diff_match), (unsigned long long)ST_GET(rp, diff_mismatch));
 }

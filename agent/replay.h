@@ -13,10 +13,20 @@
 #define REPLAY_MAX_HEADERS 16
 #define REPLAY_MAX_FILTERS 16
 
+/* --replay-order: how a client connection's requests may overlap at serverB */
+enum replay_order {
+	REPLAY_ORDER_SESSION = 0,        /* in capture order, pipelined on one connection */
+	REPLAY_ORDER_SESSION_PARALLEL,   /* sent in capture order over several connections */
+	REPLAY_ORDER_REQUEST,            /* independent requests */
+};
+
 struct replay_cfg {
 	const char *targets[REPLAY_MAX_TARGETS];   /* "http://host:port[/prefix]" */
 	int ntargets;
-	int connections;                 /* per target, default 16 */
+	int connections;                 /* per target, the pool's floor, default 16 */
+	int connections_max;             /* per target, the pool's ceiling, default 256 */
+	int order;                       /* enum replay_order, default session */
+	int pipeline;                    /* a client connection's requests in flight, default 16 */
 	int connect_timeout_ms;          /* default 1000 */
 	int response_timeout_ms;         /* default 5000 */
 	size_t queue_cap;                /* records waiting, default 65536 */

@@ -1,5 +1,6 @@
 /* serverB connections of the replay engine: non-blocking connect with back-off, send
- * (head + body, resumable), read and parse the response, keep-alive reuse and retry. */
+ * (heads + bodies of every request in flight, resumable), read and parse responses in
+ * order, keep-alive reuse, and settling each request when a connection breaks. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,6 +13,8 @@
 
 #include "log.h"
 #include "replay_int.h"
+
+#define REPLAY_IOV_ITEMS 16   /* pipelined requests written by one sendmsg */
 
 static const char *replay_errno_str(int err)
 {
@@ -32,21 +35,6 @@ static const char *replay_errno_str(int err)
 	}
 }
 
-void replay_conn_close(struct replay *rp, struct replay_conn *c)
-{
-	if (c->fd >= 0) {
-		epoll_ctl(rp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-		close(c->fd);
-		ST_SUB(rp, open_now, 1);
-		c->t->nopen--;
-	}
-	c->fd = -1;
-	c->state = RC_CLOSED;
-	c->rlen = 0;
-	c->nreq = 0;
-	c->close_after = false;
-}
-
 static int replay_conn_events(struct replay *rp, struct replay_conn *c, uint32_t ev)
 {
 	struct epoll_event e = { .events = ev, .data.ptr = c };
@@ -54,40 +42,149 @@ static int replay_conn_events(struct replay *rp, struct replay_conn *c, uint32_t
 	return epoll_ctl(rp->epfd, EPOLL_CTL_MOD, c->fd, &e) ? -errno : 0;
 }
 
-/* The flow's request on c is finished (answered or failed): free the connection
- * for the next request and let the flow send its next one. */
-static void replay_conn_release(struct replay *rp, struct replay_conn *c, uint64_t now)
+bool replay_conn_can_take(const struct replay *rp, const struct replay_conn *c)
 {
-	struct replay_flow *f = c->flow;
+	return c->fd >= 0 && !c->no_more && c->nq < rp->conn_depth;
+}
 
-	c->it = NULL;
-	c->flow = NULL;
+/* Close the socket; the requests still on c must have been settled. */
+static void replay_conn_close_fd(struct replay *rp, struct replay_conn *c)
+{
+	if (c->fd >= 0) {
+		epoll_ctl(rp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+		ST_SUB(rp, open_now, 1);
+		c->t->nopen--;
+		if (c->state == RC_CONNECTING)
+			c->t->nconnecting--;
+	}
+	c->fd = -1;
+	c->state = RC_CLOSED;
+	c->rlen = 0;
+	c->nreq = 0;
+	c->no_more = false;
+	c->close_after = false;
+	c->phase = RP_HEAD;
 	record_replay_free(c->res);
 	c->res = NULL;
+}
+
+void replay_conn_close(struct replay *rp, struct replay_conn *c)
+{
+	if (c->nq)
+		replay_conn_abort(rp, c, "connection reset", 0);
+	else
+		replay_conn_close_fd(rp, c);
+}
+
+/* Take the head request off c; its flow may send again. */
+static struct replay_item *replay_conn_pop(struct replay *rp, struct replay_conn *c)
+{
+	struct replay_item *it = c->qh;
+	struct replay_flow *f = it->flow;
+
+	c->qh = it->cnext;
+	if (!c->qh)
+		c->qt = NULL;
+	if (c->snd == it) {
+		c->snd = it->cnext;
+		c->sent = 0;
+	}
+	it->cnext = NULL;
+	c->nq--;
 	ST_SUB(rp, in_flight, 1);
-	if (c->fd >= 0 && !c->close_after && c->state == RC_BUSY) {
+	f->inflight--;
+	if (f->conn == c && f->inflight == 0)
+		f->conn = NULL;
+	return it;
+}
+
+/* After the head request is settled: go idle, wait for the next response, or close. */
+static void replay_conn_next(struct replay *rp, struct replay_conn *c, uint64_t now)
+{
+	c->phase = RP_HEAD;
+	record_replay_free(c->res);
+	c->res = NULL;
+	if (c->close_after) {
+		replay_conn_abort(rp, c, "connection reset", now);
+		return;
+	}
+	if (c->nq == 0) {
 		c->state = RC_IDLE;
 		c->idle_since = now;
-		c->rlen = 0;
-		replay_conn_events(rp, c, EPOLLIN);
-	} else {
-		replay_conn_close(rp, c);
+		c->no_more = false;
+		return;
 	}
-	if (f) {
-		f->busy = false;
-		replay_ready_push(f, false);
-		replay_flow_maybe_free(rp, f);
-	}
+	/* each response gets the whole timeout from the moment it is the next one due */
+	c->deadline = now + (uint64_t)rp->cfg.response_timeout_ms * 1000000ull;
 }
 
 void replay_conn_fail(struct replay *rp, struct replay_conn *c, const char *why, uint64_t now)
 {
-	struct replay_item *it = c->it;
+	/* a connection carries one flow's requests at a time (several only in session
+	 * order), so there is one flow to wake */
+	struct replay_flow *f = c->qh ? c->qh->flow : NULL;
 
-	c->close_after = true;
-	if (it)
-		replay_item_fail(rp, it, why);
-	replay_conn_release(rp, c, now);
+	(void)now;
+	while (c->qh)
+		replay_item_fail(rp, replay_conn_pop(rp, c), why);
+	replay_conn_close_fd(rp, c);
+	if (f) {
+		replay_ready_push(rp, f, false);
+		replay_flow_maybe_free(rp, f);
+	}
+}
+
+/* Nothing came back for it, but it may have reached serverB: only an idempotent
+ * request is sent again, once (RFC 9110 9.2.2). A POST on a reused keep-alive
+ * connection that serverB closed is failed too: it may have been processed. */
+static bool replay_may_resend(const struct replay_item *it)
+{
+	return !it->retried && it->idempotent;
+}
+
+void replay_conn_abort(struct replay *rp, struct replay_conn *c, const char *why, uint64_t now)
+{
+	struct replay_item *list = NULL, *it, *snd = c->snd;
+	struct replay_flow *f = c->qh ? c->qh->flow : NULL;
+	bool got = c->phase == RP_BODY || c->rlen > 0 || (c->res && c->res->resp.wire_bytes);
+	bool head = true, past_snd = false, written;
+	size_t off = c->sent;
+
+	(void)now;
+	/* settle in order; the ones sent again are collected and put back last-first so
+	 * each flow keeps capture order. Before snd every request was written whole,
+	 * snd itself in part if off > 0, after it not at all. */
+	while (c->qh) {
+		if (c->qh == snd) {
+			written = off > 0;
+			past_snd = true;
+		} else {
+			written = !past_snd;
+		}
+		it = replay_conn_pop(rp, c);
+		if ((head && got) || (written && !replay_may_resend(it))) {
+			replay_item_fail(rp, it, why);
+		} else {
+			if (written) {
+				it->retried = 1;
+				ST_ADD(rp, retries, 1);
+			}
+			it->cnext = list;
+			list = it;
+		}
+		head = false;
+	}
+	replay_conn_close_fd(rp, c);
+	while ((it = list)) {
+		list = it->cnext;
+		it->cnext = NULL;
+		replay_requeue(rp, it);
+	}
+	if (f) {
+		replay_ready_push(rp, f, true);
+		replay_flow_maybe_free(rp, f);
+	}
 }
 
 void replay_backoff(struct replay_target *t, const char *why, uint64_t now)
@@ -101,8 +198,6 @@ void replay_backoff(struct replay_target *t, const char *why, uint64_t now)
 		t->backoff_ms = REPLAY_BACKOFF_MAX_MS;
 	t->retry_at = now + (uint64_t)t->backoff_ms * 1000000ull;
 }
-
-int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now);
 
 static int replay_connect(struct replay *rp, struct replay_conn *c, uint64_t now)
 {
@@ -130,10 +225,12 @@ static int replay_connect(struct replay *rp, struct replay_conn *c, uint64_t now
 	c->rlen = 0;
 	c->nreq = 0;
 	c->close_after = false;
+	c->phase = RP_HEAD;
 	if (c->used)
 		ST_ADD(rp, reconnects, 1);
 	c->used = true;
 	t->nopen++;
+	t->nconnecting++;
 	/* only this thread changes open_now, so the peak needs no compare-exchange */
 	if (ST_ADD(rp, open_now, 1) + 1 > ST_GET(rp, open_peak))
 		__atomic_store_n(&rp->st.open_peak, ST_GET(rp, open_now), __ATOMIC_RELAXED);
@@ -144,6 +241,7 @@ void replay_connected(struct replay *rp, struct replay_conn *c, uint64_t now)
 {
 	int soerr = 0;
 	socklen_t sl = sizeof(soerr);
+	struct replay_item *it;
 
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
 		soerr = errno;
@@ -156,13 +254,20 @@ void replay_connected(struct replay *rp, struct replay_conn *c, uint64_t now)
 		return;
 	}
 	ST_ADD(rp, opened, 1);
+	c->t->nconnecting--;
 	c->t->backoff_ms = 0;
 	c->t->down_err = NULL;
-	c->state = RC_BUSY;
+	c->state = c->nq ? RC_BUSY : RC_IDLE;
+	c->idle_since = now;
 	/* the response clock starts when the request can be sent */
+	for (it = c->qh; it; it = it->cnext)
+		it->t_sent = now;
 	c->t_start = now;
 	c->deadline = now + (uint64_t)rp->cfg.response_timeout_ms * 1000000ull;
-	replay_send(rp, c, now);
+	if (c->snd)
+		replay_send(rp, c, now);
+	else
+		replay_conn_events(rp, c, EPOLLIN);
 }
 
 static void replay_body_cb(void *ctx, const char *data, size_t len)
@@ -175,16 +280,18 @@ static void replay_body_cb(void *ctx, const char *data, size_t len)
 		(void)record_msg_body_append(&c->res->resp, data, len, c->body_limit);
 }
 
+/* The head request's response is complete: hand the record on. */
 static void replay_complete(struct replay *rp, struct replay_conn *c, uint64_t now)
 {
-	struct replay_item *it = c->it;
+	struct replay_item *it = c->qh;
 	struct st_record *rec = it->rec;
+	struct replay_flow *f = it->flow;
 	struct st_diff *d;
 
 	/* answered before the whole request went out (e.g. 413): the stream is out of step */
-	if (c->sent < it->head.len + it->body_len)
+	if (c->snd == it)
 		c->close_after = true;
-	c->res->duration_ns = now - c->t_start;
+	c->res->duration_ns = now - it->t_sent;
 	c->res->resp.complete = true;
 	c->res->resp.ts_last_ns = now;
 	record_replay_free(rec->replay);
@@ -200,14 +307,25 @@ static void replay_complete(struct replay *rp, struct replay_conn *c, uint64_t n
 		else
 			ST_ADD(rp, diff_mismatch, 1);
 	}
-	c->it = NULL;
+	replay_conn_pop(rp, c);
 	replay_item_done(rp, it);
 	c->nreq++;
-	replay_conn_release(rp, c, now);
+	replay_conn_next(rp, c, now);
+	replay_ready_push(rp, f, false);
+	replay_flow_maybe_free(rp, f);
 }
 
-/* Parse what is in the read buffer. Returns 1 when the response completed, 0 when
- * more bytes are needed, or a negative value after failing the request. */
+/* The head request fails and the connection goes (its stream is out of step). */
+void replay_conn_broken(struct replay *rp, struct replay_conn *c, const char *why,
+			       uint64_t now)
+{
+	/* the head's answer had started: it fails, the others are settled by the rules */
+	c->phase = RP_BODY;
+	replay_conn_abort(rp, c, why, now);
+}
+
+/* Parse what is in the read buffer, answering the requests in flight in order.
+ * Returns 0 when more bytes are needed, or a negative value when c was closed. */
 static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 {
 	struct http1_header hdrs[ST_MAX_HEADERS];
@@ -219,37 +337,56 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 	int r;
 
 	for (;;) {
+		if (!c->qh) {
+			if (used < c->rlen) {
+				/* bytes nobody asked for: the stream is out of step */
+				replay_conn_close(rp, c);
+				return -1;
+			}
+			break;
+		}
 		if (c->phase == RP_HEAD) {
+			if (used == c->rlen)
+				break;
 			r = http1_parse_response(c->rbuf + used, c->rlen - used, &resp, hdrs, ST_MAX_HEADERS);
 			if (r == HTTP1_NEED_MORE) {
 				if (c->rlen - used >= REPLAY_HEAD_MAX) {
-					replay_conn_fail(rp, c, "malformed response", now);
+					replay_conn_broken(rp, c, "malformed response", now);
 					return -1;
 				}
 				break;
 			}
 			if (r < 0) {
-				replay_conn_fail(rp, c, "malformed response", now);
+				replay_conn_broken(rp, c, "malformed response", now);
 				return -1;
 			}
 			if (resp.status >= 100 && resp.status < 200 && resp.status != 101) {
 				used += (size_t)r;   /* interim response (100 Continue, 103) */
 				continue;
 			}
+			if (!c->res) {
+				c->res = calloc(1, sizeof(*c->res));
+				if (c->res)
+					c->res->target = strdup(c->t->url);
+				if (!c->res || !c->res->target) {
+					replay_conn_broken(rp, c, "dropped: memory limit", now);
+					return -1;
+				}
+			}
 			if (record_msg_set_head(&c->res->resp, c->rbuf + used, (size_t)r, hdrs,
 						resp.num_headers)) {
-				replay_conn_fail(rp, c, "dropped: memory limit", now);
+				replay_conn_broken(rp, c, "dropped: memory limit", now);
 				return -1;
 			}
 			c->res->status_code = resp.status;
 			c->res->resp.ts_first_ns = now;
-			c->framing = http1_response_framing(&resp, c->it->method, strlen(c->it->method), &cl);
+			c->framing = http1_response_framing(&resp, c->qh->method, strlen(c->qh->method), &cl);
 			if (c->framing == HTTP1_BODY_TUNNEL) {
-				replay_conn_fail(rp, c, "unexpected protocol switch", now);
+				replay_conn_broken(rp, c, "unexpected protocol switch", now);
 				return -1;
 			}
 			if (c->framing < 0) {
-				replay_conn_fail(rp, c, "malformed response", now);
+				replay_conn_broken(rp, c, "malformed response", now);
 				return -1;
 			}
 			h = http1_find_header(hdrs, resp.num_headers, "connection");
@@ -260,6 +397,8 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 				c->close_after = true;
 			if (c->framing == HTTP1_BODY_CLOSE)
 				c->close_after = true;
+			if (c->close_after)
+				c->no_more = true;
 			c->res->resp.chunked = c->framing == HTTP1_BODY_CHUNKED;
 			c->res->resp.wire_bytes = (uint64_t)r;
 			memset(&c->body, 0, sizeof(c->body));
@@ -274,7 +413,7 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 		if (!c->body.done && used < c->rlen) {
 			n = http1_body_feed(&c->body, c->rbuf + used, c->rlen - used, replay_body_cb, c);
 			if (n < 0) {
-				replay_conn_fail(rp, c, "malformed response", now);
+				replay_conn_broken(rp, c, "malformed response", now);
 				return -1;
 			}
 			used += (size_t)n;
@@ -282,11 +421,13 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 		}
 		if (!c->body.done)
 			break;
-		if (used < c->rlen)
-			c->close_after = true;   /* bytes nobody asked for: the stream is out of step */
-		c->rlen = 0;
+		if (c->close_after && used < c->rlen) {
+			/* serverB said it closes, yet sent more: nobody asked for it */
+			c->rlen = used;
+		}
 		replay_complete(rp, c, now);
-		return 1;
+		if (c->fd < 0)
+			return -1;
 	}
 	if (used) {
 		memmove(c->rbuf, c->rbuf + used, c->rlen - used);
@@ -297,43 +438,21 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 
 static void replay_eof(struct replay *rp, struct replay_conn *c, int err, uint64_t now)
 {
-	struct replay_item *it = c->it;
-	bool nothing = c->phase == RP_HEAD && c->rlen == 0 && c->res &&
-		       c->res->resp.wire_bytes == 0;
-	struct replay_flow *f;
-
-	if (!it) {
-		replay_conn_close(rp, c);
+	if (!c->qh) {
+		replay_conn_close_fd(rp, c);
 		return;
 	}
 	if (c->phase == RP_BODY && !err && http1_body_eof(&c->body) == 0) {
+		/* a close-delimited body ended: the head is answered, the rest settled */
 		c->close_after = true;
+		c->rlen = 0;
 		replay_complete(rp, c, now);
 		return;
 	}
-	if (nothing && c->nreq > 0 && !it->retried) {
-		/* the server closed an idle keep-alive connection as we sent: retry once */
-		ST_ADD(rp, retries, 1);
-		it->retried = 1;
-		f = c->flow;
-		c->it = NULL;
-		c->close_after = true;
-		it->fnext = f->head;
-		f->head = it;
-		if (!f->tail)
-			f->tail = it;
-		replay_age_push_front(f->t, it);
-		ST_ADD(rp, queued, 1);
-		c->flow = NULL;
-		replay_conn_release(rp, c, now);
-		f->busy = false;
-		replay_ready_push(f, true);
-		return;
-	}
 	if (c->phase == RP_HEAD && c->rlen > 0)
-		replay_conn_fail(rp, c, "malformed response", now);
+		replay_conn_broken(rp, c, "malformed response", now);
 	else
-		replay_conn_fail(rp, c, err ? replay_errno_str(err) : "connection reset", now);
+		replay_conn_abort(rp, c, err ? replay_errno_str(err) : "connection reset", now);
 }
 
 void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
@@ -350,12 +469,12 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 			if (cap <= c->rcap) {
 				/* replay_parse ran after every read and consumes body bytes, so
 				 * a full buffer is a head past REPLAY_HEAD_MAX */
-				replay_conn_fail(rp, c, "malformed response", now);
+				replay_conn_broken(rp, c, "malformed response", now);
 				return;
 			}
 			p = realloc(c->rbuf, cap);
 			if (!p) {
-				replay_conn_fail(rp, c, "dropped: memory limit", now);
+				replay_conn_broken(rp, c, "dropped: memory limit", now);
 				return;
 			}
 			c->rbuf = p;
@@ -368,7 +487,7 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 			return;
 		if (c->state == RC_IDLE) {
 			/* an idle connection is closed or sent bytes nobody asked for */
-			replay_conn_close(rp, c);
+			replay_conn_close_fd(rp, c);
 			return;
 		}
 		if (n <= 0) {
@@ -383,23 +502,29 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 
 int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now)
 {
-	struct replay_item *it = c->it;
-	size_t hl = it->head.len, total = hl + it->body_len;
+	struct iovec iov[2 * REPLAY_IOV_ITEMS];
 	struct msghdr msg = { 0 };
-	struct iovec iov[2];
-	int niov;
+	struct replay_item *it;
+	size_t off, hl;
 	ssize_t n;
+	int niov;
 
-	while (c->sent < total) {
+	while (c->snd) {
+		/* the unsent rest of snd, then whole requests queued behind it */
 		niov = 0;
-		if (c->sent < hl) {
-			iov[niov].iov_base = it->head.data + c->sent;
-			iov[niov++].iov_len = hl - c->sent;
-			iov[niov].iov_base = (void *)it->body;
-			iov[niov++].iov_len = it->body_len;
-		} else {
-			iov[niov].iov_base = (void *)(it->body + (c->sent - hl));
-			iov[niov++].iov_len = total - c->sent;
+		off = c->sent;
+		for (it = c->snd; it && niov < 2 * REPLAY_IOV_ITEMS; it = it->cnext) {
+			hl = it->head.len;
+			if (off < hl) {
+				iov[niov].iov_base = it->head.data + off;
+				iov[niov++].iov_len = hl - off;
+				off = hl;
+			}
+			if (it->body_len > off - hl) {
+				iov[niov].iov_base = (void *)(it->body + (off - hl));
+				iov[niov++].iov_len = it->body_len - (off - hl);
+			}
+			off = 0;
 		}
 		msg.msg_iov = iov;
 		msg.msg_iovlen = (size_t)niov;
@@ -412,43 +537,63 @@ int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now)
 		if (n < 0) {
 			int err = errno;
 
-			/* a reused connection the server already closed: same as EOF */
-			replay_eof(rp, c, c->nreq > 0 && c->sent == 0 ? 0 : err, now);
+			/* nothing of the head's answer came: the rules decide what is resent */
+			replay_eof(rp, c, err, now);
 			return -err;
 		}
-		c->sent += (size_t)n;
+		/* advance snd over what was written */
+		while (n > 0 && c->snd) {
+			size_t left = c->snd->head.len + c->snd->body_len - c->sent;
+
+			if ((size_t)n < left) {
+				c->sent += (size_t)n;
+				n = 0;
+			} else {
+				n -= (ssize_t)left;
+				c->snd = c->snd->cnext;
+				c->sent = 0;
+			}
+		}
 	}
+	/* written whole: a session-parallel flow may send its next request */
+	if (c->qt)
+		replay_ready_push(rp, c->qt->flow, false);
 	return replay_conn_events(rp, c, EPOLLIN);
 }
 
 void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item *it,
-			  uint64_t now)
+		   uint64_t now)
 {
 	struct replay_flow *f = it->flow;
+	bool was_sending = c->snd != NULL;
 	int err;
 
 	ST_SUB(rp, queued, 1);
 	ST_ADD(rp, in_flight, 1);
 	if (!it->retried)
 		ST_ADD(rp, replayed, 1);
-	f->busy = true;
+	f->inflight++;
 	f->last = c;
-	c->it = it;
-	c->flow = f;
-	c->sent = 0;
-	c->phase = RP_HEAD;
-	c->rlen = 0;
-	c->t_start = now;
-	c->deadline = now + (uint64_t)rp->cfg.response_timeout_ms * 1000000ull;
-	c->res = calloc(1, sizeof(*c->res));
-	if (c->res)
-		c->res->target = strdup(c->t->url);
-	if (!c->res || !c->res->target) {
-		replay_conn_fail(rp, c, "dropped: memory limit", now);
-		return;
+	if (rp->cfg.order == REPLAY_ORDER_SESSION)
+		f->conn = c;
+	it->t_sent = now;
+	it->cnext = NULL;
+	if (c->qt)
+		c->qt->cnext = it;
+	else
+		c->qh = it;
+	c->qt = it;
+	c->nq++;
+	if (!c->snd) {
+		c->snd = it;
+		c->sent = 0;
 	}
+	if (it->closes)
+		c->no_more = true;
 	c->body_limit = rp->cfg.body_limit;
 	if (c->state == RC_CLOSED) {
+		if (c - c->t->conns >= c->t->hi)
+			c->t->hi = (int)(c - c->t->conns) + 1;
 		err = replay_connect(rp, c, now);
 		if (err) {
 			const char *why = replay_errno_str(-err);
@@ -459,7 +604,16 @@ void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item 
 		}
 		return;
 	}
-	c->state = RC_BUSY;
-	replay_send(rp, c, now);
+	if (c->state == RC_CONNECTING)
+		return;
+	if (c->state == RC_IDLE) {
+		c->state = RC_BUSY;
+		c->t_start = now;
+		c->deadline = now + (uint64_t)rp->cfg.response_timeout_ms * 1000000ull;
+		c->rlen = 0;
+		c->phase = RP_HEAD;
+	}
+	/* behind a write that is waiting for EPOLLOUT, this one goes out with it */
+	if (!was_sending)
+		replay_send(rp, c, now);
 }
-

@@ -22,6 +22,13 @@
 #define REPLAY_IDLE_MS    4000
 #define REPLAY_BACKOFF_MIN_MS 100
 #define REPLAY_BACKOFF_MAX_MS 1000   /* a recovered serverB is used again within 1 s */
+/* connections above --replay-connections are closed after this long idle */
+#define REPLAY_SHRINK_MS  1000
+/* opening connections: at most this many at once, then this many per second, and
+ * only one at a time while the target is failing, so a recovering serverB is probed
+ * by one connection and then ramped up, not stampeded by the whole pool */
+#define REPLAY_OPEN_BURST 16
+#define REPLAY_OPEN_PER_S 200
 
 enum { RC_CLOSED = 0, RC_CONNECTING, RC_IDLE, RC_BUSY };
 enum { RP_HEAD = 0, RP_BODY };
@@ -34,13 +41,17 @@ struct replay_item {
 	struct replay_flow *flow;
 	struct replay_item *fnext;             /* flow FIFO */
 	struct replay_item *aprev, *anext;     /* target's waiting list, by age */
+	struct replay_item *cnext;             /* connection's in-flight FIFO */
 	uint64_t t_enq;
+	uint64_t t_sent;                       /* put on a connection */
 	size_t bytes;                          /* charged to held_bytes */
 	struct buf head;                       /* rewritten head; empty = send raw */
 	const uint8_t *body;                   /* raw bytes sent after head */
 	size_t body_len;
 	char method[16];
 	int retried;
+	bool idempotent;                       /* may be sent again when nothing came back */
+	bool closes;                           /* serverB closes after answering it (HTTP/1.0, close) */
 };
 
 struct replay_flow {
@@ -50,7 +61,9 @@ struct replay_flow {
 	struct replay_item *head, *tail;
 	struct replay_target *t;
 	struct replay_conn *last;
-	bool ready, busy;
+	struct replay_conn *conn;              /* session order: carries all its in-flight items */
+	int inflight;
+	bool ready;
 };
 
 struct replay_conn {
@@ -58,9 +71,12 @@ struct replay_conn {
 	int fd;
 	int state;
 	bool used;                             /* the slot was connected before */
-	unsigned nreq;                         /* requests on this socket */
-	struct replay_item *it;
-	struct replay_flow *flow;
+	unsigned nreq;                         /* responses completed on this socket */
+	/* in-flight FIFO: qh is the request the next response answers; snd is the first
+	 * not completely written (NULL: all written), sent its bytes already written */
+	struct replay_item *qh, *qt, *snd;
+	int nq;
+	bool no_more;                          /* take no more requests (serverB will close) */
 	size_t sent;
 	uint64_t t_start, deadline, idle_since;
 	char *rbuf;
@@ -80,9 +96,15 @@ struct replay_target {
 	struct sockaddr_storage addr;
 	socklen_t alen;
 	struct replay_conn *conns;
-	int nconns;
-	int nopen;
+	int nconns;                            /* --replay-connections-max slots */
+	int hi;                                /* slots [0, hi) were ever used */
+	int floor;                             /* --replay-connections */
+	int nopen, nconnecting;
+	double open_tokens;
+	uint64_t t_open;
+	/* flows ready to send: rhead needs a pool connection, ohead has its own (session) */
 	struct replay_flow *rhead, *rtail;
+	struct replay_flow *ohead, *otail;
 	struct replay_item *ahead, *atail;
 	uint64_t retry_at;
 	int backoff_ms;
@@ -106,6 +128,8 @@ struct replay {
 	struct replay_target targets[REPLAY_MAX_TARGETS];
 	int ntargets;
 	struct replay_rules rules;
+	int flow_limit;                        /* a flow's requests in flight at once */
+	int conn_depth;                        /* requests in flight on one connection */
 	const char *ignore[65];
 	struct diff_cfg dcfg;
 
@@ -132,7 +156,10 @@ struct replay {
 
 /* replay.c */
 void replay_count_error(struct replay *rp, const char *why);
-void replay_ready_push(struct replay_flow *f, bool front);
+bool replay_flow_may_send(const struct replay *rp, const struct replay_flow *f);
+void replay_ready_push(struct replay *rp, struct replay_flow *f, bool front);
+/* Put an item taken off a connection back at the head of its flow, to be sent again. */
+void replay_requeue(struct replay *rp, struct replay_item *it);
 void replay_flow_maybe_free(struct replay *rp, struct replay_flow *f);
 void replay_age_push_front(struct replay_target *t, struct replay_item *it);
 void replay_item_done(struct replay *rp, struct replay_item *it);
@@ -140,12 +167,21 @@ void replay_item_fail(struct replay *rp, struct replay_item *it, const char *why
 
 /* replay_conn.c */
 void replay_conn_close(struct replay *rp, struct replay_conn *c);
+/* Close c and settle every request on it: answered ones are done; the one whose
+ * answer had started fails with why; one not written at all is sent again; one
+ * written with nothing back is sent again once if idempotent, else fails with why. */
+void replay_conn_abort(struct replay *rp, struct replay_conn *c, const char *why, uint64_t now);
+/* Fail every request on c with why (connect failures) and close it. */
 void replay_conn_fail(struct replay *rp, struct replay_conn *c, const char *why, uint64_t now);
+/* The head request fails with why (its answer is cut or late), the rest are settled
+ * as replay_conn_abort says, and c closes. */
+void replay_conn_broken(struct replay *rp, struct replay_conn *c, const char *why, uint64_t now);
+bool replay_conn_can_take(const struct replay *rp, const struct replay_conn *c);
 void replay_backoff(struct replay_target *t, const char *why, uint64_t now);
 void replay_connected(struct replay *rp, struct replay_conn *c, uint64_t now);
 int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now);
 void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now);
-/* Put it on c and start sending (or connecting). */
+/* Put it on c (behind what is in flight there) and start sending (or connecting). */
 void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item *it, uint64_t now);
 
 #endif

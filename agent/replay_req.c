@@ -320,3 +320,24 @@ int replay_req_rewrite(const struct replay_rules *r, const char *prefix, size_t 
 	err |= buf_append(b, blank, blank_len);
 	return err ? -ENOMEM : 0;
 }
+
+bool replay_req_idempotent(const char *method)
+{
+	static const char *const m[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
+	size_t i;
+
+	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (strcmp(method, m[i]) == 0)
+			return true;
+	return false;
+}
+
+bool replay_req_closes(const struct replay_req *q)
+{
+	const struct http1_header *h = http1_find_header(q->hdrs, q->req.num_headers, "connection");
+
+	if (h && http1_has_token(h->value, h->value_len, "close"))
+		return true;
+	return q->req.minor_version == 0 &&
+	       !(h && http1_has_token(h->value, h->value_len, "keep-alive"));
+}

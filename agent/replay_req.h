@@ -71,6 +71,12 @@ bool replay_rules_sampled_out(const struct replay_rules *r, uint64_t flow_id);
  * replay_verdict; *why is the skip reason unless REPLAY_SEND. */
 int replay_req_prepare(const struct replay_rules *r, const uint8_t *raw, size_t len,
 		       struct replay_req *q, const char **why);
+/* Safe to send again when nothing came back (RFC 9110 9.2.2: GET, HEAD, OPTIONS,
+ * TRACE, PUT, DELETE). */
+bool replay_req_idempotent(const char *method);
+/* serverB closes the connection after answering q (HTTP/1.0 without keep-alive, or
+ * Connection: close): nothing may be pipelined behind it. */
+bool replay_req_closes(const struct replay_req *q);
 /* Build the head to send into out: the captured head with the rewrites and the
  * target's path prefix. Header lines are copied with their original bytes (case,
  * spacing, line ends) unless rewritten. 0 or -ENOMEM. */

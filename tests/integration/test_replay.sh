@@ -105,7 +105,8 @@ serverB || { fail "replay: serverB nginx did not start"; exit 0; }
 base_rps=$(wrk_rps)
 
 # healthy: N requests, exactly once and in order at serverB
-if agent_run healthy -r http://127.0.0.1:81 --replay-connections $POOL; then
+# a fixed pool (floor = ceiling): the connection count below is checked against it
+if agent_run healthy -r http://127.0.0.1:81 --replay-connections $POOL --replay-connections-max $POOL; then
 	client healthy "$N" 10 0
 	st_poll 30 st_lines_ge "$ST_TMP/healthy.ndjson" "$N"
 	agent_stop healthy

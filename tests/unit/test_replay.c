@@ -36,6 +36,7 @@ struct srv_req {
 
 struct srv_conn {
 	int fd;
+	int stalled;         /* a request was left unanswered: answer nothing after it */
 	char in[8192];
 	size_t len;
 };
@@ -119,8 +120,12 @@ static int srv_answer(struct srv *s, struct srv_conn *c, const char *req, size_t
 	if (!path)
 		return 1;
 	path++;
-	if (strncmp(path, "/slow", 5) == 0)
-		return 0;   /* never answers */
+	if (strncmp(path, "/slow", 5) == 0) {
+		/* never answers, and like any HTTP/1.1 server answers nothing pipelined
+		 * behind it either (responses go in request order) */
+		c->stalled = 1;
+		return 0;
+	}
 	if (strncmp(path, "/garbage", 8) == 0) {
 		srv_write(c->fd, "this is not http at all\r\n\r\n");
 		return 1;
@@ -189,6 +194,7 @@ static void *srv_thread(void *arg)
 			if (fd >= 0 && i < SRV_MAX_CONN) {
 				s->c[i].fd = fd;
 				s->c[i].len = 0;
+				s->c[i].stalled = 0;
 				pthread_mutex_lock(&s->mu);
 				s->accepts++;
 				s->open++;
@@ -224,7 +230,7 @@ static void *srv_thread(void *arg)
 					memcpy(l->data, c->in, l->len);
 				}
 				pthread_mutex_unlock(&s->mu);
-				close_it = srv_answer(s, c, c->in, end);
+				close_it = c->stalled ? 0 : srv_answer(s, c, c->in, end);
 				memmove(c->in, c->in + end, c->len - end);
 				c->len -= end;
 				if (close_it) {
@@ -526,6 +532,7 @@ static void test_order_and_pool(void **state)
 	sink_init(&k);
 	cfg_for(&cfg, s->port, 2);
 	cfg.connections = 4;
+	cfg.connections_max = 4;     /* a fixed pool: the assertions below are about it */
 	cfg.response_timeout_ms = 3000;
 	assert_int_equal(replay_start(&rp, &cfg, sink_done, &k), 0);
 	for (i = 0; i < PER_FLOW; i++)
@@ -630,6 +637,7 @@ static void test_queue_full(void **state)
 	sink_init(&k);
 	cfg_for(&cfg, s->port, 5);
 	cfg.connections = 1;
+	cfg.connections_max = 1;
 	cfg.queue_cap = 3;
 	cfg.response_timeout_ms = 300;
 	assert_int_equal(replay_start(&rp, &cfg, sink_done, &k), 0);

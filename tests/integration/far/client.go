@@ -19,14 +19,15 @@ import (
 )
 
 var (
-	addr     = flag.String("addr", "127.0.0.1:80", "serverA")
-	conns    = flag.Int("conns", 64, "client connections")
-	rate     = flag.Float64("rate", 1000, "requests/s in all")
-	duration = flag.Duration("duration", 5*time.Second, "how long to send")
-	path     = flag.String("path", "/far", "request-target prefix")
-	sent     uint64
-	ok       uint64
-	errs     uint64
+	addr      = flag.String("addr", "127.0.0.1:80", "serverA")
+	conns     = flag.Int("conns", 64, "client connections")
+	rate      = flag.Float64("rate", 1000, "requests/s in all")
+	duration  = flag.Duration("duration", 5*time.Second, "how long to send")
+	path      = flag.String("path", "/far", "request-target prefix")
+	postEvery = flag.Int("post-every", 0, "every Nth request of a connection is a POST (0: none)")
+	sent      uint64
+	ok        uint64
+	errs      uint64
 )
 
 func readResp(r *bufio.Reader) (int, error) {
@@ -79,7 +80,12 @@ func worker(id int, start time.Time, wg *sync.WaitGroup) {
 		}
 		next = next.Add(gap)
 		buf = buf[:0]
-		buf = fmt.Appendf(buf, "GET %s/c/%d/%d HTTP/1.1\r\nHost: serverA\r\nX-Seq: %d %d\r\n\r\n", *path, id, seq, id, seq)
+		if *postEvery > 0 && seq%*postEvery == *postEvery-1 {
+			b := fmt.Sprintf("post %d %d", id, seq)
+			buf = fmt.Appendf(buf, "POST %s/c/%d/%d HTTP/1.1\r\nHost: serverA\r\nX-Seq: %d %d\r\nContent-Length: %d\r\n\r\n%s", *path, id, seq, id, seq, len(b), b)
+		} else {
+			buf = fmt.Appendf(buf, "GET %s/c/%d/%d HTTP/1.1\r\nHost: serverA\r\nX-Seq: %d %d\r\n\r\n", *path, id, seq, id, seq)
+		}
 		if _, err := c.Write(buf); err != nil {
 			atomic.AddUint64(&errs, 1)
 			fmt.Fprintf(os.Stderr, "conn %d: %v\n", id, err)

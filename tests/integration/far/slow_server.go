@@ -1,7 +1,9 @@
 // slow_server: an HTTP/1.1 serverB that is "far away": every request is answered
 // -delay after it arrived (no netem on this machine), in order per connection, so
 // pipelined requests are timed independently. One log line per request:
-//   <arrival unix ns> <connection id> <X-Seq value or ->
+//
+//	<arrival unix ns> <connection id> <method> <X-Seq value or ->
+//
 // X-Seq is set by the test client ("<client conn> <seq>"), so the log shows whether
 // each client connection's requests reached serverB in capture order.
 // -close-after N closes each connection after reading its Nth request without
@@ -113,7 +115,8 @@ func serve(c net.Conn, id uint64) {
 		}
 		if logw != nil {
 			logMu.Lock()
-			fmt.Fprintf(logw, "%d %d %s\n", now.UnixNano(), id, seq)
+			m, _, _ := bytes.Cut(head, []byte(" "))
+			fmt.Fprintf(logw, "%d %d %s %s\n", now.UnixNano(), id, m, seq)
 			logMu.Unlock()
 		}
 		last := *closeAfter > 0 && n >= *closeAfter
