@@ -267,8 +267,16 @@ struct fj_el {
 	uint64_t h;
 };
 
-/* The elements (members) of the container at [p, e) with their hashes. */
-static int fj_elements(const char *p, const char *e, int depth, struct fj_el **out, size_t *n)
+static bool fj_raw_eq(const struct fj_el *a, const struct fj_el *b)
+{
+	return a->ve - a->v == b->ve - b->v && memcmp(a->v, b->v, (size_t)(a->ve - a->v)) == 0;
+}
+
+/* The elements (members) of the container at [p, e); their hashes only when
+ * hash (hashing walks each element again, so it is done only where the order of
+ * an array's elements has to be judged). */
+static int fj_elements(const char *p, const char *e, int depth, bool hash, struct fj_el **out,
+		       size_t *n)
 {
 	struct json_iter it;
 	struct fj_el *v = NULL, *nv;
@@ -291,7 +299,7 @@ static int fj_elements(const char *p, const char *e, int depth, struct fj_el **o
 		r = json_iter_next(&it, &v[*n].k, &v[*n].kn, &v[*n].v, &v[*n].ve);
 		if (r != 1)
 			break;
-		v[*n].h = fj_hash(v[*n].v, v[*n].ve, depth + 1);
+		v[*n].h = hash ? fj_hash(v[*n].v, v[*n].ve, depth + 1) : 0;
 		(*n)++;
 	}
 	*out = v;
@@ -328,7 +336,7 @@ static void fj_cmp_obj(struct fc *c, const char *a, const char *ae, const char *
 	size_t na = 0, nb = 0, i = 0, j = 0, kl;
 	int r;
 
-	if (fj_elements(a, ae, depth, &ea, &na) || fj_elements(b, be, depth, &eb, &nb)) {
+	if (fj_elements(a, ae, depth, false, &ea, &na) || fj_elements(b, be, depth, false, &eb, &nb)) {
 		c->err = c->err ?: -ENOMEM;
 		goto out;
 	}
@@ -344,7 +352,9 @@ static void fj_cmp_obj(struct fc *c, const char *a, const char *ae, const char *
 		else
 			r = fj_key_cmp(&ea[i], &eb[j]);
 		if (r == 0) {
-			if (ea[i].h != eb[j].h) {
+			/* the same text is the same value; other text may still be (key
+			 * order, spaces, escapes), which the walk below finds */
+			if (!fj_raw_eq(&ea[i], &eb[j])) {
 				kl = fc_path_key(c, plen, ea[i].k, ea[i].kn);
 				fj_cmp(c, ea[i].v, ea[i].ve, eb[j].v, eb[j].ve, kl, depth + 1);
 			}
@@ -374,7 +384,7 @@ static void fj_cmp_arr(struct fc *c, const char *a, const char *ae, const char *
 	char sa[24], sb[24];
 	bool same = true;
 
-	if (fj_elements(a, ae, depth, &ea, &na) || fj_elements(b, be, depth, &eb, &nb)) {
+	if (fj_elements(a, ae, depth, false, &ea, &na) || fj_elements(b, be, depth, false, &eb, &nb)) {
 		c->err = c->err ?: -ENOMEM;
 		goto out;
 	}
@@ -386,10 +396,20 @@ static void fj_cmp_arr(struct fc *c, const char *a, const char *ae, const char *
 		goto out;
 	}
 	for (i = 0; i < na; i++)
-		if (ea[i].h != eb[i].h)
+		if (!fj_raw_eq(&ea[i], &eb[i]))
 			same = false;
 	if (same)
 		goto out;
+	for (i = 0; i < na; i++) {
+		ea[i].h = fj_hash(ea[i].v, ea[i].ve, depth + 1);
+		eb[i].h = fj_hash(eb[i].v, eb[i].ve, depth + 1);
+	}
+	same = true;
+	for (i = 0; i < na; i++)
+		if (ea[i].h != eb[i].h)
+			same = false;
+	if (same)
+		goto out;   /* other text, same values (key order, spaces) */
 	ha = malloc((na ? na : 1) * sizeof(*ha));
 	hb = malloc((na ? na : 1) * sizeof(*hb));
 	if (!ha || !hb) {
