@@ -32,6 +32,7 @@
 #include "capture_hook.h"
 #include "capture_iface.h"
 #include "log.h"
+#include "percpu.h"
 #include "pindir.h"
 
 #define CAPTURE_DEF_RING	(16u << 20)
@@ -409,26 +410,12 @@ int capture_epoll_fd(struct capture *c)
 
 int capture_read_stats(struct capture *c, struct st_stats *sum)
 {
-	const size_t nfields = sizeof(*sum) / sizeof(__u64);
-	__u32 key = 0;
-	int cpu, err;
-	size_t f;
+	int err = percpu_sum(bpf_map__fd(c->skel->maps.stats), c->percpu, c->ncpus, sum,
+			     sizeof(*sum));
 
-	memset(sum, 0, sizeof(*sum));
-	err = bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.stats), &key, c->percpu);
-	if (err) {
-		err = -errno;
+	if (err)
 		pr_warn("cannot read capture statistics: %s\n", strerror(-err));
-		return err;
-	}
-	for (cpu = 0; cpu < c->ncpus; cpu++) {
-		const __u64 *src = (const __u64 *)&c->percpu[cpu];
-		__u64 *dst = (__u64 *)sum;
-
-		for (f = 0; f < nfields; f++)
-			dst[f] += src[f];
-	}
-	return 0;
+	return err;
 }
 
 int capture_ring_fd(struct capture *c)

@@ -26,6 +26,7 @@
 #include <bpf/libbpf.h>
 
 #include "log.h"
+#include "percpu.h"
 #include "tls.h"
 #include "util.h"
 #include "tls.skel.h"
@@ -481,26 +482,12 @@ cleanup:
 
 int tls_read_stats(struct tls *t, struct st_tls_stats *sum)
 {
-	const size_t nfields = sizeof(*sum) / sizeof(__u64);
-	__u32 key = 0;
-	int cpu, err;
-	size_t f;
+	int err = percpu_sum(bpf_map__fd(t->skel->maps.tls_stats), t->percpu, t->ncpus, sum,
+			     sizeof(*sum));
 
-	memset(sum, 0, sizeof(*sum));
-	err = bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.tls_stats), &key, t->percpu);
-	if (err) {
-		err = -errno;
+	if (err)
 		pr_warn("tls: cannot read statistics: %s\n", strerror(-err));
-		return err;
-	}
-	for (cpu = 0; cpu < t->ncpus; cpu++) {
-		const __u64 *src = (const __u64 *)&t->percpu[cpu];
-		__u64 *dst = (__u64 *)sum;
-
-		for (f = 0; f < nfields; f++)
-			dst[f] += src[f];
-	}
-	return 0;
+	return err;
 }
 
 void tls_get_ustats(struct tls *t, struct tls_ustats *st)
