@@ -326,6 +326,19 @@ static void record_put_ip(struct buf *b, const char *k, uint8_t family, const ui
 
 /* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" without stdio: the part down to the second is
  * formatted once per second and thread (records arrive in time order). */
+/* {"ip":..,"port":..} under k */
+static void record_put_endpoint(struct buf *b, const char *k, uint8_t family, const uint32_t *a,
+				uint16_t port, int *first)
+{
+	int f = 1;
+
+	record_put_key(b, k, first);
+	buf_putc(b, '{');
+	record_put_ip(b, "ip", family, a, &f);
+	record_put_u64(b, "port", port, &f);
+	buf_putc(b, '}');
+}
+
 static void record_put_time(struct buf *b, const char *k, uint64_t ns, int *first)
 {
 	static __thread time_t cached_sec = -1;
@@ -488,18 +501,8 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	record_put_str(out, "dataset", "shadowtap.exchange", 18, &g);
 	buf_putc(out, '}');
 
-	record_put_key(out, "source", &f);
-	g = 1;
-	buf_putc(out, '{');
-	record_put_ip(out, "ip", r->family, r->caddr, &g);
-	record_put_u64(out, "port", r->cport, &g);
-	buf_putc(out, '}');
-	record_put_key(out, "destination", &f);
-	g = 1;
-	buf_putc(out, '{');
-	record_put_ip(out, "ip", r->family, r->saddr, &g);
-	record_put_u64(out, "port", r->sport, &g);
-	buf_putc(out, '}');
+	record_put_endpoint(out, "source", r->family, r->caddr, r->cport, &f);
+	record_put_endpoint(out, "destination", r->family, r->saddr, r->sport, &f);
 	record_put_key(out, "network", &f);
 	g = 1;
 	buf_putc(out, '{');
