@@ -9,6 +9,8 @@
 #  - --stats N prints counters every N s; SIGUSR1 prints them once
 #  - a reused keep-alive connection that closes under a request: one retry
 #  - --max-held-bytes: past the bound a raw request is not kept (counted)
+#  - --output-file-interval rotates recordings by time, losing nothing
+#  - --input-loop replays a recording over and over
 . "$(dirname "$0")/lib.sh"
 st_need_root "README claims"
 NS=st-claims
@@ -103,6 +105,7 @@ print(("PASS: " if not split and all(per) else "FAIL: ") +
       "multi: each client connection went to one target, both targets used (serverB1 %d, serverB2 %d, %d split)"
       % (per[0], per[1], len(split)))
 PY
+	[ $? = 0 ] || fail "multi: the check itself failed"
 	h=$(headers "$ST_TMP/multi.ndjson" /v6/)
 	if grep -qx 'source ::1' <<<"$h"; then
 		pass "ipv6: request over ::1 captured live (source.ip ::1)"
@@ -188,7 +191,10 @@ if agent held -r http://127.0.0.1:81 --max-held-bytes 256K; then
 	# still counts the whole body; a small request is replayed as usual
 	python3 - "$ST_TMP/held.ndjson" "$ST_TMP/held.log" <<'PY'
 import json, re, sys
-recs = {json.loads(l)["url"]["original"]: json.loads(l) for l in open(sys.argv[1])}
+recs = {}
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    recs[r.get("url", {}).get("original")] = r
 big, small = recs.get("/held/big", {}), recs.get("/held/small", {})
 b = big.get("http", {}).get("request", {}).get("body", {})
 log = open(sys.argv[2]).read()
@@ -201,5 +207,32 @@ print(("PASS: " if ok else "FAIL: ") + "held: --max-held-bytes 256K bounds held 
       "(%s); a small request is (%s)" % (st("held_peak"), b.get("bytes"), st("raw_truncated"),
       big.get("replay"), small.get("replay", {}).get("status_code")))
 PY
+	[ $? = 0 ] || fail "held: the check itself failed"
+fi
+
+# 6. --output-file-interval 1: traffic for ~3.5 s lands in several files, all of it
+if agent rot --output-file "$ST_TMP/rot-%Y%m%d-%H%M%S.stap" --output-file-interval 1; then
+	for i in $(seq 1 35); do
+		in_ns curl -sS -o /dev/null --max-time 5 "http://127.0.0.1:80/rot/$i" || fail "rot: curl failed"
+		sleep 0.1
+	done
+	st_agent_stop
+	files=$(ls "$ST_TMP"/rot-*.stap 2>/dev/null | wc -l)
+	written=$(grep -oE 'recording: submitted=[0-9]+ written=[0-9]+' "$ST_TMP/rot.log" | grep -oE '[0-9]+$')
+	if [ "$files" -ge 3 ] && [ "${written:-0}" = 35 ]; then
+		pass "rotation: --output-file-interval 1 wrote $files files over ~3.5 s, all 35 exchanges"
+	else
+		fail "rotation: $files files, ${written:-?} of 35 written"
+	fi
+	# 7. --input-loop: the 35-request recording replayed over and over for 3 s
+	b0=$(wc -l < "$ST_TMP/serverB1.access.log")
+	timeout 60 ip netns exec $NS "$ST_BIN" --input-file "$ST_TMP/rot-*.stap" --input-loop --replay-speed max \
+		-r http://127.0.0.1:81 -o /dev/null --exit-after 3 2>"$ST_TMP/loop.log"; rc=$?
+	got=$(( $(grep -c '"GET /rot/' "$ST_TMP/serverB1.access.log") ))
+	if [ "$rc" = 0 ] && [ "$got" -ge 70 ]; then
+		pass "input-loop: the 35-request recording reached serverB $got times over (more than one pass) until --exit-after"
+	else
+		fail "input-loop: exit $rc, serverB got $got requests from a 35-request recording (want >= 70; before: $b0 lines)"
+	fi
 fi
 exit 0
