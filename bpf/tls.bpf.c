@@ -86,8 +86,9 @@ struct tls_call {
 	__u32 kind;		/* enum tls_kind */
 };
 
+/* LRU: a thread that dies inside an SSL call never reaches the return probe */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);	/* pid_tgid */
 	__type(value, struct tls_call);
@@ -358,12 +359,15 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u32 kind)
 
 	if (kind == TLS_K_READ_EX || kind == TLS_K_WRITE_EX)
 		call.nbytes_ptr = PT_REGS_PARM4(ctx);
-	/* the outer call owns the thread's slot; an inner one would be counted twice */
-	if (bpf_map_update_elem(&tls_calls, &id, &call, BPF_NOEXIST) < 0) {
+	/* OpenSSL's four calls do not nest, so a slot still held is left over from a
+	 * call whose return was never seen (or a reused thread id): replace it, or its
+	 * stale buffer would be read at this call's return */
+	if (bpf_map_lookup_elem(&tls_calls, &id)) {
 		st = tls_st();
 		if (st)
 			st->nested++;
 	}
+	bpf_map_update_elem(&tls_calls, &id, &call, BPF_ANY);
 	return 0;
 }
 

@@ -109,7 +109,8 @@ struct st_tls_stats {
 	__u64 read_errors;        /* bpf_probe_read_user failures (event dropped) */
 	__u64 bytes_lost_read;    /* their bytes (gaps) */
 	__u64 frees;              /* SSL_free on a tracked SSL object */
-	__u64 nested;             /* SSL call inside another on the same thread (ignored) */
+	__u64 nested;             /* SSL call while the thread's previous one had not
+				   * returned (its data, if any, is not emitted) */
 	__u64 wakeups;            /* forced consumer wake-ups */
 };
 
