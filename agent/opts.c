@@ -9,8 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include "endpoint.h"
 #include "log.h"
+#include "metrics.h"
 #include "opts.h"
 #include "parse.h"
 
@@ -28,6 +31,14 @@ static const char *check_es_url(const char *v)
 {
 	return strncmp(v, "http://", 7) && strncmp(v, "https://", 8) ? "expected http(s)://HOST[:PORT]"
 								      : NULL;
+}
+
+static const char *check_listen(const char *v)
+{
+	struct sockaddr_storage ss;
+	unsigned len;
+
+	return metrics_parse_addr(v, &ss, &len) ? "expected ADDR:PORT, [IPV6]:PORT or :PORT" : NULL;
 }
 
 static const char *check_index(const char *v)
@@ -109,6 +120,8 @@ const struct opt opts_table[] = {
 	  .store_ns = 1, .arg = "SECS", .help = "stop after SECS, draining queues first" },
 	{ "stats", 0, OPT_DURATION, FIELD(stats_interval_s), SECS(1, 86400), .store_ns = NS_S,
 	  .arg = "SECS", .help = "print counters on stderr every SECS seconds" },
+	{ "metrics", 0, OPT_STRING, FIELD(metrics_listen), .check = check_listen, .arg = "ADDR:PORT",
+	  .help = "serve Prometheus /metrics, /healthz and /readyz on ADDR:PORT (off by default)" },
 	{ "verbose", 'v', OPT_COUNT, FIELD(verbose), .help = "more messages (repeat for debug)" },
 	{ "quiet", 'q', OPT_FLAG, FIELD(quiet), .help = "warnings only" },
 	{ "max-flows", 0, OPT_UINT, FIELD(reasm.max_flows), .min = 1, .max = 1u << 24,

@@ -36,6 +36,7 @@ struct config {
 	const char *es_url;
 	const char *output;
 	const char *input_pcap;
+	const char *metrics_listen;      /* --metrics ADDR:PORT, NULL = off */
 	uint64_t exit_after_ns;          /* 0 = run until a signal */
 	uint32_t stats_interval_s;       /* 0 = no periodic stats */
 	size_t queue_cap;                /* records waiting for the output thread */

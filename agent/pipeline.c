@@ -107,6 +107,59 @@ static uint64_t file_input_finished(void *ctx)
 	       ctr_get(&p->ctr, CTR_OUT_ENCODE_ERRORS);
 }
 
+/* Latency histograms for --metrics: serverA's as captured, serverB's as replayed. */
+static void pipeline_observe(struct pipeline *p, const struct st_record *r)
+{
+	uint64_t t0 = r->req.ts_first_ns, t1 = r->resp.ts_last_ns;
+
+	if (t0 && t1 > t0 && r->resp.complete)
+		metrics_hist_observe_ns(&p->h_servera, t1 - t0);
+	if (r->replay && !r->replay->error && r->replay->duration_ns)
+		metrics_hist_observe_ns(&p->h_serverb, r->replay->duration_ns);
+}
+
+/* ---- --metrics: snapshot rendered on the loop thread, served by metrics.c ---- */
+
+static void metrics_render_snapshot(void *ctx, struct buf *out)
+{
+	struct pipeline *p = ctx;
+
+	pthread_mutex_lock(&p->msnap_mu);
+	buf_append(out, p->msnap.data ? p->msnap.data : "", p->msnap.len);
+	pthread_mutex_unlock(&p->msnap_mu);
+}
+
+static const char *metrics_ready(void *ctx)
+{
+	struct pipeline *p = ctx;
+	static __thread char why[128];
+
+	pthread_mutex_lock(&p->msnap_mu);
+	snprintf(why, sizeof(why), "%s", p->not_ready);
+	pthread_mutex_unlock(&p->msnap_mu);
+	return why[0] ? why : NULL;
+}
+
+static void metrics_refresh(struct pipeline *p)
+{
+	struct buf b = { 0 }, old;
+	const char *why = "";
+
+	stats_prometheus(p, &b);
+	if (!p->w.cap && !p->w.pcap && !p->w.file)
+		why = "no capture attached";
+	else if (p->es && b.data && strstr(b.data, "\nshadowtap_es_ready 0\n"))
+		why = "Elasticsearch not reached yet (records spool)";
+	else if (p->stop)
+		why = "shutting down";
+	pthread_mutex_lock(&p->msnap_mu);
+	old = p->msnap;
+	p->msnap = b;
+	snprintf(p->not_ready, sizeof(p->not_ready), "%s", why);
+	pthread_mutex_unlock(&p->msnap_mu);
+	buf_free(&old);
+}
+
 /* The output thread: encodes each record once, writes NDJSON, feeds Elasticsearch. */
 static void *sink_main(void *arg)
 {
@@ -133,6 +186,8 @@ static void *sink_main(void *arg)
 				record_free(r);
 				continue;
 			}
+			if (p->metrics)
+				pipeline_observe(p, r);
 			if (p->es)
 				es_sink_submit(p->es, r->event_id, ts, b.data, b.len);
 			if (p->out) {
@@ -238,6 +293,16 @@ int pipeline_start(struct pipeline *p)
 		return EXIT_RUNTIME;
 	}
 	p->sink_started = 1;
+	if (c->metrics_listen) {
+		struct metrics_cfg mc = { .listen = c->metrics_listen, .render = metrics_render_snapshot,
+					  .ready = metrics_ready, .ctx = p };
+
+		pthread_mutex_init(&p->msnap_mu, NULL);
+		snprintf(p->not_ready, sizeof(p->not_ready), "starting");
+		if (metrics_start(&p->metrics, &mc))
+			return EXIT_RUNTIME;
+		pr_info("metrics on http://%s/metrics\n", c->metrics_listen);
+	}
 	if (c->replay.ntargets) {
 		err = replay_start(&p->w.replay, &c->replay, on_replayed, p);
 		if (err)
@@ -322,6 +387,10 @@ static void loop_before_wait(struct pipeline *p, uint64_t now)
 			tls_tick(p->w.tls, now);
 			p->next_tick = now + LOOP_TICK_NS;
 		}
+	}
+	if (p->metrics && now >= p->next_metrics) {
+		metrics_refresh(p);
+		p->next_metrics = now + 1000000000ull;
 	}
 	if (p->next_stats && now >= p->next_stats) {
 		stats_print(p, stderr, "stats");
@@ -497,6 +566,12 @@ void pipeline_stop(struct pipeline *p)
 
 void pipeline_free(struct pipeline *p)
 {
+	if (p->metrics) {
+		metrics_stop(p->metrics);
+		p->metrics = NULL;
+		pthread_mutex_destroy(&p->msnap_mu);
+		buf_free(&p->msnap);
+	}
 	if (p->out && p->out != stdout)
 		fclose(p->out);
 	else if (p->out)

@@ -11,6 +11,7 @@
 
 #include "bq.h"
 #include "counters.h"
+#include "metrics.h"
 #include "opts.h"
 #include "record.h"
 
@@ -49,6 +50,14 @@ struct pipeline {
 	int epfd, sfd, tfd, wfd;
 	uint64_t next_tick, next_stats, deadline;
 	uint64_t offline_inflight;       /* bound on records in flight from a pcap */
+	/* --metrics: the loop renders the exposition into msnap once a second; the
+	 * metrics thread serves copies of it (no stage is read off the loop thread) */
+	struct metrics *metrics;
+	pthread_mutex_t msnap_mu;
+	struct buf msnap;
+	char not_ready[128];             /* "" when ready */
+	uint64_t next_metrics;
+	struct metrics_hist h_servera, h_serverb;   /* observed by the output thread */
 };
 
 /* Zeroes p and sets its config to the defaults. */

@@ -11,4 +11,9 @@ struct pipeline;
  * while other threads run: it reads atomics and the stages' own stats getters. */
 void stats_print(struct pipeline *p, FILE *f, const char *when);
 
+struct buf;
+/* The same numbers as stats_print, in the Prometheus text format (stats_prom.c),
+ * plus the latency histograms. Loop thread only, like stats_print. */
+void stats_prometheus(struct pipeline *p, struct buf *out);
+
 #endif

@@ -5,7 +5,7 @@ set -eu
 PKGS="make gcc clang llvm lld libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
  libpcap-dev libcurl4-openssl-dev libssl-dev libmsgpack-dev libcmocka-dev pkg-config
  nginx-light wrk curl jq tshark tcpdump tcpreplay iproute2 procps psmisc python3 python3-scapy
- openjdk-17-jdk-headless maven valgrind python3-matplotlib python3-yaml
+ openjdk-17-jdk-headless maven valgrind python3-matplotlib python3-yaml prometheus
  chromium"
 # Go builds the benchmark's load generator, GoReplay (recording test, benchmark) and
 # terraform (deploy checks). Use the toolchain the machine ships in /usr/local/go,
@@ -26,6 +26,10 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 # nginx from the package starts a default site on :80; our tests run their own.
+# Debian's prometheus package starts a server on :9090; the metrics test runs its own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+	systemctl stop prometheus || true
+fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
 	systemctl stop nginx || true
 fi
