@@ -282,7 +282,8 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 		s->req = ES_REQ_NONE;
 		snprintf(path, sizeof(path), "/_index_template/%s", s->prefix);
 		if (buf_printf(&s->req_body, "{\"index_patterns\":[\"%s-*\"],\"composed_of\":[\"%s-mappings\"],"
-			       "\"priority\":200}", s->prefix, s->prefix) ||
+			       "\"priority\":%d}", s->prefix, s->prefix,
+			       s->cfg.template_priority ? s->cfg.template_priority : 200) ||
 		    es_send(s, ES_REQ_TEMPLATE, "PUT", path))
 			es_fail(s);
 		return;

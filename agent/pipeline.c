@@ -23,6 +23,7 @@
 #include "capture.h"
 #include "exchange.h"
 #include "fields_sum.h"
+#include "json.h"
 #include "log.h"
 #include "pcap_input.h"
 #include "pipeline.h"
@@ -78,10 +79,27 @@ static void sink_summaries(struct pipeline *p, struct buf *b, bool force)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	buf_reset(b);
 	if (fields_sum_flush(p->fsum, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec,
-			     force, b) > 0 && p->out) {
+			     force, b) <= 0)
+		return;
+	if (p->out) {
 		if (fwrite(b->data, 1, b->len, p->out) != b->len)
 			ctr_add(&p->ctr, CTR_OUT_WRITE_ERRORS, 1);
 		fflush(p->out);
+	}
+	if (p->es_diff) {
+		const char *l = b->data, *e = b->data + b->len, *nl, *v, *ve;
+		char id[40];
+
+		for (; l < e; l = nl + 1) {
+			nl = memchr(l, '\n', (size_t)(e - l));
+			if (!nl)
+				break;
+			if (json_path(l, (size_t)(nl - l), "event.id", &v, &ve) || ve - v != 34)
+				continue;
+			memcpy(id, v + 1, 32);
+			id[32] = '\0';
+			es_sink_submit(p->es_diff, id, 0, l, (size_t)(nl - l));
+		}
 	}
 }
 
@@ -284,6 +302,20 @@ int pipeline_start(struct pipeline *p)
 	p->sinkq_ready = 1;
 	if (c->es_url && es_sink_start(&p->es, &c->es))
 		return EXIT_RUNTIME;
+	if (p->es && c->replay.ntargets) {
+		struct es_cfg dc = c->es;
+
+		snprintf(p->es_diff_prefix, sizeof(p->es_diff_prefix), "%s-diff",
+			 c->es.index_prefix ? c->es.index_prefix : "shadowtap");
+		snprintf(p->es_diff_spool, sizeof(p->es_diff_spool), "%s-diff",
+			 c->es.spool_dir ? c->es.spool_dir : "./spool");
+		dc.index_prefix = p->es_diff_prefix;
+		dc.spool_dir = p->es_diff_spool;
+		dc.dead_letter = NULL;
+		dc.template_priority = 201;
+		if (es_sink_start(&p->es_diff, &dc))
+			return EXIT_RUNTIME;
+	}
 	if (c->replay.ndiff_ignore)
 		c->diff.hdr_ignore = c->replay.diff_ignore;   /* NULL-terminated: at most 63 of 64 */
 	if (c->replay.ntargets && !(p->fsum = fields_sum_new(&c->diff)))
@@ -562,6 +594,8 @@ void pipeline_stop(struct pipeline *p)
 	}
 	if (p->es)
 		es_sink_stop(p->es, 30000);
+	if (p->es_diff)
+		es_sink_stop(p->es_diff, 30000);
 }
 
 void pipeline_free(struct pipeline *p)
@@ -585,6 +619,7 @@ void pipeline_free(struct pipeline *p)
 	replay_free(p->noise);
 	fields_sum_free(p->fsum);
 	es_sink_free(p->es);
+	es_sink_free(p->es_diff);
 	tls_close(p->w.tls);
 	capture_close(p->w.cap);
 	if (p->sinkq_ready)

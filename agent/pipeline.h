@@ -40,6 +40,8 @@ struct pipeline {
 	struct rec_writer *recw;
 	struct fields_sum *fsum;         /* difference counters, when replaying */
 	struct replay *noise;            /* --replay-baseline / --noise-probe replays */
+	struct es_sink *es_diff;         /* difference summaries: <prefix>-diff-YYYY.MM.DD */
+	char es_diff_prefix[128], es_diff_spool[512];
 	pthread_t sink_thr;
 	int sink_started, sinkq_ready;
 	FILE *out;

@@ -8,6 +8,7 @@
  * is the point of re-reading: try another threshold without replaying again. */
 #include <errno.h>
 #include <getopt.h>
+#include <curl/curl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "fields_sum.h"
 #include "json.h"
 #include "report.h"
+#include "sink_es.h"
 
 #define RP_LIT(b, s) buf_append(b, s, sizeof(s) - 1)
 
@@ -427,6 +429,105 @@ int report_html(struct fields_sum *s, const char *title, struct buf *out)
 	return out->data ? 0 : -ENOMEM;
 }
 
+/* ---- records from Elasticsearch / OpenSearch ---- */
+
+static size_t rp_curl_write(char *p, size_t sz, size_t n, void *ctx)
+{
+	return buf_append(ctx, p, sz * n) ? 0 : sz * n;
+}
+
+static int rp_es_post(CURL *c, const char *url, const char *body, struct buf *resp)
+{
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	long code = 0;
+	CURLcode cc;
+
+	buf_reset(resp);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rp_curl_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+	cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_slist_free_all(h);
+	if (cc != CURLE_OK || code != 200) {
+		fprintf(stderr, "shadowtap report: %s: %s\n", url,
+			cc != CURLE_OK ? curl_easy_strerror(cc) : "http error");
+		if (cc == CURLE_OK && resp->data)
+			fprintf(stderr, "  %.*s\n", (int)(resp->len > 300 ? 300 : resp->len), resp->data);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Every record with diff.endpoint in <prefix>-*, by scroll. The hits' _source
+ * objects are read as NDJSON lines are. */
+static int report_es(struct fields_sum *s, const char *url, const char *prefix, uint64_t *bad)
+{
+	struct buf resp = { 0 }, body = { 0 };
+	char u[1024], *scroll = NULL;
+	const char *user = getenv("ES_USERNAME"), *pass = getenv("ES_PASSWORD");
+	CURL *c = curl_easy_init();
+	int err = 0, n;
+
+	if (!c)
+		return -ENOMEM;
+	if (user && pass) {
+		curl_easy_setopt(c, CURLOPT_USERNAME, user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, pass);
+	}
+	snprintf(u, sizeof(u), "%s/%s-*/_search?scroll=2m", url, prefix);
+	buf_printf(&body, "{\"size\":1000,\"query\":{\"exists\":{\"field\":\"diff.endpoint\"}},"
+		   "\"_source\":[\"event.id\",\"event.dataset\",\"diff\"],\"sort\":[\"_doc\"]}");
+	buf_putc(&body, '\0');
+	err = rp_es_post(c, u, body.data, &resp);
+	while (!err) {
+		const char *v, *ve, *hv, *hve;
+		struct json_iter it;
+
+		n = 0;
+		if (json_path(resp.data, resp.len, "_scroll_id", &v, &ve) == 0) {
+			free(scroll);
+			scroll = rp_str(v, ve);
+		}
+		if (json_path(resp.data, resp.len, "hits.hits", &v, &ve) ||
+		    json_iter_init(&it, v, ve, '[', 2)) {
+			err = -EBADMSG;
+			break;
+		}
+		while (json_iter_next(&it, NULL, NULL, &hv, &hve) == 1) {
+			const char *sv, *sve;
+			int r;
+
+			if (json_member(hv, hve, "_source", 7, &sv, &sve))
+				continue;
+			r = report_read_line(s, sv, (size_t)(sve - sv));
+			if (r == -ENOMEM) {
+				err = r;
+				break;
+			}
+			*bad += r < 0;
+			n++;
+		}
+		if (err || !n || !scroll)
+			break;
+		snprintf(u, sizeof(u), "%s/_search/scroll", url);
+		buf_reset(&body);
+		RP_LIT(&body, "{\"scroll\":\"2m\",\"scroll_id\":");
+		buf_json_str(&body, scroll, strlen(scroll));
+		RP_LIT(&body, "}");
+		buf_putc(&body, '\0');
+		err = rp_es_post(c, u, body.data, &resp);
+	}
+	free(scroll);
+	buf_free(&resp);
+	buf_free(&body);
+	curl_easy_cleanup(c);
+	return err;
+}
+
 /* ---- the command ---- */
 
 static void report_usage(FILE *f)
@@ -436,6 +537,8 @@ static void report_usage(FILE *f)
 		"  --all                      also list noise and ignored fields\n"
 		"  --format table|json        output format (default table)\n"
 		"  --html FILE                also write one self-contained HTML page\n"
+		"  --es URL                   read the records from Elasticsearch/OpenSearch (no FILE)\n"
+		"  --es-index PREFIX          index name prefix (default shadowtap)\n"
 		"  --diff-ignore 'EP PATH'    treat this field as noise (repeatable)\n"
 		"  --diff-threshold-relative P%%  default 20%%\n"
 		"  --diff-threshold-absolute P%%  default 0.03%%\n");
@@ -488,12 +591,14 @@ int report_main(int argc, char **argv)
 		{ "diff-ignore", required_argument, NULL, 'i' },
 		{ "diff-threshold-relative", required_argument, NULL, 'R' },
 		{ "diff-threshold-absolute", required_argument, NULL, 'A' },
+		{ "es", required_argument, NULL, 'e' },
+		{ "es-index", required_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fields_sum_cfg cfg;
 	struct fields_sum *s = NULL;
-	const char *html = NULL;
+	const char *html = NULL, *es = NULL, *es_index = "shadowtap";
 	struct buf out = { 0 };
 	uint64_t bad = 0;
 	int all = 0, json = 0, c, rc = 0, i;
@@ -514,6 +619,12 @@ int report_main(int argc, char **argv)
 			break;
 		case 'H':
 			html = optarg;
+			break;
+		case 'e':
+			es = optarg;
+			break;
+		case 'x':
+			es_index = optarg;
 			break;
 		case 'i':
 			if (cfg.nignore == FSUM_MAX_PATTERNS) {
@@ -537,7 +648,7 @@ int report_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind >= argc) {
+	if ((optind >= argc) == !es) {
 		report_usage(stderr);
 		return 2;
 	}
@@ -547,6 +658,17 @@ int report_main(int argc, char **argv)
 	for (i = optind; i < argc && !rc; i++)
 		if (report_file(s, argv[i], &bad))
 			rc = 1;
+	if (es) {
+		char url[512];
+
+		/* the agent's rules for a base URL: ELASTICSEARCH_URL forms, no trailing slash */
+		if (es_url_normalize(es, NULL, url, sizeof(url))) {
+			fprintf(stderr, "shadowtap report: invalid --es URL '%s'\n", es);
+			rc = 2;
+		} else if (report_es(s, url, es_index, &bad)) {
+			rc = 1;
+		}
+	}
 	if (bad)
 		fprintf(stderr, "shadowtap report: %llu lines were no JSON object, skipped\n",
 			(unsigned long long)bad);

@@ -25,6 +25,9 @@ struct es_cfg {
 	int gzip;                    /* default 1 */
 	size_t mem_queue_bytes;      /* records held in memory before spooling, default 64 MiB */
 	int request_timeout_ms;      /* one bulk request, default 30000; past it the batch spools */
+	int template_priority;       /* index template priority, default 200; the difference
+				      * summaries' "<prefix>-diff" template needs a higher one, as
+				      * "<prefix>-*" matches its indices too */
 	/* credentials come from the environment or files, never argv:
 	 * ES_USERNAME/ES_PASSWORD, ES_API_KEY, or *_FILE variants */
 };

@@ -15,7 +15,10 @@
 #   - with neither: the noisy fields are reported as real (the contrast);
 #   - the agent's own summary documents agree with the report;
 #   - the HTML report, opened in headless Chromium, has the expected rows in its DOM,
-#     and a screenshot is taken.
+#     and a screenshot is taken;
+#   - with a real local OpenSearch (scripts/opensearch, when java and mvn are there):
+#     the summary documents land in shadowtap-diff-YYYY.MM.DD and `shadowtap report
+#     --es URL` ranks the same real differences as the report from NDJSON.
 set -u
 . "$(dirname "$0")/lib.sh"
 [ -x "$ST_BIN" ] || { skip "diff report (build/shadowtap not built)"; exit 0; }
@@ -91,11 +94,61 @@ sys.exit(0 if ok else 1)
 PY
 }
 
-if run baseline --replay-baseline "http://127.0.0.1:$PBASE"; then
+# OpenSearch for the baseline run, on its own port and home
+OS_PORT=${DIFF_OS_PORT:-19230}
+OS_URL=http://127.0.0.1:$OS_PORT
+OS_STARTED=
+ES_ARGS=()
+diff_cleanup() {
+	[ -n "$OS_STARTED" ] && OPENSEARCH_HOME=$ST_TMP/opensearch OPENSEARCH_PORT=$OS_PORT \
+		"$ST_ROOT/scripts/opensearch" stop >/dev/null 2>&1
+	st_cleanup
+}
+trap diff_cleanup EXIT
+if [ "${DIFF_ES:-1}" = 0 ] || ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+	skip "diff report: OpenSearch checks (DIFF_ES=0, or java/mvn missing)"
+elif OPENSEARCH_HOME=$ST_TMP/opensearch OPENSEARCH_PORT=$OS_PORT OPENSEARCH_HEAP=${OPENSEARCH_HEAP:-512m} \
+	"$ST_ROOT/scripts/opensearch" start > "$ST_TMP/os-start.log" 2>&1; then
+	OS_STARTED=1
+	ES_ARGS=(-e "$OS_URL" --spool-dir "$ST_TMP/spool" --es-batch-ms 200)
+else
+	fail "diff report: scripts/opensearch start ($(tail -2 "$ST_TMP/os-start.log" | tr '\n' ' '))"
+fi
+
+if run baseline --replay-baseline "http://127.0.0.1:$PBASE" "${ES_ARGS[@]}"; then
 	check baseline
 	grep -q '^diff: GET /api/item/{int} \$.price value' "$ST_TMP/baseline.log" &&
 		pass "diff report: --stats lists the top real differences" ||
 		fail "diff report: --stats has no 'diff:' line for \$.price"
+fi
+if [ -n "$OS_STARTED" ]; then
+	curl -s -XPOST "$OS_URL/_refresh" >/dev/null
+	"$ST_BIN" report --es "$OS_URL" --format json > "$ST_TMP/es.json" 2>"$ST_TMP/es-report.log" ||
+		fail "diff report: report --es failed ($(tail -1 "$ST_TMP/es-report.log"))"
+	curl -s "$OS_URL/shadowtap-diff-*/_search?size=100&q=event.dataset:%22shadowtap.diff_summary%22" \
+		> "$ST_TMP/summaries.json"
+	python3 - "$ST_TMP/baseline.json" "$ST_TMP/es.json" "$ST_TMP/summaries.json" <<'PY'
+import json, sys
+def real(f):
+    try:
+        d = json.load(open(f))
+    except ValueError:
+        return None, 0
+    return [(x["endpoint"], x["path"], x["kind"], x["raw"]) for x in d["differences"] if x["verdict"] == "real"], d["requests"]
+nd, nn = real(sys.argv[1]); es, ne = real(sys.argv[2])
+if es == nd and nn == ne:
+    print(f"PASS: diff report: report --es ranks the same real differences as from NDJSON ({ne} requests): {es}")
+else:
+    print(f"FAIL: diff report: report --es {es} ({ne} requests) vs NDJSON {nd} ({nn} requests)")
+hits = json.load(open(sys.argv[3])).get("hits", {}).get("hits", [])
+idx = {h["_index"] for h in hits}
+item = [h["_source"]["diff_summary"] for h in hits if h["_source"]["diff_summary"]["endpoint"] == "GET /api/item/{int}"]
+price = [f for s in item for f in s["fields"] if f["path"] == "$.price" and f["verdict"] == "real"]
+if hits and all(i.startswith("shadowtap-diff-") for i in idx) and price:
+    print(f"PASS: diff report: {len(hits)} summary documents in {sorted(idx)}, $.price real in them")
+else:
+    print(f"FAIL: diff report: summary documents: {len(hits)} in {sorted(idx)}, $.price real: {bool(price)}")
+PY
 fi
 run probe --noise-probe 30% --diff-ignore '* $.host' && check probe
 run none && check none
