@@ -68,6 +68,8 @@ static const char *good_string(const struct opt *o)
 {
 	if (!strcmp(o->name, "replay") || !strcmp(o->name, "replay-baseline"))
 		return "http://127.0.0.1:81";
+	if (!strcmp(o->name, "metrics"))
+		return "127.0.0.1:9100";
 	if (!strcmp(o->name, "endpoint"))
 		return "GET /api/user/*";
 	if (!strcmp(o->name, "diff-ignore"))
