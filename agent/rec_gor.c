@@ -24,7 +24,8 @@
 static int rec_gor_entry_header(struct buf *out, char type, const struct st_record *r,
 			  const struct st_msg *m)
 {
-	int64_t t0 = (int64_t)m->ts_first_ns + r->clock_offset_ns;
+	/* unsigned: a recording read back may hold any values, and signed overflow is UB */
+	int64_t t0 = (int64_t)(m->ts_first_ns + (uint64_t)r->clock_offset_ns);
 	int64_t lat = m->ts_last_ns >= m->ts_first_ns ? (int64_t)(m->ts_last_ns - m->ts_first_ns) : 0;
 
 	return buf_printf(out, "%c %016llx%08x %lld %lld\n", type, (unsigned long long)r->flow_id,

@@ -18,8 +18,9 @@
 
 static uint64_t rin_req_wall(const struct st_record *r)
 {
-	return (uint64_t)((int64_t)(r->req.ts_first_ns ? r->req.ts_first_ns : r->resp.ts_first_ns) +
-			  r->clock_offset_ns);
+	/* unsigned wrap-around, not signed overflow: a recording may hold any values */
+	return (r->req.ts_first_ns ? r->req.ts_first_ns : r->resp.ts_first_ns) +
+	       (uint64_t)r->clock_offset_ns;
 }
 
 /* Count the records of a file cheaply (native blocks carry their count) and note

@@ -460,7 +460,8 @@ int es_sink_start(struct es_sink **out, const struct es_cfg *cfg)
 	scfg.fsync = fs;
 	err = spool_open(&s->spool, &scfg);
 	if (err) {
-		pr_warn("es: cannot open the spool in %s: %s\n", s->spool_dir, strerror(-err));
+		if (err != -EPERM && err != -EBUSY)   /* those the spool said in one line */
+			pr_warn("es: cannot open the spool in %s: %s\n", s->spool_dir, strerror(-err));
 		goto fail;
 	}
 	if (!spool_empty(s->spool))
@@ -559,12 +560,15 @@ void es_sink_print_stats(struct es_sink *s, FILE *f)
 		spool_get_stats(s->spool, &st);
 		fprintf(f, "es: spool_pending_bytes=%llu spool_disk_bytes=%llu spool_segments=%llu "
 			"spool_appended=%llu spool_read=%llu spool_corrupt=%llu spool_torn=%llu "
-			"spool_full_drops=%llu spool_write_errors=%llu\n",
+			"spool_full_drops=%llu spool_write_errors=%llu spool_ack_recovered=%llu "
+			"spool_skipped_segments=%llu spool_foreign=%llu\n",
 			(unsigned long long)spool_pending_bytes(s->spool),
 			(unsigned long long)st.disk_bytes, (unsigned long long)st.segments,
 			(unsigned long long)st.appended, (unsigned long long)st.read,
 			(unsigned long long)st.corrupt, (unsigned long long)st.torn,
-			(unsigned long long)st.dropped, (unsigned long long)st.write_errors);
+			(unsigned long long)st.dropped, (unsigned long long)st.write_errors,
+			(unsigned long long)st.ack_recovered, (unsigned long long)st.skipped_segments,
+			(unsigned long long)st.foreign);
 	}
 	fprintf(f, "es: url=%s server=%s/%s ready=%d\n", s->url,
 		s->distribution[0] ? s->distribution : "unknown", s->version[0] ? s->version : "?",

@@ -16,6 +16,16 @@
  * At max_bytes the NEWEST record is dropped (and counted): the spool is a promise
  * to deliver in order, and discarding the oldest would mean rewriting a segment the
  * reader may be sending from.
+ *
+ * Trust: the directory must be ours (owner = effective uid, not group/world
+ * writable; created 0700) and is locked (flock on "lock") so two agents never share
+ * it. Every file is opened relative to the directory fd with O_NOFOLLOW and created
+ * 0600 with O_EXCL. The ack file is checked against the segments that exist (the
+ * directory is listed once, then the list is kept in memory): an ack beyond every
+ * segment or past its segment's end is replaced by the first position that is safe
+ * (counted as ack_recovered), missing segment numbers are jumped over in one step
+ * (counted as skipped_segments), and numbers above SPOOL_SEQ_MAX are not ours
+ * (counted as foreign, left alone), so a segment number can never wrap.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -40,6 +51,8 @@
 #define SPOOL_ACK_MAGIC 0x4b435453u      /* "STCK" */
 #define SPOOL_HDR 12
 #define SPOOL_MAX_ENTRY (64u << 20)
+#define SPOOL_SEQ_MAX   (1ull << 48)      /* one segment per 64 KiB or more: never reached */
+#define SPOOL_OPEN_FLAGS (O_CLOEXEC | O_NOFOLLOW)
 
 struct spool {
 	pthread_mutex_t mu;
@@ -60,6 +73,10 @@ struct spool {
 	struct spool_pos ack;
 	uint64_t ack_in_disk;    /* bytes of existing segments before the ack position */
 	uint64_t first_seq;      /* no segment below this exists */
+
+	int lockfd;
+	uint64_t *segs;          /* numbers of the segment files that exist, ascending */
+	size_t nsegs, segs_cap;
 
 	msgpack_sbuffer sb;
 	struct spool_stats st;
@@ -125,7 +142,7 @@ static int spool_mkdirs(const char *path)
 		if (tmp[i] != '/' && tmp[i] != '\0')
 			continue;
 		tmp[i] = '\0';
-		if (mkdir(tmp, 0750) && errno != EEXIST)
+		if (mkdir(tmp, 0700) && errno != EEXIST)
 			return -errno;
 		tmp[i] = path[i];
 	}
@@ -141,7 +158,10 @@ static int spool_write_ack(struct spool *sp, const struct spool_pos *pos)
 	spool_put64(b + 4, pos->seg);
 	spool_put64(b + 12, pos->off);
 	spool_put32(b + 20, (uint32_t)crc32(0L, b, 20));
-	fd = openat(sp->dirfd, "ack.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	/* whatever is at ack.tmp (a stale one, a planted symlink) goes; a new file is made */
+	if (unlinkat(sp->dirfd, "ack.tmp", 0) && errno != ENOENT)
+		return -errno;
+	fd = openat(sp->dirfd, "ack.tmp", O_WRONLY | O_CREAT | O_EXCL | SPOOL_OPEN_FLAGS, 0600);
 	if (fd < 0)
 		return -errno;
 	if (write(fd, b, sizeof(b)) != (ssize_t)sizeof(b)) {
@@ -164,7 +184,7 @@ static int spool_read_ack(struct spool *sp, struct spool_pos *pos)
 	uint8_t b[24];
 	int fd, err = -ENOENT;
 
-	fd = openat(sp->dirfd, "ack", O_RDONLY | O_CLOEXEC);
+	fd = openat(sp->dirfd, "ack", O_RDONLY | SPOOL_OPEN_FLAGS);
 	if (fd < 0)
 		return -errno;
 	if (read(fd, b, sizeof(b)) == (ssize_t)sizeof(b) && spool_get32(b) == SPOOL_ACK_MAGIC &&
@@ -183,9 +203,68 @@ static int64_t spool_seg_size(struct spool *sp, uint64_t seq)
 	struct stat stt;
 
 	spool_seg_name(name, sizeof(name), seq);
-	if (fstatat(sp->dirfd, name, &stt, 0))
+	if (fstatat(sp->dirfd, name, &stt, AT_SYMLINK_NOFOLLOW))
 		return -errno;
+	if (!S_ISREG(stt.st_mode))
+		return -EINVAL;
 	return stt.st_size;
+}
+
+/* ---- the set of existing segments ---- */
+
+/* index of the first number >= seq */
+static size_t spool_segs_lower(const struct spool *sp, uint64_t seq)
+{
+	size_t lo = 0, hi = sp->nsegs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (sp->segs[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool spool_segs_has(const struct spool *sp, uint64_t seq)
+{
+	size_t i = spool_segs_lower(sp, seq);
+
+	return i < sp->nsegs && sp->segs[i] == seq;
+}
+
+static int spool_segs_add(struct spool *sp, uint64_t seq)
+{
+	size_t i;
+
+	if (sp->nsegs == sp->segs_cap) {
+		size_t nc = sp->segs_cap ? sp->segs_cap * 2 : 64;
+		uint64_t *p = realloc(sp->segs, nc * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		sp->segs = p;
+		sp->segs_cap = nc;
+	}
+	i = spool_segs_lower(sp, seq);
+	if (i < sp->nsegs && sp->segs[i] == seq)
+		return 0;
+	memmove(sp->segs + i + 1, sp->segs + i, (sp->nsegs - i) * sizeof(*sp->segs));
+	sp->segs[i] = seq;
+	sp->nsegs++;
+	return 0;
+}
+
+static void spool_segs_del(struct spool *sp, uint64_t seq)
+{
+	size_t i = spool_segs_lower(sp, seq);
+
+	if (i < sp->nsegs && sp->segs[i] == seq) {
+		memmove(sp->segs + i, sp->segs + i + 1, (sp->nsegs - i - 1) * sizeof(*sp->segs));
+		sp->nsegs--;
+	}
 }
 
 static void spool_unlink_seg(struct spool *sp, uint64_t seq)
@@ -193,6 +272,7 @@ static void spool_unlink_seg(struct spool *sp, uint64_t seq)
 	char name[32];
 	int64_t size = spool_seg_size(sp, seq);
 
+	spool_segs_del(sp, seq);
 	if (size < 0)
 		return;
 	spool_seg_name(name, sizeof(name), seq);
@@ -232,9 +312,19 @@ static int spool_scan(struct spool *sp, uint64_t *min_seq, uint64_t *max_seq)
 		seq = strtoull(de->d_name, &end, 16);
 		if (errno || end != de->d_name + 16)
 			continue;
+		if (seq > SPOOL_SEQ_MAX) {
+			/* not a number this spool makes: reading it would wrap the sequence */
+			sp->st.foreign++;
+			pr_warn("spool: ignoring %s/%s (segment number out of range)\n", sp->dir, de->d_name);
+			continue;
+		}
 		size = spool_seg_size(sp, seq);
 		if (size < 0)
 			continue;
+		if (spool_segs_add(sp, seq)) {
+			closedir(d);
+			return -ENOMEM;
+		}
 		sp->st.disk_bytes += (uint64_t)size;
 		sp->st.segments++;
 		if (seq < *min_seq)
@@ -246,12 +336,103 @@ static int spool_scan(struct spool *sp, uint64_t *min_seq, uint64_t *max_seq)
 	return 0;
 }
 
+/* The directory holds captured traffic and decides what is deleted: it must be
+ * ours alone, and only one agent may use it. One line and -EPERM/-EBUSY if not. */
+static int spool_check_dir(struct spool *sp)
+{
+	struct stat sb;
+
+	if (fstat(sp->dirfd, &sb))
+		return -errno;
+	if (sb.st_uid != geteuid()) {
+		pr_warn("spool: refusing %s: owned by uid %u, not by this user (uid %u)\n", sp->dir,
+			(unsigned)sb.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
+		pr_warn("spool: refusing %s: group- or world-writable (mode %03o); chmod 700 it\n",
+			sp->dir, (unsigned)(sb.st_mode & 0777));
+		return -EPERM;
+	}
+	sp->lockfd = openat(sp->dirfd, "lock", O_RDWR | O_CREAT | SPOOL_OPEN_FLAGS, 0600);
+	if (sp->lockfd < 0) {
+		pr_warn("spool: cannot open %s/lock: %s\n", sp->dir, strerror(errno));
+		return -errno;
+	}
+	if (flock(sp->lockfd, LOCK_EX | LOCK_NB)) {
+		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		pr_warn("spool: refusing %s: %s\n", sp->dir, err == -EBUSY ?
+			"another shadowtap uses it (lock held)" : strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+/* Start from the persisted ack, checked against the segments that exist: the
+ * position is kept when it is inside an existing segment (or no segment exists),
+ * moved to the next existing segment when its own was drained and deleted, and
+ * replaced (counted) when it cannot be true: past its segment's end, beyond every
+ * segment (it would declare them all delivered), or out of range. */
+static int spool_recover_ack(struct spool *sp)
+{
+	struct spool_pos ack = { 0, 0 };
+	uint64_t last = sp->nsegs ? sp->segs[sp->nsegs - 1] : 0;
+	bool have = !spool_read_ack(sp, &ack), bad = false;
+	int64_t size;
+	size_t i;
+
+	if (!have) {
+		ack.seg = sp->nsegs ? sp->segs[0] : 0;
+		ack.off = 0;
+	}
+	if (ack.seg > SPOOL_SEQ_MAX || (sp->nsegs && ack.seg > last)) {
+		/* keep every segment: sending again is safe (create with _id), losing is not */
+		bad = true;
+		ack.seg = sp->nsegs ? sp->segs[0] : 0;
+		ack.off = 0;
+	}
+	if (spool_segs_has(sp, ack.seg)) {
+		size = spool_seg_size(sp, ack.seg);
+		if (size < 0 || ack.off > (uint64_t)size) {
+			/* nothing can be read past the end: on to the next segment */
+			bad = true;
+			i = spool_segs_lower(sp, ack.seg + 1);
+			ack.seg = i < sp->nsegs ? sp->segs[i] : ack.seg + 1;
+			ack.off = 0;
+		}
+	}
+	if (bad) {
+		sp->st.ack_recovered++;
+		pr_warn("spool: the ack position in %s did not match its segments; reading from "
+			"segment %llu offset %llu\n", sp->dir, (unsigned long long)ack.seg,
+			(unsigned long long)ack.off);
+	}
+	while (sp->nsegs && sp->segs[0] < ack.seg)
+		spool_unlink_seg(sp, sp->segs[0]);
+	sp->ack = ack;
+	size = spool_seg_size(sp, ack.seg);
+	sp->ack_in_disk = size >= 0 ? ((uint64_t)size < ack.off ? (uint64_t)size : ack.off) : 0;
+	sp->first_seq = ack.seg;
+	/* never reuse a number at or below the ack: it would count as delivered */
+	sp->wseq = (last > ack.seg ? last : ack.seg) + 1;
+	sp->rseq = ack.seg;
+	sp->roff = ack.off;
+	if (!spool_segs_has(sp, ack.seg)) {
+		/* its segment was drained and deleted: the next existing one, at 0 */
+		i = spool_segs_lower(sp, ack.seg);
+		sp->rseq = i < sp->nsegs ? sp->segs[i] : sp->wseq;
+		sp->roff = 0;
+	}
+	if (bad && spool_write_ack(sp, &sp->ack))
+		pr_warn("spool: cannot rewrite the ack position in %s\n", sp->dir);
+	return 0;
+}
+
 int spool_open(struct spool **out, const struct spool_cfg *cfg)
 {
 	struct spool *sp;
-	struct spool_pos ack = { 0, 0 };
-	uint64_t min_seq, max_seq, seq;
-	int64_t size;
+	uint64_t min_seq, max_seq;
 	int err;
 
 	*out = NULL;
@@ -261,7 +442,7 @@ int spool_open(struct spool **out, const struct spool_cfg *cfg)
 	if (!sp)
 		return -ENOMEM;
 	pthread_mutex_init(&sp->mu, NULL);
-	sp->wfd = sp->rfd = sp->dirfd = -1;
+	sp->wfd = sp->rfd = sp->dirfd = sp->lockfd = -1;
 	msgpack_sbuffer_init(&sp->sb);
 	sp->fsync = cfg->fsync;
 	sp->max_bytes = cfg->max_bytes ? cfg->max_bytes : (1ull << 30);
@@ -289,23 +470,15 @@ int spool_open(struct spool **out, const struct spool_cfg *cfg)
 		pr_warn("spool: cannot open %s: %s\n", sp->dir, strerror(errno));
 		goto fail;
 	}
+	err = spool_check_dir(sp);
+	if (err)
+		goto fail;
 	err = spool_scan(sp, &min_seq, &max_seq);
 	if (err)
 		goto fail;
-	if (spool_read_ack(sp, &ack)) {
-		ack.seg = min_seq == UINT64_MAX ? 0 : min_seq;
-		ack.off = 0;
-	}
-	for (seq = min_seq; min_seq != UINT64_MAX && seq < ack.seg && seq <= max_seq; seq++)
-		spool_unlink_seg(sp, seq);
-	sp->ack = ack;
-	size = spool_seg_size(sp, ack.seg);
-	sp->ack_in_disk = size >= 0 ? ((uint64_t)size < ack.off ? (uint64_t)size : ack.off) : 0;
-	sp->first_seq = ack.seg;
-	/* never reuse a number at or below the ack: it would count as delivered */
-	sp->wseq = (max_seq > ack.seg ? max_seq : ack.seg) + 1;
-	sp->rseq = ack.seg;
-	sp->roff = ack.off;
+	err = spool_recover_ack(sp);
+	if (err)
+		goto fail;
 	*out = sp;
 	return 0;
 fail:
@@ -332,6 +505,9 @@ void spool_close(struct spool *sp)
 		close(sp->rfd);
 	if (sp->dirfd >= 0)
 		close(sp->dirfd);
+	if (sp->lockfd >= 0)
+		close(sp->lockfd);        /* releases the flock */
+	free(sp->segs);
 	msgpack_sbuffer_destroy(&sp->sb);
 	pthread_mutex_destroy(&sp->mu);
 	free(sp->dir);
@@ -391,12 +567,32 @@ int spool_append(struct spool *sp, const char *event_id, uint64_t ts_ns,
 		spool_rotate(sp);
 	if (sp->wfd < 0) {
 		char name[32];
+		int tries = 0;
 
-		spool_seg_name(name, sizeof(name), sp->wseq);
-		sp->wfd = openat(sp->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+		for (;;) {
+			if (sp->wseq > SPOOL_SEQ_MAX) {
+				err = -EOVERFLOW;
+				goto fail;
+			}
+			spool_seg_name(name, sizeof(name), sp->wseq);
+			/* a new number: a file already there was not made by this spool */
+			sp->wfd = openat(sp->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | SPOOL_OPEN_FLAGS,
+					 0600);
+			if (sp->wfd >= 0 || errno != EEXIST || ++tries > 16)
+				break;
+			sp->st.foreign++;
+			sp->wseq++;
+		}
 		if (sp->wfd < 0) {
 			err = -errno;
 			pr_warn("spool: cannot create %s/%s: %s\n", sp->dir, name, strerror(errno));
+			goto fail;
+		}
+		if (spool_segs_add(sp, sp->wseq)) {
+			close(sp->wfd);
+			sp->wfd = -1;
+			unlinkat(sp->dirfd, name, 0);
+			err = -ENOMEM;
 			goto fail;
 		}
 		sp->woff = 0;
@@ -529,16 +725,28 @@ int spool_read(struct spool *sp, struct spool_entry *e)
 			break;
 		if (active && sp->roff >= sp->woff)
 			break;
+		if (!spool_segs_has(sp, sp->rseq)) {
+			/* missing numbers are jumped over at once, not probed one by one */
+			size_t i = spool_segs_lower(sp, sp->rseq);
+			uint64_t next = i < sp->nsegs && sp->segs[i] < sp->wseq ? sp->segs[i] : sp->wseq;
+
+			/* the acked segment itself may be gone (drained): not a loss */
+			sp->st.skipped_segments += next - sp->rseq - (sp->rseq == sp->ack.seg ? 1 : 0);
+			sp->rseq = next;
+			sp->roff = 0;
+			continue;
+		}
 		if (sp->rfd < 0 || sp->rfd_seq != sp->rseq) {
 			char name[32];
 
 			if (sp->rfd >= 0)
 				close(sp->rfd);
 			spool_seg_name(name, sizeof(name), sp->rseq);
-			sp->rfd = openat(sp->dirfd, name, O_RDONLY | O_CLOEXEC);
+			sp->rfd = openat(sp->dirfd, name, O_RDONLY | SPOOL_OPEN_FLAGS);
 			if (sp->rfd < 0) {
-				if (errno == ENOENT) {
-					spool_next_seg(sp);
+				if (errno == ENOENT || errno == ELOOP) {
+					/* removed (or replaced by a symlink) behind our back */
+					spool_segs_del(sp, sp->rseq);
 					continue;
 				}
 				ret = -errno;
@@ -555,7 +763,7 @@ int spool_read(struct spool *sp, struct spool_entry *e)
 			}
 			end = (uint64_t)stt.st_size;
 		}
-		if (sp->roff + SPOOL_HDR > end) {
+		if (sp->roff > end || end - sp->roff < SPOOL_HDR) {
 			if (sp->roff < end)
 				sp->st.torn++;
 			spool_next_seg(sp);
@@ -572,7 +780,7 @@ int spool_read(struct spool *sp, struct spool_entry *e)
 			spool_skip_rest(sp, active);
 			continue;
 		}
-		if (sp->roff + SPOOL_HDR + len > end) {
+		if (len > end - sp->roff - SPOOL_HDR) {
 			sp->st.torn++;
 			spool_skip_rest(sp, active);
 			continue;
@@ -622,7 +830,6 @@ static int spool_pos_cmp(const struct spool_pos *a, const struct spool_pos *b)
 
 int spool_ack(struct spool *sp, const struct spool_pos *pos)
 {
-	uint64_t seq;
 	int64_t size;
 	int err = 0;
 
@@ -636,8 +843,8 @@ int spool_ack(struct spool *sp, const struct spool_pos *pos)
 	}
 	sp->ack = *pos;
 	sp->st.acked++;
-	for (seq = sp->first_seq; seq < pos->seg && seq < sp->wseq; seq++)
-		spool_unlink_seg(sp, seq);
+	while (sp->nsegs && sp->segs[0] < pos->seg && sp->segs[0] < sp->wseq)
+		spool_unlink_seg(sp, sp->segs[0]);
 	if (pos->seg > sp->first_seq)
 		sp->first_seq = pos->seg;
 	if (sp->wfd >= 0 && pos->seg == sp->wseq && pos->off >= sp->woff) {

@@ -33,6 +33,9 @@ struct spool_stats {
 	uint64_t acked;          /* spool_ack() calls that moved the position */
 	uint64_t disk_bytes;     /* current size of all segment files */
 	uint64_t segments;       /* current number of segment files */
+	uint64_t ack_recovered;  /* the ack file did not match the segments: replaced */
+	uint64_t skipped_segments;   /* missing segment numbers the reader jumped over */
+	uint64_t foreign;        /* *.seg names this spool would never make, left alone */
 };
 
 /* A position: everything before it has been delivered once it is acked. */
@@ -52,8 +55,10 @@ struct spool_entry {
 struct spool;
 
 int spool_fsync_parse(const char *s, enum spool_fsync *out);   /* 0 or -EINVAL */
-/* Opens (creating the directory) and recovers: the reader starts at the persisted
- * ack position; a torn tail left by a crash is skipped when reached. */
+/* Opens (creating the directory 0700) and recovers: the reader starts at the
+ * persisted ack position, checked against the segments that exist; a torn tail left
+ * by a crash is skipped when reached. -EPERM (one line said) for a directory another
+ * user owns or others can write, -EBUSY when another agent holds its lock. */
 int spool_open(struct spool **out, const struct spool_cfg *cfg);
 void spool_close(struct spool *sp);                  /* syncs unless fsync=never; accepts NULL */
 /* 0; -ENOSPC when max_bytes would be passed (counted as a drop); -EIO etc. */

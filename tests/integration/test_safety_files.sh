@@ -119,3 +119,48 @@ if [ $rc = 0 ] && [ $ms -lt 5000 ] && grep -q 'pacing waits cut' "$T/g.log"; the
 else
 	fail "2^62 ns gap: exit $rc after $ms ms"
 fi
+
+# 6. the spool directory: ours alone (0700, refused when others can write it), locked
+ES_DOWN=http://127.0.0.1:1   # refused at once: everything goes to the spool
+mkdir -p "$T/ww" && chmod 777 "$T/ww"
+"$ST_BIN" -q --input-pcap "$T/s.pcap" --es $ES_DOWN --spool-dir "$T/ww" 2>"$T/ww.log" >/dev/null; rc=$?
+if [ $rc = 1 ] && [ "$(wc -l < "$T/ww.log")" = 1 ] && grep -q 'world-writable' "$T/ww.log"; then
+	pass "world-writable spool directory refused: exit 1, one line"
+else
+	fail "world-writable spool directory: exit $rc, $(wc -l < "$T/ww.log") lines: $(head -c 200 "$T/ww.log")"
+fi
+"$ST_BIN" -q --input-pcap "$T/s.pcap" --es $ES_DOWN --spool-dir "$T/sp/new" 2>"$T/sp1.log" >/dev/null
+if [ "$(mode "$T/sp/new")" = 700 ] && [ -z "$(find "$T/sp/new" -type f ! -perm 600)" ]; then
+	pass "spool directory created 0700, its files 0600"
+else
+	fail "spool modes: dir $(mode "$T/sp/new"), files $(find "$T/sp/new" -type f -printf '%f:%m ')"
+fi
+"$ST_BIN" -q --input-file "$T/gap.gor" --replay-max-wait 3 --es $ES_DOWN --spool-dir "$T/sp/new" \
+	2>/dev/null >/dev/null &
+first=$!
+sleep 1
+"$ST_BIN" -q --input-pcap "$T/s.pcap" --es $ES_DOWN --spool-dir "$T/sp/new" 2>"$T/lock.log" >/dev/null; rc=$?
+wait $first
+if [ $rc = 1 ] && grep -q 'lock held' "$T/lock.log"; then
+	pass "a second agent on the same spool directory is refused (exit 1: $(head -1 "$T/lock.log"))"
+else
+	fail "second agent on one spool: exit $rc ($(head -1 "$T/lock.log"))"
+fi
+
+# 10. an ack file of 2^64-1 neither deletes the spooled records nor wraps the numbering
+pending() { grep -oE 'spool_pending_bytes=[0-9]+' "$1" | tail -1 | cut -d= -f2; }
+rm -rf "$T/sp2"
+"$ST_BIN" --input-pcap "$T/big.pcap" --es $ES_DOWN --spool-dir "$T/sp2" 2>"$T/a1.log" >/dev/null
+p1=$(pending "$T/a1.log")
+python3 - "$T/sp2/ack" <<'PY'
+import struct, sys, zlib
+b = b"STCK" + struct.pack("<QQ", 2**64 - 1, 0)
+open(sys.argv[1], "wb").write(b + struct.pack("<I", zlib.crc32(b)))
+PY
+"$ST_BIN" --input-pcap "$T/s.pcap" --es $ES_DOWN --spool-dir "$T/sp2" 2>"$T/a2.log" >/dev/null
+p2=$(pending "$T/a2.log")
+if [ "${p1:-0}" -gt 0 ] && [ "${p2:-0}" -gt "${p1:-0}" ] && grep -q 'spool_ack_recovered=1' "$T/a2.log"; then
+	pass "ack 2^64-1: the $p1 spooled bytes are kept (now $p2), ack_recovered counted"
+else
+	fail "ack 2^64-1: pending $p1 -> $p2 bytes ($(grep -o 'spool_ack_recovered=[0-9]*' "$T/a2.log"))"
+fi

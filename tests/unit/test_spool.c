@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <zlib.h>
@@ -327,6 +328,265 @@ static void test_crash_reopen(void **state)
 	spool_close(sp);
 }
 
+
+/* ---- issue 15 items 6 and 10: a spool directory nobody else controls, an ack
+ * file checked against the segments that exist ---- */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int try_open(const char *dir)
+{
+	struct spool_cfg cfg = { .dir = dir, .max_bytes = 1 << 20, .segment_bytes = 2048,
+				 .fsync = SPOOL_FSYNC_NEVER };
+	struct spool *sp = NULL;
+	int err = spool_open(&sp, &cfg);
+
+	spool_close(sp);
+	return err;
+}
+
+static mode_t mode_of(const char *p)
+{
+	struct stat sb;
+
+	assert_int_equal(lstat(p, &sb), 0);
+	return sb.st_mode & 07777;
+}
+
+static void test_dir_trust(void **state)
+{
+	struct fixture *f = *state;
+	char sub[128], p[160];
+	mode_t old = umask(0);
+	struct spool *sp;
+
+	/* created 0700 (not 0750) even under umask 0; files 0600 */
+	snprintf(sub, sizeof(sub), "%s/new/spool", f->dir);
+	sp = open_spool(sub, 1 << 20, 2048);
+	put(sp, 1);
+	spool_close(sp);
+	assert_int_equal(mode_of(sub), 0700);
+	seg_path(sub, 1, p, sizeof(p));
+	assert_int_equal(mode_of(p), 0600);
+	umask(old);
+	/* group- or world-writable: refused */
+	assert_int_equal(chmod(f->dir, 0777), 0);
+	assert_int_equal(try_open(f->dir), -EPERM);
+	assert_int_equal(chmod(f->dir, 0770), 0);
+	assert_int_equal(try_open(f->dir), -EPERM);
+	assert_int_equal(chmod(f->dir, 0700), 0);
+	assert_int_equal(try_open(f->dir), 0);
+	/* owned by another user: refused (only root can arrange that here) */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(f->dir, 4242, 4242), 0);
+		assert_int_equal(try_open(f->dir), -EPERM);
+		assert_int_equal(chown(f->dir, 0, 0), 0);
+	} else {
+		print_message("SKIP: foreign owner (needs root to chown)\n");
+	}
+}
+
+static void test_lock(void **state)
+{
+	struct fixture *f = *state;
+	struct spool *a = open_spool(f->dir, 1 << 20, 2048);
+
+	/* a second agent on the same directory is refused while the first runs */
+	assert_int_equal(try_open(f->dir), -EBUSY);
+	spool_close(a);
+	assert_int_equal(try_open(f->dir), 0);
+}
+
+static void test_symlinks(void **state)
+{
+	struct fixture *f = *state;
+	char victim[128], link[160], seg2[160];
+	struct spool_entry e;
+	struct spool_pos pos;
+	struct spool_stats st;
+	struct spool *sp;
+	int want[2] = { 1, 2 };
+	FILE *v;
+
+	snprintf(victim, sizeof(victim), "%s.victim", f->dir);
+	v = fopen(victim, "w");
+	assert_non_null(v);
+	fputs("precious\n", v);
+	fclose(v);
+	/* planted before the agent starts: ack.tmp and the next segment's name */
+	snprintf(link, sizeof(link), "%s/ack.tmp", f->dir);
+	assert_int_equal(symlink(victim, link), 0);
+	seg_path(f->dir, 1, seg2, sizeof(seg2));
+	assert_int_equal(symlink(victim, seg2), 0);
+	sp = open_spool(f->dir, 1 << 20, 1 << 16);
+	put(sp, 1);
+	put(sp, 2);
+	expect_ids(sp, want, 2);
+	spool_tell(sp, &pos);
+	(void)e;
+	assert_int_equal(spool_ack(sp, &pos), 0);
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.foreign, 1);     /* the planted segment name was stepped over */
+	spool_close(sp);
+	assert_int_equal(mode_of(victim) & 0777, mode_of(victim) & 0777);
+	v = fopen(victim, "r");
+	assert_non_null(v);
+	{
+		char line[64] = "";
+
+		assert_non_null(fgets(line, sizeof(line), v));
+		assert_string_equal(line, "precious\n");
+		assert_null(fgets(line, sizeof(line), v));
+	}
+	fclose(v);
+	unlink(victim);
+}
+
+static void write_ack(const char *dir, uint64_t seg, uint64_t off)
+{
+	uint8_t b[24];
+	char p[160];
+	FILE *fp;
+	int i;
+
+	b[0] = 'S'; b[1] = 'T'; b[2] = 'C'; b[3] = 'K';
+	for (i = 0; i < 8; i++) {
+		b[4 + i] = (uint8_t)(seg >> (8 * i));
+		b[12 + i] = (uint8_t)(off >> (8 * i));
+	}
+	{
+		uint32_t c = (uint32_t)crc32(0L, b, 20);
+
+		for (i = 0; i < 4; i++)
+			b[20 + i] = (uint8_t)(c >> (8 * i));
+	}
+	snprintf(p, sizeof(p), "%s/ack", dir);
+	fp = fopen(p, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(b, 1, sizeof(b), fp), sizeof(b));
+	fclose(fp);
+}
+
+/* three segments of entries 0..29, nothing acked */
+static void fill3(const char *dir)
+{
+	struct spool *sp = open_spool(dir, 1 << 20, 512);
+	struct spool_stats st;
+	int i;
+
+	for (i = 0; i < 30; i++)
+		put(sp, i);
+	spool_get_stats(sp, &st);
+	assert_true(st.segments >= 3);
+	spool_close(sp);
+}
+
+static void test_ack_beyond_segments(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_stats st;
+	struct spool *sp;
+	int want[31], i;
+
+	fill3(f->dir);
+	/* an ack of 2^64-1 would declare every segment delivered (and delete them),
+	 * then wrap the next segment number to 0, never read again */
+	write_ack(f->dir, UINT64_MAX, 0);
+	sp = open_spool(f->dir, 1 << 20, 1024);
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.ack_recovered, 1);
+	for (i = 0; i < 30; i++)
+		want[i] = i;
+	put(sp, 77);
+	want[30] = 77;
+	expect_ids(sp, want, 31);
+	spool_close(sp);
+}
+
+static void test_foreign_segment_number(void **state)
+{
+	struct fixture *f = *state;
+	char p[160];
+	struct spool_stats st;
+	struct spool *sp;
+	FILE *fp;
+	int want[1] = { 5 };
+
+	snprintf(p, sizeof(p), "%s/ffffffffffffffff.seg", f->dir);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	sp = open_spool(f->dir, 1 << 20, 1024);
+	put(sp, 5);
+	expect_ids(sp, want, 1);   /* the writer's number did not wrap below the reader */
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.foreign, 1);
+	spool_close(sp);
+	sp = open_spool(f->dir, 1 << 20, 1024);
+	expect_ids(sp, want, 1);
+	spool_close(sp);
+}
+
+static void test_ack_offset_past_end(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_entry e;
+	struct spool_stats st;
+	struct spool *sp;
+	int n = 0, r;
+
+	fill3(f->dir);
+	write_ack(f->dir, 1, UINT64_MAX - 5);
+	sp = open_spool(f->dir, 1 << 20, 1024);
+	/* no EIO forever: the rest of segment 1 is impossible, segment 2 on is read */
+	while ((r = spool_read(sp, &e)) == 1) {
+		spool_entry_free(&e);
+		n++;
+	}
+	assert_int_equal(r, 0);
+	assert_true(n > 0 && n < 30);
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.ack_recovered, 1);
+	spool_close(sp);
+}
+
+static void test_segment_gap(void **state)
+{
+	struct fixture *f = *state;
+	char a[160], b[160];
+	struct spool_stats st;
+	struct spool *sp;
+	uint64_t t0, el;
+	int want[2] = { 1, 2 };
+
+	sp = open_spool(f->dir, 1 << 20, 1 << 16);
+	put(sp, 1);
+	spool_close(sp);
+	sp = open_spool(f->dir, 1 << 20, 1 << 16);
+	put(sp, 2);
+	spool_close(sp);
+	/* segment 2 becomes segment 1,000,002: a gap of a million numbers */
+	seg_path(f->dir, 2, a, sizeof(a));
+	seg_path(f->dir, 1000002, b, sizeof(b));
+	assert_int_equal(rename(a, b), 0);
+	sp = open_spool(f->dir, 1 << 20, 1 << 16);
+	t0 = mono_ms();
+	expect_ids(sp, want, 2);
+	el = mono_ms() - t0;
+	spool_get_stats(sp, &st);
+	print_message("a gap of 1,000,000 segment numbers read past in %llu ms\n",
+		      (unsigned long long)el);
+	assert_true(el < 500);
+	assert_int_equal(st.skipped_segments, 1000000);
+	spool_close(sp);
+}
+
 static void test_fsync_parse(void **state)
 {
 	enum spool_fsync p;
@@ -349,6 +609,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_size_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_trust, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlinks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ack_beyond_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_segment_number, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ack_offset_past_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_gap, setup, teardown),
 		cmocka_unit_test(test_fsync_parse),
 	};
 
