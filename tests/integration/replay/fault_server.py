@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A deliberately bad serverB: 'slow' answers each request after --delay seconds,
-'garbage' answers with bytes that are not HTTP and closes, 'close-second' answers
-the first request of a connection (keep-alive) and closes the connection on the
-second without a byte of answer (a keep-alive connection closed under a request).
+'garbage' answers with bytes that are not HTTP and closes, 'close-second': the first
+connection answers its first request (keep-alive) and is closed on the second without
+a byte of answer (a stale keep-alive connection); later connections answer normally.
 Logs one line per request head received to --log."""
 import argparse
 import socket
@@ -10,7 +10,7 @@ import threading
 import time
 
 
-def handle(c, args, lock):
+def handle(c, args, lock, first):
     buf = b""
     served = 0
     try:
@@ -35,7 +35,7 @@ def handle(c, args, lock):
                     c.sendall(b"\x00\x01garbage garbage garbage\r\n\r\n")
                     return
                 if args.mode == "close-second":
-                    if served:
+                    if served and first:
                         return
                     served += 1
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -60,9 +60,11 @@ def main():
     s.bind(("127.0.0.1", args.port))
     s.listen(512)
     lock = threading.Lock()
+    first = True
     while True:
         c, _ = s.accept()
-        threading.Thread(target=handle, args=(c, args, lock), daemon=True).start()
+        threading.Thread(target=handle, args=(c, args, lock, first), daemon=True).start()
+        first = False
 
 
 if __name__ == "__main__":
