@@ -180,6 +180,58 @@ static void test_hold_unhold(void **state)
 	record_free(r);
 }
 
+/* The tables are bounded: endpoints past FSUM_MAX_ENDPOINTS gather in "(other)",
+ * fields past FSUM_MAX_FIELDS per endpoint are counted as dropped. */
+static void test_bounds(void **state)
+{
+	struct fields_sum_cfg cfg;
+	struct fields_sum *s;
+	struct fsum_row *rows;
+	struct st_diff d;
+	struct st_field f[FIELDS_MAX];
+	char ep[64], paths[FIELDS_MAX][16];
+	size_t n, i, other = 0, fieldrows = 0;
+	struct buf out = { 0 };
+	int k;
+
+	fields_sum_cfg_default(&cfg);
+	s = fields_sum_new(&cfg);
+	memset(&d, 0, sizeof(d));
+	for (k = 0; k < FSUM_MAX_ENDPOINTS + 40; k++) {
+		snprintf(ep, sizeof(ep), "GET /e%d", k);
+		d.endpoint = ep;
+		assert_int_equal(fields_sum_count(s, &d, "x"), 0);
+	}
+	/* 3 requests with 32 distinct fields each on one endpoint: 96 > 64 */
+	d.endpoint = "GET /wide";
+	memset(f, 0, sizeof(f));
+	for (k = 0; k < 3; k++) {
+		for (i = 0; i < FIELDS_MAX; i++) {
+			snprintf(paths[i], sizeof(paths[i]), "$.f%d_%zu", k, i);
+			f[i].path = paths[i];
+		}
+		d.fields = f;
+		d.nfields = FIELDS_MAX;
+		assert_int_equal(fields_sum_count(s, &d, "y"), 0);
+	}
+	assert_int_equal(fields_sum_rows(s, &rows, &n), 0);
+	for (i = 0; i < n; i++) {
+		if (!rows[i].path && !strcmp(rows[i].endpoint, "(other)"))
+			other = rows[i].requests;
+		if (rows[i].path)
+			fieldrows++;
+	}
+	free(rows);
+	assert_int_equal(other, 40 + 3);   /* /wide came after the table was full */
+	assert_int_equal(fieldrows, FSUM_MAX_FIELDS);
+	assert_true(fields_sum_flush(s, 1, true, &out) == FSUM_MAX_ENDPOINTS + 1);
+	buf_putc(&out, '\0');
+	assert_non_null(strstr(out.data, "\"endpoint\":\"(other)\",\"requests\":43,"));
+	assert_non_null(strstr(out.data, "\"fields_dropped\":32"));
+	buf_free(&out);
+	fields_sum_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +239,7 @@ int main(void)
 		cmocka_unit_test(test_probe_compares_serverb_twice),
 		cmocka_unit_test(test_want_noise),
 		cmocka_unit_test(test_hold_unhold),
+		cmocka_unit_test(test_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
