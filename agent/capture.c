@@ -281,6 +281,12 @@ static int capture_configure(struct capture *c, const struct capture_cfg *cfg)
 	bc->nports = (uint32_t)cfg->nports;
 	bc->lo_ifindex = if_nametoindex("lo");
 	bc->wakeup_bytes = cfg->wakeup_bytes ? cfg->wakeup_bytes : ring / 16;
+	/* loss injection for tests only (tests/integration/test_loss.sh) */
+	if (getenv("SHADOWTAP_TEST_SKIP_EVERY")) {
+		bc->test_skip_every = (uint32_t)strtoul(getenv("SHADOWTAP_TEST_SKIP_EVERY"), NULL, 10);
+		pr_warn("TEST ONLY: capture skips every %u-th segment (SHADOWTAP_TEST_SKIP_EVERY)\n",
+			bc->test_skip_every);
+	}
 	/* load only what the mode attaches: socket mode keeps working on kernels that
 	 * cannot load the xdp program */
 	bpf_program__set_autoload(c->skel->progs.st_capture, cfg->mode == CAPTURE_SOCKET);

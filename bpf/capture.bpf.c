@@ -267,6 +267,13 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 	st->matched++;
 
 	plen = l3.end - poff;
+	/* test-only loss injection: the agent misses this segment, the peer gets it */
+	if (st_cfg.test_skip_every &&
+	    (plen || (flags & (ST_TCP_SYN | ST_TCP_FIN | ST_TCP_RST))) &&
+	    ++st->test_seen % st_cfg.test_skip_every == 0) {
+		st->test_skipped++;
+		return;
+	}
 	hdr.ts_ns = bpf_ktime_get_ns();
 	hdr.seq = bpf_ntohl(tcp.seq);
 	hdr.ack = bpf_ntohl(tcp.ack_seq);

@@ -81,6 +81,8 @@ struct st_stats {
 	__u64 load_errors;        /* bpf_skb_load_bytes failures (event dropped) */
 	__u64 bytes_lost_load;
 	__u64 wakeups;            /* forced consumer wake-ups */
+	__u64 test_seen;          /* test only (test_skip_every): segments counted for skipping */
+	__u64 test_skipped;       /* test only: segments deliberately not captured */
 };
 
 /* Values for .rodata (const volatile in the program). */
@@ -89,6 +91,11 @@ struct st_bpf_cfg {
 	__u32 nports;
 	__u32 lo_ifindex;      /* on this ifindex, skip PACKET_OUTGOING copies */
 	__u64 wakeup_bytes;    /* force a wake-up when this much data is pending */
+	/* TEST ONLY, 0 = off: skip every Nth segment that would make an event (payload or
+	 * SYN/FIN/RST), per CPU, as a full ring or busy queue would: the agent misses a
+	 * packet the server still gets. Set from SHADOWTAP_TEST_SKIP_EVERY (loss tests). */
+	__u32 test_skip_every;
+	__u32 pad2;
 };
 
 /* TLS plaintext source (bpf/tls.bpf.c): per-CPU statistics, one element of a
@@ -112,6 +119,8 @@ struct st_tls_stats {
 	__u64 nested;             /* SSL call while the thread's previous one had not
 				   * returned (its data, if any, is not emitted) */
 	__u64 wakeups;            /* forced consumer wake-ups */
+	__u64 test_seen;          /* test only (test_skip_every): segments counted for skipping */
+	__u64 test_skipped;       /* test only: segments deliberately not captured */
 };
 
 /* Most plaintext one SSL call copies (a bounded bpf_loop); the rest is a gap. */
