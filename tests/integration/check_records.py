@@ -20,7 +20,9 @@ sent = [json.loads(l) for l in open(args.manifest)]
 recs, bad_json = [], 0
 for l in open(args.records):
     try:
-        recs.append(json.loads(l))
+        r = json.loads(l)
+        if "http" in r:  # exchanges only: periodic diff_summary documents are not requests
+            recs.append(r)
     except ValueError:
         bad_json += 1
 

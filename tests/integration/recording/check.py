@@ -159,6 +159,8 @@ def check_responses(args):
     with open(args.records) as f:
         for ln in f:
             r = json.loads(ln)
+            if "http" not in r:
+                continue  # not an exchange (e.g. a periodic diff_summary document)
             resp = r.get("http", {}).get("response", {})
             body = resp.get("body", {}).get("content")
             url = r.get("url", {}).get("original", "")
