@@ -18,6 +18,7 @@
 #include "fields_sum.h"
 #include "json.h"
 #include "report.h"
+#include "sfile.h"
 #include "sink_es.h"
 
 #define RP_LIT(b, s) buf_append(b, s, sizeof(s) - 1)
@@ -673,7 +674,7 @@ int report_main(int argc, char **argv)
 		fprintf(stderr, "shadowtap report: %llu lines were no JSON object, skipped\n",
 			(unsigned long long)bad);
 	if (!rc && html) {
-		FILE *f = fopen(html, "w");
+		FILE *f = sfile_fopen(html, "w");   /* 0600, no symlink: it quotes traffic */
 
 		if (!f || report_html(s, "shadowtap: differences", &out) ||
 		    fwrite(out.data, 1, out.len, f) != out.len) {

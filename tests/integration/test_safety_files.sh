@@ -42,6 +42,13 @@ else
 	fail "convert redaction options"
 fi
 
+"$ST_BIN" report --html "$T/report.html" "$T/out.ndjson" >/dev/null 2>&1
+if [ "$(mode "$T/report.html")" = 600 ]; then
+	pass "report --html page created 0600"
+else
+	fail "report --html page mode $(mode "$T/report.html")"
+fi
+
 # 8. a restart within the same strftime period never truncates a recording
 before=$(md5sum < "$T/rec.stap")
 "$ST_BIN" -q --input-pcap "$T/s.pcap" --output-file "$T/rec.stap" 2>/dev/null
