@@ -180,6 +180,9 @@ static __always_inline void tls_emit_ctl(const struct tls_conn *c, int dir, __u8
 	}
 	/* a SYN carries the start value; a FIN sits after the last byte */
 	ev->seq = (flags & ST_TCP_SYN) ? c->isn : c->isn + 1 + c->off[dir & 1];
+	/* as TCP would: everything the other direction sent so far has arrived
+	 * (reassembly turns unseen bytes below an ACK into a gap at once) */
+	ev->ack = c->isn + 1 + c->off[!dir];
 	tls_submit(ev, (sizeof(*ev) + 8 + 7) & ~7U, st);
 	st->events++;
 }
@@ -451,6 +454,7 @@ static __always_inline void tls_emit_data(struct tls_copy *cp, __u32 len, const 
 	ev->dir = cp->dir;
 	ev->tcp_flags = ST_TCP_ACK | ST_TCP_PSH;
 	ev->seq = cp->seq + cp->off;
+	ev->ack = cp->c->isn + 1 + cp->c->off[!cp->dir];
 	ev->seg_len = len;
 	ev->off = 0;
 	ev->data_len = len;

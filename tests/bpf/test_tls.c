@@ -225,6 +225,13 @@ static void test_fresh_connection(void **state)
 	assert_int_equal(tt_evs[3].ev.dir, ST_DIR_FROM_SERVER);
 	assert_int_equal(tt_evs[3].ev.seq, isn + 1);
 	assert_memory_equal(tt_evs[3].data, "HTTP/1.1 200 OK\r\n", 17);
+	/* ACKs as TCP's: the server's bytes acknowledge the 18 request bytes, and every
+	 * event carries the ACK flag with a meaningful number (reassembly uses it) */
+	assert_int_equal(tt_evs[3].ev.ack, isn + 1 + 18);
+	assert_int_equal(tt_evs[2].ev.ack, isn + 1);
+	assert_int_equal(tt_evs[1].ev.ack, isn + 1);
+	assert_int_equal(tt_evs[5].ev.ack, isn + 1 + 19);
+	assert_int_equal(tt_evs[6].ev.ack, isn + 1 + 18);
 	assert_int_equal(tt_evs[4].ev.seq, isn + 1 + 17);
 	assert_int_equal(tt_evs[4].ev.data_len, 2);
 	assert_int_equal(tt_evs[5].ev.tcp_flags & ST_TCP_FIN, ST_TCP_FIN);

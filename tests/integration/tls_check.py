@@ -70,7 +70,7 @@ if args.kind == "client":
            "%d out of order, e.g. %s" % (len(disorder), disorder[:3]))
 elif args.kind == "curl":
     want = ["%s%d" % (args.prefix, i) for i in range(1, args.expect + 1)]
-    got = [r.get("url", {}).get("original") for r in recs]
+    got = [r.get("url", {}).get("original") or "" for r in recs]
     done = [r for r in recs if r.get("capture", {}).get("complete")
             and r.get("http", {}).get("response", {}).get("status_code") == 200]
     report(sorted(got) == sorted(want) and len(done) == len(want),
