@@ -178,7 +178,7 @@ void replay_flow_maybe_free(struct replay *rp, struct replay_flow *f)
 {
 	struct replay_flow **pp;
 
-	if (f->inflight || f->ready || f->head)
+	if (f->inflight || f->ready || f->head || f->pinned)
 		return;
 	for (pp = &rp->fht[st_mix64(f->id) & rp->fht_mask]; *pp; pp = &(*pp)->hnext)
 		if (*pp == f) {
@@ -528,6 +528,12 @@ static void replay_dispatch(struct replay *rp, uint64_t now)
 		/* flows with a connection of their own first: the pool does not limit them */
 		while ((f = t->ohead)) {
 			c = f->conn;
+			/* every connection is taken and flows wait for one: let this one's
+			 * pipeline drain so its connection goes to the next flow in turn */
+			if (t->rhead && t->nopen >= t->nconns && c && replay_flow_may_send(rp, f)) {
+				replay_ready_pop(&t->ohead, &t->otail);
+				continue;
+			}
 			if (!replay_flow_may_send(rp, f) || !c || !replay_conn_can_take(rp, c)) {
 				replay_ready_pop(&t->ohead, &t->otail);
 				/* pushed again by whatever lifts the limit; without a
@@ -540,8 +546,12 @@ static void replay_dispatch(struct replay *rp, uint64_t now)
 				return;
 			replay_ready_pop(&t->ohead, &t->otail);
 			it = replay_flow_take(f);
+			/* assign may settle requests and free flows: keep f */
+			f->pinned++;
 			replay_assign(rp, c, it, now);
+			f->pinned--;
 			replay_ready_push(rp, f, false);
+			replay_flow_maybe_free(rp, f);
 		}
 		while ((f = t->rhead)) {
 			if (!replay_flow_may_send(rp, f) || f->conn) {
@@ -557,8 +567,11 @@ static void replay_dispatch(struct replay *rp, uint64_t now)
 				return;
 			replay_ready_pop(&t->rhead, &t->rtail);
 			it = replay_flow_take(f);
+			f->pinned++;
 			replay_assign(rp, c, it, now);
+			f->pinned--;
 			replay_ready_push(rp, f, false);
+			replay_flow_maybe_free(rp, f);
 		}
 	}
 }

@@ -310,7 +310,10 @@ static void replay_complete(struct replay *rp, struct replay_conn *c, uint64_t n
 	replay_conn_pop(rp, c);
 	replay_item_done(rp, it);
 	c->nreq++;
+	/* settling the rest of c may free flows: keep f */
+	f->pinned++;
 	replay_conn_next(rp, c, now);
+	f->pinned--;
 	replay_ready_push(rp, f, false);
 	replay_flow_maybe_free(rp, f);
 }

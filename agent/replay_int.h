@@ -63,6 +63,7 @@ struct replay_flow {
 	struct replay_conn *last;
 	struct replay_conn *conn;              /* session order: carries all its in-flight items */
 	int inflight;
+	int pinned;                            /* a caller still uses it: not freed */
 	bool ready;
 };
 
