@@ -42,9 +42,12 @@ static int replay_conn_events(struct replay *rp, struct replay_conn *c, uint32_t
 	return epoll_ctl(rp->epfd, EPOLL_CTL_MOD, c->fd, &e) ? -errno : 0;
 }
 
+/* A connection pipelines only after it answered one request well: a serverB that
+ * answers garbage or closes at once then fails one request at a time, each with
+ * its own reason, instead of taking a pipeline of others down with it. */
 bool replay_conn_can_take(const struct replay *rp, const struct replay_conn *c)
 {
-	return c->fd >= 0 && !c->no_more && c->nq < rp->conn_depth;
+	return c->fd >= 0 && !c->no_more && c->nq < (c->nreq ? rp->conn_depth : 1);
 }
 
 /* Close the socket; the requests still on c must have been settled. */
