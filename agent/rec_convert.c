@@ -173,8 +173,8 @@ int recording_convert_main(int argc, char **argv)
 				wst.write_errors++;
 		} else {
 			ret = rec_redact_record(r, rc.redact, &red, &view);
-			if (!ret)
-				ret = rec_writer_encode(&rc, &view, &b, &wst);
+			if (ret >= 0)
+				ret = rec_writer_encode(&rc, ret ? &view : r, &b, &wst);
 			if (ret == -EBADMSG) {
 				/* counted as refused_gor_separator */
 			} else if (ret || buf_append(&blk, b.data, b.len)) {

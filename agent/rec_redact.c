@@ -92,9 +92,8 @@ static size_t rec_redact_head_len(const char *p, size_t n)
 int rec_redact_record(const struct st_record *r, const char *const *redact,
 		      struct rec_redacted *s, struct st_record *view)
 {
-	int k;
+	int kraw = 0, kreq = 0, kresp = 0;
 
-	*view = *r;
 	if (!redact || !*redact)
 		return 0;
 	buf_reset(&s->raw);
@@ -103,33 +102,33 @@ int rec_redact_record(const struct st_record *r, const char *const *redact,
 	if (r->raw && r->raw_len) {
 		size_t hl = rec_redact_head_len((const char *)r->raw, r->raw_len);
 
-		k = rec_redact_head(&s->raw, (const char *)r->raw, hl, redact);
-		if (k < 0 || buf_append(&s->raw, r->raw + hl, r->raw_len - hl))
+		kraw = rec_redact_head(&s->raw, (const char *)r->raw, hl, redact);
+		if (kraw < 0 || buf_append(&s->raw, r->raw + hl, r->raw_len - hl))
 			return -ENOMEM;
-		if (k > 0) {
-			view->raw = (uint8_t *)s->raw.data;
-			view->raw_len = s->raw.len;
-		}
 	}
-	if (r->req.head && r->req.head_len) {
-		k = rec_redact_head(&s->req, r->req.head, r->req.head_len, redact);
-		if (k < 0)
-			return -ENOMEM;
-		if (k > 0) {
-			view->req.head = s->req.data;
-			view->req.head_len = s->req.len;
-		}
+	if (r->req.head && r->req.head_len &&
+	    (kreq = rec_redact_head(&s->req, r->req.head, r->req.head_len, redact)) < 0)
+		return -ENOMEM;
+	if (r->resp.head && r->resp.head_len &&
+	    (kresp = rec_redact_head(&s->resp, r->resp.head, r->resp.head_len, redact)) < 0)
+		return -ENOMEM;
+	if (!kraw && !kreq && !kresp)
+		return 0;                 /* nothing to hide: r itself is written */
+	/* the copy (several KiB) only for records that had something to hide */
+	*view = *r;
+	if (kraw) {
+		view->raw = (uint8_t *)s->raw.data;
+		view->raw_len = s->raw.len;
 	}
-	if (r->resp.head && r->resp.head_len) {
-		k = rec_redact_head(&s->resp, r->resp.head, r->resp.head_len, redact);
-		if (k < 0)
-			return -ENOMEM;
-		if (k > 0) {
-			view->resp.head = s->resp.data;
-			view->resp.head_len = s->resp.len;
-		}
+	if (kreq) {
+		view->req.head = s->req.data;
+		view->req.head_len = s->req.len;
 	}
-	return 0;
+	if (kresp) {
+		view->resp.head = s->resp.data;
+		view->resp.head_len = s->resp.len;
+	}
+	return 1;
 }
 
 void rec_redacted_free(struct rec_redacted *s)

@@ -19,7 +19,8 @@ int rec_redact_head(struct buf *out, const char *head, size_t len, const char *c
 
 /* A view of r whose raw request, request head and response head are redacted
  * copies held in the three buffers (the rest points into r): what the recording
- * encoders read. Returns 0 (view == r's contents when nothing matched) or -ENOMEM. */
+ * encoders read. 1 when view was filled, 0 when nothing matched (encode r itself,
+ * view untouched), or -ENOMEM. */
 struct rec_redacted {
 	struct buf raw, req, resp;
 };

@@ -428,8 +428,8 @@ void rec_writer_submit(struct rec_writer *w, const struct st_record *r)
 
 	__atomic_add_fetch(&w->st.submitted, 1, __ATOMIC_RELAXED);
 	err = rec_redact_record(r, w->rc.redact, &red, &view);
-	if (!err)
-		err = rec_writer_encode(&w->rc, &view, &b, &w->st);
+	if (err >= 0)
+		err = rec_writer_encode(&w->rc, err ? &view : r, &b, &w->st);
 	rec_redacted_free(&red);
 	if (err) {
 		if (err != -EBADMSG)
