@@ -2,11 +2,16 @@
  * overflows to, the batch in flight and its retries, and the dead-letter file.
  * Owns: es_item lifetimes; a spool batch is acked only once every item is final. */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <sys/stat.h>
+
+#include "json.h"
 #include "log.h"
 #include "sfile.h"
 #include "es_internal.h"
@@ -231,8 +236,66 @@ bool es_batch_from_mq(struct es_sink *s)
 	return true;
 }
 
+/* What ES sent as an item's "error" goes into one NDJSON line: embedded as JSON
+ * only when it is one well-formed value (raw control characters inside strings fail
+ * json_skip), with its whitespace flattened to spaces; anything else, or anything
+ * longer than ES_DL_REASON_MAX, becomes an escaped JSON string. */
+#define ES_DL_REASON_MAX 8192
+
+static int es_dl_reason(struct buf *line, const char *r, size_t n, bool is_json)
+{
+	const char *e = r + n, *v = is_json && n <= ES_DL_REASON_MAX ? json_skip(r, e, 0) : NULL;
+	size_t i, start;
+
+	if (v && json_ws(v, e) == e) {
+		start = line->len;
+		if (buf_append(line, r, n))
+			return -ENOMEM;
+		for (i = start; i < line->len; i++)
+			if ((unsigned char)line->data[i] < 0x20)
+				line->data[i] = ' ';
+		return 0;
+	}
+	return buf_json_str(line, r, n > ES_DL_REASON_MAX ? ES_DL_REASON_MAX : n);
+}
+
+/* Past --dead-letter-max-bytes the file becomes "<path>.1" (replacing the older
+ * one) and a new file starts: at most twice the limit on disk. */
+static int es_dl_open(struct es_sink *s, size_t need)
+{
+	struct stat st;
+
+	if (s->dead_letter && s->cfg.dead_letter_max_bytes &&
+	    s->dead_letter_bytes + need > s->cfg.dead_letter_max_bytes && s->dead_letter_bytes) {
+		char old[PATH_MAX];
+
+		fclose(s->dead_letter);
+		s->dead_letter = NULL;
+		snprintf(old, sizeof(old), "%s.1", s->dead_letter_path);
+		if (rename(s->dead_letter_path, old))
+			pr_warn("es: cannot rotate the dead-letter file %s: %s\n", s->dead_letter_path,
+				strerror(errno));
+		else
+			es_inc(s, ES_C_DEAD_LETTER_ROTATIONS, 1);
+	}
+	if (s->dead_letter)
+		return 0;
+	s->dead_letter = sfile_fopen(s->dead_letter_path, "a");   /* 0600, no symlink */
+	if (!s->dead_letter) {
+		pr_warn("es: cannot open the dead-letter file %s: %s\n", s->dead_letter_path,
+			strerror(errno));
+		return -errno;
+	}
+	s->dead_letter_bytes = fstat(fileno(s->dead_letter), &st) ? 0 : (uint64_t)st.st_size;
+	/* a file left over the limit by an earlier run rotates now */
+	if (s->cfg.dead_letter_max_bytes && s->dead_letter_bytes &&
+	    s->dead_letter_bytes + need > s->cfg.dead_letter_max_bytes)
+		return es_dl_open(s, need);
+	return 0;
+}
+
 void es_dead_letter(struct es_sink *s, const struct es_item *it, int status,
-			   const char *reason, size_t reason_len, bool reason_is_json)
+		    const char *reason, size_t reason_len, bool reason_is_json)
 {
 	struct buf line = { 0 };
 	char index[256];
@@ -240,15 +303,6 @@ void es_dead_letter(struct es_sink *s, const struct es_item *it, int status,
 	int err = 0;
 
 	es_inc(s, ES_C_DEAD_LETTERED, 1);
-	if (!s->dead_letter) {
-		s->dead_letter = sfile_fopen(s->dead_letter_path, "a");   /* 0600, no symlink */
-		if (!s->dead_letter) {
-			es_inc(s, ES_C_ERR_DEAD_LETTER_WRITE, 1);
-			pr_warn("es: cannot open the dead-letter file %s: %s\n", s->dead_letter_path,
-				strerror(errno));
-			return;
-		}
-	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	es_index_name(index, sizeof(index), s->prefix, it->ts_ns);
 	err |= buf_printf(&line, "{\"time\":%lld,\"status\":%d,\"index\":", (long long)ts.tv_sec, status);
@@ -256,15 +310,15 @@ void es_dead_letter(struct es_sink *s, const struct es_item *it, int status,
 	err |= buf_append(&line, ",\"id\":", 6);
 	err |= buf_json_str(&line, it->id, strlen(it->id));
 	err |= buf_append(&line, ",\"error\":", 9);
-	if (reason_is_json)
-		err |= buf_append(&line, reason, reason_len);
-	else
-		err |= buf_json_str(&line, reason, reason_len);
+	err |= es_dl_reason(&line, reason, reason_len, reason_is_json);
 	err |= buf_append(&line, ",\"doc\":", 7);
 	err |= buf_append(&line, it->json, it->len);
 	err |= buf_append(&line, "}\n", 2);
-	if (err || fwrite(line.data, 1, line.len, s->dead_letter) != line.len || fflush(s->dead_letter))
+	if (err || es_dl_open(s, line.len) ||
+	    fwrite(line.data, 1, line.len, s->dead_letter) != line.len || fflush(s->dead_letter))
 		es_inc(s, ES_C_ERR_DEAD_LETTER_WRITE, 1);
+	else
+		s->dead_letter_bytes += line.len;
 	buf_free(&line);
 }
 

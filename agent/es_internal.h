@@ -69,6 +69,7 @@ enum es_ctr {
 	ES_C_ERR_ITEM_4XX,
 	ES_C_ERR_DEAD_LETTER_WRITE,
 	ES_C_SETUP_FAILURES,
+	ES_C_DEAD_LETTER_ROTATIONS,
 	ES_C_N,
 };
 
@@ -83,6 +84,7 @@ struct es_sink {
 	char *auth_header;       /* "Authorization: ApiKey ..." */
 	struct spool *spool;
 	FILE *dead_letter;
+	uint64_t dead_letter_bytes;  /* size of the open dead-letter file */
 
 	pthread_t thread;
 	bool thread_started;
@@ -125,6 +127,7 @@ void es_inc(struct es_sink *s, enum es_ctr c, uint64_t v);
 
 /* es_setup.c: credentials from the environment, templates, the set-up requests */
 int es_load_credentials(struct es_sink *s);
+int es_url_take_userinfo(char *url, char **userpwd);
 void es_handle_setup(struct es_sink *s, CURLcode cc, long code);
 
 /* sink_es.c: one request on the shared handle; back-off bookkeeping */

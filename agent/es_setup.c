@@ -27,6 +27,7 @@ void es_cfg_default(struct es_cfg *cfg)
 	cfg->batch_ms = 1000;
 	cfg->spool_dir = geteuid() == 0 ? "/var/lib/shadowtap/spool" : "./spool";
 	cfg->spool_max_bytes = 1ull << 30;
+	cfg->dead_letter_max_bytes = 64ull << 20;
 	cfg->fsync_policy = "batch";
 	cfg->gzip = 1;
 	cfg->mem_queue_bytes = 64u << 20;
@@ -111,6 +112,45 @@ int es_url_from_env(char *out, size_t n)
 	if ((!url || !*url) && (!port || !*port))
 		return 0;
 	return es_url_normalize(url, port, out, n);
+}
+
+static int es_hex(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Removes "user:password@" from a normalised URL in place. The percent-decoded
+ * "user:password" is returned in *userpwd (malloc'd, NULL when there was none):
+ * the URL itself is printed in many places, so it must not keep it. */
+int es_url_take_userinfo(char *url, char **userpwd)
+{
+	char *s = strstr(url, "://"), *end, *at = NULL, *p, *o;
+
+	*userpwd = NULL;
+	if (!s)
+		return 0;
+	s += 3;
+	for (end = s; *end && *end != '/' && *end != '?' && *end != '#'; end++)
+		if (*end == '@')
+			at = end;
+	if (!at)
+		return 0;
+	*userpwd = strndup(s, (size_t)(at - s));
+	if (!*userpwd)
+		return -ENOMEM;
+	for (p = o = *userpwd; *p; p++) {
+		if (p[0] == '%' && es_hex(p[1]) >= 0 && es_hex(p[2]) >= 0) {
+			*o++ = (char)(es_hex(p[1]) * 16 + es_hex(p[2]));
+			p += 2;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	explicit_bzero(s, (size_t)(at - s));
+	memmove(s, at + 1, strlen(at + 1) + 1);
+	return 0;
 }
 
 /* A secret from NAME or from the file NAME_FILE (trailing newline removed). */

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "opts.h"
 #include "parse.h"
+#include "urlsafe.h"
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define COUNT(f) offsetof(struct config, f)
@@ -24,6 +25,8 @@
 
 static const char *check_replay_url(const char *v)
 {
+	if (url_has_userinfo(v))
+		return "user:password@ in a replay URL is not supported (and never printed)";
 	return strncmp(v, "http://", 7) ? "expected http://HOST[:PORT]" : NULL;
 }
 
@@ -111,7 +114,8 @@ const struct opt opts_table[] = {
 	  .count_off = COUNT(replay.ntargets), .check = check_replay_url, .arg = "URL",
 	  .help = "replay target, e.g. http://127.0.0.1:81 (repeatable)" },
 	{ "es", 'e', OPT_STRING, FIELD(es_url), .check = check_es_url, .arg = "URL",
-	  .help = "Elasticsearch/OpenSearch base URL (default from ELASTICSEARCH_URL, ES_PORT)" },
+	  .help = "Elasticsearch/OpenSearch base URL (default from ELASTICSEARCH_URL, ES_PORT); "
+		  "credentials belong in ES_USERNAME/ES_PASSWORD, not the URL" },
 	{ "output", 'o', OPT_STRING, FIELD(output), .arg = "FILE|-",
 	  .help = "also write records as NDJSON to FILE or stdout" },
 	{ "input-pcap", 0, OPT_STRING, FIELD(input_pcap), .arg = "FILE",
@@ -232,6 +236,9 @@ const struct opt opts_table[] = {
 	  .help = "spool fsync policy" },
 	{ "dead-letter", 0, OPT_STRING, FIELD(es.dead_letter), .arg = "FILE",
 	  .help = "file for documents Elasticsearch rejected (default <spool-dir>/dead-letter.ndjson)" },
+	{ "dead-letter-max-bytes", 0, OPT_SIZE, FIELD(es.dead_letter_max_bytes), .min = 4096,
+	  .max = 1ull << 50, .def = "64M", .arg = "SIZE",
+	  .help = "rotate the dead-letter file to FILE.1 past SIZE (at most twice SIZE on disk)" },
 	{ "es-ca", 0, OPT_STRING, FIELD(es.ca_file), .check = check_readable, .arg = "FILE",
 	  .help = "extra CA certificate for TLS to Elasticsearch" },
 	{ "es-insecure", 0, OPT_FLAG, FIELD(es.insecure),
@@ -314,6 +321,11 @@ static void fmt_size(char *out, size_t n, double v)
 
 static int opt_bad(const struct opt *o, const char *src, const char *v, const char *why)
 {
+	char safe[512];
+
+	/* a URL's user:password@ is never echoed (issue 15 item 3) */
+	if (v && strstr(v, "://"))
+		v = url_list_printable(v, safe, sizeof(safe));
 	if (src && strncmp(src, "--", 2))
 		fprintf(stderr, "shadowtap: invalid value '%s' for %s (--%s): %s\n", v ? v : "", src,
 			o->name, why);
@@ -551,8 +563,9 @@ void opts_usage(FILE *f)
 		   "comma-separated lists there, flags take 1/0, true/false, yes/no or on/off, an\n"
 		   "empty value counts as unset, and an unknown SHADOWTAP_ name is warned about.\n"
 		   "ELASTICSEARCH_URL and ES_PORT configure --es as in the GoReplay demo.\n"
-		   "Credentials for Elasticsearch come only from ES_USERNAME/ES_PASSWORD or\n"
-		   "ES_API_KEY (or their _FILE forms).\n");
+		   "Credentials for Elasticsearch belong in ES_USERNAME/ES_PASSWORD or ES_API_KEY\n"
+		   "(or their _FILE forms), not in the URL: user:password@ in --es is used but\n"
+		   "never printed, and warned about.\n");
 }
 
 void opts_defaults(struct config *c)
@@ -743,9 +756,11 @@ int opts_finish(struct config *c)
 		err = es_url_from_env(c->es_env_url, sizeof(c->es_env_url));
 		if (err) {
 			const char *u = getenv("ELASTICSEARCH_URL"), *p = getenv("ES_PORT");
+			char safe[512];
 
 			fprintf(stderr, "shadowtap: invalid ELASTICSEARCH_URL='%s' / ES_PORT='%s': expected "
-				"http(s)://HOST[:PORT] or HOST and a port 1-65535\n", u ? u : "", p ? p : "");
+				"http(s)://HOST[:PORT] or HOST and a port 1-65535\n",
+				url_list_printable(u ? u : "", safe, sizeof(safe)), p ? p : "");
 			return -EINVAL;
 		}
 		if (c->es_env_url[0])

@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "replay_req.h"
+#include "urlsafe.h"
 #include "util.h"
 
 int replay_url_parse(const char *url, struct replay_url *u)
@@ -16,6 +17,14 @@ int replay_url_parse(const char *url, struct replay_url *u)
 
 	memset(u, 0, sizeof(*u));
 	strcpy(u->port, "80");
+	if (url_has_userinfo(url)) {
+		char safe[256];
+
+		/* the URL is printed below and copied into records as replay.target */
+		pr_warn("replay: target %s: user:password@ is not supported\n",
+			url_printable(url, safe, sizeof(safe)));
+		return -EINVAL;
+	}
 	if (strncasecmp(url, "http://", 7) != 0) {
 		pr_warn("replay: target %s: only http:// is supported\n", url);
 		return -EINVAL;

@@ -48,6 +48,7 @@
 #include "buf.h"
 #include "log.h"
 #include "es_internal.h"
+#include "urlsafe.h"
 #include "util.h"
 
 #define ES_BACKOFF_MIN_MS 100
@@ -60,7 +61,7 @@ static const char *const es_ctr_names[ES_C_N] = {
 	"spool_drops", "bulk_requests", "bulk_bytes", "bulk_bytes_sent", "splits",
 	"err_network", "err_timeout", "err_http_429", "err_http_5xx", "err_http_4xx",
 	"err_bad_response", "err_item_429", "err_item_5xx", "err_item_4xx",
-	"err_dead_letter_write", "setup_failures",
+	"err_dead_letter_write", "setup_failures", "dead_letter_rotations",
 };
 
 void es_inc(struct es_sink *s, enum es_ctr c, uint64_t v)
@@ -406,7 +407,7 @@ int es_sink_start(struct es_sink **out, const struct es_cfg *cfg)
 	struct spool_cfg scfg = { 0 };
 	struct es_sink *s;
 	enum spool_fsync fs;
-	char url[1024];
+	char url[1024], *userpwd = NULL;
 	int err;
 
 	*out = NULL;
@@ -417,12 +418,17 @@ int es_sink_start(struct es_sink **out, const struct es_cfg *cfg)
 	}
 	err = es_url_normalize(cfg->url, NULL, url, sizeof(url));
 	if (err) {
-		pr_warn("es: bad url '%s'\n", cfg->url ? cfg->url : "");
+		pr_warn("es: bad url '%s'\n", url_printable(cfg->url, url, sizeof(url)));
 		return err;
 	}
+	err = es_url_take_userinfo(url, &userpwd);
+	if (err)
+		return err;
 	s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		free(userpwd);
 		return -ENOMEM;
+	}
 	pthread_mutex_init(&s->mu, NULL);
 	list_init(&s->mq);
 	s->cfg = *cfg;
@@ -455,6 +461,20 @@ int es_sink_start(struct es_sink **out, const struct es_cfg *cfg)
 	err = es_load_credentials(s);
 	if (err)
 		goto fail;
+	if (userpwd) {
+		/* the environment wins; the URL's copy is used only when it is alone */
+		if (!s->auth_user && !s->auth_header) {
+			s->auth_user = userpwd;
+			userpwd = NULL;
+		}
+		pr_warn("es: user:password@ in the URL %s; credentials belong in ES_USERNAME/ES_PASSWORD\n",
+			s->auth_user && !userpwd ? "is used" : "is ignored (ES_USERNAME or ES_API_KEY is set)");
+		if (userpwd) {
+			explicit_bzero(userpwd, strlen(userpwd));
+			free(userpwd);
+			userpwd = NULL;
+		}
+	}
 	scfg.dir = s->spool_dir;
 	scfg.max_bytes = cfg->spool_max_bytes ? cfg->spool_max_bytes : (1ull << 30);
 	scfg.fsync = fs;
@@ -489,6 +509,9 @@ int es_sink_start(struct es_sink **out, const struct es_cfg *cfg)
 	*out = s;
 	return 0;
 fail:
+	if (userpwd)
+		explicit_bzero(userpwd, strlen(userpwd));
+	free(userpwd);
 	es_sink_free(s);
 	return err;
 }

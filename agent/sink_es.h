@@ -20,6 +20,7 @@ struct es_cfg {
 	uint64_t spool_max_bytes;    /* default 1 GiB */
 	const char *fsync_policy;    /* "always" | "batch" | "never", default "batch" */
 	const char *dead_letter;     /* default <spool_dir>/dead-letter.ndjson */
+	uint64_t dead_letter_max_bytes; /* rotate to <dead_letter>.1 past it, default 64 MiB, 0 = no cap */
 	const char *ca_file;         /* --es-ca */
 	int insecure;                /* --es-insecure */
 	int gzip;                    /* default 1 */
