@@ -64,7 +64,12 @@ static void fz_span_add(struct fz_dir *d, uint32_t start, uint32_t end)
 
 static void fz_span_seg(struct fz_track *t, const struct reasm_seg *s)
 {
+	struct fz_dir *o = &t->d[!s->dir];
+
 	fz_span_add(&t->d[s->dir], s->seq, s->seq + s->len + !!(s->flags & ST_TCP_SYN));
+	/* an ACK makes the other direction's acknowledged bytes a gap: they count as fed */
+	if ((s->flags & ST_TCP_ACK) && !(s->flags & ST_TCP_RST) && o->have_span)
+		fz_span_add(o, o->lo, s->ack);
 }
 
 static struct fz_dir *fz_dir(struct reasm_flow *f, int dir)
@@ -215,7 +220,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s.key.cport = (uint16_t)(1000 + key);
 		s.key.sport = 80;
 		s.dir = (uint8_t)dir;
-		s.flags = ST_TCP_ACK;
+		/* an acknowledgment of the other direction now and then, near its bytes */
+		if (b[5] & 0x20) {
+			s.flags = ST_TCP_ACK;
+			s.ack = fz_isn[(b[5] >> 2) & 3] + 1 + (((uint32_t)b[1] << 8 | b[3]) & 0x7ff);
+		}
 		if (b[0] & 0x08)
 			s.flags |= ST_TCP_SYN;
 		if (b[0] & 0x10)
