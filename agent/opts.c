@@ -79,6 +79,9 @@ static const struct opt_choice tls_modes[] = {
 static const struct opt_choice fsync_policies[] = {
 	{ "always", 0 }, { "batch", 0 }, { "never", 0 }, { NULL, 0 },
 };
+static const struct opt_choice redact_modes[] = {
+	{ "mask", 0 }, { "hash", 0 }, { NULL, 0 },
+};
 static const struct opt_choice compressions[] = {
 	{ "gzip", 1 }, { "none", 0 }, { NULL, 0 },
 };
@@ -248,6 +251,20 @@ const struct opt opts_table[] = {
 	  .count_off = COUNT(nredact), .arg = "NAME",
 	  .help = "also redact this header's value (repeatable)" },
 	{ "no-redact", 0, OPT_FLAG, FIELD(no_redact), .help = "store sensitive header values as captured" },
+	{ "redact-mode", 0, OPT_ENUM, FIELD(redact_mode), .flags = OPTF_STORE_NAME, .choices = redact_modes,
+	  .def = "mask", .arg = "mask|hash",
+	  .help = "mask: [REDACTED]; hash: REDACTED-<HMAC-SHA256 of the value> keyed by "
+		  "SHADOWTAP_REDACT_KEY(_FILE), so equal values still correlate" },
+	{ "redact-json", 0, OPT_LIST, FIELD(redact_json), .max = OPTS_MAX_REDACT,
+	  .count_off = COUNT(nredact_json), .arg = "PATH",
+	  .help = "redact this JSON body field: $.a.b, $..name, $.list[*].name (repeatable)" },
+	{ "redact-query", 0, OPT_LIST, FIELD(redact_query), .max = OPTS_MAX_REDACT,
+	  .count_off = COUNT(nredact_query), .arg = "NAME",
+	  .help = "redact this query parameter's value (repeatable)" },
+	{ "redact-pattern", 0, OPT_LIST, FIELD(redact_pattern), .max = OPTS_MAX_REDACT,
+	  .count_off = COUNT(nredact_pattern), .arg = "credit-card|email|RE",
+	  .help = "redact matches in text bodies and URLs: Luhn-checked card numbers, e-mail "
+		  "addresses or an extended regex (repeatable)" },
 	{ "output-file", 0, OPT_STRING, FIELD(rec.out_path), .arg = "PATH",
 	  .help = "record exchanges to PATH (strftime placeholders; see also convert)" },
 	{ "record-secrets", 0, OPT_FLAG, FIELD(rec.keep_secrets),
@@ -575,6 +592,7 @@ void opts_defaults(struct config *c)
 	c->cap.nports = 1;
 	c->cap.ring_bytes = 16u << 20;
 	c->cap.pin_dir = "/sys/fs/bpf/shadowtap";
+	c->redact_mode = "mask";
 	reasm_cfg_default(&c->reasm);
 	exchange_cfg_default(&c->xcfg);
 	replay_cfg_default(&c->replay);
@@ -775,6 +793,10 @@ int opts_finish(struct config *c)
 			c->redact[n++] = record_redact_default[i];
 	c->redact[n] = NULL;
 	c->rec.redact = c->rec.keep_secrets ? NULL : c->redact;
+	pii_cfg_free(&c->pii);
+	if (pii_cfg_build(&c->pii, c->redact_mode, c->redact_json, c->nredact_json, c->redact_query,
+			  c->nredact_query, c->redact_pattern, c->nredact_pattern))
+		return -EINVAL;
 	c->replay.body_limit = c->xcfg.body_limit;
 	c->rec.body_limit = c->xcfg.body_limit;
 	c->xcfg.keep_raw = c->replay.ntargets > 0 || c->rec.out_path;
@@ -817,4 +839,5 @@ void opts_free(struct config *c)
 	for (i = 0; i < c->nenv_copies; i++)
 		free(c->env_copies[i]);
 	c->nenv_copies = 0;
+	pii_cfg_free(&c->pii);
 }

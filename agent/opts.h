@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "capture.h"
+#include "pii.h"
 #include "exchange.h"
 #include "fields_sum.h"
 #include "recording.h"
@@ -43,6 +44,14 @@ struct config {
 	const char *redact[OPTS_MAX_REDACT + 1];   /* NULL-terminated after opts_finish */
 	int nredact;
 	int no_redact;
+	const char *redact_mode;         /* "mask" | "hash" */
+	const char *redact_json[OPTS_MAX_REDACT];
+	int nredact_json;
+	const char *redact_query[OPTS_MAX_REDACT];
+	int nredact_query;
+	const char *redact_pattern[OPTS_MAX_REDACT];
+	int nredact_pattern;
+	struct pii_cfg pii;              /* built from the four above by opts_finish */
 	int no_es_gzip;
 	int verbose, quiet;
 	char es_env_url[512];

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -177,10 +178,12 @@ static int span_cmp(const void *x, const void *y)
 	return a->len > b->len ? -1 : a->len < b->len;
 }
 
+static size_t pii_spans_merge(struct pii_span *spans, size_t cnt);
+
 size_t pii_scan(const char *s, size_t n, unsigned kinds, const regex_t *res, size_t nres,
 		struct pii_span *spans, size_t max)
 {
-	size_t cnt = 0, i, k, out;
+	size_t cnt = 0, i, k;
 
 	for (i = 0; i < n && cnt < max; i++) {
 		if ((kinds & PII_SCAN_CARD) && isdigit((unsigned char)s[i])) {
@@ -213,7 +216,14 @@ size_t pii_scan(const char *s, size_t n, unsigned kinds, const regex_t *res, siz
 			off += (size_t)m.rm_eo;
 		}
 	}
-	/* sorted, overlapping spans merged */
+	return pii_spans_merge(spans, cnt);
+}
+
+/* Sorts spans and merges overlapping ones; returns the new count. */
+static size_t pii_spans_merge(struct pii_span *spans, size_t cnt)
+{
+	size_t i, out;
+
 	qsort(spans, cnt, sizeof(*spans), span_cmp);
 	for (i = 0, out = 0; i < cnt; i++) {
 		if (out && spans[i].off < spans[out - 1].off + spans[out - 1].len) {
@@ -453,4 +463,237 @@ int pii_redact_json(struct buf *out, const char *body, size_t n, const struct pi
 	if (c.err || buf_append(out, c.copied, (size_t)(body + n - c.copied)))
 		return -ENOMEM;
 	return c.replaced;
+}
+
+/* ---- configuration ---- */
+
+int pii_cfg_build(struct pii_cfg *pc, const char *mode, const char *const *json, int njson,
+		  const char *const *query, int nquery, const char *const *pattern, int npattern)
+{
+	int i, err;
+
+	memset(pc, 0, sizeof(*pc));
+	if (!mode || !strcmp(mode, "mask")) {
+		pc->mode = PII_MASK;
+	} else if (!strcmp(mode, "hash")) {
+		pc->mode = PII_HASH;
+		err = pii_key_from_env(&pc->key);
+		if (err) {
+			fprintf(stderr, "shadowtap: --redact-mode hash needs a key in SHADOWTAP_REDACT_KEY or "
+				"SHADOWTAP_REDACT_KEY_FILE (%s)\n",
+				err == -ENOENT ? "neither is set" : err == -EINVAL ? "empty or over 256 bytes"
+									: strerror(-err));
+			return -EINVAL;
+		}
+	} else {
+		fprintf(stderr, "shadowtap: invalid value '%s' for --redact-mode: expected mask or hash\n", mode);
+		return -EINVAL;
+	}
+	if (njson) {
+		pc->paths = calloc((size_t)njson, sizeof(*pc->paths));
+		if (!pc->paths)
+			return -ENOMEM;
+		for (i = 0; i < njson; i++)
+			if (pii_json_path_parse(&pc->paths[i], json[i])) {
+				fprintf(stderr, "shadowtap: invalid value '%s' for --redact-json: expected "
+					"$.a.b, $..name or $.list[*].name\n", json[i]);
+				pii_cfg_free(pc);
+				return -EINVAL;
+			}
+		pc->npaths = (size_t)njson;
+	}
+	if (nquery) {
+		pc->query = calloc((size_t)nquery + 1, sizeof(*pc->query));
+		if (!pc->query) {
+			pii_cfg_free(pc);
+			return -ENOMEM;
+		}
+		for (i = 0; i < nquery; i++)
+			pc->query[i] = query[i];
+	}
+	if (npattern) {
+		pc->res = calloc((size_t)npattern, sizeof(*pc->res));
+		if (!pc->res) {
+			pii_cfg_free(pc);
+			return -ENOMEM;
+		}
+		for (i = 0; i < npattern; i++) {
+			if (!strcmp(pattern[i], "credit-card")) {
+				pc->scan |= PII_SCAN_CARD;
+			} else if (!strcmp(pattern[i], "email")) {
+				pc->scan |= PII_SCAN_EMAIL;
+			} else if (regcomp(&pc->res[pc->nres], pattern[i], REG_EXTENDED)) {
+				fprintf(stderr, "shadowtap: invalid value '%s' for --redact-pattern: not "
+					"credit-card, email or a valid extended regular expression\n", pattern[i]);
+				pii_cfg_free(pc);
+				return -EINVAL;
+			} else {
+				pc->nres++;
+			}
+		}
+	}
+	return 0;
+}
+
+void pii_cfg_free(struct pii_cfg *pc)
+{
+	size_t i;
+
+	if (!pc)
+		return;
+	for (i = 0; i < pc->nres; i++)
+		regfree(&pc->res[i]);
+	free(pc->res);
+	free(pc->paths);
+	free(pc->query);
+	memset(pc, 0, sizeof(*pc));
+}
+
+bool pii_cfg_rewrites(const struct pii_cfg *pc)
+{
+	return pc && (pc->npaths || pc->query || pc->scan || pc->nres);
+}
+
+/* Spans of the literal values in s, merged with the scanners' spans below. */
+static size_t pii_lit_spans(const char *s, size_t n, const struct pii_lit *lits, size_t nlits,
+			    struct pii_span *sp, size_t max)
+{
+	size_t k = 0, i;
+
+	for (i = 0; i < nlits; i++) {
+		const char *at = s, *hit;
+
+		if (lits[i].n < PII_LIT_MIN)
+			continue;
+		while (k < max && (hit = memmem(at, (size_t)(s + n - at), lits[i].p, lits[i].n))) {
+			sp[k++] = (struct pii_span){ (size_t)(hit - s), lits[i].n };
+			at = hit + lits[i].n;
+		}
+	}
+	return k;
+}
+
+/* The scanners over s (copied so the regexes see a NUL), appended to out. */
+static int pii_scan_apply_lits(const struct pii_cfg *pc, const char *s, size_t n,
+			       const struct pii_lit *lits, size_t nlits, struct buf *out);
+
+static int pii_scan_apply(const struct pii_cfg *pc, const char *s, size_t n, struct buf *out)
+{
+	return pii_scan_apply_lits(pc, s, n, NULL, 0, out);
+}
+
+static int pii_scan_apply_lits(const struct pii_cfg *pc, const char *s, size_t n,
+			       const struct pii_lit *lits, size_t nlits, struct buf *out)
+{
+	struct pii_span sp[64];
+	struct buf tmp = { 0 }, next = { 0 };
+	int total = 0, err = 0;
+	size_t k, pass;
+
+	if (!pc->scan && !pc->nres && !nlits)
+		return buf_append(out, s, n) ? -ENOMEM : 0;
+	if (buf_append(&tmp, s, n) || buf_reserve(&tmp, 1)) {
+		buf_free(&tmp);
+		return -ENOMEM;
+	}
+	tmp.data[tmp.len] = '\0';
+	/* a full span array means there may be more: scan the result again (bounded) */
+	for (pass = 0; pass < 64; pass++) {
+		k = pii_lit_spans(tmp.data, tmp.len, lits, nlits, sp, 32);
+		k += pii_scan(tmp.data, tmp.len, pc->scan, pc->res, pc->nres, sp + k, 64 - k);
+		if (!k)
+			break;
+		k = pii_spans_merge(sp, k);
+		buf_reset(&next);
+		if (pii_apply(&next, tmp.data, tmp.len, sp, k, pc->mode, &pc->key) || buf_reserve(&next, 1)) {
+			err = -ENOMEM;
+			break;
+		}
+		next.data[next.len] = '\0';
+		total += (int)k;
+		{
+			struct buf t = tmp;
+
+			tmp = next;
+			next = t;
+		}
+		if (k < 64)
+			break;
+	}
+	if (!err && buf_append(out, tmp.data ? tmp.data : "", tmp.len))
+		err = -ENOMEM;
+	buf_free(&tmp);
+	buf_free(&next);
+	return err ? err : total;
+}
+
+int pii_redact_text(const struct pii_cfg *pc, const char *s, size_t n, struct buf *out)
+{
+	return pii_redact_text_lits(pc, s, n, NULL, 0, out);
+}
+
+size_t pii_query_values(const struct pii_cfg *pc, const char *t, size_t n, struct pii_lit *out, size_t max)
+{
+	const char *q = memchr(t, '?', n), *end = t + n, *p;
+	const char *const *nm;
+	size_t k = 0;
+
+	if (!q || !pc->query)
+		return 0;
+	for (p = q + 1; p < end && k < max;) {
+		const char *amp = memchr(p, '&', (size_t)(end - p)), *pe = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(pe - p));
+
+		if (eq)
+			for (nm = pc->query; *nm; nm++)
+				if (strlen(*nm) == (size_t)(eq - p) && !memcmp(*nm, p, (size_t)(eq - p)) && k < max)
+					out[k++] = (struct pii_lit){ eq + 1, (size_t)(pe - eq - 1) };
+		if (!amp)
+			break;
+		p = amp + 1;
+	}
+	return k;
+}
+
+int pii_redact_text_lits(const struct pii_cfg *pc, const char *s, size_t n, const struct pii_lit *lits,
+			 size_t nlits, struct buf *out)
+{
+	struct buf j = { 0 };
+	int a = 0, b;
+
+	if (pc->npaths) {
+		a = pii_redact_json(&j, s, n, pc->paths, pc->npaths, pc->mode, &pc->key);
+		if (a == -ENOMEM) {
+			buf_free(&j);
+			return a;
+		}
+		if (a >= 0) {
+			s = j.data ? j.data : "";
+			n = j.len;
+		} else {
+			a = 0;      /* not JSON: the scanners still run */
+		}
+	}
+	b = pii_scan_apply_lits(pc, s, n, lits, nlits, out);
+	buf_free(&j);
+	return b < 0 ? b : a + b;
+}
+
+int pii_redact_target(const struct pii_cfg *pc, const char *t, size_t n, struct buf *out)
+{
+	struct buf q = { 0 };
+	int a = 0, b;
+
+	if (pc->query) {
+		a = pii_redact_query(&q, t, n, pc->query, pc->mode, &pc->key);
+		if (a < 0) {
+			buf_free(&q);
+			return a;
+		}
+		t = q.data ? q.data : "";
+		n = q.len;
+	}
+	b = pii_scan_apply(pc, t, n, out);
+	buf_free(&q);
+	return b < 0 ? b : a + b;
 }

@@ -65,6 +65,44 @@ int pii_apply(struct buf *out, const char *s, size_t n, const struct pii_span *s
 int pii_redact_query(struct buf *out, const char *t, size_t n, const char *const *names,
 		     enum pii_mode mode, const struct pii_key *key);
 
+/* Everything the --redact-* options configure, built once at start. */
+struct pii_cfg {
+	enum pii_mode mode;
+	struct pii_key key;
+	struct pii_json_path *paths;
+	size_t npaths;
+	const char **query;              /* NULL-terminated, or NULL */
+	unsigned scan;                   /* PII_SCAN_* */
+	regex_t *res;
+	size_t nres;
+};
+
+/* mode: "mask" or "hash" (hash needs the key from the environment); json, query and
+ * pattern are the option values (pattern: "credit-card", "email" or a POSIX ERE).
+ * 0, or -EINVAL with one line printed naming the option. */
+int pii_cfg_build(struct pii_cfg *pc, const char *mode, const char *const *json, int njson,
+		  const char *const *query, int nquery, const char *const *pattern, int npattern);
+void pii_cfg_free(struct pii_cfg *pc);     /* accepts NULL and a zeroed struct */
+/* Anything to do on bodies or request-targets (beyond header names)? */
+bool pii_cfg_rewrites(const struct pii_cfg *pc);
+/* Text with the body rules applied (JSON paths when it parses as JSON, then the
+ * scanners), appended to out. Returns how many values were replaced, or -ENOMEM. */
+int pii_redact_text(const struct pii_cfg *pc, const char *s, size_t n, struct buf *out);
+/* The same, also replacing every occurrence of the given values (secrets already
+ * found elsewhere in the exchange, e.g. a redacted query value that the server echoes
+ * in its body). Values shorter than PII_LIT_MIN are ignored. */
+#define PII_LIT_MIN 4
+struct pii_lit {
+	const char *p;
+	size_t n;
+};
+int pii_redact_text_lits(const struct pii_cfg *pc, const char *s, size_t n, const struct pii_lit *lits,
+			 size_t nlits, struct buf *out);
+/* The values of the --redact-query parameters in a request-target, at most max. */
+size_t pii_query_values(const struct pii_cfg *pc, const char *t, size_t n, struct pii_lit *out, size_t max);
+/* A request-target with the query rules and the scanners applied. */
+int pii_redact_target(const struct pii_cfg *pc, const char *t, size_t n, struct buf *out);
+
 /* JSON body redaction. Paths: `$.a.b` (members from the root), `$..name` (member
  * name at any depth), `[*]` for every element of an array (`$.items[*].card`). A
  * matched value, scalar or container, becomes one JSON string (mask or token; a

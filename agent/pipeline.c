@@ -282,6 +282,7 @@ int pipeline_start(struct pipeline *p)
 	if (!c->no_redact)
 		p->jopts.redact = c->redact;
 	p->jopts.body_limit = c->xcfg.body_limit;
+	p->jopts.pii = &c->pii;
 
 	if (c->output) {
 		if (!strcmp(c->output, "-")) {

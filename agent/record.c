@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "fields.h"
+#include "pii.h"
 #include "record.h"
 #include "shadowtap.h"
 #include "util.h"
@@ -216,7 +217,11 @@ static void record_put_headers(struct buf *b, const char *k, const struct st_msg
 		buf_json_str(b, name, n);
 		buf_putc(b, ':');
 		if (record_is_redacted(o, h->name, h->name_len)) {
-			buf_append(b, "\"[REDACTED]\"", 12);
+			char tok[PII_TOKEN_LEN + 1];
+			size_t tl = pii_replacement(o->pii ? o->pii->mode : PII_MASK, o->pii ? &o->pii->key : NULL,
+						    h->value, h->value_len, tok);
+
+			buf_json_str(b, tok, tl);
 			continue;
 		}
 		/* join repeats */
@@ -277,8 +282,10 @@ static int record_body_is_text(const uint8_t *p, size_t n)
 	return 1;
 }
 
-static void record_put_body(struct buf *b, const char *k, const struct st_msg *m, int *first)
+static void record_put_body(struct buf *b, const char *k, const struct st_msg *m,
+			    const struct st_record *r, const struct record_json_opts *o, int *first)
 {
+	struct buf red = { 0 };
 	int f = 1;
 
 	record_put_key(b, k, first);
@@ -301,7 +308,18 @@ static void record_put_body(struct buf *b, const char *k, const struct st_msg *m
 				if (n - (lead - 1) < want)
 					n = lead - 1;
 			}
-			record_put_str(b, "content", (const char *)m->body, n, &f);
+			struct pii_lit lits[8];
+			size_t nl = 0;
+
+			/* a redacted query value the server echoes is scrubbed from bodies too */
+			if (o && o->pii && r->target)
+				nl = pii_query_values(o->pii, r->target, r->target_len, lits, 8);
+			if (o && pii_cfg_rewrites(o->pii) &&
+			    pii_redact_text_lits(o->pii, (const char *)m->body, n, lits, nl, &red) > 0)
+				record_put_str(b, "content", red.data, red.len, &f);
+			else
+				record_put_str(b, "content", (const char *)m->body, n, &f);
+			buf_free(&red);
 		} else {
 			record_put_key(b, "content", &f);
 			buf_putc(b, '"');
@@ -360,14 +378,23 @@ static void record_put_time(struct buf *b, const char *k, uint64_t ns, int *firs
 	buf_append(b, "Z\"", 2);
 }
 
-static void record_put_url(struct buf *b, const struct st_record *r, int *first)
+static void record_put_url(struct buf *b, const struct st_record *r, const struct record_json_opts *o,
+			   int *first)
 {
-	const char *t = r->target, *end = r->target + r->target_len, *path = t, *q;
+	const char *t = r->target, *end, *path, *q;
+	size_t tlen = r->target_len;
+	struct buf red = { 0 };
 	int f = 1;
 
+	if (o && pii_cfg_rewrites(o->pii) && pii_redact_target(o->pii, t, tlen, &red) > 0) {
+		t = red.data;
+		tlen = red.len;
+	}
+	end = t + tlen;
+	path = t;
 	/* absolute-form (proxies): the path starts after scheme://authority */
-	if (r->target_len > 7 && (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0)) {
-		const char *s = memchr(t, ':', r->target_len) + 3;
+	if (tlen > 7 && (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0)) {
+		const char *s = memchr(t, ':', tlen) + 3;
 
 		path = memchr(s, '/', (size_t)(end - s));
 		if (!path)
@@ -376,11 +403,12 @@ static void record_put_url(struct buf *b, const struct st_record *r, int *first)
 	q = memchr(path, '?', (size_t)(end - path));
 	record_put_key(b, "url", first);
 	buf_putc(b, '{');
-	record_put_str(b, "original", t, r->target_len, &f);
+	record_put_str(b, "original", t, tlen, &f);
 	record_put_str(b, "path", path, (size_t)((q ? q : end) - path), &f);
 	if (q)
 		record_put_str(b, "query", q + 1, (size_t)(end - q - 1), &f);
 	buf_putc(b, '}');
+	buf_free(&red);
 }
 
 static void record_put_replay(struct buf *b, const struct st_record *r,
@@ -403,7 +431,7 @@ static void record_put_replay(struct buf *b, const struct st_record *r,
 	} else {
 		record_put_u64(b, "status_code", (uint64_t)rp->status_code, &f);
 		record_put_headers(b, "headers", &rp->resp, o, &f);
-		record_put_body(b, "body", &rp->resp, &f);
+		record_put_body(b, "body", &rp->resp, r, o, &f);
 		record_put_u64(b, "duration", rp->duration_ns, &f);
 	}
 	buf_putc(b, '}');
@@ -528,7 +556,7 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	if (r->method)
 		record_put_str(out, "method", r->method, r->method_len, &h);
 	record_put_headers(out, "headers", &r->req, o, &h);
-	record_put_body(out, "body", &r->req, &h);
+	record_put_body(out, "body", &r->req, r, o, &h);
 	record_put_u64(out, "bytes", r->req.wire_bytes, &h);
 	buf_putc(out, '}');
 	/* an HTTP/0.9 reply has neither head nor status: its bytes make it a response */
@@ -539,14 +567,14 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 		if (r->status_code)
 			record_put_u64(out, "status_code", (uint64_t)r->status_code, &h);
 		record_put_headers(out, "headers", &r->resp, o, &h);
-		record_put_body(out, "body", &r->resp, &h);
+		record_put_body(out, "body", &r->resp, r, o, &h);
 		record_put_u64(out, "bytes", r->resp.wire_bytes, &h);
 		buf_putc(out, '}');
 	}
 	buf_putc(out, '}');
 
 	if (r->target)
-		record_put_url(out, r, &f);
+		record_put_url(out, r, o, &f);
 	if (r->replay || r->replay_skip)
 		record_put_replay(out, r, o, &f);
 	if (r->diff)

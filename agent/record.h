@@ -139,8 +139,11 @@ int record_msg_body_append(struct st_msg *m, const char *data, size_t len, size_
 int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
 			const struct http1_header *hdrs, size_t nhdrs);
 
+struct pii_cfg;
+
 struct record_json_opts {
 	const char *const *redact;   /* lower-case header names to redact, NULL-terminated */
+	const struct pii_cfg *pii;   /* --redact-mode/-json/-query/-pattern; NULL: mask headers only */
 	size_t body_limit;           /* content is already cut to this; informational */
 };
 

@@ -80,6 +80,10 @@ static const char *good_string(const struct opt *o)
 		return "/dev/null";
 	if (!strcmp(o->name, "replay-header"))
 		return "X-Shadow: 1";
+	if (!strcmp(o->name, "metrics"))
+		return "127.0.0.1:9464";
+	if (!strcmp(o->name, "redact-json"))
+		return "$.user.password";
 	return "value";
 }
 

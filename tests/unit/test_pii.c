@@ -226,6 +226,38 @@ static void test_json_tokens_correlate(void **state)
 	buf_free(&o2);
 }
 
+static void test_lits_and_cfg(void **state)
+{
+	const char *const q[] = { "token" }, *const pat[] = { "email" }, *const js[] = { "$.pw" };
+	const char *t = "/a?token=SECRET123&x=1", *body = "echo: /a?token=SECRET123 pw SECRET123 a@b.io";
+	struct pii_cfg pc;
+	struct pii_lit lits[4];
+	struct buf o = { 0 };
+	size_t n;
+
+	assert_int_equal(pii_cfg_build(&pc, "mask", js, 1, q, 1, pat, 1), 0);
+	assert_true(pii_cfg_rewrites(&pc));
+	n = pii_query_values(&pc, t, strlen(t), lits, 4);
+	assert_int_equal(n, 1);
+	assert_int_equal(lits[0].n, 9);
+	assert_int_equal(pii_redact_text_lits(&pc, body, strlen(body), lits, n, &o), 3);
+	buf_putc(&o, '\0');
+	assert_string_equal(o.data, "echo: /a?token=[REDACTED] pw [REDACTED] [REDACTED]");
+	buf_reset(&o);
+	assert_int_equal(pii_redact_target(&pc, t, strlen(t), &o), 1);
+	buf_putc(&o, '\0');
+	assert_string_equal(o.data, "/a?token=[REDACTED]&x=1");
+	buf_free(&o);
+	pii_cfg_free(&pc);
+	/* bad values are refused at start */
+	assert_int_equal(pii_cfg_build(&pc, "sha1", NULL, 0, NULL, 0, NULL, 0), -EINVAL);
+	assert_int_equal(pii_cfg_build(&pc, "mask", (const char *const[]){ "pw" }, 1, NULL, 0, NULL, 0), -EINVAL);
+	assert_int_equal(pii_cfg_build(&pc, "mask", NULL, 0, NULL, 0, (const char *const[]){ "a(" }, 1), -EINVAL);
+	unsetenv("SHADOWTAP_REDACT_KEY");
+	unsetenv("SHADOWTAP_REDACT_KEY_FILE");
+	assert_int_equal(pii_cfg_build(&pc, "hash", NULL, 0, NULL, 0, NULL, 0), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +270,7 @@ int main(void)
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_json_paths),
 		cmocka_unit_test(test_json_tokens_correlate),
+		cmocka_unit_test(test_lits_and_cfg),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
