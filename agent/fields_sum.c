@@ -134,10 +134,10 @@ void fields_sum_unhold(struct st_record *r)
 {
 	record_replay_free(r->noise);
 	r->noise = r->replay;
-	/* the noise replay's own diff is serverA vs the noise answer: the noise fields
-	 * are compared again where they are counted, for the baseline and the probe
-	 * alike */
-	record_diff_free(r->diff);
+	/* the noise replay's own diff is serverA vs the noise answer: with a baseline
+	 * that is the noise comparison itself (fsum_noise_paths reuses it) */
+	record_diff_free(r->noise_diff);
+	r->noise_diff = r->diff;
 	r->replay = r->held_replay;
 	r->diff = r->held_diff;
 	r->replay_skip = r->held_skip;
@@ -207,7 +207,16 @@ static int fsum_noise_paths(struct st_record *r, const struct fields_sum_cfg *cf
 
 	if (!r->noise || r->noise->error || !d || !r->status_code)
 		return 0;
-	if (cfg->baseline)
+	if (cfg->baseline && r->noise_diff && r->resp.complete &&
+	    r->noise_diff->fields_total == r->noise_diff->nfields && !r->noise_diff->reason) {
+		/* the noise replay already compared serverA with the baseline, field by
+		 * field whenever they did not match, with the same header ignore list */
+		nf = r->noise_diff->fields;
+		n = r->noise_diff->nfields;
+		r->noise_diff->fields = NULL;
+		r->noise_diff->nfields = 0;
+		err = 0;
+	} else if (cfg->baseline)
 		err = fields_compare(r->status_code, &r->resp, r->noise->status_code, &r->noise->resp,
 				     cfg->hdr_ignore, &nf, &n, &total);
 	else

@@ -86,6 +86,7 @@ void record_free(struct st_record *r)
 	record_replay_free(r->replay);
 	record_diff_free(r->diff);
 	record_replay_free(r->noise);
+	record_diff_free(r->noise_diff);
 	record_replay_free(r->held_replay);
 	record_diff_free(r->held_diff);
 	free(r);

@@ -115,6 +115,7 @@ struct st_record {
 	/* noise: the baseline's (or serverB's second) answer to the same request, and
 	 * what the first replay left while the noise replay uses replay/diff */
 	struct st_replay *noise;
+	struct st_diff *noise_diff;      /* the noise replay's own diff: serverA vs noise */
 	struct st_replay *held_replay;
 	struct st_diff *held_diff;
 	const char *held_skip;

@@ -180,6 +180,31 @@ static void test_hold_unhold(void **state)
 	record_free(r);
 }
 
+/* With a baseline, the noise replay's own diff (serverA vs baseline) is the noise
+ * comparison: observe takes its fields instead of comparing again. */
+static void test_baseline_reuses_noise_diff(void **state)
+{
+	struct fields_sum_cfg cfg;
+	struct fields_sum *s;
+	struct st_record *r = mk(5, "{\"x\":1,\"t\":1}", "{\"x\":2,\"t\":2}", NULL);
+
+	fields_sum_cfg_default(&cfg);
+	cfg.baseline = "http://127.0.0.1:1";
+	s = fields_sum_new(&cfg);
+	fields_sum_hold(r);
+	r->replay = answer("{\"x\":1,\"t\":3}");
+	r->diff = diff_compare(r, NULL);
+	assert_int_equal(r->diff->nfields, 1);
+	fields_sum_unhold(r);
+	assert_non_null(r->noise_diff);
+	assert_int_equal(fields_sum_observe(s, r), 0);
+	assert_int_equal(r->noise_diff->nfields, 0);   /* taken, not compared again */
+	assert_int_equal(r->diff->nnoise, 1);
+	assert_string_equal(r->diff->noise_paths[0], "$.t");
+	record_free(r);
+	fields_sum_free(s);
+}
+
 /* The tables are bounded: endpoints past FSUM_MAX_ENDPOINTS gather in "(other)",
  * fields past FSUM_MAX_FIELDS per endpoint are counted as dropped. */
 static void test_bounds(void **state)
@@ -240,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_want_noise),
 		cmocka_unit_test(test_hold_unhold),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_baseline_reuses_noise_diff),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
