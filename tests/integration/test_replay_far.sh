@@ -177,7 +177,8 @@ if [ -n "${FAR_BENCH:-}" ]; then
 		set -- $row
 		name=bench-$1-$2
 		serverB $name "$2"
-		if agent_run $name --replay-order "$1"; then
+		# the default ceiling (256): request order needs rate x latency connections
+		if agent_run $name --replay-order "$1" --replay-connections-max 256; then
 			client $name "$3" 10
 			finish $name
 			python3 "$D/check_far.py" --name "$name" --records "$ST_TMP/$name.ndjson" \
