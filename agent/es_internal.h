@@ -44,6 +44,17 @@ enum es_req {
 	ES_REQ_COMPONENT,
 	ES_REQ_TEMPLATE,
 	ES_REQ_BULK,
+	ES_REQ_SNIFF,
+};
+
+/* One node of the cluster. A node that fails a request is out until retry_at_ms,
+ * its own back-off doubling on each failure; the others carry on meanwhile. */
+struct es_node {
+	char *url;               /* no userinfo: printed */
+	int backoff_ms;
+	uint64_t retry_at_ms;
+	_Atomic bool down;
+	_Atomic uint64_t requests, failures;
 };
 
 enum es_ctr {
@@ -70,12 +81,19 @@ enum es_ctr {
 	ES_C_ERR_DEAD_LETTER_WRITE,
 	ES_C_SETUP_FAILURES,
 	ES_C_DEAD_LETTER_ROTATIONS,
+	ES_C_NODE_FAILURES,
+	ES_C_SNIFFED,
 	ES_C_N,
 };
 
 struct es_sink {
 	struct es_cfg cfg;
-	char *url;
+	char *url;               /* every node's URL, comma-separated, for messages */
+	struct es_node nodes[ES_MAX_NODES];
+	_Atomic int nnodes;
+	int cur;                 /* node of the request in flight */
+	int rr;                  /* round-robin position */
+	uint64_t next_sniff_ms;
 	char *prefix;
 	char *spool_dir;
 	char *dead_letter_path;
@@ -128,6 +146,8 @@ void es_inc(struct es_sink *s, enum es_ctr c, uint64_t v);
 /* es_setup.c: credentials from the environment, templates, the set-up requests */
 int es_load_credentials(struct es_sink *s);
 int es_url_take_userinfo(char *url, char **userpwd);
+void es_handle_sniff(struct es_sink *s, CURLcode cc, long code);
+int es_node_add(struct es_sink *s, const char *url);
 void es_handle_setup(struct es_sink *s, CURLcode cc, long code);
 
 /* sink_es.c: one request on the shared handle; back-off bookkeeping */

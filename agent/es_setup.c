@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "log.h"
 #include "es_internal.h"
 
@@ -106,12 +107,35 @@ int es_url_from_env(char *out, size_t n)
 {
 	const char *url = getenv("ELASTICSEARCH_URL");
 	const char *port = getenv("ES_PORT");
+	char one[1024], part[1024];
+	size_t o = 0, l;
+	const char *p, *c;
+	int err;
 
 	if (n)
 		out[0] = '\0';
 	if ((!url || !*url) && (!port || !*port))
 		return 0;
-	return es_url_normalize(url, port, out, n);
+	if (!url || !*url || !strchr(url, ','))
+		return es_url_normalize(url, port, out, n);
+	/* a comma-separated list: the nodes of one cluster, ES_PORT applies to each */
+	for (p = url; *p; p = *c ? c + 1 : c) {
+		c = strchr(p, ',');
+		if (!c)
+			c = p + strlen(p);
+		l = (size_t)(c - p);
+		if (!l || l >= sizeof(part))
+			return -EINVAL;
+		memcpy(part, p, l);
+		part[l] = '\0';
+		err = es_url_normalize(part, port, one, sizeof(one));
+		if (err)
+			return err;
+		if (o + !!o + strlen(one) + 1 > n)
+			return -ENAMETOOLONG;
+		o += (size_t)snprintf(out + o, n - o, "%s%s", o ? "," : "", one);
+	}
+	return 0;
 }
 
 static int es_hex(int c)
@@ -211,6 +235,67 @@ int es_load_credentials(struct es_sink *s)
 	return err;
 }
 
+/* ---- nodes ---- */
+
+/* A node by its base URL (normalised, no userinfo). -EEXIST when known already,
+ * -ENOSPC past ES_MAX_NODES. Only the sink thread adds once it runs. */
+int es_node_add(struct es_sink *s, const char *url)
+{
+	int i, n = atomic_load(&s->nnodes);
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(s->nodes[i].url, url))
+			return -EEXIST;
+	if (n >= ES_MAX_NODES)
+		return -ENOSPC;
+	s->nodes[n].url = strdup(url);
+	if (!s->nodes[n].url)
+		return -ENOMEM;
+	atomic_store(&s->nnodes, n + 1);
+	return 0;
+}
+
+/* GET /_nodes/http: {"nodes":{"ID":{"http":{"publish_address":"[host/]ip:port"}}}}.
+ * New nodes join the rotation with the first URL's scheme. */
+void es_handle_sniff(struct es_sink *s, CURLcode cc, long code)
+{
+	struct json_iter it;
+	const char *v, *ve, *nodes, *nodes_e;
+	char scheme[8], addr[300], url[400];
+	int added = 0;
+
+	if (cc != CURLE_OK || code < 200 || code >= 300 || s->resp_overflow) {
+		pr_debug("es: node discovery failed: curl %d http %ld\n", cc, code);
+		if (cc != CURLE_OK || code >= 500)
+			es_fail(s);
+		return;
+	}
+	es_ok(s);
+	snprintf(scheme, sizeof(scheme), "%s", strncmp(s->nodes[0].url, "https", 5) ? "http" : "https");
+	if (json_path(s->resp.data, s->resp.len, "nodes", &nodes, &nodes_e) ||
+	    json_iter_init(&it, json_ws(nodes, nodes_e), nodes_e, '{', 1))
+		return;
+	while (json_iter_next(&it, NULL, NULL, &v, &ve) == 1) {
+		const char *a, *ae, *slash;
+		size_t l;
+
+		if (json_path(v, (size_t)(ve - v), "http.publish_address", &a, &ae) || *a != '"' ||
+		    ae - a < 3 || (size_t)(ae - a) >= sizeof(addr))
+			continue;
+		l = (size_t)(ae - a - 2);
+		memcpy(addr, a + 1, l);
+		addr[l] = '\0';
+		slash = strrchr(addr, '/');   /* "hostname/10.0.0.1:9200" */
+		snprintf(url, sizeof(url), "%s://%s", scheme, slash ? slash + 1 : addr);
+		if (!es_node_add(s, url)) {
+			added++;
+			pr_info("es: discovered node %s\n", url);
+		}
+	}
+	if (added)
+		es_inc(s, ES_C_SNIFFED, (uint64_t)added);
+}
+
 /* ---- templates ---- */
 
 static int es_build_template_body(struct es_sink *s, struct buf *b, bool component)
@@ -232,7 +317,7 @@ static int es_build_template_body(struct es_sink *s, struct buf *b, bool compone
 	else if (s->legacy_template)
 		err |= buf_printf(b, "{\"index_patterns\":[\"%s-*\"],\"order\":10,", s->prefix);
 	err |= buf_printf(b,
-		"\"settings\":{\"index\":{\"number_of_shards\":1,\"number_of_replicas\":0,"
+		"\"settings\":{\"index\":{\"number_of_shards\":1,\"number_of_replicas\":%d,"
 		"\"refresh_interval\":\"1s\",\"mapping\":{\"total_fields\":{\"limit\":5000}}}},"
 		"\"mappings\":{\"dynamic_templates\":["
 		"{\"headers\":{\"path_match\":\"*headers.*\",\"match_mapping_type\":\"string\","
@@ -246,7 +331,9 @@ static int es_build_template_body(struct es_sink *s, struct buf *b, bool compone
 		"\"network\":{\"properties\":{\"transport\":%s,\"type\":%s,\"connection_id\":%s,\"request_index\":%s}},"
 		"\"url\":{\"properties\":{\"original\":{\"type\":\"keyword\",\"ignore_above\":8191,"
 		"\"fields\":{\"text\":{\"type\":\"text\"}}},\"path\":%s,\"query\":%s}},",
-		kw, kw, lng, kw, kw, in, in, kw, kw, kw, lng, kw, kw);
+		/* a cluster (several URLs or --es-sniff) keeps one replica, so losing a
+		 * node loses no record; one node cannot place a replica at all */
+		s->nnodes > 1 || s->cfg.sniff ? 1 : 0, kw, kw, lng, kw, kw, in, in, kw, kw, kw, lng, kw, kw);
 	err |= buf_printf(b,
 		"\"http\":{\"properties\":{\"version\":%s,"
 		"\"request\":{\"properties\":{\"method\":%s,\"bytes\":%s,\"headers\":%s,\"body\":%s}},"
@@ -279,7 +366,7 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 			es_inc(s, cc == CURLE_OPERATION_TIMEDOUT ? ES_C_ERR_TIMEOUT : ES_C_ERR_NETWORK, 1);
 		es_inc(s, ES_C_SETUP_FAILURES, 1);
 		if (atomic_load(&s->ctr[ES_C_SETUP_FAILURES]) == 1)
-			pr_warn("es: %s not ready (%s); records spool until it is\n", s->url,
+			pr_warn("es: %s not ready (%s); records spool until it is\n", s->nodes[s->cur].url,
 				cc != CURLE_OK ? curl_easy_strerror(cc) : "http error");
 		pr_debug("es: setup step %d failed: curl %d http %ld: %.*s\n", s->req, cc, code,
 			 (int)(s->resp.len > 300 ? 300 : s->resp.len), s->resp.data ? s->resp.data : "");
@@ -305,7 +392,7 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 		sscanf(num, "%d.%d", &major, &minor);
 		s->legacy_template = strcmp(s->distribution, "opensearch") &&
 				     (major < 7 || (major == 7 && minor < 8));
-		pr_info("es: %s is %s %s\n", s->url, s->distribution, s->version);
+		pr_info("es: %s is %s %s\n", s->nodes[s->cur].url, s->distribution, s->version);
 		s->req = ES_REQ_NONE;
 		/* before 7.8 one legacy template; else a component template first */
 		snprintf(path, sizeof(path), s->legacy_template ? "/_template/%s" :

@@ -116,9 +116,11 @@ const struct opt opts_table[] = {
 	{ "replay", 'r', OPT_LIST, FIELD(replay.targets), .max = REPLAY_MAX_TARGETS,
 	  .count_off = COUNT(replay.ntargets), .check = check_replay_url, .arg = "URL",
 	  .help = "replay target, e.g. http://127.0.0.1:81 (repeatable)" },
-	{ "es", 'e', OPT_STRING, FIELD(es_url), .check = check_es_url, .arg = "URL",
-	  .help = "Elasticsearch/OpenSearch base URL (default from ELASTICSEARCH_URL, ES_PORT); "
-		  "credentials belong in ES_USERNAME/ES_PASSWORD, not the URL" },
+	{ "es", 'e', OPT_LIST, FIELD(es_urls), .max = ES_MAX_NODES, .count_off = COUNT(nes_urls),
+	  .check = check_es_url, .arg = "URL",
+	  .help = "Elasticsearch/OpenSearch node URL, repeatable for a cluster (default from "
+		  "ELASTICSEARCH_URL, comma-separated, and ES_PORT); credentials belong in "
+		  "ES_USERNAME/ES_PASSWORD, not the URL" },
 	{ "output", 'o', OPT_STRING, FIELD(output), .arg = "FILE|-",
 	  .help = "also write records as NDJSON to FILE or stdout" },
 	{ "input-pcap", 0, OPT_STRING, FIELD(input_pcap), .arg = "FILE",
@@ -770,7 +772,20 @@ int opts_finish(struct config *c)
 		st_log_level = ST_LOG_WARN;
 	else
 		st_log_level = ST_LOG_INFO + c->verbose;
-	if (!c->es_url) {
+	if (c->nes_urls) {
+		size_t o = 0;
+
+		for (i = 0; i < c->nes_urls; i++) {
+			n = snprintf(c->es_env_url + o, sizeof(c->es_env_url) - o, "%s%s", i ? "," : "",
+				     c->es_urls[i]);
+			if (n < 0 || (size_t)n >= sizeof(c->es_env_url) - o) {
+				fprintf(stderr, "shadowtap: --es: the URLs are too long together\n");
+				return -EINVAL;
+			}
+			o += (size_t)n;
+		}
+		c->es_url = c->es_env_url;
+	} else {
 		err = es_url_from_env(c->es_env_url, sizeof(c->es_env_url));
 		if (err) {
 			const char *u = getenv("ELASTICSEARCH_URL"), *p = getenv("ES_PORT");

@@ -34,7 +34,9 @@ struct config {
 	struct tls_cfg tls;
 	int tls_mode;                    /* --tls: 0 off, 1 openssl */
 	struct fields_sum_cfg diff;      /* endpoints, noise, summaries */
-	const char *es_url;
+	const char *es_url;              /* comma-separated base URLs, NULL = no ES */
+	const char *es_urls[ES_MAX_NODES];   /* -e, repeatable */
+	int nes_urls;
 	const char *output;
 	const char *input_pcap;
 	const char *metrics_listen;      /* --metrics ADDR:PORT, NULL = off */
@@ -54,7 +56,7 @@ struct config {
 	struct pii_cfg pii;              /* built from the four above by opts_finish */
 	int no_es_gzip;
 	int verbose, quiet;
-	char es_env_url[512];
+	char es_env_url[2048];           /* the -e list joined, or ELASTICSEARCH_URL's */
 	/* comma-split copies of SHADOWTAP_* list values; config strings point into them */
 	char *env_copies[OPTS_MAX_ENV_COPIES];
 	int nenv_copies;

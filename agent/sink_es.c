@@ -61,7 +61,8 @@ static const char *const es_ctr_names[ES_C_N] = {
 	"spool_drops", "bulk_requests", "bulk_bytes", "bulk_bytes_sent", "splits",
 	"err_network", "err_timeout", "err_http_429", "err_http_5xx", "err_http_4xx",
 	"err_bad_response", "err_item_429", "err_item_5xx", "err_item_4xx",
-	"err_dead_letter_write", "setup_failures", "dead_letter_rotations",
+	"err_dead_letter_write", "setup_failures", "dead_letter_rotations", "node_failures",
+	"sniffed",
 };
 
 void es_inc(struct es_sink *s, enum es_ctr c, uint64_t v)
@@ -113,6 +114,37 @@ out:
 	return err;
 }
 
+/* The next node for a request: round robin over the nodes that are up; when all
+ * are out, the one whose back-off ends first (so one node behaves as before). */
+static int es_pick_node(struct es_sink *s)
+{
+	int n = atomic_load(&s->nnodes), i, k, best = 0;
+	uint64_t now = st_mono_ms();
+
+	for (k = 0; k < n; k++) {
+		i = (s->rr + k) % n;
+		if (!atomic_load(&s->nodes[i].down) || s->nodes[i].retry_at_ms <= now) {
+			s->rr = i + 1;
+			return i;
+		}
+	}
+	for (i = 1; i < n; i++)
+		if (s->nodes[i].retry_at_ms < s->nodes[best].retry_at_ms)
+			best = i;
+	return best;
+}
+
+static bool es_any_node_up(struct es_sink *s)
+{
+	int n = atomic_load(&s->nnodes), i;
+	uint64_t now = st_mono_ms();
+
+	for (i = 0; i < n; i++)
+		if (!atomic_load(&s->nodes[i].down) || s->nodes[i].retry_at_ms <= now)
+			return true;
+	return false;
+}
+
 int es_send(struct es_sink *s, enum es_req kind, const char *method, const char *path)
 {
 	char url[2048];
@@ -120,7 +152,9 @@ int es_send(struct es_sink *s, enum es_req kind, const char *method, const char 
 	bool gz = false;
 	CURLMcode mc;
 
-	snprintf(url, sizeof(url), "%s%s", s->url, path);
+	s->cur = es_pick_node(s);
+	atomic_fetch_add(&s->nodes[s->cur].requests, 1);
+	snprintf(url, sizeof(url), "%s%s", s->nodes[s->cur].url, path);
 	curl_easy_reset(s->easy);
 	curl_easy_setopt(s->easy, CURLOPT_URL, url);
 	curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
@@ -174,8 +208,25 @@ int es_send(struct es_sink *s, enum es_req kind, const char *method, const char 
 
 void es_fail(struct es_sink *s)
 {
+	struct es_node *nd = &s->nodes[s->cur];
 	int d;
 
+	/* the node is out for its own back-off; with another node up, carry on there
+	 * at once: the request is resent whole (create + fixed _id: never twice) */
+	es_inc(s, ES_C_NODE_FAILURES, 1);
+	atomic_fetch_add(&nd->failures, 1);
+	nd->backoff_ms = nd->backoff_ms < 500 ? 500 : nd->backoff_ms < ES_BACKOFF_MAX_MS ?
+			 nd->backoff_ms * 2 : ES_BACKOFF_MAX_MS;
+	if (nd->backoff_ms > ES_BACKOFF_MAX_MS)
+		nd->backoff_ms = ES_BACKOFF_MAX_MS;
+	nd->retry_at_ms = st_mono_ms() + (uint64_t)(nd->backoff_ms / 2) +
+			  (uint64_t)(rand_r(&s->rand_state) % (unsigned int)(nd->backoff_ms / 2 + 1));
+	if (!atomic_exchange(&nd->down, true) && atomic_load(&s->nnodes) > 1)
+		pr_warn("es: node %s out after a failed request; retried with back-off\n", nd->url);
+	if (atomic_load(&s->nnodes) > 1 && es_any_node_up(s)) {
+		s->next_try_ms = 0;
+		return;
+	}
 	s->healthy = false;
 	if (s->backoff_ms < ES_BACKOFF_MIN_MS)
 		s->backoff_ms = ES_BACKOFF_MIN_MS;
@@ -190,6 +241,12 @@ void es_fail(struct es_sink *s)
 
 void es_ok(struct es_sink *s)
 {
+	struct es_node *nd = &s->nodes[s->cur];
+
+	if (atomic_exchange(&nd->down, false) && atomic_load(&s->nnodes) > 1)
+		pr_info("es: node %s back\n", nd->url);
+	nd->backoff_ms = 0;
+	nd->retry_at_ms = 0;
 	s->healthy = true;
 	s->unreachable = false;
 	s->backoff_ms = 0;
@@ -321,6 +378,9 @@ static void es_collect(struct es_sink *s)
 		if (kind == ES_REQ_BULK) {
 			s->req = ES_REQ_NONE;
 			es_handle_bulk(s, cc, code);
+		} else if (kind == ES_REQ_SNIFF) {
+			s->req = ES_REQ_NONE;
+			es_handle_sniff(s, cc, code);
 		} else {
 			es_handle_setup(s, cc, code);
 		}
@@ -370,6 +430,11 @@ static void *es_thread(void *arg)
 				buf_reset(&s->req_body);
 				if (es_send(s, ES_REQ_PROBE, "GET", "/"))
 					es_fail(s);
+			} else if (s->cfg.sniff && now >= s->next_sniff_ms && !stopping) {
+				s->next_sniff_ms = now + 60000;
+				buf_reset(&s->req_body);
+				if (es_send(s, ES_REQ_SNIFF, "GET", "/_nodes/http"))
+					es_fail(s);
 			} else if (s->have_batch || es_batch_from_spool(s) ||
 				   (es_mq_due(s, now, stopping) && es_batch_from_mq(s))) {
 				if (es_send_batch(s)) {
@@ -407,7 +472,8 @@ int es_sink_start(struct es_sink **out, const struct es_cfg *cfg)
 	struct spool_cfg scfg = { 0 };
 	struct es_sink *s;
 	enum spool_fsync fs;
-	char url[1024], *userpwd = NULL;
+	char url[1024], *userpwd = NULL, *up;
+	const char *p, *c;
 	int err;
 
 	*out = NULL;
@@ -416,14 +482,21 @@ int es_sink_start(struct es_sink **out, const struct es_cfg *cfg)
 		pr_warn("es: bad fsync policy '%s' (always, batch or never)\n", cfg->fsync_policy);
 		return err;
 	}
-	err = es_url_normalize(cfg->url, NULL, url, sizeof(url));
-	if (err) {
-		pr_warn("es: bad url '%s'\n", url_printable(cfg->url, url, sizeof(url)));
-		return err;
+	/* every URL is checked before anything starts */
+	for (p = cfg->url ? cfg->url : ""; ; p = c + 1) {
+		char one[1024];
+		size_t l;
+
+		c = strchr(p, ',');
+		l = c ? (size_t)(c - p) : strlen(p);
+		if (l >= sizeof(one) || (memcpy(one, p, l), one[l] = '\0',
+					  es_url_normalize(one, NULL, url, sizeof(url)))) {
+			pr_warn("es: bad url '%s'\n", url_printable(l < sizeof(one) ? one : "", url, sizeof(url)));
+			return -EINVAL;
+		}
+		if (!c)
+			break;
 	}
-	err = es_url_take_userinfo(url, &userpwd);
-	if (err)
-		return err;
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		free(userpwd);
@@ -441,7 +514,40 @@ int es_sink_start(struct es_sink **out, const struct es_cfg *cfg)
 	if (s->cfg.request_timeout_ms <= 0)
 		s->cfg.request_timeout_ms = 30000;
 	s->rand_state = (unsigned int)time(NULL) ^ (unsigned int)getpid();
-	s->url = strdup(url);
+	for (p = cfg->url ? cfg->url : ""; ; p = c + 1) {
+		char one[1024];
+		size_t l;
+
+		c = strchr(p, ',');
+		l = c ? (size_t)(c - p) : strlen(p);
+		memcpy(one, p, l);
+		one[l] = '\0';
+		es_url_normalize(one, NULL, url, sizeof(url));
+		err = es_url_take_userinfo(url, &up);
+		if (err)
+			goto fail;
+		if (up && !userpwd)
+			userpwd = up;
+		else if (up) {
+			explicit_bzero(up, strlen(up));
+			free(up);
+		}
+		err = es_node_add(s, url);
+		if (err && err != -EEXIST)
+			goto fail;
+		if (!c)
+			break;
+	}
+	{
+		struct buf all = { 0 };
+		int i;
+
+		for (i = 0; i < s->nnodes; i++)
+			if (buf_printf(&all, "%s%s", i ? "," : "", s->nodes[i].url))
+				break;
+		s->url = all.data ? strndup(all.data, all.len) : NULL;
+		buf_free(&all);
+	}
 	s->prefix = strdup(cfg->index_prefix && *cfg->index_prefix ? cfg->index_prefix : "shadowtap");
 	s->spool_dir = strdup(cfg->spool_dir && *cfg->spool_dir ? cfg->spool_dir : "./spool");
 	s->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
@@ -556,6 +662,8 @@ void es_sink_free(struct es_sink *s)
 	free(s->auth_user);
 	free(s->auth_header);
 	free(s->url);
+	for (int i = 0; i < s->nnodes; i++)
+		free(s->nodes[i].url);
 	free(s->prefix);
 	free(s->spool_dir);
 	free(s->dead_letter_path);
@@ -596,4 +704,16 @@ void es_sink_print_stats(struct es_sink *s, FILE *f)
 	fprintf(f, "es: url=%s server=%s/%s ready=%d\n", s->url,
 		s->distribution[0] ? s->distribution : "unknown", s->version[0] ? s->version : "?",
 		s->ready ? 1 : 0);
+	if (atomic_load(&s->nnodes) > 1) {
+		int n = atomic_load(&s->nnodes), up = 0;
+
+		for (i = 0; i < n; i++)
+			up += !atomic_load(&s->nodes[i].down);
+		fprintf(f, "es: nodes=%d nodes_up=%d", n, up);
+		for (i = 0; i < n; i++)
+			fprintf(f, " node%d_requests=%llu node%d_failures=%llu", i,
+				(unsigned long long)atomic_load(&s->nodes[i].requests), i,
+				(unsigned long long)atomic_load(&s->nodes[i].failures));
+		fprintf(f, "\n");
+	}
 }

@@ -11,8 +11,12 @@
 
 #include "es_bulk.h"
 
+#define ES_MAX_NODES 16
+
 struct es_cfg {
-	const char *url;             /* base URL, e.g. http://127.0.0.1:9200 */
+	const char *url;             /* base URL, e.g. http://127.0.0.1:9200, or several
+				      * comma-separated (nodes of one cluster) */
+	int sniff;                   /* --es-sniff: add the nodes _nodes/http lists */
 	const char *index_prefix;    /* default "shadowtap" */
 	size_t batch_bytes;          /* default 5 MiB */
 	int batch_ms;                /* default 1000 */
