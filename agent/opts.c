@@ -249,6 +249,8 @@ const struct opt opts_table[] = {
 	{ "es-insecure", 0, OPT_FLAG, FIELD(es.insecure),
 	  .help = "do not verify Elasticsearch's TLS certificate" },
 	{ "no-es-gzip", 0, OPT_FLAG, FIELD(no_es_gzip), .help = "send bulk requests uncompressed" },
+	{ "es-sniff", 0, OPT_FLAG, FIELD(es.sniff),
+	  .help = "add the cluster's other nodes from _nodes/http (at start, then every minute)" },
 	{ "redact-header", 0, OPT_LIST, FIELD(redact), .max = OPTS_MAX_REDACT,
 	  .count_off = COUNT(nredact), .arg = "NAME",
 	  .help = "also redact this header's value (repeatable)" },
