@@ -58,11 +58,21 @@ void es_spool_item(struct es_sink *s, const char *id, uint64_t ts_ns, const char
 
 void es_sink_submit(struct es_sink *s, const char *event_id, uint64_t ts_ns, const char *json, size_t len)
 {
+	struct buf cut = { 0 };
 	struct es_item *it;
 	bool wake = false, spool = false;
 
 	if (!s || !event_id || !json)
 		return;
+	/* --es-body-limit: only a document longer than the limit can hold a longer
+	 * body; one copy per such record, freed once queued or spooled below */
+	if (s->cfg.body_limit && len > s->cfg.body_limit) {
+		if (es_doc_cut_bodies(json, len, s->cfg.body_limit, &cut) == 1) {
+			es_inc(s, ES_C_BODIES_CUT, 1);
+			json = cut.data;
+			len = cut.len;
+		}
+	}
 	es_inc(s, ES_C_SUBMITTED, 1);
 	pthread_mutex_lock(&s->mu);
 	if (s->mq_bytes + len > s->cfg.mem_queue_bytes || s->stopping) {
@@ -82,6 +92,7 @@ void es_sink_submit(struct es_sink *s, const char *event_id, uint64_t ts_ns, con
 	pthread_mutex_unlock(&s->mu);
 	if (spool)
 		es_spool_item(s, event_id, ts_ns, json, len);
+	buf_free(&cut);
 	if (wake)
 		curl_multi_wakeup(s->multi);
 }

@@ -107,3 +107,78 @@ int es_bulk_parse(const char *body, size_t len, struct es_bulk_item *items, size
 		return -EBADMSG;
 	return count > INT_MAX ? -EBADMSG : (int)count;
 }
+
+struct es_cut {
+	const char *at, *skip_to;   /* drop [at, skip_to), then insert text */
+	const char *text;
+};
+
+/* Where to cut the raw string contents [c, ce) to at most limit bytes. */
+static const char *es_cut_point(const char *c, const char *ce, size_t limit, bool b64)
+{
+	const char *p = c, *last = c;
+
+	if ((size_t)(ce - c) <= limit)
+		return ce;
+	if (b64)
+		return c + (limit & ~(size_t)3);
+	while (p < ce && (size_t)(p - c) <= limit) {
+		last = p;
+		if (*p == '\\')
+			p += p + 1 < ce && p[1] == 'u' ? 6 : 2;
+		else
+			p++;
+	}
+	if ((size_t)(p - c) <= limit)
+		last = p;
+	/* not inside a UTF-8 sequence: back to its lead byte */
+	while (last > c && ((unsigned char)*last & 0xc0) == 0x80)
+		last--;
+	return last;
+}
+
+int es_doc_cut_bodies(const char *json, size_t len, size_t limit, struct buf *out)
+{
+	static const char *const paths[] = { "http.request.body", "http.response.body", "replay.body" };
+	static const char mark[] = ",\"truncated\":true";
+	struct es_cut cuts[6];
+	const char *e = json + len, *p = json;
+	size_t i, j, n = 0;
+	int err = 0;
+
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		const char *v, *ve, *c, *ce, *t, *te, *enc, *ence, *cut;
+		bool b64;
+
+		if (json_path(json, len, paths[i], &v, &ve) || *v != '{' ||
+		    json_member(v, ve, "content", 7, &c, &ce) || *c != '"' || ce - c < 2)
+			continue;
+		b64 = !json_member(v, ve, "encoding", 8, &enc, &ence) && ence - enc == 8 &&
+		      !memcmp(enc, "\"base64\"", 8);
+		cut = es_cut_point(c + 1, ce - 1, limit, b64);
+		if (cut == ce - 1)
+			continue;
+		cuts[n++] = (struct es_cut){ cut, ce - 1, NULL };
+		if (json_member(v, ve, "truncated", 9, &t, &te))
+			cuts[n++] = (struct es_cut){ ve - 1, ve - 1, mark };
+	}
+	if (!n)
+		return 0;
+	/* the paths are in document order in a record, but sort to be sure */
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && cuts[j].at < cuts[j - 1].at; j--) {
+			struct es_cut tmp = cuts[j];
+
+			cuts[j] = cuts[j - 1];
+			cuts[j - 1] = tmp;
+		}
+	buf_reset(out);
+	for (i = 0; i < n; i++) {
+		err |= buf_append(out, p, (size_t)(cuts[i].at - p));
+		if (cuts[i].text)
+			err |= buf_append(out, cuts[i].text, strlen(cuts[i].text));
+		p = cuts[i].skip_to;
+	}
+	err |= buf_append(out, p, (size_t)(e - p));
+	return err ? -ENOMEM : 1;
+}

@@ -25,4 +25,11 @@ int es_bulk_parse(const char *body, size_t len, struct es_bulk_item *items, size
  * only trivially (copied raw); 0 or -ENOENT / -EBADMSG / -ENAMETOOLONG. */
 int es_json_get_str(const char *body, size_t len, const char *path, char *out, size_t n);
 
+/* --es-body-limit: out = the record json with every body's "content" (http.request,
+ * http.response, replay) cut to at most limit characters of its JSON text (never
+ * inside an escape or a UTF-8 sequence; base64 to whole quads) and marked
+ * "truncated":true; "bytes" keeps the size seen. 1 when cut, 0 when nothing was
+ * longer (out untouched), or -ENOMEM / -EBADMSG. */
+int es_doc_cut_bodies(const char *json, size_t len, size_t limit, struct buf *out);
+
 #endif

@@ -249,6 +249,9 @@ const struct opt opts_table[] = {
 	{ "es-insecure", 0, OPT_FLAG, FIELD(es.insecure),
 	  .help = "do not verify Elasticsearch's TLS certificate" },
 	{ "no-es-gzip", 0, OPT_FLAG, FIELD(no_es_gzip), .help = "send bulk requests uncompressed" },
+	{ "es-body-limit", 0, OPT_SIZE, FIELD(es.body_limit), .min = 0, .max = 1ull << 40, .def = "0",
+	  .arg = "SIZE", .help = "cut bodies in Elasticsearch documents to SIZE, marked truncated "
+		  "(0: as recorded; --body-limit still applies to the diff and recordings)" },
 	{ "es-sniff", 0, OPT_FLAG, FIELD(es.sniff),
 	  .help = "add the cluster's other nodes from _nodes/http (at start, then every minute)" },
 	{ "redact-header", 0, OPT_LIST, FIELD(redact), .max = OPTS_MAX_REDACT,

@@ -62,7 +62,7 @@ static const char *const es_ctr_names[ES_C_N] = {
 	"err_network", "err_timeout", "err_http_429", "err_http_5xx", "err_http_4xx",
 	"err_bad_response", "err_item_429", "err_item_5xx", "err_item_4xx",
 	"err_dead_letter_write", "setup_failures", "dead_letter_rotations", "node_failures",
-	"sniffed",
+	"sniffed", "bodies_cut",
 };
 
 void es_inc(struct es_sink *s, enum es_ctr c, uint64_t v)

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "buf.h"
+#include "es_bulk.h"
 #include "es_internal.h"
 #include "json.h"
 #include "urlsafe.h"
@@ -158,6 +160,29 @@ static void test_dead_letter(void **state)
 	free(s);
 }
 
+static void test_cut_bodies(void **state)
+{
+	static const char doc[] =
+		"{\"http\":{\"request\":{\"body\":{\"bytes\":3,\"content\":\"abc\"}},"
+		"\"response\":{\"body\":{\"bytes\":12,\"content\":\"h\\u00e9llo w\\\"rld\"}}},"
+		"\"replay\":{\"body\":{\"bytes\":9,\"content\":\"QUJDREVGR0hJ\",\"encoding\":\"base64\","
+		"\"truncated\":true}}}";
+	struct buf out = { 0 };
+	const char *e;
+
+	(void)state;
+	assert_int_equal(es_doc_cut_bodies(doc, strlen(doc), 100, &out), 0);
+	assert_int_equal(es_doc_cut_bodies(doc, strlen(doc), 5, &out), 1);
+	e = json_skip(out.data, out.data + out.len, 0);
+	assert_ptr_equal(e, out.data + out.len);
+	/* the escape \u00e9 is not split; base64 to whole quads; bytes unchanged */
+	assert_non_null(strstr(out.data, "\"content\":\"h\"") ? out.data : NULL);
+	assert_non_null(strstr(out.data, "\"bytes\":12,\"content\":\"h\",\"truncated\":true}"));
+	assert_non_null(strstr(out.data, "\"content\":\"abc\"}"));
+	assert_non_null(strstr(out.data, "\"content\":\"QUJD\",\"encoding\":\"base64\",\"truncated\":true}"));
+	buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +190,7 @@ int main(void)
 		cmocka_unit_test(test_take_userinfo),
 		cmocka_unit_test(test_start_strips_userinfo),
 		cmocka_unit_test(test_dead_letter),
+		cmocka_unit_test(test_cut_bodies),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
