@@ -45,6 +45,7 @@ enum es_req {
 	ES_REQ_TEMPLATE,
 	ES_REQ_BULK,
 	ES_REQ_SNIFF,
+	ES_REQ_RETENTION,
 };
 
 /* One node of the cluster. A node that fails a request is out until retry_at_ms,
@@ -147,6 +148,7 @@ void es_inc(struct es_sink *s, enum es_ctr c, uint64_t v);
 /* es_setup.c: credentials from the environment, templates, the set-up requests */
 int es_load_credentials(struct es_sink *s);
 int es_url_take_userinfo(char *url, char **userpwd);
+int es_build_retention(const char *prefix, int days, bool opensearch, struct buf *b);
 void es_handle_sniff(struct es_sink *s, CURLcode cc, long code);
 int es_node_add(struct es_sink *s, const char *url);
 void es_handle_setup(struct es_sink *s, CURLcode cc, long code);

@@ -296,6 +296,30 @@ void es_handle_sniff(struct es_sink *s, CURLcode cc, long code)
 		es_inc(s, ES_C_SNIFFED, (uint64_t)added);
 }
 
+/* ---- retention ---- */
+
+/* The lifecycle policy "<prefix>-retention": ISM on OpenSearch (attached to new
+ * "<prefix>-*" indices by its ism_template), ILM on Elasticsearch (attached by the
+ * index.lifecycle.name setting in the template). Both count age from the index's
+ * creation, which for daily indices is its day. */
+int es_build_retention(const char *prefix, int days, bool opensearch, struct buf *b)
+{
+	buf_reset(b);
+	if (opensearch)
+		return buf_printf(b,
+			"{\"policy\":{\"description\":\"shadowtap: delete %s-* indices older than %d days\","
+			"\"default_state\":\"hot\",\"states\":["
+			"{\"name\":\"hot\",\"actions\":[],\"transitions\":[{\"state_name\":\"delete\","
+			"\"conditions\":{\"min_index_age\":\"%dd\"}}]},"
+			"{\"name\":\"delete\",\"actions\":[{\"delete\":{}}],\"transitions\":[]}],"
+			"\"ism_template\":[{\"index_patterns\":[\"%s-*\"],\"priority\":100}]}}",
+			prefix, days, days, prefix) ? -ENOMEM : 0;
+	return buf_printf(b,
+		"{\"policy\":{\"_meta\":{\"managed_by\":\"shadowtap\"},\"phases\":{"
+		"\"hot\":{\"min_age\":\"0ms\",\"actions\":{}},"
+		"\"delete\":{\"min_age\":\"%dd\",\"actions\":{\"delete\":{}}}}}}", days) ? -ENOMEM : 0;
+}
+
 /* ---- templates ---- */
 
 static int es_build_template_body(struct es_sink *s, struct buf *b, bool component)
@@ -309,6 +333,7 @@ static int es_build_template_body(struct es_sink *s, struct buf *b, bool compone
 	static const char lng[] = "{\"type\":\"long\"}";
 	static const char bln[] = "{\"type\":\"boolean\"}";
 	static const char in[] = "{\"type\":\"integer\"}";
+	bool ilm = s->cfg.retention_days > 0 && strcmp(s->distribution, "opensearch");
 	int err = 0;
 
 	buf_reset(b);
@@ -318,7 +343,7 @@ static int es_build_template_body(struct es_sink *s, struct buf *b, bool compone
 		err |= buf_printf(b, "{\"index_patterns\":[\"%s-*\"],\"order\":10,", s->prefix);
 	err |= buf_printf(b,
 		"\"settings\":{\"index\":{\"number_of_shards\":1,\"number_of_replicas\":%d,"
-		"\"refresh_interval\":\"1s\",\"mapping\":{\"total_fields\":{\"limit\":5000}}}},"
+		"\"refresh_interval\":\"1s\",%s%s%s\"mapping\":{\"total_fields\":{\"limit\":5000}}}},"
 		"\"mappings\":{\"dynamic_templates\":["
 		"{\"headers\":{\"path_match\":\"*headers.*\",\"match_mapping_type\":\"string\","
 		"\"mapping\":{\"type\":\"keyword\",\"ignore_above\":2048}}},"
@@ -333,7 +358,8 @@ static int es_build_template_body(struct es_sink *s, struct buf *b, bool compone
 		"\"fields\":{\"text\":{\"type\":\"text\"}}},\"path\":%s,\"query\":%s}},",
 		/* a cluster (several URLs or --es-sniff) keeps one replica, so losing a
 		 * node loses no record; one node cannot place a replica at all */
-		s->nnodes > 1 || s->cfg.sniff ? 1 : 0, kw, kw, lng, kw, kw, in, in, kw, kw, kw, lng, kw, kw);
+		s->nnodes > 1 || s->cfg.sniff ? 1 : 0, ilm ? "\"lifecycle\":{\"name\":\"" : "",
+		ilm ? s->prefix : "", ilm ? "-retention\"}," : "", kw, kw, lng, kw, kw, in, in, kw, kw, kw, lng, kw, kw);
 	err |= buf_printf(b,
 		"\"http\":{\"properties\":{\"version\":%s,"
 		"\"request\":{\"properties\":{\"method\":%s,\"bytes\":%s,\"headers\":%s,\"body\":%s}},"
@@ -360,6 +386,22 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 {
 	char num[32];
 
+	/* the lifecycle policy is not worth holding records back for: a cluster
+	 * without ILM/ISM (or a policy that exists already, 409) is said once */
+	if (s->req == ES_REQ_RETENTION && cc == CURLE_OK) {
+		if (code >= 200 && code < 300)
+			pr_info("es: retention policy %s-retention installed (%d days)\n", s->prefix,
+				s->cfg.retention_days);
+		else if (code == 409)
+			pr_info("es: retention policy %s-retention exists already; kept\n", s->prefix);
+		else
+			pr_warn("es: retention policy not installed: http %ld: %.*s\n", code,
+				(int)(s->resp.len > 200 ? 200 : s->resp.len), s->resp.data ? s->resp.data : "");
+		s->req = ES_REQ_NONE;
+		s->ready = true;
+		es_ok(s);
+		return;
+	}
 	s->unreachable = cc != CURLE_OK;
 	if (cc != CURLE_OK || code < 200 || code >= 300) {
 		if (cc != CURLE_OK)
@@ -415,12 +457,23 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 			es_fail(s);
 		return;
 	}
-	case ES_REQ_TEMPLATE:
+	case ES_REQ_TEMPLATE: {
+		bool os = !strcmp(s->distribution, "opensearch");
+		char path[300];
+
 		s->req = ES_REQ_NONE;
+		pr_info("es: templates for %s-* installed\n", s->prefix);
+		if (s->cfg.retention_days > 0) {
+			snprintf(path, sizeof(path), os ? "/_plugins/_ism/policies/%s-retention" :
+				 "/_ilm/policy/%s-retention", s->prefix);
+			if (!es_build_retention(s->prefix, s->cfg.retention_days, os, &s->req_body) &&
+			    !es_send(s, ES_REQ_RETENTION, "PUT", path))
+				return;
+		}
 		s->ready = true;
 		es_ok(s);
-		pr_info("es: templates for %s-* installed\n", s->prefix);
 		return;
+	}
 	default:
 		s->req = ES_REQ_NONE;
 		return;

@@ -252,6 +252,9 @@ const struct opt opts_table[] = {
 	{ "es-body-limit", 0, OPT_SIZE, FIELD(es.body_limit), .min = 0, .max = 1ull << 40, .def = "0",
 	  .arg = "SIZE", .help = "cut bodies in Elasticsearch documents to SIZE, marked truncated "
 		  "(0: as recorded; --body-limit still applies to the diff and recordings)" },
+	{ "es-retention-days", 0, OPT_UINT, FIELD(es.retention_days), .min = 0, .max = 36500, .def = "0",
+	  .arg = "N", .help = "install a lifecycle policy (ILM, or ISM on OpenSearch) deleting indices "
+		  "older than N days (0: none)" },
 	{ "es-sniff", 0, OPT_FLAG, FIELD(es.sniff),
 	  .help = "add the cluster's other nodes from _nodes/http (at start, then every minute)" },
 	{ "redact-header", 0, OPT_LIST, FIELD(redact), .max = OPTS_MAX_REDACT,

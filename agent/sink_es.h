@@ -17,6 +17,7 @@ struct es_cfg {
 	const char *url;             /* base URL, e.g. http://127.0.0.1:9200, or several
 				      * comma-separated (nodes of one cluster) */
 	int sniff;                   /* --es-sniff: add the nodes _nodes/http lists */
+	int retention_days;          /* --es-retention-days: ILM/ISM delete after N days, 0 = none */
 	size_t body_limit;           /* --es-body-limit: body text per document, 0 = as recorded */
 	const char *index_prefix;    /* default "shadowtap" */
 	size_t batch_bytes;          /* default 5 MiB */

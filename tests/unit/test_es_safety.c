@@ -183,6 +183,22 @@ static void test_cut_bodies(void **state)
 	buf_free(&out);
 }
 
+static void test_retention_body(void **state)
+{
+	struct buf b = { 0 };
+
+	(void)state;
+	assert_int_equal(es_build_retention("st", 7, true, &b), 0);
+	assert_ptr_equal(json_skip(b.data, b.data + b.len, 0), b.data + b.len);
+	assert_non_null(strstr(b.data, "\"min_index_age\":\"7d\""));
+	assert_non_null(strstr(b.data, "\"index_patterns\":[\"st-*\"]"));
+	assert_non_null(strstr(b.data, "{\"delete\":{}}"));
+	assert_int_equal(es_build_retention("st", 30, false, &b), 0);
+	assert_ptr_equal(json_skip(b.data, b.data + b.len, 0), b.data + b.len);
+	assert_non_null(strstr(b.data, "\"delete\":{\"min_age\":\"30d\",\"actions\":{\"delete\":{}}}"));
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +207,7 @@ int main(void)
 		cmocka_unit_test(test_start_strips_userinfo),
 		cmocka_unit_test(test_dead_letter),
 		cmocka_unit_test(test_cut_bodies),
+		cmocka_unit_test(test_retention_body),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
