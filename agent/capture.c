@@ -53,7 +53,7 @@ struct capture {
 	struct capture_hooks hooks;	/* tc / xdp only */
 	capture_seg_cb cb;
 	void *ctx;
-	struct capture_ustats us;
+	struct counters own_ctr, *ctr;	/* ring counters (CTR_RING_*): cfg->ctr or own_ctr */
 };
 
 static int capture_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -78,10 +78,10 @@ static int capture_handle_event(void *ctx, void *data, size_t data_sz)
 	if (data_sz < sizeof(*ev) || data_sz < sizeof(*ev) + ev->data_len ||
 	    (ev->family != 4 && ev->family != 6) || ev->dir > ST_DIR_FROM_SERVER ||
 	    ev->off > ev->seg_len || ev->data_len > ev->seg_len - ev->off) {
-		c->us.bad_events++;
+		ctr_add(c->ctr, CTR_RING_BAD_EVENTS, 1);
 		return 0;
 	}
-	c->us.events++;
+	ctr_add(c->ctr, CTR_RING_EVENTS, 1);
 
 	memset(&seg, 0, sizeof(seg));
 	seg.key.family = ev->family;
@@ -318,6 +318,7 @@ int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_se
 	pindir_init(&c->pins);
 	c->hooks.nl_fd = -1;
 	c->mode = cfg->mode;
+	c->ctr = cfg->ctr ? cfg->ctr : &c->own_ctr;
 	c->cb = cb;
 	c->ctx = ctx;
 
@@ -431,7 +432,8 @@ int capture_ring_fd(struct capture *c)
 
 void capture_get_ustats(struct capture *c, struct capture_ustats *st)
 {
-	*st = c->us;
+	st->events = ctr_get(c->ctr, CTR_RING_EVENTS);
+	st->bad_events = ctr_get(c->ctr, CTR_RING_BAD_EVENTS);
 }
 
 void capture_close(struct capture *c)

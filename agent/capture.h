@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "counters.h"
 #include "shadowtap.h"
 #include "tcp_reasm.h"
 
@@ -26,6 +27,7 @@ struct capture_cfg {
 	size_t ring_bytes;               /* power of two, default 16 MiB */
 	uint64_t wakeup_bytes;           /* default ring_bytes / 16 */
 	const char *pin_dir;             /* default /sys/fs/bpf/shadowtap */
+	struct counters *ctr;            /* registry for CTR_RING_*; NULL: the capture's own */
 };
 
 struct capture;

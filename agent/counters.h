@@ -10,6 +10,8 @@
 #include <stdio.h>
 
 #define CTR_LIST(X)                                                   \
+	X(RING_EVENTS, "ring", "events")                               \
+	X(RING_BAD_EVENTS, "ring", "bad_events")                       \
 	X(PCAP_PACKETS, "pcap", "packets")                             \
 	X(PCAP_SEGMENTS, "pcap", "segments")                           \
 	X(PCAP_OTHER, "pcap", "other")                                 \

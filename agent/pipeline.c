@@ -483,6 +483,7 @@ static int loop_open_input(struct pipeline *p)
 	if (c->input_pcap)
 		return pcapin_open(&p->w.pcap, c->input_pcap, c->cap.ports, c->cap.nports, on_segment,
 				   on_tick, p, &p->ctr) ? EXIT_RUNTIME : EXIT_OK;
+	c->cap.ctr = &p->ctr;
 	err = capture_open(&p->w.cap, &c->cap, on_segment, p);
 	if (err)
 		return EXIT_BPF;

@@ -55,11 +55,6 @@ static const struct stat_key bpf_keys[] = {
 	{ NULL, 0 },
 };
 
-static const struct stat_key ring_keys[] = {
-	K(struct capture_ustats, "events", events), K(struct capture_ustats, "bad_events", bad_events),
-	{ NULL, 0 },
-};
-
 static const struct stat_key tcp_keys[] = {
 	K(struct reasm_stats, "segments", segments), K(struct reasm_stats, "flows", flows_created),
 	K(struct reasm_stats, "active", flows_active), K(struct reasm_stats, "fin", flows_closed_fin),
@@ -132,12 +127,12 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 	fprintf(f, "--- shadowtap %s: %.1f s ---\n", when, (double)(st_mono_ns() - p->start_ns) / 1e9);
 	if (p->w.cap) {
 		struct st_stats s = { 0 };
-		struct capture_ustats us = { 0 };
 
 		capture_read_stats(p->w.cap, &s);
-		capture_get_ustats(p->w.cap, &us);
 		stats_line(f, "bpf", &s, bpf_keys);
-		stats_line(f, "ring", &us, ring_keys);
+		fputs("ring:", f);
+		ctr_print_group(f, &p->ctr, "ring");
+		fputc('\n', f);
 	}
 	if (p->w.tls)
 		tls_print_stats(p->w.tls, f);
