@@ -356,12 +356,11 @@ int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_se
 	err = pindir_ensure_bpffs();
 	if (err)
 		goto cleanup;
-	if (cfg->mode != CAPTURE_SOCKET) {
-		/* before the stats pin, which would replace a running owner's */
-		err = pindir_take_owner(&c->pins, pin_dir);
-		if (err)
-			goto cleanup;
-	}
+	/* every mode, socket too: before the stats pin, which would replace a running
+	 * owner's (and a second agent would replay every request again) */
+	err = pindir_take_owner(&c->pins, pin_dir);
+	if (err)
+		goto cleanup;
 	err = pindir_pin_stats(&c->pins, pin_dir, c->skel->maps.stats);
 	if (err)
 		goto cleanup;

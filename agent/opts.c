@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "opts.h"
 #include "parse.h"
+#include "selfloop.h"
 #include "urlsafe.h"
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
@@ -122,7 +123,7 @@ const struct opt opts_table[] = {
 		  "ELASTICSEARCH_URL, comma-separated, and ES_PORT); credentials belong in "
 		  "ES_USERNAME/ES_PASSWORD, not the URL" },
 	{ "output", 'o', OPT_STRING, FIELD(output), .arg = "FILE|-",
-	  .help = "also write records as NDJSON to FILE or stdout" },
+	  .help = "also write records as NDJSON to FILE (appended to, never truncated) or stdout" },
 	{ "input-pcap", 0, OPT_STRING, FIELD(input_pcap), .arg = "FILE",
 	  .help = "read packets from a pcap/pcapng file instead of the network" },
 	{ "exit-after", 0, OPT_DURATION, FIELD(exit_after_ns), SECS(0.001, 366 * 86400.0),
@@ -837,6 +838,15 @@ int opts_finish(struct config *c)
 		fprintf(stderr, "shadowtap: --input-file and --input-pcap exclude each other\n");
 		return -EINVAL;
 	}
+	/* a live agent replaying to a port it captures on this host would capture its own
+	 * replays, and replay those again, without end */
+	for (i = 0; !c->input_pcap && !c->rec.in_pattern && i < c->replay.ntargets; i++)
+		if (selfloop_is_captured(c->replay.targets[i], c->cap.ports, c->cap.nports)) {
+			fprintf(stderr, "shadowtap: --replay %s is a port this agent captures on this "
+				"host (--port): it would capture its own replays; replay to another "
+				"port or host\n", c->replay.targets[i]);
+			return -EINVAL;
+		}
 	return 0;
 }
 

@@ -1,5 +1,5 @@
 /* Pin-directory ownership: the bpffs mount, the pin directory, the stats-map pin and,
- * for tc/xdp, the owner record (PIN_DIR/owner) that refuses a second live agent. */
+ * in every capture mode, the owner record (PIN_DIR/owner) that refuses a second live agent. */
 #ifndef ST_PINDIR_H
 #define ST_PINDIR_H
 

@@ -288,7 +288,8 @@ int pipeline_start(struct pipeline *p)
 		if (!strcmp(c->output, "-")) {
 			p->out = stdout;
 		} else {
-			p->out = sfile_fopen(c->output, "w");   /* 0600, no symlink */
+			/* append: an existing file (an earlier run's records) is never truncated */
+			p->out = sfile_fopen(c->output, "a");   /* 0600, no symlink */
 			if (!p->out) {
 				pr_warn("cannot open output file %s: %s\n", c->output, strerror(errno));
 				return EXIT_RUNTIME;

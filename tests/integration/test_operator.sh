@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Issue 16 (an operator's first hour): no self-inflicted damage, no silent failure.
+# Offline parts (pcap input) run without root; live parts skip without it.
+. "$(dirname "$0")/lib.sh"
+[ -x "$ST_BIN" ] || { skip "operator (build/shadowtap not built)"; exit 0; }
+PCAP=$ST_ROOT/../shared/corpus/zeek-http/get.pcap
+
+# item 3: -o FILE appends, never truncates an existing file
+out=$ST_TMP/out.ndjson
+printf 'line %s\n' $(seq 1 101) >"$out"
+"$ST_BIN" --input-pcap "$PCAP" -o "$out" >/dev/null 2>&1
+n=$(wc -l <"$out")
+if [ "$(head -1 "$out")" = "line 1" ] && [ "$n" -gt 101 ]; then
+	pass "operator: -o appends to an existing file (101 -> $n lines)"
+else
+	fail "operator: -o truncated or did not append (101 -> $n lines)"
+fi
+"$ST_BIN" --help 2>&1 | grep -A1 -- '--output' | grep -qi append \
+	&& pass "operator: --help says -o appends" || fail "operator: --help does not say -o appends"
+
+
+# item 2: a replay target that is a captured local port is refused at start
+for u in http://127.0.0.1:18082 http://localhost:18082/x "http://[::1]:18082"; do
+	out=$("$ST_BIN" -i lo -p 80,18082 -r "$u" --exit-after 1 2>&1 >/dev/null); rc=$?
+	if [ $rc = 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && printf '%s' "$out" | grep -q 'own replays'; then
+		pass "operator: -r $u with -p 18082 -> exit 2, one line"
+	else
+		fail "operator: -r $u with -p 18082 (exit $rc: $out)"
+	fi
+done
+# item 1: socket mode refuses a live owner of the pin directory, takes over a dead one
+if [ "$(id -u)" != 0 ]; then
+	skip "operator: pin-dir owner in socket mode (needs root)"
+else
+	PIN=/sys/fs/bpf/shadowtap-test-op
+	rm -rf "$PIN"
+	if st_agent - "$ST_TMP/own1.log" -i lo -p 18081 --capture socket --pin-dir "$PIN" -o /dev/null; then
+		first=$ST_AGENT_PID
+		"$ST_BIN" -i lo -p 18081 --capture socket --pin-dir "$PIN" -o /dev/null --exit-after 2 \
+			2>"$ST_TMP/own2.log"; rc=$?
+		if [ "$rc" != 0 ] && grep -q 'owns' "$ST_TMP/own2.log" && ! grep -q 'stale' "$ST_TMP/own2.log"; then
+			pass "operator: socket mode refuses a live owner of $PIN (exit $rc)"
+		else
+			fail "operator: second socket agent rc=$rc ($(head -2 "$ST_TMP/own2.log" | tr '\n' ' '))"
+		fi
+		[ -e "$PIN/stats" ] && pass "operator: the first agent's stats pin survives the refused second" \
+			|| fail "operator: the first agent's stats pin is gone"
+		kill -9 "$first"; wait "$first" 2>/dev/null
+		if st_agent - "$ST_TMP/own3.log" -i lo -p 18081 --capture socket --pin-dir "$PIN" -o /dev/null &&
+			grep -q 'gone' "$ST_TMP/own3.log"; then
+			pass "operator: a dead owner's pin dir is taken over"
+		else
+			fail "operator: restart after SIGKILL ($(head -2 "$ST_TMP/own3.log" | tr '\n' ' '))"
+		fi
+		kill -INT "$ST_AGENT_PID"; wait "$ST_AGENT_PID" 2>/dev/null
+	else
+		fail "operator: first socket agent did not start ($(tail -2 "$ST_TMP/own1.log" | tr '\n' ' '))"
+	fi
+	rm -rf "$PIN"
+fi
