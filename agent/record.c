@@ -169,6 +169,16 @@ static void record_put_u64(struct buf *b, const char *k, uint64_t v, int *first)
 	buf_put_u64(b, v);
 }
 
+/* A 64-bit id as a JSON string: above 2^53 a JSON number is rounded by jq, Kibana and
+ * any reader that parses numbers as doubles, and the rounded id then matches nothing. */
+static void record_put_u64_str(struct buf *b, const char *k, uint64_t v, int *first)
+{
+	record_put_key(b, k, first);
+	buf_append(b, "\"", 1);
+	buf_put_u64(b, v);
+	buf_append(b, "\"", 1);
+}
+
 static void record_put_bool(struct buf *b, const char *k, int v, int *first)
 {
 	record_put_key(b, k, first);
@@ -537,7 +547,7 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	buf_putc(out, '{');
 	record_put_str(out, "transport", "tcp", 3, &g);
 	record_put_str(out, "type", r->family == 6 ? "ipv6" : "ipv4", 4, &g);
-	record_put_u64(out, "connection_id", r->flow_id, &g);
+	record_put_u64_str(out, "connection_id", r->flow_id, &g);
 	record_put_u64(out, "request_index", r->index, &g);
 	buf_putc(out, '}');
 

@@ -19,6 +19,27 @@ fi
 	&& pass "operator: --help says -o appends" || fail "operator: --help does not say -o appends"
 
 
+
+# item 8: 64-bit ids are strings; no JSON number in a record is above 2^53
+"$ST_BIN" --input-pcap "$PCAP" -o - 2>/dev/null | python3 -c '
+import json, sys
+bad, ids, n = [], 0, 0
+def walk(v, path):
+    global ids
+    if isinstance(v, dict):
+        for k, x in v.items(): walk(x, path + "." + k if path else k)
+    elif isinstance(v, list):
+        for x in v: walk(x, path)
+    elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**53:
+        bad.append(path)
+for line in sys.stdin:
+    r = json.loads(line); n += 1; walk(r, "")
+    c = r.get("network", {}).get("connection_id")
+    if isinstance(c, str) and c.isdigit(): ids += 1
+    else: bad.append("network.connection_id=%r" % (c,))
+print(("PASS: operator: %d records, network.connection_id a decimal string in all, no number above 2^53" % n)
+      if n and not bad else "FAIL: operator: 64-bit numbers in records: %s" % sorted(set(bad))[:5])
+'
 # item 2: a replay target that is a captured local port is refused at start
 for u in http://127.0.0.1:18082 http://localhost:18082/x "http://[::1]:18082"; do
 	out=$("$ST_BIN" -i lo -p 80,18082 -r "$u" --exit-after 1 2>&1 >/dev/null); rc=$?

@@ -120,7 +120,7 @@ static void test_every_field(void **state)
 		"\"kind\":\"event\",\"dataset\":\"shadowtap.exchange\"},"
 		"\"source\":{\"ip\":\"192.0.2.1\",\"port\":40001},"
 		"\"destination\":{\"ip\":\"192.0.2.80\",\"port\":80},"
-		"\"network\":{\"transport\":\"tcp\",\"type\":\"ipv4\",\"connection_id\":42,\"request_index\":3},"
+		"\"network\":{\"transport\":\"tcp\",\"type\":\"ipv4\",\"connection_id\":\"42\",\"request_index\":3},"
 		"\"http\":{\"version\":\"1.1\",\"request\":{\"method\":\"GET\",\"headers\":{\"host\":\"h\"},"
 		"\"body\":{\"bytes\":0},\"bytes\":34},"
 		"\"response\":{\"status_code\":200,\"headers\":{\"content-length\":\"2\"},"
