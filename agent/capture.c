@@ -155,9 +155,24 @@ static int capture_check_mode(int mode)
 	bpf_ok = !have_caps || capture_has_cap(d, CAP_SYS_ADMIN) || capture_has_cap(d, CAP_BPF);
 
 	rb = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
+	if (rb == 0 && bpf_ok) {
+		/* libbpf reads any failure as "unsupported": if even an array map (every
+		 * kernel with bpf()) is refused with EPERM despite CAP_BPF, a seccomp
+		 * profile blocks bpf() (podman 4, Docker < 23) */
+		int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, 4, 1, NULL);
+
+		if (fd >= 0)
+			close(fd);
+		else if (errno == EPERM)
+			rb = -EPERM;
+	}
 	for (m = CAPTURE_SOCKET; m <= CAPTURE_XDP; m++) {
 		if (!bpf_ok)
 			why[m] = "missing capability CAP_BPF (or CAP_SYS_ADMIN)";
+		else if (rb == -EPERM)
+			why[m] = "bpf() fails with EPERM although CAP_BPF is present: a seccomp "
+				 "profile blocks it (podman 4, Docker < 23); add --cap-add SYS_ADMIN "
+				 "or a seccomp profile that allows bpf (see deploy/README.md)";
 		else if (rb == 0)
 			why[m] = "kernel has no BPF ring buffer (needs >= 5.8)";
 	}

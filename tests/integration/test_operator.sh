@@ -40,6 +40,21 @@ for line in sys.stdin:
 print(("PASS: operator: %d records, network.connection_id a decimal string in all, no number above 2^53" % n)
       if n and not bad else "FAIL: operator: 64-bit numbers in records: %s" % sorted(set(bad))[:5])
 '
+
+# item 7: bpf() refused by seccomp (EPERM despite CAP_BPF) is named as such, in one line
+if [ "$(id -u)" != 0 ]; then
+	skip "operator: seccomp EPERM message (needs root)"
+else
+	out=$(python3 "$ST_ROOT/tests/integration/seccomp_no_bpf.py" "$ST_BIN" -i lo -p 18083 \
+		--pin-dir /sys/fs/bpf/shadowtap-test-op7 --exit-after 1 2>&1 >/dev/null); rc=$?
+	if [ $rc = 77 ]; then
+		skip "operator: seccomp EPERM message ($out)"
+	elif [ $rc != 0 ] && printf '%s' "$out" | grep -q 'seccomp' && ! printf '%s' "$out" | grep -q 'ring buffer'; then
+		pass "operator: bpf() EPERM under seccomp -> exit $rc, '$(printf '%s' "$out" | grep -m1 seccomp | cut -c1-90)...'"
+	else
+		fail "operator: bpf() EPERM under seccomp (exit $rc: $(printf '%s' "$out" | head -2 | tr '\n' ' '))"
+	fi
+fi
 # item 2: a replay target that is a captured local port is refused at start
 for u in http://127.0.0.1:18082 http://localhost:18082/x "http://[::1]:18082"; do
 	out=$("$ST_BIN" -i lo -p 80,18082 -r "$u" --exit-after 1 2>&1 >/dev/null); rc=$?
