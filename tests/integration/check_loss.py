@@ -79,7 +79,10 @@ if args.server_b_log:
     import os
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import http_client
-    pat = re.compile(r'^\S+ \S+ "(.*)" \d+ (\d+) \d+ "([^"]*)"$')
+    # nginx logs a negative $request_length for some requests pipelined behind a POST
+    # (the replay pipelines in session order): such a line still counts, its length
+    # is not compared
+    pat = re.compile(r'^\S+ \S+ "(.*)" \d+ (-?\d+) \d+ "([^"]*)"$')
     got = collections.defaultdict(list)
     for l in open(args.server_b_log):
         m = pat.match(l.rstrip("\n"))
@@ -98,7 +101,7 @@ if args.server_b_log:
         rec, wire = http_client.build(s["conn"], s["i"])
         line = wire.split(b"\r\n", 1)[0].decode()
         head = len(wire.split(b"\r\n\r\n", 1)[0]) + 4
-        if reqs[0][0] != line or reqs[0][1] != head:
+        if reqs[0][0] != line or (reqs[0][1] >= 0 and reqs[0][1] != head):
             bad.append("%s: serverB got %s, the client sent %r (head %d bytes)" % (rid, reqs[0], line, head))
         r = rec_by_url.get(s["target"])
         if r is None or r.get("http", {}).get("request", {}).get("body", {}).get("bytes") != s["req_body"]:

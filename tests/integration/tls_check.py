@@ -28,7 +28,9 @@ def report(ok, what, detail=""):
 
 
 recs = [json.loads(l) for l in open(args.records) if l.strip()]
-LOG = re.compile(r'^(\d+) (\d+) "(\S+) (\S+) [^"]*" (\d+) (\d+) (\d+) "([^"]*)"')
+# $request_length goes negative in nginx's log for some requests that arrive pipelined
+# behind a POST (the replay pipelines in session order): the sign is allowed.
+LOG = re.compile(r'^(\d+) (\d+) "(\S+) (\S+) [^"]*" (\d+) (-?\d+) (\d+) "([^"]*)"')
 blog = []
 for l in open(args.blog):
     m = LOG.match(l)
