@@ -15,6 +15,8 @@ CLANG     ?= clang
 BPFTOOL   ?= bpftool
 ARCH      := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
+# the release this tree is (shadowtap --version prints it with the commit above)
+RELEASE   := 0.1.0
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 
@@ -30,6 +32,7 @@ WARN      := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-init
 CFLAGS    ?= -O2 -g
 CFLAGS    += $(WARN) -std=gnu11 -D_GNU_SOURCE -MMD -MP -Icommon -Iagent -I$(OUT) \
              -DSHADOWTAP_VERSION='"$(VERSION)"' -pthread
+CFLAGS    += -DSHADOWTAP_RELEASE='"$(RELEASE)"'
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ifeq ($(SAN),1)
 CFLAGS    += $(SANFLAGS)

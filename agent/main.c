@@ -19,6 +19,9 @@
 #ifndef SHADOWTAP_VERSION
 #define SHADOWTAP_VERSION "dev"
 #endif
+#ifndef SHADOWTAP_RELEASE
+#define SHADOWTAP_RELEASE "0.0.0"
+#endif
 
 extern char **environ;
 
@@ -42,7 +45,7 @@ int main(int argc, char **argv)
 		if (err == OPTS_HELP)
 			opts_usage(stdout);
 		else
-			printf("shadowtap %s\n", SHADOWTAP_VERSION);
+			printf("shadowtap %s (commit %s)\n", SHADOWTAP_RELEASE, SHADOWTAP_VERSION);
 		rc = EXIT_OK;
 	} else if (err || opts_finish(&p->cfg)) {
 		rc = EXIT_USAGE;

@@ -55,6 +55,11 @@ else
 		fail "operator: bpf() EPERM under seccomp (exit $rc: $(printf '%s' "$out" | head -2 | tr '\n' ' '))"
 	fi
 fi
+
+# item 12: --version prints a release version and the commit
+v=$("$ST_BIN" --version 2>&1)
+printf '%s' "$v" | grep -qE '^shadowtap [0-9]+\.[0-9]+\.[0-9]+ \(commit [^)]+\)$' \
+	&& pass "operator: --version: $v" || fail "operator: --version prints no release version ($v)"
 # item 2: a replay target that is a captured local port is refused at start
 for u in http://127.0.0.1:18082 http://localhost:18082/x "http://[::1]:18082"; do
 	out=$("$ST_BIN" -i lo -p 80,18082 -r "$u" --exit-after 1 2>&1 >/dev/null); rc=$?
