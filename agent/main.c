@@ -28,7 +28,7 @@ extern char **environ;
 int main(int argc, char **argv)
 {
 	struct pipeline *p;
-	int rc, err;
+	int rc, err, started;
 
 	if (argc > 1 && !strcmp(argv[1], "convert"))
 		return recording_convert_main(argc - 1, argv + 1);
@@ -51,10 +51,15 @@ int main(int argc, char **argv)
 		rc = EXIT_USAGE;
 	} else {
 		rc = pipeline_start(p);
-		if (rc == EXIT_OK)
+		started = rc == EXIT_OK;
+		if (started) {
 			rc = pipeline_run(p);
+			/* the run opens the input first: a failure there is a start-up one */
+			started = p->w.cap || p->w.pcap || p->w.file;
+		}
 		pipeline_stop(p);
-		if (p->w.x && rc != EXIT_USAGE)
+		/* after a start-up failure every counter is zero: the error line says it all */
+		if (p->w.x && started)
 			stats_print(p, stderr, "exit");
 	}
 	pipeline_free(p);

@@ -60,6 +60,14 @@ fi
 v=$("$ST_BIN" --version 2>&1)
 printf '%s' "$v" | grep -qE '^shadowtap [0-9]+\.[0-9]+\.[0-9]+ \(commit [^)]+\)$' \
 	&& pass "operator: --version: $v" || fail "operator: --version prints no release version ($v)"
+
+# item 12: no block of zero counters after a start-up failure
+out=$("$ST_BIN" --input-pcap "$ST_TMP/no-such.pcap" 2>&1 >/dev/null); rc=$?
+if [ $rc != 0 ] && ! printf '%s' "$out" | grep -q -- '--- shadowtap exit' && [ "$(printf '%s\n' "$out" | wc -l)" -le 2 ]; then
+	pass "operator: start-up failure (exit $rc) prints no counter block"
+else
+	fail "operator: start-up failure (exit $rc) printed: $(printf '%s' "$out" | head -3 | tr '\n' ' ')"
+fi
 # item 2: a replay target that is a captured local port is refused at start
 for u in http://127.0.0.1:18082 http://localhost:18082/x "http://[::1]:18082"; do
 	out=$("$ST_BIN" -i lo -p 80,18082 -r "$u" --exit-after 1 2>&1 >/dev/null); rc=$?
