@@ -319,7 +319,7 @@ static struct rec_gor_pending *rec_reader_id_find(struct rec_reader *rd, const c
 {
 	struct rec_gor_pending *pe;
 
-	for (pe = rd->by_id[h & (REC_GOR_BUCKETS - 1)]; pe; pe = pe->hnext)
+	for (pe = rd->by_id[h & (REC_GOR_BUCKETS - 1)]; pe; pe = pe->hnext, rd->st.gor_id_probes++)
 		if (pe->hash == h && !memcmp(pe->id, id, n + 1) && (!unanswered || !pe->rec->resp.head))
 			return pe;
 	return NULL;

@@ -23,6 +23,7 @@ struct rec_reader_stats {
 	uint64_t read_errors;        /* I/O or gzip stream errors (ends the file) */
 	uint64_t gor_requests, gor_responses, gor_replayed, gor_orphan_responses, gor_unknown;
 	uint64_t gor_unanswered;     /* requests emitted without their original response */
+	uint64_t gor_id_probes;      /* pending entries looked at to pair by id (cost, for tests) */
 	uint64_t gor_ambiguous;      /* responses left unpaired: their connection pipelined */
 };
 
