@@ -561,6 +561,19 @@ static void x_response_done(struct exchange *x, struct xflow *xf, struct xdir *d
 	x_drain(x, xf);
 }
 
+/* The response head is in: its body (of framing fr, length cl) is read next, or
+ * there is none and the response is done. */
+static void x_response_body_begin(struct exchange *x, struct xflow *xf, struct xdir *d,
+				  int fr, uint64_t cl, uint64_t ts)
+{
+	memset(&d->body, 0, sizeof(d->body));
+	http1_body_init(&d->body, fr, cl);
+	if (fr == HTTP1_BODY_NONE)
+		x_response_done(x, xf, d, ts);
+	else
+		d->state = X_BODY;
+}
+
 /* The answer to an Upgrade/CONNECT request arrived: tunnel, or resume requests. */
 static void x_release_hold(struct exchange *x, struct reasm_flow *f, struct xflow *xf, int tunnel);
 
@@ -620,12 +633,7 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 			x_unpairable(x, xf);
 			return n;
 		} else {
-			memset(&d->body, 0, sizeof(d->body));
-			http1_body_init(&d->body, fr, cl);
-			if (fr == HTTP1_BODY_NONE)
-				x_response_done(x, xf, d, ts);
-			else
-				d->state = X_BODY;
+			x_response_body_begin(x, xf, d, fr, cl, ts);
 		}
 		return used;
 	}
@@ -667,12 +675,7 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 	}
 	if (xf->dir[REASM_C2S].state == X_HOLD && r == xf->pending[xf->npending - 1])
 		x_release_hold(x, f, xf, 0);
-	memset(&d->body, 0, sizeof(d->body));
-	http1_body_init(&d->body, fr, cl);
-	if (fr == HTTP1_BODY_NONE)
-		x_response_done(x, xf, d, ts);
-	else
-		d->state = X_BODY;
+	x_response_body_begin(x, xf, d, fr, cl, ts);
 	return used;
 
 malformed:

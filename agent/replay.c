@@ -514,6 +514,23 @@ static void replay_expire(struct replay *rp, struct replay_target *t, uint64_t n
 	}
 }
 
+/* f leaves its ready list (h, tl) and its next request goes out on c; f goes back
+ * on a ready list if it may send more. */
+static void replay_send_head(struct replay *rp, struct replay_flow *f, struct replay_conn *c,
+			     struct replay_flow **h, struct replay_flow **tl, uint64_t now)
+{
+	struct replay_item *it;
+
+	replay_ready_pop(h, tl);
+	it = replay_flow_take(f);
+	/* assign may settle requests and free flows: keep f */
+	f->pinned++;
+	replay_assign(rp, c, it, now);
+	f->pinned--;
+	replay_ready_push(rp, f, false);
+	replay_flow_maybe_free(rp, f);
+}
+
 static void replay_dispatch(struct replay *rp, uint64_t now)
 {
 	int i;
@@ -522,7 +539,6 @@ static void replay_dispatch(struct replay *rp, uint64_t now)
 		struct replay_target *t = &rp->targets[i];
 		struct replay_flow *f;
 		struct replay_conn *c;
-		struct replay_item *it;
 
 		replay_expire(rp, t, now);
 		/* flows with a connection of their own first: the pool does not limit them */
@@ -544,14 +560,7 @@ static void replay_dispatch(struct replay *rp, uint64_t now)
 			}
 			if (!replay_take_token(rp, now))
 				return;
-			replay_ready_pop(&t->ohead, &t->otail);
-			it = replay_flow_take(f);
-			/* assign may settle requests and free flows: keep f */
-			f->pinned++;
-			replay_assign(rp, c, it, now);
-			f->pinned--;
-			replay_ready_push(rp, f, false);
-			replay_flow_maybe_free(rp, f);
+			replay_send_head(rp, f, c, &t->ohead, &t->otail, now);
 		}
 		while ((f = t->rhead)) {
 			if (!replay_flow_may_send(rp, f) || f->conn) {
@@ -565,13 +574,7 @@ static void replay_dispatch(struct replay *rp, uint64_t now)
 				break;
 			if (!replay_take_token(rp, now))
 				return;
-			replay_ready_pop(&t->rhead, &t->rtail);
-			it = replay_flow_take(f);
-			f->pinned++;
-			replay_assign(rp, c, it, now);
-			f->pinned--;
-			replay_ready_push(rp, f, false);
-			replay_flow_maybe_free(rp, f);
+			replay_send_head(rp, f, c, &t->rhead, &t->rtail, now);
 		}
 	}
 }
