@@ -30,6 +30,7 @@ while IFS= read -r -d '' f; do
 	in=$f
 	case "$f" in *.gz) in=$ST_TMP/$(basename "${f%.gz}"); gzip -dc "$f" > "$in" ;; esac
 	out=$ST_TMP/out.ndjson err=$ST_TMP/err.log
+	rm -f "$out"     # -o appends
 	# server ports: the usual HTTP ports plus any port that answered a SYN, as a
 	# user would pass the port their server listens on
 	ports=$( (echo "$PORTS" | tr , '\n'; tshark -n -r "$in" -Y 'tcp.flags.syn==1 && tcp.flags.ack==1' \

@@ -20,6 +20,7 @@ for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; 
 : > "$ST_TMP/all.ndjson"
 n=0
 for f in "$CORPUS"/*.pcap; do
+	rm -f "$ST_TMP/one.ndjson"     # -o appends
 	"$ST_BIN" --input-pcap "$f" -p 80,8000,8001,8080,1080,3128 -r "http://127.0.0.1:$port" \
 		-o "$ST_TMP/one.ndjson" 2>>"$ST_TMP/agent.log" || { fail "docs: agent failed on $(basename "$f")"; continue; }
 	cat "$ST_TMP/one.ndjson" >> "$ST_TMP/all.ndjson"; n=$((n + 1))
