@@ -18,6 +18,7 @@ VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 # the release this tree is (shadowtap --version prints it with the commit above)
 RELEASE   := 0.1.0
 PREFIX    ?= /usr/local
+NPROC     := $(shell nproc 2>/dev/null || echo 2)
 DESTDIR   ?=
 
 ifeq ($(V),1)
@@ -113,8 +114,8 @@ fuzz: $(FUZZ_BIN)
 # servers the tests need. scripts/run-tests prints the closing "N passed, N failed".
 test:
 	$(Q)scripts/setup.sh
-	$(Q)$(MAKE) --no-print-directory all unit-tests bpf-tests fuzz
-	$(Q)$(MAKE) --no-print-directory TSAN=1 all unit-tests
+	$(Q)$(MAKE) --no-print-directory -j$(NPROC) all unit-tests bpf-tests fuzz
+	$(Q)$(MAKE) --no-print-directory -j$(NPROC) TSAN=1 all unit-tests
 	$(Q)scripts/run-tests
 
 demo:
