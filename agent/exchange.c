@@ -17,9 +17,8 @@
  * the acknowledging segment's data, so when a request arrives the responses the
  * client had already received are accounted for. A response-side gap that may hold
  * the answers of more than one unanswered request, a request-side gap (it hides an
- * unknown number of requests; their answers are recorded as orphans) on a connection
- * whose client pipelines (a client that waits for each answer has had them all
- * before its next request), or a --max-pending eviction of a
+ * unknown number of requests; their answers are recorded as orphans) followed by
+ * another request before one of those answers came, or a --max-pending eviction of a
  * request whose answer's framing depends on it (HEAD, CONNECT, Upgrade) makes the
  * connection unpairable: its unanswered and later requests are recorded without a
  * response, flagged, and responses are no longer read. Requests evicted by
@@ -66,7 +65,6 @@ struct xflow {
 	int unpairable;              /* responses can no longer be paired (see top) */
 	int lost_req;                /* a request-side gap hid requests after pending[]:
 				      * 1 = their answers are due next, 2 = one has come */
-	int pipelined;               /* a request came while an earlier one had no answer */
 	uint32_t next_index;
 	int mid_stream;
 };
@@ -337,17 +335,11 @@ static void x_pending_push(struct exchange *x, struct xflow *xf, struct st_recor
 	size_t i;
 
 	if (is_request) {
-		/* A client that waits for each answer before its next request (this
-		 * connection has not pipelined so far) has received the answers to any
-		 * requests hidden by a gap before sending this one, and reassembly has
-		 * declared the gaps the client acknowledged before delivering it: nothing
-		 * hidden is still owed. A pipelining client may have had several requests
-		 * in the gap with answers still to come: they cannot be counted. */
-		if (xf->lost_req && (xf->pipelined || xf->npending > xf->nanswered))
+		/* requests hidden by a gap and none of their answers seen before the next
+		 * request: there may be several, and their answers cannot be counted */
+		if (xf->lost_req == 1)
 			x_unpairable(x, xf);
 		xf->lost_req = 0;
-		if (xf->npending > xf->nanswered || xf->skip_resp)
-			xf->pipelined = 1;
 	}
 	if (xf->npending == x->cfg.max_pending) {
 		/* an unanswered pipeline this deep is not HTTP we can pair: give the oldest up,

@@ -451,46 +451,6 @@ static void test_gap_ambiguous_unpairable(void **state)
 	}
 }
 
-/* A request and its answer both missed (a client that waits for each answer): the
- * next request pairs with its own answer. */
-static void test_lost_exchange_waiting_client(void **state)
-{
-	struct fixture *fx = *state;
-
-	send_dir(fx, REASM_C2S, "GET /1 HTTP/1.1\r\n\r\n");
-	send_dir(fx, REASM_S2C, "HTTP/1.1 201 OK\r\nContent-Length: 0\r\n\r\n");
-	/* reassembly declares the answer's gap first (the next request acknowledges it),
-	 * then the request's (the next answer acknowledges it) */
-	exchange_reasm_ops.gap(fx->x, &fx->f, REASM_S2C, 40);
-	exchange_reasm_ops.gap(fx->x, &fx->f, REASM_C2S, 20);
-	send_dir(fx, REASM_C2S, "GET /3 HTTP/1.1\r\n\r\n");
-	send_dir(fx, REASM_S2C, "HTTP/1.1 203 OK\r\nContent-Length: 0\r\n\r\n");
-	close_flow(fx);
-	assert_int_equal(fx->sink.n, 2);
-	assert_int_equal(by_target(fx, "/3")->status_code, 203);
-	assert_false(by_target(fx, "/3")->cap_flags & ST_CAP_INCOMPLETE);
-}
-
-/* A pipelining client: a request-side gap may hide several requests whose answers
- * are still to come, so the requests after it are not paired. */
-static void test_lost_request_pipelining_client(void **state)
-{
-	struct fixture *fx = *state;
-
-	send_dir(fx, REASM_C2S, "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n");
-	exchange_reasm_ops.gap(fx->x, &fx->f, REASM_C2S, 40);
-	send_dir(fx, REASM_C2S, "GET /5 HTTP/1.1\r\n\r\n");
-	send_dir(fx, REASM_S2C, "HTTP/1.1 201 OK\r\nContent-Length: 0\r\n\r\n"
-				"HTTP/1.1 202 OK\r\nContent-Length: 0\r\n\r\n"
-				"HTTP/1.1 203 OK\r\nContent-Length: 0\r\n\r\n"
-				"HTTP/1.1 204 OK\r\n\r\n"
-				"HTTP/1.1 205 OK\r\nContent-Length: 0\r\n\r\n");
-	close_flow(fx);
-	assert_int_equal(by_target(fx, "/1")->status_code, 0);
-	assert_int_equal(by_target(fx, "/5")->status_code, 0);
-	assert_true(by_target(fx, "/5")->cap_flags & ST_CAP_INCOMPLETE);
-}
-
 /* Issue 13 defect 4: the close-delimited answer to a version-less request is the
  * record's response. */
 static void test_http09_reply_written(void **state)
@@ -557,8 +517,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_overflow_head_unpairable, setup_pending2, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_on_boundary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_ambiguous_unpairable, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lost_exchange_waiting_client, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lost_request_pipelining_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http09_reply_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_utf8_last_char, setup, teardown),
 	};
