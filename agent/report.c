@@ -18,6 +18,7 @@
 #include "fields_sum.h"
 #include "json.h"
 #include "report.h"
+#include "urlsafe.h"
 #include "sfile.h"
 #include "sink_es.h"
 
@@ -664,7 +665,10 @@ int report_main(int argc, char **argv)
 
 		/* the agent's rules for a base URL: ELASTICSEARCH_URL forms, no trailing slash */
 		if (es_url_normalize(es, NULL, url, sizeof(url))) {
-			fprintf(stderr, "shadowtap report: invalid --es URL '%s'\n", es);
+			char safe[512];
+
+			fprintf(stderr, "shadowtap report: invalid --es URL '%s'\n",
+				url_printable(es, safe, sizeof(safe)));
 			rc = 2;
 		} else if (report_es(s, url, es_index, &bad)) {
 			rc = 1;
