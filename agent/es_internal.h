@@ -46,6 +46,8 @@ enum es_req {
 	ES_REQ_BULK,
 	ES_REQ_SNIFF,
 	ES_REQ_RETENTION,
+	ES_REQ_RET_LIST,         /* es_retention.c: the agent's own retention */
+	ES_REQ_RET_DELETE,
 };
 
 /* One node of the cluster. A node that fails a request is out until retry_at_ms,
@@ -85,6 +87,9 @@ enum es_ctr {
 	ES_C_NODE_FAILURES,
 	ES_C_SNIFFED,
 	ES_C_BODIES_CUT,
+	ES_C_RET_CHECKS,
+	ES_C_RET_DELETED,
+	ES_C_RET_ERRORS,
 	ES_C_N,
 };
 
@@ -137,6 +142,11 @@ struct es_sink {
 	bool have_batch;
 	char version[32];
 	char distribution[32];
+	/* retention by the agent itself (es_retention.c), when the cluster refused the policy */
+	bool ret_self;
+	bool ret_more;
+	int ret_pending;         /* indices in the DELETE in flight */
+	uint64_t ret_next_ms;
 	_Atomic uint64_t last_drop_warn_ms;   /* submitters and the thread both warn */
 	unsigned int rand_state;
 

@@ -18,6 +18,7 @@
 #include "json.h"
 #include "log.h"
 #include "es_internal.h"
+#include "es_retention.h"
 
 void es_cfg_default(struct es_cfg *cfg)
 {
@@ -394,9 +395,11 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 				s->cfg.retention_days);
 		else if (code == 409)
 			pr_info("es: retention policy %s-retention exists already; kept\n", s->prefix);
-		else
+		else {
 			pr_warn("es: retention policy not installed: http %ld: %.*s\n", code,
 				(int)(s->resp.len > 200 ? 200 : s->resp.len), s->resp.data ? s->resp.data : "");
+			es_retention_enable(s);
+		}
 		s->req = ES_REQ_NONE;
 		s->ready = true;
 		es_ok(s);

@@ -48,6 +48,7 @@
 #include "buf.h"
 #include "log.h"
 #include "es_internal.h"
+#include "es_retention.h"
 #include "urlsafe.h"
 #include "util.h"
 
@@ -62,7 +63,7 @@ static const char *const es_ctr_names[ES_C_N] = {
 	"err_network", "err_timeout", "err_http_429", "err_http_5xx", "err_http_4xx",
 	"err_bad_response", "err_item_429", "err_item_5xx", "err_item_4xx",
 	"err_dead_letter_write", "setup_failures", "dead_letter_rotations", "node_failures",
-	"sniffed", "bodies_cut",
+	"sniffed", "bodies_cut", "retention_checks", "retention_deleted", "retention_errors",
 };
 
 void es_inc(struct es_sink *s, enum es_ctr c, uint64_t v)
@@ -381,6 +382,8 @@ static void es_collect(struct es_sink *s)
 		} else if (kind == ES_REQ_SNIFF) {
 			s->req = ES_REQ_NONE;
 			es_handle_sniff(s, cc, code);
+		} else if (kind == ES_REQ_RET_LIST || kind == ES_REQ_RET_DELETE) {
+			es_handle_retention(s, cc, code);
 		} else {
 			es_handle_setup(s, cc, code);
 		}
@@ -400,6 +403,8 @@ static bool es_idle(struct es_sink *s)
 		return false;
 	if (s->unreachable && (!s->have_batch || s->batch.from_spool))
 		return true;
+	if (s->ret_self && !s->ret_next_ms)   /* the first retention check is not skipped */
+		return false;
 	return !s->have_batch && (!s->spool || spool_empty(s->spool));
 }
 
@@ -435,6 +440,8 @@ static void *es_thread(void *arg)
 				buf_reset(&s->req_body);
 				if (es_send(s, ES_REQ_SNIFF, "GET", "/_nodes/http"))
 					es_fail(s);
+			} else if (s->ret_self && now >= s->ret_next_ms) {
+				es_retention_start(s, now);
 			} else if (s->have_batch || es_batch_from_spool(s) ||
 				   (es_mq_due(s, now, stopping) && es_batch_from_mq(s))) {
 				if (es_send_batch(s)) {
