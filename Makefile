@@ -45,7 +45,7 @@ CFLAGS    += $(TSANFLAGS)
 LDFLAGS   += $(TSANFLAGS)
 SANFLAGS  := $(TSANFLAGS)
 endif
-LIBS      := -lbpf -lelf -lz -lpcap -lcurl -lcrypto -lmsgpackc -lpthread -lm
+LIBS      := -lbpf -lelf -lz -lpcap -lcurl -lssl -lcrypto -lmsgpackc -lpthread -lm
 
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I. -Icommon -Wall -Werror
 

@@ -28,7 +28,8 @@ static const char *check_replay_url(const char *v)
 {
 	if (url_has_userinfo(v))
 		return "user:password@ in a replay URL is not supported (and never printed)";
-	return strncmp(v, "http://", 7) ? "expected http://HOST[:PORT]" : NULL;
+	return strncmp(v, "http://", 7) && strncmp(v, "https://", 8) ? "expected http(s)://HOST[:PORT]"
+								      : NULL;
 }
 
 static const char *check_es_url(const char *v)
@@ -186,6 +187,10 @@ const struct opt opts_table[] = {
 	{ "replay-sample", 0, OPT_REAL, FIELD(replay.sample_pct), .min = 0, .max = 100,
 	  .flags = OPTF_PERCENT, .def = "100%", .arg = "P%",
 	  .help = "replay this share of client connections" },
+	{ "replay-ca", 0, OPT_STRING, FIELD(replay.tls_ca), .arg = "FILE",
+	  .help = "trust the PEM certificates in FILE for https:// replay targets (default: the system's)" },
+	{ "replay-insecure", 0, OPT_FLAG, FIELD(replay.tls_insecure),
+	  .help = "do not verify the certificate of https:// replay targets" },
 	{ "replay-host", 0, OPT_STRING, FIELD(replay.host), .arg = "HOST",
 	  .help = "rewrite the Host header of replayed requests" },
 	{ "replay-header", 0, OPT_LIST, FIELD(replay.headers), .max = REPLAY_MAX_HEADERS,

@@ -700,7 +700,8 @@ static void *replay_thread(void *arg)
 			if (c->fd < 0)
 				continue;
 			if (c->state == RC_CONNECTING) {
-				if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+				/* EPOLLIN: a TLS handshake waiting for serverB's next flight */
+				if (evs[i].events & (EPOLLOUT | EPOLLIN | EPOLLERR | EPOLLHUP))
 					replay_connected(rp, c, now);
 				continue;
 			}
@@ -730,7 +731,7 @@ static void *replay_thread(void *arg)
 /* ---- start / stop ---- */
 
 /* The host name is resolved once, here: serverB's address is not looked up again. */
-static int replay_resolve(struct replay_target *t, const char *url)
+static int replay_resolve(struct replay_target *t, const char *url, const struct replay_cfg *cfg)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
 	struct replay_url u;
@@ -749,7 +750,7 @@ static int replay_resolve(struct replay_target *t, const char *url)
 	memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
 	t->alen = res->ai_addrlen;
 	freeaddrinfo(res);
-	return 0;
+	return u.tls ? replay_tls_init(&t->tls, url, u.host, cfg->tls_ca, cfg->tls_insecure) : 0;
 }
 
 void replay_free(struct replay *rp)
@@ -765,12 +766,14 @@ void replay_free(struct replay *rp)
 		int j;
 
 		for (j = 0; t->conns && j < t->hi; j++) {
+			replay_tls_free(&t->conns[j].ssl, false);
 			if (t->conns[j].fd >= 0)
 				close(t->conns[j].fd);
 			free(t->conns[j].rbuf);
 			record_replay_free(t->conns[j].res);
 		}
 		free(t->conns);
+		replay_tls_destroy(t->tls);
 	}
 	replay_rules_free(&rp->rules);
 	if (rp->fht) {
@@ -824,7 +827,7 @@ int replay_start(struct replay **out, const struct replay_cfg *cfg, replay_done_
 
 		rp->ntargets++;
 		t->url = (char *)cfg->targets[i];
-		err = replay_resolve(t, cfg->targets[i]);
+		err = replay_resolve(t, cfg->targets[i], cfg);
 		if (err)
 			goto fail;
 		/* a ceiling below the floor is the floor: a fixed pool */
@@ -905,6 +908,8 @@ void replay_stop(struct replay *rp)
 
 void replay_print_stats(struct replay *rp, FILE *f)
 {
+	int i;
+
 	if (!rp)
 		return;
 	fprintf(f, "replay: submitted=%llu replayed=%llu succeeded=%llu in_flight=%llu queued=%llu "
@@ -932,4 +937,6 @@ void replay_print_stats(struct replay *rp, FILE *f)
 		rp->cfg.connections, replay_order_names[rp->cfg.order], rp->cfg.pipeline);
 	fprintf(f, "replay: diff match=%llu mismatch=%llu\n",
 		(unsigned long long)ST_GET(rp, diff_match), (unsigned long long)ST_GET(rp, diff_mismatch));
+	for (i = 0; i < rp->ntargets; i++)
+		replay_tls_print_stats(rp->targets[i].tls, f);
 }

@@ -21,7 +21,7 @@ enum replay_order {
 };
 
 struct replay_cfg {
-	const char *targets[REPLAY_MAX_TARGETS];   /* "http://host:port[/prefix]" */
+	const char *targets[REPLAY_MAX_TARGETS];   /* "http[s]://host:port[/prefix]" */
 	int ntargets;
 	int connections;                 /* per target, the pool's floor, default 16 */
 	int connections_max;             /* per target, the pool's ceiling, default 256 */
@@ -33,6 +33,8 @@ struct replay_cfg {
 	size_t max_inflight_bytes;       /* request bytes queued + in flight, default 256 MiB */
 	double rate;                     /* requests/s, 0 = unlimited */
 	double sample_pct;               /* 0..100, default 100; per client connection */
+	const char *tls_ca;              /* --replay-ca: PEM trusted for https:// targets */
+	int tls_insecure;                /* --replay-insecure: no certificate verification */
 	const char *host;                /* --replay-host: rewrite Host */
 	const char *headers[REPLAY_MAX_HEADERS];   /* "Name: value" set or replace */
 	int nheaders;

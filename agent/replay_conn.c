@@ -55,6 +55,7 @@ static void replay_conn_close_fd(struct replay *rp, struct replay_conn *c)
 {
 	if (c->fd >= 0) {
 		epoll_ctl(rp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		replay_tls_free(&c->ssl, c->state == RC_IDLE);
 		close(c->fd);
 		ST_SUB(rp, open_now, 1);
 		c->t->nopen--;
@@ -255,6 +256,24 @@ void replay_connected(struct replay *rp, struct replay_conn *c, uint64_t now)
 		replay_backoff(c->t, why, now);
 		replay_conn_fail(rp, c, why, now);
 		return;
+	}
+	if (c->t->tls) {
+		/* https://: the connection is open once the handshake is done; the
+		 * connect timeout covers both */
+		const char *why = NULL;
+		uint32_t ev = 0;
+		int r = replay_tls_handshake(c->t->tls, &c->ssl, c->fd, &ev, &why);
+
+		if (r == 0) {
+			replay_conn_events(rp, c, ev);
+			return;
+		}
+		if (r < 0) {
+			ST_ADD(rp, connect_failures, 1);
+			replay_backoff(c->t, why, now);
+			replay_conn_fail(rp, c, why, now);
+			return;
+		}
 	}
 	ST_ADD(rp, opened, 1);
 	c->t->nconnecting--;
@@ -486,7 +505,8 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 			c->rbuf = p;
 			c->rcap = cap;
 		}
-		n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+		n = c->ssl ? replay_tls_read(c->ssl, c->rbuf + c->rlen, c->rcap - c->rlen)
+			   : read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -535,7 +555,7 @@ int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now)
 		msg.msg_iov = iov;
 		msg.msg_iovlen = (size_t)niov;
 		/* MSG_NOSIGNAL: a serverB that went away must not SIGPIPE the agent */
-		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+		n = c->ssl ? replay_tls_writev(c->ssl, iov, niov) : sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

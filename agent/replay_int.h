@@ -14,6 +14,7 @@
 #include "http1.h"
 #include "replay.h"
 #include "replay_req.h"
+#include "replay_tls.h"
 
 #define REPLAY_HEAD_MAX   (64 * 1024)   /* largest serverB response head */
 #define REPLAY_READ_CHUNK (16 * 1024)
@@ -88,6 +89,7 @@ struct replay_conn {
 	bool close_after;
 	struct http1_body body;
 	struct st_replay *res;
+	struct ssl_st *ssl;                    /* https:// target: the TLS session, else NULL */
 };
 
 struct replay_target {
@@ -96,6 +98,7 @@ struct replay_target {
 	size_t prefix_len;
 	struct sockaddr_storage addr;
 	socklen_t alen;
+	struct replay_tls *tls;                /* https:// target, else NULL */
 	struct replay_conn *conns;
 	int nconns;                            /* --replay-connections-max slots */
 	int hi;                                /* slots [0, hi) were ever used */

@@ -25,11 +25,16 @@ int replay_url_parse(const char *url, struct replay_url *u)
 			url_printable(url, safe, sizeof(safe)));
 		return -EINVAL;
 	}
-	if (strncasecmp(url, "http://", 7) != 0) {
-		pr_warn("replay: target %s: only http:// is supported\n", url);
+	if (strncasecmp(url, "https://", 8) == 0) {
+		u->tls = true;
+		strcpy(u->port, "443");
+		p = url + 8;
+	} else if (strncasecmp(url, "http://", 7) == 0) {
+		p = url + 7;
+	} else {
+		pr_warn("replay: target %s: only http:// and https:// are supported\n", url);
 		return -EINVAL;
 	}
-	p = url + 7;
 	slash = strchr(p, '/');
 	if (!slash)
 		slash = p + strlen(p);

@@ -19,6 +19,7 @@ struct replay_url {
 	char port[8];
 	char prefix[256];        /* without trailing slashes; "" for none */
 	size_t prefix_len;
+	bool tls;                /* https:// */
 };
 
 struct replay_hdr {

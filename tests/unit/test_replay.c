@@ -761,9 +761,14 @@ static void test_bad_cfg(void **state)
 	struct replay *rp = NULL;
 
 	replay_cfg_default(&cfg);
-	cfg.targets[0] = "https://127.0.0.1:81";
+	cfg.targets[0] = "ftp://127.0.0.1:81";
 	cfg.ntargets = 1;
 	assert_int_not_equal(replay_start(&rp, &cfg, sink_done, NULL), 0);
+	/* https:// with a CA file that cannot be loaded */
+	cfg.targets[0] = "https://127.0.0.1:81";
+	cfg.tls_ca = "/nonexistent/ca.pem";
+	assert_int_not_equal(replay_start(&rp, &cfg, sink_done, NULL), 0);
+	cfg.tls_ca = NULL;
 	cfg.targets[0] = "http://127.0.0.1:99999";
 	assert_int_not_equal(replay_start(&rp, &cfg, sink_done, NULL), 0);
 	cfg.targets[0] = "http://127.0.0.1:81";

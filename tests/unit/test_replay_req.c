@@ -40,12 +40,22 @@ static void test_url_good(void **state)
 	assert_string_equal(u.host, "fe80::1");
 	assert_string_equal(u.port, "80");
 	assert_string_equal(u.prefix, "/v1/x");
+	assert_false(u.tls);
+
+	assert_int_equal(replay_url_parse("https://serverb.example/api", &u), 0);
+	assert_true(u.tls);
+	assert_string_equal(u.host, "serverb.example");
+	assert_string_equal(u.port, "443");
+	assert_string_equal(u.prefix, "/api");
+	assert_int_equal(replay_url_parse("HTTPS://[::1]:8443", &u), 0);
+	assert_true(u.tls);
+	assert_string_equal(u.port, "8443");
 }
 
 static void test_url_bad(void **state)
 {
 	static const char *const bad[] = {
-		"https://h:81", "ftp://h", "h:81", "http://", "http:///x", "http://:81",
+		"httpss://h:81", "https://", "ftp://h", "h:81", "http://", "http:///x", "http://:81",
 		"http://h:", "http://h:0", "http://h:65536", "http://h:8x", "http://h:123456789",
 		"http://[::1", "http://[::1]x", "http://[]:80",
 	};
