@@ -92,10 +92,12 @@ struct tls {
 static struct bpf_program *tls_prog(struct tls *t, size_t i)
 {
 	struct bpf_program *p[TLS_NPROBES] = {
-		t->skel->progs.tls_read_ent,     t->skel->progs.tls_read_ret,
-		t->skel->progs.tls_read_ex_ent,  t->skel->progs.tls_read_ex_ret,
-		t->skel->progs.tls_write_ent,    t->skel->progs.tls_write_ret,
-		t->skel->progs.tls_write_ex_ent, t->skel->progs.tls_write_ex_ret,
+		/* one return program for all four: it reads the kind of call the
+		 * entry probe stored */
+		t->skel->progs.tls_read_ent,     t->skel->progs.tls_rw_ret,
+		t->skel->progs.tls_read_ex_ent,  t->skel->progs.tls_rw_ret,
+		t->skel->progs.tls_write_ent,    t->skel->progs.tls_rw_ret,
+		t->skel->progs.tls_write_ex_ent, t->skel->progs.tls_rw_ret,
 		t->skel->progs.tls_set_fd_ent,   t->skel->progs.tls_set_rfd_ent,
 		t->skel->progs.tls_set_wfd_ent,  t->skel->progs.tls_free_ent,
 	};
@@ -519,6 +521,52 @@ void tls_print_stats(struct tls *t, FILE *f)
 		(unsigned long long)(s.bytes_lost_ringbuf + s.bytes_too_large + s.bytes_lost_read),
 		(unsigned long long)s.frees, (unsigned long long)s.nested,
 		(unsigned long long)s.wakeups);
+	tls_print_cost(t, f);
+}
+
+/* run_cnt and run_time_ns of one program; both stay 0 unless
+ * kernel.bpf_stats_enabled is on */
+static void tls_prog_cost(const struct bpf_program *p, unsigned long long *runs,
+			  unsigned long long *ns)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len) == 0) {
+		*runs += info.run_cnt;
+		*ns += info.run_time_ns;
+	}
+}
+
+void tls_print_cost(struct tls *t, FILE *f)
+{
+	struct tls_bpf *k = t->skel;
+	const struct bpf_program *p[][3] = {
+		{ k->progs.tls_read_ent }, { k->progs.tls_read_ex_ent }, { k->progs.tls_write_ent },
+		{ k->progs.tls_write_ex_ent }, { k->progs.tls_rw_ret },
+		{ k->progs.tls_set_fd_ent, k->progs.tls_set_rfd_ent, k->progs.tls_set_wfd_ent },
+		{ k->progs.tls_free_ent }, { k->progs.tls_sys_enter },
+	};
+	static const char *const name[] = { "read_ent", "read_ex_ent", "write_ent", "write_ex_ent",
+					     "rw_ret", "set_fd", "free", "sys_enter" };
+	unsigned long long runs[8] = { 0 }, ns[8] = { 0 }, any = 0;
+	size_t i, j;
+
+	for (i = 0; i < 8; i++) {
+		for (j = 0; j < 3 && p[i][j]; j++)
+			tls_prog_cost(p[i][j], &runs[i], &ns[i]);
+		any += runs[i];
+	}
+	if (!any)
+		return;
+	fprintf(f, "tls: bpf_runs");
+	for (i = 0; i < 8; i++)
+		fprintf(f, " %s=%llu", name[i], runs[i]);
+	fprintf(f, "\ntls: bpf_run_ns");
+	for (i = 0; i < 8; i++)
+		fprintf(f, " %s=%llu", name[i], ns[i]);
+	fprintf(f, "\n");
 }
 
 int tls_ring_fd(struct tls *t)

@@ -44,8 +44,11 @@ int tls_scan(struct tls *t);
 int tls_attach_lib(struct tls *t, const char *path);
 int tls_read_stats(struct tls *t, struct st_tls_stats *sum);
 void tls_get_ustats(struct tls *t, struct tls_ustats *st);
-/* One "tls:" line of counters for --stats and the exit summary. */
+/* One "tls:" line of counters for --stats and the exit summary; with
+ * kernel.bpf_stats_enabled also "tls: bpf_runs" and "tls: bpf_run_ns" (tls_print_cost):
+ * each program's runs and kernel time, so ns per SSL call = (entry + rw_ret) / runs. */
 void tls_print_stats(struct tls *t, FILE *f);
+void tls_print_cost(struct tls *t, FILE *f);
 /* The program's ring (its own when ring_fd was -1). */
 int tls_ring_fd(struct tls *t);
 /* Detach and free. Accepts NULL. */

@@ -497,7 +497,12 @@ static long tls_copy_step(__u32 i, void *arg)
 	return 1;
 }
 
-static __always_inline int tls_exit(struct pt_regs *ctx, __u32 kind)
+/* One return program for the four calls (attached to each): the kind the entry probe
+ * stored says how the byte count comes back (the return value, or *nbytes for the
+ * _ex calls) and which direction it is. The calls do not nest, so the slot of this
+ * thread belongs to the call that is returning. */
+SEC("uretprobe")
+int BPF_KRETPROBE(tls_rw_ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_ssl_key key = { .tgid = id >> 32 };
@@ -509,11 +514,13 @@ static __always_inline int tls_exit(struct pt_regs *ctx, __u32 kind)
 	 * (a -1 would read as 4 GiB) */
 	int ret = (int)PT_REGS_RC(ctx);
 	__u64 n = 0;
+	__u32 kind;
 	int dir;
 
 	call = bpf_map_lookup_elem(&tls_calls, &id);
-	if (!call || call->kind != kind)
+	if (!call)
 		return 0;
+	kind = call->kind;
 	st = tls_st();
 	if (!st)
 		goto out;
@@ -558,28 +565,4 @@ static __always_inline int tls_exit(struct pt_regs *ctx, __u32 kind)
 out:
 	bpf_map_delete_elem(&tls_calls, &id);
 	return 0;
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(tls_read_ret)
-{
-	return tls_exit(ctx, TLS_K_READ);
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(tls_read_ex_ret)
-{
-	return tls_exit(ctx, TLS_K_READ_EX);
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(tls_write_ret)
-{
-	return tls_exit(ctx, TLS_K_WRITE);
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(tls_write_ex_ret)
-{
-	return tls_exit(ctx, TLS_K_WRITE_EX);
 }
