@@ -259,10 +259,15 @@ void replay_tls_free(struct ssl_st **sslp, bool clean)
 {
 	if (!sslp || !*sslp)
 		return;
-	/* one non-blocking close_notify: without it OpenSSL marks the session as not
-	 * resumable, which is right only for a connection that broke */
-	if (clean && SSL_is_init_finished(*sslp))
-		SSL_shutdown(*sslp);
+	if (SSL_is_init_finished(*sslp)) {
+		/* one non-blocking close_notify when idle */
+		if (clean)
+			SSL_shutdown(*sslp);
+		/* without a close_notify both ways OpenSSL marks the session not resumable;
+		 * since TLS 1.1 a connection that ended without one may still be resumed
+		 * (RFC 5246 7.2.1), and serverB closing after an answer is normal */
+		SSL_set_shutdown(*sslp, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	}
 	SSL_free(*sslp);
 	ERR_clear_error();
 	*sslp = NULL;

@@ -34,8 +34,8 @@ ssize_t replay_tls_read(struct ssl_st *ssl, void *buf, size_t len);
 /* As sendmsg(2) of iov: bytes taken (possibly fewer), or -1 with errno. A call after
  * -1/EAGAIN must start with the same bytes (OpenSSL retries the record it built). */
 ssize_t replay_tls_writev(struct ssl_st *ssl, const struct iovec *iov, int niov);
-/* Free *sslp (close_notify is sent only when clean, so a broken session is not
- * resumed) and set it NULL. Accepts NULL or *sslp NULL. */
+/* Free *sslp (a close_notify is sent only when clean; the session stays resumable
+ * either way) and set it NULL. Accepts NULL or *sslp NULL. */
 void replay_tls_free(struct ssl_st **sslp, bool clean);
 
 /* "replay: tls ..." counters line; nothing for NULL. */
