@@ -53,7 +53,14 @@ case "$MODE" in
 *)
 	echo "usage: $0 --full|--quick" >&2; exit 2 ;;
 esac
-MIXES=${BENCH_MIXES:-"get post"}
+# HTTPS rows (full mode, or name them in BENCH_MIXES): serverA's nginx also serves
+# https on 443 with a certificate made for the run, loadgen speaks TLS, shadowtap adds
+# --tls openssl; GoReplay cannot capture HTTPS (it sees TLS records), its row says so.
+HTTPS_MIXES=""; [ "$MODE" = --full ] && HTTPS_MIXES=" https-get https-post"
+RATES_HTTPS_GET=${BENCH_RATES_HTTPS_GET:-"5000 max"}
+RATES_HTTPS_POST=${BENCH_RATES_HTTPS_POST:-"200 max"}
+HTTPS_TOOLS=${BENCH_HTTPS_TOOLS:-"none-mirror shadowtap goreplay"}
+MIXES=${BENCH_MIXES:-"get post$HTTPS_MIXES"}
 RESULTS=${BENCH_RESULTS:-$BENCH/results}
 PY=/usr/bin/python3
 GO=${GO:-/usr/local/go/bin/go}
@@ -143,6 +150,9 @@ done
 # file get 405, turned into the same 200 answer by error_page.
 nginx_conf_bench() {
 	local dir=$1 name=$2 port=$3 mirror=${4:-0} m=""
+	local tls=""   # serverA: https on 443 too (the HTTPS rows)
+	[ "$port" = 80 ] && [ -s "$TMP/cert.pem" ] && tls="listen 443 ssl reuseport backlog=8192;
+		ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;"
 	mkdir -p "$dir/html"
 	printf '{"server":"%s","items":[1,2,3,4,5,6,7,8],"note":"benchmark response body of a typical small JSON API"}\n' \
 		"$name" >"$dir/html/index.json"
@@ -158,6 +168,7 @@ nginx_conf_bench() {
 	}
 	server {
 		listen $port reuseport backlog=8192;
+		$tls
 		root $dir/html;
 		default_type application/json;
 		error_page 405 =200 /index.json;
@@ -198,6 +209,8 @@ serverA_mirror() {
 	done
 	return 1
 }
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -days 2 \
+	-subj /CN=serverA 2>/dev/null || NOTES+=("https: cannot make a certificate: the https rows fail")
 nginx_start "$NS_A" serverA 80 || die "serverA nginx did not start"
 nginx_start "$NS_B" serverB 81 || die "serverB nginx did not start"
 
@@ -331,7 +344,7 @@ run_one() { # repeat tool mix rate
 		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,,,start failed" >>"$RAW"; return
 	fi
 	a0=$(stub_requests "$NS_A"); stub_b b0; B_POLLS=0
-	ip netns exec "$NS_C" "$LOADGEN" load -url "http://$A_IP:80" -mix "$mix" -rate "$lrate" \
+	ip netns exec "$NS_C" "$LOADGEN" load -url "$(mix_url "$mix")" -mix "${mix#https-}" -rate "$lrate" \
 		-duration "${DURATION}s" -seed "$rep" ${BENCH_LOADGEN_ARGS:-} >"$lj" 2>"$TMP/$id.load.err" || status="loadgen failed"
 	# The one drain rule: every tool gets the same time to catch up after the load
 	# (until serverB's count stops moving, at most 8 s), and replayed is read then,
@@ -400,6 +413,30 @@ PYEOF
 	log "$id: $(tail -1 "$RAW")"
 }
 
+# ---------------------------------------------------------------- HTTPS rows
+mix_url() { [[ $1 == https-* ]] && echo "https://$A_IP:443" || echo "http://$A_IP:80"; }
+
+# na_row repeat tool mix rate STATUS: a row with nothing but its status, as wide as the header
+na_row() {
+	local n row="$1,$2,$3,$4" i
+	n=$(head -1 "$RAW" | tr ',' '\n' | wc -l)
+	for ((i = 5; i < n; i++)); do row+=","; done
+	echo "$row,$5" >>"$RAW"
+}
+
+https_run_one() { # repeat tool mix rate
+	local saved=${BENCH_ST_ARGS:-}
+	case $2 in
+	goreplay*)
+		na_row "$@" "cannot capture HTTPS (it sees only encrypted TLS records; needs a TLS-terminating proxy)"
+		return ;;
+	tcpdump) na_row "$@" "not run: captures only encrypted bytes"; return ;;
+	esac
+	BENCH_ST_ARGS="$saved --tls openssl --tls-port 443"
+	run_one "$@"
+	BENCH_ST_ARGS=$saved
+}
+
 # ---------------------------------------------------------------- the matrix
 read -ra TOOL_LIST <<<"$TOOLS"
 nt=${#TOOL_LIST[@]}
@@ -407,11 +444,18 @@ t0=$(date +%s)
 for rep in $(seq 1 "$REPEATS"); do
 	for mix in $MIXES; do
 		rates=$RATES_GET; [ "$mix" = post ] && rates=$RATES_POST
+		list=("${TOOL_LIST[@]}") run=run_one
+		if [[ $mix == https-* ]]; then
+			rates=$RATES_HTTPS_GET; [ "$mix" = https-post ] && rates=$RATES_HTTPS_POST
+			read -ra list <<<"$HTTPS_TOOLS"
+			run=https_run_one
+		fi
+		nt=${#list[@]}
 		for rate in $rates; do
 			# Interleave: every tool runs at this rate before the next rate, and the
 			# order rotates with the repeat so no tool always runs first.
 			for k in $(seq 0 $((nt - 1))); do
-				run_one "$rep" "${TOOL_LIST[$(((k + rep - 1) % nt))]}" "$mix" "$rate"
+				$run "$rep" "${list[$(((k + rep - 1) % nt))]}" "$mix" "$rate"
 			done
 		done
 	done
@@ -421,6 +465,8 @@ log "load runs took $(($(date +%s) - t0)) s"
 printf '%s\n' "${NOTES[@]}" >"$TMP/notes.txt"
 "$PY" "$BENCH/report.py" --runs "$RAW" --out "$RESULTS" --mode "${MODE#--}" --duration "$DURATION" \
 	--repeats "$REPEATS" --notes "$TMP/notes.txt" || die "report failed"
+[[ " $MIXES " == *" https-"* ]] && { "$PY" "$BENCH/https_report.py" --runs "$RAW" --logs "$LOGS" \
+	--out "$RESULTS/https.md" || log "https report failed"; }
 
 if [ "$MICRO" = 1 ]; then
 	"$BENCH/micro.sh" --out "$RESULTS/micro.md" || log "micro-benchmarks failed"

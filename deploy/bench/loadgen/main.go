@@ -5,7 +5,7 @@
 // schedule and its latency is measured from that time, so a server (or a capture tool
 // beside it) that stalls shows up in p99 instead of silently lowering the offered rate.
 //
-//	loadgen load -url http://H:P -mix get|post -rate R -duration D [-conns C]
+//	loadgen load -url http[s]://H:P -mix get|post -rate R -duration D [-conns C]
 //	    prints one JSON object: offered/served rates, errors, latency percentiles.
 //	    -rate 0 is closed-loop: as fast as C connections go (the maximum).
 //	loadgen exec -o FILE -- CMD ARGS...
@@ -15,6 +15,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -46,6 +47,7 @@ type config struct {
 	maxBody  int
 	timeout  time.Duration
 	seed     int64
+	tls      bool // https:// (the certificate is not checked: a test one)
 }
 
 type workerResult struct {
@@ -227,7 +229,14 @@ func worker(cfg *config, id int, start, end time.Time, body []byte, res *workerR
 			return
 		}
 		if conn == nil {
-			c, err := net.DialTimeout("tcp", cfg.host, cfg.timeout)
+			var c net.Conn
+			var err error
+			if cfg.tls {
+				c, err = tls.DialWithDialer(&net.Dialer{Timeout: cfg.timeout}, "tcp", cfg.host,
+					&tls.Config{InsecureSkipVerify: true})
+			} else {
+				c, err = net.DialTimeout("tcp", cfg.host, cfg.timeout)
+			}
 			res.connects++
 			if err != nil {
 				res.sent++
@@ -320,7 +329,7 @@ func runLoad(args []string) error {
 	seed := fs.Int64("seed", 1, "PRNG seed")
 	fs.Parse(args)
 	pu, err := url.Parse(*u)
-	if err != nil || pu.Host == "" || pu.Scheme != "http" {
+	if err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https") {
 		return fmt.Errorf("bad -url %q", *u)
 	}
 	if *mix != "get" && *mix != "post" {
@@ -330,7 +339,11 @@ func runLoad(args []string) error {
 		return errors.New("bad -min-body/-max-body")
 	}
 	cfg := &config{host: pu.Host, hostHdr: pu.Host, mix: *mix, rate: *rate, duration: *dur,
-		conns: *conns, minBody: *minBody, maxBody: *maxBody, timeout: *timeout, seed: *seed}
+		conns: *conns, minBody: *minBody, maxBody: *maxBody, timeout: *timeout, seed: *seed,
+		tls: pu.Scheme == "https"}
+	if cfg.tls && pu.Port() == "" {
+		cfg.host = pu.Host + ":443"
+	}
 	if cfg.conns <= 0 {
 		cfg.conns = 32
 		if cfg.mix == "post" {
