@@ -32,6 +32,7 @@
 #include "capture_hook.h"
 #include "capture_iface.h"
 #include "log.h"
+#include "ownsock.h"
 #include "percpu.h"
 #include "pindir.h"
 
@@ -368,6 +369,9 @@ int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_se
 		goto cleanup;
 	}
 
+	/* the replay's and Elasticsearch's connections, made before or after this */
+	ownsock_attach(bpf_map__fd(c->skel->maps.own_conns));
+
 	err = pindir_ensure_bpffs();
 	if (err)
 		goto cleanup;
@@ -421,6 +425,7 @@ int capture_poll(struct capture *c, int timeout_ms)
 	}
 	total += n;
 	capture_hook_poll(&c->hooks);
+	ownsock_tick();
 	return total > INT_MAX ? INT_MAX : (int)total;
 }
 
@@ -459,6 +464,8 @@ void capture_close(struct capture *c)
 	for (i = 0; i < c->nsocks; i++)
 		close(c->socks[i]);
 	capture_hook_close(&c->hooks);
+	if (c->skel && bpf_map__fd(c->skel->maps.own_conns) >= 0)
+		ownsock_detach();
 	ring_buffer__free(c->rb);
 	pindir_close(&c->pins);
 	capture_bpf__destroy(c->skel);

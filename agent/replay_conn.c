@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ownsock.h"
 #include "replay_int.h"
 
 #define REPLAY_IOV_ITEMS 16   /* pipelined requests written by one sendmsg */
@@ -56,6 +57,7 @@ static void replay_conn_close_fd(struct replay *rp, struct replay_conn *c)
 	if (c->fd >= 0) {
 		epoll_ctl(rp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		replay_tls_free(&c->ssl, c->state == RC_IDLE);
+		ownsock_release(c->fd);
 		close(c->fd);
 		ST_SUB(rp, open_now, 1);
 		c->t->nopen--;
@@ -213,13 +215,17 @@ static int replay_connect(struct replay *rp, struct replay_conn *c, uint64_t now
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* never captured: serverB on a captured port would get every replay again */
+	ownsock_prepare(fd, (struct sockaddr *)&t->addr, t->alen);
 	if (connect(fd, (struct sockaddr *)&t->addr, t->alen) < 0 && errno != EINPROGRESS) {
 		err = -errno;
+		ownsock_release(fd);
 		close(fd);
 		return err;
 	}
 	if (epoll_ctl(rp->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
 		err = -errno;
+		ownsock_release(fd);
 		close(fd);
 		return err;
 	}

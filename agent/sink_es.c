@@ -49,6 +49,7 @@
 #include "log.h"
 #include "es_internal.h"
 #include "es_retention.h"
+#include "ownsock.h"
 #include "urlsafe.h"
 #include "util.h"
 
@@ -158,6 +159,7 @@ int es_send(struct es_sink *s, enum es_req kind, const char *method, const char 
 	snprintf(url, sizeof(url), "%s%s", s->nodes[s->cur].url, path);
 	curl_easy_reset(s->easy);
 	curl_easy_setopt(s->easy, CURLOPT_URL, url);
+	ownsock_curl(s->easy);	/* the agent never captures its own connections */
 	curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(s->easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);

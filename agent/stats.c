@@ -7,6 +7,7 @@
 
 #include "capture.h"
 #include "exchange.h"
+#include "ownsock.h"
 #include "pipeline.h"
 #include "recording.h"
 #include "fields_sum.h"
@@ -52,6 +53,7 @@ static const struct stat_key bpf_keys[] = {
 	K(struct st_stats, "bytes_lost_ringbuf", bytes_lost_ringbuf),
 	K(struct st_stats, "bytes_too_large", bytes_too_large),
 	K(struct st_stats, "load_errors", load_errors), K(struct st_stats, "wakeups", wakeups),
+	K(struct st_stats, "own_skipped", own_skipped),
 	{ NULL, 0 },
 };
 
@@ -108,6 +110,12 @@ static const struct stat_key recording_keys[] = {
 	{ NULL, 0 },
 };
 
+static const struct stat_key own_keys[] = {
+	K(struct ownsock_stats, "registered", registered), K(struct ownsock_stats, "active", active),
+	K(struct ownsock_stats, "unbound", unbound), K(struct ownsock_stats, "untracked", untracked),
+	{ NULL, 0 },
+};
+
 #undef K
 
 static void stats_line(FILE *f, const char *name, const void *st, const struct stat_key *k)
@@ -127,12 +135,15 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 	fprintf(f, "--- shadowtap %s: %.1f s ---\n", when, (double)(st_mono_ns() - p->start_ns) / 1e9);
 	if (p->w.cap) {
 		struct st_stats s = { 0 };
+		struct ownsock_stats os;
 
 		capture_read_stats(p->w.cap, &s);
 		stats_line(f, "bpf", &s, bpf_keys);
 		fputs("ring:", f);
 		ctr_print_group(f, &p->ctr, "ring");
 		fputc('\n', f);
+		ownsock_get_stats(&os);
+		stats_line(f, "own", &os, own_keys);
 	}
 	if (p->w.tls)
 		tls_print_stats(p->w.tls, f);

@@ -54,6 +54,14 @@ struct {
 	__type(value, struct st_stats);
 } stats SEC(".maps");
 
+/* The agent's own connections (common/shadowtap.h); filled by agent/ownsock.c. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ST_OWN_MAX);
+	__type(key, struct st_own_key);
+	__type(value, __u32);
+} own_conns SEC(".maps");
+
 /* Where the TCP header and payload are, filled by the IP parsers. */
 struct st_l3 {
 	__u32 l4_off;
@@ -71,6 +79,25 @@ static __always_inline int st_port_watched(__u16 port)
 			return 1;
 	}
 	return 0;
+}
+
+/* 1 if the segment belongs to one of the agent's own connections. hdr->dir says which
+ * side is the watched (server) port, and the agent is always the client side. */
+static __always_inline int st_is_own(const struct st_event *hdr)
+{
+	struct st_own_key k = {};
+
+	k.family = hdr->family;
+	if (hdr->dir == ST_DIR_TO_SERVER) {
+		__builtin_memcpy(k.raddr, hdr->daddr, sizeof(k.raddr));
+		k.rport = hdr->dport;
+		k.lport = hdr->sport;
+	} else {
+		__builtin_memcpy(k.raddr, hdr->saddr, sizeof(k.raddr));
+		k.rport = hdr->sport;
+		k.lport = hdr->dport;
+	}
+	return bpf_map_lookup_elem(&own_conns, &k) != NULL;
 }
 
 /* The packet as the core sees it: offsets below are relative to the network header,
@@ -262,6 +289,10 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 		hdr.dir = ST_DIR_FROM_SERVER;
 	else {
 		st->port_mismatch++;
+		return;
+	}
+	if (st_is_own(&hdr)) {
+		st->own_skipped++;
 		return;
 	}
 	st->matched++;

@@ -83,6 +83,24 @@ struct st_stats {
 	__u64 wakeups;            /* forced consumer wake-ups */
 	__u64 test_seen;          /* test only (test_skip_every): segments counted for skipping */
 	__u64 test_skipped;       /* test only: segments deliberately not captured */
+	__u64 own_skipped;        /* segments of the agent's own connections (own_conns) */
+};
+
+/* The agent's own TCP connections (replay to serverB, Elasticsearch) are keys of the
+ * own_conns hash map; their segments are never captured, in any mode, or a replay to
+ * a captured port would be captured and replayed again without end. The agent is the
+ * client of each, so the key is the peer's address and port and the agent's local
+ * port: all three are known before the SYN (the agent binds port 0 before connect),
+ * which the local address is not. A packet is looked up once its direction is known:
+ * to a watched port, the agent's peer is the destination. The value is a reference
+ * count kept by the agent (agent/ownsock.c); the program only tests presence. */
+#define ST_OWN_MAX 8192
+struct st_own_key {
+	__u32 raddr[4];   /* the agent's peer, network byte order; IPv4 in raddr[0] */
+	__u16 rport;      /* the peer's port, host byte order */
+	__u16 lport;      /* the agent's local port, host byte order */
+	__u8 family;      /* 4 or 6 */
+	__u8 pad[3];
 };
 
 /* Values for .rodata (const volatile in the program). */

@@ -464,6 +464,69 @@ static void test_port_mismatch(void **state)
 	assert_int_equal(s1.events - s0.events, 0);
 }
 
+/* The agent's own connection (own_conns: peer 10.0.0.2:80, local port 40010) is not
+ * captured in either direction and is counted; the same peer from another local port
+ * and the same local port towards another peer still are. */
+static void test_own_conn_skipped(void **state)
+{
+	struct tc_tcp req = { 40010, 80, 1, 1, ST_TCP_ACK | ST_TCP_PSH, tc_get, TC_GET_LEN };
+	struct tc_tcp resp = { 80, 40010, 1, 1, ST_TCP_ACK | ST_TCP_PSH, tc_get, TC_GET_LEN };
+	struct tc_tcp syn = { 40010, 80, 0, 0, ST_TCP_SYN, NULL, 0 };
+	struct tc_tcp other = { 40011, 80, 1, 1, ST_TCP_ACK | ST_TCP_PSH, tc_get, TC_GET_LEN };
+	struct st_own_key k = { 0 }, k6 = { 0 };
+	struct st_stats s0, s1;
+	uint32_t refs = 1;
+	int fd;
+	size_t len;
+
+	TC_REQUIRE_LOADED();
+	fd = bpf_map__fd(tc_main.skel->maps.own_conns);
+	k.family = 4;
+	assert_int_equal(inet_pton(AF_INET, "10.0.0.2", &k.raddr[0]), 1);
+	k.rport = 80;
+	k.lport = 40010;
+	assert_int_equal(bpf_map_update_elem(fd, &k, &refs, BPF_ANY), 0);
+	k6.family = 6;
+	assert_int_equal(inet_pton(AF_INET6, "fd00::2", k6.raddr), 1);
+	k6.rport = 80;
+	k6.lport = 40010;
+	assert_int_equal(bpf_map_update_elem(fd, &k6, &refs, BPF_ANY), 0);
+	tc_stats(&tc_main, &s0);
+
+	len = tc_build_v4(tc_pkt, "10.0.0.1", "10.0.0.2", &req, 0, 0);
+	assert_int_equal(tc_run(&tc_main, tc_pkt, len), 0);
+	assert_int_equal(tc_main.nev, 0);
+	len = tc_build_v4(tc_pkt, "10.0.0.1", "10.0.0.2", &syn, 0, 0);
+	assert_int_equal(tc_run(&tc_main, tc_pkt, len), 0);
+	assert_int_equal(tc_main.nev, 0);
+	len = tc_build_v4(tc_pkt, "10.0.0.2", "10.0.0.1", &resp, 0, 0);
+	assert_int_equal(tc_run(&tc_main, tc_pkt, len), 0);
+	assert_int_equal(tc_main.nev, 0);
+	len = tc_build_v6(tc_pkt, "fd00::1", "fd00::2", &req, TC_V6_PLAIN);
+	assert_int_equal(tc_run(&tc_main, tc_pkt, len), 0);
+	assert_int_equal(tc_main.nev, 0);
+	tc_stats(&tc_main, &s1);
+	assert_int_equal(s1.own_skipped - s0.own_skipped, 4);
+	assert_int_equal(s1.matched - s0.matched, 0);
+
+	/* neighbours of the own tuple are someone else's traffic */
+	len = tc_build_v4(tc_pkt, "10.0.0.1", "10.0.0.2", &other, 0, 0);
+	assert_int_equal(tc_run(&tc_main, tc_pkt, len), 0);
+	assert_int_equal(tc_main.nev, 1);
+	len = tc_build_v4(tc_pkt, "10.0.0.1", "10.0.0.3", &req, 0, 0);
+	assert_int_equal(tc_run(&tc_main, tc_pkt, len), 0);
+	assert_int_equal(tc_main.nev, 1);
+	tc_stats(&tc_main, &s0);
+	assert_int_equal(s0.own_skipped - s1.own_skipped, 0);
+	assert_int_equal(s0.matched - s1.matched, 2);
+
+	assert_int_equal(bpf_map_delete_elem(fd, &k), 0);
+	assert_int_equal(bpf_map_delete_elem(fd, &k6), 0);
+	len = tc_build_v4(tc_pkt, "10.0.0.1", "10.0.0.2", &req, 0, 0);
+	assert_int_equal(tc_run(&tc_main, tc_pkt, len), 0);
+	assert_int_equal(tc_main.nev, 1);
+}
+
 static void test_pure_ack_no_event(void **state)
 {
 	struct tc_tcp t = { 40006, 80, 100, 200, ST_TCP_ACK, NULL, 0 };
@@ -647,6 +710,7 @@ int main(void)
 		cmocka_unit_test(test_ipv6_extension_headers),
 		cmocka_unit_test(test_ipv4_later_fragment_and_udp),
 		cmocka_unit_test(test_port_mismatch),
+		cmocka_unit_test(test_own_conn_skipped),
 		cmocka_unit_test(test_pure_ack_no_event),
 		cmocka_unit_test(test_control_events),
 		cmocka_unit_test(test_size_classes),
