@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ownsock.h"
 #include "replay_int.h"
 #include "util.h"
 
@@ -767,8 +768,10 @@ void replay_free(struct replay *rp)
 
 		for (j = 0; t->conns && j < t->hi; j++) {
 			replay_tls_free(&t->conns[j].ssl, false);
-			if (t->conns[j].fd >= 0)
+			if (t->conns[j].fd >= 0) {
+				ownsock_release(t->conns[j].fd);
 				close(t->conns[j].fd);
+			}
 			free(t->conns[j].rbuf);
 			record_replay_free(t->conns[j].res);
 		}
