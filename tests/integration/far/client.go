@@ -2,7 +2,7 @@
 // -rate requests/s in all for -duration, each connection at an even pace (closed loop:
 // a late answer delays that connection's next request). Every request carries
 // "X-Seq: <conn> <seq>" so serverB's log can show per-connection order. Prints one
-// line: "sent=N ok=N errors=N rate=R/s".
+// line: "sent=N ok=N errors=N rate=R/s cpu=S" (cpu: its own user+system seconds).
 package main
 
 import (
@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -114,7 +115,10 @@ func main() {
 	}
 	wg.Wait()
 	el := time.Since(start).Seconds()
-	fmt.Printf("sent=%d ok=%d errors=%d rate=%.0f/s\n", sent, ok, errs, float64(sent)/el)
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	fmt.Printf("sent=%d ok=%d errors=%d rate=%.0f/s cpu=%.2f\n", sent, ok, errs, float64(sent)/el, cpu.Seconds())
 	if errs > 0 {
 		os.Exit(1)
 	}

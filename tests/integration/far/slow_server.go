@@ -5,7 +5,13 @@
 //	<arrival unix ns> <connection id> <method> <X-Seq value or ->
 //
 // X-Seq is set by the test client ("<client conn> <seq>"), so the log shows whether
-// each client connection's requests reached serverB in capture order.
+// each client connection's requests reached serverB in capture order. The arrival
+// time is the kernel's receive timestamp (SO_TIMESTAMPNS) of the read that brought
+// the request's last byte, taken when the sender's write put the packet on lo, so
+// requests written one after another on different connections keep their order
+// here whatever order this server's goroutines run in. The last line, written at
+// SIGTERM, is "# connections=N peak_open=N requests=N" (peak_open: most
+// connections open at once).
 // -close-after N closes each connection after reading its Nth request without
 // answering it (a serverB that closes mid-pipeline).
 package main
@@ -13,8 +19,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"os"
@@ -24,6 +32,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 type req struct {
@@ -41,7 +50,64 @@ var (
 	logMu      sync.Mutex
 	nconn      uint64
 	nreq       uint64
+	nopen      int64
+	peakOpen   int64
 )
+
+// tsReader reads a TCP connection with recvmsg and remembers the kernel receive
+// timestamp of each read, so a request can be given the time its last byte arrived.
+type tsReader struct {
+	rc     syscall.RawConn
+	oob    []byte
+	total  int64   // bytes read so far
+	chunks []chunk // reads whose bytes are not all consumed yet
+}
+
+type chunk struct {
+	end int64 // offset just past the read's last byte
+	ns  int64
+}
+
+func (t *tsReader) Read(p []byte) (int, error) {
+	var n, oobn int
+	var err error
+	rerr := t.rc.Read(func(fd uintptr) bool {
+		n, oobn, _, _, err = syscall.Recvmsg(int(fd), p, t.oob, 0)
+		return err != syscall.EAGAIN
+	})
+	if rerr != nil {
+		return 0, rerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	ns := time.Now().UnixNano() // no timestamp came: the time of reading
+	if msgs, perr := syscall.ParseSocketControlMessage(t.oob[:oobn]); perr == nil {
+		for _, m := range msgs {
+			if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_TIMESTAMPNS && len(m.Data) >= 16 {
+				ts := (*syscall.Timespec)(unsafe.Pointer(&m.Data[0]))
+				ns = ts.Nano()
+			}
+		}
+	}
+	t.total += int64(n)
+	t.chunks = append(t.chunks, chunk{t.total, ns})
+	return n, nil
+}
+
+// at returns the receive time of the byte just before offset off (off > 0).
+func (t *tsReader) at(off int64) int64 {
+	for len(t.chunks) > 1 && t.chunks[0].end < off {
+		t.chunks = t.chunks[1:]
+	}
+	if len(t.chunks) == 0 {
+		return time.Now().UnixNano()
+	}
+	return t.chunks[0].ns
+}
 
 func header(head []byte, name string) []byte {
 	for _, l := range bytes.Split(head, []byte("\r\n"))[1:] {
@@ -55,7 +121,18 @@ func header(head []byte, name string) []byte {
 
 func serve(c net.Conn, id uint64) {
 	defer c.Close()
-	r := bufio.NewReaderSize(c, 64<<10)
+	if o := atomic.AddInt64(&nopen, 1); o > atomic.LoadInt64(&peakOpen) {
+		for p := atomic.LoadInt64(&peakOpen); o > p && !atomic.CompareAndSwapInt64(&peakOpen, p, o); p = atomic.LoadInt64(&peakOpen) {
+		}
+	}
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		atomic.AddInt64(&nopen, -1)
+		return
+	}
+	tr := &tsReader{rc: rc, oob: make([]byte, 128)}
+	r := bufio.NewReaderSize(tr, 64<<10)
+	var used int64 // bytes of the stream parsed so far
 	q := make(chan req, 4096)
 	done := make(chan struct{})
 	go func() { // writer: answers in order, each at arrival + delay
@@ -80,16 +157,23 @@ func serve(c net.Conn, id uint64) {
 		}
 		w.Flush()
 	}()
+	// a connection stops counting as open when the client closed it (or this
+	// server decided to), not when the last late answer has been written to it
+	end := func() {
+		atomic.AddInt64(&nopen, -1)
+		close(q)
+		<-done
+	}
 	n := 0
 	for {
 		var head []byte
 		for {
 			l, err := r.ReadSlice('\n')
 			if err != nil {
-				close(q)
-				<-done
+				end()
 				return
 			}
+			used += int64(len(l))
 			if len(head) == 0 && (len(l) == 2 || len(l) == 1) {
 				continue // stray CRLF between requests
 			}
@@ -102,11 +186,12 @@ func serve(c net.Conn, id uint64) {
 		if cl := header(head, "content-length"); cl != nil {
 			k, _ := strconv.Atoi(string(cl))
 			if _, err := r.Discard(k); err != nil {
-				close(q)
-				<-done
+				end()
 				return
 			}
+			used += int64(k)
 		}
+		rx := tr.at(used)
 		n++
 		atomic.AddUint64(&nreq, 1)
 		seq := header(head, "x-seq")
@@ -116,14 +201,13 @@ func serve(c net.Conn, id uint64) {
 		if logw != nil {
 			logMu.Lock()
 			m, _, _ := bytes.Cut(head, []byte(" "))
-			fmt.Fprintf(logw, "%d %d %s %s\n", now.UnixNano(), id, m, seq)
+			fmt.Fprintf(logw, "%d %d %s %s\n", rx, id, m, seq)
 			logMu.Unlock()
 		}
 		last := *closeAfter > 0 && n >= *closeAfter
 		q <- req{arrival: now, close: last}
 		if last {
-			close(q)
-			<-done
+			end()
 			return
 		}
 	}
@@ -131,7 +215,17 @@ func serve(c net.Conn, id uint64) {
 
 func main() {
 	flag.Parse()
-	ln, err := net.Listen("tcp", *addr)
+	// accepted connections inherit the option from the listener
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -154,11 +248,14 @@ func main() {
 	go func() {
 		<-sig
 		ln.Close()
+		sum := fmt.Sprintf("# connections=%d peak_open=%d requests=%d\n", atomic.LoadUint64(&nconn),
+			atomic.LoadInt64(&peakOpen), atomic.LoadUint64(&nreq))
 		logMu.Lock()
 		if logw != nil {
+			logw.WriteString(sum)
 			logw.Flush()
 		}
-		fmt.Fprintf(os.Stderr, "slow_server: %d connections, %d requests\n", atomic.LoadUint64(&nconn), atomic.LoadUint64(&nreq))
+		fmt.Fprintf(os.Stderr, "slow_server: %s", sum[2:])
 		os.Exit(0)
 	}()
 	for {
