@@ -410,9 +410,11 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 		if (cc != CURLE_OK)
 			es_inc(s, cc == CURLE_OPERATION_TIMEDOUT ? ES_C_ERR_TIMEOUT : ES_C_ERR_NETWORK, 1);
 		es_inc(s, ES_C_SETUP_FAILURES, 1);
+		/* the status says what to fix: 401/403 are credentials, 404 a wrong URL */
+		snprintf(num, sizeof(num), "http %ld", code);
 		if (atomic_load(&s->ctr[ES_C_SETUP_FAILURES]) == 1)
 			pr_warn("es: %s not ready (%s); records spool until it is\n", s->nodes[s->cur].url,
-				cc != CURLE_OK ? curl_easy_strerror(cc) : "http error");
+				cc != CURLE_OK ? curl_easy_strerror(cc) : num);
 		pr_debug("es: setup step %d failed: curl %d http %ld: %.*s\n", s->req, cc, code,
 			 (int)(s->resp.len > 300 ? 300 : s->resp.len), s->resp.data ? s->resp.data : "");
 		s->req = ES_REQ_NONE;
