@@ -852,6 +852,14 @@ int opts_finish(struct config *c)
 				"port or host\n", c->replay.targets[i]);
 			return -EINVAL;
 		}
+	/* the same through --tls: serverB's own SSL_read on a --tls-port is captured */
+	for (i = 0; c->tls_mode && !c->input_pcap && !c->rec.in_pattern && i < c->replay.ntargets; i++)
+		if (selfloop_is_captured(c->replay.targets[i], c->tls.ports, c->tls.nports)) {
+			fprintf(stderr, "shadowtap: --replay %s is a port this agent captures on this "
+				"host (--tls-port): it would capture its own replays; replay to another "
+				"port or host\n", c->replay.targets[i]);
+			return -EINVAL;
+		}
 	return 0;
 }
 

@@ -10,16 +10,21 @@
 
 #include "selfloop.h"
 
-/* Splits "http://HOST[:PORT]/..." into host (brackets removed) and port (80 default). */
+/* Splits "http[s]://HOST[:PORT]/..." into host (brackets removed) and port (80 or 443
+ * by default). */
 static int selfloop_split(const char *url, char *host, size_t hlen, unsigned *port)
 {
 	const char *h = url, *e, *colon;
 	size_t n;
 
-	if (!strncmp(h, "http://", 7))
-		h += 7;
-	e = h + strcspn(h, "/?#");
 	*port = 80;
+	if (!strncmp(h, "http://", 7)) {
+		h += 7;
+	} else if (!strncmp(h, "https://", 8)) {
+		h += 8;
+		*port = 443;
+	}
+	e = h + strcspn(h, "/?#");
 	if (*h == '[') {
 		const char *rb = memchr(h, ']', (size_t)(e - h));
 

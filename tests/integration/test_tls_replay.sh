@@ -50,6 +50,16 @@ st_poll 10 ip netns exec $NS curl -skf -o /dev/null https://127.0.0.1:8443/r/rea
 BLOG0=$(wc -l < "$blog")
 SINK0=$(wc -l < "$sink")
 
+# --- 0. an https:// target on a captured --tls-port of this host would loop ----------
+if "$ST_BIN" -i lo -p 80 --tls openssl --tls-port 443,8443 -r https://127.0.0.1:8443 -o /dev/null \
+	2>"$ST_TMP/loop.err"; then
+	fail "tls replay: a replay target on a captured --tls-port was accepted"
+else
+	grep -q -- "--tls-port): it would capture its own replays" "$ST_TMP/loop.err" \
+		&& pass "tls replay: a replay target on a captured --tls-port is refused" \
+		|| fail "tls replay: refused without the reason ($(head -1 "$ST_TMP/loop.err"))"
+fi
+
 # --- 1. verification on by default: a self-signed serverB is refused --------------
 rec=$ST_TMP/verify.ndjson log=$ST_TMP/agent-verify.log
 if ! st_agent $NS "$log" -i lo -p 80 --tls openssl --tls-port 443 -r https://127.0.0.1:8443 \
