@@ -86,6 +86,7 @@ void exchange_cfg_default(struct exchange_cfg *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->body_limit = 64 * 1024;
 	cfg->max_head = 64 * 1024;
+	cfg->max_headers = ST_MAX_HEADERS;
 	cfg->max_pending = 64;
 	cfg->replay_max = 16u << 20;
 	cfg->max_held_bytes = 512u << 20;
@@ -98,6 +99,8 @@ struct exchange *exchange_new(const struct exchange_cfg *cfg, exchange_emit_cb e
 	if (!x)
 		return NULL;
 	x->cfg = *cfg;
+	if (!x->cfg.max_headers || x->cfg.max_headers > ST_MAX_HEADERS)
+		x->cfg.max_headers = ST_MAX_HEADERS;
 	x->emit = emit;
 	x->ctx = ctx;
 	return x;
@@ -447,7 +450,7 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 	int hl, fr;
 
 	base = x_head_view(x, d, p, n, ts, &len, &avail);
-	hl = http1_parse_request(base, len, &req, hdrs, ST_MAX_HEADERS);
+	hl = http1_parse_request(base, len, &req, hdrs, x->cfg.max_headers);
 	if (hl == HTTP1_NEED_MORE) {
 		if (x_head_need_more(x, d, have, p, n)) {
 			x->st.malformed_requests++;
@@ -477,6 +480,10 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 		return have ? avail : (size_t)hl;
 	}
 	record_msg_set_head(&r->req, base, (size_t)hl, req.headers, req.num_headers);
+	if (req.num_over) {
+		r->cap_flags |= ST_CAP_HEADERS_OVER;
+		x->st.headers_over_limit++;
+	}
 	r->method = r->req.head + (req.method - base);
 	r->method_len = req.method_len;
 	r->target = r->req.head + (req.target - base);
@@ -594,7 +601,7 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 		return 0;
 	}
 	base = x_head_view(x, d, p, n, ts, &len, &avail);
-	hl = http1_parse_response(base, len, &resp, hdrs, ST_MAX_HEADERS);
+	hl = http1_parse_response(base, len, &resp, hdrs, x->cfg.max_headers);
 	if (hl == HTTP1_NEED_MORE) {
 		if (x_head_need_more(x, d, have, p, n)) {
 			x->st.malformed_responses++;
@@ -638,6 +645,10 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 		xf->nanswered++;
 	}
 	record_msg_set_head(&r->resp, base, (size_t)hl, resp.headers, resp.num_headers);
+	if (resp.num_over) {
+		r->cap_flags |= ST_CAP_HEADERS_OVER;
+		x->st.headers_over_limit++;
+	}
 	x_held(x, (int64_t)hl);
 	r->status_code = resp.status;
 	r->resp.ts_first_ns = d->head_ts;

@@ -13,6 +13,7 @@
 struct exchange_cfg {
 	size_t body_limit;       /* body bytes stored per message, default 64 KiB */
 	size_t max_head;         /* largest message head, default 64 KiB */
+	size_t max_headers;      /* header fields kept per message, 1..ST_MAX_HEADERS (default) */
 	size_t max_pending;      /* requests awaiting a response per connection, default 64 */
 	size_t replay_max;       /* raw request bytes kept for replay per request, default 16 MiB */
 	size_t max_held_bytes;   /* all bytes held in unfinished records, default 512 MiB */
@@ -37,6 +38,7 @@ struct exchange_stats {
 				      * ambiguous: later requests recorded without responses */
 	uint64_t framing_abandoned;  /* request framing ambiguous: rest of the connection's requests ignored */
 	uint64_t head_too_large;
+	uint64_t headers_over_limit; /* messages with more header fields than max_headers */
 	uint64_t raw_truncated;      /* raw request not kept whole (replay_max/held limit) */
 	uint64_t body_unstored;      /* body bytes not stored because of max_held_bytes */
 	uint64_t gap_records;        /* records marked with a gap */

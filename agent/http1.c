@@ -168,11 +168,48 @@ static inline http1_ptr http1_skip_sp(http1_ptr p, http1_ptr end)
 	return p;
 }
 
+/* Fields the agent itself reads (framing, upgrades, the URL's host, body decoding):
+ * past the caller's array they still take a place, see http1_headers. */
+static int http1_key_field(const char *n, size_t len)
+{
+	static const char *const key[] = {
+		"content-length", "transfer-encoding", "connection", "upgrade", "host",
+		"content-type", "content-encoding", NULL,
+	};
+	int i;
+
+	for (i = 0; key[i]; i++)
+		if (http1_name_eq(n, len, key[i], strlen(key[i])))
+			return 1;
+	return 0;
+}
+
+/* A field line past the caller's array: counted in *over; a key field replaces the
+ * last ordinary field kept (later fields keep their order), so the head is framed
+ * as the server frames it however many fields come first. */
+static void http1_header_over(struct http1_header *hdrs, size_t max_hdrs,
+			      const struct http1_header *h, size_t *over)
+{
+	size_t j;
+
+	(*over)++;
+	if (!max_hdrs || !http1_key_field(h->name, h->name_len))
+		return;
+	for (j = max_hdrs; j-- > 0;) {
+		if (!http1_key_field(hdrs[j].name, hdrs[j].name_len)) {
+			memmove(&hdrs[j], &hdrs[j + 1], (max_hdrs - 1 - j) * sizeof(*hdrs));
+			hdrs[max_hdrs - 1] = *h;
+			return;
+		}
+	}
+}
+
 /* Field lines up to and including the empty line. */
 static int http1_headers(http1_ptr *pp, http1_ptr end, struct http1_header *hdrs,
-			 size_t max_hdrs, size_t *num)
+			 size_t max_hdrs, size_t *num, size_t *over)
 {
 	http1_ptr p = *pp, name, value, vend;
+	struct http1_header h;
 	size_t name_len;
 	int err;
 
@@ -185,8 +222,6 @@ static int http1_headers(http1_ptr *pp, http1_ptr end, struct http1_header *hdrs
 				return err;
 			break;
 		}
-		if (*num == max_hdrs)
-			return HTTP1_MALFORMED;
 		name = p;
 		while (p < end && (http1_cls[*p] & HTTP1_C_TCHAR))
 			p++;
@@ -207,11 +242,14 @@ static int http1_headers(http1_ptr *pp, http1_ptr end, struct http1_header *hdrs
 			return err;
 		while (vend > value && (vend[-1] == ' ' || vend[-1] == '\t'))
 			vend--;
-		hdrs[*num].name = (const char *)name;
-		hdrs[*num].name_len = name_len;
-		hdrs[*num].value = (const char *)value;
-		hdrs[*num].value_len = (size_t)(vend - value);
-		(*num)++;
+		h.name = (const char *)name;
+		h.name_len = name_len;
+		h.value = (const char *)value;
+		h.value_len = (size_t)(vend - value);
+		if (*num == max_hdrs)
+			http1_header_over(hdrs, max_hdrs, &h, over);
+		else
+			hdrs[(*num)++] = h;
 	}
 	*pp = p;
 	return 0;
@@ -279,9 +317,10 @@ int http1_parse_request(const char *buf, size_t len, struct http1_request *req,
 	if (!err)
 		err = http1_eol(&p, end);
 	if (!err)
-		err = http1_headers(&p, end, hdrs, max_hdrs, &num);
+		err = http1_headers(&p, end, hdrs, max_hdrs, &num, &req->num_over);
 	if (err) {
 		req->minor_version = -1;
+		req->num_over = 0;
 		return err;
 	}
 	req->num_headers = num;
@@ -345,7 +384,7 @@ int http1_parse_response(const char *buf, size_t len, struct http1_response *res
 	}
 	err = http1_eol(&p, end);
 	if (!err)
-		err = http1_headers(&p, end, hdrs, max_hdrs, &num);
+		err = http1_headers(&p, end, hdrs, max_hdrs, &num, &resp->num_over);
 	if (err)
 		goto fail;
 	resp->status = status;
@@ -354,6 +393,7 @@ int http1_parse_response(const char *buf, size_t len, struct http1_response *res
 
 fail:
 	resp->minor_version = -1;
+	resp->num_over = 0;
 	resp->reason = NULL;
 	resp->reason_len = 0;
 	return err;

@@ -30,6 +30,7 @@ struct http1_request {
 	int minor_version;       /* 0 or 1 for HTTP/1.x; -1 for HTTP/0.9 (no version, no headers) */
 	struct http1_header *headers;  /* points into the caller's array */
 	size_t num_headers;
+	size_t num_over;         /* field lines past max_hdrs: checked, not kept (see below) */
 };
 
 struct http1_response {
@@ -39,13 +40,18 @@ struct http1_response {
 	size_t reason_len;
 	struct http1_header *headers;
 	size_t num_headers;
+	size_t num_over;
 };
 
 /* Parse a request head at buf[0..len). hdrs/max_hdrs is the caller's header array.
  * Returns the head length in bytes (through the blank line, or through the request
  * line for HTTP/0.9) on success, HTTP1_NEED_MORE if the head is incomplete, or
- * HTTP1_MALFORMED (also when there are more than max_hdrs headers). Outputs are
- * reset on entry. Leading empty lines (CRLF) before a request line are skipped and
+ * HTTP1_MALFORMED. Outputs are reset on entry. More than max_hdrs field lines is
+ * not an error: each line is still checked, the first max_hdrs are kept, the rest
+ * are counted in num_over, except that a field the framing and the agent depend on
+ * (Content-Length, Transfer-Encoding, Connection, Upgrade, Host, Content-Type,
+ * Content-Encoding) takes the place of the last ordinary field kept, so an
+ * over-long head is framed as the server frames it. Leading empty lines (CRLF) before a request line are skipped and
  * counted in the returned length. A bare LF is accepted as a line end.
  *
  * Leniencies and strictness, on purpose: one or more SP separate the request-line

@@ -623,6 +623,8 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 		record_put_bool(out, "upgraded", 1, &g);
 	if (r->cap_flags & ST_CAP_REPLAY_TRUNC)
 		record_put_bool(out, "replay_truncated", 1, &g);
+	if (r->cap_flags & ST_CAP_HEADERS_OVER)
+		record_put_bool(out, "headers_over_limit", 1, &g);
 	buf_putc(out, '}');
 	buf_putc(out, '}');
 

@@ -22,6 +22,7 @@ enum {
 	ST_CAP_MID_STREAM   = 1u << 5,  /* connection picked up without its SYN */
 	ST_CAP_UPGRADED     = 1u << 6,  /* protocol switch (101/CONNECT); parsing stopped */
 	ST_CAP_REPLAY_TRUNC = 1u << 7,  /* raw request longer than the replay buffer */
+	ST_CAP_HEADERS_OVER = 1u << 8,  /* a message had more header fields than --max-headers */
 };
 
 /* One HTTP message as captured (or as received from serverB). */

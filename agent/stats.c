@@ -91,6 +91,7 @@ static const struct stat_key http_keys[] = {
 	K(struct exchange_stats, "pending_overflow", pending_overflow),
 	K(struct exchange_stats, "framing_abandoned", framing_abandoned),
 	K(struct exchange_stats, "head_too_large", head_too_large),
+	K(struct exchange_stats, "headers_over_limit", headers_over_limit),
 	K(struct exchange_stats, "raw_truncated", raw_truncated),
 	K(struct exchange_stats, "body_unstored", body_unstored),
 	K(struct exchange_stats, "gap_records", gap_records),
