@@ -911,6 +911,7 @@ void replay_stop(struct replay *rp)
 
 void replay_print_stats(struct replay *rp, FILE *f)
 {
+	struct replay_tls *tts[REPLAY_MAX_TARGETS];
 	int i;
 
 	if (!rp)
@@ -941,5 +942,6 @@ void replay_print_stats(struct replay *rp, FILE *f)
 	fprintf(f, "replay: diff match=%llu mismatch=%llu\n",
 		(unsigned long long)ST_GET(rp, diff_match), (unsigned long long)ST_GET(rp, diff_mismatch));
 	for (i = 0; i < rp->ntargets; i++)
-		replay_tls_print_stats(rp->targets[i].tls, f);
+		tts[i] = rp->targets[i].tls;
+	replay_tls_print_stats(tts, rp->ntargets, f);
 }

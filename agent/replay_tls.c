@@ -273,14 +273,22 @@ void replay_tls_free(struct ssl_st **sslp, bool clean)
 	*sslp = NULL;
 }
 
-void replay_tls_print_stats(const struct replay_tls *tt, FILE *f)
+void replay_tls_print_stats(struct replay_tls *const *tts, int n, FILE *f)
 {
-	if (!tt)
-		return;
-	fprintf(f, "replay: tls target=%s handshakes=%llu resumed=%llu sessions=%llu "
-		"verify_failures=%llu handshake_failures=%llu\n", tt->url,
-		(unsigned long long)TLS_GET(tt, handshakes), (unsigned long long)TLS_GET(tt, resumed),
-		(unsigned long long)TLS_GET(tt, sessions),
-		(unsigned long long)TLS_GET(tt, verify_failures),
-		(unsigned long long)TLS_GET(tt, failures));
+	unsigned long long v[5] = { 0 };
+	int i, any = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!tts[i])
+			continue;
+		any = 1;
+		v[0] += TLS_GET(tts[i], handshakes);
+		v[1] += TLS_GET(tts[i], resumed);
+		v[2] += TLS_GET(tts[i], sessions);
+		v[3] += TLS_GET(tts[i], verify_failures);
+		v[4] += TLS_GET(tts[i], failures);
+	}
+	if (any)
+		fprintf(f, "replay: tls handshakes=%llu resumed=%llu sessions=%llu verify_failures=%llu "
+			"handshake_failures=%llu\n", v[0], v[1], v[2], v[3], v[4]);
 }

@@ -38,7 +38,9 @@ ssize_t replay_tls_writev(struct ssl_st *ssl, const struct iovec *iov, int niov)
  * either way) and set it NULL. Accepts NULL or *sslp NULL. */
 void replay_tls_free(struct ssl_st **sslp, bool clean);
 
-/* "replay: tls ..." counters line; nothing for NULL. */
-void replay_tls_print_stats(const struct replay_tls *tt, FILE *f);
+/* One "replay: tls ..." counters line summed over the https:// targets among tts[n]
+ * (NULL entries are http:// ones); nothing when there is none. One line, not one per
+ * target, so /metrics gets no duplicate series; failures name their target in the log. */
+void replay_tls_print_stats(struct replay_tls *const *tts, int n, FILE *f);
 
 #endif
