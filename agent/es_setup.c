@@ -334,6 +334,21 @@ static int es_build_template_body(struct es_sink *s, struct buf *b, bool compone
 	static const char lng[] = "{\"type\":\"long\"}";
 	static const char bln[] = "{\"type\":\"boolean\"}";
 	static const char in[] = "{\"type\":\"integer\"}";
+	/* the difference summaries (<prefix>-diff-*): "fields" is nested so that a query
+	 * (the Kibana differences dashboard) can ask for verdict "real" and a path of
+	 * the same field, not of any two fields of one endpoint */
+	static const char sum_map[] =
+		"{\"properties\":{\"endpoint\":{\"type\":\"keyword\",\"ignore_above\":1024},"
+		"\"requests\":{\"type\":\"long\"},\"matched\":{\"type\":\"long\"},"
+		"\"noise_requests\":{\"type\":\"long\"},\"noise_source\":{\"type\":\"keyword\"},"
+		"\"fields_dropped\":{\"type\":\"long\"},"
+		"\"fields\":{\"type\":\"nested\",\"properties\":{"
+		"\"path\":{\"type\":\"keyword\",\"ignore_above\":1024},\"kind\":{\"type\":\"keyword\"},"
+		"\"raw\":{\"type\":\"long\"},\"noise\":{\"type\":\"long\"},"
+		"\"share\":{\"type\":\"double\"},\"verdict\":{\"type\":\"keyword\"},"
+		"\"example\":{\"properties\":{\"event_id\":{\"type\":\"keyword\"},"
+		"\"a\":{\"type\":\"keyword\",\"ignore_above\":1024},"
+		"\"b\":{\"type\":\"keyword\",\"ignore_above\":1024}}}}}}}";
 	bool ilm = s->cfg.retention_days > 0 && strcmp(s->distribution, "opensearch");
 	int err = 0;
 
@@ -372,10 +387,11 @@ static int es_build_template_body(struct es_sink *s, struct buf *b, bool compone
 	err |= buf_printf(b,
 		"\"diff\":{\"properties\":{\"match\":%s,\"status\":%s,\"body\":%s,\"body_json\":%s,"
 		"\"headers\":%s,\"body_paths\":%s,\"reason\":%s}},"
+		"\"diff_summary\":%s,"
 		"\"capture\":{\"properties\":{\"complete\":%s,\"incomplete\":%s,\"gap\":%s,\"gap_bytes\":%s,"
 		"\"truncated\":%s,\"malformed\":%s,\"no_response\":%s,\"mid_stream\":%s,\"upgraded\":%s,"
 		"\"replay_truncated\":%s}}}}",
-		bln, bln, bln, bln, kw, kw, kw, bln, bln, bln, lng, bln, kw, bln, bln, bln, bln);
+		bln, bln, bln, bln, kw, kw, kw, sum_map, bln, bln, bln, lng, bln, kw, bln, bln, bln, bln);
 	if (component)
 		err |= buf_printf(b, "},\"_meta\":{\"managed_by\":\"shadowtap\"}}");
 	else

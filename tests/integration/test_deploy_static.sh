@@ -153,8 +153,8 @@ def ecs_task():
 check("ECS task and service definitions", ecs_task)
 
 # ---- Kibana saved objects -------------------------------------------------------------
-def kibana():
-    objs = [json.loads(l) for l in open("deploy/kibana/shadowtap.ndjson") if l.strip()]
+def kibana_file(path):
+    objs = [json.loads(l) for l in open(path) if l.strip()]
     byid = {}
     for o in objs:
         if (o["type"], o["id"]) in byid:
@@ -180,6 +180,21 @@ def kibana():
             for p in json.loads(a["panelsJSON"]):
                 if p["panelRefName"] not in names:
                     return "dashboard panel %s has no reference" % p["panelRefName"]
+    dash = [o for o in objs if o["type"] == "dashboard"]
+    if len(dash) != 1:
+        return "%s: %d dashboards" % (path, len(dash))
+    want = {o["id"] for o in objs if o["type"] in ("visualization", "search")}
+    got = {r["id"] for r in dash[0]["references"]}
+    if want - got:
+        return "%s: dashboard lacks %s" % (path, sorted(want - got))
+    if any("lens" == o["type"] for o in objs):
+        return "lens objects do not import into OpenSearch Dashboards"
+    return objs
+
+def kibana():
+    objs = kibana_file("deploy/kibana/shadowtap.ndjson")
+    if isinstance(objs, str):
+        return objs
     ip = [o for o in objs if o["type"] == "index-pattern"]
     if not ip or ip[0]["attributes"].get("title") != "shadowtap-*" or \
             ip[0]["attributes"].get("timeFieldName") != "@timestamp":
@@ -188,16 +203,37 @@ def kibana():
     for f in ("diff.match", "url.path", "event.duration", "replay.duration"):
         if f not in text:
             return "no object uses %s" % f
-    dash = [o for o in objs if o["type"] == "dashboard"]
-    if len(dash) != 1:
-        return "%d dashboards" % len(dash)
-    want = {o["id"] for o in objs if o["type"] in ("visualization", "search")}
-    got = {r["id"] for r in dash[0]["references"]}
-    if want - got:
-        return "dashboard lacks %s" % sorted(want - got)
-    if any("lens" == o["type"] for o in objs):
-        return "lens objects do not import into OpenSearch Dashboards"
 check("Kibana NDJSON parses and every reference resolves", kibana)
+
+# The differences dashboard: its own file (one dashboard per file), on shadowtap-diff-*;
+# its Vega panels query diff_summary.fields as nested (the template maps it so).
+def kibana_diff():
+    objs = kibana_file("deploy/kibana/shadowtap-diff.ndjson")
+    if isinstance(objs, str):
+        return objs
+    ip = [o for o in objs if o["type"] == "index-pattern"]
+    if len(ip) != 1 or ip[0]["attributes"].get("title") != "shadowtap-diff-*":
+        return "no index pattern shadowtap-diff-*"
+    vega = [o for o in objs if o["type"] == "visualization" and json.loads(o["attributes"]["visState"])["type"] == "vega"]
+    if len(vega) < 2:
+        return "%d Vega panels, want the real and the noise ones" % len(vega)
+    for o in vega:
+        spec = json.loads(json.loads(o["attributes"]["visState"])["params"]["spec"])
+        url = spec["data"]["url"]
+        if url.get("index") != "shadowtap-diff-*" or not url.get("%context%"):
+            return "%s: Vega data is not the dashboard's context on shadowtap-diff-*" % o["id"]
+        if '"nested": {"path": "diff_summary.fields"}' not in json.dumps(url["body"]):
+            return "%s: no nested aggregation on diff_summary.fields" % o["id"]
+    text = "\n".join(json.dumps(o) for o in objs)
+    for f in ("diff_summary.endpoint", "diff_summary.requests", "diff_summary.fields.verdict"):
+        if f not in text:
+            return "no object uses %s" % f
+    # the compose file's one-shot import loads every saved-objects file
+    compose = open("deploy/docker/docker-compose.yml").read()
+    for n in os.listdir("deploy/kibana"):
+        if n.endswith(".ndjson") and "file=@/%s" % n not in compose:
+            return "docker-compose kibana-setup does not import %s" % n
+check("Kibana differences dashboard (shadowtap-diff.ndjson): Vega panels with a nested query", kibana_diff)
 
 # ---- Dockerfile and terraform image names ----------------------------------------------
 def dockerfile():

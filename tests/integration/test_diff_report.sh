@@ -149,6 +149,30 @@ if hits and all(i.startswith("shadowtap-diff-") for i in idx) and price:
 else:
     print(f"FAIL: diff report: summary documents: {len(hits)} in {sorted(idx)}, $.price real: {bool(price)}")
 PY
+	# the Kibana differences dashboard's panel query, as the panel sends it (the
+	# dashboard's context becomes match_all), needs diff_summary.fields mapped nested
+	python3 - "$OS_URL" "$ST_ROOT/deploy/kibana/shadowtap-diff.ndjson" "$ST_TMP/baseline.json" <<'PY'
+import json, sys, urllib.request
+url, saved, nd = sys.argv[1:4]
+m = json.load(urllib.request.urlopen(url + "/shadowtap-diff-*/_mapping"))
+types = {i: v["mappings"]["properties"]["diff_summary"]["properties"]["fields"].get("type") for i, v in m.items()}
+print(("PASS" if types and set(types.values()) == {"nested"} else "FAIL") +
+      f": diff report: diff_summary.fields is mapped nested in {sorted(types)} ({set(types.values())})")
+real = None
+for l in open(saved):
+    o = json.loads(l)
+    if o["id"] == "shadowtap-diff-real":
+        real = json.loads(json.loads(o["attributes"]["visState"])["params"]["spec"])["data"]["url"]
+body = dict(real["body"], query={"match_all": {}})
+req = urllib.request.Request(url + "/" + real["index"] + "/_search", json.dumps(body).encode(),
+                             {"Content-Type": "application/json"})
+r = json.load(urllib.request.urlopen(req))
+got = {(ep["key"], p["key"], p["kind"]["buckets"][0]["key"]) for ep in r["aggregations"]["ep"]["buckets"]
+       for p in ep["f"]["sel"]["path"]["buckets"]}
+want = {(d["endpoint"], d["path"], d["kind"]) for d in json.load(open(nd))["differences"] if d["verdict"] == "real"}
+print(("PASS" if got == want and got else "FAIL") +
+      f": diff report: the dashboard's real-differences panel query lists the report's real rows: {sorted(got)} (report: {sorted(want)})")
+PY
 fi
 run probe --noise-probe 30% --diff-ignore '* $.host' && check probe
 run none && check none
