@@ -288,6 +288,9 @@ const struct opt opts_table[] = {
 	  .help = "record exchanges to PATH (strftime placeholders; see also convert)" },
 	{ "record-secrets", 0, OPT_FLAG, FIELD(rec.keep_secrets),
 	  .help = "keep secret header values in recordings (they are redacted like records otherwise)" },
+	{ "record-pii", 0, OPT_FLAG, FIELD(rec.keep_pii),
+	  .help = "keep bodies and query strings in recordings as captured (the --redact-json, "
+		  "--redact-query and --redact-pattern rules apply to them like records otherwise)" },
 	{ "output-file-size", 0, OPT_SIZE, FIELD(rec.out_file_max), .min = 4096, .max = 1ull << 50,
 	  .arg = "SIZE", .help = "start a new recording file past SIZE" },
 	{ "output-file-interval", 0, OPT_DURATION, FIELD(rec.out_interval_s), SECS(1, 30 * 86400.0),
@@ -829,6 +832,7 @@ int opts_finish(struct config *c)
 	if (pii_cfg_build(&c->pii, c->redact_mode, c->redact_json, c->nredact_json, c->redact_query,
 			  c->nredact_query, c->redact_pattern, c->nredact_pattern))
 		return -EINVAL;
+	c->rec.pii = &c->pii;
 	c->replay.body_limit = c->xcfg.body_limit;
 	c->rec.body_limit = c->xcfg.body_limit;
 	c->xcfg.keep_raw = c->replay.ntargets > 0 || c->rec.out_path;

@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "pii.h"
 #include "bq.h"
 #include "util.h"
 #include "recording.h"
@@ -380,6 +381,9 @@ int rec_writer_start(struct rec_writer **out, const struct recording_cfg *rc)
 	if (!rc->redact || !rc->redact[0])
 		pr_warn("recording: --record-secrets/--no-redact: %s will hold Authorization, Cookie "
 			"and other secret header values as captured\n", rc->out_path);
+	if (rc->keep_pii && pii_cfg_rewrites(rc->pii))
+		pr_warn("recording: --record-pii: %s will hold bodies and query strings as captured "
+			"(the --redact-json/-query/-pattern rules apply to records only)\n", rc->out_path);
 	rec_writer_out_init(&w->out, &w->rc, &w->st);
 	err = bq_init(&w->q, rc->out_queue_cap ? rc->out_queue_cap : 65536);
 	if (err)
@@ -427,7 +431,7 @@ void rec_writer_submit(struct rec_writer *w, const struct st_record *r)
 	int err;
 
 	__atomic_add_fetch(&w->st.submitted, 1, __ATOMIC_RELAXED);
-	err = rec_redact_record(r, w->rc.redact, &red, &view);
+	err = rec_redact_record_pii(r, w->rc.redact, w->rc.keep_pii ? NULL : w->rc.pii, &red, &view);
 	if (err >= 0)
 		err = rec_writer_encode(&w->rc, err ? &view : r, &b, &w->st);
 	rec_redacted_free(&red);

@@ -31,6 +31,8 @@ enum rec_format { REC_FMT_NATIVE = 0, REC_FMT_GOR, REC_FMT_NDJSON };
 #define REC_MAX_WAIT_DEFAULT_NS (10ull * 1000000000ull)
 
 /* Everything the command line sets; main.c keeps one in its config. */
+struct pii_cfg;
+
 struct recording_cfg {
 	/* writer */
 	const char *out_path;        /* --output-file, strftime placeholders allowed */
@@ -43,6 +45,8 @@ struct recording_cfg {
 	size_t out_queue_bytes;      /* encoded bytes waiting, default 128 MiB */
 	const char *const *redact;   /* header values replaced in recordings (NULL: none) */
 	int keep_secrets;            /* --record-secrets: store them as captured */
+	const struct pii_cfg *pii;   /* --redact-* rules, applied to recordings too (rec_redact.c) */
+	int keep_pii;                /* --record-pii: bodies and query strings as captured */
 	/* metadata stored in the native header */
 	const char *meta_iface;
 	const char *meta_source;     /* "live", "pcap", "file" */
