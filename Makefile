@@ -132,6 +132,11 @@ bench:
 bench-quick:
 	$(Q)deploy/bench/run.sh --quick
 
+# difference cost per record alone (make bench runs it too, after the micro-benchmarks)
+.PHONY: bench-diff
+bench-diff:
+	$(Q)deploy/bench/micro_diff.sh --out deploy/bench/results/micro_diff.md
+
 install: $(OUT)/shadowtap
 	install -D -m 0755 $(OUT)/shadowtap $(DESTDIR)$(PREFIX)/bin/shadowtap
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system

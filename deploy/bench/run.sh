@@ -470,5 +470,6 @@ printf '%s\n' "${NOTES[@]}" >"$TMP/notes.txt"
 
 if [ "$MICRO" = 1 ]; then
 	"$BENCH/micro.sh" --out "$RESULTS/micro.md" || log "micro-benchmarks failed"
+	"$BENCH/micro_diff.sh" --out "$RESULTS/micro_diff.md" || log "difference micro-benchmark failed"
 fi
 log "results in $RESULTS/latest.md"
