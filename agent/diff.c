@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "diff.h"
+#include "fields_json.h"
 #include "fields.h"
 #include "json.h"
 
@@ -124,208 +125,10 @@ static int diff_headers_msg(struct st_diff *d, const struct st_msg *m, const str
 
 /* ---- JSON ---- */
 
-enum { DJ_NULL, DJ_FALSE, DJ_TRUE, DJ_NUM, DJ_STR, DJ_ARR, DJ_OBJ };
-
-struct dj_node {
-	int type;
-	int key;            /* index into the string arena of the member key, -1 if none */
-	size_t key_len;
-	size_t str;         /* DJ_STR: decoded text in the arena; DJ_NUM: raw text offset in src */
-	size_t str_len;
-	int first, next;    /* first child, next sibling; -1 = none */
-	int nchild;
-};
-
-struct dj_doc {
-	const char *src;
-	size_t len, pos;
-	struct dj_node *nodes;
-	int nnodes, cap;
-	char *arena;        /* decoded strings: never longer than the source */
-	size_t alen;
-};
-
-static void dj_ws(struct dj_doc *d)
-{
-	d->pos = (size_t)(json_ws(d->src + d->pos, d->src + d->len) - d->src);
-}
-
-static int dj_new(struct dj_doc *d, int type)
-{
-	struct dj_node *n;
-
-	if (d->nnodes == d->cap) {
-		int cap = d->cap ? d->cap * 2 : 64;
-
-		n = realloc(d->nodes, (size_t)cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		d->nodes = n;
-		d->cap = cap;
-	}
-	n = &d->nodes[d->nnodes];
-	memset(n, 0, sizeof(*n));
-	n->type = type;
-	n->key = -1;
-	n->first = n->next = -1;
-	return d->nnodes++;
-}
-
-/* A string (text in the arena) or number (text in the source) node. */
-static int dj_new_text(struct dj_doc *d, int type, size_t off, size_t len)
-{
-	int idx = dj_new(d, type);
-
-	if (idx >= 0) {
-		d->nodes[idx].str = off;
-		d->nodes[idx].str_len = len;
-	}
-	return idx;
-}
-
-/* Decode a string at d->pos (on the opening quote) into the arena, which is sized
- * like the source: decoding never makes text longer. */
-static int dj_string(struct dj_doc *d, size_t *off, size_t *len)
-{
-	const char *q = json_string_decode(d->src + d->pos, d->src + d->len, d->arena + d->alen, len);
-
-	if (!q)
-		return -EINVAL;
-	*off = d->alen;
-	d->alen += *len;
-	d->pos = (size_t)(q - d->src);
-	return 0;
-}
-
-static int dj_number(struct dj_doc *d, size_t *off, size_t *len)
-{
-	const char *q = json_number(d->src + d->pos, d->src + d->len);
-
-	if (!q)
-		return -EINVAL;
-	*off = d->pos;
-	*len = (size_t)(q - d->src) - d->pos;
-	d->pos = (size_t)(q - d->src);
-	return 0;
-}
-
-static int dj_lit(struct dj_doc *d, const char *lit)
-{
-	const char *q = json_literal(d->src + d->pos, d->src + d->len, lit);
-
-	if (!q)
-		return -EINVAL;
-	d->pos = (size_t)(q - d->src);
-	return 0;
-}
-
-/* Returns the node index or a negative errno. Depth is bounded so a hostile body
- * cannot exhaust the replay thread's stack. */
-static int dj_value(struct dj_doc *d, int depth)
-{
-	int idx, child, last = -1, err;
-	size_t off, len;
-	char c;
-
-	if (depth > JSON_MAX_DEPTH)
-		return -E2BIG;
-	dj_ws(d);
-	if (d->pos >= d->len)
-		return -EINVAL;
-	c = d->src[d->pos];
-	if (c == '{' || c == '[') {
-		bool obj = c == '{';
-
-		idx = dj_new(d, obj ? DJ_OBJ : DJ_ARR);
-		if (idx < 0)
-			return idx;
-		d->pos++;
-		dj_ws(d);
-		if (d->pos < d->len && d->src[d->pos] == (obj ? '}' : ']')) {
-			d->pos++;
-			return idx;
-		}
-		for (;;) {
-			int key = -1;
-			size_t klen = 0;
-
-			dj_ws(d);
-			if (obj) {
-				if (d->pos >= d->len || d->src[d->pos] != '"')
-					return -EINVAL;
-				err = dj_string(d, &off, &klen);
-				if (err)
-					return err;
-				key = (int)off;
-				dj_ws(d);
-				if (d->pos >= d->len || d->src[d->pos] != ':')
-					return -EINVAL;
-				d->pos++;
-			}
-			child = dj_value(d, depth + 1);
-			if (child < 0)
-				return child;
-			d->nodes[child].key = key;
-			d->nodes[child].key_len = klen;
-			if (last < 0)
-				d->nodes[idx].first = child;
-			else
-				d->nodes[last].next = child;
-			last = child;
-			d->nodes[idx].nchild++;
-			dj_ws(d);
-			if (d->pos >= d->len)
-				return -EINVAL;
-			c = d->src[d->pos++];
-			if (c == ',')
-				continue;
-			if (c == (obj ? '}' : ']'))
-				return idx;
-			return -EINVAL;
-		}
-	}
-	if (c == '"') {
-		err = dj_string(d, &off, &len);
-		return err ? err : dj_new_text(d, DJ_STR, off, len);
-	}
-	if (c == 't')
-		return dj_lit(d, "true") ?: dj_new(d, DJ_TRUE);
-	if (c == 'f')
-		return dj_lit(d, "false") ?: dj_new(d, DJ_FALSE);
-	if (c == 'n')
-		return dj_lit(d, "null") ?: dj_new(d, DJ_NULL);
-	err = dj_number(d, &off, &len);
-	return err ? err : dj_new_text(d, DJ_NUM, off, len);
-}
-
-static void dj_free(struct dj_doc *d)
-{
-	free(d->nodes);
-	free(d->arena);
-	d->nodes = NULL;
-	d->arena = NULL;
-}
-
-/* 0 when the whole text is one JSON value, -EINVAL if not, -ENOMEM. */
-static int dj_parse(struct dj_doc *d, const uint8_t *p, size_t n)
-{
-	int root;
-
-	memset(d, 0, sizeof(*d));
-	d->src = p ? (const char *)p : "";   /* an empty body may have no buffer */
-	d->len = n;
-	d->arena = malloc(n ? n : 1);
-	if (!d->arena)
-		return -ENOMEM;
-	root = dj_value(d, 0);
-	if (root < 0)
-		return root == -ENOMEM ? -ENOMEM : -EINVAL;
-	dj_ws(d);
-	return d->pos == d->len ? 0 : -EINVAL;
-}
-
+/* The bodies are flattened once each (fields_json.c) and the same flat documents
+ * serve diff.body_paths here and diff.fields in fields.c. */
 struct dj_cmp {
-	const struct dj_doc *a, *b;
+	struct fj_doc *a, *b;
 	struct st_diff *d;
 	int max_paths;
 	size_t ndiff;
@@ -339,29 +142,6 @@ static void dj_report(struct dj_cmp *c, size_t plen)
 	if (c->err || (int)c->d->nbody_paths >= c->max_paths)
 		return;
 	c->err = diff_push(&c->d->body_paths, &c->d->nbody_paths, c->path, plen, false);
-}
-
-static bool dj_num_eq(const struct dj_doc *da, const struct dj_node *a,
-		      const struct dj_doc *db, const struct dj_node *b)
-{
-	char x[64], y[64];
-
-	if (a->str_len == b->str_len && memcmp(da->src + a->str, db->src + b->str, a->str_len) == 0)
-		return true;
-	/* JSON has no leading zeros, so differing integer texts are different values
-	 * (except -0); a double would conflate integers past 2^53. */
-	if (!memchr(da->src + a->str, '.', a->str_len) && !memchr(da->src + a->str, 'e', a->str_len) &&
-	    !memchr(da->src + a->str, 'E', a->str_len) && !memchr(db->src + b->str, '.', b->str_len) &&
-	    !memchr(db->src + b->str, 'e', b->str_len) && !memchr(db->src + b->str, 'E', b->str_len) &&
-	    a->str_len > 2 && b->str_len > 2)
-		return false;
-	if (a->str_len >= sizeof(x) || b->str_len >= sizeof(y))
-		return false;
-	memcpy(x, da->src + a->str, a->str_len);
-	x[a->str_len] = '\0';
-	memcpy(y, db->src + b->str, b->str_len);
-	y[b->str_len] = '\0';
-	return strtod(x, NULL) == strtod(y, NULL);
 }
 
 static size_t dj_path_key(char *path, size_t plen, const char *k, size_t klen)
@@ -395,115 +175,85 @@ static size_t dj_path_key(char *path, size_t plen, const char *k, size_t klen)
 	return o;
 }
 
-struct dj_member {
-	const char *key;
-	size_t len;
-	int node;
-	int order;
-};
+static void dj_cmp_node(struct dj_cmp *c, int32_t ia, int32_t ib, size_t plen);
 
-static int dj_member_cmp(const void *x, const void *y)
+static void dj_cmp_obj(struct dj_cmp *c, int32_t ia, int32_t ib, size_t plen)
 {
-	const struct dj_member *a = x, *b = y;
-	size_t n = a->len < b->len ? a->len : b->len;
-	int r = memcmp(a->key, b->key, n);
-
-	if (r)
-		return r;
-	if (a->len != b->len)
-		return a->len < b->len ? -1 : 1;
-	return a->order - b->order;
-}
-
-static struct dj_member *dj_members(const struct dj_doc *d, const struct dj_node *n)
-{
-	struct dj_member *m = calloc(n->nchild ? (size_t)n->nchild : 1, sizeof(*m));
-	int c, i = 0;
-
-	if (!m)
-		return NULL;
-	for (c = n->first; c >= 0; c = d->nodes[c].next, i++) {
-		m[i].key = d->arena + d->nodes[c].key;
-		m[i].len = d->nodes[c].key_len;
-		m[i].node = c;
-		m[i].order = i;
-	}
-	qsort(m, (size_t)n->nchild, sizeof(*m), dj_member_cmp);
-	return m;
-}
-
-static void dj_cmp_node(struct dj_cmp *c, int ia, int ib, size_t plen);
-
-static void dj_cmp_obj(struct dj_cmp *c, const struct dj_node *a, const struct dj_node *b, size_t plen)
-{
-	struct dj_member *ma = dj_members(c->a, a), *mb = dj_members(c->b, b);
-	int i = 0, j = 0, r;
+	int32_t sa = fj_sorted(c->a, ia), sb = fj_sorted(c->b, ib);
+	int32_t na = c->a->n[ia].nchild, nb = c->b->n[ib].nchild, i = 0, j = 0;
 	size_t kl;
+	int r;
 
-	if (!ma || !mb) {
+	if (sa < 0 || sb < 0) {
 		c->err = -ENOMEM;
-		goto out;
+		return;
 	}
-	while (i < a->nchild || j < b->nchild) {
-		if (i == a->nchild)
+	while ((i < na || j < nb) && !c->err) {
+		const struct fj_node *ma = i < na ? &c->a->n[c->a->order[sa + i]] : NULL, *mb = j < nb ? &c->b->n[c->b->order[sb + j]] : NULL;
+
+		if (!ma) {
 			r = 1;
-		else if (j == b->nchild)
+		} else if (!mb) {
 			r = -1;
-		else
-			r = dj_member_cmp(&ma[i], &mb[j]) ;
-		if (r && i < a->nchild && j < b->nchild && ma[i].len == mb[j].len &&
-		    memcmp(ma[i].key, mb[j].key, ma[i].len) == 0)
-			r = 0;   /* same key, duplicate position: compare in order */
+		} else {
+			size_t n = ma->key_len < mb->key_len ? ma->key_len : mb->key_len;
+
+			r = memcmp(fj_key(c->a, ma), fj_key(c->b, mb), n);
+			if (!r && ma->key_len != mb->key_len)
+				r = ma->key_len < mb->key_len ? -1 : 1;
+		}
 		if (r == 0) {
-			kl = dj_path_key(c->path, plen, ma[i].key, ma[i].len);
-			dj_cmp_node(c, ma[i].node, mb[j].node, kl);
+			kl = dj_path_key(c->path, plen, fj_key(c->a, ma), ma->key_len);
+			dj_cmp_node(c, c->a->order[sa + i], c->b->order[sb + j], kl);
 			i++;
 			j++;
 		} else if (r < 0) {
-			kl = dj_path_key(c->path, plen, ma[i].key, ma[i].len);
+			kl = dj_path_key(c->path, plen, fj_key(c->a, ma), ma->key_len);
 			dj_report(c, kl);
 			i++;
 		} else {
-			kl = dj_path_key(c->path, plen, mb[j].key, mb[j].len);
+			kl = dj_path_key(c->path, plen, fj_key(c->b, mb), mb->key_len);
 			dj_report(c, kl);
 			j++;
 		}
 	}
-out:
-	free(ma);
-	free(mb);
 }
 
-static void dj_cmp_node(struct dj_cmp *c, int ia, int ib, size_t plen)
+static void dj_cmp_node(struct dj_cmp *c, int32_t ia, int32_t ib, size_t plen)
 {
-	const struct dj_node *a = &c->a->nodes[ia], *b = &c->b->nodes[ib];
-	int ca, cb, k = 0;
+	const struct fj_node *a = &c->a->n[ia], *b = &c->b->n[ib];
+	int32_t ca, cb;
+	int k = 0;
 	size_t pl;
 	char idx[24];
 
-	if (c->err)
+	/* equal hashes, equal values: nothing below differs */
+	if (c->err || a->h == b->h)
 		return;
 	if (a->type != b->type) {
 		dj_report(c, plen);
 		return;
 	}
 	switch (a->type) {
-	case DJ_NUM:
-		if (!dj_num_eq(c->a, a, c->b, b))
+	case FJ_NUM:
+		if (!fj_num_eq(c->a->src + a->v, a->ve - a->v, c->b->src + b->v, b->ve - b->v))
 			dj_report(c, plen);
 		return;
-	case DJ_STR:
-		if (a->str_len != b->str_len ||
-		    memcmp(c->a->arena + a->str, c->b->arena + b->str, a->str_len) != 0)
+	case FJ_STR:
+		if (a->s_len != b->s_len || memcmp(fj_s(c->a, a), fj_s(c->b, b), a->s_len) != 0)
 			dj_report(c, plen);
 		return;
-	case DJ_OBJ:
-		dj_cmp_obj(c, a, b, plen);
+	case FJ_BOOL:
+		if (a->ve - a->v != b->ve - b->v)
+			dj_report(c, plen);
 		return;
-	case DJ_ARR:
+	case FJ_OBJ:
+		dj_cmp_obj(c, ia, ib, plen);
+		return;
+	case FJ_ARR:
 		ca = a->first;
 		cb = b->first;
-		while (ca >= 0 || cb >= 0) {
+		while ((ca >= 0 || cb >= 0) && !c->err) {
 			int n = snprintf(idx, sizeof(idx), "[%d]", k++);
 
 			pl = plen + (size_t)n < DIFF_PATH_MAX ? plen + (size_t)n : plen;
@@ -514,9 +264,9 @@ static void dj_cmp_node(struct dj_cmp *c, int ia, int ib, size_t plen)
 			else
 				dj_report(c, pl);
 			if (ca >= 0)
-				ca = c->a->nodes[ca].next;
+				ca = c->a->n[ca].next;
 			if (cb >= 0)
-				cb = c->b->nodes[cb].next;
+				cb = c->b->n[cb].next;
 		}
 		return;
 	default:
@@ -559,52 +309,44 @@ static bool diff_looks_json(const struct st_msg *m)
 	return false;
 }
 
-/* Structural comparison. 1 = compared, 0 = not both JSON, negative errno. */
+/* Structural comparison on bodies flattened into da and db (which the caller frees
+ * and hands on to fields_compare_docs). 1 = compared, 0 = not both JSON, negative
+ * errno. */
 static int diff_json(struct st_diff *d, const struct st_msg *a, const struct st_msg *b,
-		     int max_paths)
+		     int max_paths, struct fj_doc *da, struct fj_doc *db, bool *parsed)
 {
-	struct dj_doc da, db;
 	struct dj_cmp c;
 	char why[96];
 	int err;
 
 	if (!(diff_is_json_type(a) && diff_is_json_type(b)) && !(diff_looks_json(a) && diff_looks_json(b)))
 		return 0;
-	err = dj_parse(&da, a->body, a->body_stored);
+	err = fj_parse(da, (const char *)a->body, a->body_stored);
 	if (!err)
-		err = dj_parse(&db, b->body, b->body_stored);
-	else
-		memset(&db, 0, sizeof(db));
-	if (err) {
-		err = err == -ENOMEM ? -ENOMEM : 0;
-		goto out;
-	}
+		err = fj_parse(db, (const char *)b->body, b->body_stored);
+	if (err)
+		return err == -ENOMEM ? -ENOMEM : 0;
+	*parsed = true;
 	memset(&c, 0, sizeof(c));
-	c.a = &da;
-	c.b = &db;
+	c.a = da;
+	c.b = db;
 	c.d = d;
 	c.max_paths = max_paths;
 	c.path[0] = '$';
 	dj_cmp_node(&c, 0, 0, 1);
-	if (c.err) {
-		err = c.err;
-		goto out;
-	}
+	if (c.err)
+		return c.err;
 	d->body_json = true;
 	d->body_same = c.ndiff == 0;
 	if (c.ndiff > d->nbody_paths && !d->reason) {
 		snprintf(why, sizeof(why), "%zu json paths differ, %zu listed", c.ndiff, d->nbody_paths);
 		d->reason = strdup(why);
 	}
-	err = 1;
-out:
-	dj_free(&da);
-	dj_free(&db);
-	return err;
+	return 1;
 }
 
 static int diff_body(struct st_diff *d, const struct st_msg *a, const struct st_msg *b,
-		     int max_paths, bool *cut)
+		     int max_paths, bool *cut, struct fj_doc *da, struct fj_doc *db, bool *parsed)
 {
 	size_t n;
 	int err;
@@ -634,7 +376,7 @@ static int diff_body(struct st_diff *d, const struct st_msg *a, const struct st_
 		return 0;
 	}
 	d->body_same = false;
-	err = diff_json(d, a, b, max_paths);
+	err = diff_json(d, a, b, max_paths, da, db, parsed);
 	return err < 0 ? err : 0;
 }
 
@@ -643,10 +385,13 @@ struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *c
 	const char *const *ignore = cfg && cfg->ignore ? cfg->ignore : diff_default_ignore;
 	int max_paths = cfg && cfg->max_paths > 0 ? cfg->max_paths : DIFF_DEFAULT_MAX_PATHS;
 	const struct st_msg *a = &r->resp, *b;
+	struct fj_doc da, db;
 	struct st_diff *d;
-	bool cut = false;
+	bool cut = false, parsed = false;
 	int err;
 
+	memset(&da, 0, sizeof(da));
+	memset(&db, 0, sizeof(db));
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return NULL;
@@ -664,7 +409,7 @@ struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *c
 		return d;
 	}
 	d->status_same = r->status_code == r->replay->status_code;
-	err = diff_body(d, a, b, max_paths, &cut);
+	err = diff_body(d, a, b, max_paths, &cut, &da, &db, &parsed);
 	if (!err)
 		err = diff_headers_msg(d, a, a, b, ignore, cut);
 	if (!err)
@@ -675,11 +420,15 @@ struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *c
 	/* field by field only when there is something to explain, and only when
 	 * serverA's answer was seen whole */
 	if (!d->match && a->complete &&
-	    fields_compare(r->status_code, a, r->replay->status_code, b, ignore, &d->fields,
-			   &d->nfields, &d->fields_total))
+	    fields_compare_docs(r->status_code, a, parsed ? &da : NULL, r->replay->status_code, b,
+				parsed ? &db : NULL, ignore, &d->fields, &d->nfields, &d->fields_total))
 		goto fail;
+	fj_free(&da);
+	fj_free(&db);
 	return d;
 fail:
+	fj_free(&da);
+	fj_free(&db);
 	record_diff_free(d);
 	return NULL;
 }

@@ -35,6 +35,14 @@ int fields_kind_parse(const char *s, size_t n);   /* -1 when unknown */
  * counts all). 0 or -ENOMEM. */
 int fields_compare(int a_status, const struct st_msg *a, int b_status, const struct st_msg *b,
 		   const char *const *ignore, struct st_field **out, size_t *nout, size_t *total);
+/* The same, with the bodies already flattened by the caller (fj_parse succeeded on
+ * each; diff.c parses them once for diff.body_paths and passes them on): NULL for
+ * either makes fields_compare parse both itself when they look like JSON. The docs'
+ * member orders are filled in as needed (hence not const). */
+struct fj_doc;
+int fields_compare_docs(int a_status, const struct st_msg *a, struct fj_doc *da, int b_status,
+			const struct st_msg *b, struct fj_doc *db, const char *const *ignore,
+			struct st_field **out, size_t *nout, size_t *total);
 void fields_free(struct st_field *f, size_t n);
 
 /* Diffy's rule: a field is a real difference only if raw > noise,

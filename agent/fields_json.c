@@ -1,0 +1,340 @@
+/* One-pass JSON flattening for the comparisons (see fields_json.h).
+ *
+ * Hashes: a scalar hashes its type and canonical text (strings decoded; numbers as
+ * the double they denote when that is exact, i.e. when they carry a fraction or an
+ * exponent or have at most 15 digits, else as text), an object sums its members'
+ * (key, value) hashes so member order does not count, an array chains its elements'
+ * so theirs does. Equal hashes are taken as equal values; a collision would hide a
+ * difference with odds of 2^-64 per pair. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fields_json.h"
+#include "json.h"
+#include "util.h"
+
+#define FJ_SEED 0xcbf29ce484222325ull
+
+/* Eight bytes a step (keys and strings are hashed for every node of both bodies):
+ * multiply-xorshift on little-endian words, the tail byte by byte, the length last. */
+static uint64_t fj_fnv(uint64_t h, const char *p, size_t n)
+{
+	size_t i = 0;
+	uint64_t w;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 32;
+	}
+	for (; i < n; i++)
+		h = (h ^ (uint8_t)p[i]) * 0x100000001b3ull;
+	return h ^ n;
+}
+
+int fj_num_eq(const char *a, size_t an, const char *b, size_t bn)
+{
+	char x[64], y[64];
+
+	if (an == bn && memcmp(a, b, an) == 0)
+		return 1;
+	if (!memchr(a, '.', an) && !memchr(a, 'e', an) && !memchr(a, 'E', an) &&
+	    !memchr(b, '.', bn) && !memchr(b, 'e', bn) && !memchr(b, 'E', bn) && an > 2 && bn > 2)
+		return 0;
+	if (an >= sizeof(x) || bn >= sizeof(y))
+		return 0;
+	memcpy(x, a, an);
+	x[an] = '\0';
+	memcpy(y, b, bn);
+	y[bn] = '\0';
+	return strtod(x, NULL) == strtod(y, NULL);
+}
+
+static uint64_t fj_num_hash(const char *p, size_t n)
+{
+	bool frac = memchr(p, '.', n) || memchr(p, 'e', n) || memchr(p, 'E', n);
+	size_t digits = n - (n && *p == '-');
+	double v;
+	uint64_t bits;
+	char x[64];
+
+	if (!frac && digits > 15)
+		return st_mix64(fj_fnv(FJ_SEED + FJ_NUM, p, n));
+	if (!frac) {
+		/* the common case, without strtod: an integer of at most 15 digits */
+		long long i = 0;
+		size_t k;
+
+		for (k = n - digits; k < n; k++)
+			i = i * 10 + (p[k] - '0');
+		v = (double)(n - digits ? -i : i);
+	} else {
+		if (n >= sizeof(x))
+			return st_mix64(fj_fnv(FJ_SEED + FJ_NUM, p, n));
+		memcpy(x, p, n);
+		x[n] = '\0';
+		v = strtod(x, NULL);
+	}
+	if (v == 0)
+		v = 0;   /* -0 and 0 are one value */
+	memcpy(&bits, &v, sizeof(bits));
+	return st_mix64(bits ^ (FJ_SEED + FJ_NUM));
+}
+
+static int32_t fj_new(struct fj_doc *d, int type, size_t v, int depth)
+{
+	struct fj_node *n;
+
+	if (d->nn == d->cap) {
+		int32_t cap = d->cap ? d->cap * 2 : 64;
+
+		n = realloc(d->n, (size_t)cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		d->n = n;
+		d->cap = cap;
+	}
+	n = &d->n[d->nn];
+	memset(n, 0, sizeof(*n));
+	n->type = (uint8_t)type;
+	n->first = n->next = n->sorted = -1;
+	n->v = (uint32_t)v;
+	n->depth = (uint8_t)depth;
+	return d->nn++;
+}
+
+/* A string at pos (its opening quote). Without escapes (most strings) its text is
+ * left in src and only scanned; with them it is decoded into the arena. *in_src
+ * says which. */
+static int fj_string(struct fj_doc *d, size_t *pos, uint32_t *off, uint32_t *len, bool *in_src)
+{
+	const char *p = d->src + *pos + 1, *e = d->src + d->len, *q;
+	size_t l;
+
+	for (q = p; q < e && *q != '"' && *q != '\\' && (uint8_t)*q >= 0x20; q++)
+		;
+	if (q < e && *q == '"') {
+		*off = (uint32_t)(p - d->src);
+		*len = (uint32_t)(q - p);
+		*in_src = true;
+		*pos = (size_t)(q + 1 - d->src);
+		return 0;
+	}
+	q = json_string_decode(d->src + *pos, e, d->arena + d->alen, &l);
+	if (!q)
+		return -EINVAL;
+	*off = (uint32_t)d->alen;
+	*len = (uint32_t)l;
+	*in_src = false;
+	d->alen += l;
+	*pos = (size_t)(q - d->src);
+	return 0;
+}
+
+static void fj_ws(const struct fj_doc *d, size_t *pos)
+{
+	*pos = (size_t)(json_ws(d->src + *pos, d->src + d->len) - d->src);
+}
+
+/* The value at *pos: its node index, or a negative errno. Recursion is bounded by
+ * JSON_MAX_DEPTH so a hostile body cannot exhaust the stack. */
+static int32_t fj_value(struct fj_doc *d, size_t *pos, int depth)
+{
+	const char *q;
+	int32_t idx, child, last = -1;
+	uint64_t h;
+	char c;
+	int err;
+
+	if (depth > JSON_MAX_DEPTH)
+		return -EINVAL;
+	fj_ws(d, pos);
+	if (*pos >= d->len)
+		return -EINVAL;
+	c = d->src[*pos];
+	if (c == '{' || c == '[') {
+		bool obj = c == '{';
+
+		idx = fj_new(d, obj ? FJ_OBJ : FJ_ARR, *pos, depth);
+		if (idx < 0)
+			return idx;
+		h = (obj ? FJ_OBJ : FJ_ARR) * 0x9e3779b97f4a7c15ull;
+		(*pos)++;
+		fj_ws(d, pos);
+		if (*pos < d->len && d->src[*pos] == (obj ? '}' : ']')) {
+			(*pos)++;
+			goto done;
+		}
+		for (;;) {
+			uint32_t koff = 0, klen = 0;
+			bool ksrc = false;
+
+			fj_ws(d, pos);
+			if (obj) {
+				if (*pos >= d->len || d->src[*pos] != '"')
+					return -EINVAL;
+				err = fj_string(d, pos, &koff, &klen, &ksrc);
+				if (err)
+					return err;
+				fj_ws(d, pos);
+				if (*pos >= d->len || d->src[*pos] != ':')
+					return -EINVAL;
+				(*pos)++;
+			}
+			child = fj_value(d, pos, depth + 1);
+			if (child < 0)
+				return child;
+			d->n[child].key = koff;
+			d->n[child].key_len = klen;
+			if (ksrc)
+				d->n[child].flags |= FJ_KEY_SRC;
+			if (obj)
+				h += st_mix64(fj_fnv(FJ_SEED, fj_key(d, &d->n[child]), klen) ^ d->n[child].h);
+			else
+				h = st_mix64(h ^ d->n[child].h);
+			if (last < 0)
+				d->n[idx].first = child;
+			else
+				d->n[last].next = child;
+			last = child;
+			d->n[idx].nchild++;
+			fj_ws(d, pos);
+			if (*pos >= d->len)
+				return -EINVAL;
+			c = d->src[(*pos)++];
+			if (c == ',')
+				continue;
+			if (c == (obj ? '}' : ']'))
+				break;
+			return -EINVAL;
+		}
+done:
+		d->n[idx].h = h;
+		d->n[idx].ve = (uint32_t)*pos;
+		return idx;
+	}
+	if (c == '"') {
+		uint32_t off, len;
+		size_t start = *pos;
+		bool ssrc;
+
+		err = fj_string(d, pos, &off, &len, &ssrc);
+		if (err)
+			return err;
+		idx = fj_new(d, FJ_STR, start, depth);
+		if (idx < 0)
+			return idx;
+		d->n[idx].s = off;
+		d->n[idx].s_len = len;
+		if (ssrc)
+			d->n[idx].flags |= FJ_S_SRC;
+		d->n[idx].h = st_mix64(fj_fnv(FJ_SEED + FJ_STR, fj_s(d, &d->n[idx]), len));
+		d->n[idx].ve = (uint32_t)*pos;
+		return idx;
+	}
+	if (c == 't' || c == 'f' || c == 'n') {
+		q = json_literal(d->src + *pos, d->src + d->len, c == 't' ? "true" : c == 'f' ? "false" : "null");
+		if (!q)
+			return -EINVAL;
+		idx = fj_new(d, c == 'n' ? FJ_NULL : FJ_BOOL, *pos, depth);
+		if (idx < 0)
+			return idx;
+		d->n[idx].h = st_mix64(FJ_SEED + (uint64_t)c);
+	} else {
+		q = json_number(d->src + *pos, d->src + d->len);
+		if (!q)
+			return -EINVAL;
+		idx = fj_new(d, FJ_NUM, *pos, depth);
+		if (idx < 0)
+			return idx;
+		d->n[idx].h = fj_num_hash(d->src + *pos, (size_t)(q - d->src) - *pos);
+	}
+	*pos = (size_t)(q - d->src);
+	d->n[idx].ve = (uint32_t)*pos;
+	return idx;
+}
+
+int fj_parse(struct fj_doc *d, const char *p, size_t n)
+{
+	size_t pos = 0;
+	int32_t root;
+
+	memset(d, 0, sizeof(*d));
+	d->src = p ? p : "";    /* an empty body may have no buffer */
+	d->len = n;
+	if (n >= UINT32_MAX)
+		return -EINVAL;
+	d->arena = malloc(n ? n : 1);
+	if (!d->arena)
+		return -ENOMEM;
+	root = fj_value(d, &pos, 0);
+	if (root < 0)
+		return root == -ENOMEM ? -ENOMEM : -EINVAL;
+	fj_ws(d, &pos);
+	return pos == d->len ? 0 : -EINVAL;
+}
+
+void fj_free(struct fj_doc *d)
+{
+	free(d->n);
+	free(d->arena);
+	free(d->order);
+	memset(d, 0, sizeof(*d));
+}
+
+static int fj_key_cmp(const struct fj_doc *d, int32_t x, int32_t y)
+{
+	const struct fj_node *a = &d->n[x], *b = &d->n[y];
+	size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+	int r = memcmp(fj_key(d, a), fj_key(d, b), n);
+
+	if (r)
+		return r;
+	if (a->key_len != b->key_len)
+		return a->key_len < b->key_len ? -1 : 1;
+	return x < y ? -1 : x > y;   /* duplicates keep their order */
+}
+
+static int fj_key_cmp_q(const void *x, const void *y, void *d)
+{
+	return fj_key_cmp(d, *(const int32_t *)x, *(const int32_t *)y);
+}
+
+int32_t fj_sorted(struct fj_doc *d, int32_t i)
+{
+	struct fj_node *n = &d->n[i];
+	int32_t *o, c, k, j;
+
+	if (n->sorted >= 0)
+		return n->sorted;
+	if (d->norder + n->nchild > d->ocap) {
+		int32_t cap = d->ocap ? d->ocap : 64;
+
+		while (cap < d->norder + n->nchild)
+			cap *= 2;
+		o = realloc(d->order, (size_t)cap * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		d->order = o;
+		d->ocap = cap;
+	}
+	o = d->order + d->norder;
+	if (n->nchild > 16) {
+		/* a large (or hostile) object: O(n log n) */
+		for (c = n->first, k = 0; c >= 0; c = d->n[c].next, k++)
+			o[k] = c;
+		qsort_r(o, (size_t)n->nchild, sizeof(*o), fj_key_cmp_q, d);
+	} else {
+		/* insertion sort: most objects are small, and often come sorted already */
+		for (c = n->first, k = 0; c >= 0; c = d->n[c].next, k++) {
+			for (j = k; j > 0 && fj_key_cmp(d, o[j - 1], c) > 0; j--)
+				o[j] = o[j - 1];
+			o[j] = c;
+		}
+	}
+	n->sorted = d->norder;
+	d->norder += n->nchild;
+	return n->sorted;
+}
