@@ -62,7 +62,9 @@ static int capture_libbpf_print(enum libbpf_print_level level, const char *fmt, 
 	enum st_log_level lvl = level == LIBBPF_WARN ? ST_LOG_WARN : ST_LOG_DEBUG;
 	char buf[512];
 
-	if ((int)lvl > st_log_level)
+	/* libbpf's info/debug lines (the relocation log, dozens of lines) only at -vv:
+	 * -v is for the agent's own debug messages */
+	if ((int)lvl > st_log_level || (lvl == ST_LOG_DEBUG && st_log_level < ST_LOG_DEBUG + 1))
 		return 0;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	st_log(lvl, "libbpf: %s", buf);

@@ -68,6 +68,19 @@ if [ $rc != 0 ] && ! printf '%s' "$out" | grep -q -- '--- shadowtap exit' && [ "
 else
 	fail "operator: start-up failure (exit $rc) printed: $(printf '%s' "$out" | head -3 | tr '\n' ' ')"
 fi
+
+# item 12: libbpf's relocation log only at -vv (-v: the agent's own debug lines)
+if [ "$(id -u)" != 0 ]; then
+	skip "operator: libbpf log at -vv (needs root)"
+else
+	"$ST_BIN" -i lo -p 18084 -v --pin-dir /sys/fs/bpf/shadowtap-test-op12 --exit-after 0.5 \
+		>/dev/null 2>"$ST_TMP/v1.log"
+	"$ST_BIN" -i lo -p 18084 -vv --pin-dir /sys/fs/bpf/shadowtap-test-op12 --exit-after 0.5 \
+		>/dev/null 2>"$ST_TMP/v2.log"
+	a=$(grep -c 'libbpf:' "$ST_TMP/v1.log"); b=$(grep -c 'libbpf:' "$ST_TMP/v2.log")
+	[ "$a" = 0 ] && [ "$b" -gt 0 ] && pass "operator: libbpf lines: -v $a, -vv $b" \
+		|| fail "operator: libbpf lines: -v $a (want 0), -vv $b (want > 0)"
+fi
 # item 2: a replay target that is a captured local port is refused at start
 for u in http://127.0.0.1:18082 http://localhost:18082/x "http://[::1]:18082"; do
 	out=$("$ST_BIN" -i lo -p 80,18082 -r "$u" --exit-after 1 2>&1 >/dev/null); rc=$?
