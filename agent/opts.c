@@ -130,7 +130,7 @@ const struct opt opts_table[] = {
 	{ "exit-after", 0, OPT_DURATION, FIELD(exit_after_ns), SECS(0.001, 366 * 86400.0),
 	  .store_ns = 1, .arg = "SECS", .help = "stop after SECS, draining queues first" },
 	{ "stats", 0, OPT_DURATION, FIELD(stats_interval_s), SECS(1, 86400), .store_ns = NS_S,
-	  .arg = "SECS", .help = "print counters on stderr every SECS seconds" },
+	  .arg = "SECS", .help = "print one line of per-second rates on stderr every SECS seconds (all counters: SIGUSR1, and at exit)" },
 	{ "metrics", 0, OPT_STRING, FIELD(metrics_listen), .check = check_listen, .arg = "ADDR:PORT",
 	  .help = "serve Prometheus /metrics, /healthz and /readyz on ADDR:PORT (off by default)" },
 	{ "verbose", 'v', OPT_COUNT, FIELD(verbose), .help = "more messages (repeat for debug)" },

@@ -427,7 +427,7 @@ static void loop_before_wait(struct pipeline *p, uint64_t now)
 		p->next_metrics = now + 1000000000ull;
 	}
 	if (p->next_stats && now >= p->next_stats) {
-		stats_print(p, stderr, "stats");
+		stats_print_line(p, stderr);
 		p->next_stats = now + (uint64_t)c->stats_interval_s * 1000000000ull;
 	}
 	if (p->deadline && now >= p->deadline) {

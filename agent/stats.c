@@ -3,6 +3,8 @@
  * printed by group; stages that keep their own stats structs are read here. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "capture.h"
@@ -185,4 +187,147 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 		(double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
 		(double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6, rss_kb(), ru.ru_maxrss);
 	fflush(f);
+}
+
+/* ---- the one-line --stats ---- */
+
+#define SL_MAX 640
+
+struct sl_kv {
+	char name[64];                   /* "group.key", "group.sub" (sum) or "group.sub.key" */
+	double v;
+};
+
+struct sl_snap {
+	struct sl_kv kv[SL_MAX];
+	int n;
+	uint64_t ns;
+};
+
+static void sl_add(struct sl_snap *s, const char *g, const char *sub, const char *k, double v)
+{
+	char name[64];
+	int i;
+
+	snprintf(name, sizeof(name), "%s%s%s%s%s", g, sub ? "." : "", sub ? sub : "", k ? "." : "",
+		 k ? k : "");
+	for (i = 0; i < s->n; i++) {
+		if (!strcmp(s->kv[i].name, name)) {
+			s->kv[i].v += v;
+			return;
+		}
+	}
+	if (s->n < SL_MAX) {
+		snprintf(s->kv[s->n].name, sizeof(s->kv[s->n].name), "%s", name);
+		s->kv[s->n++].v = v;
+	}
+}
+
+/* stats_print's lines as numbers: "group: [sub] k=v ..." */
+static void sl_take(struct pipeline *p, struct sl_snap *s)
+{
+	char *text = NULL, *line, *save = NULL, *tok, *tsave, *eq, *end, *colon, *sub;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+
+	s->n = 0;
+	s->ns = st_mono_ns();
+	if (!m)
+		return;
+	stats_print(p, m, "stats");
+	fclose(m);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		colon = strchr(line, ':');
+		if (!colon || !strncmp(line, "---", 3))
+			continue;
+		*colon = '\0';
+		sub = NULL;
+		for (tok = strtok_r(colon + 1, " ", &tsave); tok; tok = strtok_r(NULL, " ", &tsave)) {
+			eq = strchr(tok, '=');
+			if (!eq) {
+				sub = tok;
+				continue;
+			}
+			*eq = '\0';
+			double v = strtod(eq + 1, &end);
+
+			if (end == eq + 1)
+				continue;
+			sl_add(s, line, sub, tok, v);
+			if (sub)
+				sl_add(s, line, sub, NULL, v);
+		}
+	}
+	free(text);
+}
+
+static double sl_get(const struct sl_snap *s, const char *name, int *found)
+{
+	int i;
+
+	for (i = 0; i < s->n; i++) {
+		if (!strcmp(s->kv[i].name, name)) {
+			if (found)
+				*found = 1;
+			return s->kv[i].v;
+		}
+	}
+	return 0;
+}
+
+static struct sl_snap sl_prev, sl_cur;
+
+void stats_print_line(struct pipeline *p, FILE *f)
+{
+	static const struct { const char *name, *label; } rates[] = {
+		{ "bpf.packets", "packets" }, { "pcap.packets", "packets" },
+		{ "http.records", "records" }, { "replay.replayed", "replayed" },
+		{ "replay.failed", "failed" }, { "output.written", "written" },
+		{ "es.indexed", "indexed" }, { "es.spooled", "spooled" },
+	};
+	static const struct { const char *name, *label; } lost[] = {
+		{ "bpf.ringbuf_full", "ring" }, { "replay.dropped", "replay" },
+		{ "output.dropped_queue_full", "output" }, { "es.spool_drops", "es" },
+	};
+	double dt, first;
+	size_t i;
+	int found, sep = 0;
+
+	sl_take(p, &sl_cur);
+	first = sl_prev.n == 0;
+	dt = first ? (double)(sl_cur.ns - p->start_ns) / 1e9 : (double)(sl_cur.ns - sl_prev.ns) / 1e9;
+	if (dt <= 0)
+		dt = 1e-9;
+	fprintf(f, "--- shadowtap stats: %.1f s --- ", (double)(sl_cur.ns - p->start_ns) / 1e9);
+	for (i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+		found = 0;
+		double v = sl_get(&sl_cur, rates[i].name, &found);
+
+		if (!found)
+			continue;
+		v -= first ? 0 : sl_get(&sl_prev, rates[i].name, NULL);
+		fprintf(f, "%s%s %.0f/s", sep++ ? ", " : "", rates[i].label, v / dt);
+	}
+	fputs("; lost", f);
+	for (i = 0; i < sizeof(lost) / sizeof(lost[0]); i++) {
+		found = 0;
+		double v = sl_get(&sl_cur, lost[i].name, &found);
+
+		if (found)
+			fprintf(f, " %s %.0f", lost[i].label,
+				v - (first ? 0 : sl_get(&sl_prev, lost[i].name, NULL)));
+	}
+	found = 0;
+	double inflight = sl_get(&sl_cur, "replay.in_flight", &found);
+
+	if (found)
+		fprintf(f, "; replay in flight %.0f", inflight);
+	found = 0;
+	double spool = sl_get(&sl_cur, "es.spool_pending_bytes", &found);
+
+	if (found)
+		fprintf(f, "; spool %.1f MB", spool / 1e6);
+	fprintf(f, "; rss %.0f MB\n", sl_get(&sl_cur, "process.rss_kb", NULL) / 1024);
+	fflush(f);
+	sl_prev = sl_cur;
 }

@@ -11,6 +11,13 @@ struct pipeline;
  * while other threads run: it reads atomics and the stages' own stats getters. */
 void stats_print(struct pipeline *p, FILE *f, const char *when);
 
+/* The periodic --stats line: "--- shadowtap stats: S s --- " then per-second rates
+ * over the interval since the previous line (packets, records, replayed, failed,
+ * written, indexed, spooled), the losses in it and a few levels. Computed from
+ * stats_print's own text, so it cannot disagree with the full block (SIGUSR1, exit).
+ * Loop thread only: keeps the previous snapshot. */
+void stats_print_line(struct pipeline *p, FILE *f);
+
 struct buf;
 /* The same numbers as stats_print, in the Prometheus text format (stats_prom.c),
  * plus the latency histograms. Loop thread only, like stats_print. */

@@ -120,3 +120,56 @@ else
 	fi
 	rm -rf "$PIN"
 fi
+
+# item 12: --stats prints one line of per-second rates each interval; the full block
+# stays on SIGUSR1 and at exit. Oracle: 150 curl requests to a python http.server;
+# the rates times their intervals add up to the exit summary's records.
+if [ "$(id -u)" != 0 ]; then
+	skip "operator: one-line --stats (needs root)"
+else
+	NSS=st-op-stats
+	st_ns $NSS
+	ip netns exec $NSS python3 -m http.server 18095 --bind 127.0.0.1 >/dev/null 2>&1 &
+	ST_PIDS+=($!)
+	up() { ip netns exec $NSS curl -s -o /dev/null http://127.0.0.1:18095/; }
+	st_poll 10 up
+	if st_agent $NSS "$ST_TMP/stats.log" -i lo -p 18095 -o "$ST_TMP/stats.ndjson" --stats 1 \
+		--pin-dir /sys/fs/bpf/shadowtap-test-opstats; then
+		ip netns exec $NSS sh -c 'for i in $(seq 1 150); do curl -s -o /dev/null http://127.0.0.1:18095/?n=$i; sleep 0.01; done'
+		st_poll 10 st_lines_ge "$ST_TMP/stats.ndjson" 150
+		# two more periodic lines after the traffic, then SIGUSR1 and exit
+		n0=$(grep -c '^--- shadowtap stats: .* --- packets' "$ST_TMP/stats.log")
+		more() { [ "$(grep -c '^--- shadowtap stats: .* --- packets' "$ST_TMP/stats.log")" -ge $((n0 + 2)) ]; }
+		st_poll 10 more
+		kill -USR1 "$ST_AGENT_PID"
+		usr1() { grep -q '^--- shadowtap stats: [0-9.]* s ---$' "$ST_TMP/stats.log"; }
+		st_poll 10 usr1
+		st_agent_stop
+		python3 - "$ST_TMP/stats.log" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+per = [(float(m.group(1)), m.group(2)) for l in lines
+       for m in [re.match(r"--- shadowtap stats: ([0-9.]+) s --- (packets .*)$", l)] if m]
+ex = [i for i, l in enumerate(lines) if l.startswith("--- shadowtap exit:")]
+usr1 = [i for i, l in enumerate(lines) if re.match(r"--- shadowtap stats: [0-9.]+ s ---$", l)]
+recs = None
+if ex:
+    m = re.search(r"\brecords=(\d+)", "\n".join(lines[ex[0]:]))
+    recs = int(m.group(1)) if m else None
+total, prev = 0.0, 0.0
+for t, rest in per:
+    m = re.search(r"records (\d+)/s", rest)
+    total += int(m.group(1)) * (t - prev) if m else 0
+    prev = t
+# fixed before the run: each printed rate is rounded to 1/s over an interval of ~1 s
+tol = 1.0 * len(per) + 2
+ok = len(per) >= 3 and recs == 150 and abs(total - recs) <= tol and usr1 and ex
+block = usr1 and usr1[0] + 1 < len(lines) and lines[usr1[0] + 1].startswith("bpf:")
+print(("PASS" if ok and block else "FAIL") +
+      ": operator: --stats 1 printed %d one-line rate reports (rates x intervals = %.0f records, exit summary %s, "
+      "tolerance %.0f); SIGUSR1 printed the full block: %s" % (len(per), total, recs, tol, bool(block)))
+PY
+	else
+		fail "operator: one-line --stats: agent did not start ($(tail -2 "$ST_TMP/stats.log" | tr '\n' ' '))"
+	fi
+fi
