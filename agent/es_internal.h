@@ -136,6 +136,7 @@ struct es_sink {
 	bool healthy;            /* the last request went through */
 	bool unreachable;        /* the last request failed below HTTP (refused, timeout) */
 	bool legacy_template;
+	bool ilm_ok;             /* Elasticsearch took the ILM policy: templates may name it */
 	int backoff_ms;
 	uint64_t next_try_ms;
 	struct es_batch batch;

@@ -349,7 +349,7 @@ static int es_build_template_body(struct es_sink *s, struct buf *b, bool compone
 		"\"example\":{\"properties\":{\"event_id\":{\"type\":\"keyword\"},"
 		"\"a\":{\"type\":\"keyword\",\"ignore_above\":1024},"
 		"\"b\":{\"type\":\"keyword\",\"ignore_above\":1024}}}}}}}";
-	bool ilm = s->cfg.retention_days > 0 && strcmp(s->distribution, "opensearch");
+	bool ilm = s->ilm_ok;
 	int err = 0;
 
 	buf_reset(b);
@@ -399,8 +399,37 @@ static int es_build_template_body(struct es_sink *s, struct buf *b, bool compone
 	return err ? -ENOMEM : 0;
 }
 
+/* before 7.8 one legacy template; else a component template first */
+static void es_send_templates(struct es_sink *s)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), s->legacy_template ? "/_template/%s" :
+		 "/_component_template/%s-mappings", s->prefix);
+	if (es_build_template_body(s, &s->req_body, !s->legacy_template) ||
+	    es_send(s, s->legacy_template ? ES_REQ_TEMPLATE : ES_REQ_COMPONENT, "PUT", path))
+		es_fail(s);
+}
+
+/* PUT PREFIX-retention: on Elasticsearch before the templates (which name the ILM
+ * policy only once it exists: an Elasticsearch without ILM refuses the unknown
+ * index.lifecycle.name setting, and with it the whole template), on OpenSearch after
+ * them (ISM attaches by index pattern). 0 when sent. */
+static int es_send_retention(struct es_sink *s, bool os)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), os ? "/_plugins/_ism/policies/%s-retention" :
+		 "/_ilm/policy/%s-retention", s->prefix);
+	if (es_build_retention(s->prefix, s->cfg.retention_days, os, &s->req_body) ||
+	    es_send(s, ES_REQ_RETENTION, "PUT", path))
+		return -EIO;
+	return 0;
+}
+
 void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 {
+	bool os = !strcmp(s->distribution, "opensearch");
 	char num[32];
 
 	/* the lifecycle policy is not worth holding records back for: a cluster
@@ -417,6 +446,11 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 			es_retention_enable(s);
 		}
 		s->req = ES_REQ_NONE;
+		if (!os) {
+			s->ilm_ok = code == 409 || (code >= 200 && code < 300);
+			es_send_templates(s);
+			return;
+		}
 		s->ready = true;
 		es_ok(s);
 		return;
@@ -440,7 +474,6 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 	switch (s->req) {
 	case ES_REQ_PROBE: {
 		int major = 0, minor = 0;
-		char path[300];
 
 		if (es_json_get_str(s->resp.data, s->resp.len, "version.number", num, sizeof(num))) {
 			es_inc(s, ES_C_ERR_BAD_RESPONSE, 1);
@@ -457,12 +490,13 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 				     (major < 7 || (major == 7 && minor < 8));
 		pr_info("es: %s is %s %s\n", s->nodes[s->cur].url, s->distribution, s->version);
 		s->req = ES_REQ_NONE;
-		/* before 7.8 one legacy template; else a component template first */
-		snprintf(path, sizeof(path), s->legacy_template ? "/_template/%s" :
-			 "/_component_template/%s-mappings", s->prefix);
-		if (es_build_template_body(s, &s->req_body, !s->legacy_template) ||
-		    es_send(s, s->legacy_template ? ES_REQ_TEMPLATE : ES_REQ_COMPONENT, "PUT", path))
-			es_fail(s);
+		s->ilm_ok = false;
+		if (s->cfg.retention_days > 0 && strcmp(s->distribution, "opensearch")) {
+			if (es_send_retention(s, false))
+				es_fail(s);
+			return;
+		}
+		es_send_templates(s);
 		return;
 	}
 	case ES_REQ_COMPONENT: {
@@ -478,23 +512,14 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 			es_fail(s);
 		return;
 	}
-	case ES_REQ_TEMPLATE: {
-		bool os = !strcmp(s->distribution, "opensearch");
-		char path[300];
-
+	case ES_REQ_TEMPLATE:
 		s->req = ES_REQ_NONE;
 		pr_info("es: templates for %s-* installed\n", s->prefix);
-		if (s->cfg.retention_days > 0) {
-			snprintf(path, sizeof(path), os ? "/_plugins/_ism/policies/%s-retention" :
-				 "/_ilm/policy/%s-retention", s->prefix);
-			if (!es_build_retention(s->prefix, s->cfg.retention_days, os, &s->req_body) &&
-			    !es_send(s, ES_REQ_RETENTION, "PUT", path))
-				return;
-		}
+		if (s->cfg.retention_days > 0 && os && !es_send_retention(s, true))
+			return;
 		s->ready = true;
 		es_ok(s);
 		return;
-	}
 	default:
 		s->req = ES_REQ_NONE;
 		return;
