@@ -11,6 +11,10 @@
 #  - --max-held-bytes: past the bound a raw request is not kept (counted)
 #  - --output-file-interval rotates recordings by time, losing nothing
 #  - --input-loop replays a recording over and over
+#  - the reconnect back-off: with serverB down, the connection attempts seen on the
+#    wire (tcpdump: SYNs to serverB's port) follow 100 ms doubling to 1 s; a serverB
+#    that comes back is used again within 1 s
+#  - socket mode with -i all captures an interface created after the start
 . "$(dirname "$0")/lib.sh"
 st_need_root "README claims"
 NS=st-claims
@@ -22,7 +26,9 @@ FAULT_PID=
 for t in nginx python3 curl; do
 	command -v $t >/dev/null || { skip "claims ($t not installed)"; exit 0; }
 done
-trap '[ -n "$FAULT_PID" ] && kill "$FAULT_PID" 2>/dev/null; rm -rf "$PIN"-*; st_cleanup' EXIT
+TCPDUMP_PID=
+trap '[ -n "$FAULT_PID" ] && kill "$FAULT_PID" 2>/dev/null; [ -n "$TCPDUMP_PID" ] && kill "$TCPDUMP_PID" 2>/dev/null
+	ip netns del st-claims-c 2>/dev/null; rm -rf "$PIN"-*; st_cleanup' EXIT
 
 st_ns $NS
 st_nginx $NS 80 serverA 'listen [::1]:80; add_header Set-Cookie "sid=s3cr3t-cookie";' ||
@@ -30,9 +36,9 @@ st_nginx $NS 80 serverA 'listen [::1]:80; add_header Set-Cookie "sid=s3cr3t-cook
 st_nginx $NS 81 serverB1 || { fail "claims: serverB1 did not start"; exit 0; }
 st_nginx $NS 84 serverB2 || { fail "claims: serverB2 did not start"; exit 0; }
 
-agent() { # name args...: live agent on lo in the namespace
+agent() { # name args...: live agent on lo (AGENT_IF) in the namespace
 	local name=$1; shift
-	if ! st_agent $NS "$ST_TMP/$name.log" -i lo -p 80 -o "$ST_TMP/$name.ndjson" --pin-dir "$PIN-$name" "$@"; then
+	if ! st_agent $NS "$ST_TMP/$name.log" -i "${AGENT_IF:-lo}" -p 80 -o "$ST_TMP/$name.ndjson" --pin-dir "$PIN-$name" "$@"; then
 		fail "$name: agent did not start ($(tail -2 "$ST_TMP/$name.log" | tr '\n' ' '))"
 		return 1
 	fi
@@ -235,5 +241,112 @@ if agent rot --output-file "$ST_TMP/rot-%Y%m%d-%H%M%S.stap" --output-file-interv
 	else
 		fail "input-loop: exit $rc, serverB got $got requests from a 35-request recording (want >= 70; before: $b0 lines)"
 	fi
+fi
+
+# 8. reconnect back-off. Nothing listens on :86 at first, so every connect is refused
+# at once; a request arrives every ~20 ms, so an attempt is made as soon as the
+# back-off allows. The wire (tcpdump: SYNs to :86, SYN-ACKs from it) is the oracle.
+# Attempt rounds are SYNs more than 30 ms apart (the first round may open several
+# connections together). Tolerances, fixed before any run: gap k is within
+# [want - 10 ms, want + 300 ms] for want = 100, 200, 400, 800, 1000, 1000, and 1000 for
+# every later gap; serverB started mid-run is connected to (SYN-ACK) at the next
+# attempt, at most 1000 + 300 ms after the last refused one.
+if ! command -v tcpdump >/dev/null; then
+	skip "backoff: tcpdump not installed"
+else
+	in_ns tcpdump -i lo -n -tt -l -U 'tcp port 86 and tcp[tcpflags] & tcp-syn != 0' \
+		> "$ST_TMP/syn.txt" 2> "$ST_TMP/tcpdump.err" &
+	TCPDUMP_PID=$!
+	st_poll 20 grep -q 'listening on' "$ST_TMP/tcpdump.err" || fail "backoff: tcpdump did not start"
+	# rounds_ge N: at least N attempt rounds on the wire so far
+	rounds_ge() {
+		python3 - "$ST_TMP/syn.txt" "$1" <<'PY'
+import sys
+r = []
+for l in open(sys.argv[1]):
+    if l[:1].isdigit() and "> 127.0.0.1.86:" in l:
+        t = float(l.split()[0])
+        if not r or t - r[-1] > 0.030:
+            r.append(t)
+sys.exit(0 if len(r) >= int(sys.argv[2]) else 1)
+PY
+	}
+	if agent backoff -r http://127.0.0.1:86; then
+		in_ns python3 - "$ST_TMP/backoff.client" <<'PY' &
+import http.client, sys, time
+h, end, i = http.client.HTTPConnection("127.0.0.1", 80, timeout=10), time.time() + 9, 0
+with open(sys.argv[1], "w") as out:
+    while time.time() < end:
+        h.request("GET", "/backoff/%d" % i)
+        h.getresponse().read()
+        i += 1
+        time.sleep(0.02)
+    out.write("%d\n" % i)
+PY
+		BCLIENT=$!
+		# serverB comes up once the back-off has been at its cap for a while
+		st_poll 30 rounds_ge 8 || fail "backoff: fewer than 8 connection attempts in 30 s"
+		T0=$(date +%s.%N)
+		st_nginx $NS 86 serverB3 || fail "backoff: serverB3 did not start"
+		T1=$(date +%s.%N)
+		wait $BCLIENT || fail "backoff: client failed"
+		st_poll 20 st_lines_ge "$ST_TMP/backoff.ndjson" "$(cat "$ST_TMP/backoff.client")"
+		st_agent_stop
+		kill "$TCPDUMP_PID" 2>/dev/null; wait "$TCPDUMP_PID" 2>/dev/null; TCPDUMP_PID=
+		python3 - "$ST_TMP/syn.txt" "$T0" "$T1" "$ST_TMP/serverB3.access.log" <<'PY'
+import sys
+syn, ack = [], []
+for l in open(sys.argv[1]):
+    if not l[:1].isdigit():
+        continue
+    t = float(l.split()[0])
+    (syn if "> 127.0.0.1.86:" in l else ack if "127.0.0.1.86 >" in l else []).append(t)
+t0, t1 = float(sys.argv[2]), float(sys.argv[3])
+first_ack = ack[0] if ack else float("inf")
+rounds = []
+for t in syn:
+    if t > first_ack:
+        break
+    if not rounds or t - rounds[-1] > 0.030:
+        rounds.append(t)
+gaps = [round((b - a) * 1000) for a, b in zip(rounds, rounds[1:])]
+refused = gaps[:-1] if ack else gaps
+want = [100, 200, 400, 800, 1000, 1000]
+ok = len(refused) >= len(want) and all(w - 10 <= g <= w + 300 for g, w in zip(refused, want)) and \
+    all(990 <= g <= 1300 for g in refused[len(want):])
+print(("PASS: " if ok else "FAIL: ") + "backoff: with serverB refusing, connection attempts on the wire "
+      "came %s ms apart (want 100, 200, 400, 800, then 1000 each, -10/+300 ms)" % refused)
+served = sum(1 for l in open(sys.argv[4]) if "/backoff/" in l)
+last = gaps[-1] if ack and gaps else -1
+ok = bool(ack) and 0 <= last <= 1300 and t0 <= first_ack and served > 0
+print(("PASS: " if ok else "FAIL: ") + "backoff: serverB back: connected to at the next attempt, %d ms after "
+      "the last refused one (want <= 1300), %.0f ms after nginx began starting; it then served %d replayed "
+      "requests" % (last, (first_ack - t0) * 1000 if ack else -1, served))
+PY
+		[ $? = 0 ] || fail "backoff: the check itself failed"
+	fi
+fi
+
+# 9. socket mode, -i all: an interface created after the start is captured. A second
+# namespace (the client) is joined to this one by a veth made after the agent is up.
+if AGENT_IF=all agent hotplug --capture socket; then
+	ip netns add st-claims-c && ip -n st-claims-c link set lo up
+	st_link $NS hp0 198.18.77.1/24 st-claims-c hp1 198.18.77.2/24
+	st_poll 10 ip netns exec st-claims-c curl -s -o /dev/null --max-time 1 http://198.18.77.1:80/probe
+	for i in $(seq 1 20); do
+		ip netns exec st-claims-c curl -sS -o /dev/null --max-time 5 "http://198.18.77.1:80/hotplug/$i" ||
+			fail "hotplug: curl failed"
+	done
+	got() { [ "$(grep -c '"original":"/hotplug/' "$ST_TMP/hotplug.ndjson")" -ge 20 ]; }
+	st_poll 20 got
+	st_agent_stop
+	n=$(grep -c '"original":"/hotplug/' "$ST_TMP/hotplug.ndjson")
+	from=$(grep '"original":"/hotplug/' "$ST_TMP/hotplug.ndjson" | grep -c '"ip":"198.18.77.2"')
+	if [ "$n" = 20 ] && [ "$from" = 20 ]; then
+		pass "hotplug: socket mode -i all captured all 20 requests over a veth created after the start"
+	else
+		fail "hotplug: socket mode -i all: $n of 20 records ($from from 198.18.77.2) over the new veth"
+	fi
+	ip netns del st-claims-c
 fi
 exit 0
