@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Which server the agent detects at start (GET /) and what it does with it:
 #  1. a real Elasticsearch 7.17 (scripts/opensearch with OPENSEARCH_FLAVOR=es7: the
-#     Apache-2.0 server jars from Maven Central, embedded like the OpenSearch node):
+#     server jars from Maven Central (Elastic License 2.0), embedded like the OpenSearch node):
 #     detected as elasticsearch 7.17.x, the component + index templates are installed
 #     and used, every record of a pcap is a document equal field by field to the NDJSON
 #     record (oracle for the count: tshark), and --es-retention-days on a cluster
