@@ -116,6 +116,14 @@ check() { # NAME ARGS...: records, serverB's and serverA's logs
 # CPU seconds (user+system, all threads) of a process so far
 cpu_of() { awk '{printf "%.2f", ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pct() { awk -v a="$1" -v b="$2" -v s="$3" 'BEGIN { printf "%.0f", (b - a) * 100 / s }'; }
+# "tid run_ns wait_ns" of each thread (wait: time runnable but not running)
+sched_snap() { for t in /proc/"$1"/task/*; do echo "${t##*/} $(cut -d' ' -f1,2 "$t/schedstat" 2>/dev/null)"; done; }
+# per thread of BEFORE and AFTER snapshots over SECS: "run%/waited%", busiest first
+sched_diff() {
+	awk -v s="$3" 'NR == FNR { r[$1] = $2; w[$1] = $3; next }
+		{ printf "%d %d\n", ($2 - r[$1]) / s / 1e7, ($3 - w[$1]) / s / 1e7 }' "$1" "$2" |
+		sort -rn | awk '$1 + $2 > 0 { printf "%s%d/%d", n++ ? " " : "", $1, $2 }'
+}
 # busy and total jiffies of the whole machine
 machine_cpu() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 
@@ -203,7 +211,10 @@ for order in $orders; do
 done
 
 # Benchmark rows: measured and printed ("bench ok/short"), never asserted. The
-# default ceiling (256): request order needs rate x latency connections.
+# default ceiling (256): request order needs rate x latency connections. The client
+# is open loop (FAR_BENCH_PIPELINE, default 16 unanswered per connection; 0: closed
+# loop), so the rate offered does not fall when a busy machine slows serverA's
+# answers.
 if [ -n "${FAR_BENCH:-}" ]; then
 	nginx_worker=$(pgrep -P "$(cat "$ST_TMP/nginx-serverA/nginx.pid")" | head -1)
 	for row in ${FAR_BENCH_ROWS:-session:5ms:20000 session-parallel:5ms:20000 request:5ms:20000 \
@@ -214,14 +225,18 @@ if [ -n "${FAR_BENCH:-}" ]; then
 		agent_run $name --replay-order "$order" --replay-connections-max 256 || continue
 		a0=$(cpu_of "$ST_AGENT_PID") n0=$(cpu_of "$nginx_worker") b0=$(cpu_of "$SB_PID")
 		read -r m0 t0 < <(machine_cpu)
-		client $name "$rate" "${FAR_BENCH_SECS:-10}"
+		sched_snap "$ST_AGENT_PID" > "$ST_TMP/$name.sched0"
+		w0=$(date +%s%N)
+		client $name "$rate" "${FAR_BENCH_SECS:-10}" -pipeline "${FAR_BENCH_PIPELINE:-16}"
 		read -r m1 t1 < <(machine_cpu)
+		sched_snap "$ST_AGENT_PID" > "$ST_TMP/$name.sched1"
 		a1=$(cpu_of "$ST_AGENT_PID") n1=$(cpu_of "$nginx_worker") b1=$(cpu_of "$SB_PID")
 		c1=$(grep -oE 'cpu=[0-9.]+' "$ST_TMP/$name.client.out" | cut -d= -f2)
-		secs=${FAR_BENCH_SECS:-10}
+		secs=$(awk -v a="$w0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 		echo "    $name cpu during the load, % of one core: agent $(pct "$a0" "$a1" "$secs")," \
 			"nginx $(pct "$n0" "$n1" "$secs"), serverB $(pct "$b0" "$b1" "$secs"), client $(pct 0 "${c1:-0}" "$secs");" \
-			"machine busy $(( (m1 - m0) * 100 / (t1 - t0) ))% of $(nproc) cores"
+			"machine busy $(( (m1 - m0) * 100 / (t1 - t0) ))% of $(nproc) cores;" \
+			"agent threads ran/waited for a CPU, % of the time: $(sched_diff "$ST_TMP/$name.sched0" "$ST_TMP/$name.sched1" "$secs")"
 		finish $name
 		check $name --lossless --max 256 $([ "$order" = request ] || echo --order) |
 			sed -e 's/^PASS: /    bench ok: /' -e 's/^FAIL: /    bench short: /'
