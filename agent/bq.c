@@ -89,6 +89,32 @@ int bq_push(struct bq *q, void *p)
 	return err;
 }
 
+int bq_push_many(struct bq *q, void *const *items, size_t n)
+{
+	size_t k = 0, was;
+
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&q->mu);
+	if (q->closed) {
+		pthread_mutex_unlock(&q->mu);
+		return -EPIPE;
+	}
+	was = q->len;
+	while (k < n && q->len < q->cap) {
+		q->slots[(q->head + q->len) % q->cap] = items[k++];
+		q->len++;
+	}
+	q->pushed += k;
+	q->refused += n - k;
+	if (q->len > q->peak)
+		q->peak = q->len;
+	if (was == 0 && q->len)
+		bq_wake(q);
+	pthread_mutex_unlock(&q->mu);
+	return (int)k;
+}
+
 int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms)
 {
 	struct timespec ts;

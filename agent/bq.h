@@ -26,6 +26,10 @@ struct bq_stats {
 int bq_init(struct bq *q, size_t cap);           /* 0 or -ENOMEM */
 void bq_destroy(struct bq *q);                    /* accepts a zeroed or destroyed queue */
 int bq_push(struct bq *q, void *p);              /* 0, -ENOSPC when full, -EPIPE when closed */
+/* Push up to n items under one lock and one wake-up (a producer's batch). Returns how
+ * many were taken, in order (the rest did not fit; they count as refused), or -EPIPE
+ * when closed. */
+int bq_push_many(struct bq *q, void *const *items, size_t n);
 /* Pop up to max items; waits up to timeout_ms for the first one. Returns count;
  * 0 on timeout; -EPIPE once closed and empty. */
 int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms);

@@ -36,7 +36,7 @@ int buf_append(struct buf *b, const void *p, size_t n)
 	return 0;
 }
 
-int buf_putc(struct buf *b, char c)
+int buf_putc_slow(struct buf *b, char c)
 {
 	if (buf_reserve(b, 1))
 		return -ENOMEM;

@@ -14,7 +14,17 @@ struct buf {
 
 int buf_reserve(struct buf *b, size_t extra);   /* 0 or -ENOMEM */
 int buf_append(struct buf *b, const void *p, size_t n);
-int buf_putc(struct buf *b, char c);
+int buf_putc_slow(struct buf *b, char c);
+
+/* Inline: the JSON encoder puts single characters between every field. */
+static inline int buf_putc(struct buf *b, char c)
+{
+	if (b->len + 2 > b->cap)
+		return buf_putc_slow(b, c);
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
+	return 0;
+}
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *b);                  /* len = 0, keeps storage */
 void buf_free(struct buf *b);

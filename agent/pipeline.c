@@ -45,12 +45,48 @@
 
 /* ---- where records go ---- */
 
+/* Records for the output thread are handed over in batches: each producing thread
+ * (the loop, the replay thread, the noise replay thread) keeps its own and flushes it
+ * once per pass (sink_flush), so the output thread is woken once per batch. */
+#define SINK_BATCH 128
+static __thread struct {
+	void *items[SINK_BATCH];
+	size_t n;
+} sink_pend;
+
+static void sink_flush(struct pipeline *p)
+{
+	size_t n = sink_pend.n, i;
+	int k;
+
+	if (!n)
+		return;
+	sink_pend.n = 0;
+	k = bq_push_many(&p->w.sinkq, sink_pend.items, n);
+	for (i = k < 0 ? 0 : (size_t)k; i < n; i++) {
+		ctr_add(&p->ctr, CTR_OUT_DROPPED_QUEUE_FULL, 1);
+		record_free(sink_pend.items[i]);
+	}
+}
+
 static void sink_submit(struct pipeline *p, struct st_record *r)
 {
-	if (bq_push(&p->w.sinkq, r)) {
-		ctr_add(&p->ctr, CTR_OUT_DROPPED_QUEUE_FULL, 1);
-		record_free(r);
-	}
+	sink_pend.items[sink_pend.n++] = r;
+	if (sink_pend.n == SINK_BATCH)
+		sink_flush(p);
+}
+
+/* The replay threads' pass is over: hand over what they finished. */
+static void on_replay_idle(void *ctx)
+{
+	sink_flush(ctx);
+}
+
+/* The loop's pass (a ring drain or an input step) is over: hand over its batches. */
+static void pipeline_flush(struct pipeline *p)
+{
+	replay_flush(p->w.replay);
+	sink_flush(p);
 }
 
 static void on_replayed(void *ctx, struct st_record *r)
@@ -341,6 +377,8 @@ int pipeline_start(struct pipeline *p)
 		err = replay_start(&p->w.replay, &c->replay, on_replayed, p);
 		if (err)
 			return err == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+		replay_set_idle(p->w.replay, on_replay_idle);
+		replay_set_batching(p->w.replay, true);
 	}
 	if (c->replay.ntargets && (c->diff.baseline || c->diff.probe_pct > 0)) {
 		struct replay_cfg nc = c->replay;
@@ -356,6 +394,7 @@ int pipeline_start(struct pipeline *p)
 		err = replay_start(&p->noise, &nc, on_noise, p);
 		if (err)
 			return err == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+		replay_set_idle(p->noise, on_replay_idle);
 	}
 
 	/* capture clock -> wall clock: live events carry CLOCK_MONOTONIC, pcaps wall time */
@@ -434,6 +473,7 @@ static void loop_before_wait(struct pipeline *p, uint64_t now)
 		pr_info("--exit-after reached: draining and exiting\n");
 		p->stop = 1;
 	}
+	pipeline_flush(p);
 }
 
 /* One bounded step of an offline input: 1 if it wants to run again (at *wake),
@@ -563,6 +603,7 @@ int pipeline_run(struct pipeline *p)
 			break;
 		if (st_mono_ns() >= wake) {
 			more = loop_step(p, &wake);
+			pipeline_flush(p);
 			if (more < 0)
 				return -more;
 			if (!more)
@@ -583,6 +624,7 @@ void pipeline_stop(struct pipeline *p)
 	p->w.pcap = NULL;
 	if (p->w.reasm)
 		reasm_flush_all(p->w.reasm);
+	pipeline_flush(p);
 	/* prints its own stats line and frees: the exit summary does not repeat it */
 	rec_writer_stop(p->recw, stderr);
 	p->recw = NULL;
@@ -591,6 +633,7 @@ void pipeline_stop(struct pipeline *p)
 	if (p->noise)
 		replay_stop(p->noise);
 	if (p->sink_started) {
+		sink_flush(p);    /* records refused while the replay stopped */
 		bq_close(&p->w.sinkq);
 		pthread_join(p->sink_thr, NULL);
 		p->sink_started = 0;

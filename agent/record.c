@@ -22,7 +22,14 @@ void record_event_id(uint64_t flow_id, uint32_t index, char out[33])
 	uint64_t a = st_mix64(flow_id ^ st_mix64(index));
 	uint64_t b = st_mix64(a ^ 0x5348414457544150ull);
 
-	snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+	static const char hex[] = "0123456789abcdef";
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		out[i] = hex[(a >> (60 - 4 * i)) & 15];
+		out[16 + i] = hex[(b >> (60 - 4 * i)) & 15];
+	}
+	out[32] = '\0';
 }
 
 struct st_record *record_new(void)
@@ -35,6 +42,7 @@ void record_msg_free(struct st_msg *m)
 	free(m->head);
 	free(m->body);
 	m->head = NULL;
+	m->hdrs = NULL;
 	m->body = NULL;
 	m->head_len = m->body_stored = m->body_cap = 0;
 	m->nhdrs = 0;
@@ -122,40 +130,58 @@ int record_msg_body_append(struct st_msg *m, const char *data, size_t len, size_
 int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
 			const struct http1_header *hdrs, size_t nhdrs)
 {
-	size_t i;
+	size_t i, off;
+	struct http1_header *h;
 	char *p;
 
 	if (nhdrs > ST_MAX_HEADERS)
 		nhdrs = ST_MAX_HEADERS;
-	p = malloc(head_len + 1);
+	/* one allocation: the head bytes, then the header array, aligned */
+	off = (head_len + 1 + _Alignof(struct http1_header) - 1) &
+	      ~(size_t)(_Alignof(struct http1_header) - 1);
+	p = malloc(off + nhdrs * sizeof(*h));
 	if (!p)
 		return -ENOMEM;
 	memcpy(p, head, head_len);
 	p[head_len] = '\0';
+	h = (struct http1_header *)(void *)(p + off);
+	for (i = 0; i < nhdrs; i++) {
+		h[i].name = p + (hdrs[i].name - head);
+		h[i].name_len = hdrs[i].name_len;
+		h[i].value = p + (hdrs[i].value - head);
+		h[i].value_len = hdrs[i].value_len;
+	}
 	free(m->head);
 	m->head = p;
 	m->head_len = head_len;
-	for (i = 0; i < nhdrs; i++) {
-		m->hdrs[i].name = p + (hdrs[i].name - head);
-		m->hdrs[i].name_len = hdrs[i].name_len;
-		m->hdrs[i].value = p + (hdrs[i].value - head);
-		m->hdrs[i].value_len = hdrs[i].value_len;
-	}
+	m->hdrs = nhdrs ? h : NULL;
 	m->nhdrs = nhdrs;
 	return 0;
 }
 
 /* ---- JSON ---- */
 
-static void record_put_key(struct buf *b, const char *k, int *first)
+static void record_put_key_n(struct buf *b, const char *k, size_t n, int *first)
 {
+	char *o;
+
+	if (buf_reserve(b, n + 4))
+		return;
+	o = b->data + b->len;
 	if (!*first)
-		buf_putc(b, ',');
+		*o++ = ',';
 	*first = 0;
-	buf_putc(b, '"');
-	buf_append(b, k, strlen(k));
-	buf_append(b, "\":", 2);
+	*o++ = '"';
+	memcpy(o, k, n);
+	o += n;
+	*o++ = '"';
+	*o++ = ':';
+	*o = '\0';
+	b->len = (size_t)(o - b->data);
 }
+
+/* every key is a string literal: its length is known at compile time */
+#define record_put_key(b, k, first) record_put_key_n(b, k, __builtin_strlen(k), first)
 
 static void record_put_str(struct buf *b, const char *k, const char *s, size_t n, int *first)
 {
@@ -191,10 +217,17 @@ static int record_is_redacted(const struct record_json_opts *o, const char *name
 
 	if (!o || !o->redact)
 		return 0;
+	/* the first letter rules out most names before any strlen */
 	for (r = o->redact; *r; r++)
-		if (strlen(*r) == n && strncasecmp(*r, name, n) == 0)
+		if (((**r ^ name[0]) & ~0x20) == 0 && strlen(*r) == n && strncasecmp(*r, name, n) == 0)
 			return 1;
 	return 0;
+}
+
+static inline bool record_hdr_name_eq(const struct http1_header *a, const struct http1_header *b)
+{
+	return a->name_len == b->name_len && ((a->name[0] ^ b->name[0]) & ~0x20) == 0 &&
+	       strncasecmp(a->name, b->name, a->name_len) == 0;
 }
 
 /* Headers as an object of lower-cased names; repeated names are joined with ", "
@@ -212,10 +245,8 @@ static void record_put_headers(struct buf *b, const char *k, const struct st_msg
 		const struct http1_header *h = &m->hdrs[i];
 		int seen = 0;
 
-		for (j = 0; j < i; j++)
-			if (m->hdrs[j].name_len == h->name_len &&
-			    strncasecmp(m->hdrs[j].name, h->name, h->name_len) == 0)
-				seen = 1;
+		for (j = 0; j < i && !seen; j++)
+			seen = record_hdr_name_eq(&m->hdrs[j], h);
 		if (seen)
 			continue;
 		n = h->name_len < sizeof(name) - 1 ? h->name_len : sizeof(name) - 1;
@@ -235,14 +266,18 @@ static void record_put_headers(struct buf *b, const char *k, const struct st_msg
 			buf_json_str(b, tok, tl);
 			continue;
 		}
-		/* join repeats */
-		{
+		/* join repeats; a name seen once (nearly all) is encoded straight from the head */
+		for (j = i + 1; j < m->nhdrs; j++)
+			if (record_hdr_name_eq(&m->hdrs[j], h))
+				break;
+		if (j == m->nhdrs) {
+			buf_json_str(b, h->value, h->value_len);
+		} else {
 			struct buf v = { 0 };
 
 			buf_append(&v, h->value, h->value_len);
-			for (j = i + 1; j < m->nhdrs; j++)
-				if (m->hdrs[j].name_len == h->name_len &&
-				    strncasecmp(m->hdrs[j].name, h->name, h->name_len) == 0) {
+			for (; j < m->nhdrs; j++)
+				if (record_hdr_name_eq(&m->hdrs[j], h)) {
 					buf_append(&v, ", ", 2);
 					buf_append(&v, m->hdrs[j].value, m->hdrs[j].value_len);
 				}
@@ -555,10 +590,14 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	g = 1;
 	buf_putc(out, '{');
 	if (r->method) {
-		if (r->http_minor < 0)
+		if (r->http_minor < 0) {
 			strcpy(ver, "0.9");
-		else
-			snprintf(ver, sizeof(ver), "1.%d", r->http_minor);
+		} else {
+			ver[0] = '1';
+			ver[1] = '.';
+			ver[2] = (char)('0' + (r->http_minor % 10));
+			ver[3] = '\0';
+		}
 		record_put_str(out, "version", ver, strlen(ver), &g);
 	}
 	record_put_key(out, "request", &g);

@@ -29,7 +29,9 @@ enum {
 struct st_msg {
 	char *head;              /* raw head bytes (start line + header lines), heap */
 	size_t head_len;
-	struct http1_header hdrs[ST_MAX_HEADERS];   /* pointers into head */
+	/* nhdrs entries pointing into head, stored in head's allocation (freed with it):
+	 * an inline array of ST_MAX_HEADERS made every record ~10 KiB to clear */
+	struct http1_header *hdrs;
 	size_t nhdrs;
 	uint8_t *body;           /* decoded body (de-chunked), first body_limit bytes, heap */
 	size_t body_stored;

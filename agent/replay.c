@@ -132,6 +132,12 @@ void replay_submit(struct replay *rp, struct st_record *rec)
 		why = "dropped: memory limit";
 		goto refuse;
 	}
+	if (rp->batching) {
+		rp->pend[rp->npend++] = rec;
+		if (rp->npend == REPLAY_PEND)
+			replay_flush(rp);
+		return;
+	}
 	switch (bq_push(&rp->q, rec)) {
 	case 0:
 		break;
@@ -152,6 +158,44 @@ refuse:
 	replay_count_error(rp, why);
 	replay_set_error(rec, rp->ntargets ? rp->targets[0].url : NULL, why);
 	rp->done(rp->ctx, rec);
+}
+
+void replay_set_batching(struct replay *rp, bool on)
+{
+	if (!rp)
+		return;
+	replay_flush(rp);
+	rp->batching = on;
+}
+
+/* One lock and at most one wake-up for the whole batch; what does not fit is refused
+ * as a single submit would have been. */
+void replay_flush(struct replay *rp)
+{
+	size_t n, i;
+	int k;
+
+	if (!rp || !rp->npend)
+		return;
+	n = rp->npend;
+	rp->npend = 0;
+	k = bq_push_many(&rp->q, rp->pend, n);
+	for (i = k < 0 ? 0 : (size_t)k; i < n; i++) {
+		struct st_record *rec = rp->pend[i];
+		const char *why = k < 0 ? "dropped: shutting down" : "dropped: queue full";
+
+		ST_SUB(rp, held_bytes, rec->raw_len);
+		ST_SUB(rp, queued, 1);
+		replay_count_error(rp, why);
+		replay_set_error(rec, rp->ntargets ? rp->targets[0].url : NULL, why);
+		rp->done(rp->ctx, rec);
+	}
+}
+
+void replay_set_idle(struct replay *rp, void (*idle)(void *ctx))
+{
+	if (rp)
+		__atomic_store_n(&rp->idle, idle, __ATOMIC_RELEASE);
 }
 
 /* ---- flows and items (replay thread) ---- */
@@ -683,6 +727,7 @@ static void *replay_thread(void *arg)
 {
 	struct replay *rp = arg;
 	struct epoll_event evs[64];
+	void (*idle)(void *ctx);
 	bool closed = false;
 	uint64_t now;
 	int n, i;
@@ -723,6 +768,9 @@ static void *replay_thread(void *arg)
 		}
 		replay_timeouts(rp, now);
 		replay_dispatch(rp, now);
+		idle = __atomic_load_n(&rp->idle, __ATOMIC_ACQUIRE);
+		if (idle)
+			idle(rp->ctx);
 		if (closed && rp->nheld == 0)
 			break;
 	}
@@ -902,6 +950,7 @@ void replay_stop(struct replay *rp)
 {
 	if (!rp)
 		return;
+	replay_flush(rp);          /* the caller is the submitting thread */
 	__atomic_store_n(&rp->stopping, 1, __ATOMIC_RELEASE);
 	bq_close(&rp->q);          /* wakes the thread through the queue's eventfd */
 	if (rp->thr_started)

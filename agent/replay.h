@@ -63,6 +63,15 @@ int replay_start(struct replay **out, const struct replay_cfg *cfg, replay_done_
 /* Takes ownership. Never blocks: a full queue marks replay.error "dropped: queue full"
  * and calls done at once. */
 void replay_submit(struct replay *rp, struct st_record *rec);
+/* Hand-offs in batches (the pipeline's live and offline inputs): replay_submit then
+ * holds accepted records until replay_flush, called by the same thread once per
+ * drain of its input, so the replay thread is woken once per batch instead of once
+ * per record. Off by default (every submit is pushed at once). */
+void replay_set_batching(struct replay *rp, bool on);
+void replay_flush(struct replay *rp);
+/* idle(ctx) runs on the replay thread after every pass of its loop and once before
+ * it exits: where a done callback that batches its own hand-off flushes it. */
+void replay_set_idle(struct replay *rp, void (*idle)(void *ctx));
 /* Stop accepting, finish or time out what is queued and in flight, join. Does not
  * free (counters stay readable for the exit summary). Accepts NULL. */
 void replay_stop(struct replay *rp);

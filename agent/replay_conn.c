@@ -40,7 +40,13 @@ static int replay_conn_events(struct replay *rp, struct replay_conn *c, uint32_t
 {
 	struct epoll_event e = { .events = ev, .data.ptr = c };
 
-	return epoll_ctl(rp->epfd, EPOLL_CTL_MOD, c->fd, &e) ? -errno : 0;
+	/* registered once: a request that is written whole leaves EPOLLIN as it was */
+	if (c->ev == ev)
+		return 0;
+	if (epoll_ctl(rp->epfd, EPOLL_CTL_MOD, c->fd, &e))
+		return -errno;
+	c->ev = ev;
+	return 0;
 }
 
 /* A connection pipelines only after it answered one request well: a serverB that
@@ -230,6 +236,7 @@ static int replay_connect(struct replay *rp, struct replay_conn *c, uint64_t now
 		return err;
 	}
 	c->fd = fd;
+	c->ev = e.events;
 	c->state = RC_CONNECTING;
 	c->deadline = now + (uint64_t)rp->cfg.connect_timeout_ms * 1000000ull;
 	c->rlen = 0;

@@ -71,6 +71,7 @@ struct replay_flow {
 struct replay_conn {
 	struct replay_target *t;
 	int fd;
+	uint32_t ev;                           /* epoll events registered for fd */
 	int state;
 	bool used;                             /* the slot was connected before */
 	unsigned nreq;                         /* responses completed on this socket */
@@ -125,6 +126,8 @@ struct replay_stats {
 	uint64_t diff_match, diff_mismatch;
 };
 
+#define REPLAY_PEND 128
+
 struct replay {
 	struct replay_cfg cfg;
 	replay_done_cb done;
@@ -138,6 +141,12 @@ struct replay {
 	struct diff_cfg dcfg;
 
 	struct bq q;
+	/* replay_set_batching: records accepted by replay_submit, pushed by replay_flush
+	 * (touched by the submitting thread only) */
+	bool batching;
+	void *pend[REPLAY_PEND];
+	size_t npend;
+	void (*idle)(void *ctx);               /* atomic: set after the thread started */
 	int epfd;
 	pthread_t thr;
 	bool thr_started;
