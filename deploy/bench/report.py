@@ -9,18 +9,20 @@ import statistics
 import sys
 import time
 
-TOOLS = ["none", "none-mirror", "shadowtap", "shadowtap-tc", "shadowtap-xdp", "goreplay",
+TOOLS = ["none", "none-mirror", "shadowtap", "shadowtap-capture", "shadowtap-tc", "shadowtap-xdp", "goreplay",
          "goreplay-nosnap", "goreplay-raw", "tcpdump"]
 REPLAYING = ("shadowtap", "goreplay")
 # Replaying tools make serverB work; their baseline is none-mirror (serverA's nginx
 # mirrors every request to serverB), the capture-only tcpdump's is none.
-BASELINE = {"tcpdump": "none"}
-COLUMNS = ["tool", "mix", "offered_rps", "served_rps", "vs_baseline_pct", "baseline", "p50_ms",
+BASELINE = {"tcpdump": "none", "shadowtap-capture": "none"}
+COLUMNS = ["tool", "mix", "offered_rps", "served_rps", "vs_baseline_pct", "baseline", "a_ratio",
+           "a_ratio_none", "cpu_us_req", "ns_per_byte", "p50_ms",
            "p99_ms", "captured", "replayed", "loss_pct", "extra_pct", "after_stop", "cpu_s",
            "bpf_cpu_s", "rss_mb", "bpf_ns_per_pkt", "drops", "errors", "runs", "status"]
 LABELS = {"goreplay-nosnap": "goreplay without --input-raw-override-snaplen (packets cut at MTU+200)",
           "none-mirror": "none + nginx mirror to serverB (baseline of the replaying tools)",
-          "none": "none (serverB idle)"}
+          "none": "none (serverB idle)",
+          "shadowtap-capture": "shadowtap capturing and writing records (-o /dev/null), no replay"}
 
 
 def num(v):
@@ -63,6 +65,15 @@ def summarise(rows):
                 losses.append(100.0 * max(0.0, served - rep) / served)
                 extras.append(100.0 * max(0.0, rep - served) / served)
         m = lambda k: median([num(r[k]) for r in ok])
+        # the tool's CPU over the load window (load + drain, BPF run time included) per
+        # request serverA served in that window; per byte the client sent (POST bodies)
+        per_req, per_byte = [], []
+        for r in ok:
+            w, n, mb = num(r.get("win_cpu_s")), num(r.get("win_served_a")), num(r.get("mb_out"))
+            if w is not None and n:
+                per_req.append(1e6 * w / n)
+            if w is not None and mb:
+                per_byte.append(1e9 * w / (mb * 1e6))
         statuses = sorted(set(r["status"] for r in rs))
         out.append({
             "tool": tool, "mix": mix, "offered_rps": rate,
@@ -73,15 +84,35 @@ def summarise(rows):
             "cpu_s": fmt(m("cpu_s"), 2), "bpf_cpu_s": fmt(m("bpf_cpu_s"), 3), "rss_mb": fmt(m("rss_mb"), 1),
             "bpf_ns_per_pkt": fmt(m("bpf_ns_per_pkt"), 0), "drops": fmt(m("drops"), 0),
             "errors": fmt(m("errors"), 0), "runs": str(len(ok)),
+            "cpu_us_req": fmt(median(per_req), 2) if tool not in ("none", "none-mirror") else "",
+            "ns_per_byte": fmt(median(per_byte), 2) if tool not in ("none", "none-mirror") and mix == "post" else "",
             "status": "ok" if statuses == ["ok"] else ";".join(statuses),
         })
     served = {(s["tool"], s["mix"], s["offered_rps"]): num(s["served_rps"]) for s in out}
+    # serverA's throughput with the tool over without it, paired per repeat (the runs of
+    # one repeat and rate are adjacent in time, so a noisy moment hits both), then the
+    # median of those ratios
+    per_rep = {(r["repeat"], r["tool"], r["mix"], r["offered_rps"]): num(r["served_rps"])
+               for r in rows if r["status"] == "ok"}
+    def ratio(tool, base, mix, rate):
+        rs = []
+        for (rep, t, mx, rt), v in per_rep.items():
+            if (t, mx, rt) == (tool, mix, rate):
+                b = per_rep.get((rep, base, mix, rate))
+                if b and v is not None:
+                    rs.append(v / b)
+        return fmt(median(rs), 3)
     for s in out:
-        base = BASELINE.get(s["tool"], "none-mirror" if s["tool"].startswith(REPLAYING) else "")
+        t = s["tool"][:-4] if s["tool"].endswith("-old") else s["tool"]
+        base = BASELINE.get(t, "none-mirror" if t.startswith(REPLAYING) else "")
         b, v = served.get((base, s["mix"], s["offered_rps"])), num(s["served_rps"])
         s["baseline"] = base
         s["vs_baseline_pct"] = fmt(100.0 * v / b, 1) if b and v is not None else ""
+        s["a_ratio"] = ratio(s["tool"], base, s["mix"], s["offered_rps"]) if base else ""
+        s["a_ratio_none"] = (ratio(s["tool"], "none", s["mix"], s["offered_rps"])
+                             if s["tool"] != "none" else "")
     order = {t: i for i, t in enumerate(TOOLS)}
+    order.update({t + "-old": i + 0.5 for i, t in enumerate(TOOLS)})
     out.sort(key=lambda s: (s["mix"] != "get", s["mix"], rate_key(s["offered_rps"]),
                             order.get(s["tool"], 99)))
     return out
@@ -97,13 +128,15 @@ def plot(summary, outdir):
     made = []
     for key, label, fname in (("loss_pct", "replay loss %", "loss.png"),
                               ("cpu_s", "tool CPU seconds per run", "cpu.png"),
+                              ("cpu_us_req", "tool CPU µs per request (BPF included)", "cpu_per_req.png"),
+                              ("a_ratio", "serverA req/s with tool / its baseline", "ratio.png"),
                               ("served_rps", "serverA responses/s", "throughput.png")):
         mixes = sorted(set(s["mix"] for s in summary), key=lambda x: (x != "get", x))
         fig, axes = plt.subplots(1, len(mixes), figsize=(6 * len(mixes), 4.2), squeeze=False)
         for ax, mix in zip(axes[0], mixes):
             rows = [s for s in summary if s["mix"] == mix]
             rates = sorted(set(s["offered_rps"] for s in rows), key=rate_key)
-            for tool in TOOLS:
+            for tool in TOOLS + sorted(set(s["tool"] for s in rows) - set(TOOLS)):
                 xs, ys = [], []
                 for i, rate in enumerate(rates):
                     for s in rows:
@@ -151,7 +184,7 @@ def main():
     notes.append(plot(summary, a.out))
     with open(os.path.join(a.out, "latest.md"), "w") as f:
         f.write("# shadowtap benchmark (%s mode, %s)\n\n" % (a.mode, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
-        f.write("%s s per run, %s repeat(s), each column the median over repeats (loss_pct: median of per-run losses); tools interleaved at each rate. "
+        f.write("%s s per run, %s repeat(s), each column the median over repeats (loss_pct: median of per-run losses; a_ratio: median of per-repeat ratios); tools interleaved at each rate. "
                 "Host: %s CPUs, kernel %s.\n\n" % (a.duration, a.repeats, os.cpu_count(), os.uname().release))
         f.write("| " + " | ".join(COLUMNS) + " |\n")
         f.write("|" + "---|" * len(COLUMNS) + "\n")
@@ -175,7 +208,12 @@ def main():
                 "replayed = requests serverB's nginx counted (stub_status) once its count stopped "
                 "moving after the load (at most 8 s; the same rule for every tool, read before the "
                 "tool is signalled); after_stop = what serverB received after the stop signal (not "
-                "in replayed); loss_pct = requests serverA counted that serverB did not, extra_pct = "
+                "in replayed); a_ratio = serverA's served_rps with the tool over its baseline's in the same "
+                "repeat (median over repeats), a_ratio_none the same against none; cpu_us_req = the "
+                "tool's user+sys CPU over the load window (from just before the load to the end of the "
+                "drain, start-up excluded; for shadowtap plus its BPF programs' run time in that "
+                "window) divided by the requests serverA served in it; ns_per_byte = that CPU per byte "
+                "the client sent (POST mix); loss_pct = requests serverA counted that serverB did not, extra_pct = "
                 "serverB's count above serverA's (duplicates or extra replays; counts are net, so a "
                 "run can hide a loss behind as many duplicates), both in % of serverA's count; "
                 "vs_baseline_pct = served_rps in % of the baseline row's (none-mirror for the "

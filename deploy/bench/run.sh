@@ -9,6 +9,8 @@
 #   goreplay      GoReplay with --input-raw-override-snaplen (its documented setting
 #                 where, as on veth, packets are GSO segments larger than the MTU)
 #   goreplay-nosnap  the same without it (full mode only; labelled in the table)
+#   shadowtap-capture  shadowtap capturing and writing records (-o /dev/null) without
+#                 replay: the capture-only cost; its baseline is none
 #
 # One drain rule for every tool: after the load ends, serverB's count is read once it
 # has stopped moving (at most 8 s); that is "replayed". The tool is then stopped; what
@@ -29,6 +31,10 @@
 # BENCH_LOADGEN_ARGS (extra loadgen flags, e.g. "-max-body 4096"), BENCH_ST_ARGS and
 # BENCH_GOR_ARGS (extra shadowtap / GoReplay flags),
 # BENCH_RESULTS (output directory, default deploy/bench/results),
+# BENCH_PERF=DIR (perf record -g of each shadowtap run's load window into DIR/ID.data,
+# perf stat into DIR/ID.stat),
+# BENCH_ST_OLD=PATH (another shadowtap binary: tool names ending in -old, e.g.
+# shadowtap-old or shadowtap-capture-old, run it, for before/after in one run),
 # BENCH_GOREPLAY_BUILD=0 (use ~/go/bin/goreplay only if already built).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -43,13 +49,13 @@ case "$MODE" in
 	RATES_GET=${BENCH_RATES_GET:-"5000 20000 50000 max"}
 	RATES_POST=${BENCH_RATES_POST:-"200 1000 3000 max"}
 	MICRO=${BENCH_MICRO:-1}; SETTLE=1; GOREPLAY_BUILD_TIMEOUT=600
-	TOOLS=${BENCH_TOOLS:-"none none-mirror shadowtap shadowtap-tc shadowtap-xdp goreplay goreplay-nosnap goreplay-raw tcpdump"} ;;
+	TOOLS=${BENCH_TOOLS:-"none none-mirror shadowtap shadowtap-capture shadowtap-tc shadowtap-xdp goreplay goreplay-nosnap goreplay-raw tcpdump"} ;;
 --quick)
 	REPEATS=${BENCH_REPEATS:-1}; DURATION=${BENCH_DURATION:-3}
 	RATES_GET=${BENCH_RATES_GET:-"5000 max"}
 	RATES_POST=${BENCH_RATES_POST:-"500 max"}
 	MICRO=${BENCH_MICRO:-0}; SETTLE=0.5; GOREPLAY_BUILD_TIMEOUT=150
-	TOOLS=${BENCH_TOOLS:-"none none-mirror shadowtap goreplay tcpdump"} ;;
+	TOOLS=${BENCH_TOOLS:-"none none-mirror shadowtap shadowtap-capture goreplay tcpdump"} ;;
 *)
 	echo "usage: $0 --full|--quick" >&2; exit 2 ;;
 esac
@@ -237,13 +243,19 @@ tool_start() { # tool log usage-json
 	serverA_mirror "$([ "$tool" = none-mirror ] && echo 1 || echo 0)" || return 1
 	case $tool in
 	none | none-mirror) return 0 ;;
-	shadowtap | shadowtap-tc | shadowtap-xdp)
-		[ -x "$ST_BIN" ] || return 2
+	shadowtap*)
+		local bin=$ST_BIN
+		if [[ $tool == *-old ]]; then bin=${BENCH_ST_OLD:-}; tool=${tool%-old}; fi
+		[ -x "$bin" ] || return 2
 		rm -rf "$PIN"
-		local mode=socket
-		case $tool in shadowtap-tc) mode=tc ;; shadowtap-xdp) mode=xdp ;; esac
-		ip netns exec "$NS_A" "$LOADGEN" exec -o "$use" -- "$ST_BIN" -i sta0 -p 80 --capture "$mode" \
-			-r "http://$B_IP:81" -o /dev/null --pin-dir "$PIN" ${BENCH_ST_ARGS:-} 2>"$tlog" &
+		local mode=socket replay=(-r "http://$B_IP:81")
+		case $tool in
+		shadowtap-tc) mode=tc ;;
+		shadowtap-xdp) mode=xdp ;;
+		shadowtap-capture) replay=() ;;
+		esac
+		ip netns exec "$NS_A" "$LOADGEN" exec -o "$use" -- "$bin" -i sta0 -p 80 --capture "$mode" \
+			"${replay[@]}" -o /dev/null --pin-dir "$PIN" ${BENCH_ST_ARGS:-} 2>"$tlog" &
 		TOOL_PID=$!
 		for i in $(seq 1 100); do
 			grep -q "capturing TCP" "$tlog" 2>/dev/null && return 0
@@ -298,6 +310,18 @@ bpf_prog_stats() {
 	echo "$cnt $ns"
 }
 
+# CPU the tool's process has used so far, in clock ticks (user+sys, every thread): read
+# before the load and after the drain, so start-up (BPF load, GoReplay's init) and the
+# exit summary are not charged to the requests.
+CLK_TCK=$(getconf CLK_TCK)
+tool_ticks() {
+	local child
+	[ -n "$TOOL_PID" ] || return 0
+	child=$(pgrep -P "$TOOL_PID" | head -1)
+	[ -n "$child" ] || return 0
+	sed 's/^.*) //' "/proc/$child/stat" 2>/dev/null | awk '{print $12 + $13}'
+}
+
 tool_stop() {
 	local i
 	[ -n "$TOOL_PID" ] || return 0
@@ -327,34 +351,57 @@ RAW=$RESULTS/runs.csv
 LOGS=$ROOT/$OUT/bench/logs
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
-echo "repeat,tool,mix,offered_rps,served_rps,p50_ms,p99_ms,sent,ok,errors,served_a,captured,replayed,after_stop,drops,cpu_s,bpf_cpu_s,rss_mb,bpf_runs,bpf_ns_per_pkt,status" >"$RAW"
+echo "repeat,tool,mix,offered_rps,served_rps,p50_ms,p99_ms,sent,ok,errors,served_a,captured,replayed,after_stop,drops,cpu_s,bpf_cpu_s,rss_mb,bpf_runs,bpf_ns_per_pkt,win_cpu_s,win_served_a,mb_out,status" >"$RAW"
 
 run_one() { # repeat tool mix rate
 	local rep=$1 tool=$2 mix=$3 rate=$4 id tlog use lj a0 b0 a1 b1 bs r status=ok
 	local captured= replayed= after= drops= cpu= rss= bruns= bns= lrate
+	local k0= k1= bruns0=0 bns0=0 wa0= wa1= win=
 	id=$rep-$tool-$mix-$rate
 	tlog=$TMP/$id.tool.log use=$TMP/$id.usage.json lj=$TMP/$id.load.json
 	lrate=$rate; [ "$rate" = max ] && lrate=0
 	tool_start "$tool" "$tlog" "$use"; r=$?
 	if [ $r = 2 ]; then
-		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,,,not built" >>"$RAW"; return
+		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,,,,,,not built" >>"$RAW"; return
 	elif [ $r != 0 ]; then
 		log "$id: tool did not start: $(tail -2 "$tlog" | tr '\n' ' ')"
 		tool_stop
-		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,,,start failed" >>"$RAW"; return
+		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,,,,,,start failed" >>"$RAW"; return
 	fi
 	a0=$(stub_requests "$NS_A"); stub_b b0; B_POLLS=0
+	k0=$(tool_ticks)
+	[[ $tool == shadowtap* ]] && read -r bruns0 bns0 < <(bpf_prog_stats)
+	wa0=$a0
+	local perfpid=
+	if [ -n "${BENCH_PERF:-}" ] && [[ $tool == shadowtap* ]]; then
+		mkdir -p "$BENCH_PERF"
+		( c=$(pgrep -P "$TOOL_PID" | head -1)
+		  perf stat -e task-clock,cycles,instructions,context-switches,page-faults -p "$c" \
+			-o "$BENCH_PERF/$id.stat" -- sleep "$DURATION" &
+		  perf record -q -g -p "$c" -o "$BENCH_PERF/$id.data" -- sleep "$DURATION" >/dev/null 2>&1
+		  wait ) &
+		perfpid=$!
+	fi
 	ip netns exec "$NS_C" "$LOADGEN" load -url "$(mix_url "$mix")" -mix "${mix#https-}" -rate "$lrate" \
 		-duration "${DURATION}s" -seed "$rep" ${BENCH_LOADGEN_ARGS:-} >"$lj" 2>"$TMP/$id.load.err" || status="loadgen failed"
 	# The one drain rule: every tool gets the same time to catch up after the load
 	# (until serverB's count stops moving, at most 8 s), and replayed is read then,
 	# before any signal. GoReplay does not drain on SIGINT and shadowtap does, so
 	# counting after the stop would favour shadowtap: that part is after_stop.
+	[ -n "$perfpid" ] && wait "$perfpid"
 	settle
 	stub_b bs
 	replayed=$((bs - b0 - B_POLLS))
 	if [[ $tool == shadowtap* ]]; then
 		read -r bruns bns < <(bpf_prog_stats)
+	fi
+	k1=$(tool_ticks)
+	wa1=$(stub_requests "$NS_A")
+	# the load window (load + drain): the tool's CPU ticks, plus for shadowtap its BPF
+	# programs' run time over the same window, and the requests serverA served in it
+	if [ -n "$k0" ] && [ -n "$k1" ]; then
+		win=$(awk -v a="$k0" -v b="$k1" -v t="$CLK_TCK" -v n0="${bns0:-0}" -v n1="${bns:-0}" \
+			'BEGIN {printf "%.3f", (b - a) / t + (n1 - n0) / 1e9}')
 	fi
 	if [ -n "$TOOL_PID" ] && ! kill -0 "$TOOL_PID" 2>/dev/null; then
 		status="tool exited during the run"
@@ -378,7 +425,7 @@ run_one() { # repeat tool mix rate
 		drops=$(grep -oE '^[0-9]+ packets dropped by kernel' "$tlog" | awk '{print $1}') ;;
 	esac
 	after=$((b1 - bs - 1))
-	case $tool in shadowtap* | goreplay* | none-mirror) ;; *) replayed= after= ;; esac
+	case $tool in shadowtap-capture*) replayed= after= ;; shadowtap* | goreplay* | none-mirror) ;; *) replayed= after= ;; esac
 	if [ -s "$use" ]; then
 		cpu=$("$PY" -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["cpu_s"])' "$use")
 		rss=$("$PY" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["maxrss_kb"] / 1024))' "$use")
@@ -386,10 +433,10 @@ run_one() { # repeat tool mix rate
 	local bnp=
 	[ -n "$bruns" ] && [ "$bruns" -gt 0 ] 2>/dev/null && bnp=$((bns / bruns))
 	"$PY" - "$lj" "$rep" "$tool" "$mix" "$rate" "$((a1 - a0 - 1))" "$captured" "$replayed" "$after" \
-		"$drops" "$cpu" "$rss" "$bruns" "$bns" "$bnp" "$status" >>"$RAW" <<'PYEOF'
+		"$drops" "$cpu" "$rss" "$bruns" "$bns" "$bnp" "$win" "$((wa1 - wa0 - 1))" "$status" >>"$RAW" <<'PYEOF'
 import json, sys
 (lj, rep, tool, mix, rate, served_a, cap, rep_b, after, drops, cpu, rss, bruns, bns, bnp,
- status) = sys.argv[1:]
+ win, win_a, status) = sys.argv[1:]
 # cpu_s is the tool's whole process tree (rusage of the child loadgen waited for:
 # every thread, and children it reaped) plus, for shadowtap, its BPF programs' kernel
 # time (run_time_ns with kernel.bpf_stats_enabled), which no rusage sees.
@@ -406,7 +453,7 @@ def f(k, fmt="%.1f"):
     return fmt % d[k] if k in d else ""
 print(",".join([rep, tool, mix, rate, f("served_rps"), f("p50_ms", "%.3f"), f("p99_ms", "%.3f"),
                 f("sent", "%d"), f("ok", "%d"), f("errors", "%d"), served_a, cap, rep_b, after, drops,
-                cpu, bpf_cpu, rss, bruns, bnp, status]))
+                cpu, bpf_cpu, rss, bruns, bnp, win, win_a if win else "", f("mb_out", "%.3f"), status]))
 PYEOF
 	# keep the tool's own summary for reading later (GoReplay's stats lines aside)
 	[ -s "$tlog" ] && grep -v -e DEBUG -e output_http "$tlog" | tail -2000 >"$LOGS/$id.log"
