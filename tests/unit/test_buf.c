@@ -166,6 +166,37 @@ static void test_base64(void **state)
 	}
 }
 
+/* The 6-bytes-per-step path against a one-character-at-a-time reference, every
+ * length 0..300 and every byte value, so each tail and offset is covered. */
+static void test_base64_matches_reference(void **state)
+{
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint8_t in[300];
+	char want[404];
+	size_t n, i, k;
+
+	(void)state;
+	for (i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 167 + 13);
+	for (n = 0; n <= sizeof(in); n++) {
+		struct buf b = { 0 };
+
+		for (i = 0, k = 0; i < n; i += 3) {
+			uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+				     (i + 2 < n ? in[i + 2] : 0);
+
+			want[k++] = tbl[v >> 18];
+			want[k++] = tbl[(v >> 12) & 63];
+			want[k++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+			want[k++] = i + 2 < n ? tbl[v & 63] : '=';
+		}
+		want[k] = '\0';
+		assert_int_equal(buf_base64(&b, in, n), 0);
+		assert_string_equal(b.data ? b.data : "", want);
+		buf_free(&b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_json_long_runs),
 		cmocka_unit_test(test_json_matches_reference),
 		cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_base64_matches_reference),
 	};
 
 	return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
