@@ -41,8 +41,10 @@ static bool diff_name_eq(const char *a, size_t alen, const char *b, size_t blen)
 
 static bool diff_ignored(const char *const *ignore, const char *name, size_t len)
 {
+	/* the first letter rules out most of the list before a strlen (P, issue 19) */
 	for (; *ignore; ignore++)
-		if (diff_name_eq(*ignore, strlen(*ignore), name, len))
+		if (len && (((*ignore)[0] ^ name[0]) & ~0x20) == 0 &&
+		    diff_name_eq(*ignore, strlen(*ignore), name, len))
 			return true;
 	return false;
 }

@@ -566,8 +566,9 @@ static bool fc_ignored(const char *const *ignore, const char *name, size_t n)
 {
 	if (n == 14 && strncasecmp(name, "content-length", 14) == 0)
 		return true;   /* the body comparison says it better */
-	for (; ignore && *ignore; ignore++)
-		if (strlen(*ignore) == n && strncasecmp(*ignore, name, n) == 0)
+	for (; ignore && *ignore; ignore++)   /* first letter before strlen (P, issue 19) */
+		if (n && (((*ignore)[0] ^ name[0]) & ~0x20) == 0 && strlen(*ignore) == n &&
+		    strncasecmp(*ignore, name, n) == 0)
 			return true;
 	return false;
 }
