@@ -111,7 +111,9 @@ int record_msg_body_append(struct st_msg *m, const char *data, size_t len, size_
 	room = limit - m->body_stored;
 	n = len < room ? len : room;
 	if (m->body_stored + n > m->body_cap) {
-		cap = m->body_cap ? m->body_cap : 1024;
+		/* first size 512: glibc serves it from a small bin, where 1024 and up is a
+		 * "large" request that consolidates every fast bin first */
+		cap = m->body_cap ? m->body_cap : 512;
 		while (cap < m->body_stored + n)
 			cap *= 2;
 		if (cap > limit)

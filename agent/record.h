@@ -105,6 +105,7 @@ struct st_record {
 	/* exact request bytes as captured (head + body with its framing), for replay */
 	uint8_t *raw;
 	size_t raw_len;
+	size_t raw_cap;          /* raw's allocation while the capture appends to it */
 
 	uint32_t cap_flags;      /* ST_CAP_* */
 	uint8_t source;          /* enum st_source: capture.source, tls.established */
