@@ -378,7 +378,7 @@ run_one() { # repeat tool mix rate
 		( c=$(pgrep -P "$TOOL_PID" | head -1)
 		  perf stat -e task-clock,cycles,instructions,context-switches,page-faults -p "$c" \
 			-o "$BENCH_PERF/$id.stat" -- sleep "$DURATION" &
-		  perf record -q -g -p "$c" -o "$BENCH_PERF/$id.data" -- sleep "$DURATION" >/dev/null 2>&1
+		  perf record -q ${BENCH_PERF_CG:+--call-graph $BENCH_PERF_CG} -g -p "$c" -o "$BENCH_PERF/$id.data" -- sleep "$DURATION" >/dev/null 2>&1
 		  wait ) &
 		perfpid=$!
 	fi

@@ -32,7 +32,7 @@ pass "bench quick: latest.csv written"
 import csv, sys
 need = ["tool", "mix", "offered_rps", "served_rps", "vs_baseline_pct", "baseline", "captured",
         "replayed", "loss_pct", "extra_pct", "after_stop", "cpu_s", "bpf_cpu_s", "rss_mb",
-        "p50_ms", "p99_ms", "bpf_ns_per_pkt"]
+        "p50_ms", "p99_ms", "bpf_ns_per_pkt", "a_ratio", "a_ratio_none", "cpu_us_req", "ns_per_byte"]
 rows = list(csv.DictReader(open(sys.argv[1])))
 cols = rows[0].keys() if rows else []
 missing = [c for c in need if c not in cols]
@@ -45,7 +45,7 @@ def num(v):
         return None
 def lowest(rs):
     return min(rs, key=lambda r: float("inf") if r["offered_rps"] == "max" else float(r["offered_rps"]))
-for tool in ["none", "none-mirror", "shadowtap", "goreplay", "tcpdump"]:
+for tool in ["none", "none-mirror", "shadowtap", "shadowtap-capture", "goreplay", "tcpdump"]:
     for mix in ["get", "post"]:
         name = "bench quick: rows for %s/%s" % (tool, mix)
         rs = [r for r in rows if r.get("tool") == tool and r.get("mix") == mix]
@@ -68,6 +68,20 @@ for tool in ["none", "none-mirror", "shadowtap", "goreplay", "tcpdump"]:
                 why.append("not reported against none-mirror at %s" % r["offered_rps"])
             if tool == "shadowtap" and not (num(r["bpf_cpu_s"]) or 0) > 0:
                 why.append("BPF kernel time not in cpu_s at %s" % r["offered_rps"])
+            # the cost columns: CPU per request over the load window, a plausible
+            # figure (above the BPF program's own time per request, below 10 ms), and
+            # serverA's with/without ratio against the tool's own baseline
+            if tool not in ("none", "none-mirror"):
+                c = num(r["cpu_us_req"])
+                if c is None or not 0.05 < c < 10000:
+                    why.append("cpu_us_req=%r at %s" % (r["cpu_us_req"], r["offered_rps"]))
+                a = num(r["a_ratio"])
+                if a is None or not 0 < a < 20:
+                    why.append("a_ratio=%r at %s" % (r["a_ratio"], r["offered_rps"]))
+                if mix == "post" and num(r["ns_per_byte"]) is None:
+                    why.append("no ns_per_byte at %s" % r["offered_rps"])
+            if tool == "shadowtap-capture" and (r["baseline"] != "none" or num(r["replayed"]) is not None):
+                why.append("capture-only row not against none, or replayed set, at %s" % r["offered_rps"])
         # quality where the README promises it: at the lowest offered rate shadowtap
         # replays every request (no loss, no extras), and the mirror baseline really
         # loads serverB with every request
@@ -86,10 +100,11 @@ else
 fi
 if grep -q 'matplotlib not' "$RES/latest.md" 2>/dev/null; then
 	skip "bench quick: plots (python3-matplotlib not installed)"
-elif [ -s "$RES/loss.png" ] && [ -s "$RES/cpu.png" ] && [ -s "$RES/throughput.png" ]; then
-	pass "bench quick: loss, cpu and throughput plots written"
+elif [ -s "$RES/loss.png" ] && [ -s "$RES/cpu.png" ] && [ -s "$RES/throughput.png" ] &&
+	[ -s "$RES/cpu_per_req.png" ] && [ -s "$RES/ratio.png" ]; then
+	pass "bench quick: loss, cpu, cpu per request, ratio and throughput plots written"
 else
-	fail "bench quick: loss, cpu and throughput plots written"
+	fail "bench quick: loss, cpu, cpu per request, ratio and throughput plots written"
 fi
 left=$(ip netns list 2>/dev/null | grep -c '^stb-')
 if [ "$left" = 0 ] && ! ls -d /sys/fs/bpf/shadowtap-bench-* >/dev/null 2>&1; then
