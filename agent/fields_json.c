@@ -40,9 +40,12 @@ int fj_num_eq(const char *a, size_t an, const char *b, size_t bn)
 
 	if (an == bn && memcmp(a, b, an) == 0)
 		return 1;
+	/* two integers: JSON has no leading zeros, so other texts are other values but
+	 * for -0 (a double would also conflate integers past 2^53) */
 	if (!memchr(a, '.', an) && !memchr(a, 'e', an) && !memchr(a, 'E', an) &&
-	    !memchr(b, '.', bn) && !memchr(b, 'e', bn) && !memchr(b, 'E', bn) && an > 2 && bn > 2)
-		return 0;
+	    !memchr(b, '.', bn) && !memchr(b, 'e', bn) && !memchr(b, 'E', bn))
+		return (an == 1 || an == 2) && (bn == 1 || bn == 2) && a[an - 1] == '0' && b[bn - 1] == '0' &&
+		       (an == 1 || a[0] == '-') && (bn == 1 || b[0] == '-');
 	if (an >= sizeof(x) || bn >= sizeof(y))
 		return 0;
 	memcpy(x, a, an);

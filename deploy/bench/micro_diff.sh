@@ -13,7 +13,7 @@ objs=$(ls "$OUT"/agent/*.o | grep -v '/main\.o$')
 mkdir -p "$OUT/bench"
 cc -O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Icommon -Iagent -I"$OUT" -pthread deploy/bench/micro_diff.c \
-	$objs -lbpf -lelf -lz -lpcap -lcurl -lcrypto -lmsgpackc -lpthread -lm -o "$OUT/bench/micro_diff" || exit 1
+	$objs -lbpf -lelf -lz -lpcap -lcurl -lssl -lcrypto -lmsgpackc -lpthread -lm -o "$OUT/bench/micro_diff" || exit 1
 res=$("$OUT/bench/micro_diff") || exit 1
 echo "$res"
 if [ -n "$DEST" ]; then

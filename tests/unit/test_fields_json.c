@@ -39,6 +39,19 @@ static void test_hash_is_value(void **state)
 	assert_true(root_hash("{}") != root_hash("[]"));
 }
 
+static void test_num_eq(void **state)
+{
+	(void)state;
+	assert_true(fj_num_eq("10", 2, "10", 2));
+	assert_false(fj_num_eq("10", 2, "11", 2));
+	assert_false(fj_num_eq("10", 2, "0", 1));
+	assert_true(fj_num_eq("-0", 2, "0", 1));
+	assert_true(fj_num_eq("1", 1, "1.0", 3));
+	assert_true(fj_num_eq("1e2", 3, "100", 3));
+	assert_false(fj_num_eq("12345678901234567", 17, "12345678901234568", 17));
+	assert_false(fj_num_eq("1.5", 3, "1.25", 4));
+}
+
 static void test_nodes_and_order(void **state)
 {
 	const char *s = "{\"z\":\"x\\ny\",\"a\":{\"k\":null},\"m\":[true,1.5]}";
@@ -116,6 +129,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_is_value),
+		cmocka_unit_test(test_num_eq),
 		cmocka_unit_test(test_nodes_and_order),
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_large_object_sorted),
