@@ -51,7 +51,7 @@ void replay_count_error(struct replay *rp, const char *why)
 		ST_ADD(rp, f_refused, 1);
 	else if (strcmp(why, "connection reset") == 0)
 		ST_ADD(rp, f_reset, 1);
-	else if (strcmp(why, "malformed response") == 0)
+	else if (strcmp(why, "malformed response") == 0 || strcmp(why, REPLAY_E_HEAD_TOO_LARGE) == 0)
 		ST_ADD(rp, f_malformed, 1);
 	else if (strcmp(why, "dropped: queue full") == 0)
 		ST_ADD(rp, d_queue, 1);

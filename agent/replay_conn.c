@@ -389,7 +389,7 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 			r = http1_parse_response(c->rbuf + used, c->rlen - used, &resp, hdrs, ST_MAX_HEADERS);
 			if (r == HTTP1_NEED_MORE) {
 				if (c->rlen - used >= REPLAY_HEAD_MAX) {
-					replay_conn_broken(rp, c, "malformed response", now);
+					replay_conn_broken(rp, c, REPLAY_E_HEAD_TOO_LARGE, now);
 					return -1;
 				}
 				break;
@@ -507,7 +507,7 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 			if (cap <= c->rcap) {
 				/* replay_parse ran after every read and consumes body bytes, so
 				 * a full buffer is a head past REPLAY_HEAD_MAX */
-				replay_conn_broken(rp, c, "malformed response", now);
+				replay_conn_broken(rp, c, REPLAY_E_HEAD_TOO_LARGE, now);
 				return;
 			}
 			p = realloc(c->rbuf, cap);

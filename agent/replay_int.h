@@ -17,6 +17,9 @@
 #include "replay_tls.h"
 
 #define REPLAY_HEAD_MAX   (64 * 1024)   /* largest serverB response head */
+/* replay.error of a head past REPLAY_HEAD_MAX (100,000 headers, a 10 MB line); counted
+ * with the malformed responses */
+#define REPLAY_E_HEAD_TOO_LARGE "response head too large"
 #define REPLAY_READ_CHUNK (16 * 1024)
 /* idle connections are closed before serverB's own keep-alive timeout would, so a
  * request rarely meets a connection the server is closing */

@@ -130,6 +130,26 @@ static int srv_answer(struct srv *s, struct srv_conn *c, const char *req, size_t
 		srv_write(c->fd, "this is not http at all\r\n\r\n");
 		return 1;
 	}
+	if (strncmp(path, "/manyheaders", 12) == 0 || strncmp(path, "/longheader", 11) == 0) {
+		/* a head over 64 KiB: 6,000 header lines, or one 70,000-byte line */
+		char *h = malloc(80000);
+		size_t n = (size_t)sprintf(h, "HTTP/1.1 200 OK\r\n");
+		int i;
+
+		if (path[1] == 'm') {
+			for (i = 0; i < 6000; i++)
+				n += (size_t)sprintf(h + n, "X-H%d: v\r\n", i);
+		} else {
+			n += (size_t)sprintf(h + n, "X-Long: ");
+			memset(h + n, 'L', 70000);
+			n += 70000;
+			n += (size_t)sprintf(h + n, "\r\n");
+		}
+		sprintf(h + n, "Content-Length: 2\r\n\r\nok");
+		srv_write(c->fd, h);
+		free(h);
+		return 1;
+	}
 	if (strncmp(path, "/chunked", 8) == 0) {
 		srv_write(c->fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
 			  "Content-Type: text/plain\r\n\r\n4\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\nT: 1\r\n\r\n");
@@ -590,7 +610,9 @@ static void test_errors(void **state)
 	replay_submit(rp, mkrec(1, 1, "GET /ok/after-timeout HTTP/1.1\r\nHost: h\r\n\r\n"));
 	replay_submit(rp, mkrec(2, 0, "GET /garbage HTTP/1.1\r\nHost: h\r\n\r\n"));
 	replay_submit(rp, mkrec(2, 1, "GET /ok/after-garbage HTTP/1.1\r\nHost: h\r\n\r\n"));
-	assert_int_equal(sink_wait(&k, 4, 5000), 4);
+	replay_submit(rp, mkrec(3, 0, "GET /manyheaders HTTP/1.1\r\nHost: h\r\n\r\n"));
+	replay_submit(rp, mkrec(4, 0, "GET /longheader HTTP/1.1\r\nHost: h\r\n\r\n"));
+	assert_int_equal(sink_wait(&k, 6, 5000), 6);
 	replay_stop(rp);
 	r = find(&k, 1, 0);
 	assert_non_null(r->replay);
@@ -602,6 +624,9 @@ static void test_errors(void **state)
 	assert_null(r->diff);
 	r = find(&k, 2, 1);
 	assert_null(r->replay->error);
+	/* a head past 64 KiB says so, not just "malformed" */
+	assert_string_equal(find(&k, 3, 0)->replay->error, "response head too large");
+	assert_string_equal(find(&k, 4, 0)->replay->error, "response head too large");
 	replay_free(rp);
 
 	/* a closed port */
