@@ -81,7 +81,7 @@ int es_bulk_parse(const char *body, size_t len, struct es_bulk_item *items, size
 	    json_iter_init(&list, arr, arre, '[', 1))
 		return -EBADMSG;
 	while ((r = json_iter_next(&list, NULL, NULL, &iv, &ive)) > 0) {
-		struct es_bulk_item it = { 0, NULL, 0 };
+		struct es_bulk_item it = { 0, NULL, 0, NULL, 0 };
 		long st;
 		char *end;
 
@@ -99,6 +99,10 @@ int es_bulk_parse(const char *body, size_t len, struct es_bulk_item *items, size
 			it.error = v;
 			it.error_len = (size_t)(ve - v);
 		}
+		if (!json_member(action, ae, "_id", 3, &v, &ve) && *v == '"') {
+			it.id = v + 1;
+			it.id_len = (size_t)(ve - v - 2);
+		}
 		if (count < max)
 			items[count] = it;
 		count++;
@@ -106,6 +110,23 @@ int es_bulk_parse(const char *body, size_t len, struct es_bulk_item *items, size
 	if (r < 0)
 		return -EBADMSG;
 	return count > INT_MAX ? -EBADMSG : (int)count;
+}
+
+bool es_bulk_item_is(const struct es_bulk_item *it, const char *id)
+{
+	char dec[256];
+	size_t n = strlen(id), dn;
+	const char *q;
+
+	if (!it->id)
+		return false;
+	if (it->id_len == n && !memcmp(it->id, id, n))
+		return true;
+	/* the same id written with escapes: decoding never makes it longer */
+	if (!memchr(it->id, '\\', it->id_len) || it->id_len > sizeof(dec))
+		return false;
+	q = json_string_decode(it->id - 1, it->id + it->id_len + 1, dec, &dn);
+	return q && dn == n && !memcmp(dec, id, n);
 }
 
 struct es_cut {

@@ -3,6 +3,7 @@
 #ifndef ST_ES_BULK_H
 #define ST_ES_BULK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,9 +19,14 @@ struct es_bulk_item {
 	int status;              /* HTTP status of the item */
 	const char *error;       /* raw JSON of its "error" member, into the body; NULL if none */
 	size_t error_len;
+	const char *id;          /* raw contents of its "_id" string, into the body; NULL if none */
+	size_t id_len;
 };
 /* Parse a _bulk response: the number of items (filling at most max), or -EBADMSG. */
 int es_bulk_parse(const char *body, size_t len, struct es_bulk_item *items, size_t max);
+/* The item answers the document with _id id: an answer is matched to its document by
+ * position, so one whose _id is missing or another is no answer for it. */
+bool es_bulk_item_is(const struct es_bulk_item *it, const char *id);
 /* The string value at a dotted path ("version.number") of a JSON object, unescaped
  * only trivially (copied raw); 0 or -ENOENT / -EBADMSG / -ENAMETOOLONG. */
 int es_json_get_str(const char *body, size_t len, const char *path, char *out, size_t n);

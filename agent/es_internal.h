@@ -90,6 +90,7 @@ enum es_ctr {
 	ES_C_RET_CHECKS,
 	ES_C_RET_DELETED,
 	ES_C_RET_ERRORS,
+	ES_C_RESP_CUT,           /* answers cut at es_resp_cap */
 	ES_C_N,
 };
 
@@ -131,7 +132,8 @@ struct es_sink {
 	struct buf req_body;     /* NDJSON or template JSON */
 	struct buf req_gz;
 	struct buf resp;
-	bool resp_overflow;
+	size_t resp_cap;         /* es_resp_cap of the request in flight */
+	bool resp_overflow;      /* the answer was cut there */
 	bool ready;              /* probed and templates installed */
 	bool healthy;            /* the last request went through */
 	bool unreachable;        /* the last request failed below HTTP (refused, timeout) */
@@ -166,6 +168,13 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code);
 
 /* sink_es.c: one request on the shared handle; back-off bookkeeping */
 int es_send(struct es_sink *s, enum es_req kind, const char *method, const char *path);
+/* Bytes read of one answer to a request of kind carrying items documents. */
+size_t es_resp_cap(enum es_req kind, size_t items);
+/* A transfer curl stopped because the answer passed the cap is an answer (cut, and
+ * counted): CURLE_OK; any other result unchanged. */
+CURLcode es_resp_result(struct es_sink *s, CURLcode cc);
+/* The start of the answer as printable ASCII (others become '?'), for messages. */
+const char *es_resp_excerpt(const struct es_sink *s, char *out, size_t n);
 void es_fail(struct es_sink *s);
 void es_ok(struct es_sink *s);
 

@@ -430,7 +430,7 @@ static int es_send_retention(struct es_sink *s, bool os)
 void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 {
 	bool os = !strcmp(s->distribution, "opensearch");
-	char num[32];
+	char num[32], ex[301];
 
 	/* the lifecycle policy is not worth holding records back for: a cluster
 	 * without ILM/ISM (or a policy that exists already, 409) is said once */
@@ -441,8 +441,8 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 		else if (code == 409)
 			pr_info("es: retention policy %s-retention exists already; kept\n", s->prefix);
 		else {
-			pr_warn("es: retention policy not installed: http %ld: %.*s\n", code,
-				(int)(s->resp.len > 200 ? 200 : s->resp.len), s->resp.data ? s->resp.data : "");
+			pr_warn("es: retention policy not installed: http %ld: %s\n", code,
+				es_resp_excerpt(s, ex, 201));
 			es_retention_enable(s);
 		}
 		s->req = ES_REQ_NONE;
@@ -465,8 +465,8 @@ void es_handle_setup(struct es_sink *s, CURLcode cc, long code)
 		if (atomic_load(&s->ctr[ES_C_SETUP_FAILURES]) == 1)
 			pr_warn("es: %s not ready (%s); records spool until it is\n", s->nodes[s->cur].url,
 				cc != CURLE_OK ? curl_easy_strerror(cc) : num);
-		pr_debug("es: setup step %d failed: curl %d http %ld: %.*s\n", s->req, cc, code,
-			 (int)(s->resp.len > 300 ? 300 : s->resp.len), s->resp.data ? s->resp.data : "");
+		pr_debug("es: setup step %d failed: curl %d http %ld: %s\n", s->req, cc, code,
+			 es_resp_excerpt(s, ex, sizeof(ex)));
 		s->req = ES_REQ_NONE;
 		es_fail(s);
 		return;

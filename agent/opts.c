@@ -240,6 +240,10 @@ const struct opt opts_table[] = {
 	  .def = "5M", .arg = "SIZE", .help = "bulk request size" },
 	{ "es-batch-ms", 0, OPT_DURATION, FIELD(es.batch_ms), MSECS(1, 600000), .store_ns = NS_MS,
 	  .def = "1000", .arg = "MS", .help = "bulk flush interval" },
+	{ "es-timeout", 0, OPT_DURATION, FIELD(es.request_timeout_ms), MSECS(100, 3600000),
+	  .store_ns = NS_MS, .def = "30000", .arg = "MS",
+	  .help = "one Elasticsearch request, answer included; past it the request is retried and its "
+		  "records spool (an answer is read up to 8 MiB + 4 KiB per document, then cut)" },
 	{ "spool-dir", 0, OPT_STRING, FIELD(es.spool_dir), .arg = "DIR",
 	  .help = "disk spool while Elasticsearch is unreachable (default /var/lib/shadowtap/spool, "
 		  "./spool when not root)" },

@@ -55,7 +55,13 @@
 
 #define ES_BACKOFF_MIN_MS 100
 #define ES_BACKOFF_MAX_MS 30000
-#define ES_RESP_MAX (64u << 20)
+/* What the agent reads of one Elasticsearch answer: 8 MiB, plus 4 KiB per document
+ * of a bulk request (a real item answer is 200-300 bytes, an error with its reason
+ * about 1 KiB), at most 256 MiB. Past it the transfer is cut at once: an endless or
+ * huge answer costs neither more memory nor the rest of --es-timeout. */
+#define ES_RESP_BASE     (8u << 20)
+#define ES_RESP_PER_ITEM 4096u
+#define ES_RESP_MAX      (256u << 20)
 #define ES_SLOW_MS 10000        /* a request in flight this long counts as a slow cluster */
 
 static const char *const es_ctr_names[ES_C_N] = {
@@ -65,6 +71,7 @@ static const char *const es_ctr_names[ES_C_N] = {
 	"err_bad_response", "err_item_429", "err_item_5xx", "err_item_4xx",
 	"err_dead_letter_write", "setup_failures", "dead_letter_rotations", "node_failures",
 	"sniffed", "bodies_cut", "retention_checks", "retention_deleted", "retention_errors",
+	"responses_cut",
 };
 
 void es_inc(struct es_sink *s, enum es_ctr c, uint64_t v)
@@ -79,13 +86,49 @@ static size_t es_write_cb(char *p, size_t size, size_t nmemb, void *arg)
 	struct es_sink *s = arg;
 	size_t n = size * nmemb;
 
-	if (s->resp.len + n > ES_RESP_MAX) {
+	if (s->resp.len + n > s->resp_cap || buf_append(&s->resp, p, n)) {
+		/* returning less than n makes curl stop with CURLE_WRITE_ERROR */
 		s->resp_overflow = true;
-		return n;
+		return 0;
 	}
-	if (buf_append(&s->resp, p, n))
-		s->resp_overflow = true;
 	return n;
+}
+
+size_t es_resp_cap(enum es_req kind, size_t items)
+{
+	size_t cap = ES_RESP_BASE;
+
+	if (kind == ES_REQ_BULK)
+		cap += items > (ES_RESP_MAX - ES_RESP_BASE) / ES_RESP_PER_ITEM ?
+		       ES_RESP_MAX - ES_RESP_BASE : items * ES_RESP_PER_ITEM;
+	return cap;
+}
+
+CURLcode es_resp_result(struct es_sink *s, CURLcode cc)
+{
+	/* cut at the cap: the status line and headers came whole, the body is cut */
+	if (cc == CURLE_WRITE_ERROR && s->resp_overflow) {
+		es_inc(s, ES_C_RESP_CUT, 1);
+		pr_debug("es: answer over %zu bytes: cut\n", s->resp_cap);
+		return CURLE_OK;
+	}
+	return cc;
+}
+
+const char *es_resp_excerpt(const struct es_sink *s, char *out, size_t n)
+{
+	size_t i, k = 0;
+
+	/* what a server sends is printed only as printable ASCII: no escape sequences
+	 * or line breaks reach the log */
+	for (i = 0; s->resp.data && i < s->resp.len && k + 1 < n; i++) {
+		unsigned char c = (unsigned char)s->resp.data[i];
+
+		out[k++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	if (n)
+		out[k] = '\0';
+	return out;
 }
 
 static int es_gzip(const struct buf *in, struct buf *out)
@@ -190,8 +233,12 @@ int es_send(struct es_sink *s, enum es_req kind, const char *method, const char 
 		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, body->data ? body->data : "");
 		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
 	}
+	/* a large answer's buffer is not kept for the next, small one */
+	if (s->resp.cap > (1u << 20))
+		buf_free(&s->resp);
 	buf_reset(&s->resp);
 	s->resp_overflow = false;
+	s->resp_cap = es_resp_cap(kind, kind == ES_REQ_BULK ? s->batch.sent : 0);
 	mc = curl_multi_add_handle(s->multi, s->easy);
 	if (mc != CURLM_OK) {
 		pr_warn("es: cannot start a request: %s\n", curl_multi_strerror(mc));
@@ -322,6 +369,15 @@ static void es_handle_bulk(struct es_sink *s, CURLcode cc, long code)
 		pr_debug("es: unusable bulk response (%d items for %zu)\n", got, n);
 		goto retry_whole;
 	}
+	/* answers are matched by position: one for another document means the answer
+	 * is not for this request, and counting it would lose or misfile documents */
+	for (i = 0; i < n; i++) {
+		if (!es_bulk_item_is(&res[i], b->items[b->next + i]->id)) {
+			es_inc(s, ES_C_ERR_BAD_RESPONSE, 1);
+			pr_debug("es: bulk response item %zu is for another document\n", i);
+			goto retry_whole;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		struct es_item *it = b->items[b->next + i];
 		int st = res[i].status;
@@ -375,7 +431,7 @@ static void es_collect(struct es_sink *s)
 
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		cc = m->data.result;
+		cc = es_resp_result(s, m->data.result);
 		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
 		curl_multi_remove_handle(s->multi, m->easy_handle);
 		if (kind == ES_REQ_BULK) {

@@ -22,6 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (items[i].error && (items[i].error < body ||
 				       items[i].error + items[i].error_len > body + size))
 			abort();
+		if (items[i].id && (items[i].id < body || items[i].id + items[i].id_len > body + size))
+			abort();
+		es_bulk_item_is(&items[i], "0123456789abcdef0123456789abcdef");
 	}
 	if (!es_json_get_str(body, size, "version.number", out, sizeof(out)) &&
 	    strlen(out) >= sizeof(out))

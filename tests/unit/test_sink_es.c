@@ -10,6 +10,8 @@
 #include <cmocka.h>
 
 #include "buf.h"
+#include "es_bulk.h"
+#include "es_internal.h"
 #include "sink_es.h"
 
 static void check_url(const char *in, const char *port, const char *want)
@@ -131,6 +133,38 @@ static void test_bulk_parse(void **state)
 	assert_int_equal(es_bulk_parse("", 0, it, 8), -EBADMSG);
 }
 
+/* An answer is matched to its document by position; one naming another _id (or
+ * none) is not that document's answer (a hostile or confused server). */
+static void test_bulk_ids(void **state)
+{
+	const char *r = "{\"items\":[{\"create\":{\"_id\":\"a1\",\"status\":201}},"
+			"{\"create\":{\"_id\":\"\\u0061\\/2\",\"status\":201}},"
+			"{\"create\":{\"status\":201}},"
+			"{\"create\":{\"_id\":7,\"status\":201}}]}";
+	struct es_bulk_item it[4];
+
+	(void)state;
+	assert_int_equal(es_bulk_parse(r, strlen(r), it, 4), 4);
+	assert_true(es_bulk_item_is(&it[0], "a1"));
+	assert_false(es_bulk_item_is(&it[0], "a"));
+	assert_false(es_bulk_item_is(&it[0], "a12"));
+	assert_true(es_bulk_item_is(&it[1], "a/2"));   /* escapes decoded */
+	assert_false(es_bulk_item_is(&it[1], "a\\/2"));
+	assert_false(es_bulk_item_is(&it[2], "x"));    /* no _id */
+	assert_false(es_bulk_item_is(&it[3], "7"));    /* not a string */
+}
+
+/* What is read of an answer: 8 MiB, plus 4 KiB per document of a bulk request,
+ * never more than 256 MiB (a 300 MB error body or an endless answer is cut). */
+static void test_resp_cap(void **state)
+{
+	(void)state;
+	assert_int_equal(es_resp_cap(ES_REQ_PROBE, 0), 8u << 20);
+	assert_int_equal(es_resp_cap(ES_REQ_SNIFF, 1000), 8u << 20);
+	assert_int_equal(es_resp_cap(ES_REQ_BULK, 10), (8u << 20) + 40960);
+	assert_int_equal(es_resp_cap(ES_REQ_BULK, (size_t)1 << 40), 256u << 20);
+}
+
 static void test_json_get(void **state)
 {
 	const char *os = "{\n  \"name\" : \"n\",\n  \"version\" : {\n    \"distribution\" : \"opensearch\","
@@ -186,6 +220,8 @@ int main(void)
 		cmocka_unit_test(test_index_name),
 		cmocka_unit_test(test_bulk_append),
 		cmocka_unit_test(test_bulk_parse),
+		cmocka_unit_test(test_bulk_ids),
+		cmocka_unit_test(test_resp_cap),
 		cmocka_unit_test(test_json_get),
 		cmocka_unit_test(test_cfg_default),
 		cmocka_unit_test(test_start_bad_cfg),
