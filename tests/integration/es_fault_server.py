@@ -14,6 +14,15 @@ every indexed document in memory. Faults apply to the next `count` bulk requests
   413       any request whose decompressed body exceeds `limit` bytes gets 413
             (count is ignored: it holds until changed)
   slow      sleep `delay` seconds before answering normally
+Hostile modes (tests/integration/test_hostile.sh); nothing is indexed while they last:
+  huge      500 with a `size`-byte body (default 300 MB), streamed
+  nested    200 whose first item's error is nested `depth` levels (default 100,000)
+  endless   200, chunked, an items array that never ends
+  extra     200 with one item more than the request had
+  wrong_ids 200 with every item's _id changed (an answer for other documents)
+  trickle   200, a valid answer sent one byte every `delay` seconds
+Each streamed answer (huge, endless, trickle) is logged in /_state "streams" as
+{"mode", "bytes" sent before the client hung up, "seconds"}.
 
 Control: POST /_fault {"mode": ..., "count": N, "limit": B, "delay": S}
          POST /_reset forgets documents, counters and the fault
@@ -29,7 +38,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 DOCS = {}
-STATE = {"mode": "ok", "count": 0, "limit": 1 << 30, "delay": 0.0}
+STATE = {"mode": "ok", "count": 0, "limit": 1 << 30, "delay": 0.0, "size": 300 << 20,
+         "depth": 100000}
+STREAMS = []
+HOSTILE = ("huge", "nested", "endless", "extra", "wrong_ids", "trickle")
 REQUESTS = {}
 ATTEMPTS = [0]
 
@@ -68,7 +80,8 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/_state":
             with LOCK:
                 self.reply(200, {"docs": len(DOCS), "ids": sorted(DOCS), "requests": REQUESTS,
-                                 "attempts": ATTEMPTS[0], "mode": STATE["mode"]})
+                                 "attempts": ATTEMPTS[0], "mode": STATE["mode"],
+                                 "streams": STREAMS})
         elif self.path.startswith("/_doc/"):
             with LOCK:
                 doc = DOCS.get(self.path[6:])
@@ -88,6 +101,7 @@ class Handler(BaseHTTPRequestHandler):
                 DOCS.clear()
                 REQUESTS.clear()
                 ATTEMPTS[0] = 0
+                del STREAMS[:]
                 STATE.update({"mode": "ok", "count": 0, "limit": 1 << 30, "delay": 0.0})
             self.reply(200, {"acknowledged": True})
             return
@@ -122,6 +136,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if mode == "slow":
             time.sleep(float(STATE["delay"]))
+        if mode in HOSTILE:
+            self.hostile(mode, data)
+            return
         lines = data.split(b"\n")
         items, errors = [], False
         for i in range(0, len(lines) - 1, 2):
@@ -147,6 +164,63 @@ class Handler(BaseHTTPRequestHandler):
             res.update({"_index": action["_index"], "_id": _id})
             items.append({"create": res})
         self.reply(200, {"took": 1, "errors": errors, "items": items})
+
+
+    def stream(self, mode, code, parts, length=None, delay=0.0):
+        """Send the parts (an iterator) until it ends or the client hangs up."""
+        self.close_connection = True
+        t0, sent = time.time(), 0
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            if length is None:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(length))
+            self.end_headers()
+            for p in parts:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(p), p) if length is None else p)
+                self.wfile.flush()
+                sent += len(p)
+                if delay:
+                    time.sleep(delay)
+        except OSError:
+            pass
+        with LOCK:
+            STREAMS.append({"mode": mode, "bytes": sent, "seconds": round(time.time() - t0, 2)})
+
+    def hostile(self, mode, data):
+        lines = data.split(b"\n")
+        ids = [json.loads(lines[i])["create"]["_id"] for i in range(0, len(lines) - 1, 2)]
+        ok = [{"create": {"_index": "x", "_id": i, "status": 201, "result": "created"}} for i in ids]
+        if mode == "huge":
+            size = int(STATE["size"])
+            blk = b"x" * (1 << 20)
+            self.stream(mode, 500, (blk[:min(len(blk), size - k)] for k in range(0, size, len(blk))),
+                        length=size)
+        elif mode == "nested":
+            d = int(STATE["depth"])
+            bad = b'{"create":{"_index":"x","_id":"%s","status":400,"error":%s1%s}}' % (
+                ids[0].encode(), b"[" * d, b"]" * d)
+            rest = b"".join(b"," + json.dumps(i).encode() for i in ok[1:])
+            self.reply(200, b'{"took":1,"errors":true,"items":[' + bad + rest + b"]}")
+        elif mode == "endless":
+            def gen():
+                yield b'{"took":1,"errors":false,"items":['
+                item = json.dumps(ok[0]).encode() + b","
+                while True:
+                    yield item * 1000
+            self.stream(mode, 200, gen())
+        elif mode == "extra":
+            self.reply(200, {"took": 1, "errors": False, "items": ok + ok[:1]})
+        elif mode == "wrong_ids":
+            for o in ok:
+                o["create"]["_id"] = "not-" + o["create"]["_id"]
+            self.reply(200, {"took": 1, "errors": False, "items": ok})
+        elif mode == "trickle":
+            body = json.dumps({"took": 1, "errors": False, "items": ok}).encode()
+            self.stream(mode, 200, (body[k:k + 1] for k in range(len(body))), length=len(body),
+                        delay=float(STATE["delay"]) or 1.0)
 
 
 def main():
