@@ -6,7 +6,11 @@
 # record lost), capture never stalls (records keep arriving in the NDJSON output
 # during the outage), and the spool is empty at the end. One replica per index
 # (the agent's template in cluster mode), so the killed node loses nothing.
-# Tunables: ES_CLUSTER_PORT (19210: nodes on 19210-19212), ES_CLUSTER_OUTAGE_S.
+# Then --es-sniff live: a second agent given node 1 only discovers nodes 2 and 3, node
+# 1 is SIGKILLed under load, and every record (wrk's count) is indexed exactly once
+# through the discovered nodes.
+# Tunables: ES_CLUSTER_PORT (19210: nodes on 19210-19212), ES_CLUSTER_OUTAGE_S,
+# ES_CLUSTER_SNIFF=0 to leave the sniff part out.
 . "$(dirname "$0")/lib.sh"
 
 BASE=${ES_CLUSTER_PORT:-19210}
@@ -116,3 +120,50 @@ grep -q "node .* back" "$ST_TMP/agent.log" && grep -q "node .* out" "$ST_TMP/age
 rep=$(curl -s "${URLS[0]}/st-cluster-*/_settings/index.number_of_replicas" | grep -o '"number_of_replicas":"[0-9]*"' | sort -u)
 [ "$rep" = '"number_of_replicas":"1"' ] && pass "es-cluster: one replica per index" || fail "es-cluster: replicas $rep"
 echo "    $(grep -E '^es: (submitted|nodes)' "$ST_TMP/agent.log" | tail -2 | tr '\n' ' ')"
+
+# ---- --es-sniff: given node 1 only, the agent finds nodes 2 and 3 in _nodes/http;
+# node 1 stopped under load, delivery goes on through the sniffed nodes. wrk's count
+# of answered requests is the oracle; every record indexed exactly once.
+if [ "${ES_CLUSTER_SNIFF:-1}" = 0 ]; then
+	skip "es-cluster: --es-sniff (ES_CLUSTER_SNIFF=0)"
+	exit 0
+fi
+sp2=$ST_TMP/spool-sniff
+"$ST_BIN" -i lo -p "$NGX_PORT" -e "${URLS[0]}" --es-sniff --spool-dir "$sp2" --es-index st-sniff \
+	-o "$ST_TMP/sn.ndjson" --stats 5 --pin-dir /sys/fs/bpf/shadowtap-escl 2> "$ST_TMP/sniff.log" &
+SPID=$!
+ST_PIDS+=("$SPID")
+for _ in $(seq 1 300); do
+	[ "$(grep -c 'es: discovered node' "$ST_TMP/sniff.log")" -ge 2 ] && grep -q capturing "$ST_TMP/sniff.log" && break
+	sleep 0.1
+done
+found=$(grep -o 'discovered node [^ ]*' "$ST_TMP/sniff.log" | awk '{print $3}' | sort | tr '\n' ' ')
+[ "$found" = "${URLS[1]} ${URLS[2]} " ] &&
+	pass "es-cluster: --es-sniff given ${URLS[0]} discovered $found" ||
+	fail "es-cluster: --es-sniff discovered '$found' (want ${URLS[1]} ${URLS[2]})"
+wrk -t1 -c4 -d20s -s "$ST_TMP/rate.lua" "http://127.0.0.1:$NGX_PORT/" > "$ST_TMP/wrk2.out" 2>&1 &
+wpid=$!
+sleep 5
+"$OS" kill-node 1 > /dev/null 2>&1
+wait "$wpid"
+# node 1 stays down: the count is asked of node 2, until every record is there (120 s)
+n=$(wc -l < "$ST_TMP/sn.ndjson")
+for _ in $(seq 1 60); do
+	c=$($CHECK count "${URLS[1]}" 'st-sniff-*' 2>/dev/null || echo 0)
+	[ "$c" -ge "$n" ] && break
+	sleep 2
+done
+kill -INT "$SPID"; wait "$SPID" 2>/dev/null
+w=$(grep -o '[0-9]* requests in' "$ST_TMP/wrk2.out" | cut -d' ' -f1)
+n=$(wc -l < "$ST_TMP/sn.ndjson")
+ex=$($CHECK exact "${URLS[1]}" 'st-sniff-*' "$ST_TMP/sn.ndjson" 2>&1)
+nodes=$(grep -E '^es: nodes=' "$ST_TMP/sniff.log" | tail -1)
+# requests reached the sniffed nodes after node 1 died: node1/node2 are the discovered ones
+late=0
+for v in $(echo "$nodes" | grep -o 'node[12]_requests=[0-9]*' | cut -d= -f2); do late=$((late + v)); done
+if [ -n "$w" ] && [ "$n" -ge "$w" ] && [ "$n" -le $((w + 4)) ] &&
+   case $ex in *duplicated=0\ lost=0\ unexpected=0*) true ;; *) false ;; esac && [ "${late:-0}" -gt 0 ]; then
+	pass "es-cluster: --es-sniff: node 1 stopped, $n records for wrk's $w answers indexed exactly once through the sniffed nodes ($ex; $nodes)"
+else
+	fail "es-cluster: --es-sniff: $n records, wrk ${w:-?}, $ex, sniffed-node requests ${late:-?} ($nodes)"
+fi
