@@ -129,6 +129,9 @@ const struct opt opts_table[] = {
 	  .help = "read packets from a pcap/pcapng file instead of the network" },
 	{ "exit-after", 0, OPT_DURATION, FIELD(exit_after_ns), SECS(0.001, 366 * 86400.0),
 	  .store_ns = 1, .arg = "SECS", .help = "stop after SECS, draining queues first" },
+	{ "shutdown-timeout", 0, OPT_DURATION, FIELD(shutdown_timeout_ns), SECS(0.1, 3600.0),
+	  .store_ns = 1, .def = "10", .arg = "SECS",
+	  .help = "at exit, drain replay and Elasticsearch for at most SECS, then spool what is left and exit (a second SIGINT/SIGTERM: at once)" },
 	{ "stats", 0, OPT_DURATION, FIELD(stats_interval_s), SECS(1, 86400), .store_ns = NS_S,
 	  .arg = "SECS", .help = "print one line of per-second rates on stderr every SECS seconds (all counters: SIGUSR1, and at exit)" },
 	{ "metrics", 0, OPT_STRING, FIELD(metrics_listen), .check = check_listen, .arg = "ADDR:PORT",
@@ -625,6 +628,7 @@ void opts_defaults(struct config *c)
 	c->replay.body_limit = c->xcfg.body_limit;
 	es_cfg_default(&c->es);
 	c->queue_cap = 65536;
+	c->shutdown_timeout_ns = 10ull * 1000000000ull;
 	recording_cfg_default(&c->rec);
 	fields_sum_cfg_default(&c->diff);
 	c->tls.ports[0] = 443;

@@ -41,6 +41,7 @@ struct config {
 	const char *input_pcap;
 	const char *metrics_listen;      /* --metrics ADDR:PORT, NULL = off */
 	uint64_t exit_after_ns;          /* 0 = run until a signal */
+	uint64_t shutdown_timeout_ns;    /* bound on draining at exit (pipeline_stop) */
 	uint32_t stats_interval_s;       /* 0 = no periodic stats */
 	size_t queue_cap;                /* records waiting for the output thread */
 	const char *redact[OPTS_MAX_REDACT + 1];   /* NULL-terminated after opts_finish */

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "pcap_input.h"
 #include "pipeline.h"
+#include "shutdown.h"
 #include "recording.h"
 #include "replay.h"
 #include "sfile.h"
@@ -624,8 +625,47 @@ int pipeline_run(struct pipeline *p)
 	return EXIT_OK;
 }
 
+/* A second SIGINT/SIGTERM while draining (shutdown.c's watcher thread). */
+static int pipeline_hurried;
+
+static void pipeline_hurry(void *arg)
+{
+	struct pipeline *p = arg;
+
+	__atomic_store_n(&pipeline_hurried, 1, __ATOMIC_RELEASE);
+	replay_stop_by(p->w.replay, st_mono_ns());
+	replay_stop_by(p->noise, st_mono_ns());
+	es_sink_hurry(p->es);
+	es_sink_hurry(p->es_diff);
+}
+
+/* What is left of the --shutdown-timeout budget, in ms (0 once hurried). */
+static int pipeline_left_ms(uint64_t deadline_ms)
+{
+	uint64_t now = st_mono_ms();
+
+	if (__atomic_load_n(&pipeline_hurried, __ATOMIC_ACQUIRE) || now >= deadline_ms)
+		return 0;
+	return (int)(deadline_ms - now);
+}
+
+/* Drain in data-flow order within --shutdown-timeout (default 10 s, below systemd's
+ * TimeoutStopSec=30 and docker stop's 30 s): replay gives up on what serverB has not
+ * answered by then, Elasticsearch leaves the rest in the spool. A second signal ends
+ * both at once. The watcher exits the process at the deadline plus a grace for
+ * writing the spool, should a stage miss its own bound. */
+#define PIPELINE_SPOOL_GRACE_MS 5000
+
 void pipeline_stop(struct pipeline *p)
 {
+	uint64_t budget_ms = p->cfg.shutdown_timeout_ns ? p->cfg.shutdown_timeout_ns / 1000000ull : 10000;
+	uint64_t deadline_ms = st_mono_ms() + budget_ms;
+	int watching;
+
+	watching = shutdown_watch_start(p->sfd, deadline_ms + PIPELINE_SPOOL_GRACE_MS,
+					pipeline_hurry, p) == 0;
+	replay_stop_by(p->w.replay, deadline_ms * 1000000ull);
+	replay_stop_by(p->noise, deadline_ms * 1000000ull);
 	/* the inputs first: file input prints its last progress and lateness lines */
 	input_file_close(p->w.file);
 	p->w.file = NULL;
@@ -648,9 +688,11 @@ void pipeline_stop(struct pipeline *p)
 		p->sink_started = 0;
 	}
 	if (p->es)
-		es_sink_stop(p->es, 30000);
+		es_sink_stop(p->es, pipeline_left_ms(deadline_ms));
 	if (p->es_diff)
-		es_sink_stop(p->es_diff, 30000);
+		es_sink_stop(p->es_diff, pipeline_left_ms(deadline_ms));
+	if (watching)
+		shutdown_watch_stop();
 }
 
 void pipeline_free(struct pipeline *p)

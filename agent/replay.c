@@ -723,6 +723,38 @@ static void replay_drain_queue(struct replay *rp, uint64_t now, bool *closed)
 	}
 }
 
+/* --shutdown-timeout or a second signal (pipeline.c): in-flight requests fail too,
+ * instead of waiting for their response timeout. */
+static void replay_stop_bound(struct replay *rp, uint64_t now)
+{
+	uint64_t by = __atomic_load_n(&rp->stop_by, __ATOMIC_ACQUIRE);
+	int i, j;
+
+	if (!by)
+		return;
+	if (by < rp->drain_deadline)
+		rp->drain_deadline = by;
+	if (now < by)
+		return;
+	for (i = 0; i < rp->ntargets; i++)
+		for (j = 0; rp->targets[i].conns && j < rp->targets[i].hi; j++)
+			if (rp->targets[i].conns[j].qh)
+				replay_conn_fail(rp, &rp->targets[i].conns[j], "dropped: shutting down", now);
+}
+
+void replay_stop_by(struct replay *rp, uint64_t mono_ns)
+{
+	uint64_t cur;
+
+	if (!rp)
+		return;
+	cur = __atomic_load_n(&rp->stop_by, __ATOMIC_ACQUIRE);
+	while ((!cur || mono_ns < cur) &&
+	       !__atomic_compare_exchange_n(&rp->stop_by, &cur, mono_ns ? mono_ns : 1, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+}
+
 static void *replay_thread(void *arg)
 {
 	struct replay *rp = arg;
@@ -765,6 +797,7 @@ static void *replay_thread(void *arg)
 			if (!rp->drain_deadline)
 				rp->drain_deadline = now + (uint64_t)(rp->cfg.connect_timeout_ms +
 						     rp->cfg.response_timeout_ms) * 1000000ull;
+			replay_stop_bound(rp, now);
 		}
 		replay_timeouts(rp, now);
 		replay_dispatch(rp, now);

@@ -75,6 +75,10 @@ void replay_set_idle(struct replay *rp, void (*idle)(void *ctx));
 /* Stop accepting, finish or time out what is queued and in flight, join. Does not
  * free (counters stay readable for the exit summary). Accepts NULL. */
 void replay_stop(struct replay *rp);
+/* Bounds replay_stop's drain: at mono_ns (st_mono_ns) every request still waiting or
+ * in flight fails with "dropped: shutting down" and the thread ends. Any thread, any
+ * time; the earliest bound wins. */
+void replay_stop_by(struct replay *rp, uint64_t mono_ns);
 void replay_free(struct replay *rp);   /* after replay_stop; accepts NULL */
 /* One line per counter group, for the exit summary and --stats. */
 void replay_print_stats(struct replay *rp, FILE *f);

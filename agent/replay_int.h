@@ -162,6 +162,7 @@ struct replay {
 	double tokens, burst;
 	uint64_t t_tokens;
 	uint64_t drain_deadline;
+	uint64_t stop_by;          /* atomic: replay_stop_by's bound on the drain (mono ns) */
 
 	struct replay_stats st;
 };

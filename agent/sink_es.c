@@ -702,6 +702,22 @@ void es_sink_stop(struct es_sink *s, int timeout_ms)
 		spool_sync(s->spool);
 }
 
+void es_sink_hurry(struct es_sink *s)
+{
+	bool stopping;
+
+	if (!s || !s->multi)
+		return;
+	/* only a stop already under way: before it, the caller's es_sink_stop(s, 0) is */
+	pthread_mutex_lock(&s->mu);
+	stopping = s->stopping;
+	if (stopping)
+		s->stop_deadline_ms = st_mono_ms();
+	pthread_mutex_unlock(&s->mu);
+	if (stopping)
+		curl_multi_wakeup(s->multi);
+}
+
 void es_sink_free(struct es_sink *s)
 {
 	if (!s)

@@ -54,7 +54,10 @@ void es_sink_submit(struct es_sink *s, const char *event_id, uint64_t ts_ns, con
 /* Flush: deliver what can be delivered within timeout_ms, spool the rest, join.
  * Does not free (counters stay readable for the exit summary). Accepts NULL. */
 void es_sink_stop(struct es_sink *s, int timeout_ms);
-void es_sink_free(struct es_sink *s);   /* after es_sink_stop; accepts NULL */
+void es_sink_free(struct es_sink *s);
+/* From any thread: a running es_sink_stop ends now, spooling what is in memory (a
+ * second SIGINT). Before es_sink_stop it does nothing. Accepts NULL. */
+void es_sink_hurry(struct es_sink *s);   /* after es_sink_stop; accepts NULL */
 void es_sink_print_stats(struct es_sink *s, FILE *f);
 
 /* URL from ELASTICSEARCH_URL (bare host like "elasticsearch" -> http://elasticsearch:9200,
