@@ -347,6 +347,10 @@ void replay_item_done(struct replay *rp, struct replay_item *it)
 
 void replay_item_fail(struct replay *rp, struct replay_item *it, const char *why)
 {
+	if (it->flow && strcmp(why, "dropped: shutting down")) {
+		it->flow->t->warn_failed++;
+		it->flow->t->warn_why = why;
+	}
 	replay_count_error(rp, why);
 	replay_set_error(it->rec, it->flow ? it->flow->t->url : NULL, why);
 	replay_item_done(rp, it);
@@ -723,6 +727,40 @@ static void replay_drain_queue(struct replay *rp, uint64_t now, bool *closed)
 	}
 }
 
+/* Failures are not silent while serverB is down or failing: one line per target at
+ * the first failure and then at most every REPLAY_WARN_NS while they go on, and one
+ * when it answers again (the counters have the totals). */
+#define REPLAY_WARN_NS (10ull * 1000000000ull)
+
+static void replay_warn_tick(struct replay *rp, uint64_t now)
+{
+	int i;
+
+	for (i = 0; i < rp->ntargets; i++) {
+		struct replay_target *t = &rp->targets[i];
+
+		if (now < t->warn_next)
+			continue;
+		if (t->warn_failed) {
+			if (t->down_err)
+				pr_warn("replay: serverB %s unreachable (%s), %llu requests failed in the last %llu s\n",
+					t->url, t->down_err, (unsigned long long)t->warn_failed,
+					REPLAY_WARN_NS / 1000000000ull);
+			else
+				pr_warn("replay: serverB %s: %llu requests failed in the last %llu s (last: %s)\n",
+					t->url, (unsigned long long)t->warn_failed,
+					REPLAY_WARN_NS / 1000000000ull, t->warn_why);
+			t->warn_failed = 0;
+			t->warned = true;
+			t->warn_next = now + REPLAY_WARN_NS;
+		} else if (t->warned && !t->down_err) {
+			pr_warn("replay: serverB %s reachable again, no failure in the last %llu s\n", t->url,
+				REPLAY_WARN_NS / 1000000000ull);
+			t->warned = false;
+		}
+	}
+}
+
 /* --shutdown-timeout or a second signal (pipeline.c): in-flight requests fail too,
  * instead of waiting for their response timeout. */
 static void replay_stop_bound(struct replay *rp, uint64_t now)
@@ -800,6 +838,7 @@ static void *replay_thread(void *arg)
 			replay_stop_bound(rp, now);
 		}
 		replay_timeouts(rp, now);
+		replay_warn_tick(rp, now);
 		replay_dispatch(rp, now);
 		idle = __atomic_load_n(&rp->idle, __ATOMIC_ACQUIRE);
 		if (idle)

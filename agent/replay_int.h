@@ -117,6 +117,11 @@ struct replay_target {
 	uint64_t retry_at;
 	int backoff_ms;
 	const char *down_err;
+	/* rate-limited warnings (replay_warn_tick): failures since the last one */
+	uint64_t warn_failed;
+	const char *warn_why;
+	uint64_t warn_next;                    /* mono ns: no warning before */
+	bool warned;                           /* a failure warning is standing */
 };
 
 struct replay_stats {
