@@ -303,7 +303,7 @@ const struct opt opts_table[] = {
 	{ "output-file-interval", 0, OPT_DURATION, FIELD(rec.out_interval_s), SECS(1, 30 * 86400.0),
 	  .store_ns = NS_S, .arg = "SECS", .help = "start a new recording file every SECS" },
 	{ "output-file-compress", 0, OPT_ENUM, FIELD(rec.out_gzip), .choices = compressions,
-	  .def = "none", .arg = "gzip|none", .help = "compress recording files" },
+	  .def = "none", .arg = "gzip|none", .help = "compress recording files (gzip: .gz is appended to a name that does not end in it)" },
 	{ "output-dir-max", 0, OPT_SIZE, FIELD(rec.out_dir_max), .min = 65536, .max = 1ull << 50,
 	  .arg = "SIZE", .help = "cap the recording files; oldest are deleted first" },
 	{ "output-format", 0, OPT_ENUM, FIELD(rec.out_format), .choices = rec_formats,

@@ -133,6 +133,16 @@ static int rec_writer_out_name(struct rec_writer_out *o, char *base, size_t cap)
 	localtime_r(&now, &tm);
 	if (!strftime(base, cap, o->rc->out_path, &tm))
 		return -ENAMETOOLONG;
+	/* gzip content gets the name every tool expects (zcat, file managers) */
+	if (o->rc->out_gzip) {
+		size_t n = strlen(base);
+
+		if (n < 3 || strcmp(base + n - 3, ".gz")) {
+			if (n + 4 > cap)
+				return -ENAMETOOLONG;
+			memcpy(base + n, ".gz", 4);
+		}
+	}
 	if (strcmp(base, o->last_base)) {
 		if (strlen(base) >= sizeof(o->last_base))
 			return -ENAMETOOLONG;

@@ -173,3 +173,31 @@ PY
 		fail "operator: one-line --stats: agent did not start ($(tail -2 "$ST_TMP/stats.log" | tr '\n' ' '))"
 	fi
 fi
+
+# item 11: --output-file-compress gzip appends .gz to a name without it (and not twice)
+rm -rf "$ST_TMP/gz" && mkdir -p "$ST_TMP/gz"
+"$ST_BIN" --input-pcap "$PCAP" --output-file "$ST_TMP/gz/rec-%Y.stap" --output-file-compress gzip 2>/dev/null
+"$ST_BIN" --input-pcap "$PCAP" --output-file "$ST_TMP/gz/two.stap.gz" --output-file-compress gzip 2>/dev/null
+"$ST_BIN" --input-pcap "$PCAP" --output-file "$ST_TMP/gz/plain.stap" 2>/dev/null
+got=$(cd "$ST_TMP/gz" && ls | sort | tr '\n' ' ')
+want="plain.stap rec-$(date +%Y).stap.gz two.stap.gz "
+if [ "$got" = "$want" ] && gzip -t "$ST_TMP/gz/rec-$(date +%Y).stap.gz" && gzip -t "$ST_TMP/gz/two.stap.gz" \
+	&& ! gzip -t "$ST_TMP/gz/plain.stap" 2>/dev/null; then
+	pass "operator: --output-file-compress gzip names its files .gz ($got)"
+else
+	fail "operator: gzip recording names: got '$got', want '$want'"
+fi
+
+# item 11: without root the default spool is ./spool in the current directory (README)
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	d=$ST_TMP/nobody && mkdir -p "$d" && chmod 777 "$d" && chmod o+rx "$ST_TMP"
+	(cd "$d" && setpriv --reuid 65534 --regid 65534 --clear-groups "$ST_BIN" --input-pcap "$PCAP" \
+		-e http://127.0.0.1:9 --shutdown-timeout 1 -o /dev/null >/dev/null 2>"$d/err")
+	if ls "$d/spool/"*.seg >/dev/null 2>&1; then
+		pass "operator: not root, the default spool is ./spool ($(ls "$d/spool" | tr '\n' ' '))"
+	else
+		fail "operator: not root, no ./spool ($(ls "$d" | tr '\n' ' '); $(head -2 "$d/err" | tr '\n' ' '))"
+	fi
+else
+	skip "operator: ./spool default for a non-root user (needs root and setpriv to become nobody)"
+fi
