@@ -50,9 +50,47 @@ var (
 	logMu      sync.Mutex
 	nconn      uint64
 	nreq       uint64
-	nopen      int64
 	peakOpen   int64
+	openMu     sync.Mutex
+	openConns  = map[uint64]syscall.RawConn{}
 )
+
+// tcpState is the kernel's TCP state of a connection (TCP_INFO's first byte).
+func tcpState(rc syscall.RawConn) byte {
+	var info [8]byte
+	n := uint32(len(info))
+	rc.Control(func(fd uintptr) {
+		syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_INFO,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&n)), 0)
+	})
+	return info[0]
+}
+
+// opened counts a new connection: the open ones are those still established in the
+// kernel, so one the client has already closed (its FIN in, this server's reader
+// not yet run) is not counted, whatever order the goroutines run in. The count only
+// grows here, so the peak is seen here.
+func opened(id uint64, rc syscall.RawConn) {
+	const tcpEstablished = 1
+	openMu.Lock()
+	defer openMu.Unlock()
+	openConns[id] = rc
+	var o int64
+	for _, c := range openConns {
+		if tcpState(c) == tcpEstablished {
+			o++
+		}
+	}
+	if o > peakOpen {
+		peakOpen = o
+	}
+}
+
+func closed(id uint64) {
+	openMu.Lock()
+	delete(openConns, id)
+	openMu.Unlock()
+}
 
 // tsReader reads a TCP connection with recvmsg and remembers the kernel receive
 // timestamp of each read, so a request can be given the time its last byte arrived.
@@ -121,15 +159,11 @@ func header(head []byte, name string) []byte {
 
 func serve(c net.Conn, id uint64) {
 	defer c.Close()
-	if o := atomic.AddInt64(&nopen, 1); o > atomic.LoadInt64(&peakOpen) {
-		for p := atomic.LoadInt64(&peakOpen); o > p && !atomic.CompareAndSwapInt64(&peakOpen, p, o); p = atomic.LoadInt64(&peakOpen) {
-		}
-	}
 	rc, err := c.(*net.TCPConn).SyscallConn()
 	if err != nil {
-		atomic.AddInt64(&nopen, -1)
 		return
 	}
+	opened(id, rc)
 	tr := &tsReader{rc: rc, oob: make([]byte, 128)}
 	r := bufio.NewReaderSize(tr, 64<<10)
 	var used int64 // bytes of the stream parsed so far
@@ -157,10 +191,8 @@ func serve(c net.Conn, id uint64) {
 		}
 		w.Flush()
 	}()
-	// a connection stops counting as open when the client closed it (or this
-	// server decided to), not when the last late answer has been written to it
 	end := func() {
-		atomic.AddInt64(&nopen, -1)
+		closed(id)
 		close(q)
 		<-done
 	}
@@ -249,7 +281,7 @@ func main() {
 		<-sig
 		ln.Close()
 		sum := fmt.Sprintf("# connections=%d peak_open=%d requests=%d\n", atomic.LoadUint64(&nconn),
-			atomic.LoadInt64(&peakOpen), atomic.LoadUint64(&nreq))
+			func() int64 { openMu.Lock(); defer openMu.Unlock(); return peakOpen }(), atomic.LoadUint64(&nreq))
 		logMu.Lock()
 		if logw != nil {
 			logw.WriteString(sum)
