@@ -1011,6 +1011,8 @@ int replay_start(struct replay **out, const struct replay_cfg *cfg, replay_done_
 		goto fail;
 	}
 	rp->thr_started = true;
+	/* its own name, so top -H and the far benchmark's schedstat tell its CPU apart */
+	pthread_setname_np(rp->thr, "st-replay");
 	*out = rp;
 	return 0;
 fail:

@@ -116,13 +116,17 @@ check() { # NAME ARGS...: records, serverB's and serverA's logs
 # CPU seconds (user+system, all threads) of a process so far
 cpu_of() { awk '{printf "%.2f", ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pct() { awk -v a="$1" -v b="$2" -v s="$3" 'BEGIN { printf "%.0f", (b - a) * 100 / s }'; }
-# "tid run_ns wait_ns" of each thread (wait: time runnable but not running)
-sched_snap() { for t in /proc/"$1"/task/*; do echo "${t##*/} $(cut -d' ' -f1,2 "$t/schedstat" 2>/dev/null)"; done; }
-# per thread of BEFORE and AFTER snapshots over SECS: "run%/waited%", busiest first
+# "tid run_ns wait_ns name" of each thread (wait: time runnable but not running)
+sched_snap() {
+	for t in /proc/"$1"/task/*; do
+		echo "${t##*/} $(cut -d' ' -f1,2 "$t/schedstat" 2>/dev/null) $(cat "$t/comm" 2>/dev/null)"
+	done
+}
+# per thread of BEFORE and AFTER snapshots over SECS: "name run%/waited%", busiest first
 sched_diff() {
 	awk -v s="$3" 'NR == FNR { r[$1] = $2; w[$1] = $3; next }
-		{ printf "%d %d\n", ($2 - r[$1]) / s / 1e7, ($3 - w[$1]) / s / 1e7 }' "$1" "$2" |
-		sort -rn | awk '$1 + $2 > 0 { printf "%s%d/%d", n++ ? " " : "", $1, $2 }'
+		{ printf "%d %d %s\n", ($2 - r[$1]) / s / 1e7, ($3 - w[$1]) / s / 1e7, $4 }' "$1" "$2" |
+		sort -rn | awk '$1 + $2 > 0 { printf "%s%s %d/%d", n++ ? ", " : "", $3, $1, $2 }'
 }
 # busy and total jiffies of the whole machine
 machine_cpu() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
