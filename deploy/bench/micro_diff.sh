@@ -20,7 +20,7 @@ if [ -n "$DEST" ]; then
 	{
 		echo "## Difference cost per record (deploy/bench/micro_diff.sh)"
 		echo
-		echo "$(nproc) CPUs, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ), one thread, -O2; each line is the"
+		echo "$(nproc) CPUs, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d" " -f1-3 /proc/loadavg) (times move with it), one thread, -O2; each line is the"
 		echo "mean over the loop of one record with serverA, serverB and noise answers (see micro_diff.c)."
 		echo
 		echo '```'
