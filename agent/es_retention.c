@@ -92,12 +92,14 @@ void es_retention_enable(struct es_sink *s)
 
 static void es_ret_error(struct es_sink *s, const char *what, int cc, long code)
 {
+	char ex[201];
+
 	es_inc(s, ES_C_RET_ERRORS, 1);
 	/* said once at warning level: an hourly repeat would only fill the log */
 	if (atomic_load(&s->ctr[ES_C_RET_ERRORS]) == 1)
-		pr_warn("es: retention: %s failed (%s, http %ld): %.*s\n", what,
+		pr_warn("es: retention: %s failed (%s, http %ld): %s\n", what,
 			cc != CURLE_OK ? curl_easy_strerror((CURLcode)cc) : "ok", code,
-			(int)(s->resp.len > 200 ? 200 : s->resp.len), s->resp.data ? s->resp.data : "");
+			es_resp_excerpt(s, ex, sizeof(ex)));
 	else
 		pr_debug("es: retention: %s failed (curl %d, http %ld)\n", what, cc, code);
 }

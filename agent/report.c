@@ -433,9 +433,18 @@ int report_html(struct fields_sum *s, const char *title, struct buf *out)
 
 /* ---- records from Elasticsearch / OpenSearch ---- */
 
+/* One scroll page of 1,000 hits with only event.id, event.dataset and diff is a few
+ * MB; an answer past this is not one (a hostile or broken server), and reading it
+ * whole would take the memory it sends. */
+#define RP_RESP_MAX (256u << 20)
+
 static size_t rp_curl_write(char *p, size_t sz, size_t n, void *ctx)
 {
-	return buf_append(ctx, p, sz * n) ? 0 : sz * n;
+	struct buf *b = ctx;
+
+	if (b->len + sz * n > RP_RESP_MAX)
+		return 0;
+	return buf_append(b, p, sz * n) ? 0 : sz * n;
 }
 
 static int rp_es_post(CURL *c, const char *url, const char *body, struct buf *resp)
@@ -456,7 +465,8 @@ static int rp_es_post(CURL *c, const char *url, const char *body, struct buf *re
 	curl_slist_free_all(h);
 	if (cc != CURLE_OK || code != 200) {
 		fprintf(stderr, "shadowtap report: %s: %s\n", url,
-			cc != CURLE_OK ? curl_easy_strerror(cc) : "http error");
+			cc == CURLE_WRITE_ERROR && resp->len + CURL_MAX_WRITE_SIZE > RP_RESP_MAX ?
+			"answer over 256 MiB" : cc != CURLE_OK ? curl_easy_strerror(cc) : "http error");
 		if (cc == CURLE_OK && resp->data)
 			fprintf(stderr, "  %.*s\n", (int)(resp->len > 300 ? 300 : resp->len), resp->data);
 		return -EIO;

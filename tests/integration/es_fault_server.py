@@ -21,6 +21,7 @@ Hostile modes (tests/integration/test_hostile.sh); nothing is indexed while they
   extra     200 with one item more than the request had
   wrong_ids 200 with every item's _id changed (an answer for other documents)
   trickle   200, a valid answer sent one byte every `delay` seconds
+In mode endless a _search?scroll=2m (shadowtap report --es) never ends either.
 Each streamed answer (huge, endless, trickle) is logged in /_state "streams" as
 {"mode", "bytes" sent before the client hung up, "seconds"}.
 
@@ -110,6 +111,14 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATE.update(cfg)
             self.reply(200, STATE)
+            return
+        if self.path.endswith("/_search?scroll=2m") and STATE["mode"] == "endless":
+            # shadowtap report's first scroll page, never ending
+            def gen():
+                yield b'{"_scroll_id":"x","hits":{"hits":['
+                while True:
+                    yield b'{"_id":"a","_source":{"event":{"id":"a"}}},' * 1000
+            self.stream("report", 200, gen())
             return
         if self.path != "/_bulk":
             self.reply(404, {"error": "no such path"})

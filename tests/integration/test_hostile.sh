@@ -233,6 +233,20 @@ for l in open(sys.argv[1]):
 				fail "es-trickle: the request lasted $secs s (--es-timeout $ES_TIMEOUT_MS ms)" ;;
 		esac
 	done
+	# shadowtap report --es reads pages of hits: an endless page is cut at 256 MiB
+	es -XPOST "$ESURL/_fault" -d '{"mode": "endless", "count": 1000000}' > /dev/null
+	t0=$(date +%s%N)
+	ip netns exec $NS /usr/bin/time -f 'maxrss_kb=%M' timeout 60 "$ST_BIN" report --es "$ESURL" \
+		> /dev/null 2> "$ST_TMP/report.err"
+	rc=$? ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	rss=$(grep -o 'maxrss_kb=[0-9]*' "$ST_TMP/report.err" | cut -d= -f2)
+	es -XPOST "$ESURL/_fault" -d '{"mode": "ok", "count": 0}' > /dev/null
+	if [ $rc != 0 ] && [ $rc != 124 ] && grep -q 'answer over 256 MiB' "$ST_TMP/report.err" &&
+		[ "${rss:-999999999}" -le $(( 600 * 1024 )) ]; then
+		pass "report: an endless search answer: exit $rc in $ms ms, 'answer over 256 MiB', peak RSS $rss kB"
+	else
+		fail "report: an endless search answer: exit $rc in $ms ms, peak RSS ${rss:-?} kB: $(head -2 "$ST_TMP/report.err" | tr '\n' ' ')"
+	fi
 	bad=$(es_counter err_bad_response) cut=$(es_counter responses_cut)
 	to=$(es_counter err_timeout) h5=$(es_counter err_http_5xx)
 	# nested, extra, wrong_ids, endless (cut 2xx): 4 modes, each met at least twice
