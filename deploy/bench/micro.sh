@@ -32,7 +32,7 @@ mkdir -p "$OUT/bench" "$(dirname "$MD")"
 BIN=$OUT/bench/micro
 cc -O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Icommon -Iagent -I"$OUT" -pthread \
-	deploy/bench/micro.c "${objs[@]}" -lbpf -lelf -lz -lpcap -lcurl -lcrypto -lmsgpackc -lpthread -lm \
+	deploy/bench/micro.c "${objs[@]}" -lbpf -lelf -lz -lpcap -lcurl -lssl -lcrypto -lmsgpackc -lpthread -lm \
 	-o "$BIN" || { echo "micro: build failed" >&2; exit 1; }
 
 TMP=$(mktemp -d /tmp/shadowtap-micro.XXXXXX)
