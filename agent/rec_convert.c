@@ -11,6 +11,8 @@
 
 #include "buf.h"
 #include "opts.h"
+#include "pii.h"
+#include "rec_redact.h"
 #include "recording.h"
 #include "sfile.h"
 
@@ -39,6 +41,20 @@ struct convert_opts {
 	size_t body_limit;
 	const char *redact[OPTS_MAX_REDACT + 1];
 	int nredact;
+	/* the agent's --redact-* rules (opts.c), so a recording made with --record-pii
+	 * converts to the outputs the live agent would have written, same tokens */
+	const char *redact_mode;
+	const char *redact_json[OPTS_MAX_REDACT];
+	int nredact_json;
+	const char *redact_query[OPTS_MAX_REDACT];
+	int nredact_query;
+	const char *redact_pattern[OPTS_MAX_REDACT];
+	int nredact_pattern;
+	int keep_pii;
+};
+
+static const struct opt_choice convert_redact_modes[] = {
+	{ "mask", 0 }, { "hash", 0 }, { NULL, 0 },
 };
 
 #define CONVERT_FIELD(f) offsetof(struct convert_opts, f), sizeof(((struct convert_opts *)0)->f)
@@ -49,6 +65,23 @@ static const struct opt convert_opts[] = {
 	{ "redact-header", 0, OPT_LIST, CONVERT_FIELD(redact), .max = OPTS_MAX_REDACT,
 	  .count_off = offsetof(struct convert_opts, nredact), .arg = "NAME",
 	  .help = "also redact this header's value (repeatable)" },
+	{ "redact-mode", 0, OPT_ENUM, CONVERT_FIELD(redact_mode), .flags = OPTF_STORE_NAME,
+	  .choices = convert_redact_modes, .def = "mask", .arg = "mask|hash",
+	  .help = "mask: [REDACTED]; hash: REDACTED-<HMAC-SHA256 of the value> keyed by "
+		  "SHADOWTAP_REDACT_KEY(_FILE): the live agent's tokens for the same key" },
+	{ "redact-json", 0, OPT_LIST, CONVERT_FIELD(redact_json), .max = OPTS_MAX_REDACT,
+	  .count_off = offsetof(struct convert_opts, nredact_json), .arg = "PATH",
+	  .help = "redact this JSON body field: $.a.b, $..name, $.list[*].name (repeatable)" },
+	{ "redact-query", 0, OPT_LIST, CONVERT_FIELD(redact_query), .max = OPTS_MAX_REDACT,
+	  .count_off = offsetof(struct convert_opts, nredact_query), .arg = "NAME",
+	  .help = "redact this query parameter's value (repeatable)" },
+	{ "redact-pattern", 0, OPT_LIST, CONVERT_FIELD(redact_pattern), .max = OPTS_MAX_REDACT,
+	  .count_off = offsetof(struct convert_opts, nredact_pattern), .arg = "credit-card|email|RE",
+	  .help = "redact matches in text bodies and URLs: Luhn-checked card numbers, e-mail "
+		  "addresses or an extended regex (repeatable)" },
+	{ "record-pii", 0, OPT_FLAG, CONVERT_FIELD(keep_pii),
+	  .help = "keep bodies and query strings as read in .stap/.gor outputs (the --redact-json, "
+		  "--redact-query and --redact-pattern rules still apply to .ndjson)" },
 	{ "body-limit", 0, OPT_SIZE, CONVERT_FIELD(body_limit), .min = 0, .max = 1ull << 30,
 	  .def = "64K", .arg = "SIZE", .help = "body bytes kept per message when reading" },
 	{ "help", 'h', OPT_ACTION, 0, 0, .help = "show this help" },
@@ -76,6 +109,7 @@ int recording_convert_main(int argc, char **argv)
 	struct rec_reader *rd = NULL;
 	struct rec_writer_out o;
 	struct rec_redacted red = { 0 };
+	struct pii_cfg pii = { 0 };
 	struct st_record view;
 	struct buf b = { 0 }, blk = { 0 };
 	struct st_record *r;
@@ -87,13 +121,16 @@ int recording_convert_main(int argc, char **argv)
 
 	recording_cfg_default(&rc);
 	copts.body_limit = rc.body_limit;
+	copts.redact_mode = "mask";
 	ret = opt_parse_argv(convert_opts, &copts, argc, argv, &i);
 	if (ret == OPTS_HELP || ret == OPTS_VERSION) {
 		printf("usage: shadowtap convert [OPTIONS] IN OUT\n"
 		       "Reads a shadowtap recording (.stap[.gz]) or GoReplay file (.gor[.gz]) and\n"
 		       "writes OUT in the format its extension names: .stap[.gz], .gor[.gz],\n"
 		       ".ndjson (records as JSON). Sensitive headers are redacted in every output\n"
-		       "unless --no-redact. OUT is written to a temporary file renamed into place.\n\n");
+		       "unless --no-redact; the --redact-* rules apply to every output (bodies and\n"
+		       "query strings of .stap/.gor kept with --record-pii). OUT is written to a\n"
+		       "temporary file renamed into place.\n\n");
 		opt_print_help(stdout, convert_opts);
 		return 0;
 	}
@@ -131,8 +168,20 @@ int recording_convert_main(int argc, char **argv)
 	}
 	if (rec_convert_same(in, outp))
 		return 1;
-	if (rec_reader_open(&rd, in, rc.body_limit))
+	/* the agent's rules and key (pii.c): a token here is the live record's token */
+	if (pii_cfg_build(&pii, copts.redact_mode, copts.redact_json, copts.nredact_json,
+			  copts.redact_query, copts.nredact_query, copts.redact_pattern,
+			  copts.nredact_pattern))
+		return 2;
+	if (copts.keep_pii && fmt != REC_FMT_NDJSON && pii_cfg_rewrites(&pii))
+		fprintf(stderr, "shadowtap convert: --record-pii: %s will hold bodies and query strings "
+				"as read (the --redact-json/-query/-pattern rules apply to .ndjson only)\n",
+			outp);
+	jo.pii = &pii;
+	if (rec_reader_open(&rd, in, rc.body_limit)) {
+		pii_cfg_free(&pii);
 		return 1;
+	}
 	jo.body_limit = rc.body_limit;
 	rc.out_path = outp;
 	rc.out_format = fmt;
@@ -172,7 +221,10 @@ int recording_convert_main(int argc, char **argv)
 			else
 				wst.write_errors++;
 		} else {
-			ret = rec_redact_record(r, rc.redact, &red, &view);
+			/* the live writer's rule (rec_writer_submit): headers, then
+			 * the PII rules unless --record-pii */
+			ret = rec_redact_record_pii(r, rc.redact, copts.keep_pii ? NULL : &pii, &red,
+						    &view);
 			if (ret >= 0)
 				ret = rec_writer_encode(&rc, ret ? &view : r, &b, &wst);
 			if (ret == -EBADMSG) {
@@ -238,6 +290,7 @@ out:
 	}
 	rec_reader_close(rd);
 	rec_redacted_free(&red);
+	pii_cfg_free(&pii);
 	buf_free(&b);
 	buf_free(&blk);
 	return rc_exit;
