@@ -325,7 +325,9 @@ const struct opt opts_table[] = {
 /* SHADOWTAP_* names read elsewhere (capture.c) or by the test scripts: not options,
  * but not misspellings either. */
 static const char *const env_known[] = {
-	"SHADOWTAP_TC_LEGACY", "SHADOWTAP_SKIP_CONTAINER", NULL,
+	"SHADOWTAP_TC_LEGACY", "SHADOWTAP_SKIP_CONTAINER",
+	"SHADOWTAP_REDACT_KEY", "SHADOWTAP_REDACT_KEY_FILE",    /* pii_key_from_env */
+	NULL,
 };
 
 /* ---- value grammar: digits only, no sign, no spaces, no hex ---- */

@@ -20,6 +20,12 @@ python3 "$ST_ROOT/tests/integration/pii_pcap.py" "$D/pii.pcap" || { fail "pii-co
 "$ST_BIN" --input-pcap "$D/pii.pcap" -p 80 -o "$D/live.ndjson" "${RULES[@]}" \
 	--output-file "$D/raw.stap" --record-pii --record-secrets 2> "$D/agent.log" ||
 	{ fail "pii-convert: agent: $(tail -n 3 "$D/agent.log")"; exit 0; }
+# the key is read (hash mode works), so it must not be called "unknown ... ignored"
+if grep -q "unknown environment variable SHADOWTAP_REDACT_KEY" "$D/agent.log"; then
+	fail "pii-convert: the agent calls SHADOWTAP_REDACT_KEY unknown and ignored, yet uses it"
+else
+	pass "pii-convert: SHADOWTAP_REDACT_KEY is not reported as an unknown environment variable"
+fi
 missing=""
 for s in $SECRETS; do grep -qaF "$s" "$D/raw.stap" || missing="$missing $s"; done
 # the input really holds the secrets, or "none leaked" below proves nothing
