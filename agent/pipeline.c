@@ -467,7 +467,6 @@ static void loop_before_wait(struct pipeline *p, uint64_t now)
 		capture_poll(p->w.cap, 0);
 		if (now >= p->next_tick) {
 			reasm_tick(p->w.reasm, now);
-			tls_tick(p->w.tls, now);
 			p->next_tick = now + LOOP_TICK_NS;
 		}
 	}

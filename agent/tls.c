@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,13 @@
 #define TLS_MAX_FILES		256	/* files tried (attached or not), deduplicated */
 #define TLS_MAX_INODES		4096	/* listening sockets on TLS ports, per scan */
 #define TLS_MAX_NETNS		64	/* network namespaces looked at, per scan */
+#define TLS_MAX_PIDS		16384	/* processes remembered between scans */
+/* A process seen by an earlier scan is looked at again (its fds, its netns's
+ * listening sockets) only this often: reading /proc/PID/net/tcp walks the kernel's
+ * whole TCP hash, every TIME_WAIT socket of every namespace, which took over a second
+ * per namespace at 50,000 sockets under the HTTPS POST benchmark. New processes (a
+ * reload's workers, a server started later) are looked at by the next scan. */
+#define TLS_DEF_FULL_NS		(30ull * 1000000000ull)
 
 /* capability numbers (linux/capability.h) */
 #define TLS_CAP_SYS_PTRACE	19
@@ -66,6 +75,12 @@ struct tls_file {
 	int ok;			/* attached; else tried and failed (not retried) */
 };
 
+struct tls_proc {
+	int pid;
+	int server;		/* holds a listening socket on a TLS port */
+	ino_t netns;
+};
+
 struct tls {
 	struct tls_bpf *skel;
 	struct bpf_link *sys_link;
@@ -76,18 +91,37 @@ struct tls {
 	uint16_t ports[ST_MAX_PORTS];
 	int nports;
 	uint64_t rescan_ns;
-	uint64_t last_scan_ns;
 	int fixed_lib;		/* --tls-lib: no discovery */
 	int said_none;		/* "no libssl yet" printed */
 	int ncpus;
 	struct st_tls_stats *percpu;
-	struct tls_ustats us;
+	/* Scanning runs on its own thread (scan_thr) from tls_open's return on: a scan
+	 * can take seconds on a busy host, and the loop thread drains the ring. Only
+	 * us is shared with the loop thread (under mu); files, links and the scan state
+	 * below belong to the scanning thread until tls_close has joined it. */
+	pthread_t scan_thr;
+	int scan_started;
+	int scan_stop;		/* under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	/* CLOCK_MONOTONIC: tls_close wakes the thread */
+	struct tls_ustats us;	/* under mu */
+	uint64_t last_full_ns;
+	struct tls_proc *procs, *prev;	/* this and the last scan's processes, by pid */
+	size_t nprocs, nprev;
+	int prev_valid;		/* prev lists every process (none left out) */
 	/* per-scan scratch */
 	ino_t inodes[TLS_MAX_INODES];
 	size_t ninodes;
 	ino_t netns[TLS_MAX_NETNS];
 	size_t nnetns;
 };
+
+static void tls_count(struct tls *t, uint64_t *field, uint64_t n)
+{
+	pthread_mutex_lock(&t->mu);
+	*field += n;
+	pthread_mutex_unlock(&t->mu);
+}
 
 static struct bpf_program *tls_prog(struct tls *t, size_t i)
 {
@@ -143,7 +177,7 @@ static void tls_explain(int err, const char *what)
 	pr_warn("tls: %s: %s\n", what, strerror(-err));
 }
 
-int tls_attach_lib(struct tls *t, const char *path)
+static int tls_attach_lib(struct tls *t, const char *path)
 {
 	struct stat sb;
 	size_t i, first = t->nlinks, fi;
@@ -157,7 +191,7 @@ int tls_attach_lib(struct tls *t, const char *path)
 	for (fi = 0; fi < t->nfiles; fi++)
 		if (t->files[fi].dev == sb.st_dev && t->files[fi].ino == sb.st_ino)
 			return t->files[fi].ok ? 0 : -ENOENT;
-	if (t->nfiles >= TLS_MAX_FILES || t->us.libs >= TLS_MAX_LIBS) {
+	if (t->nfiles >= TLS_MAX_FILES || t->nlinks + TLS_NPROBES > TLS_MAX_LIBS * TLS_NPROBES) {
 		pr_debug("tls: %s: too many libraries, not attached\n", path);
 		return -ENOSPC;
 	}
@@ -186,13 +220,13 @@ int tls_attach_lib(struct tls *t, const char *path)
 			nreq++;
 	}
 	t->files[fi].ok = 1;
-	t->us.libs++;
+	tls_count(t, &t->us.libs, 1);
 	return 1;
 
 fail:
 	while (t->nlinks > first)
 		bpf_link__destroy(t->links[--t->nlinks]);
-	t->us.attach_errors++;
+	tls_count(t, &t->us.attach_errors, 1);
 	if (err == -ENOENT || err == -ESRCH)
 		pr_debug("tls: %s has no SSL_read/SSL_write\n", path);
 	else
@@ -320,34 +354,37 @@ static int tls_attach_server(struct tls *t, int pid)
 	return added;
 }
 
-int tls_scan(struct tls *t)
+static int tls_proc_cmp(const void *a, const void *b)
+{
+	const struct tls_proc *x = a, *y = b;
+
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+static const struct tls_proc *tls_prev_find(const struct tls *t, int pid)
+{
+	struct tls_proc key = { .pid = pid };
+
+	if (!t->nprev)
+		return NULL;
+	return bsearch(&key, t->prev, t->nprev, sizeof(key), tls_proc_cmp);
+}
+
+/* The processes now running, with their netns, sorted by pid, into t->procs.
+ * Returns 0, or 1 when some were left out (more than TLS_MAX_PIDS). */
+static int tls_list_procs(struct tls *t, DIR *d)
 {
 	char nspath[64], nslink[64];
-	struct dirent *de;
 	pid_t self = getpid();
-	int added = 0;
-	DIR *d;
+	struct dirent *de;
+	int over = 0;
 
-	if (t->fixed_lib)
-		return 0;
-	d = opendir("/proc");
-	if (!d) {
-		int err = -errno;
-
-		pr_warn("tls: cannot read /proc: %s\n", strerror(-err));
-		return err;
-	}
-	t->ninodes = 0;
-	t->nnetns = 0;
-	t->us.servers = 0;
+	t->nprocs = 0;
 	while ((de = readdir(d))) {
 		unsigned long long ns;
-		ssize_t n;
-		size_t i;
-		int known = 0;
-
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
+		ssize_t n;
 
 		if (!isdigit((unsigned char)de->d_name[0]) || *end || pid <= 0 ||
 		    pid > INT_MAX || pid == self)
@@ -359,24 +396,94 @@ int tls_scan(struct tls *t)
 		nslink[n] = 0;
 		if (sscanf(nslink, "net:[%llu]", &ns) != 1)
 			continue;
-		for (i = 0; i < t->nnetns; i++)
-			known |= t->netns[i] == (ino_t)ns;
-		if (!known && t->nnetns < TLS_MAX_NETNS) {
-			t->netns[t->nnetns++] = (ino_t)ns;
-			tls_read_listeners(t, (int)pid);
+		if (t->nprocs >= TLS_MAX_PIDS) {
+			over = 1;
+			break;
 		}
-		if (!t->ninodes || !tls_is_server(t, (int)pid))
-			continue;
-		t->us.servers++;
-		added += tls_attach_server(t, (int)pid);
+		t->procs[t->nprocs].pid = (int)pid;
+		t->procs[t->nprocs].netns = (ino_t)ns;
+		t->procs[t->nprocs].server = 0;
+		t->nprocs++;
 	}
+	qsort(t->procs, t->nprocs, sizeof(*t->procs), tls_proc_cmp);
+	return over;
+}
+
+static int tls_scan(struct tls *t)
+{
+	uint64_t now = st_mono_ns(), servers = 0;
+	struct tls_proc *swap;
+	int added = 0, full, over;
+	size_t i, j;
+	DIR *d;
+
+	if (t->fixed_lib)
+		return 0;
+	d = opendir("/proc");
+	if (!d) {
+		int err = -errno;
+
+		pr_warn("tls: cannot read /proc: %s\n", strerror(-err));
+		return err;
+	}
+	over = tls_list_procs(t, d);
 	closedir(d);
+	full = !t->prev_valid || now - t->last_full_ns >= TLS_DEF_FULL_NS;
+	if (full)
+		t->last_full_ns = now;
+
+	/* which processes to look at: all on a full scan, else the new ones; the
+	 * others keep what the last scan found */
+	t->ninodes = 0;
+	t->nnetns = 0;
+	for (i = 0; i < t->nprocs; i++) {
+		struct tls_proc *p = &t->procs[i];
+		const struct tls_proc *old = full ? NULL : tls_prev_find(t, p->pid);
+		int known = 0;
+
+		if (old && old->netns == p->netns) {
+			p->server = old->server;
+			p->pid = -p->pid;	/* mark: not looked at (restored below) */
+			continue;
+		}
+		for (j = 0; j < t->nnetns; j++)
+			known |= t->netns[j] == p->netns;
+		if (!known && t->nnetns < TLS_MAX_NETNS) {
+			t->netns[t->nnetns++] = p->netns;
+			tls_read_listeners(t, p->pid);
+		}
+	}
+	for (i = 0; i < t->nprocs; i++) {
+		struct tls_proc *p = &t->procs[i];
+
+		if (p->pid < 0) {
+			p->pid = -p->pid;
+		} else if (t->ninodes && tls_is_server(t, p->pid)) {
+			p->server = 1;
+			added += tls_attach_server(t, p->pid);
+		}
+		servers += p->server;
+	}
+	swap = t->prev;
+	t->prev = t->procs;
+	t->nprev = t->nprocs;
+	t->procs = swap;
+	t->nprocs = 0;
+	t->prev_valid = !over;
+
+	pthread_mutex_lock(&t->mu);
+	t->us.servers = servers;
 	t->us.scans++;
+	t->us.full_scans += full;
+	t->us.scan_ms_last = (st_mono_ns() - now) / 1000000;
+	if (t->us.scan_ms_last > t->us.scan_ms_max)
+		t->us.scan_ms_max = t->us.scan_ms_last;
+	pthread_mutex_unlock(&t->mu);
 	if (!t->us.libs && !t->said_none) {
 		pr_warn("tls: no process listening on the TLS port%s maps libssl yet "
 			"(%llu server process%s); re-scanning, or give --tls-lib PATH\n",
-			t->nports > 1 ? "s" : "", (unsigned long long)t->us.servers,
-			t->us.servers == 1 ? "" : "es");
+			t->nports > 1 ? "s" : "", (unsigned long long)servers,
+			servers == 1 ? "" : "es");
 		if (!tls_have_cap(TLS_CAP_SYS_PTRACE))
 			pr_warn("tls: without CAP_SYS_PTRACE, servers of other users and in "
 				"containers are not visible (/proc/PID/maps, /proc/PID/root)\n");
@@ -385,12 +492,45 @@ int tls_scan(struct tls *t)
 	return added;
 }
 
-void tls_tick(struct tls *t, uint64_t now_ns)
+static void *tls_scan_main(void *arg)
 {
-	if (!t || t->fixed_lib || now_ns - t->last_scan_ns < t->rescan_ns)
-		return;
-	t->last_scan_ns = now_ns;
-	tls_scan(t);
+	struct tls *t = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&t->mu);
+	while (!t->scan_stop) {
+		uint64_t due = st_mono_ns() + t->rescan_ns;
+
+		ts.tv_sec = (time_t)(due / 1000000000ull);
+		ts.tv_nsec = (long)(due % 1000000000ull);
+		while (!t->scan_stop && pthread_cond_timedwait(&t->cv, &t->mu, &ts) != ETIMEDOUT)
+			;
+		if (t->scan_stop)
+			break;
+		pthread_mutex_unlock(&t->mu);
+		tls_scan(t);
+		pthread_mutex_lock(&t->mu);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return NULL;
+}
+
+/* The scanning thread takes no signals: the loop thread reads them from its signalfd. */
+static int tls_start_scanner(struct tls *t)
+{
+	sigset_t all, old;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&t->scan_thr, NULL, tls_scan_main, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		pr_warn("tls: cannot start the re-scan thread: %s\n", strerror(err));
+		return -err;
+	}
+	t->scan_started = 1;
+	return 0;
 }
 
 int tls_open(struct tls **out, const struct tls_cfg *cfg)
@@ -409,6 +549,15 @@ int tls_open(struct tls **out, const struct tls_cfg *cfg)
 		pr_warn("tls: out of memory\n");
 		return -ENOMEM;
 	}
+	{
+		pthread_condattr_t ca;
+
+		pthread_mutex_init(&t->mu, NULL);
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&t->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	t->links = calloc(TLS_MAX_LIBS * TLS_NPROBES, sizeof(*t->links));
 	err = libbpf_num_possible_cpus();
 	if (!t->links || err <= 0) {
@@ -418,7 +567,9 @@ int tls_open(struct tls **out, const struct tls_cfg *cfg)
 	}
 	t->ncpus = err;
 	t->percpu = calloc((size_t)t->ncpus, sizeof(*t->percpu));
-	if (!t->percpu) {
+	t->procs = calloc(TLS_MAX_PIDS, sizeof(*t->procs));
+	t->prev = calloc(TLS_MAX_PIDS, sizeof(*t->prev));
+	if (!t->percpu || !t->procs || !t->prev) {
 		err = -ENOMEM;
 		pr_warn("tls: out of memory\n");
 		goto cleanup;
@@ -469,9 +620,11 @@ int tls_open(struct tls **out, const struct tls_cfg *cfg)
 		}
 		pr_info("tls: attached to %s\n", cfg->lib);
 	} else {
-		t->last_scan_ns = st_mono_ns();
 		err = tls_scan(t);
 		if (err < 0)
+			goto cleanup;
+		err = tls_start_scanner(t);
+		if (err)
 			goto cleanup;
 	}
 	*out = t;
@@ -494,23 +647,30 @@ int tls_read_stats(struct tls *t, struct st_tls_stats *sum)
 
 void tls_get_ustats(struct tls *t, struct tls_ustats *st)
 {
+	pthread_mutex_lock(&t->mu);
 	*st = t->us;
+	pthread_mutex_unlock(&t->mu);
 }
 
 void tls_print_stats(struct tls *t, FILE *f)
 {
 	struct st_tls_stats s;
+	struct tls_ustats us;
 
 	if (tls_read_stats(t, &s))
 		return;
+	tls_get_ustats(t, &us);
 	fprintf(f,
-		"tls: libs=%llu servers=%llu scans=%llu attach_errors=%llu calls=%llu events=%llu "
+		"tls: libs=%llu servers=%llu scans=%llu full_scans=%llu scan_ms_last=%llu "
+		"scan_ms_max=%llu attach_errors=%llu calls=%llu events=%llu "
 		"bytes=%llu conns=%llu conns_other=%llu fd_from_set_fd=%llu fd_from_syscall=%llu "
 		"unmapped_calls=%llu unmapped_bytes=%llu ringbuf_full=%llu bytes_lost_ringbuf=%llu "
 		"bytes_too_large=%llu read_errors=%llu bytes_lost_read=%llu gap_bytes=%llu "
 		"frees=%llu nested=%llu wakeups=%llu\n",
-		(unsigned long long)t->us.libs, (unsigned long long)t->us.servers,
-		(unsigned long long)t->us.scans, (unsigned long long)t->us.attach_errors,
+		(unsigned long long)us.libs, (unsigned long long)us.servers,
+		(unsigned long long)us.scans, (unsigned long long)us.full_scans,
+		(unsigned long long)us.scan_ms_last, (unsigned long long)us.scan_ms_max,
+		(unsigned long long)us.attach_errors,
 		(unsigned long long)s.calls, (unsigned long long)s.events,
 		(unsigned long long)s.bytes, (unsigned long long)s.conns,
 		(unsigned long long)s.conns_other, (unsigned long long)s.fd_from_set_fd,
@@ -580,11 +740,22 @@ void tls_close(struct tls *t)
 
 	if (!t)
 		return;
+	if (t->scan_started) {
+		pthread_mutex_lock(&t->mu);
+		t->scan_stop = 1;
+		pthread_cond_signal(&t->cv);
+		pthread_mutex_unlock(&t->mu);
+		pthread_join(t->scan_thr, NULL);
+	}
 	for (i = 0; i < t->nlinks; i++)
 		bpf_link__destroy(t->links[i]);
 	bpf_link__destroy(t->sys_link);
 	tls_bpf__destroy(t->skel);
 	free(t->links);
 	free(t->percpu);
+	free(t->procs);
+	free(t->prev);
+	pthread_cond_destroy(&t->cv);
+	pthread_mutex_destroy(&t->mu);
 	free(t);
 }

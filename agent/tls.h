@@ -19,7 +19,7 @@ struct tls_cfg {
 	int ring_fd;                     /* the packet capture's ring (shared), or -1 for
 					  * the program's own (tests) */
 	uint64_t wakeup_bytes;           /* as the capture's; 0: 1 MiB */
-	uint64_t rescan_ns;              /* how often tls_tick re-scans; 0: 2 s */
+	uint64_t rescan_ns;              /* how often the scanning thread re-scans; 0: 2 s */
 };
 
 struct tls;
@@ -27,21 +27,20 @@ struct tls;
 struct tls_ustats {
 	uint64_t libs;                   /* libraries (or static binaries) attached */
 	uint64_t scans;                  /* /proc scans done */
+	uint64_t full_scans;             /* of those, looking at every process again */
+	uint64_t scan_ms_last;           /* how long the last scan took */
+	uint64_t scan_ms_max;
 	uint64_t servers;                /* processes found listening on a TLS port (last scan) */
 	uint64_t attach_errors;
 };
 
 /* Load and attach. Returns 0 or a negative errno with one line printed saying what
  * is missing (no uprobe support, a capability, no libssl yet is not an error: the
- * re-scan finds it later). */
+ * re-scan finds it later). Without --tls-lib, scans once, then starts a thread that
+ * re-scans /proc every rescan_ns for new server processes and libraries (never on
+ * the caller's thread: a scan can take seconds on a host with many sockets, and the
+ * caller drains the ring). */
 int tls_open(struct tls **out, const struct tls_cfg *cfg);
-/* Re-scan /proc for new server processes and libraries when rescan_ns has passed
- * since the last scan; now_ns is CLOCK_MONOTONIC. Cheap otherwise. */
-void tls_tick(struct tls *t, uint64_t now_ns);
-/* Scan now; returns libraries newly attached or a negative errno. */
-int tls_scan(struct tls *t);
-/* Attach to one library or binary holding SSL_read etc. 0, or negative errno. */
-int tls_attach_lib(struct tls *t, const char *path);
 int tls_read_stats(struct tls *t, struct st_tls_stats *sum);
 void tls_get_ustats(struct tls *t, struct tls_ustats *st);
 /* One "tls:" line of counters for --stats and the exit summary; with
