@@ -821,10 +821,15 @@ static void *replay_thread(void *arg)
 					replay_connected(rp, c, now);
 				continue;
 			}
-			if (c->state == RC_BUSY && c->snd && (evs[i].events & EPOLLOUT) &&
+			/* https://: a write may wait for EPOLLIN, a read for EPOLLOUT
+			 * (replay_tls_wants) */
+			if (c->state == RC_BUSY && c->snd &&
+			    ((evs[i].events & EPOLLOUT) ||
+			     (c->tls_write_wants_in && (evs[i].events & EPOLLIN))) &&
 			    replay_send(rp, c, now) < 0)
 				continue;
-			if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+			if (c->fd >= 0 && ((evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
+					   (c->tls_read_wants_out && (evs[i].events & EPOLLOUT))))
 				replay_readable(rp, c, now);
 		}
 		if (!closed && bq_len(&rp->q))

@@ -63,6 +63,7 @@ static void replay_conn_close_fd(struct replay *rp, struct replay_conn *c)
 	if (c->fd >= 0) {
 		epoll_ctl(rp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		replay_tls_free(&c->ssl, c->state == RC_IDLE);
+		c->tls_read_wants_out = c->tls_write_wants_in = false;
 		ownsock_release(c->fd);
 		close(c->fd);
 		ST_SUB(rp, open_now, 1);
@@ -493,6 +494,20 @@ static void replay_eof(struct replay *rp, struct replay_conn *c, int err, uint64
 		replay_conn_abort(rp, c, err ? replay_errno_str(err) : "connection reset", now);
 }
 
+/* https://: poll for what OpenSSL's read waits for. EPOLLOUT only while it must
+ * write (level-triggered writability would otherwise wake the loop for nothing),
+ * EPOLLIN always (serverB's bytes), EPOLLOUT also while requests wait to be sent. */
+static void replay_tls_read_wait(struct replay *rp, struct replay_conn *c)
+{
+	bool out = replay_tls_wants(c->ssl) == EPOLLOUT;
+
+	if (out == c->tls_read_wants_out)
+		return;
+	c->tls_read_wants_out = out;
+	if (!c->tls_write_wants_in)
+		replay_conn_events(rp, c, EPOLLIN | (out || c->snd ? EPOLLOUT : 0));
+}
+
 void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 {
 	ssize_t n;
@@ -522,8 +537,11 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 			   : read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (c->ssl)
+				replay_tls_read_wait(rp, c);
 			return;
+		}
 		if (c->state == RC_IDLE) {
 			/* an idle connection is closed or sent bytes nobody asked for */
 			replay_conn_close_fd(rp, c);
@@ -571,8 +589,15 @@ int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now)
 		n = c->ssl ? replay_tls_writev(c->ssl, iov, niov) : sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* a TLS write waiting for serverB's handshake flight polls for
+			 * EPOLLIN only: the socket is writable, EPOLLOUT would spin */
+			c->tls_write_wants_in = c->ssl && replay_tls_wants(c->ssl) == EPOLLIN;
+			if (c->tls_write_wants_in)
+				return replay_conn_events(rp, c, EPOLLIN);
 			return replay_conn_events(rp, c, EPOLLIN | EPOLLOUT);
+		}
+		c->tls_write_wants_in = false;
 		if (n < 0) {
 			int err = errno;
 
@@ -597,7 +622,7 @@ int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now)
 	/* written whole: a session-parallel flow may send its next request */
 	if (c->qt)
 		replay_ready_push(rp, c->qt->flow, false);
-	return replay_conn_events(rp, c, EPOLLIN);
+	return replay_conn_events(rp, c, EPOLLIN | (c->tls_read_wants_out ? EPOLLOUT : 0));
 }
 
 void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item *it,

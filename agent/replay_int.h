@@ -94,6 +94,10 @@ struct replay_conn {
 	struct http1_body body;
 	struct st_replay *res;
 	struct ssl_st *ssl;                    /* https:// target: the TLS session, else NULL */
+	/* https://: OpenSSL's last read waits for the socket to be writable (it has a
+	 * handshake record to send, e.g. a renegotiation's ClientHello), and its last
+	 * write waits for it to be readable (the renegotiation's next flight) */
+	bool tls_read_wants_out, tls_write_wants_in;
 };
 
 struct replay_target {

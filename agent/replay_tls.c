@@ -201,8 +201,7 @@ static int replay_tls_errno(int se, int sys)
 	switch (se) {
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE:
-		/* a write waiting inside a read (or the reverse) is retried on the next
-		 * readiness of the socket: the loop polls for both while busy */
+		/* which readiness it waits for: replay_tls_wants */
 		return EAGAIN;
 	case SSL_ERROR_SYSCALL:
 		return sys ? sys : ECONNRESET;
@@ -253,6 +252,11 @@ ssize_t replay_tls_writev(struct ssl_st *ssl, const struct iovec *iov, int niov)
 		return -1;
 	}
 	return (ssize_t)total;
+}
+
+uint32_t replay_tls_wants(struct ssl_st *ssl)
+{
+	return SSL_want_write(ssl) ? EPOLLOUT : EPOLLIN;
 }
 
 void replay_tls_free(struct ssl_st **sslp, bool clean)

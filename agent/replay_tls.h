@@ -34,6 +34,12 @@ ssize_t replay_tls_read(struct ssl_st *ssl, void *buf, size_t len);
 /* As sendmsg(2) of iov: bytes taken (possibly fewer), or -1 with errno. A call after
  * -1/EAGAIN must start with the same bytes (OpenSSL retries the record it built). */
 ssize_t replay_tls_writev(struct ssl_st *ssl, const struct iovec *iov, int niov);
+/* After -1/EAGAIN from replay_tls_read or replay_tls_writev: the readiness OpenSSL
+ * waits for, EPOLLIN or EPOLLOUT. A read can wait to write (a handshake record for a
+ * renegotiation the server asked for, behind a full send buffer) and a write to read
+ * (the server's next handshake flight): polling for the usual direction would hang
+ * the read or spin the write. */
+uint32_t replay_tls_wants(struct ssl_st *ssl);
 /* Free *sslp (a close_notify is sent only when clean; the session stays resumable
  * either way) and set it NULL. Accepts NULL or *sslp NULL. */
 void replay_tls_free(struct ssl_st **sslp, bool clean);

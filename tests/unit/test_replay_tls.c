@@ -2,7 +2,9 @@
  * test with a certificate made here (EC P-256, SAN IP:127.0.0.1). Verification on
  * by default (a self-signed target fails, named), --replay-ca, the host name check,
  * --replay-insecure, byte-exact pipelined requests with a large body, and session
- * resumption across reconnects. */
+ * resumption across reconnects. A renegotiation the server starts in TLS 1.2: the
+ * client's write then waits for the socket to be readable (replay_tls_wants says
+ * EPOLLIN, not EPOLLOUT), and requests on either side of it are answered. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +32,7 @@
 
 #include "record.h"
 #include "replay.h"
+#include "replay_tls.h"
 
 #define MAX_DONE 64
 #define BIG      (200 * 1024)
@@ -41,6 +46,8 @@ struct tsrv {
 	pthread_t thr;
 	pthread_mutex_t mu;
 	int requests, conns, resumed;
+	int renegotiate;                 /* TLS 1.2: ask for a renegotiation after each answer */
+	int renegotiations;              /* requests read after a completed renegotiation */
 	unsigned long body_sum;          /* sum of every body byte received */
 	char ca_path[64];
 };
@@ -50,12 +57,15 @@ struct tconn {
 	int fd;
 };
 
+static int tsrv_get(struct tsrv *s, const int *field);
+
 static void *tsrv_conn(void *arg)
 {
 	struct tconn *tc = arg;
 	struct tsrv *s = tc->s;
 	static char buf[BIG + 4096];
 	size_t len = 0;
+	int asked = 0;
 	SSL *ssl = SSL_new(s->ctx);
 
 	SSL_set_fd(ssl, tc->fd);
@@ -78,6 +88,13 @@ static void *tsrv_conn(void *arg)
 				n = strtoul(cl + 16, NULL, 10);
 			if (len >= head + n) {
 				sscanf(buf, "%*s %127s", path);
+				/* a request after the HelloRequest: the handshake is done */
+				if (asked && !SSL_renegotiate_pending(ssl)) {
+					pthread_mutex_lock(&s->mu);
+					s->renegotiations++;
+					pthread_mutex_unlock(&s->mu);
+					asked = 0;
+				}
 				for (i = 0; i < n; i++)
 					sum += (unsigned char)buf[head + i];
 				pthread_mutex_lock(&s->mu);
@@ -91,6 +108,11 @@ static void *tsrv_conn(void *arg)
 					 close ? "Connection: close\r\n" : "");
 				SSL_write(ssl, out + r + 1, (int)strlen(out + r + 1));
 				SSL_write(ssl, out, r);
+				/* a HelloRequest; the blocking SSL_read below does the rest */
+				if (tsrv_get(s, &s->renegotiate) && SSL_renegotiate(ssl) == 1) {
+					SSL_do_handshake(ssl);
+					asked = 1;
+				}
 				if (close)
 					break;
 				memmove(buf, buf + head + n, len - head - n);
@@ -453,6 +475,136 @@ static void test_resumption(void **state)
 	tsrv_stop(s);
 }
 
+static void nonblock(int fd)
+{
+	assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+}
+
+/* OpenSSL's own calls, no engine: after the server's HelloRequest the client's read
+ * answers with a ClientHello, and its next write must wait for the ServerHello, i.e.
+ * for EPOLLIN. Polling that write for EPOLLOUT (always true here) would spin. */
+static void test_write_waits_for_read(void **state)
+{
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	struct tsrv cert = { 0 };
+	struct replay_tls *tt = NULL;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	struct iovec iov = { .iov_base = "GET", .iov_len = 3 };
+	SSL *cs = NULL, *ss;
+	const char *why = NULL;
+	char buf[64];
+	size_t got = 0;
+	uint32_t ev = 0;
+	int lfd, cfd, sfd, i, cdone = 0, sdone = 0, sent = 0;
+
+	(void)state;
+	assert_non_null(sctx);
+	cert.ctx = sctx;
+	tsrv_cert(&cert);
+	unlink(cert.ca_path);
+	SSL_CTX_set_max_proto_version(sctx, TLS1_2_VERSION);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	getsockname(lfd, (struct sockaddr *)&a, &al);
+	cfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(cfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	sfd = accept(lfd, NULL, NULL);
+	assert_true(sfd >= 0);
+	nonblock(cfd);
+	nonblock(sfd);
+	ss = SSL_new(sctx);
+	SSL_set_fd(ss, sfd);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%u", ntohs(a.sin_port));
+	assert_int_equal(replay_tls_init(&tt, url, "127.0.0.1", NULL, true), 0);
+	for (i = 0; i < 10000 && !(cdone && sdone); i++) {
+		if (!cdone)
+			cdone = replay_tls_handshake(tt, &cs, cfd, &ev, &why) == 1;
+		if (!sdone)
+			sdone = SSL_accept(ss) == 1;
+	}
+	assert_true(cdone && sdone);
+	assert_string_equal(SSL_get_version(cs), "TLSv1.2");
+
+	assert_int_equal(SSL_renegotiate(ss), 1);
+	SSL_do_handshake(ss);                    /* sends the HelloRequest */
+	for (i = 0; i < 2000; i++) {            /* until the client has seen it */
+		errno = 0;
+		assert_int_equal(replay_tls_read(cs, buf, sizeof(buf)), -1);
+		assert_int_equal(errno, EAGAIN);
+		if (SSL_renegotiate_pending(cs) || !SSL_is_init_finished(cs))
+			break;
+		usleep(1000);
+	}
+	assert_false(SSL_is_init_finished(cs));
+	errno = 0;
+	assert_int_equal(replay_tls_writev(cs, &iov, 1), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(replay_tls_wants(cs), EPOLLIN);
+
+	/* the server goes on; the same write then completes, byte-exact */
+	for (i = 0; i < 20000 && !got; i++) {   /* 2 s at most */
+		if (i)
+			usleep(100);
+		if (!sent) {
+			ssize_t n = replay_tls_writev(cs, &iov, 1);
+
+			if (n < 0)
+				assert_int_equal(errno, EAGAIN);
+			sent = n == 3;
+		}
+		else if (replay_tls_read(cs, buf, sizeof(buf)) < 0)
+			assert_int_equal(errno, EAGAIN);   /* the handshake's next flight */
+		if (SSL_read_ex(ss, buf, sizeof(buf), &got) != 1)
+			got = 0;
+	}
+	assert_int_equal(got, 3);
+	assert_memory_equal(buf, "GET", 3);
+	assert_false(SSL_renegotiate_pending(ss));
+	replay_tls_free(&cs, false);
+	SSL_free(ss);
+	replay_tls_destroy(tt);
+	SSL_CTX_free(sctx);
+	close(cfd);
+	close(sfd);
+	close(lfd);
+}
+
+/* The engine across renegotiations: keep-alive requests, each answer followed by the
+ * server's HelloRequest, all answered in order on the one connection. */
+static void test_renegotiation_in_engine(void **state)
+{
+	struct tsrv *s = tsrv_start();
+	struct replay_cfg cfg;
+	struct sink k;
+	int i;
+
+	(void)state;
+	SSL_CTX_set_max_proto_version(s->ctx, TLS1_2_VERSION);
+	pthread_mutex_lock(&s->mu);
+	s->renegotiate = 1;
+	pthread_mutex_unlock(&s->mu);
+	cfg_https(&cfg, "127.0.0.1", s->port);
+	cfg.tls_ca = s->ca_path;
+	run_gets(&cfg, &k, 6);
+	for (i = 0; i < 6; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "/g/%d 0 ", i);
+		assert_null(k.recs[i]->replay->error);
+		assert_true(k.recs[i]->replay->resp.body_stored >= strlen(want));
+		assert_memory_equal(k.recs[i]->replay->resp.body, want, strlen(want));
+	}
+	assert_int_equal(tsrv_get(s, &s->requests), 6);
+	assert_int_equal(tsrv_get(s, &s->conns), 1);
+	/* at least one request came over a renegotiated session (how many depends on
+	 * whether the client had read the HelloRequest before sending the next) */
+	assert_true(tsrv_get(s, &s->renegotiations) >= 1);
+	sink_free(&k);
+	tsrv_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,6 +612,8 @@ int main(void)
 		cmocka_unit_test(test_name_check_and_insecure),
 		cmocka_unit_test(test_pipelined_big_body),
 		cmocka_unit_test(test_resumption),
+		cmocka_unit_test(test_write_waits_for_read),
+		cmocka_unit_test(test_renegotiation_in_engine),
 	};
 
 	/* the agent ignores SIGPIPE (pipeline.c); OpenSSL writes with write(2) */
