@@ -15,6 +15,28 @@
 #include "json.h"
 #include "pii.h"
 
+/* v (bare, or as a JSON string in quotes) is already the mask or a token: copied
+ * to out so that redacting twice (a redacted recording through `convert` with the
+ * same rules) gives the live tokens, not tokens of tokens. Returns its length or 0. */
+static size_t pii_already(const char *v, size_t n, char out[PII_TOKEN_LEN + 1])
+{
+	size_t i;
+
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"')
+		v++, n -= 2;
+	if (n == sizeof(PII_MASK_STR) - 1 && !memcmp(v, PII_MASK_STR, n))
+		goto same;
+	if (n != PII_TOKEN_LEN || memcmp(v, "REDACTED-", 9))
+		return 0;
+	for (i = 9; i < n; i++)
+		if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+			return 0;
+same:
+	memcpy(out, v, n);
+	out[n] = '\0';
+	return n;
+}
+
 size_t pii_replacement(enum pii_mode mode, const struct pii_key *key, const char *v, size_t n,
 		       char out[PII_TOKEN_LEN + 1])
 {
@@ -23,6 +45,8 @@ size_t pii_replacement(enum pii_mode mode, const struct pii_key *key, const char
 	unsigned int mlen = 0;
 	size_t i;
 
+	if ((i = pii_already(v, n, out)))
+		return i;
 	if (mode != PII_HASH || !key || !key->len ||
 	    !HMAC(EVP_sha256(), key->bytes, (int)key->len, (const unsigned char *)v, n, mac, &mlen) ||
 	    mlen < 8) {

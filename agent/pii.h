@@ -26,7 +26,8 @@ struct pii_key {
 };
 
 /* What replaces a value: the mask, or the value's token. out gets PII_TOKEN_LEN + 1
- * bytes at most (NUL-terminated); returns the length written. */
+ * bytes at most (NUL-terminated); returns the length written. A value that already
+ * is the mask or a token (bare or JSON-quoted) stays itself: redaction is idempotent. */
 size_t pii_replacement(enum pii_mode mode, const struct pii_key *key, const char *v, size_t n,
 		       char out[PII_TOKEN_LEN + 1]);
 

@@ -3,7 +3,8 @@
 # from a pcap with --record-pii --record-secrets, so it holds every planted secret)
 # converted with the live agent's rules and key has no planted secret in .ndjson,
 # .stap or .gor, the .gor still frames (Content-Length of the shortened body), and the
-# tokens equal those of the records the agent wrote live from the same packets.
+# tokens equal those of the records the agent wrote live from the same packets (also
+# after redacting the redacted output again: no tokens of tokens).
 # --record-pii keeps bodies and query strings in .stap/.gor (and says so), .ndjson
 # still redacted. Offline (--input-pcap): no root, no network namespace, no lock.
 set -u
@@ -49,7 +50,10 @@ done
 "$ST_BIN" convert --no-redact "$D/conv.stap" "$D/stap.ndjson" 2>/dev/null &&
 "$ST_BIN" convert --no-redact "$D/conv.gor" "$D/gor.ndjson" 2>/dev/null ||
 	fail "pii-convert: converted recordings do not read back"
-python3 - "$D/live.ndjson" "$D/conv.ndjson" "$D/stap.ndjson" "$D/gor.ndjson" "$D/conv.gor" <<'PY'
+# redacting twice changes nothing: the redacted .stap through the same rules again
+"$ST_BIN" convert "${RULES[@]}" "$D/conv.stap" "$D/twice.ndjson" 2>/dev/null ||
+	fail "pii-convert: convert of the converted .stap"
+python3 - "$D/live.ndjson" "$D/conv.ndjson" "$D/stap.ndjson" "$D/gor.ndjson" "$D/conv.gor" "$D/twice.ndjson" <<'PY'
 import json, re, sys
 def load(p):
     return {json.loads(l)["url"]["path"]: json.loads(l) for l in open(p)}
@@ -67,7 +71,8 @@ def fields(r):
             q.get("body", {}).get("content"))
 check(tok.search(live["/a"]["http"]["request"]["headers"]["cookie"]) and
       tok.search(live["/a"]["url"]["query"]), "live records carry no tokens")
-for name, path in (("convert .ndjson", sys.argv[2]), ("convert .stap", sys.argv[3]), ("convert .gor", sys.argv[4])):
+for name, path in (("convert .ndjson", sys.argv[2]), ("convert .stap", sys.argv[3]), ("convert .gor", sys.argv[4]),
+                   ("converted .stap redacted again", sys.argv[6])):
     conv = load(path)
     check(sorted(conv) == sorted(live), "%s: paths %s" % (name, sorted(conv)))
     for p in live:
@@ -83,7 +88,7 @@ for r in reqs:
     if m:
         check(int(m.group(1)) == len(b.encode()), "gor framing: Content-Length %s for %d bytes" % (m.group(1), len(b.encode())))
 if ok:
-    print("PASS: pii-convert: converted .ndjson, .stap and .gor carry the live records' tokens (cookie, authorization, query, JSON field, card, e-mail); .gor frames")
+    print("PASS: pii-convert: converted .ndjson, .stap and .gor carry the live records' tokens (cookie, authorization, query, JSON field, card, e-mail), also when redacted twice; .gor frames")
 PY
 # the explicit opt-out, as in the agent: --record-pii keeps bodies and query strings
 "$ST_BIN" convert "${RULES[@]}" --record-pii "$D/raw.stap" "$D/keep.gor" 2> "$D/keep.log"
