@@ -521,6 +521,17 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 		d->state = X_TUNNEL;
 	} else {
 		r->req.chunked = fr == HTTP1_BODY_CHUNKED;
+		/* a Content-Length body: the raw buffer sized once, head and body, without
+		 * the doubling's slack (P, issue 19) */
+		if (fr == HTTP1_BODY_LENGTH && r->raw && r->raw_len == (size_t)hl &&
+		    cl <= x->cfg.replay_max - (size_t)hl) {
+			uint8_t *q = realloc(r->raw, (size_t)hl + (size_t)cl);
+
+			if (q) {
+				r->raw = q;
+				r->raw_cap = (size_t)hl + (size_t)cl;
+			}
+		}
 		x_pending_push(x, xf, r, 1);
 		d->cur = r;
 		memset(&d->body, 0, sizeof(d->body));

@@ -10,7 +10,6 @@
  * table through the recording writer, replay and the output thread here, which
  * encodes each once and writes NDJSON and hands it to the Elasticsearch sink. */
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -311,14 +310,6 @@ int pipeline_start(struct pipeline *p)
 	struct timespec rt, mt;
 	int err;
 
-	/* Records come and go by the thousand per second: keep freed memory in the heap
-	 * instead of returning it to the kernel and faulting it in again (glibc trims
-	 * above 128 KiB free and mmaps each body buffer of 128 KiB and up by default;
-	 * a page fault and a cleared page per large record). The heap stays bounded by
-	 * the queues' limits; this only keeps up to 32 MiB of free memory per arena. */
-	mallopt(M_TRIM_THRESHOLD, 32 << 20);
-	mallopt(M_TOP_PAD, 1 << 20);
-	mallopt(M_MMAP_THRESHOLD, 4 << 20);
 	p->sfd = setup_signals();
 	if (p->sfd < 0) {
 		pr_warn("cannot set up signal handling: %s\n", strerror(-p->sfd));
