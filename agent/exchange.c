@@ -35,6 +35,7 @@
 #include <strings.h>
 
 #include "exchange.h"
+#include "list.h"
 #include "util.h"
 #include "log.h"
 
@@ -46,7 +47,10 @@ enum xstate {
 	X_TUNNEL,        /* protocol switched: ignore everything */
 };
 
+struct xflow;
+
 struct xdir {
+	struct xflow *xf;            /* owner */
 	enum xstate state;
 	struct buf head;             /* partial head (or held bytes in X_HOLD) */
 	uint64_t head_ts;            /* capture time of the head's first byte */
@@ -67,14 +71,30 @@ struct xflow {
 				      * 1 = their answers are due next, 2 = one has come */
 	uint32_t next_index;
 	int mid_stream;
+	int evicted;                 /* its holdings were evicted: the rest is ignored */
+	struct reasm_flow *f;
+	size_t pending_cap;          /* slots allocated in pending (grows to max_pending) */
+	uint64_t held;               /* this connection's share of held_bytes */
+	uint64_t head_charged;       /* head buffer capacity included in held */
+	struct list_node holder;     /* on exchange.holders while held > 0, oldest first */
 };
 
 struct exchange {
 	struct exchange_cfg cfg;
 	exchange_emit_cb emit;
 	void *ctx;
+	struct list_node holders;    /* connections holding bytes, by when they started */
 	struct exchange_stats st;
 };
+
+/* A head buffer larger than this is freed once its head is parsed, so a connection
+ * that once sent a large head does not keep its storage. */
+#define X_HEAD_KEEP 4096
+#define X_PENDING_MIN 4
+
+static const char x_why_budget[] = "memory budget";
+static const char x_why_conn[] = "connection memory cap";
+static const char x_why_table[] = "flow table full";
 
 static const char *const x_methods[] = {
 	"GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ", "PATCH ", "CONNECT ", "TRACE ",
@@ -90,6 +110,7 @@ void exchange_cfg_default(struct exchange_cfg *cfg)
 	cfg->max_pending = 64;
 	cfg->replay_max = 16u << 20;
 	cfg->max_held_bytes = 512u << 20;
+	cfg->max_conn_bytes = 16u << 20;
 }
 
 struct exchange *exchange_new(const struct exchange_cfg *cfg, exchange_emit_cb emit, void *ctx)
@@ -101,8 +122,11 @@ struct exchange *exchange_new(const struct exchange_cfg *cfg, exchange_emit_cb e
 	x->cfg = *cfg;
 	if (!x->cfg.max_headers || x->cfg.max_headers > ST_MAX_HEADERS)
 		x->cfg.max_headers = ST_MAX_HEADERS;
+	if (!x->cfg.max_conn_bytes || x->cfg.max_conn_bytes > x->cfg.max_held_bytes)
+		x->cfg.max_conn_bytes = x->cfg.max_held_bytes;
 	x->emit = emit;
 	x->ctx = ctx;
+	list_init(&x->holders);
 	return x;
 }
 
@@ -116,19 +140,102 @@ void exchange_get_stats(const struct exchange *x, struct exchange_stats *st)
 	*st = x->st;
 }
 
-static void x_held(struct exchange *x, int64_t delta)
+/* Every byte held for a connection goes through here: records waiting in pending
+ * (the struct itself, head copies, stored bodies, raw copies), the pending array and
+ * the head buffers (partial heads, Upgrade/CONNECT hold). */
+static void x_held(struct exchange *x, struct xflow *xf, int64_t delta)
 {
 	x->st.held_bytes += (uint64_t)delta;
 	if (x->st.held_bytes > x->st.held_bytes_peak)
 		x->st.held_bytes_peak = x->st.held_bytes;
+	xf->held += (uint64_t)delta;
+	if (xf->held && list_empty(&xf->holder))
+		list_add_tail(&x->holders, &xf->holder);
+	else if (!xf->held && !list_empty(&xf->holder))
+		list_del(&xf->holder);
 }
 
-static struct st_record *x_new_record(struct exchange *x, struct reasm_flow *f, struct xflow *xf)
+/* Bring the charge for both head buffers up to date (their storage changes inside
+ * the parser, which only sees struct buf); drop storage a finished large head left. */
+static void x_sync_heads(struct exchange *x, struct xflow *xf)
+{
+	uint64_t cap = 0;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		struct buf *b = &xf->dir[i].head;
+
+		if (!b->len && b->cap > X_HEAD_KEEP)
+			buf_free(b);
+		cap += b->cap;
+	}
+	if (cap != xf->head_charged) {
+		x_held(x, xf, (int64_t)(cap - xf->head_charged));
+		xf->head_charged = cap;
+	}
+}
+
+static void x_evict(struct exchange *x, struct xflow *xf, const char *why);
+static void x_enforce(struct exchange *x, struct xflow *xf);
+
+/* Room for need more bytes on xf under max_held_bytes: evict the connections that
+ * have held bytes longest (other than xf, which is being served) until it fits.
+ * Returns 1 if it fits. */
+static int x_make_room(struct exchange *x, struct xflow *xf, uint64_t need)
+{
+	while (x->st.held_bytes + need > x->cfg.max_held_bytes) {
+		struct list_node *n = x->holders.next;
+		struct xflow *v;
+
+		if (n != &x->holders && list_entry(n, struct xflow, holder) == xf)
+			n = n->next;
+		if (n == &x->holders)
+			return 0;
+		v = list_entry(n, struct xflow, holder);
+		x->st.evicted_budget++;
+		x_evict(x, v, x_why_budget);
+		/* an evicted connection holds nothing; never pick it again */
+		if (!list_empty(&v->holder)) {
+			pr_warn("exchange: an evicted connection still holds %llu bytes\n",
+				(unsigned long long)v->held);
+			list_del(&v->holder);
+		}
+	}
+	return 1;
+}
+
+/* Room for need more bytes on xf under both limits, without evicting xf itself. */
+static int x_room(struct exchange *x, struct xflow *xf, uint64_t need)
+{
+	if (xf->held + need > x->cfg.max_conn_bytes)
+		return 0;
+	return x_make_room(x, xf, need);
+}
+
+/* Append to a head buffer, evicting older holders first if its storage must grow. */
+static void x_head_append(struct exchange *x, struct xdir *d, const void *p, size_t n)
+{
+	size_t need = d->head.len + n + 1, cap = d->head.cap ? d->head.cap : 256;
+
+	if (need > d->head.cap) {
+		while (cap < need)
+			cap *= 2;
+		x_make_room(x, d->xf, cap - d->head.cap);
+	}
+	buf_append(&d->head, p, n);
+	x_sync_heads(x, d->xf);
+}
+
+static struct st_record *x_record_alloc(struct exchange *x, struct reasm_flow *f, struct xflow *xf,
+					 int held)
 {
 	struct st_record *r = record_new();
 
 	if (!r)
 		return NULL;
+	/* held from now until x_emit */
+	if (held)
+		x_held(x, xf, (int64_t)sizeof(*r));
 	r->flow_id = f->flow_id;
 	r->index = xf->next_index++;
 	r->family = f->key.family;
@@ -144,16 +251,52 @@ static struct st_record *x_new_record(struct exchange *x, struct reasm_flow *f, 
 	return r;
 }
 
-static size_t x_record_held(const struct st_record *r)
+/* A record that joins pending: the array grows on demand (a SYN flood's connections
+ * never need one), and room is made by evicting the oldest holders. */
+static struct st_record *x_new_record(struct exchange *x, struct reasm_flow *f, struct xflow *xf)
 {
-	return r->raw_len + r->req.body_stored + r->resp.body_stored + r->req.head_len + r->resp.head_len;
+	if (xf->npending == xf->pending_cap && xf->pending_cap < x->cfg.max_pending) {
+		size_t cap = xf->pending_cap ? xf->pending_cap * 2 : X_PENDING_MIN;
+		struct st_record **p;
+
+		if (cap > x->cfg.max_pending)
+			cap = x->cfg.max_pending;
+		x_make_room(x, xf, (cap - xf->pending_cap) * sizeof(*p) + sizeof(struct st_record));
+		p = realloc(xf->pending, cap * sizeof(*p));
+		if (!p)
+			return NULL;
+		x_held(x, xf, (int64_t)((cap - xf->pending_cap) * sizeof(*p)));
+		xf->pending = p;
+		xf->pending_cap = cap;
+	}
+	x_make_room(x, xf, sizeof(struct st_record));
+	return x_record_alloc(x, f, xf, 1);
 }
 
-static void x_emit(struct exchange *x, struct st_record *r)
+/* a message's head copy: the bytes and the header array stored after them */
+static size_t x_head_bytes(const struct st_msg *m)
+{
+	return m->head ? m->head_len + m->nhdrs * sizeof(*m->hdrs) : 0;
+}
+
+static size_t x_record_held(const struct st_record *r)
+{
+	return sizeof(*r) + r->raw_cap + r->req.body_cap + r->resp.body_cap + x_head_bytes(&r->req) +
+	       x_head_bytes(&r->resp);
+}
+
+static void x_emit_out(struct exchange *x, struct st_record *r);
+
+static void x_emit(struct exchange *x, struct xflow *xf, struct st_record *r)
+{
+	x_held(x, xf, -(int64_t)x_record_held(r));
+	x_emit_out(x, r);
+}
+
+static void x_emit_out(struct exchange *x, struct st_record *r)
 {
 	size_t lim = x->cfg.body_limit;
 
-	x_held(x, -(int64_t)x_record_held(r));
 	/* a gap leaves the framing intact but the content is not whole */
 	if (!(r->req.complete && r->resp.complete) || (r->cap_flags & ST_CAP_GAP))
 		r->cap_flags |= ST_CAP_INCOMPLETE;
@@ -182,62 +325,69 @@ static void x_drain(struct exchange *x, struct xflow *xf)
 		memmove(xf->pending, xf->pending + 1, (xf->npending - 1) * sizeof(*xf->pending));
 		xf->npending--;
 		xf->nanswered--;
-		x_emit(x, r);
+		x_emit(x, xf, r);
 	}
 }
 
-static void x_raw_append(struct exchange *x, struct st_record *r, const uint8_t *p, size_t n)
+static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record *r,
+			 const uint8_t *p, size_t n)
 {
+	size_t cap = r->raw_cap;
 	uint8_t *q;
 
 	if (!x->cfg.keep_raw || (r->cap_flags & ST_CAP_REPLAY_TRUNC) || !n)
 		return;
-	if (r->raw_len + n > x->cfg.replay_max || x->st.held_bytes + n > x->cfg.max_held_bytes) {
-		x_held(x, -(int64_t)r->raw_len);
-		free(r->raw);
-		r->raw = NULL;
-		r->raw_len = 0;
-		r->cap_flags |= ST_CAP_REPLAY_TRUNC;
-		x->st.raw_truncated++;
-		return;
-	}
 	/* grown by doubling up to replay_max: an exact realloc per segment copied a
-	 * large body over and over (P, issue 19: 15% of the agent on the POST mix) */
+	 * large body over and over (P, issue 19: 15% of the agent on the POST mix);
+	 * held counts the capacity */
 	if (!r->raw || r->raw_len + n > r->raw_cap) {
-		size_t cap = r->raw ? r->raw_cap * 2 : 512;
-
+		cap = r->raw ? r->raw_cap * 2 : 512;
 		if (cap < r->raw_len + n)
 			cap = r->raw_len + n;
 		if (cap > x->cfg.replay_max)
 			cap = x->cfg.replay_max;
+	}
+	if (r->raw_len + n > x->cfg.replay_max || !x_room(x, xf, cap - r->raw_cap)) {
+		x_held(x, xf, -(int64_t)r->raw_cap);
+		free(r->raw);
+		r->raw = NULL;
+		r->raw_len = 0;
+		r->raw_cap = 0;
+		r->cap_flags |= ST_CAP_REPLAY_TRUNC;
+		x->st.raw_truncated++;
+		return;
+	}
+	if (cap != r->raw_cap) {
 		q = realloc(r->raw, cap);
 		if (!q) {
 			r->cap_flags |= ST_CAP_REPLAY_TRUNC;
 			x->st.raw_truncated++;
 			return;
 		}
+		x_held(x, xf, (int64_t)(cap - r->raw_cap));
 		r->raw = q;
 		r->raw_cap = cap;
 	}
 	memcpy(r->raw + r->raw_len, p, n);
 	r->raw_len += n;
-	x_held(x, (int64_t)n);
 }
 
 /* Raw bytes no longer match the wire: a replay would not be faithful. */
-static void x_raw_drop(struct exchange *x, struct st_record *r)
+static void x_raw_drop(struct exchange *x, struct xflow *xf, struct st_record *r)
 {
 	if (r->raw) {
-		x_held(x, -(int64_t)r->raw_len);
+		x_held(x, xf, -(int64_t)r->raw_cap);
 		free(r->raw);
 		r->raw = NULL;
 		r->raw_len = 0;
+		r->raw_cap = 0;
 	}
 	r->cap_flags |= ST_CAP_REPLAY_TRUNC;
 }
 
 struct x_body_ctx {
 	struct exchange *x;
+	struct xflow *xf;
 	struct st_msg *m;
 };
 
@@ -245,24 +395,43 @@ static void x_body_cb(void *ctx, const char *data, size_t len)
 {
 	struct x_body_ctx *c = ctx;
 	struct exchange *x = c->x;
-	size_t before, limit = x->cfg.body_limit;
+	size_t before, cap_before, limit = x->cfg.body_limit, want;
+	uint64_t room;
 
 	if (!c->m)
 		return;
 	before = c->m->body_stored;
+	cap_before = c->m->body_cap;
 
-	/* all unfinished records together stay under max_held_bytes: past it, bodies
-	 * are counted but no longer stored (the record says truncated) */
-	if (x->st.held_bytes >= x->cfg.max_held_bytes)
-		limit = before;
-	else if (limit > before + (x->cfg.max_held_bytes - x->st.held_bytes))
-		limit = before + (size_t)(x->cfg.max_held_bytes - x->st.held_bytes);
+	/* all unfinished records together stay under max_held_bytes, and one connection's
+	 * under max_conn_bytes: older holders are evicted to make room for a body being
+	 * read now; past that, bodies are counted but no longer stored (the record says
+	 * truncated). Storage grows by doubling: room is counted on the capacity. */
+	want = before + len < limit ? before + len : limit;
+	if (want > cap_before) {
+		/* the capacity record_msg_body_append will grow to */
+		size_t cap = cap_before ? cap_before : 512;
+
+		while (cap < want)
+			cap *= 2;
+		if (cap > limit)
+			cap = limit;
+		if (!x_room(x, c->xf, cap - cap_before)) {
+			room = x->cfg.max_held_bytes > x->st.held_bytes ? x->cfg.max_held_bytes - x->st.held_bytes : 0;
+			if (x->cfg.max_conn_bytes < c->xf->held + room)
+				room = x->cfg.max_conn_bytes > c->xf->held ? x->cfg.max_conn_bytes - c->xf->held : 0;
+			if (cap_before + room < limit)
+				limit = cap_before + (size_t)room;
+			if (limit < before)
+				limit = before;
+		}
+	}
 	if (limit < x->cfg.body_limit && before + len > limit) {
 		x->st.body_unstored++;
 		c->m->body_capped = 1;
 	}
 	record_msg_body_append(c->m, data, len, limit);
-	x_held(x, (int64_t)(c->m->body_stored - before));
+	x_held(x, c->xf, (int64_t)(c->m->body_cap - cap_before));
 }
 
 static int x_starts_message(const uint8_t *p, size_t n, int dir)
@@ -380,7 +549,7 @@ static void x_pending_push(struct exchange *x, struct xflow *xf, struct st_recor
 		xf->npending--;
 		if (xf->nanswered > xf->npending)
 			xf->nanswered = xf->npending;
-		x_emit(x, old);
+		x_emit(x, xf, old);
 	}
 	xf->pending[xf->npending++] = r;
 	if (xf->unpairable) {
@@ -428,7 +597,7 @@ static const char *x_head_view(struct exchange *x, struct xdir *d, const uint8_t
 		return (const char *)p;
 	}
 	*avail = n < x->cfg.max_head - have ? n : x->cfg.max_head - have;
-	buf_append(&d->head, p, *avail);
+	x_head_append(x, d, p, *avail);
 	*len = d->head.len;
 	return d->head.data;
 }
@@ -443,7 +612,7 @@ static int x_head_need_more(struct exchange *x, struct xdir *d, size_t have, con
 		return 1;
 	}
 	if (!have)
-		buf_append(&d->head, p, n);
+		x_head_append(x, d, p, n);
 	return 0;
 }
 
@@ -503,8 +672,8 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 	r->req.ts_first_ns = d->head_ts;
 	r->req.ts_last_ns = ts;
 	r->req.wire_bytes = (uint64_t)hl;
-	x_held(x, (int64_t)hl);
-	x_raw_append(x, r, (const uint8_t *)base, (size_t)hl);
+	x_held(x, xf, (int64_t)x_head_bytes(&r->req));
+	x_raw_append(x, xf, r, (const uint8_t *)base, (size_t)hl);
 
 	fr = http1_request_framing(&req, &cl);
 	if (fr == HTTP1_MALFORMED) {
@@ -516,7 +685,7 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 		x->st.framing_abandoned++;
 		r->cap_flags |= ST_CAP_MALFORMED;
 		r->malformed = "request framing (Content-Length/Transfer-Encoding)";
-		x_raw_drop(x, r);
+		x_raw_drop(x, xf, r);
 		x_pending_push(x, xf, r, 1);
 		d->state = X_TUNNEL;
 	} else {
@@ -671,7 +840,7 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 		r->cap_flags |= ST_CAP_HEADERS_OVER;
 		x->st.headers_over_limit++;
 	}
-	x_held(x, (int64_t)hl);
+	x_held(x, xf, (int64_t)x_head_bytes(&r->resp));
 	r->status_code = resp.status;
 	r->resp.ts_first_ns = d->head_ts;
 	r->resp.ts_last_ns = ts;
@@ -744,7 +913,7 @@ static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint
 {
 	struct xflow *xf = f->user;
 	struct xdir *d = &xf->dir[dir];
-	struct x_body_ctx bc = { .x = x };
+	struct x_body_ctx bc = { .x = x, .xf = xf };
 	size_t used;
 	ssize_t k;
 
@@ -761,7 +930,7 @@ static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint
 			}
 			if (!d->head.len)
 				d->head_ts = ts;
-			buf_append(&d->head, p, n);
+			x_head_append(x, d, p, n);
 			return;
 		case X_RESYNC:
 			used = x_resync(x, d, dir, p, n);
@@ -786,7 +955,7 @@ static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint
 				if (dir == REASM_C2S) {
 					x->st.malformed_requests++;
 					if (r)
-						x_raw_drop(x, r);
+						x_raw_drop(x, xf, r);
 				} else {
 					x->st.malformed_responses++;
 				}
@@ -801,7 +970,7 @@ static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint
 				bc.m->wire_bytes += used;
 				bc.m->ts_last_ns = ts;
 				if (dir == REASM_C2S)
-					x_raw_append(x, d->cur, p, used);
+					x_raw_append(x, xf, d->cur, p, used);
 			}
 			if (d->body.done) {
 				if (dir == REASM_C2S)
@@ -825,11 +994,11 @@ static int x_open(void *ctx, struct reasm_flow *f)
 
 	if (!xf)
 		return -ENOMEM;
-	xf->pending = calloc(x->cfg.max_pending ? x->cfg.max_pending : 1, sizeof(*xf->pending));
-	if (!xf->pending) {
-		free(xf);
-		return -ENOMEM;
-	}
+	(void)x;
+	xf->f = f;
+	xf->dir[0].xf = xf;
+	xf->dir[1].xf = xf;
+	list_init(&xf->holder);
 	xf->mid_stream = f->mid_stream;
 	/* picked up mid-stream: the first bytes may be the middle of a message */
 	if (f->mid_stream) {
@@ -845,13 +1014,24 @@ static int x_open(void *ctx, struct reasm_flow *f)
 static void x_data(void *ctx, struct reasm_flow *f, int dir, const uint8_t *data, size_t len,
 		   uint64_t ts_ns)
 {
-	if (f->user && len)
+	if (f->user && len) {
 		x_feed(ctx, f, dir, data, len, ts_ns);
+		x_enforce(ctx, f->user);
+	}
 }
+
+static void x_gap_dir(struct exchange *x, struct reasm_flow *f, int dir, uint64_t bytes);
 
 static void x_gap(void *ctx, struct reasm_flow *f, int dir, uint64_t bytes)
 {
-	struct exchange *x = ctx;
+	if (f->user) {
+		x_gap_dir(ctx, f, dir, bytes);
+		x_enforce(ctx, f->user);
+	}
+}
+
+static void x_gap_dir(struct exchange *x, struct reasm_flow *f, int dir, uint64_t bytes)
+{
 	struct xflow *xf = f->user;
 	struct xdir *d;
 	struct st_record *r;
@@ -870,7 +1050,7 @@ static void x_gap(void *ctx, struct reasm_flow *f, int dir, uint64_t bytes)
 		r->cap_flags |= ST_CAP_GAP;
 		r->gap_bytes += bytes;
 		if (dir == REASM_C2S)
-			x_raw_drop(x, r);
+			x_raw_drop(x, xf, r);
 	}
 	/* a hole inside a Content-Length body: the body is shorter, framing is intact */
 	if (d->state == X_BODY && d->body.framing == HTTP1_BODY_LENGTH && bytes <= d->body.remaining) {
@@ -960,28 +1140,119 @@ static void x_eof(void *ctx, struct reasm_flow *f, int dir)
 	}
 }
 
+/* The connection ends for exchange (closed, or evicted with why set): every record
+ * is written now, including one for a request head that never finished and a mark on
+ * the request whose response head never finished. Nothing is held afterwards. */
+static void x_end(struct exchange *x, struct xflow *xf, const char *why)
+{
+	struct reasm_flow *f = xf->f;
+	struct xdir *d = &xf->dir[REASM_S2C];
+	struct st_record *r;
+	size_t i, unfinished;
+
+	if (d->state == X_HEAD && d->head.len) {
+		x->st.unfinished_heads++;
+		if (!xf->skip_resp && xf->nanswered < xf->npending) {
+			r = xf->pending[xf->nanswered++];
+			r->cap_flags |= ST_CAP_MALFORMED | ST_CAP_INCOMPLETE;
+			r->malformed = "response head not finished";
+			r->resp.wire_bytes = d->head.len;
+			r->resp.ts_first_ns = d->head_ts;
+		}
+	}
+	for (i = 0; i < xf->npending; i++) {
+		r = xf->pending[i];
+		if (why) {
+			r->evicted = why;
+			r->cap_flags |= ST_CAP_INCOMPLETE;
+			x->st.evicted_records++;
+		} else if (i >= xf->nanswered && !r->resp.head) {
+			r->cap_flags |= ST_CAP_NO_RESPONSE;
+			x->st.no_response++;
+		}
+		x_emit(x, xf, r);
+	}
+	xf->npending = xf->nanswered = 0;
+	xf->skip_resp = 0;
+	xf->dir[0].cur = xf->dir[1].cur = NULL;
+	d = &xf->dir[REASM_C2S];
+	unfinished = d->state == X_HEAD ? d->head.len : 0;
+	for (i = 0; i < 2; i++) {
+		buf_free(&xf->dir[i].head);
+		xf->dir[i].state = X_TUNNEL;
+	}
+	x_sync_heads(x, xf);
+	if (unfinished) {
+		/* its bytes are gone already: the record says how many there were */
+		x->st.unfinished_heads++;
+		/* emitted at once, never held: not charged (an eviction frees memory) */
+		r = x_record_alloc(x, f, xf, 0);
+		if (r) {
+			r->cap_flags |= ST_CAP_MALFORMED | ST_CAP_INCOMPLETE;
+			r->malformed = "request head not finished";
+			r->req.wire_bytes = unfinished;
+			r->req.ts_first_ns = d->head_ts;
+			r->req.ts_last_ns = f->last_ts_ns;
+			if (why) {
+				r->evicted = why;
+				x->st.evicted_records++;
+			}
+			x_emit_out(x, r);
+		}
+	}
+	x_held(x, xf, -(int64_t)(xf->pending_cap * sizeof(*xf->pending)));
+	free(xf->pending);
+	xf->pending = NULL;
+	xf->pending_cap = 0;
+}
+
+/* Give up on a connection to free what it holds: its records are written now, marked
+ * incomplete with why, and the rest of the connection is ignored. */
+static void x_evict(struct exchange *x, struct xflow *xf, const char *why)
+{
+	uint64_t held = xf->held;
+
+	if (xf->evicted)
+		return;
+	xf->evicted = 1;
+	x_end(x, xf, why);
+	x->st.evicted_bytes += held - xf->held;
+}
+
+/* After each callback: the head buffers are charged, and a connection over its cap,
+ * or the oldest holders while all of them are over the budget, are evicted. */
+static void x_enforce(struct exchange *x, struct xflow *xf)
+{
+	x_sync_heads(x, xf);
+	if (xf->held > x->cfg.max_conn_bytes) {
+		x->st.evicted_conn_cap++;
+		x_evict(x, xf, x_why_conn);
+	}
+	if (!x_make_room(x, xf, 0)) {
+		x->st.evicted_budget++;
+		x_evict(x, xf, x_why_budget);
+	}
+}
+
 static void x_close(void *ctx, struct reasm_flow *f, enum reasm_close_reason why)
 {
 	struct exchange *x = ctx;
 	struct xflow *xf = f->user;
-	size_t i;
 
 	if (!xf)
 		return;
 	/* a close-delimited body ends with the connection, whatever closed it */
 	x_eof(ctx, f, REASM_S2C);
-	for (i = 0; i < xf->npending; i++) {
-		struct st_record *r = xf->pending[i];
+	if (why == REASM_CLOSE_EVICT && !xf->evicted) {
+		uint64_t held = xf->held;
 
-		if (i >= xf->nanswered && !r->resp.head) {
-			r->cap_flags |= ST_CAP_NO_RESPONSE;
-			x->st.no_response++;
-		}
-		x_emit(x, r);
+		x_end(x, xf, x_why_table);
+		x->st.evicted_flow_table++;
+		x->st.evicted_bytes += held - xf->held;
+	} else {
+		x_end(x, xf, NULL);
 	}
-	buf_free(&xf->dir[0].head);
-	buf_free(&xf->dir[1].head);
-	free(xf->pending);
+	list_del(&xf->holder);
 	free(xf);
 	f->user = NULL;
 }

@@ -16,7 +16,11 @@ struct exchange_cfg {
 	size_t max_headers;      /* header fields kept per message, 1..ST_MAX_HEADERS (default) */
 	size_t max_pending;      /* requests awaiting a response per connection, default 64 */
 	size_t replay_max;       /* raw request bytes kept for replay per request, default 16 MiB */
-	size_t max_held_bytes;   /* all bytes held in unfinished records, default 512 MiB */
+	size_t max_held_bytes;   /* all bytes held for connections (records waiting for their
+				  * response, partial heads, Upgrade holds), default 512 MiB;
+				  * past it the connections holding bytes longest are evicted */
+	size_t max_conn_bytes;   /* the same for one connection, default 16 MiB (at most
+				  * max_held_bytes); past it the connection is evicted */
 	int keep_raw;            /* keep raw request bytes (replay or recording enabled) */
 	int64_t clock_offset_ns; /* capture clock -> wall clock */
 };
@@ -43,6 +47,12 @@ struct exchange_stats {
 	uint64_t body_unstored;      /* body bytes not stored because of max_held_bytes */
 	uint64_t gap_records;        /* records marked with a gap */
 	uint64_t held_bytes, held_bytes_peak;
+	uint64_t unfinished_heads;   /* heads the connection's end (or eviction) cut short */
+	uint64_t evicted_budget;     /* connections evicted: max_held_bytes reached */
+	uint64_t evicted_conn_cap;   /* connections evicted: max_conn_bytes reached */
+	uint64_t evicted_flow_table; /* connections evicted by reassembly (flow table full) */
+	uint64_t evicted_records;    /* records written early by an eviction (any reason) */
+	uint64_t evicted_bytes;      /* held bytes freed by evictions */
 };
 
 struct exchange;

@@ -658,6 +658,8 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 			strlen(r->malformed ? r->malformed : "malformed"), &g);
 	if (r->cap_flags & ST_CAP_NO_RESPONSE)
 		record_put_bool(out, "no_response", 1, &g);
+	if (r->evicted)
+		record_put_str(out, "evicted", r->evicted, strlen(r->evicted), &g);
 	if (r->cap_flags & ST_CAP_MID_STREAM)
 		record_put_bool(out, "mid_stream", 1, &g);
 	if (r->cap_flags & ST_CAP_UPGRADED)

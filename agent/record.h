@@ -110,6 +110,7 @@ struct st_record {
 	uint32_t cap_flags;      /* ST_CAP_* */
 	uint8_t source;          /* enum st_source: capture.source, tls.established */
 	const char *malformed;   /* static string: why, when ST_CAP_MALFORMED */
+	const char *evicted;     /* static string: why the agent gave up holding it early */
 	uint64_t gap_bytes;
 
 	/* replay stage fills these; NULL when not replayed */

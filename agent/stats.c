@@ -100,6 +100,12 @@ static const struct stat_key http_keys[] = {
 	K(struct exchange_stats, "held_bytes", held_bytes),
 	K(struct exchange_stats, "held_peak", held_bytes_peak),
 	K(struct exchange_stats, "unpairable", unpairable),
+	K(struct exchange_stats, "unfinished_heads", unfinished_heads),
+	K(struct exchange_stats, "evicted_budget", evicted_budget),
+	K(struct exchange_stats, "evicted_conn_cap", evicted_conn_cap),
+	K(struct exchange_stats, "evicted_flow_table", evicted_flow_table),
+	K(struct exchange_stats, "evicted_records", evicted_records),
+	K(struct exchange_stats, "evicted_bytes", evicted_bytes),
 	{ NULL, 0 },
 };
 

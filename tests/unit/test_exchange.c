@@ -497,6 +497,180 @@ static void test_utf8_last_char(void **state)
 	buf_free(&b);
 }
 
+/* Issue 15: every byte held for a connection is in held_bytes, including a partial
+ * head and the Upgrade hold, and the connection's end returns it to zero; a head that
+ * never finished still gets its record. */
+static void test_held_counts_partial_heads(void **state)
+{
+	struct fixture *fx = *state;
+	struct exchange_stats st;
+	char pad[3000];
+
+	exchange_get_stats(fx->x, &st);
+	assert_int_equal(st.held_bytes, 0);
+	memset(pad, 'p', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	send_dir(fx, REASM_C2S, "GET /unfinished HTTP/1.1\r\nX-Pad: ");
+	send_dir(fx, REASM_C2S, pad);
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nX-Pad: ");
+	exchange_get_stats(fx->x, &st);
+	/* request head buffer (>= 3 KB) and response head buffer */
+	assert_true(st.held_bytes >= 3000 + 20);
+	assert_int_equal(fx->sink.n, 0);
+	close_flow(fx);
+	exchange_get_stats(fx->x, &st);
+	assert_int_equal(st.held_bytes, 0);
+	assert_int_equal(st.unfinished_heads, 2);
+	assert_int_equal(fx->sink.n, 1);
+	assert_true(fx->sink.r[0]->cap_flags & ST_CAP_INCOMPLETE);
+	assert_string_equal(fx->sink.r[0]->malformed, "request head not finished");
+	assert_int_equal(fx->sink.r[0]->req.wire_bytes, strlen(pad) + 33);
+	assert_null(fx->sink.r[0]->evicted);
+}
+
+/* A record waiting for its response is held whole (the struct, head copy, raw copy):
+ * held_bytes counts it and gives it all back once it is written. */
+static void test_held_counts_pending_records(void **state)
+{
+	struct fixture *fx = *state;
+	struct exchange_stats st;
+
+	send_dir(fx, REASM_C2S, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+	exchange_get_stats(fx->x, &st);
+	assert_true(st.held_bytes >= 2 * sizeof(struct st_record) + 2 * 2 * 28);
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+				"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	assert_int_equal(fx->sink.n, 2);
+	exchange_get_stats(fx->x, &st);
+	/* only the pending array of the open connection is left */
+	assert_true(st.held_bytes > 0 && st.held_bytes <= 64 * sizeof(void *));
+	close_flow(fx);
+	exchange_get_stats(fx->x, &st);
+	assert_int_equal(st.held_bytes, 0);
+}
+
+static struct exchange *budget_new(struct sink *sink, size_t held, size_t conn)
+{
+	struct exchange_cfg cfg;
+
+	exchange_cfg_default(&cfg);
+	cfg.keep_raw = 1;
+	cfg.max_held_bytes = held;
+	cfg.max_conn_bytes = conn;
+	return exchange_new(&cfg, collect, sink);
+}
+
+static void flow_init(struct reasm_flow *f, int i)
+{
+	memset(f, 0, sizeof(*f));
+	f->key.family = 4;
+	f->key.cport = (uint16_t)(30000 + i);
+	f->key.sport = 80;
+	f->flow_id = 100 + (uint64_t)i;
+}
+
+/* Past max_held_bytes the connections that have held bytes longest are evicted to
+ * make room: their records are written at once, marked incomplete with the reason,
+ * the rest of them is ignored, and held_bytes never passes the budget. */
+static void test_budget_evicts_oldest(void **state)
+{
+	struct sink sink = { 0 };
+	struct exchange *x = budget_new(&sink, 64 * 1024, 0);
+	struct reasm_flow f[12], g;
+	struct exchange_stats st;
+	char pad[6000];
+	int i, k;
+
+	(void)state;
+	memset(pad, 'q', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	for (i = 0; i < 12; i++) {
+		flow_init(&f[i], i);
+		assert_int_equal(exchange_reasm_ops.open(x, &f[i]), 0);
+		exchange_reasm_ops.data(x, &f[i], REASM_C2S, (const uint8_t *)"GET /slow HTTP/1.1\r\nX-A: ", 25, clk += 10);
+	}
+	/* each trickles 6 KB more, round after round: 12 x 3 x 8 KB of buffer > 64 KB */
+	for (k = 0; k < 3; k++)
+		for (i = 0; i < 12; i++)
+			exchange_reasm_ops.data(x, &f[i], REASM_C2S, (const uint8_t *)pad, strlen(pad), clk += 10);
+	exchange_get_stats(x, &st);
+	assert_true(st.held_bytes_peak <= 64 * 1024);
+	assert_true(st.evicted_budget > 0);
+	assert_int_equal(st.evicted_records, st.evicted_budget);
+	assert_int_equal((int)sink.n, (int)st.evicted_budget);
+	/* the first to hold were the first to go */
+	assert_int_equal(sink.r[0]->cport, 30000);
+	assert_string_equal(sink.r[0]->evicted, "memory budget");
+	assert_true(sink.r[0]->cap_flags & ST_CAP_INCOMPLETE);
+	/* an evicted connection is ignored from then on: nothing more is held for it */
+	exchange_reasm_ops.data(x, &f[0], REASM_C2S, (const uint8_t *)"\r\n\r\n", 4, clk += 10);
+	exchange_get_stats(x, &st);
+	assert_int_equal(st.requests, 0);
+	/* a normal request on a new connection still gets through whole */
+	flow_init(&g, 99);
+	assert_int_equal(exchange_reasm_ops.open(x, &g), 0);
+	exchange_reasm_ops.data(x, &g, REASM_C2S, (const uint8_t *)"GET /ok HTTP/1.1\r\n\r\n", 20, clk += 10);
+	exchange_reasm_ops.data(x, &g, REASM_S2C, (const uint8_t *)"HTTP/1.1 204 No\r\n\r\n", 19, clk += 10);
+	assert_true(sink.r[sink.n - 1]->cap_flags == 0);
+	assert_int_equal(sink.r[sink.n - 1]->status_code, 204);
+	exchange_reasm_ops.close(x, &g, REASM_CLOSE_FIN);
+	for (i = 0; i < 12; i++)
+		if (f[i].user)
+			exchange_reasm_ops.close(x, &f[i], REASM_CLOSE_SHUTDOWN);
+	exchange_get_stats(x, &st);
+	assert_int_equal(st.held_bytes, 0);
+	assert_true(st.held_bytes_peak <= 64 * 1024);
+	for (i = 0; i < sink.n; i++)
+		record_free(sink.r[i]);
+	exchange_free(x);
+}
+
+/* One connection over max_conn_bytes is evicted by itself; the others keep theirs.
+ * A flow-table eviction by reassembly names its own reason. */
+static void test_conn_cap_and_table_eviction(void **state)
+{
+	struct sink sink = { 0 };
+	struct exchange *x = budget_new(&sink, 1 << 20, 16384);
+	struct reasm_flow a, b;
+	struct exchange_stats st;
+	char line[512];
+	int i;
+
+	(void)state;
+	flow_init(&a, 1);
+	flow_init(&b, 2);
+	assert_int_equal(exchange_reasm_ops.open(x, &a), 0);
+	assert_int_equal(exchange_reasm_ops.open(x, &b), 0);
+	exchange_reasm_ops.data(x, &b, REASM_C2S, (const uint8_t *)"GET /b HTTP/1.1\r\n\r\n", 19, clk += 10);
+	/* pipelined requests never answered: each record waits, held */
+	for (i = 0; i < 40; i++) {
+		int n = snprintf(line, sizeof(line), "GET /a/%d HTTP/1.1\r\n\r\n", i);
+
+		exchange_reasm_ops.data(x, &a, REASM_C2S, (const uint8_t *)line, (size_t)n, clk += 10);
+	}
+	exchange_get_stats(x, &st);
+	assert_int_equal(st.evicted_conn_cap, 1);
+	assert_int_equal(st.evicted_budget, 0);
+	assert_true(sink.n >= 5);
+	for (i = 0; i < sink.n; i++) {
+		assert_string_equal(sink.r[i]->evicted, "connection memory cap");
+		assert_true(sink.r[i]->target[1] == 'a');
+	}
+	i = sink.n;
+	exchange_reasm_ops.close(x, &b, REASM_CLOSE_EVICT);
+	exchange_get_stats(x, &st);
+	assert_int_equal(st.evicted_flow_table, 1);
+	assert_int_equal(sink.n, i + 1);
+	assert_string_equal(sink.r[i]->evicted, "flow table full");
+	assert_false(sink.r[i]->cap_flags & ST_CAP_NO_RESPONSE);
+	exchange_reasm_ops.close(x, &a, REASM_CLOSE_FIN);
+	exchange_get_stats(x, &st);
+	assert_int_equal(st.held_bytes, 0);
+	for (i = 0; i < sink.n; i++)
+		record_free(sink.r[i]);
+	exchange_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -519,6 +693,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gap_ambiguous_unpairable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http09_reply_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_utf8_last_char, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_counts_partial_heads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_counts_pending_records, setup, teardown),
+		cmocka_unit_test(test_budget_evicts_oldest),
+		cmocka_unit_test(test_conn_cap_and_table_eviction),
 	};
 
 	return cmocka_run_group_tests_name("exchange", tests, NULL, NULL);
