@@ -138,8 +138,15 @@ const struct opt opts_table[] = {
 	  .help = "serve Prometheus /metrics, /healthz and /readyz on ADDR:PORT (off by default)" },
 	{ "verbose", 'v', OPT_COUNT, FIELD(verbose), .help = "more messages (repeat for debug)" },
 	{ "quiet", 'q', OPT_FLAG, FIELD(quiet), .help = "warnings only" },
+	{ "memory-limit", 0, OPT_SIZE, FIELD(memory_limit), .min = 16u << 20, .max = 1ull << 44,
+	  .def = "2G", .arg = "SIZE",
+	  .help = "memory budget for what remote clients make the agent hold; the limits below "
+		  "that are not given default from it: --max-held-bytes 1/4, --max-buffered-bytes, "
+		  "--replay-max-bytes 1/8 each, --max-conn-bytes 1/128, --max-flow-bytes 1/512, "
+		  "--max-flows, --queue and --replay-queue one per 32K, --ring-size 1/128" },
 	{ "max-flows", 0, OPT_UINT, FIELD(reasm.max_flows), .min = 1, .max = 1u << 24,
-	  .def = "65536", .arg = "N", .help = "TCP connections tracked at once" },
+	  .def = "65536", .arg = "N", .help = "TCP connections tracked at once (past it the least "
+		  "recently active is evicted)" },
 	{ "max-flow-bytes", 0, OPT_SIZE, FIELD(reasm.max_flow_bytes), .min = 1024, .max = 1ull << 30,
 	  .def = "4M", .arg = "SIZE", .help = "out-of-order bytes buffered per connection" },
 	{ "max-buffered-bytes", 0, OPT_SIZE, FIELD(reasm.max_total_bytes), .min = 1024,
@@ -159,7 +166,10 @@ const struct opt opts_table[] = {
 	{ "max-pending", 0, OPT_UINT, FIELD(xcfg.max_pending), .min = 1, .max = 4096, .def = "64",
 	  .arg = "N", .help = "unanswered requests per connection" },
 	{ "max-held-bytes", 0, OPT_SIZE, FIELD(xcfg.max_held_bytes), .min = 65536, .max = 1ull << 40,
-	  .def = "512M", .arg = "SIZE", .help = "bytes held in unfinished records, all connections" },
+	  .def = "512M", .arg = "SIZE", .help = "bytes held for connections (partial heads, records "
+		  "awaiting a response), all connections; past it the oldest holders are evicted" },
+	{ "max-conn-bytes", 0, OPT_SIZE, FIELD(xcfg.max_conn_bytes), .min = 16384, .max = 1ull << 40,
+	  .def = "16M", .arg = "SIZE", .help = "the same for one connection; past it it is evicted" },
 	{ "queue", 0, OPT_UINT, FIELD(queue_cap), .min = 1, .max = 1u << 24, .def = "65536",
 	  .arg = "N", .help = "records queued for output" },
 	{ "ring-size", 0, OPT_SIZE, FIELD(cap.ring_bytes), .min = 4096, .max = 1ull << 30,
@@ -631,6 +641,7 @@ void opts_defaults(struct config *c)
 	es_cfg_default(&c->es);
 	c->queue_cap = 65536;
 	c->shutdown_timeout_ns = 10ull * 1000000000ull;
+	c->memory_limit = 2ull << 30;
 	recording_cfg_default(&c->rec);
 	fields_sum_cfg_default(&c->diff);
 	c->tls.ports[0] = 443;
@@ -745,6 +756,8 @@ int opt_parse_argv(const struct opt *table, void *base, int argc, char **argv, i
 		err = opt_set(o, base, optarg, NULL);
 		if (err)
 			return err;
+		if (table == opts_table && o - table < (int)sizeof(((struct config *)0)->given))
+			((struct config *)base)->given[o - table] = 1;
 	}
 	*first = optind;
 	return 0;
@@ -782,6 +795,8 @@ int opts_parse(struct config *c, int argc, char **argv, char *const *envp)
 		}
 		if (err)
 			return err == -ENOMEM ? opt_bad(o, env, v, "out of memory") : err;
+		if (o - opts_table < (int)sizeof(c->given))
+			c->given[o - opts_table] = 1;
 	}
 
 	err = opt_parse_argv(opts_table, c, argc, argv, &first);
@@ -792,6 +807,51 @@ int opts_parse(struct config *c, int argc, char **argv, char *const *envp)
 		return -EINVAL;
 	}
 	return OPTS_RUN;
+}
+
+_Static_assert(sizeof(((struct config *)0)->given) == OPTS_MAX_TABLE,
+	       "one 'given' flag per opts_table entry");
+
+static int opts_given(const struct config *c, const char *name)
+{
+	const struct opt *o = opt_find(opts_table, name);
+
+	return o && o - opts_table < (int)sizeof(c->given) && c->given[o - opts_table];
+}
+
+/* --memory-limit: each limit the user did not give is a share of it. The shares at
+ * the default 2G are the historical defaults; they add up to less than the budget,
+ * leaving room for the flow table's fixed part and the process itself. */
+static void opts_memory_limit(struct config *c)
+{
+	uint64_t m = c->memory_limit, n;
+
+	if (!m)
+		return;
+	if (!opts_given(c, "max-held-bytes"))
+		c->xcfg.max_held_bytes = m / 4;
+	if (!opts_given(c, "max-conn-bytes"))
+		c->xcfg.max_conn_bytes = m / 128;
+	if (!opts_given(c, "max-buffered-bytes"))
+		c->reasm.max_total_bytes = m / 8;
+	if (!opts_given(c, "max-flow-bytes"))
+		c->reasm.max_flow_bytes = m / 512 < 1024 ? 1024 : m / 512;
+	if (!opts_given(c, "replay-max-bytes"))
+		c->replay.max_inflight_bytes = m / 8;
+	n = m >> 15;
+	if (n > 1u << 24)
+		n = 1u << 24;
+	if (!opts_given(c, "max-flows"))
+		c->reasm.max_flows = n;
+	if (!opts_given(c, "queue"))
+		c->queue_cap = n;
+	if (!opts_given(c, "replay-queue"))
+		c->replay.queue_cap = n;
+	if (!opts_given(c, "ring-size")) {
+		for (n = 4096; n * 2 <= m / 128 && n < 1u << 30; n *= 2)
+			;
+		c->cap.ring_bytes = n;
+	}
 }
 
 int opts_finish(struct config *c)
@@ -843,6 +903,7 @@ int opts_finish(struct config *c)
 			  c->nredact_query, c->redact_pattern, c->nredact_pattern))
 		return -EINVAL;
 	c->rec.pii = &c->pii;
+	opts_memory_limit(c);
 	c->replay.body_limit = c->xcfg.body_limit;
 	c->rec.body_limit = c->xcfg.body_limit;
 	c->xcfg.keep_raw = c->replay.ntargets > 0 || c->rec.out_path;

@@ -98,6 +98,14 @@ static void replay_skip(struct replay *rp, struct st_record *rec, const char *wh
 
 /* ---- submit (capture thread) ---- */
 
+/* Bytes a record holds while it waits for replay: the whole record, not only the
+ * raw copy (the struct alone is several KB). Stable from enqueue to prepare. */
+static size_t replay_rec_bytes(const struct st_record *rec)
+{
+	return sizeof(*rec) + rec->raw_len + rec->req.head_len + rec->req.body_cap +
+	       rec->resp.head_len + rec->resp.body_cap;
+}
+
 void replay_submit(struct replay *rp, struct st_record *rec)
 {
 	const char *why = NULL;
@@ -125,9 +133,9 @@ void replay_submit(struct replay *rp, struct st_record *rec)
 		why = "dropped: queue full";
 		goto refuse;
 	}
-	b = ST_ADD(rp, held_bytes, rec->raw_len);
-	if (b + rec->raw_len > rp->cfg.max_inflight_bytes) {
-		ST_SUB(rp, held_bytes, rec->raw_len);
+	b = ST_ADD(rp, held_bytes, replay_rec_bytes(rec));
+	if (b + replay_rec_bytes(rec) > rp->cfg.max_inflight_bytes) {
+		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));
 		ST_SUB(rp, queued, 1);
 		why = "dropped: memory limit";
 		goto refuse;
@@ -149,7 +157,7 @@ void replay_submit(struct replay *rp, struct st_record *rec)
 		break;
 	}
 	if (why) {
-		ST_SUB(rp, held_bytes, rec->raw_len);
+		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));
 		ST_SUB(rp, queued, 1);
 		goto refuse;
 	}
@@ -401,21 +409,21 @@ static struct replay_item *replay_prepare(struct replay *rp, struct st_record *r
 			ST_ADD(rp, filtered, 1);
 		else
 			ST_ADD(rp, unreplayable, 1);
-		ST_SUB(rp, held_bytes, rec->raw_len);
+		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));
 		rec->replay_skip = why;
 		rp->done(rp->ctx, rec);
 		return NULL;
 	}
 	it = calloc(1, sizeof(*it));
 	if (!it) {
-		ST_SUB(rp, held_bytes, rec->raw_len);
+		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));
 		replay_count_error(rp, "dropped: memory limit");
 		replay_set_error(rec, NULL, "dropped: memory limit");
 		rp->done(rp->ctx, rec);
 		return NULL;
 	}
 	it->rec = rec;
-	it->bytes = rec->raw_len;
+	it->bytes = replay_rec_bytes(rec);
 	rp->nheld++;
 	memcpy(it->method, q.method, sizeof(it->method));
 	it->idempotent = replay_req_idempotent(it->method);
