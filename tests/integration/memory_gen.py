@@ -97,15 +97,17 @@ def flood(out, n, syns, srv_ip, srv_mac, cli_mac):
     srv = socket.inet_aton(srv_ip)
     head = [b"GET /trickle HTTP/1.1\r\n", b"Host: flood.test\r\n", b"X-Never-Ends: " + b"t" * 40]
 
-    def addr(i):  # 198.19.0.0/16 and 198.18.128.0/17: ~98k addresses, 8 ports each
-        a = i % 98000
+    # 198.19.0.0/16 and 198.18.128.0/17: 96,999 addresses (7 x 13,857), each used with
+    # ports that differ for every i sharing it
+    def addr(i):
+        a = i % 96999
         if a < 65000:
             return bytes([198, 19, a >> 8, a & 255 or 1])
         a -= 65000
         return bytes([198, 18, 128 + (a >> 8), a & 255 or 1])
 
     def port(i):
-        return 10000 + (i // 98000) * 7 + i % 7
+        return 10000 + (i // 96999) * 7 + i % 7
 
     # round 0: every client connects and sends its first piece; the SYN flood is mixed in
     for i in range(max(n, syns)):
