@@ -102,8 +102,9 @@ static void replay_skip(struct replay *rp, struct st_record *rec, const char *wh
  * raw copy (the struct alone is several KB). Stable from enqueue to prepare. */
 static size_t replay_rec_bytes(const struct st_record *rec)
 {
-	return sizeof(*rec) + rec->raw_len + rec->req.head_len + rec->req.body_cap +
-	       rec->resp.head_len + rec->resp.body_cap;
+	return sizeof(*rec) + rec->raw_cap + rec->req.head_len + rec->req.body_cap +
+	       rec->req.nhdrs * sizeof(*rec->req.hdrs) + rec->resp.head_len + rec->resp.body_cap +
+	       rec->resp.nhdrs * sizeof(*rec->resp.hdrs);
 }
 
 void replay_submit(struct replay *rp, struct st_record *rec)
