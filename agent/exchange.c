@@ -693,10 +693,17 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 		/* a Content-Length body: the raw buffer sized once, head and body, without
 		 * the doubling's slack (P, issue 19) */
 		if (fr == HTTP1_BODY_LENGTH && r->raw && r->raw_len == (size_t)hl &&
-		    cl <= x->cfg.replay_max - (size_t)hl) {
-			uint8_t *q = realloc(r->raw, (size_t)hl + (size_t)cl);
+		    cl <= x->cfg.replay_max - (size_t)hl && (size_t)hl + cl > r->raw_cap) {
+			/* the length is the client's word: held from now, and only if it fits
+			 * without evicting anyone (else the buffer grows as bytes arrive) */
+			size_t grow = (size_t)hl + (size_t)cl - r->raw_cap;
+			uint8_t *q = NULL;
 
+			if (x->st.held_bytes + grow <= x->cfg.max_held_bytes &&
+			    xf->held + grow <= x->cfg.max_conn_bytes)
+				q = realloc(r->raw, (size_t)hl + (size_t)cl);
 			if (q) {
+				x_held(x, xf, (int64_t)grow);
 				r->raw = q;
 				r->raw_cap = (size_t)hl + (size_t)cl;
 			}
