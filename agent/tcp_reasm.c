@@ -64,6 +64,8 @@ struct reasm_dir {
 	uint8_t state;
 	uint8_t syn;            /* start came from a SYN */
 	uint8_t fin;            /* fin_off is known */
+	uint8_t acked;          /* first_ack is set (direction not open yet) */
+	uint32_t first_ack;     /* the peer's first ACK of this direction before it opened */
 	uint32_t base;          /* sequence number of stream offset 0 */
 	int64_t next;           /* stream offset of the next byte to deliver */
 	int64_t fin_off;
@@ -687,6 +689,13 @@ static void reasm_ack(struct reasm *r, struct reasm_fl *f, int dir, uint32_t ack
 	struct reasm_dir *d = &f->d[dir];
 	int64_t upto;
 
+	/* The peer acknowledges a direction not seen yet (its SYN and first data were
+	 * missed): remember where that direction's data started, so that when it opens
+	 * mid-stream the bytes before its first captured segment count as a gap. */
+	if (d->state == RD_NONE && !d->acked) {
+		d->acked = 1;
+		d->first_ack = ack;
+	}
 	if (d->state != RD_OPEN)
 		return;
 	upto = reasm_off(d, ack);
@@ -785,6 +794,11 @@ void reasm_segment(struct reasm *r, const struct reasm_seg *seg)
 		d->state = RD_OPEN;
 		d->syn = (uint8_t)syn;
 		d->base = dseq;
+		/* opened mid-stream after the peer had acknowledged earlier bytes of it:
+		 * those bytes were lost, and a response among them must not be taken for
+		 * a later one (pairing counts on the gap being seen) */
+		if (!syn && d->acked && (uint32_t)(dseq - d->first_ack) - 1u < (uint32_t)REASM_ACK_MAX_GAP)
+			d->base = d->first_ack;
 	}
 	/* before this segment's data: a request sent after the client got bytes we
 	 * missed must find their gap already declared (pairing counts on it) */

@@ -20,6 +20,8 @@ static const uint32_t fz_isn[4] = { 0xffff8000u, 0xffffff00u, 0x00004000u, 0x000
 
 struct fz_dir {
 	uint32_t lo, hi;        /* serial span of sequence numbers fed since open */
+	int acked;              /* the peer acknowledged this direction before it opened */
+	uint32_t first_ack;     /* that first acknowledgment (where its data began) */
 	int have_span;
 	uint32_t next;          /* where the next callback must start */
 	int have_next;
@@ -64,9 +66,18 @@ static void fz_span_add(struct fz_dir *d, uint32_t start, uint32_t end)
 
 static void fz_span_seg(struct fz_track *t, const struct reasm_seg *s)
 {
-	struct fz_dir *o = &t->d[!s->dir];
+	struct fz_dir *o = &t->d[!s->dir], *d = &t->d[s->dir];
 
-	fz_span_add(&t->d[s->dir], s->seq, s->seq + s->len + !!(s->flags & ST_TCP_SYN));
+	/* a direction opening mid-stream after its peer acknowledged earlier bytes of it
+	 * starts at that acknowledgment: the bytes before its first segment are a gap */
+	if (!d->have_span && d->acked && !(s->flags & ST_TCP_SYN) &&
+	    (uint32_t)(s->seq - d->first_ack) - 1u < (1u << 30))
+		fz_span_add(d, d->first_ack, d->first_ack);
+	fz_span_add(d, s->seq, s->seq + s->len + !!(s->flags & ST_TCP_SYN));
+	if ((s->flags & ST_TCP_ACK) && !(s->flags & ST_TCP_RST) && !o->have_span && !o->acked) {
+		o->acked = 1;
+		o->first_ack = s->ack;
+	}
 	/* an ACK makes the other direction's acknowledged bytes a gap: they count as fed */
 	if ((s->flags & ST_TCP_ACK) && !(s->flags & ST_TCP_RST) && o->have_span)
 		fz_span_add(o, o->lo, s->ack);

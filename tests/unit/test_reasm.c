@@ -734,6 +734,42 @@ static void test_ack_past_hole(void **state)
 	rec_free(rc);
 }
 
+/* The server's SYN-ACK and its first answer are both missed: the client's ACKs said
+ * where the server's data began, so the bytes before the first captured server segment
+ * are a gap, not the start of the stream (a later answer would be taken for the
+ * first request's otherwise). */
+static void test_missed_start_acked(void **state)
+{
+	struct rec *rc = rec_new();
+	struct reasm *r = mk_reasm(rc, 0, 0, 0);
+	struct reasm_key k = mk_key(40031);
+	uint8_t *s = mk_stream(600, 33), req[100];
+	const uint32_t ci = 3000, si = 90000;
+	struct rec_dir *d;
+
+	(void)state;
+	memset(req, 'q', sizeof(req));
+	feed(r, &k, 0, ST_TCP_SYN, ci, NULL, 0, 0);
+	/* no SYN-ACK; the first request acknowledges the server's SYN only */
+	feed_ack(r, &k, 0, 0, ci + 1, si + 1, req, 50, MS);
+	/* the first answer (200 bytes) is missed; the second request acknowledges it */
+	feed_ack(r, &k, 0, 0, ci + 51, si + 1 + 200, req + 50, 50, 2 * MS);
+	/* the second answer is the first server segment the capture sees */
+	feed_ack(r, &k, 1, 0, si + 1 + 200, ci + 101, s + 200, 400, 3 * MS);
+	d = &rc->fl[0].d[1];
+	/* held behind the hole until the client acknowledges it (or the hole times out) */
+	feed_ack(r, &k, 0, 0, ci + 101, si + 1 + 600, NULL, 0, 4 * MS);
+	assert_int_equal(d->gaps, 1);
+	assert_int_equal(d->gap_bytes, 200);
+	assert_int_equal(d->first_gap_at, 0);
+	assert_int_equal(d->len, 400);
+	assert_memory_equal(d->buf, s + 200, 400);
+	assert_int_equal(d->seq_bad, 0);
+	reasm_free(r);
+	free(s);
+	rec_free(rc);
+}
+
 static void test_flow_limit(void **state)
 {
 	struct rec *rc = rec_new();
@@ -951,6 +987,7 @@ int main(void)
 		cmocka_unit_test(test_idle_and_linger),
 		cmocka_unit_test(test_hole_timeout),
 		cmocka_unit_test(test_ack_past_hole),
+		cmocka_unit_test(test_missed_start_acked),
 		cmocka_unit_test(test_flow_limit),
 		cmocka_unit_test(test_total_limit),
 		cmocka_unit_test(test_eviction_lru),
