@@ -9,18 +9,26 @@ import statistics
 import sys
 import time
 
-TOOLS = ["none", "none-mirror", "shadowtap", "shadowtap-capture", "shadowtap-tc", "shadowtap-xdp", "goreplay",
+TOOLS = ["none", "none-loaded", "none-mirror", "shadowtap", "shadowtap-capture", "shadowtap-tc", "shadowtap-xdp", "goreplay",
          "goreplay-nosnap", "goreplay-raw", "tcpdump"]
 REPLAYING = ("shadowtap", "goreplay")
-# Replaying tools make serverB work; their baseline is none-mirror (serverA's nginx
-# mirrors every request to serverB), the capture-only tcpdump's is none.
+# Replaying tools make serverB work; their baseline is none-loaded (a second load
+# generator follows serverA's count and sends serverB the same mix at the rate serverA
+# serves, outside serverA's request path); the capture-only tools' baseline is none.
+# none-mirror is not a baseline: nginx's mirror holds each request until serverB answers.
 BASELINE = {"tcpdump": "none", "shadowtap-capture": "none"}
+REPLAY_BASELINE = "none-loaded"
+NONE_TOOLS = ("none", "none-loaded", "none-mirror")
+# none-loaded's own check, fixed before any run: serverB's count within this many % of
+# serverA's in every run, else the row's status says so
+B_TOL_PCT = 10.0
 COLUMNS = ["tool", "mix", "offered_rps", "served_rps", "vs_baseline_pct", "baseline", "a_ratio",
            "a_ratio_none", "cpu_us_req", "ns_per_byte", "p50_ms",
            "p99_ms", "captured", "replayed", "loss_pct", "extra_pct", "after_stop", "cpu_s",
            "bpf_cpu_s", "rss_mb", "bpf_ns_per_pkt", "drops", "errors", "runs", "status"]
 LABELS = {"goreplay-nosnap": "goreplay without --input-raw-override-snaplen (packets cut at MTU+200)",
-          "none-mirror": "none + nginx mirror to serverB (baseline of the replaying tools)",
+          "none-loaded": "none + an independent loadgen sending serverB what serverA serves, as it serves it (baseline of the replaying tools; its cpu_s is that loadgen's CPU)",
+          "none-mirror": "none + nginx mirror to serverB (not a baseline: nginx holds each request until its mirror is answered, which throttles serverA)",
           "none": "none (serverB idle)",
           "shadowtap-capture": "shadowtap capturing and writing records (-o /dev/null), no replay"}
 
@@ -75,6 +83,11 @@ def summarise(rows):
             if w is not None and mb:
                 per_byte.append(1e9 * w / (mb * 1e6))
         statuses = sorted(set(r["status"] for r in rs))
+        if tool == "none-loaded":
+            off = [max(a, b) for a, b in zip(losses, extras) if max(a, b) > B_TOL_PCT]
+            if off:
+                statuses.append("serverB count off serverA's by up to %.1f%% (tolerance %g%%) in %d run(s)"
+                                % (max(off), B_TOL_PCT, len(off)))
         out.append({
             "tool": tool, "mix": mix, "offered_rps": rate,
             "served_rps": fmt(m("served_rps"), 0), "p50_ms": fmt(m("p50_ms"), 3),
@@ -84,8 +97,8 @@ def summarise(rows):
             "cpu_s": fmt(m("cpu_s"), 2), "bpf_cpu_s": fmt(m("bpf_cpu_s"), 3), "rss_mb": fmt(m("rss_mb"), 1),
             "bpf_ns_per_pkt": fmt(m("bpf_ns_per_pkt"), 0), "drops": fmt(m("drops"), 0),
             "errors": fmt(m("errors"), 0), "runs": str(len(ok)),
-            "cpu_us_req": fmt(median(per_req), 2) if tool not in ("none", "none-mirror") else "",
-            "ns_per_byte": fmt(median(per_byte), 2) if tool not in ("none", "none-mirror") and mix == "post" else "",
+            "cpu_us_req": fmt(median(per_req), 2) if tool not in NONE_TOOLS else "",
+            "ns_per_byte": fmt(median(per_byte), 2) if tool not in NONE_TOOLS and mix == "post" else "",
             "status": "ok" if statuses == ["ok"] else ";".join(statuses),
         })
     served = {(s["tool"], s["mix"], s["offered_rps"]): num(s["served_rps"]) for s in out}
@@ -104,7 +117,7 @@ def summarise(rows):
         return fmt(median(rs), 3)
     for s in out:
         t = s["tool"][:-4] if s["tool"].endswith("-old") else s["tool"]
-        base = BASELINE.get(t, "none-mirror" if t.startswith(REPLAYING) else "")
+        base = BASELINE.get(t, REPLAY_BASELINE if t.startswith(REPLAYING) else "")
         b, v = served.get((base, s["mix"], s["offered_rps"])), num(s["served_rps"])
         s["baseline"] = base
         s["vs_baseline_pct"] = fmt(100.0 * v / b, 1) if b and v is not None else ""
@@ -217,14 +230,18 @@ def main():
                 "the client sent (POST mix); loss_pct = requests serverA counted that serverB did not, extra_pct = "
                 "serverB's count above serverA's (duplicates or extra replays; counts are net, so a "
                 "run can hide a loss behind as many duplicates), both in % of serverA's count; "
-                "vs_baseline_pct = served_rps in % of the baseline row's (none-mirror for the "
-                "replaying tools, whose serverB does the same work; none for tcpdump); cpu_s = user+sys "
+                "vs_baseline_pct = served_rps in % of the baseline row's (none-loaded for the "
+                "replaying tools: serverB does the same work, sent by a second loadgen that follows "
+                "serverA's count, so serverB competes for the same CPUs without holding serverA's "
+                "requests; its loss_pct/extra_pct are serverB's count against serverA's, and a row "
+                "beyond B_TOL%% says so in status; none for tcpdump and shadowtap-capture); cpu_s = user+sys "
                 "CPU of the tool's whole process tree (its rusage as reaped by the runner: every "
                 "thread and reaped child) plus, for shadowtap, bpf_cpu_s = its BPF programs' kernel "
                 "time (run_time_ns, kernel.bpf_stats_enabled), which rusage does not see (libpcap's "
                 "and tcpdump's in-kernel packet copies are not measurable the same way and are not "
                 "included); rss_mb peak RSS; bpf_ns_per_pkt = run_time_ns / run_cnt of shadowtap's "
-                "BPF program; drops = shadowtap ringbuf_full, tcpdump kernel drops.\n\n")
+                "BPF program; drops = shadowtap ringbuf_full, tcpdump kernel drops; for none-loaded, "
+                "cpu_s is the serverB load generator's CPU (no tool runs).\n\n".replace("B_TOL%%", "%g%%" % B_TOL_PCT))
         for n in notes:
             f.write("- %s\n" % n)
     print(open(os.path.join(a.out, "latest.md")).read())

@@ -3,9 +3,16 @@
 # the same rate-controlled load, on three network namespaces joined by veth:
 #
 #   none          nothing captures; serverB idle (no replay load at all)
-#   none-mirror   nothing captures; serverA's nginx mirrors every request to serverB
-#                 (nginx `mirror`), so serverB does the same work as under a replaying
-#                 tool: the baseline the replaying tools are reported against
+#   none-loaded   nothing captures; a second loadgen in serverA's namespace follows
+#                 serverA's request count (stub_status, every 20 ms) and sends serverB
+#                 the same mix at the rate serverA is serving, over serverA-serverB's
+#                 veth, as a replaying tool would, but outside serverA's request path:
+#                 the baseline the replaying tools are reported against. Its check:
+#                 serverB's count within B_TOL_PCT (10%) of serverA's, else the row is
+#                 flagged. Its cpu_s is that load generator's CPU (no tool runs).
+#   none-mirror   (only when named in BENCH_TOOLS) serverA's nginx `mirror`s every
+#                 request to serverB. Not a baseline: nginx ends a request only when
+#                 its mirror subrequest is answered, so serverA plateaus (~5,300/s here)
 #   goreplay      GoReplay with --input-raw-override-snaplen (its documented setting
 #                 where, as on veth, packets are GSO segments larger than the MTU)
 #   goreplay-nosnap  the same without it (full mode only; labelled in the table)
@@ -49,13 +56,13 @@ case "$MODE" in
 	RATES_GET=${BENCH_RATES_GET:-"5000 20000 50000 max"}
 	RATES_POST=${BENCH_RATES_POST:-"200 1000 3000 max"}
 	MICRO=${BENCH_MICRO:-1}; SETTLE=1; GOREPLAY_BUILD_TIMEOUT=600
-	TOOLS=${BENCH_TOOLS:-"none none-mirror shadowtap shadowtap-capture shadowtap-tc shadowtap-xdp goreplay goreplay-nosnap goreplay-raw tcpdump"} ;;
+	TOOLS=${BENCH_TOOLS:-"none none-loaded shadowtap shadowtap-capture shadowtap-tc shadowtap-xdp goreplay goreplay-nosnap goreplay-raw tcpdump"} ;;
 --quick)
 	REPEATS=${BENCH_REPEATS:-1}; DURATION=${BENCH_DURATION:-3}
 	RATES_GET=${BENCH_RATES_GET:-"5000 max"}
 	RATES_POST=${BENCH_RATES_POST:-"500 max"}
 	MICRO=${BENCH_MICRO:-0}; SETTLE=0.5; GOREPLAY_BUILD_TIMEOUT=150
-	TOOLS=${BENCH_TOOLS:-"none none-mirror shadowtap shadowtap-capture goreplay tcpdump"} ;;
+	TOOLS=${BENCH_TOOLS:-"none none-loaded shadowtap shadowtap-capture goreplay tcpdump"} ;;
 *)
 	echo "usage: $0 --full|--quick" >&2; exit 2 ;;
 esac
@@ -65,7 +72,7 @@ esac
 HTTPS_MIXES=""; [ "$MODE" = --full ] && HTTPS_MIXES=" https-get https-post"
 RATES_HTTPS_GET=${BENCH_RATES_HTTPS_GET:-"5000 max"}
 RATES_HTTPS_POST=${BENCH_RATES_HTTPS_POST:-"200 max"}
-HTTPS_TOOLS=${BENCH_HTTPS_TOOLS:-"none-mirror shadowtap goreplay"}
+HTTPS_TOOLS=${BENCH_HTTPS_TOOLS:-"none-loaded shadowtap goreplay"}
 MIXES=${BENCH_MIXES:-"get post$HTTPS_MIXES"}
 RESULTS=${BENCH_RESULTS:-$BENCH/results}
 PY=/usr/bin/python3
@@ -242,7 +249,7 @@ tool_start() { # tool log usage-json
 	TOOL_PID=
 	serverA_mirror "$([ "$tool" = none-mirror ] && echo 1 || echo 0)" || return 1
 	case $tool in
-	none | none-mirror) return 0 ;;
+	none | none-loaded | none-mirror) return 0 ;;
 	shadowtap*)
 		local bin=$ST_BIN
 		if [[ $tool == *-old ]]; then bin=${BENCH_ST_OLD:-}; tool=${tool%-old}; fi
@@ -335,6 +342,44 @@ tool_stop() {
 	TOOL_PID=
 }
 
+# none-loaded's serverB load: loadgen in serverA's namespace (its packets leave by
+# sta1 to serverB:81; every tool captures sta0 port 80 and none runs in this row
+# anyway), following serverA's stub_status so serverB gets what serverA serves, when it
+# serves it. Started after the run's first read of serverA (which it would count).
+B_TOL_PCT=10
+FOLLOW_PID=
+follow_start() { # mix rep json err
+	local i
+	ip netns exec "$NS_A" "$LOADGEN" load -url "http://$B_IP:81" -mix "${1#https-}" \
+		-follow http://127.0.0.1:8080/status -duration "$((DURATION + 60))s" -seed "$((1000 + $2))" \
+		${BENCH_LOADGEN_ARGS:-} >"$3" 2>"$4" &
+	FOLLOW_PID=$!
+	for i in $(seq 1 100); do
+		grep -q "^loadgen: following" "$4" 2>/dev/null && return 0
+		kill -0 "$FOLLOW_PID" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+# stop it once the client load has ended: it reads serverA's final count, sends what
+# it still owes (at most 30 s) and prints its JSON
+follow_stop() {
+	local i
+	[ -n "$FOLLOW_PID" ] || return 0
+	kill -INT "$FOLLOW_PID" 2>/dev/null
+	for i in $(seq 1 300); do
+		kill -0 "$FOLLOW_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$FOLLOW_PID" 2>/dev/null && { log "serverB load did not finish: killing"; kill -9 "$FOLLOW_PID"; }
+	wait "$FOLLOW_PID" 2>/dev/null
+	FOLLOW_PID=
+}
+# jfield FILE KEY: one number from a loadgen JSON, empty when absent
+jfield() { "$PY" -c 'import json,sys
+try: print(json.load(open(sys.argv[1])).get(sys.argv[2], ""))
+except Exception: print("")' "$1" "$2"; }
+
 settle() {
 	local prev cur i
 	sleep "$SETTLE"
@@ -369,6 +414,11 @@ run_one() { # repeat tool mix rate
 		echo "$rep,$tool,$mix,$rate,,,,,,,,,,,,,,,,,,,,start failed" >>"$RAW"; return
 	fi
 	a0=$(stub_requests "$NS_A"); stub_b b0; B_POLLS=0
+	local fj=$TMP/$id.follow.json fpolls=0
+	if [ "$tool" = none-loaded ] && ! follow_start "$mix" "$rep" "$fj" "$TMP/$id.follow.err"; then
+		status="serverB load did not start"
+		log "$id: $status: $(tail -2 "$TMP/$id.follow.err" | tr '\n' ' ')"
+	fi
 	k0=$(tool_ticks)
 	[[ $tool == shadowtap* ]] && read -r bruns0 bns0 < <(bpf_prog_stats)
 	wa0=$a0
@@ -389,6 +439,12 @@ run_one() { # repeat tool mix rate
 	# before any signal. GoReplay does not drain on SIGINT and shadowtap does, so
 	# counting after the stop would favour shadowtap: that part is after_stop.
 	[ -n "$perfpid" ] && wait "$perfpid"
+	if [ -n "$FOLLOW_PID" ]; then
+		follow_stop
+		fpolls=$(jfield "$fj" follow_polls)
+		cpu=$(jfield "$fj" cpu_s)
+		[ -n "$fpolls" ] || { status="serverB load failed"; fpolls=0; log "$id: $status: $(tail -2 "$TMP/$id.follow.err" | tr '\n' ' ')"; }
+	fi
 	settle
 	stub_b bs
 	replayed=$((bs - b0 - B_POLLS))
@@ -425,14 +481,25 @@ run_one() { # repeat tool mix rate
 		drops=$(grep -oE '^[0-9]+ packets dropped by kernel' "$tlog" | awk '{print $1}') ;;
 	esac
 	after=$((b1 - bs - 1))
-	case $tool in shadowtap-capture*) replayed= after= ;; shadowtap* | goreplay* | none-mirror) ;; *) replayed= after= ;; esac
-	if [ -s "$use" ]; then
+	case $tool in shadowtap-capture*) replayed= after= ;; shadowtap* | goreplay* | none-mirror | none-loaded) ;; *) replayed= after= ;; esac
+	# serverA's count between the reads a0 and a1 holds the client's requests, the
+	# window read wa1 and a1 itself (stub_status counts the request reading it), and
+	# for none-loaded the follower's status reads: none of them the client's
+	local served_a=$((a1 - a0 - 2 - fpolls))
+	if [ "$tool" = none-loaded ] && [ "$status" = ok ]; then
+		# the baseline's own check (tolerance fixed before any run): serverB got what
+		# serverA served, within B_TOL_PCT; report.py flags the row otherwise
+		if [ "$served_a" -le 0 ] || [ $((100 * (replayed > served_a ? replayed - served_a : served_a - replayed))) -gt $((B_TOL_PCT * served_a)) ]; then
+			log "$id: WARNING serverB count $replayed vs serverA $served_a: outside ${B_TOL_PCT}%"
+		fi
+	fi
+	if [ -s "$use" ] && [ "$tool" != none-loaded ]; then
 		cpu=$("$PY" -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["cpu_s"])' "$use")
 		rss=$("$PY" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["maxrss_kb"] / 1024))' "$use")
 	fi
 	local bnp=
 	[ -n "$bruns" ] && [ "$bruns" -gt 0 ] 2>/dev/null && bnp=$((bns / bruns))
-	"$PY" - "$lj" "$rep" "$tool" "$mix" "$rate" "$((a1 - a0 - 1))" "$captured" "$replayed" "$after" \
+	"$PY" - "$lj" "$rep" "$tool" "$mix" "$rate" "$served_a" "$captured" "$replayed" "$after" \
 		"$drops" "$cpu" "$rss" "$bruns" "$bns" "$bnp" "$win" "$((wa1 - wa0 - 1))" "$status" >>"$RAW" <<'PYEOF'
 import json, sys
 (lj, rep, tool, mix, rate, served_a, cap, rep_b, after, drops, cpu, rss, bruns, bns, bnp,
@@ -485,6 +552,9 @@ https_run_one() { # repeat tool mix rate
 }
 
 # ---------------------------------------------------------------- the matrix
+# what was run and how busy the machine was, for latest.md (and readme_table.py)
+NOTES+=("run: $(env | grep '^BENCH_' | grep -v -e '^BENCH_RESULTS=' -e '^BENCH_NO_SETUP=' -e '^BENCH_GOREPLAY_BUILD=' | sort | tr '\n' ' ')deploy/bench/run.sh $MODE; tools: $TOOLS; https tools: $HTTPS_TOOLS")
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 read -ra TOOL_LIST <<<"$TOOLS"
 nt=${#TOOL_LIST[@]}
 t0=$(date +%s)
@@ -508,6 +578,7 @@ for rep in $(seq 1 "$REPEATS"); do
 	done
 done
 log "load runs took $(($(date +%s) - t0)) s"
+NOTES+=("load runs took $(($(date +%s) - t0)) s; load average (1, 5, 15 min) at the start $LOAD0, at the end $(cut -d' ' -f1-3 /proc/loadavg)")
 
 printf '%s\n' "${NOTES[@]}" >"$TMP/notes.txt"
 "$PY" "$BENCH/report.py" --runs "$RAW" --out "$RESULTS" --mode "${MODE#--}" --duration "$DURATION" \

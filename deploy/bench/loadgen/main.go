@@ -8,6 +8,12 @@
 //	loadgen load -url http[s]://H:P -mix get|post -rate R -duration D [-conns C]
 //	    prints one JSON object: offered/served rates, errors, latency percentiles.
 //	    -rate 0 is closed-loop: as fast as C connections go (the maximum).
+//	loadgen load -url http://B:P -mix get|post -follow http://A/status [-duration MAX]
+//	    follow mode: no schedule of its own; sends to -url as many requests as the
+//	    followed nginx's stub_status counted since the start (its own polls taken
+//	    off), so a serverB gets the requests serverA served, as they are served,
+//	    without being in serverA's request path. SIGINT/SIGTERM: read the count
+//	    once more, send what is still owed, print the JSON and exit.
 //	loadgen exec -o FILE -- CMD ARGS...
 //	    runs CMD, forwards SIGINT/SIGTERM to it, and writes its rusage (CPU seconds,
 //	    peak RSS) as JSON to FILE when it exits; exits with CMD's status.
@@ -24,6 +30,7 @@ import (
 	"math"
 	"math/rand"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -32,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -48,6 +56,78 @@ type config struct {
 	timeout  time.Duration
 	seed     int64
 	tls      bool // https:// (the certificate is not checked: a test one)
+	follow   *follower
+}
+
+// follower turns the followed server's request count into send credit: target is
+// what that server has served since the start, issued what the workers have taken.
+type follower struct {
+	url            string
+	every          time.Duration
+	target, issued atomic.Int64
+	final          atomic.Bool
+	polls          int64
+	base           int64
+	pollErrs       int64
+	client         *http.Client
+}
+
+// read returns the third line's third field of an nginx stub_status page: the
+// requests counter (which counts the status request itself).
+func (f *follower) read() (int64, error) {
+	resp, err := f.client.Get(f.url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return 0, err
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 3 {
+		return 0, fmt.Errorf("stub_status: %q", b)
+	}
+	fields := strings.Fields(lines[2])
+	if len(fields) < 3 {
+		return 0, fmt.Errorf("stub_status: %q", b)
+	}
+	return strconv.ParseInt(fields[2], 10, 64)
+}
+
+// poll sets target = requests counted since the first read minus our own reads
+// (each read is counted by the server it reads).
+func (f *follower) poll() {
+	v, err := f.read()
+	if err != nil {
+		f.pollErrs++
+		return
+	}
+	f.polls++
+	if t := v - f.base - (f.polls - 1); t > f.target.Load() {
+		f.target.Store(t)
+	}
+}
+
+// take blocks until a request is owed and claims it; false once the final count
+// has been read and everything owed is issued, or at end.
+func (f *follower) take(end time.Time) bool {
+	for {
+		i := f.issued.Load()
+		if i < f.target.Load() {
+			if f.issued.CompareAndSwap(i, i+1) {
+				return true
+			}
+			continue
+		}
+		if f.final.Load() && i >= f.target.Load() {
+			return false
+		}
+		if !time.Now().Before(end) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 type workerResult struct {
@@ -79,6 +159,12 @@ type result struct {
 	P999ms      float64 `json:"p999_ms"`
 	Maxms       float64 `json:"max_ms"`
 	FirstError  string  `json:"first_error,omitempty"`
+	// follow mode: what the followed server counted (the requests owed), the status
+	// reads made of it (each one counted there too), and this process's CPU
+	Followed     int64   `json:"followed,omitempty"`
+	FollowPolls  int64   `json:"follow_polls,omitempty"`
+	FollowErrors int64   `json:"follow_errors,omitempty"`
+	CPUS         float64 `json:"cpu_s,omitempty"`
 }
 
 // readResponse reads one HTTP/1.1 response head and body (Content-Length or
@@ -212,7 +298,12 @@ func worker(cfg *config, id int, start, end time.Time, body []byte, res *workerR
 	}
 	for k := int64(0); ; k++ {
 		intended := time.Now()
-		if interval > 0 {
+		if cfg.follow != nil {
+			if !cfg.follow.take(end) {
+				return
+			}
+			intended = time.Now()
+		} else if interval > 0 {
 			intended = start.Add(time.Duration(float64(interval) * (float64(k) + float64(id)/float64(cfg.conns))))
 			if !intended.Before(end) {
 				return
@@ -327,6 +418,8 @@ func runLoad(args []string) error {
 	maxBody := fs.Int("max-body", 256*1024, "largest POST body")
 	timeout := fs.Duration("timeout", 5*time.Second, "per-request timeout")
 	seed := fs.Int64("seed", 1, "PRNG seed")
+	followURL := fs.String("follow", "", "nginx stub_status URL: send as many requests as it counts (see above)")
+	followEvery := fs.Duration("follow-every", 20*time.Millisecond, "how often -follow reads the count")
 	fs.Parse(args)
 	pu, err := url.Parse(*u)
 	if err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https") {
@@ -344,6 +437,17 @@ func runLoad(args []string) error {
 	if cfg.tls && pu.Port() == "" {
 		cfg.host = pu.Host + ":443"
 	}
+	if *followURL != "" {
+		if *followEvery <= 0 {
+			return errors.New("bad -follow-every")
+		}
+		cfg.follow = &follower{url: *followURL, every: *followEvery, client: &http.Client{Timeout: 2 * time.Second}}
+		v, err := cfg.follow.read()
+		if err != nil {
+			return fmt.Errorf("-follow: %v", err)
+		}
+		cfg.follow.base, cfg.follow.polls = v, 1
+	}
 	if cfg.conns <= 0 {
 		cfg.conns = 32
 		if cfg.mix == "post" {
@@ -359,6 +463,24 @@ func runLoad(args []string) error {
 	for i := 0; i < cfg.conns; i++ {
 		wg.Add(1)
 		go worker(cfg, i, start, end, body, &res[i], &wg)
+	}
+	if f := cfg.follow; f != nil {
+		sigs := make(chan os.Signal, 2)
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+		fmt.Fprintln(os.Stderr, "loadgen: following", f.url)
+		tick := time.NewTicker(f.every)
+	loop:
+		for time.Now().Before(end) {
+			select {
+			case <-sigs:
+				break loop
+			case <-tick.C:
+				f.poll()
+			}
+		}
+		tick.Stop()
+		f.poll() // the final count: everything served before the signal
+		f.final.Store(true)
 	}
 	wg.Wait()
 	out := result{Mix: cfg.mix, OfferedRPS: cfg.rate, Conns: cfg.conns, DurationS: cfg.duration.Seconds()}
@@ -378,6 +500,13 @@ func runLoad(args []string) error {
 		}
 		if out.FirstError == "" {
 			out.FirstError = r.firstErr
+		}
+	}
+	if f := cfg.follow; f != nil {
+		out.Followed, out.FollowPolls, out.FollowErrors = f.target.Load(), f.polls, f.pollErrs
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+			out.CPUS = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 		}
 	}
 	out.ElapsedS = last.Sub(start).Seconds()
