@@ -164,7 +164,7 @@ for b in "${BLOCKS[@]}"; do
 	line=${b%%$'\t'*} cmd=${b#*$'\t'}
 	case "$cmd" in
 	"make demo"*)
-		skip "README:$line make demo / make test (not run here: make test is the run this test is part of; make demo takes minutes, see scripts/demo.sh)" ;;
+		skip "README:$line make demo / make test (not run here: make test is the run this test is part of; test_demo.sh runs make demo and checks it against the nginx logs)" ;;
 	"scripts/setup.sh"*) blk_build "$line" ;;
 	"bpftool map dump pinned /sys/fs/bpf/shadowtap/stats"*) blk_bpftool "$line" ;;
 	"shadowtap -p 80 --tls openssl"*)
