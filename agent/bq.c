@@ -23,6 +23,9 @@ int bq_init(struct bq *q, size_t cap)
 	q->efd = -1;
 	q->efd_set = 0;
 	q->pushed = q->refused = q->peak = 0;
+	q->item_bytes = NULL;
+	q->max_bytes = q->bytes = q->peak_bytes = 0;
+	q->refused_bytes = 0;
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -65,34 +68,66 @@ static void bq_quiet(struct bq *q)
 	}
 }
 
+void bq_set_max_bytes(struct bq *q, size_t max_bytes, size_t (*item_bytes)(const void *item))
+{
+	pthread_mutex_lock(&q->mu);
+	q->max_bytes = item_bytes ? max_bytes : 0;
+	q->item_bytes = max_bytes ? item_bytes : NULL;
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* Called with the lock held: append p, or say why not (-ENOSPC, -ENOBUFS). */
+static int bq_put(struct bq *q, void *p)
+{
+	size_t b;
+
+	if (q->len == q->cap)
+		return -ENOSPC;
+	if (q->item_bytes) {
+		b = q->item_bytes(p);
+		if (q->len && (b > q->max_bytes || q->bytes > q->max_bytes - b))
+			return -ENOBUFS;
+		q->bytes += b;
+		if (q->bytes > q->peak_bytes)
+			q->peak_bytes = q->bytes;
+	}
+	q->slots[(q->head + q->len) % q->cap] = p;
+	q->len++;
+	return 0;
+}
+
 int bq_push(struct bq *q, void *p)
 {
-	int err = 0;
+	int err;
 
 	pthread_mutex_lock(&q->mu);
 	if (q->closed) {
 		err = -EPIPE;
-	} else if (q->len == q->cap) {
-		q->refused++;
-		err = -ENOSPC;
 	} else {
-		q->slots[(q->head + q->len) % q->cap] = p;
-		q->len++;
-		q->pushed++;
-		if (q->len > q->peak)
-			q->peak = q->len;
-		/* wake only on the empty -> non-empty edge: the consumer drains in batches */
-		if (q->len == 1)
-			bq_wake(q);
+		err = bq_put(q, p);
+		if (err) {
+			q->refused++;
+			q->refused_bytes += err == -ENOBUFS;
+		} else {
+			q->pushed++;
+			if (q->len > q->peak)
+				q->peak = q->len;
+			/* wake only on the empty -> non-empty edge: the consumer drains in batches */
+			if (q->len == 1)
+				bq_wake(q);
+		}
 	}
 	pthread_mutex_unlock(&q->mu);
 	return err;
 }
 
-int bq_push_many(struct bq *q, void *const *items, size_t n)
+int bq_push_many_why(struct bq *q, void *const *items, size_t n, int *full)
 {
 	size_t k = 0, was;
+	int err = 0;
 
+	if (full)
+		*full = 0;
 	if (!n)
 		return 0;
 	pthread_mutex_lock(&q->mu);
@@ -101,18 +136,25 @@ int bq_push_many(struct bq *q, void *const *items, size_t n)
 		return -EPIPE;
 	}
 	was = q->len;
-	while (k < n && q->len < q->cap) {
-		q->slots[(q->head + q->len) % q->cap] = items[k++];
-		q->len++;
-	}
+	while (k < n && !(err = bq_put(q, items[k])))
+		k++;
 	q->pushed += k;
 	q->refused += n - k;
+	if (err == -ENOBUFS)
+		q->refused_bytes += n - k;
+	if (full)
+		*full = err;
 	if (q->len > q->peak)
 		q->peak = q->len;
 	if (was == 0 && q->len)
 		bq_wake(q);
 	pthread_mutex_unlock(&q->mu);
 	return (int)k;
+}
+
+int bq_push_many(struct bq *q, void *const *items, size_t n)
+{
+	return bq_push_many_why(q, items, n, NULL);
 }
 
 int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms)
@@ -134,7 +176,10 @@ int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms)
 				break;
 	}
 	while (n < max && q->len) {
-		out[n++] = q->slots[q->head];
+		out[n] = q->slots[q->head];
+		if (q->item_bytes)
+			q->bytes -= q->item_bytes(out[n]);
+		n++;
 		q->head = (q->head + 1) % q->cap;
 		q->len--;
 	}
@@ -183,6 +228,10 @@ void bq_get_stats(struct bq *q, struct bq_stats *st)
 	st->peak = q->peak;
 	st->len = q->len;
 	st->cap = q->cap;
+	st->refused_bytes = q->refused_bytes;
+	st->bytes = q->bytes;
+	st->peak_bytes = q->peak_bytes;
+	st->max_bytes = q->max_bytes;
 	pthread_mutex_unlock(&q->mu);
 }
 

@@ -16,20 +16,34 @@ struct bq {
 	int efd;                 /* bq_event_fd, or -1 */
 	int efd_set;             /* efd holds an unread wake-up */
 	uint64_t pushed, refused, peak;
+	/* optional byte bound (bq_set_max_bytes): what the queued items hold */
+	size_t (*item_bytes)(const void *item);
+	size_t max_bytes, bytes, peak_bytes;
+	uint64_t refused_bytes;  /* of refused: refused by the byte bound */
 };
 
 struct bq_stats {
 	uint64_t pushed, refused, peak;
 	size_t len, cap;
+	uint64_t refused_bytes;
+	size_t bytes, peak_bytes, max_bytes;
 };
 
 int bq_init(struct bq *q, size_t cap);           /* 0 or -ENOMEM */
 void bq_destroy(struct bq *q);                    /* accepts a zeroed or destroyed queue */
-int bq_push(struct bq *q, void *p);              /* 0, -ENOSPC when full, -EPIPE when closed */
+/* Bound the queue in bytes as well as items: item_bytes(item) is what an item holds
+ * (it must not change while queued); an item that would take the total over max_bytes
+ * is refused unless the queue is empty (so one large item still passes). Call before
+ * any push; max_bytes 0 leaves the queue bounded in items only. */
+void bq_set_max_bytes(struct bq *q, size_t max_bytes, size_t (*item_bytes)(const void *item));
+/* 0, -ENOSPC when full of items, -ENOBUFS when full in bytes, -EPIPE when closed */
+int bq_push(struct bq *q, void *p);
 /* Push up to n items under one lock and one wake-up (a producer's batch). Returns how
  * many were taken, in order (the rest did not fit; they count as refused), or -EPIPE
  * when closed. */
 int bq_push_many(struct bq *q, void *const *items, size_t n);
+/* The same, and *full says why the rest was refused: -ENOSPC (items) or -ENOBUFS (bytes). */
+int bq_push_many_why(struct bq *q, void *const *items, size_t n, int *full);
 /* Pop up to max items; waits up to timeout_ms for the first one. Returns count;
  * 0 on timeout; -EPIPE once closed and empty. */
 int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms);

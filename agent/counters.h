@@ -22,6 +22,7 @@
 	X(PIPE_RECORDS, "pipeline", "records")                         \
 	X(OUT_WRITTEN, "output", "written")                            \
 	X(OUT_DROPPED_QUEUE_FULL, "output", "dropped_queue_full")      \
+	X(OUT_DROPPED_MEMORY, "output", "dropped_memory")              \
 	X(OUT_ENCODE_ERRORS, "output", "encode_errors")                \
 	X(OUT_WRITE_ERRORS, "output", "write_errors")                  \
 	X(LOOP_ITERATIONS, "loop", "iterations")                       \

@@ -142,8 +142,9 @@ const struct opt opts_table[] = {
 	  .def = "2G", .arg = "SIZE",
 	  .help = "memory budget for what remote clients make the agent hold; the limits below "
 		  "that are not given default from it: --max-held-bytes 1/4, --max-buffered-bytes, "
-		  "--replay-max-bytes 1/8 each, --max-conn-bytes 1/128, --max-flow-bytes 1/512, "
-		  "--max-flows, --queue and --replay-queue one per 32K, --ring-size 1/128" },
+		  "1/8, --replay-max-bytes 1/16, --queue-bytes 1/32, --max-conn-bytes 1/128, "
+		  "--max-flow-bytes 1/512, --max-flows, --queue and --replay-queue one per 32K, "
+		  "--ring-size 1/128" },
 	{ "max-flows", 0, OPT_UINT, FIELD(reasm.max_flows), .min = 1, .max = 1u << 24,
 	  .def = "65536", .arg = "N", .help = "TCP connections tracked at once (past it the least "
 		  "recently active is evicted)" },
@@ -172,6 +173,10 @@ const struct opt opts_table[] = {
 	  .def = "16M", .arg = "SIZE", .help = "the same for one connection; past it it is evicted" },
 	{ "queue", 0, OPT_UINT, FIELD(queue_cap), .min = 1, .max = 1u << 24, .def = "65536",
 	  .arg = "N", .help = "records queued for output" },
+	{ "queue-bytes", 0, OPT_SIZE, FIELD(queue_bytes), .min = 65536, .max = 1ull << 40,
+	  .def = "64M", .arg = "SIZE",
+	  .help = "bytes the records queued for output may hold (past it a record is dropped, "
+		  "counted in output: dropped_memory)" },
 	{ "ring-size", 0, OPT_SIZE, FIELD(cap.ring_bytes), .min = 4096, .max = 1ull << 30,
 	  .flags = OPTF_POW2, .def = "16M", .arg = "SIZE", .help = "BPF ring buffer size, power of two" },
 	{ "wakeup-bytes", 0, OPT_SIZE, FIELD(cap.wakeup_bytes), .min = 1, .max = 1ull << 30,
@@ -196,8 +201,8 @@ const struct opt opts_table[] = {
 	{ "replay-queue", 0, OPT_UINT, FIELD(replay.queue_cap), .min = 1, .max = 1u << 24,
 	  .def = "65536", .arg = "N", .help = "records waiting for replay" },
 	{ "replay-max-bytes", 0, OPT_SIZE, FIELD(replay.max_inflight_bytes), .min = 1024,
-	  .max = 1ull << 40, .def = "256M", .arg = "SIZE",
-	  .help = "request bytes queued or in flight for replay" },
+	  .max = 1ull << 40, .def = "128M", .arg = "SIZE",
+	  .help = "bytes the records queued or in flight for replay hold" },
 	{ "replay-rate", 0, OPT_REAL, FIELD(replay.rate), .min = 0, .max = 1e9, .def = "0",
 	  .arg = "N", .help = "replay at most N requests/s (0 = unlimited)" },
 	{ "replay-sample", 0, OPT_REAL, FIELD(replay.sample_pct), .min = 0, .max = 100,
@@ -640,6 +645,7 @@ void opts_defaults(struct config *c)
 	c->replay.body_limit = c->xcfg.body_limit;
 	es_cfg_default(&c->es);
 	c->queue_cap = 65536;
+	c->queue_bytes = 64ull << 20;
 	c->shutdown_timeout_ns = 10ull * 1000000000ull;
 	c->memory_limit = 2ull << 30;
 	recording_cfg_default(&c->rec);
@@ -836,8 +842,12 @@ static void opts_memory_limit(struct config *c)
 		c->reasm.max_total_bytes = m / 8;
 	if (!opts_given(c, "max-flow-bytes"))
 		c->reasm.max_flow_bytes = m / 512 < 1024 ? 1024 : m / 512;
+	/* 1/16 and 1/32: with the other shares, a box at its maximum rate stays under
+	 * 256 MB of RSS at the default 2G (issue 19) */
 	if (!opts_given(c, "replay-max-bytes"))
-		c->replay.max_inflight_bytes = m / 8;
+		c->replay.max_inflight_bytes = m / 16;
+	if (!opts_given(c, "queue-bytes"))
+		c->queue_bytes = m / 32;
 	n = m >> 15;
 	if (n > 1u << 24)
 		n = 1u << 24;

@@ -44,6 +44,7 @@ struct config {
 	uint64_t shutdown_timeout_ns;    /* bound on draining at exit (pipeline_stop) */
 	uint32_t stats_interval_s;       /* 0 = no periodic stats */
 	size_t queue_cap;                /* records waiting for the output thread */
+	uint64_t queue_bytes;            /* --queue-bytes: what those records hold, bytes */
 	uint64_t memory_limit;           /* --memory-limit: the limits not given default from it */
 	uint8_t given[96];               /* opts_table entries set by the user (OPTS_MAX_TABLE) */
 	const char *redact[OPTS_MAX_REDACT + 1];   /* NULL-terminated after opts_finish */

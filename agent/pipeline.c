@@ -58,14 +58,15 @@ static __thread struct {
 static void sink_flush(struct pipeline *p)
 {
 	size_t n = sink_pend.n, i;
-	int k;
+	int k, full;
 
 	if (!n)
 		return;
 	sink_pend.n = 0;
-	k = bq_push_many(&p->w.sinkq, sink_pend.items, n);
+	k = bq_push_many_why(&p->w.sinkq, sink_pend.items, n, &full);
 	for (i = k < 0 ? 0 : (size_t)k; i < n; i++) {
-		ctr_add(&p->ctr, CTR_OUT_DROPPED_QUEUE_FULL, 1);
+		/* --queue-bytes: the queue's bytes, not its records, were the limit */
+		ctr_add(&p->ctr, full == -ENOBUFS ? CTR_OUT_DROPPED_MEMORY : CTR_OUT_DROPPED_QUEUE_FULL, 1);
 		record_free(sink_pend.items[i]);
 	}
 }
@@ -159,6 +160,7 @@ static uint64_t file_input_finished(void *ctx)
 	struct pipeline *p = ctx;
 
 	return ctr_get(&p->ctr, CTR_OUT_WRITTEN) + ctr_get(&p->ctr, CTR_OUT_DROPPED_QUEUE_FULL) +
+	       ctr_get(&p->ctr, CTR_OUT_DROPPED_MEMORY) +
 	       ctr_get(&p->ctr, CTR_OUT_ENCODE_ERRORS);
 }
 
@@ -338,6 +340,7 @@ int pipeline_start(struct pipeline *p)
 
 	if (bq_init(&p->w.sinkq, c->queue_cap))
 		return EXIT_RUNTIME;
+	bq_set_max_bytes(&p->w.sinkq, c->queue_bytes, (size_t (*)(const void *))record_bytes);
 	p->sinkq_ready = 1;
 	if (c->es_url && es_sink_start(&p->es, &c->es))
 		return EXIT_RUNTIME;

@@ -100,6 +100,24 @@ void record_free(struct st_record *r)
 	free(r);
 }
 
+static size_t record_msg_bytes(const struct st_msg *m)
+{
+	return m->head_len + m->nhdrs * sizeof(*m->hdrs) + m->body_cap;
+}
+
+static size_t record_replay_bytes(const struct st_replay *rp)
+{
+	return rp ? sizeof(*rp) + record_msg_bytes(&rp->resp) : 0;
+}
+
+size_t record_bytes(const struct st_record *r)
+{
+	return sizeof(*r) + r->raw_cap + record_msg_bytes(&r->req) + record_msg_bytes(&r->resp) +
+	       record_replay_bytes(r->replay) + record_replay_bytes(r->noise) +
+	       record_replay_bytes(r->held_replay) + (r->diff ? sizeof(*r->diff) : 0) +
+	       (r->noise_diff ? sizeof(*r->noise_diff) : 0) + (r->held_diff ? sizeof(*r->held_diff) : 0);
+}
+
 int record_msg_body_append(struct st_msg *m, const char *data, size_t len, size_t limit)
 {
 	size_t room, n, cap;

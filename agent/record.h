@@ -138,6 +138,10 @@ void record_free(struct st_record *r);            /* accepts NULL */
 void record_msg_free(struct st_msg *m);           /* frees heap parts, keeps struct */
 void record_replay_free(struct st_replay *rp);    /* accepts NULL */
 void record_diff_free(struct st_diff *d);         /* accepts NULL */
+/* Bytes the record holds (the struct, heads, bodies, raw copy, replay answers; the
+ * diff's small strings are not counted): what a queue bounded in bytes charges for it.
+ * Stable while nobody modifies the record. */
+size_t record_bytes(const struct st_record *r);
 
 /* Append decoded body bytes, keeping at most limit. */
 int record_msg_body_append(struct st_msg *m, const char *data, size_t len, size_t limit);

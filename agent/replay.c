@@ -35,7 +35,7 @@ void replay_cfg_default(struct replay_cfg *cfg)
 	cfg->connect_timeout_ms = 1000;
 	cfg->response_timeout_ms = 5000;
 	cfg->queue_cap = 65536;
-	cfg->max_inflight_bytes = 256u << 20;
+	cfg->max_inflight_bytes = 128u << 20;
 	cfg->sample_pct = 100;
 	cfg->body_limit = 64 * 1024;
 	cfg->diff_max_paths = 20;
@@ -193,7 +193,7 @@ void replay_flush(struct replay *rp)
 		struct st_record *rec = rp->pend[i];
 		const char *why = k < 0 ? "dropped: shutting down" : "dropped: queue full";
 
-		ST_SUB(rp, held_bytes, rec->raw_len);
+		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));   /* as replay_submit added */
 		ST_SUB(rp, queued, 1);
 		replay_count_error(rp, why);
 		replay_set_error(rec, rp->ntargets ? rp->targets[0].url : NULL, why);

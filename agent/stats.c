@@ -293,7 +293,8 @@ void stats_print_line(struct pipeline *p, FILE *f)
 	};
 	static const struct { const char *name, *label; } lost[] = {
 		{ "bpf.ringbuf_full", "ring" }, { "replay.dropped", "replay" },
-		{ "output.dropped_queue_full", "output" }, { "es.spool_drops", "es" },
+		{ "output.dropped_queue_full", "output" }, { "output.dropped_memory", "output" },
+		{ "es.spool_drops", "es" },
 	};
 	double dt, first;
 	size_t i;

@@ -112,6 +112,54 @@ static void test_full_refuses(void **state)
 	bq_destroy(&q);
 }
 
+/* An item's size here is its pointer value. */
+static size_t item_size(const void *p)
+{
+	return (size_t)(uintptr_t)p;
+}
+
+static void test_byte_bound(void **state)
+{
+	struct bq_stats st;
+	struct bq q;
+	void *out[8], *batch[3] = { P(30), P(50), P(10) };
+	int full;
+
+	(void)state;
+	assert_int_equal(bq_init(&q, 8), 0);
+	bq_set_max_bytes(&q, 100, item_size);
+	/* one item larger than the bound passes when the queue is empty */
+	assert_int_equal(bq_push(&q, P(150)), 0);
+	assert_int_equal(bq_push(&q, P(1)), -ENOBUFS);
+	assert_int_equal(bq_pop(&q, out, 8, 0), 1);
+	assert_int_equal(bq_push(&q, P(60)), 0);
+	assert_int_equal(bq_push(&q, P(40)), 0);          /* exactly at the bound */
+	assert_int_equal(bq_push(&q, P(1)), -ENOBUFS);
+	/* popping gives the bytes back */
+	assert_int_equal(bq_pop(&q, out, 1, 0), 1);
+	assert_ptr_equal(out[0], P(60));
+	/* a batch stops at the first item that does not fit, and says why */
+	assert_int_equal(bq_push_many_why(&q, batch, 3, &full), 1);
+	assert_int_equal(full, -ENOBUFS);
+	bq_get_stats(&q, &st);
+	assert_int_equal(st.bytes, 70);
+	assert_int_equal(st.peak_bytes, 150);
+	assert_int_equal(st.max_bytes, 100);
+	assert_int_equal(st.refused, 4);
+	assert_int_equal(st.refused_bytes, 4);
+	assert_int_equal(bq_pop(&q, out, 8, 0), 2);
+	bq_get_stats(&q, &st);
+	assert_int_equal(st.bytes, 0);
+	bq_destroy(&q);
+
+	/* the item bound still says -ENOSPC */
+	assert_int_equal(bq_init(&q, 1), 0);
+	bq_set_max_bytes(&q, 100, item_size);
+	assert_int_equal(bq_push_many_why(&q, batch, 2, &full), 1);
+	assert_int_equal(full, -ENOSPC);
+	bq_destroy(&q);
+}
+
 static void test_close(void **state)
 {
 	struct bq q;
@@ -355,6 +403,7 @@ int main(void)
 		cmocka_unit_test(test_fifo_wrap),
 		cmocka_unit_test(test_stats_outside_lifetime),
 		cmocka_unit_test(test_full_refuses),
+		cmocka_unit_test(test_byte_bound),
 		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_wakes_blocked_consumer),
