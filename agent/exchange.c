@@ -329,6 +329,29 @@ static void x_drain(struct exchange *x, struct xflow *xf)
 	}
 }
 
+/* The request body viewed in raw (body_borrowed) becomes its own copy before raw goes:
+ * the record keeps the body it would have had without the view. */
+static void x_raw_unborrow(struct exchange *x, struct xflow *xf, struct st_record *r)
+{
+	if (!r->req.body_borrowed)
+		return;
+	record_msg_body_own(&r->req);
+	x_held(x, xf, (int64_t)r->req.body_cap);
+}
+
+/* Stored body of a request whose body is viewed in raw: what raw holds past the head,
+ * up to the body limit. raw is sized once for head + Content-Length, so it never moves. */
+static void x_raw_view(struct exchange *x, struct st_record *r)
+{
+	size_t n;
+
+	if (!r->req.body_borrowed)
+		return;
+	n = r->raw_len - r->req.head_len;
+	r->req.body = r->raw + r->req.head_len;
+	r->req.body_stored = n < x->cfg.body_limit ? n : x->cfg.body_limit;
+}
+
 static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record *r,
 			 const uint8_t *p, size_t n)
 {
@@ -348,6 +371,7 @@ static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record 
 			cap = x->cfg.replay_max;
 	}
 	if (r->raw_len + n > x->cfg.replay_max || !x_room(x, xf, cap - r->raw_cap)) {
+		x_raw_unborrow(x, xf, r);
 		x_held(x, xf, -(int64_t)r->raw_cap);
 		free(r->raw);
 		r->raw = NULL;
@@ -370,11 +394,13 @@ static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record 
 	}
 	memcpy(r->raw + r->raw_len, p, n);
 	r->raw_len += n;
+	x_raw_view(x, r);
 }
 
 /* Raw bytes no longer match the wire: a replay would not be faithful. */
 static void x_raw_drop(struct exchange *x, struct xflow *xf, struct st_record *r)
 {
+	x_raw_unborrow(x, xf, r);
 	if (r->raw) {
 		x_held(x, xf, -(int64_t)r->raw_cap);
 		free(r->raw);
@@ -400,6 +426,11 @@ static void x_body_cb(void *ctx, const char *data, size_t len)
 
 	if (!c->m)
 		return;
+	if (c->m->body_borrowed) {
+		/* the bytes are kept in raw (x_raw_view): count them only */
+		c->m->body_bytes += len;
+		return;
+	}
 	before = c->m->body_stored;
 	cap_before = c->m->body_cap;
 
@@ -707,6 +738,14 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 				r->raw = q;
 				r->raw_cap = (size_t)hl + (size_t)cl;
 			}
+		}
+		/* raw will hold the whole body and never move: the record's decoded body is
+		 * a view into it, not a second copy (issue 19) */
+		if (fr == HTTP1_BODY_LENGTH && cl && r->raw && r->raw_len == (size_t)hl &&
+		    r->req.head_len == (size_t)hl && r->raw_cap - (size_t)hl >= cl &&
+		    !r->req.body && !(r->cap_flags & ST_CAP_REPLAY_TRUNC)) {
+			r->req.body_borrowed = true;
+			x_raw_view(x, r);
 		}
 		x_pending_push(x, xf, r, 1);
 		d->cur = r;

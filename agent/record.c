@@ -40,7 +40,9 @@ struct st_record *record_new(void)
 void record_msg_free(struct st_msg *m)
 {
 	free(m->head);
-	free(m->body);
+	if (!m->body_borrowed)
+		free(m->body);
+	m->body_borrowed = false;
 	m->head = NULL;
 	m->hdrs = NULL;
 	m->body = NULL;
@@ -118,11 +120,34 @@ size_t record_bytes(const struct st_record *r)
 	       (r->noise_diff ? sizeof(*r->noise_diff) : 0) + (r->held_diff ? sizeof(*r->held_diff) : 0);
 }
 
+int record_msg_body_own(struct st_msg *m)
+{
+	uint8_t *p = NULL;
+
+	if (!m->body_borrowed)
+		return 0;
+	m->body_borrowed = false;
+	if (m->body_stored) {
+		p = malloc(m->body_stored);
+		if (p)
+			memcpy(p, m->body, m->body_stored);
+	}
+	m->body = p;
+	m->body_cap = p ? m->body_stored : 0;
+	if (!p && m->body_stored) {
+		m->body_stored = 0;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int record_msg_body_append(struct st_msg *m, const char *data, size_t len, size_t limit)
 {
 	size_t room, n, cap;
 	uint8_t *p;
 
+	if (m->body_borrowed && record_msg_body_own(m))
+		return -ENOMEM;
 	m->body_bytes += len;
 	if (m->body_stored >= limit)
 		return 0;

@@ -33,9 +33,13 @@ struct st_msg {
 	 * an inline array of ST_MAX_HEADERS made every record ~10 KiB to clear */
 	struct http1_header *hdrs;
 	size_t nhdrs;
-	uint8_t *body;           /* decoded body (de-chunked), first body_limit bytes, heap */
+	/* decoded body (de-chunked), first body_limit bytes: heap, or with body_borrowed a
+	 * view into the record's raw copy (a Content-Length request body is the same bytes:
+	 * one copy, not two, issue 19) */
+	uint8_t *body;
 	size_t body_stored;
-	size_t body_cap;
+	size_t body_cap;         /* 0 while borrowed */
+	bool body_borrowed;
 	uint64_t body_bytes;     /* full decoded body length */
 	uint64_t wire_bytes;     /* head + body as on the wire */
 	uint64_t ts_first_ns;    /* capture clock of the first and last byte */
@@ -143,8 +147,11 @@ void record_diff_free(struct st_diff *d);         /* accepts NULL */
  * Stable while nobody modifies the record. */
 size_t record_bytes(const struct st_record *r);
 
-/* Append decoded body bytes, keeping at most limit. */
+/* Append decoded body bytes, keeping at most limit (a borrowed body is copied first). */
 int record_msg_body_append(struct st_msg *m, const char *data, size_t len, size_t limit);
+/* A borrowed body becomes a heap copy of its stored bytes (before the buffer it views
+ * goes away). 0, or -ENOMEM with the body dropped (body_stored 0). */
+int record_msg_body_own(struct st_msg *m);
 /* Copy a parsed head into m->head and repoint hdrs into the copy. */
 int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
 			const struct http1_header *hdrs, size_t nhdrs);
