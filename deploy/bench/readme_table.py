@@ -60,7 +60,7 @@ def main_table(rows, title):
     return out
 
 
-def ab_table(rows):
+def ab_table(rows, title_run):
     """Before/after at the maximum rate: shadowtap vs shadowtap-old and
     shadowtap-capture vs shadowtap-capture-old, GET and POST."""
     at = {(r["tool"], r["mix"]): r for r in rows if r["offered_rps"] == "max"}
@@ -83,12 +83,19 @@ def ab_table(rows):
         ("ns per client byte, replayed / capture-only POST",
          ["%s / %s" % (pair("shadowtap", "post", "ns_per_byte")[0], pair("shadowtap-capture", "post", "ns_per_byte")[0]),
           "%s / %s" % (pair("shadowtap", "post", "ns_per_byte")[1], pair("shadowtap-capture", "post", "ns_per_byte")[1])]),
-        ("serverA ÷ baseline, replaying GET / POST", both("shadowtap", "a_ratio")),
+        ("serverA ÷ baseline (none-loaded), replaying GET / POST", both("shadowtap", "a_ratio")),
+        ("serverA ÷ none, replaying GET / POST", both("shadowtap", "a_ratio_none")),
         ("serverA ÷ none, capture-only GET / POST", both("shadowtap-capture", "a_ratio_none")),
         ("peak RSS, replaying GET / POST (MB)", both("shadowtap", "rss_mb")),
         ("loss %, replaying GET / POST", both("shadowtap", "loss_pct")),
     ]
-    out = ["| at the maximum rate | before | after |", "|---|---|---|"]
+    old = sorted(set(r["tool"] for r in rows if r["tool"].endswith("-old")))
+    out = ["Both binaries were measured side by side in the run above (%s): the `-old` rows "
+           "(%s) are the binary built from `BENCH_ST_OLD_COMMIT` or given as `BENCH_ST_OLD` "
+           "(\"before\"; the run's notes in results/latest.md name it), the others this tree "
+           "(\"after\"), interleaved at each rate; closed loop at the maximum rate, medians over "
+           "the run's repeats." % (title_run, ", ".join("`%s`" % t for t in old)), "",
+           "| at the maximum rate | before | after |", "|---|---|---|"]
     for name, (b, a) in lines:
         out.append("| %s | %s | %s |" % (name, b, a))
     return out
@@ -159,7 +166,8 @@ def main():
         notes = ["- " + n for n in run_notes(md)]
         extra = baseline_note(rows) + ([""] + notes if notes else [])
         text = splice(text, "bench-table", [title, ""] + extra + [""] + main_table(rows, "")[2:])
-        ab = ab_table(rows)
+        ab = ab_table(rows, "%s; %s s per run, %s repeat(s)" % ((head.replace("shadowtap benchmark ", "").strip("()"),) + m.groups())
+                      if m else head)
         if ab is not None:
             text = splice(text, "bench-ab", ab)
     except ValueError as e:

@@ -42,6 +42,8 @@
 # perf stat into DIR/ID.stat),
 # BENCH_ST_OLD=PATH (another shadowtap binary: tool names ending in -old, e.g.
 # shadowtap-old or shadowtap-capture-old, run it, for before/after in one run),
+# BENCH_ST_OLD_COMMIT=REV (instead of BENCH_ST_OLD: build shadowtap at that commit of
+# this repository with git archive + make, cached in build/bench/shadowtap-REV),
 # BENCH_GOREPLAY_BUILD=0 (use ~/go/bin/goreplay only if already built).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -130,6 +132,22 @@ if [[ " $TOOLS " == *" goreplay"* ]] && [ ! -x "$GOREPLAY" ] && [ "${BENCH_GOREP
 		NOTES+=("goreplay: $GOREPLAY_VERSION build failed: $(tail -1 "$TMP/gor-build.log")")
 	fi
 fi
+if [ -n "${BENCH_ST_OLD_COMMIT:-}" ] && [ -z "${BENCH_ST_OLD:-}" ]; then
+	old_rev=$(git -C "$ROOT" rev-parse --short=7 "${BENCH_ST_OLD_COMMIT}^{commit}" 2>/dev/null) ||
+		die "BENCH_ST_OLD_COMMIT=$BENCH_ST_OLD_COMMIT: no such commit"
+	BENCH_ST_OLD=$ROOT/$OUT/bench/shadowtap-$old_rev
+	if [ ! -x "$BENCH_ST_OLD" ]; then
+		log "building shadowtap at $old_rev for the -old rows"
+		mkdir -p "$TMP/old-src"
+		if git -C "$ROOT" archive "$old_rev" | tar -x -C "$TMP/old-src" &&
+			make -C "$TMP/old-src" -j2 all >"$TMP/old-build.log" 2>&1; then
+			cp "$TMP/old-src/build/shadowtap" "$BENCH_ST_OLD"
+		else
+			NOTES+=("shadowtap-old: build of $old_rev failed: $(tail -1 "$TMP/old-build.log")")
+		fi
+	fi
+fi
+[ -n "${BENCH_ST_OLD:-}" ] && NOTES+=("-old rows: $BENCH_ST_OLD${old_rev:+ (commit $old_rev)}")
 ST_BIN=$ROOT/$OUT/shadowtap
 [ -x "$ST_BIN" ] || NOTES+=("shadowtap: build/shadowtap not built; rows skipped")
 if [ -x "$GOREPLAY" ]; then
@@ -403,6 +421,7 @@ run_one() { # repeat tool mix rate
 	local captured= replayed= after= drops= cpu= rss= bruns= bns= lrate
 	local k0= k1= bruns0=0 bns0=0 wa0= wa1= win=
 	id=$rep-$tool-$mix-$rate
+	local t_run=$SECONDS
 	tlog=$TMP/$id.tool.log use=$TMP/$id.usage.json lj=$TMP/$id.load.json
 	lrate=$rate; [ "$rate" = max ] && lrate=0
 	tool_start "$tool" "$tlog" "$use"; r=$?
@@ -445,7 +464,9 @@ run_one() { # repeat tool mix rate
 		cpu=$(jfield "$fj" cpu_s)
 		[ -n "$fpolls" ] || { status="serverB load failed"; fpolls=0; log "$id: $status: $(tail -2 "$TMP/$id.follow.err" | tr '\n' ' ')"; }
 	fi
-	settle
+	# rows without a serverB count (nothing replays) skip the drain wait: the tool's
+	# CPU window still runs SETTLE past the load, for a capture-only tool's backlog
+	case $tool in none | tcpdump | shadowtap-capture*) sleep "$SETTLE" ;; *) settle ;; esac
 	stub_b bs
 	replayed=$((bs - b0 - B_POLLS))
 	if [[ $tool == shadowtap* ]]; then
@@ -524,7 +545,7 @@ print(",".join([rep, tool, mix, rate, f("served_rps"), f("p50_ms", "%.3f"), f("p
 PYEOF
 	# keep the tool's own summary for reading later (GoReplay's stats lines aside)
 	[ -s "$tlog" ] && grep -v -e DEBUG -e output_http "$tlog" | tail -2000 >"$LOGS/$id.log"
-	log "$id: $(tail -1 "$RAW")"
+	log "$id ($((SECONDS - t_run)) s): $(tail -1 "$RAW")"
 }
 
 # ---------------------------------------------------------------- HTTPS rows

@@ -39,7 +39,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -59,17 +58,19 @@ type config struct {
 	follow   *follower
 }
 
-// follower turns the followed server's request count into send credit: target is
-// what that server has served since the start, issued what the workers have taken.
+// follower turns the followed server's request count into send credit: one token
+// per request that server has served since the start; the workers block on the
+// channel (no polling of their own, so an idle follower costs nothing), and it is
+// closed after the final count, which ends them once the owed requests are sent.
 type follower struct {
-	url            string
-	every          time.Duration
-	target, issued atomic.Int64
-	final          atomic.Bool
-	polls          int64
-	base           int64
-	pollErrs       int64
-	client         *http.Client
+	url      string
+	every    time.Duration
+	tokens   chan struct{}
+	owed     int64 // tokens handed out so far
+	polls    int64
+	base     int64
+	pollErrs int64
+	client   *http.Client
 }
 
 // read returns the third line's third field of an nginx stub_status page: the
@@ -104,30 +105,16 @@ func (f *follower) poll() {
 		return
 	}
 	f.polls++
-	if t := v - f.base - (f.polls - 1); t > f.target.Load() {
-		f.target.Store(t)
+	for t := v - f.base - (f.polls - 1); f.owed < t; f.owed++ {
+		f.tokens <- struct{}{}
 	}
 }
 
 // take blocks until a request is owed and claims it; false once the final count
-// has been read and everything owed is issued, or at end.
-func (f *follower) take(end time.Time) bool {
-	for {
-		i := f.issued.Load()
-		if i < f.target.Load() {
-			if f.issued.CompareAndSwap(i, i+1) {
-				return true
-			}
-			continue
-		}
-		if f.final.Load() && i >= f.target.Load() {
-			return false
-		}
-		if !time.Now().Before(end) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
+// has been read and every owed request taken.
+func (f *follower) take() bool {
+	_, ok := <-f.tokens
+	return ok
 }
 
 type workerResult struct {
@@ -299,7 +286,7 @@ func worker(cfg *config, id int, start, end time.Time, body []byte, res *workerR
 	for k := int64(0); ; k++ {
 		intended := time.Now()
 		if cfg.follow != nil {
-			if !cfg.follow.take(end) {
+			if !cfg.follow.take() {
 				return
 			}
 			intended = time.Now()
@@ -441,7 +428,8 @@ func runLoad(args []string) error {
 		if *followEvery <= 0 {
 			return errors.New("bad -follow-every")
 		}
-		cfg.follow = &follower{url: *followURL, every: *followEvery, client: &http.Client{Timeout: 2 * time.Second}}
+		cfg.follow = &follower{url: *followURL, every: *followEvery, tokens: make(chan struct{}, 1<<16),
+			client: &http.Client{Timeout: 2 * time.Second}}
 		v, err := cfg.follow.read()
 		if err != nil {
 			return fmt.Errorf("-follow: %v", err)
@@ -480,7 +468,7 @@ func runLoad(args []string) error {
 		}
 		tick.Stop()
 		f.poll() // the final count: everything served before the signal
-		f.final.Store(true)
+		close(f.tokens)
 	}
 	wg.Wait()
 	out := result{Mix: cfg.mix, OfferedRPS: cfg.rate, Conns: cfg.conns, DurationS: cfg.duration.Seconds()}
@@ -503,7 +491,7 @@ func runLoad(args []string) error {
 		}
 	}
 	if f := cfg.follow; f != nil {
-		out.Followed, out.FollowPolls, out.FollowErrors = f.target.Load(), f.polls, f.pollErrs
+		out.Followed, out.FollowPolls, out.FollowErrors = f.owed, f.polls, f.pollErrs
 		var ru syscall.Rusage
 		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 			out.CPUS = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
