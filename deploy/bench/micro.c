@@ -288,25 +288,28 @@ struct micro_segs {
 	uint64_t payload;
 };
 
+/* ack: the peer's next sequence number, as a real ACK carries it. Reassembly reads
+ * it (bytes the peer acknowledged that the capture missed become a gap), so a zero
+ * ack on random sequence numbers would cut the stream into gaps. */
 static void micro_seg_add(struct micro_segs *s, const struct reasm_key *k, int dir, uint8_t flags,
-			  uint32_t seq, const char *p, uint32_t len, uint64_t ts)
+			  uint32_t seq, uint32_t ack, const char *p, uint32_t len, uint64_t ts)
 {
 	s->seg[s->n++] = (struct reasm_seg){ .key = *k, .dir = (uint8_t)dir, .flags = flags,
-		.seq = seq, .ts_ns = ts, .data = (const uint8_t *)p, .len = len };
+		.seq = seq, .ack = ack, .ts_ns = ts, .data = (const uint8_t *)p, .len = len };
 	s->payload += len;
 }
 
 /* Cut one direction's bytes into MSS segments, swapping a pair now and then so the
  * out-of-order path is exercised as on a real network. */
 static void micro_seg_stream(struct micro_segs *s, const struct reasm_key *k, int dir, uint32_t *seq,
-			     const char *p, size_t len, uint64_t *ts)
+			     uint32_t ack, const char *p, size_t len, uint64_t *ts)
 {
 	size_t off = 0, first = s->n;
 
 	while (off < len) {
 		uint32_t n = (uint32_t)(len - off < MICRO_MSS ? len - off : MICRO_MSS);
 
-		micro_seg_add(s, k, dir, ST_TCP_ACK | ST_TCP_PSH, *seq, p + off, n, (*ts)++);
+		micro_seg_add(s, k, dir, ST_TCP_ACK | ST_TCP_PSH, *seq, ack, p + off, n, (*ts)++);
 		*seq += n;
 		off += n;
 	}
@@ -348,16 +351,16 @@ static int micro_segs_build(const struct micro_corpus *c, struct micro_segs *s)
 			err = -ENOMEM;
 			goto cleanup;
 		}
-		micro_seg_add(&per[f], &k, REASM_C2S, ST_TCP_SYN, cseq++, NULL, 0, ts++);
-		micro_seg_add(&per[f], &k, REASM_S2C, ST_TCP_SYN | ST_TCP_ACK, sseq++, NULL, 0, ts++);
+		micro_seg_add(&per[f], &k, REASM_C2S, ST_TCP_SYN, cseq++, 0, NULL, 0, ts++);
+		micro_seg_add(&per[f], &k, REASM_S2C, ST_TCP_SYN | ST_TCP_ACK, sseq++, cseq, NULL, 0, ts++);
 		for (i = f; i < MICRO_EXCHANGES; i += MICRO_FLOWS) {
-			micro_seg_stream(&per[f], &k, REASM_C2S, &cseq, c->req.data + c->req_off[i],
+			micro_seg_stream(&per[f], &k, REASM_C2S, &cseq, sseq, c->req.data + c->req_off[i],
 					 c->req_off[i + 1] - c->req_off[i], &ts);
-			micro_seg_stream(&per[f], &k, REASM_S2C, &sseq, c->resp.data + c->resp_off[i],
+			micro_seg_stream(&per[f], &k, REASM_S2C, &sseq, cseq, c->resp.data + c->resp_off[i],
 					 c->resp_off[i + 1] - c->resp_off[i], &ts);
 		}
-		micro_seg_add(&per[f], &k, REASM_C2S, ST_TCP_FIN | ST_TCP_ACK, cseq, NULL, 0, ts++);
-		micro_seg_add(&per[f], &k, REASM_S2C, ST_TCP_FIN | ST_TCP_ACK, sseq, NULL, 0, ts++);
+		micro_seg_add(&per[f], &k, REASM_C2S, ST_TCP_FIN | ST_TCP_ACK, cseq, sseq, NULL, 0, ts++);
+		micro_seg_add(&per[f], &k, REASM_S2C, ST_TCP_FIN | ST_TCP_ACK, sseq, cseq + 1, NULL, 0, ts++);
 	}
 	do {
 		left = 0;

@@ -37,6 +37,7 @@ cc -O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
 
 TMP=$(mktemp -d /tmp/shadowtap-micro.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 "$BIN" "$RUNS" >"$TMP/timing.txt" || { echo "micro: benchmark failed" >&2; exit 1; }
 cat "$TMP/timing.txt"
 
@@ -70,6 +71,8 @@ val() { # line-name key
 	echo "(4-32 KB), chunked JSON, 304 and 404. Reassembly: the same bytes over 200 keep-alive"
 	echo "connections in 1448-byte segments, 1 pair in 32 swapped, interleaved across connections."
 	echo "Medians of the runs; each run repeats a pass for at least 0.2 s."
+	echo "Machine load (load average 1/5/15 min) at the start: $LOAD0; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "(the wall-clock columns move with it; Callgrind's instruction counts do not)."
 	echo
 	echo "| benchmark | unit | GB/s | units/s | ns/unit | instructions/unit (Callgrind) |"
 	echo "|---|---|---|---|---|---|"
