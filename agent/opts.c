@@ -81,7 +81,7 @@ static const struct opt_choice tls_modes[] = {
 static const struct opt_choice fsync_policies[] = {
 	{ "always", 0 }, { "batch", 0 }, { "never", 0 }, { NULL, 0 },
 };
-static const struct opt_choice redact_modes[] = {
+const struct opt_choice opts_redact_modes[] = {
 	{ "mask", 0 }, { "hash", 0 }, { NULL, 0 },
 };
 static const struct opt_choice compressions[] = {
@@ -288,24 +288,7 @@ const struct opt opts_table[] = {
 		  "older than N days (0: none)" },
 	{ "es-sniff", 0, OPT_FLAG, FIELD(es.sniff),
 	  .help = "add the cluster's other nodes from _nodes/http (at start, then every minute)" },
-	{ "redact-header", 0, OPT_LIST, FIELD(redact), .max = OPTS_MAX_REDACT,
-	  .count_off = COUNT(nredact), .arg = "NAME",
-	  .help = "also redact this header's value (repeatable)" },
-	{ "no-redact", 0, OPT_FLAG, FIELD(no_redact), .help = "store sensitive header values as captured" },
-	{ "redact-mode", 0, OPT_ENUM, FIELD(redact_mode), .flags = OPTF_STORE_NAME, .choices = redact_modes,
-	  .def = "mask", .arg = "mask|hash",
-	  .help = "mask: [REDACTED]; hash: REDACTED-<HMAC-SHA256 of the value> keyed by "
-		  "SHADOWTAP_REDACT_KEY(_FILE), so equal values still correlate" },
-	{ "redact-json", 0, OPT_LIST, FIELD(redact_json), .max = OPTS_MAX_REDACT,
-	  .count_off = COUNT(nredact_json), .arg = "PATH",
-	  .help = "redact this JSON body field: $.a.b, $..name, $.list[*].name (repeatable)" },
-	{ "redact-query", 0, OPT_LIST, FIELD(redact_query), .max = OPTS_MAX_REDACT,
-	  .count_off = COUNT(nredact_query), .arg = "NAME",
-	  .help = "redact this query parameter's value (repeatable)" },
-	{ "redact-pattern", 0, OPT_LIST, FIELD(redact_pattern), .max = OPTS_MAX_REDACT,
-	  .count_off = COUNT(nredact_pattern), .arg = "credit-card|email|RE",
-	  .help = "redact matches in text bodies and URLs: Luhn-checked card numbers, e-mail "
-		  "addresses or an extended regex (repeatable)" },
+	OPTS_REDACT_ROWS(struct config, red),
 	{ "output-file", 0, OPT_STRING, FIELD(rec.out_path), .arg = "PATH",
 	  .help = "record exchanges to PATH (strftime placeholders; see also convert)" },
 	{ "record-secrets", 0, OPT_FLAG, FIELD(rec.keep_secrets),
@@ -638,7 +621,7 @@ void opts_defaults(struct config *c)
 	c->cap.nports = 1;
 	c->cap.ring_bytes = 16u << 20;
 	c->cap.pin_dir = "/sys/fs/bpf/shadowtap";
-	c->redact_mode = "mask";
+	c->red.mode = "mask";
 	reasm_cfg_default(&c->reasm);
 	exchange_cfg_default(&c->xcfg);
 	replay_cfg_default(&c->replay);
@@ -864,6 +847,21 @@ static void opts_memory_limit(struct config *c)
 	}
 }
 
+int redact_opts_finish(struct redact_opts *r, struct pii_cfg *pii)
+{
+	int n = r->nheader, i;
+
+	if (!r->no_redact)
+		for (i = 0; record_redact_default[i] && n < OPTS_MAX_REDACT; i++)
+			r->header[n++] = record_redact_default[i];
+	r->header[n] = NULL;
+	pii_cfg_free(pii);
+	if (pii_cfg_build(pii, r->mode, r->json, r->njson, r->query, r->nquery, r->pattern,
+			  r->npattern))
+		return -EINVAL;
+	return 0;
+}
+
 int opts_finish(struct config *c)
 {
 	int i, n, err;
@@ -901,17 +899,9 @@ int opts_finish(struct config *c)
 	}
 	c->es.url = c->es_url;
 	c->es.gzip = !c->no_es_gzip;
-	/* redaction list: defaults plus --redact-header, or nothing with --no-redact */
-	n = c->nredact;
-	if (!c->no_redact)
-		for (i = 0; record_redact_default[i] && n < OPTS_MAX_REDACT; i++)
-			c->redact[n++] = record_redact_default[i];
-	c->redact[n] = NULL;
-	c->rec.redact = c->rec.keep_secrets ? NULL : c->redact;
-	pii_cfg_free(&c->pii);
-	if (pii_cfg_build(&c->pii, c->redact_mode, c->redact_json, c->nredact_json, c->redact_query,
-			  c->nredact_query, c->redact_pattern, c->nredact_pattern))
+	if (redact_opts_finish(&c->red, &c->pii))
 		return -EINVAL;
+	c->rec.redact = c->rec.keep_secrets ? NULL : c->red.header;
 	c->rec.pii = &c->pii;
 	opts_memory_limit(c);
 	c->replay.body_limit = c->xcfg.body_limit;

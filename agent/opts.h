@@ -24,6 +24,22 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_BPF = 3 };
 #define OPTS_MAX_REDACT 32
 #define OPTS_MAX_ENV_COPIES 64
 
+/* The redaction options the agent and `shadowtap convert` share: one struct, one set
+ * of table rows (OPTS_REDACT_ROWS) and one finishing step (redact_opts_finish). */
+struct redact_opts {
+	const char *header[OPTS_MAX_REDACT + 1];   /* --redact-header, then the defaults
+						     * unless no_redact; NULL-terminated */
+	int nheader;
+	int no_redact;
+	const char *mode;                /* "mask" | "hash" */
+	const char *json[OPTS_MAX_REDACT];
+	int njson;
+	const char *query[OPTS_MAX_REDACT];
+	int nquery;
+	const char *pattern[OPTS_MAX_REDACT];
+	int npattern;
+};
+
 struct config {
 	struct capture_cfg cap;
 	struct reasm_cfg reasm;
@@ -47,17 +63,8 @@ struct config {
 	uint64_t queue_bytes;            /* --queue-bytes: what those records hold, bytes */
 	uint64_t memory_limit;           /* --memory-limit: the limits not given default from it */
 	uint8_t given[96];               /* opts_table entries set by the user (OPTS_MAX_TABLE) */
-	const char *redact[OPTS_MAX_REDACT + 1];   /* NULL-terminated after opts_finish */
-	int nredact;
-	int no_redact;
-	const char *redact_mode;         /* "mask" | "hash" */
-	const char *redact_json[OPTS_MAX_REDACT];
-	int nredact_json;
-	const char *redact_query[OPTS_MAX_REDACT];
-	int nredact_query;
-	const char *redact_pattern[OPTS_MAX_REDACT];
-	int nredact_pattern;
-	struct pii_cfg pii;              /* built from the four above by opts_finish */
+	struct redact_opts red;          /* --redact-*, --no-redact */
+	struct pii_cfg pii;              /* built from red by opts_finish */
 	int no_es_gzip;
 	int verbose, quiet;
 	char es_env_url[2048];           /* the -e list joined, or ELASTICSEARCH_URL's */
@@ -111,6 +118,35 @@ struct opt {
 	/* extra validation of a string value: NULL if fine, else why not */
 	const char *(*check)(const char *v);
 };
+
+/* The rows for struct redact_opts member M of struct T, in T's table. */
+extern const struct opt_choice opts_redact_modes[];
+#define OPTS_RF(T, f) offsetof(T, f), sizeof(((T *)0)->f)
+#define OPTS_REDACT_ROWS(T, M) \
+	{ "redact-header", 0, OPT_LIST, OPTS_RF(T, M.header), .max = OPTS_MAX_REDACT, \
+	  .count_off = offsetof(T, M.nheader), .arg = "NAME", \
+	  .help = "also redact this header's value (repeatable)" }, \
+	{ "no-redact", 0, OPT_FLAG, OPTS_RF(T, M.no_redact), \
+	  .help = "store sensitive header values as captured" }, \
+	{ "redact-mode", 0, OPT_ENUM, OPTS_RF(T, M.mode), .flags = OPTF_STORE_NAME, \
+	  .choices = opts_redact_modes, .def = "mask", .arg = "mask|hash", \
+	  .help = "mask: [REDACTED]; hash: REDACTED-<HMAC-SHA256 of the value> keyed by " \
+		  "SHADOWTAP_REDACT_KEY(_FILE), so equal values still correlate" }, \
+	{ "redact-json", 0, OPT_LIST, OPTS_RF(T, M.json), .max = OPTS_MAX_REDACT, \
+	  .count_off = offsetof(T, M.njson), .arg = "PATH", \
+	  .help = "redact this JSON body field: $.a.b, $..name, $.list[*].name (repeatable)" }, \
+	{ "redact-query", 0, OPT_LIST, OPTS_RF(T, M.query), .max = OPTS_MAX_REDACT, \
+	  .count_off = offsetof(T, M.nquery), .arg = "NAME", \
+	  .help = "redact this query parameter's value (repeatable)" }, \
+	{ "redact-pattern", 0, OPT_LIST, OPTS_RF(T, M.pattern), .max = OPTS_MAX_REDACT, \
+	  .count_off = offsetof(T, M.npattern), .arg = "credit-card|email|RE", \
+	  .help = "redact matches in text bodies and URLs: Luhn-checked card numbers, e-mail " \
+		  "addresses or an extended regex (repeatable)" }
+
+/* After parsing: the header list (--redact-header, then the defaults unless
+ * --no-redact, NULL-terminated) and pii built from the body/query/pattern rules.
+ * 0, or -EINVAL with one line printed (pii_cfg_build). */
+int redact_opts_finish(struct redact_opts *r, struct pii_cfg *pii);
 
 /* The agent's table, terminated by an entry with name NULL. */
 extern const struct opt opts_table[];

@@ -318,8 +318,8 @@ int pipeline_start(struct pipeline *p)
 		return EXIT_RUNTIME;
 	}
 	p->start_ns = st_mono_ns();
-	if (!c->no_redact)
-		p->jopts.redact = c->redact;
+	if (!c->red.no_redact)
+		p->jopts.redact = c->red.header;
 	p->jopts.body_limit = c->xcfg.body_limit;
 	p->jopts.pii = &c->pii;
 

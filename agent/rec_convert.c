@@ -37,48 +37,17 @@ static int rec_convert_fmt(const char *p, int *gz)
 
 /* convert's options: the same table-driven parser as the agent's (opts.c) */
 struct convert_opts {
-	int no_redact;
 	size_t body_limit;
-	const char *redact[OPTS_MAX_REDACT + 1];
-	int nredact;
 	/* the agent's --redact-* rules (opts.c), so a recording made with --record-pii
 	 * converts to the outputs the live agent would have written, same tokens */
-	const char *redact_mode;
-	const char *redact_json[OPTS_MAX_REDACT];
-	int nredact_json;
-	const char *redact_query[OPTS_MAX_REDACT];
-	int nredact_query;
-	const char *redact_pattern[OPTS_MAX_REDACT];
-	int nredact_pattern;
+	struct redact_opts red;
 	int keep_pii;
-};
-
-static const struct opt_choice convert_redact_modes[] = {
-	{ "mask", 0 }, { "hash", 0 }, { NULL, 0 },
 };
 
 #define CONVERT_FIELD(f) offsetof(struct convert_opts, f), sizeof(((struct convert_opts *)0)->f)
 
 static const struct opt convert_opts[] = {
-	{ "no-redact", 0, OPT_FLAG, CONVERT_FIELD(no_redact),
-	  .help = "keep sensitive header values as recorded (every output format)" },
-	{ "redact-header", 0, OPT_LIST, CONVERT_FIELD(redact), .max = OPTS_MAX_REDACT,
-	  .count_off = offsetof(struct convert_opts, nredact), .arg = "NAME",
-	  .help = "also redact this header's value (repeatable)" },
-	{ "redact-mode", 0, OPT_ENUM, CONVERT_FIELD(redact_mode), .flags = OPTF_STORE_NAME,
-	  .choices = convert_redact_modes, .def = "mask", .arg = "mask|hash",
-	  .help = "mask: [REDACTED]; hash: REDACTED-<HMAC-SHA256 of the value> keyed by "
-		  "SHADOWTAP_REDACT_KEY(_FILE): the live agent's tokens for the same key" },
-	{ "redact-json", 0, OPT_LIST, CONVERT_FIELD(redact_json), .max = OPTS_MAX_REDACT,
-	  .count_off = offsetof(struct convert_opts, nredact_json), .arg = "PATH",
-	  .help = "redact this JSON body field: $.a.b, $..name, $.list[*].name (repeatable)" },
-	{ "redact-query", 0, OPT_LIST, CONVERT_FIELD(redact_query), .max = OPTS_MAX_REDACT,
-	  .count_off = offsetof(struct convert_opts, nredact_query), .arg = "NAME",
-	  .help = "redact this query parameter's value (repeatable)" },
-	{ "redact-pattern", 0, OPT_LIST, CONVERT_FIELD(redact_pattern), .max = OPTS_MAX_REDACT,
-	  .count_off = offsetof(struct convert_opts, nredact_pattern), .arg = "credit-card|email|RE",
-	  .help = "redact matches in text bodies and URLs: Luhn-checked card numbers, e-mail "
-		  "addresses or an extended regex (repeatable)" },
+	OPTS_REDACT_ROWS(struct convert_opts, red),
 	{ "record-pii", 0, OPT_FLAG, CONVERT_FIELD(keep_pii),
 	  .help = "keep bodies and query strings as read in .stap/.gor outputs (the --redact-json, "
 		  "--redact-query and --redact-pattern rules still apply to .ndjson)" },
@@ -117,11 +86,11 @@ int recording_convert_main(int argc, char **argv)
 	FILE *jf = NULL;
 	uint64_t nrec = 0;
 	uint32_t bn = 0;
-	int fmt, gz, i, n, ret, fd, rc_exit = 1, written = 0;
+	int fmt, gz, i, ret, fd, rc_exit = 1, written = 0;
 
 	recording_cfg_default(&rc);
 	copts.body_limit = rc.body_limit;
-	copts.redact_mode = "mask";
+	copts.red.mode = "mask";
 	ret = opt_parse_argv(convert_opts, &copts, argc, argv, &i);
 	if (ret == OPTS_HELP || ret == OPTS_VERSION) {
 		printf("usage: shadowtap convert [OPTIONS] IN OUT\n"
@@ -136,17 +105,6 @@ int recording_convert_main(int argc, char **argv)
 	}
 	if (ret)
 		return 2;
-	/* redaction list: defaults plus --redact-header, or nothing with --no-redact */
-	n = copts.nredact;
-	if (!copts.no_redact) {
-		int d;
-
-		for (d = 0; record_redact_default[d] && n < OPTS_MAX_REDACT; d++)
-			copts.redact[n++] = record_redact_default[d];
-	}
-	copts.redact[n] = NULL;
-	jo.redact = copts.redact;
-	rc.redact = copts.redact;
 	rc.body_limit = copts.body_limit;
 	if (i < argc)
 		in = argv[i++];
@@ -169,10 +127,10 @@ int recording_convert_main(int argc, char **argv)
 	if (rec_convert_same(in, outp))
 		return 1;
 	/* the agent's rules and key (pii.c): a token here is the live record's token */
-	if (pii_cfg_build(&pii, copts.redact_mode, copts.redact_json, copts.nredact_json,
-			  copts.redact_query, copts.nredact_query, copts.redact_pattern,
-			  copts.nredact_pattern))
+	if (redact_opts_finish(&copts.red, &pii))
 		return 2;
+	jo.redact = copts.red.header;
+	rc.redact = copts.red.header;
 	if (copts.keep_pii && fmt != REC_FMT_NDJSON && pii_cfg_rewrites(&pii))
 		fprintf(stderr, "shadowtap convert: --record-pii: %s will hold bodies and query strings "
 				"as read (the --redact-json/-query/-pattern rules apply to .ndjson only)\n",

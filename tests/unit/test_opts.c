@@ -425,12 +425,12 @@ static void test_env(void **state)
 	for (i = 0; yes[i]; i++) {
 		snprintf(var, sizeof(var), "SHADOWTAP_NO_REDACT=%s", yes[i]);
 		assert_int_equal(parse(&c, env, NULL), OPTS_RUN);
-		assert_int_equal(c.no_redact, 1);
+		assert_int_equal(c.red.no_redact, 1);
 	}
 	for (i = 0; no[i]; i++) {
 		snprintf(var, sizeof(var), "SHADOWTAP_NO_REDACT=%s", no[i]);
 		assert_int_equal(parse(&c, env, NULL), OPTS_RUN);
-		assert_int_equal(c.no_redact, 0);
+		assert_int_equal(c.red.no_redact, 0);
 	}
 	for (i = 0; junk[i]; i++) {
 		snprintf(var, sizeof(var), "SHADOWTAP_NO_REDACT=%s", junk[i]);
