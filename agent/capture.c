@@ -42,9 +42,22 @@
 _Static_assert(sizeof(struct st_stats) % sizeof(__u64) == 0,
 	       "st_stats must be made of __u64 counters only");
 
+/* One ring per worker: ring 0 is the map "events", the others are created here and
+ * put in the "rings" array. Each is drained by one thread only. */
+struct capture_ring {
+	struct capture *c;
+	struct ring_buffer *rb;
+	void *ctx;                      /* cb's ctx for this ring's events */
+	int fd;                         /* rings 1..: ours to close */
+	uint64_t events_read;           /* written by the draining thread only */
+};
+
 struct capture {
 	struct capture_bpf *skel;
-	struct ring_buffer *rb;
+	struct capture_ring ring[ST_MAX_WORKERS];
+	int nrings;
+	size_t ring_bytes;		/* each ring's size */
+	struct st_ring_stats *rpercpu;	/* lookup buffer for ring_stats */
 	int mode;
 	int socks[CAPTURE_MAX_IFACES];
 	int nsocks;
@@ -73,7 +86,8 @@ static int capture_libbpf_print(enum libbpf_print_level level, const char *fmt, 
 
 static int capture_handle_event(void *ctx, void *data, size_t data_sz)
 {
-	struct capture *c = ctx;
+	struct capture_ring *rg = ctx;
+	struct capture *c = rg->c;
 	const struct st_event *ev = data;
 	struct reasm_seg seg;
 	uint8_t flags;
@@ -85,6 +99,7 @@ static int capture_handle_event(void *ctx, void *data, size_t data_sz)
 		return 0;
 	}
 	ctr_add(c->ctr, CTR_RING_EVENTS, 1);
+	rg->events_read++;
 
 	memset(&seg, 0, sizeof(seg));
 	seg.key.family = ev->family;
@@ -114,7 +129,47 @@ static int capture_handle_event(void *ctx, void *data, size_t data_sz)
 	seg.ts_ns = ev->ts_ns;
 	seg.data = ev->data_len ? ev->data : NULL;
 	seg.len = ev->data_len;
-	c->cb(c->ctx, &seg);
+	c->cb(rg->ctx, &seg);
+	return 0;
+}
+
+/* Rings 1..N-1 go into the array next to ring 0 ("events", made by libbpf); one
+ * reader per ring, so each worker drains only its own. */
+static int capture_make_rings(struct capture *c)
+{
+	int outer = bpf_map__fd(c->skel->maps.rings), i, err;
+	__u32 key;
+
+	for (i = 0; i < c->nrings; i++) {
+		int fd = bpf_map__fd(c->skel->maps.events);
+
+		if (i > 0) {
+			fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "st_ring", 0, 0,
+					    (__u32)c->ring_bytes, NULL);
+			if (fd < 0) {
+				err = -errno;
+				pr_warn("cannot create ring buffer %d of %d: %s\n", i + 1, c->nrings,
+					strerror(-err));
+				return err;
+			}
+			c->ring[i].fd = fd;
+			key = (__u32)i;
+			if (bpf_map_update_elem(outer, &key, &fd, BPF_ANY)) {
+				err = -errno;
+				pr_warn("cannot add ring buffer %d to the ring array: %s\n", i + 1,
+					strerror(-err));
+				return err;
+			}
+		}
+		c->ring[i].rb = ring_buffer__new(fd, capture_handle_event, &c->ring[i], NULL);
+		if (!c->ring[i].rb) {
+			err = -errno ? -errno : -ENOMEM;
+			pr_warn("cannot create ring buffer reader: %s\n", strerror(-err));
+			return err;
+		}
+	}
+	if (c->nrings > 1)
+		pr_info("capture: %d rings of %zu bytes, one per worker\n", c->nrings, c->ring_bytes);
 	return 0;
 }
 
@@ -285,6 +340,11 @@ static int capture_configure(struct capture *c, const struct capture_cfg *cfg)
 	long page = sysconf(_SC_PAGESIZE);
 	int i, err;
 
+	if (c->nrings < 1 || c->nrings > ST_MAX_WORKERS) {
+		pr_warn("capture needs 1 to %d rings, got %d\n", ST_MAX_WORKERS, c->nrings);
+		return -EINVAL;
+	}
+
 	if (cfg->nports < 1 || cfg->nports > ST_MAX_PORTS) {
 		pr_warn("capture needs 1 to %d ports, got %d\n", ST_MAX_PORTS, cfg->nports);
 		return -EINVAL;
@@ -294,6 +354,13 @@ static int capture_configure(struct capture *c, const struct capture_cfg *cfg)
 			ring, page, 1u << 30);
 		return -EINVAL;
 	}
+	/* --ring-size is the total: each worker's ring gets a power-of-two share of
+	 * it (at least a page), so the kernel memory stays within what was asked */
+	while (c->nrings > 1 && ring / 2 >= (size_t)page &&
+	       ring > (cfg->ring_bytes ? cfg->ring_bytes : CAPTURE_DEF_RING) / (size_t)c->nrings)
+		ring /= 2;
+	c->ring_bytes = ring;
+	bc->nrings = (uint32_t)c->nrings;
 	for (i = 0; i < cfg->nports; i++)
 		bc->ports[i] = cfg->ports[i];
 	bc->nports = (uint32_t)cfg->nports;
@@ -311,6 +378,8 @@ static int capture_configure(struct capture *c, const struct capture_cfg *cfg)
 	bpf_program__set_autoload(c->skel->progs.st_tc_capture, cfg->mode != CAPTURE_SOCKET);
 	bpf_program__set_autoload(c->skel->progs.st_xdp_capture, cfg->mode == CAPTURE_XDP);
 	err = bpf_map__set_max_entries(c->skel->maps.events, (uint32_t)ring);
+	/* the inner-map template's size is not checked against the rings put in it
+	 * (ring buffers compare type and flags only), so the rings may be smaller */
 	if (err)
 		pr_warn("cannot set ring size %zu: %s\n", ring, strerror(-err));
 	return err;
@@ -338,7 +407,12 @@ int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_se
 	c->mode = cfg->mode;
 	c->ctr = cfg->ctr ? cfg->ctr : &c->own_ctr;
 	c->cb = cb;
-	c->ctx = ctx;
+	c->nrings = cfg->nrings > 0 ? cfg->nrings : 1;
+	for (err = 0; err < ST_MAX_WORKERS; err++) {
+		c->ring[err].c = c;
+		c->ring[err].fd = -1;
+		c->ring[err].ctx = cfg->ring_ctx && err < c->nrings ? cfg->ring_ctx[err] : ctx;
+	}
 
 	err = capture_check_mode(cfg->mode);
 	if (err)
@@ -350,7 +424,8 @@ int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_se
 	}
 	c->ncpus = err;
 	c->percpu = calloc((size_t)c->ncpus, sizeof(*c->percpu));
-	if (!c->percpu) {
+	c->rpercpu = calloc((size_t)c->ncpus, sizeof(*c->rpercpu));
+	if (!c->percpu || !c->rpercpu) {
 		err = -ENOMEM;
 		pr_warn("capture: out of memory\n");
 		goto cleanup;
@@ -386,13 +461,9 @@ int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_se
 	if (err)
 		goto cleanup;
 
-	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), capture_handle_event, c,
-				 NULL);
-	if (!c->rb) {
-		err = -errno ? -errno : -ENOMEM;
-		pr_warn("cannot create ring buffer reader: %s\n", strerror(-err));
+	err = capture_make_rings(c);
+	if (err)
 		goto cleanup;
-	}
 
 	err = capture_attach(c, cfg);
 	if (err)
@@ -408,32 +479,80 @@ cleanup:
 
 int capture_poll(struct capture *c, int timeout_ms)
 {
+	int n = capture_poll_ring(c, 0, timeout_ms);
+
+	capture_housekeeping(c);
+	return n;
+}
+
+void capture_housekeeping(struct capture *c)
+{
+	capture_hook_poll(&c->hooks);
+	ownsock_tick();
+}
+
+int capture_poll_ring(struct capture *c, int i, int timeout_ms)
+{
+	struct ring_buffer *rb = c->ring[i].rb;
 	long total = 0;
 	int n;
 
 	/* poll only drains rings that epoll reported, and events come without
 	 * wake-ups below the threshold, so always consume afterwards */
-	n = ring_buffer__poll(c->rb, timeout_ms);
+	n = ring_buffer__poll(rb, timeout_ms);
 	if (n < 0 && n != -EINTR) {
 		pr_warn("ring buffer poll failed: %s\n", strerror(-n));
 		return n;
 	}
 	if (n > 0)
 		total += n;
-	n = ring_buffer__consume(c->rb);
+	n = ring_buffer__consume(rb);
 	if (n < 0) {
 		pr_warn("ring buffer consume failed: %s\n", strerror(-n));
 		return n;
 	}
 	total += n;
-	capture_hook_poll(&c->hooks);
-	ownsock_tick();
 	return total > INT_MAX ? INT_MAX : (int)total;
 }
 
 int capture_epoll_fd(struct capture *c)
 {
-	return ring_buffer__epoll_fd(c->rb);
+	return ring_buffer__epoll_fd(c->ring[0].rb);
+}
+
+int capture_ring_epoll_fd(struct capture *c, int i)
+{
+	return ring_buffer__epoll_fd(c->ring[i].rb);
+}
+
+int capture_nrings(struct capture *c)
+{
+	return c->nrings;
+}
+
+int capture_rings_fd(struct capture *c)
+{
+	return bpf_map__fd(c->skel->maps.rings);
+}
+
+uint64_t capture_ring_events_read(struct capture *c, int i)
+{
+	return __atomic_load_n(&c->ring[i].events_read, __ATOMIC_RELAXED);
+}
+
+int capture_read_ring_stats(struct capture *c, int i, struct st_ring_stats *sum)
+{
+	__u32 key = (__u32)i;
+	int cpu;
+
+	memset(sum, 0, sizeof(*sum));
+	if (bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.ring_stats), &key, c->rpercpu))
+		return -errno;
+	for (cpu = 0; cpu < c->ncpus; cpu++) {
+		sum->events += c->rpercpu[cpu].events;
+		sum->ringbuf_full += c->rpercpu[cpu].ringbuf_full;
+	}
+	return 0;
 }
 
 int capture_read_stats(struct capture *c, struct st_stats *sum)
@@ -468,9 +587,14 @@ void capture_close(struct capture *c)
 	capture_hook_close(&c->hooks);
 	if (c->skel && bpf_map__fd(c->skel->maps.own_conns) >= 0)
 		ownsock_detach();
-	ring_buffer__free(c->rb);
+	for (i = 0; i < ST_MAX_WORKERS; i++) {
+		ring_buffer__free(c->ring[i].rb);
+		if (c->ring[i].fd >= 0)
+			close(c->ring[i].fd);
+	}
 	pindir_close(&c->pins);
 	capture_bpf__destroy(c->skel);
 	free(c->percpu);
+	free(c->rpercpu);
 	free(c);
 }

@@ -28,16 +28,32 @@ struct capture_cfg {
 	uint64_t wakeup_bytes;           /* default ring_bytes / 16 */
 	const char *pin_dir;             /* default /sys/fs/bpf/shadowtap */
 	struct counters *ctr;            /* registry for CTR_RING_*; NULL: the capture's own */
+	int nrings;                      /* --workers: rings, 1..ST_MAX_WORKERS (0: 1); ring_bytes
+					  * is split among them */
+	void *const *ring_ctx;           /* ctx passed to cb for ring i; NULL: ctx for all */
 };
 
 struct capture;
 
 /* Load, attach, pin. Returns 0 or a negative errno with a message printed. */
 int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_seg_cb cb, void *ctx);
-/* Wait up to timeout_ms for a wake-up, then drain the ring (always, even without a
+/* With one ring: wait up to timeout_ms for a wake-up, then drain the ring (always, even without a
  * wake-up: records are submitted with BPF_RB_NO_WAKEUP). Returns events handled or
  * a negative errno. */
 int capture_poll(struct capture *c, int timeout_ms);
+/* With several rings, each worker thread drains its own (the same wait and drain as
+ * capture_poll, for ring i only), and the loop thread runs the housekeeping
+ * (interfaces followed, own-connection table) with capture_housekeeping. */
+int capture_poll_ring(struct capture *c, int i, int timeout_ms);
+void capture_housekeeping(struct capture *c);
+int capture_ring_epoll_fd(struct capture *c, int i);
+int capture_nrings(struct capture *c);
+/* The ring array (bpf/capture.bpf.c "rings"), for the TLS source to share. */
+int capture_rings_fd(struct capture *c);
+/* Ring i's events submitted and lost to a full ring (BPF side, summed over CPUs) and
+ * events read by the agent. */
+int capture_read_ring_stats(struct capture *c, int i, struct st_ring_stats *sum);
+uint64_t capture_ring_events_read(struct capture *c, int i);
 /* The ring, for another source to share (bpf/tls.bpf.c): its events come out of
  * capture_poll() too. */
 int capture_ring_fd(struct capture *c);

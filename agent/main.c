@@ -55,11 +55,11 @@ int main(int argc, char **argv)
 		if (started) {
 			rc = pipeline_run(p);
 			/* the run opens the input first: a failure there is a start-up one */
-			started = p->w.cap || p->w.pcap || p->w.file;
+			started = p->cap || p->pcap || p->file;
 		}
 		pipeline_stop(p);
 		/* after a start-up failure every counter is zero: the error line says it all */
-		if (p->w.x && started)
+		if (p->nworkers && p->w[0].x && started)
 			stats_print(p, stderr, "exit");
 	}
 	pipeline_free(p);

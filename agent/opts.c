@@ -179,6 +179,12 @@ const struct opt opts_table[] = {
 		  "counted in output: dropped_memory)" },
 	{ "ring-size", 0, OPT_SIZE, FIELD(cap.ring_bytes), .min = 4096, .max = 1ull << 30,
 	  .flags = OPTF_POW2, .def = "16M", .arg = "SIZE", .help = "BPF ring buffer size, power of two" },
+	{ "workers", 0, OPT_UINT, FIELD(workers), .min = 1, .max = ST_MAX_WORKERS, .arg = "N",
+	  .help = "worker threads, each with its own BPF ring, flows, pairing, replay connections "
+		  "and output batches; connections are spread by a hash of their addresses and "
+		  "ports (default: online CPUs / 4, at least 1, at most 8; --input-pcap and "
+		  "--input-file run one). --ring-size and the memory limits are totals, split "
+		  "among workers" },
 	{ "wakeup-bytes", 0, OPT_SIZE, FIELD(cap.wakeup_bytes), .min = 1, .max = 1ull << 30,
 	  .arg = "SIZE", .help = "pending ring bytes that force a wake-up (default ring/16)" },
 	{ "pin-dir", 0, OPT_STRING, FIELD(cap.pin_dir), .def = "/sys/fs/bpf/shadowtap", .arg = "DIR",
@@ -614,6 +620,13 @@ void opts_usage(FILE *f)
 		   "never printed, and warned about.\n");
 }
 
+uint32_t opts_default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN) / 4;
+
+	return n < 1 ? 1 : n > 8 ? 8 : (uint32_t)n;
+}
+
 void opts_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -636,6 +649,9 @@ void opts_defaults(struct config *c)
 	c->tls.ports[0] = 443;
 	c->tls.nports = 1;
 	c->tls.ring_fd = -1;
+	/* a few workers on a big host, one on a small one (where the load and the
+	 * servers need the cores more than a second worker does) */
+	c->workers = opts_default_workers();
 }
 
 static int env_is_known(const struct opt *table, const char *entry)

@@ -62,6 +62,7 @@ struct config {
 	size_t queue_cap;                /* records waiting for the output thread */
 	uint64_t queue_bytes;            /* --queue-bytes: what those records hold, bytes */
 	uint64_t memory_limit;           /* --memory-limit: the limits not given default from it */
+	uint32_t workers;                /* --workers: capture/replay shards (rings, threads) */
 	uint8_t given[96];               /* opts_table entries set by the user (OPTS_MAX_TABLE) */
 	struct redact_opts red;          /* --redact-*, --no-redact */
 	struct pii_cfg pii;              /* built from red by opts_finish */
@@ -168,6 +169,8 @@ void opt_env_name(const char *prefix, const char *name, char *out, size_t n);
 /* Print the option lines of table to f. */
 void opt_print_help(FILE *f, const struct opt *table);
 
+/* --workers' default: online CPUs / 4, clamped to 1..8. */
+uint32_t opts_default_workers(void);
 /* Module defaults (the table's def strings agree with them: tests/unit/test_opts.c). */
 void opts_defaults(struct config *c);
 enum { OPTS_RUN = 0, OPTS_HELP = 1, OPTS_VERSION = 2 };

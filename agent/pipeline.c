@@ -63,7 +63,7 @@ static void sink_flush(struct pipeline *p)
 	if (!n)
 		return;
 	sink_pend.n = 0;
-	k = bq_push_many_why(&p->w.sinkq, sink_pend.items, n, &full);
+	k = bq_push_many_why(&p->sinkq, sink_pend.items, n, &full);
 	for (i = k < 0 ? 0 : (size_t)k; i < n; i++) {
 		/* --queue-bytes: the queue's bytes, not its records, were the limit */
 		ctr_add(&p->ctr, full == -ENOBUFS ? CTR_OUT_DROPPED_MEMORY : CTR_OUT_DROPPED_QUEUE_FULL, 1);
@@ -84,10 +84,21 @@ static void on_replay_idle(void *ctx)
 	sink_flush(ctx);
 }
 
-/* The loop's pass (a ring drain or an input step) is over: hand over its batches. */
+/* A worker's pass (a ring drain or an input step) is over: hand over its batches. */
+static void worker_flush(struct worker *w)
+{
+	replay_flush(w->replay);
+	sink_flush(w->p);
+}
+
+/* The same for every worker, from the loop thread: only while no worker thread runs
+ * (one worker, or after they were joined). */
 static void pipeline_flush(struct pipeline *p)
 {
-	replay_flush(p->w.replay);
+	int i;
+
+	for (i = 0; i < p->nworkers && !p->w[i].started; i++)
+		replay_flush(p->w[i].replay);
 	sink_flush(p);
 }
 
@@ -143,13 +154,14 @@ static void sink_summaries(struct pipeline *p, struct buf *b, bool force)
 
 static void on_record(void *ctx, struct st_record *r)
 {
-	struct pipeline *p = ctx;
+	struct worker *w = ctx;
+	struct pipeline *p = w->p;
 
 	ctr_add(&p->ctr, CTR_PIPE_RECORDS, 1);
 	if (p->recw)
 		rec_writer_submit(p->recw, r);
-	if (p->w.replay)
-		replay_submit(p->w.replay, r);
+	if (w->replay)
+		replay_submit(w->replay, r);
 	else
 		sink_submit(p, r);
 }
@@ -157,7 +169,7 @@ static void on_record(void *ctx, struct st_record *r)
 /* Records the pipeline has finished with: --input-file paces itself on this. */
 static uint64_t file_input_finished(void *ctx)
 {
-	struct pipeline *p = ctx;
+	struct pipeline *p = ((struct worker *)ctx)->p;
 
 	return ctr_get(&p->ctr, CTR_OUT_WRITTEN) + ctr_get(&p->ctr, CTR_OUT_DROPPED_QUEUE_FULL) +
 	       ctr_get(&p->ctr, CTR_OUT_DROPPED_MEMORY) +
@@ -203,7 +215,7 @@ static void metrics_refresh(struct pipeline *p)
 	const char *why = "";
 
 	stats_prometheus(p, &b);
-	if (!p->w.cap && !p->w.pcap && !p->w.file)
+	if (!p->cap && !p->pcap && !p->file)
 		why = "no capture attached";
 	else if (p->es && b.data && strstr(b.data, "\nshadowtap_es_ready 0\n"))
 		why = "Elasticsearch not reached yet (records spool)";
@@ -226,7 +238,7 @@ static void *sink_main(void *arg)
 	int n, i;
 
 	for (;;) {
-		n = bq_pop(&p->w.sinkq, items, 256, 200);
+		n = bq_pop(&p->sinkq, items, 256, 200);
 		if (n < 0)
 			break;
 		for (i = 0; i < n; i++) {
@@ -268,16 +280,16 @@ static void *sink_main(void *arg)
 
 static void on_segment(void *ctx, const struct reasm_seg *seg)
 {
-	struct pipeline *p = ctx;
+	struct worker *w = ctx;
 
-	reasm_segment(p->w.reasm, seg);
+	reasm_segment(w->reasm, seg);
 }
 
 static void on_tick(void *ctx, uint64_t now_ns)
 {
-	struct pipeline *p = ctx;
+	struct worker *w = ctx;
 
-	reasm_tick(p->w.reasm, now_ns);
+	reasm_tick(w->reasm, now_ns);
 }
 
 /* ---- start / stop ---- */
@@ -306,11 +318,64 @@ void pipeline_init(struct pipeline *p)
 	opts_defaults(&p->cfg);
 }
 
+/* A limit given (or derived from --memory-limit) for the whole agent, as one
+ * worker's share: the workers together stay within it. */
+static void pipeline_split(size_t *v, int n, size_t floor)
+{
+	if (n > 1 && *v)
+		*v = *v / (size_t)n < floor ? floor : *v / (size_t)n;
+}
+
+/* The workers, their share of each limit, and their replay engines. Offline inputs
+ * are read on the loop thread in file order, so they have one worker. */
+static int pipeline_workers_new(struct pipeline *p)
+{
+	struct config *c = &p->cfg;
+	int i, n = (int)c->workers, err;
+
+	if (n < 1)
+		n = 1;
+	if (n > 1 && (c->input_pcap || c->rec.in_pattern)) {
+		pr_info("--workers %d: an offline input is read by one worker\n", n);
+		n = 1;
+	}
+	p->w = calloc((size_t)n, sizeof(*p->w));
+	if (!p->w) {
+		pr_warn("out of memory setting up the workers\n");
+		return EXIT_RUNTIME;
+	}
+	p->nworkers = n;
+	for (i = 0; i < n; i++) {
+		struct worker *w = &p->w[i];
+
+		w->p = p;
+		w->id = i;
+		w->rcfg = c->reasm;
+		pipeline_split(&w->rcfg.max_flows, n, 64);
+		pipeline_split(&w->rcfg.max_total_bytes, n, 65536);
+		if (!c->replay.ntargets)
+			continue;
+		w->rpcfg = c->replay;
+		pipeline_split(&w->rpcfg.queue_cap, n, 16);
+		pipeline_split(&w->rpcfg.max_inflight_bytes, n, 1u << 20);
+		if (n > 1 && w->rpcfg.connections_max / n >= w->rpcfg.connections)
+			w->rpcfg.connections_max /= n;
+		err = replay_start(&w->replay, &w->rpcfg, on_replayed, p);
+		if (err)
+			return err == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+		replay_set_idle(w->replay, on_replay_idle);
+		replay_set_batching(w->replay, true);
+	}
+	if (n > 1)
+		pr_info("%d workers: connections are spread over %d rings and threads\n", n, n);
+	return EXIT_OK;
+}
+
 int pipeline_start(struct pipeline *p)
 {
 	struct config *c = &p->cfg;
 	struct timespec rt, mt;
-	int err;
+	int err, i;
 
 	p->sfd = setup_signals();
 	if (p->sfd < 0) {
@@ -338,9 +403,9 @@ int pipeline_start(struct pipeline *p)
 	if (!c->output && !c->es_url && !c->rec.out_path)
 		pr_info("no --output, --es or --output-file given: records are only counted\n");
 
-	if (bq_init(&p->w.sinkq, c->queue_cap))
+	if (bq_init(&p->sinkq, c->queue_cap))
 		return EXIT_RUNTIME;
-	bq_set_max_bytes(&p->w.sinkq, c->queue_bytes, (size_t (*)(const void *))record_bytes);
+	bq_set_max_bytes(&p->sinkq, c->queue_bytes, (size_t (*)(const void *))record_bytes);
 	p->sinkq_ready = 1;
 	if (c->es_url && es_sink_start(&p->es, &c->es))
 		return EXIT_RUNTIME;
@@ -377,13 +442,9 @@ int pipeline_start(struct pipeline *p)
 			return EXIT_RUNTIME;
 		pr_info("metrics on http://%s/metrics\n", c->metrics_listen);
 	}
-	if (c->replay.ntargets) {
-		err = replay_start(&p->w.replay, &c->replay, on_replayed, p);
-		if (err)
-			return err == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
-		replay_set_idle(p->w.replay, on_replay_idle);
-		replay_set_batching(p->w.replay, true);
-	}
+	err = pipeline_workers_new(p);
+	if (err)
+		return err;
 	if (c->replay.ntargets && (c->diff.baseline || c->diff.probe_pct > 0)) {
 		struct replay_cfg nc = c->replay;
 
@@ -407,11 +468,17 @@ int pipeline_start(struct pipeline *p)
 	if (!c->input_pcap)
 		c->xcfg.clock_offset_ns = ((int64_t)rt.tv_sec - mt.tv_sec) * 1000000000ll +
 					  (rt.tv_nsec - mt.tv_nsec);
-	p->w.x = exchange_new(&c->xcfg, on_record, p);
-	p->w.reasm = p->w.x ? reasm_new(&c->reasm, &exchange_reasm_ops, p->w.x) : NULL;
-	if (!p->w.reasm) {
-		pr_warn("out of memory setting up the flow table\n");
-		return EXIT_RUNTIME;
+	for (i = 0; i < p->nworkers; i++) {
+		struct worker *w = &p->w[i];
+
+		w->xcfg = c->xcfg;
+		pipeline_split(&w->xcfg.max_held_bytes, p->nworkers, 65536);
+		w->x = exchange_new(&w->xcfg, on_record, w);
+		w->reasm = w->x ? reasm_new(&w->rcfg, &exchange_reasm_ops, w->x) : NULL;
+		if (!w->reasm) {
+			pr_warn("out of memory setting up the flow table\n");
+			return EXIT_RUNTIME;
+		}
 	}
 	if (c->rec.out_path && rec_writer_start(&p->recw, &c->rec))
 		return EXIT_RUNTIME;
@@ -457,10 +524,12 @@ static void loop_before_wait(struct pipeline *p, uint64_t now)
 {
 	struct config *c = &p->cfg;
 
-	if (p->w.cap) {
-		capture_poll(p->w.cap, 0);
+	if (p->cap && p->nworkers > 1) {
+		capture_housekeeping(p->cap);   /* the worker threads drain the rings */
+	} else if (p->cap) {
+		capture_poll(p->cap, 0);
 		if (now >= p->next_tick) {
-			reasm_tick(p->w.reasm, now);
+			reasm_tick(p->w[0].reasm, now);
 			p->next_tick = now + LOOP_TICK_NS;
 		}
 	}
@@ -485,7 +554,7 @@ static int loop_step(struct pipeline *p, uint64_t *wake)
 {
 	int r;
 
-	if (p->w.pcap) {
+	if (p->pcap) {
 		/* a file can wait: rather than outrun the output queue and drop, pause
 		 * while too many records are on their way (the bound also keeps the
 		 * drain after a SIGINT short) */
@@ -494,11 +563,11 @@ static int loop_step(struct pipeline *p, uint64_t *wake)
 			return 1;
 		}
 		*wake = 0;
-		r = pcapin_step(p->w.pcap, PCAP_STEP);
+		r = pcapin_step(p->pcap, PCAP_STEP);
 		return r < 0 ? -EXIT_RUNTIME : r;
 	}
-	if (p->w.file) {
-		r = input_file_step(p->w.file, FILE_STEP, wake);
+	if (p->file) {
+		r = input_file_step(p->file, FILE_STEP, wake);
 		return r < 0 ? -EXIT_RUNTIME : r;
 	}
 	*wake = UINT64_MAX;   /* live: the ring and the periodic timer wake the loop */
@@ -508,16 +577,17 @@ static int loop_step(struct pipeline *p, uint64_t *wake)
 static int loop_open_input(struct pipeline *p)
 {
 	struct config *c = &p->cfg;
+	void *wctx[ST_MAX_WORKERS];
 	int err, i;
 
 	if (c->rec.in_pattern) {
 		struct recording_input in = {
-			.rc = &c->rec, .submit = on_record, .finished = file_input_finished, .ctx = p,
+			.rc = &c->rec, .submit = on_record, .finished = file_input_finished, .ctx = &p->w[0],
 			/* stay well inside replay's and the sink's queue bounds */
 			.max_in_flight = c->replay.queue_cap / 2 < 1024 ? c->replay.queue_cap / 2 + 1 : 1024,
 		};
 
-		return input_file_open(&p->w.file, &in) ? EXIT_RUNTIME : EXIT_OK;
+		return input_file_open(&p->file, &in) ? EXIT_RUNTIME : EXIT_OK;
 	}
 	p->offline_inflight = c->queue_cap / 2 + 1;
 	if (c->replay.ntargets && c->replay.queue_cap / 2 + 1 < p->offline_inflight)
@@ -525,17 +595,24 @@ static int loop_open_input(struct pipeline *p)
 	if (p->offline_inflight > OFFLINE_INFLIGHT)
 		p->offline_inflight = OFFLINE_INFLIGHT;
 	if (c->input_pcap)
-		return pcapin_open(&p->w.pcap, c->input_pcap, c->cap.ports, c->cap.nports, on_segment,
-				   on_tick, p, &p->ctr) ? EXIT_RUNTIME : EXIT_OK;
+		return pcapin_open(&p->pcap, c->input_pcap, c->cap.ports, c->cap.nports, on_segment,
+				   on_tick, &p->w[0], &p->ctr) ? EXIT_RUNTIME : EXIT_OK;
 	c->cap.ctr = &p->ctr;
-	err = capture_open(&p->w.cap, &c->cap, on_segment, p);
+	c->cap.nrings = p->nworkers;
+	for (i = 0; i < p->nworkers; i++)
+		wctx[i] = &p->w[i];
+	c->cap.ring_ctx = wctx;
+	err = capture_open(&p->cap, &c->cap, on_segment, &p->w[0]);
+	c->cap.ring_ctx = NULL;
 	if (err)
 		return EXIT_BPF;
 	if (c->tls_mode) {
-		/* one ring for both sources; a TLS failure leaves packet capture on */
-		c->tls.ring_fd = capture_ring_fd(p->w.cap);
+		/* the same rings for both sources; a TLS failure leaves packet capture on */
+		c->tls.ring_fd = capture_ring_fd(p->cap);
+		c->tls.rings_fd = capture_rings_fd(p->cap);
+		c->tls.nrings = p->nworkers;
 		c->tls.wakeup_bytes = c->cap.wakeup_bytes;
-		if (tls_open(&p->w.tls, &c->tls))
+		if (tls_open(&p->tls, &c->tls))
 			pr_warn("tls: HTTPS capture is off; packet capture goes on\n");
 	}
 	{
@@ -551,6 +628,62 @@ static int loop_open_input(struct pipeline *p)
 	return EXIT_OK;
 }
 
+/* ---- the worker threads (--workers N > 1, live capture) ---- */
+
+#define WORKER_POLL_MS 20   /* as LOOP_PERIOD_NS: events come without wake-ups */
+
+/* A worker's loop: its ring, its flow table's timers, its batches. The loop thread
+ * keeps the signals, stats, metrics and the deadline. */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pipeline *p = w->p;
+	uint64_t now;
+
+	while (!__atomic_load_n(&p->wstop, __ATOMIC_ACQUIRE)) {
+		if (capture_poll_ring(p->cap, w->id, WORKER_POLL_MS) < 0)
+			break;
+		now = st_mono_ns();
+		if (now >= w->next_tick) {
+			reasm_tick(w->reasm, now);
+			w->next_tick = now + LOOP_TICK_NS;
+		}
+		worker_flush(w);
+	}
+	capture_poll_ring(p->cap, w->id, 0);   /* what the kernel already queued */
+	worker_flush(w);
+	return NULL;
+}
+
+static int pipeline_workers_run(struct pipeline *p)
+{
+	int i;
+
+	if (!p->cap || p->nworkers < 2)
+		return EXIT_OK;
+	for (i = 0; i < p->nworkers; i++) {
+		if (pthread_create(&p->w[i].thr, NULL, worker_main, &p->w[i])) {
+			pr_warn("cannot start worker thread %d\n", i);
+			return EXIT_RUNTIME;
+		}
+		p->w[i].started = 1;
+	}
+	return EXIT_OK;
+}
+
+static void pipeline_workers_join(struct pipeline *p)
+{
+	int i;
+
+	__atomic_store_n(&p->wstop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < p->nworkers; i++) {
+		if (p->w[i].started) {
+			pthread_join(p->w[i].thr, NULL);
+			p->w[i].started = 0;
+		}
+	}
+}
+
 int pipeline_run(struct pipeline *p)
 {
 	struct config *c = &p->cfg;
@@ -561,11 +694,15 @@ int pipeline_run(struct pipeline *p)
 	rc = loop_open_input(p);
 	if (rc)
 		return rc;
+	rc = pipeline_workers_run(p);
+	if (rc)
+		return rc;
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	p->wfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (p->epfd < 0 || p->tfd < 0 || p->wfd < 0 || loop_add(p, p->sfd) || loop_add(p, p->tfd) ||
-	    loop_add(p, p->wfd) || (p->w.cap && loop_add(p, capture_epoll_fd(p->w.cap)))) {
+	    loop_add(p, p->wfd) ||
+	    (p->cap && p->nworkers == 1 && loop_add(p, capture_epoll_fd(p->cap)))) {
 		pr_warn("cannot set up the event loop: %s\n", strerror(errno));
 		return EXIT_RUNTIME;
 	}
@@ -613,8 +750,9 @@ int pipeline_run(struct pipeline *p)
 				break;
 		}
 	}
-	if (p->w.cap)
-		capture_poll(p->w.cap, 0);   /* what the kernel already queued */
+	if (p->cap && p->nworkers == 1)
+		capture_poll(p->cap, 0);   /* what the kernel already queued */
+	pipeline_workers_join(p);
 	return EXIT_OK;
 }
 
@@ -624,9 +762,11 @@ static int pipeline_hurried;
 static void pipeline_hurry(void *arg)
 {
 	struct pipeline *p = arg;
+	int i;
 
 	__atomic_store_n(&pipeline_hurried, 1, __ATOMIC_RELEASE);
-	replay_stop_by(p->w.replay, st_mono_ns());
+	for (i = 0; i < p->nworkers; i++)
+		replay_stop_by(p->w[i].replay, st_mono_ns());
 	replay_stop_by(p->noise, st_mono_ns());
 	es_sink_hurry(p->es);
 	es_sink_hurry(p->es_diff);
@@ -653,30 +793,34 @@ void pipeline_stop(struct pipeline *p)
 {
 	uint64_t budget_ms = p->cfg.shutdown_timeout_ns ? p->cfg.shutdown_timeout_ns / 1000000ull : 10000;
 	uint64_t deadline_ms = st_mono_ms() + budget_ms;
-	int watching;
+	int watching, i;
 
 	watching = shutdown_watch_start(p->sfd, deadline_ms + PIPELINE_SPOOL_GRACE_MS,
 					pipeline_hurry, p) == 0;
-	replay_stop_by(p->w.replay, deadline_ms * 1000000ull);
+	for (i = 0; i < p->nworkers; i++)
+		replay_stop_by(p->w[i].replay, deadline_ms * 1000000ull);
 	replay_stop_by(p->noise, deadline_ms * 1000000ull);
 	/* the inputs first: file input prints its last progress and lateness lines */
-	input_file_close(p->w.file);
-	p->w.file = NULL;
-	pcapin_close(p->w.pcap);
-	p->w.pcap = NULL;
-	if (p->w.reasm)
-		reasm_flush_all(p->w.reasm);
+	input_file_close(p->file);
+	p->file = NULL;
+	pcapin_close(p->pcap);
+	p->pcap = NULL;
+	pipeline_workers_join(p);     /* a start-up failure after they started */
+	for (i = 0; i < p->nworkers; i++)
+		if (p->w[i].reasm)
+			reasm_flush_all(p->w[i].reasm);
 	pipeline_flush(p);
 	/* prints its own stats line and frees: the exit summary does not repeat it */
 	rec_writer_stop(p->recw, stderr);
 	p->recw = NULL;
-	if (p->w.replay)
-		replay_stop(p->w.replay);
+	for (i = 0; i < p->nworkers; i++)
+		if (p->w[i].replay)
+			replay_stop(p->w[i].replay);
 	if (p->noise)
 		replay_stop(p->noise);
 	if (p->sink_started) {
 		sink_flush(p);    /* records refused while the replay stopped */
-		bq_close(&p->w.sinkq);
+		bq_close(&p->sinkq);
 		pthread_join(p->sink_thr, NULL);
 		p->sink_started = 0;
 	}
@@ -701,19 +845,26 @@ void pipeline_free(struct pipeline *p)
 	else if (p->out)
 		fflush(p->out);
 	p->out = NULL;
-	input_file_close(p->w.file);
-	pcapin_close(p->w.pcap);
-	reasm_free(p->w.reasm);
-	exchange_free(p->w.x);
-	replay_free(p->w.replay);
+	int i;
+
+	input_file_close(p->file);
+	pcapin_close(p->pcap);
+	for (i = 0; i < p->nworkers; i++) {
+		reasm_free(p->w[i].reasm);
+		exchange_free(p->w[i].x);
+		replay_free(p->w[i].replay);
+	}
+	free(p->w);
+	p->w = NULL;
+	p->nworkers = 0;
 	replay_free(p->noise);
 	fields_sum_free(p->fsum);
 	es_sink_free(p->es);
 	es_sink_free(p->es_diff);
-	tls_close(p->w.tls);
-	capture_close(p->w.cap);
+	tls_close(p->tls);
+	capture_close(p->cap);
 	if (p->sinkq_ready)
-		bq_destroy(&p->w.sinkq);
+		bq_destroy(&p->sinkq);
 	if (p->epfd >= 0)
 		close(p->epfd);
 	if (p->tfd >= 0)

@@ -18,23 +18,37 @@
 struct pcapin;
 struct input_file;
 
-/* Everything the hot path touches, in one place: today there is one worker on the
- * main thread; --workers N would give each its own shard of flows, ring, replay
- * connections and output queue, with nothing shared but the counters. */
+/* Everything the hot path touches, per worker. --workers N gives each its own shard
+ * of connections (the BPF program picks the worker's ring from a symmetric hash of the
+ * connection's addresses and ports), its own flow table, pairing, replay engine with
+ * its connections, and its own output batches; nothing is shared on the hot path but
+ * the (atomic) counters, the output queue (a batch per hand-off) and the recording
+ * writer. With one worker (and for --input-pcap/--input-file) it runs on the loop
+ * thread, as before workers existed; with more, each runs a thread of its own. */
 struct worker {
+	struct pipeline *p;
+	int id;
 	struct reasm *reasm;             /* flow table */
 	struct exchange *x;              /* HTTP pairing */
-	struct capture *cap;             /* live input: BPF ring, or NULL */
-	struct tls *tls;                 /* --tls: uprobes feeding the same ring, or NULL */
-	struct pcapin *pcap;             /* --input-pcap, or NULL */
-	struct input_file *file;         /* --input-file, or NULL */
 	struct replay *replay;           /* replay engine and its connections, or NULL */
-	struct bq sinkq;                 /* records for the output thread */
+	struct reasm_cfg rcfg;           /* the configured limits, divided among workers */
+	struct exchange_cfg xcfg;
+	struct replay_cfg rpcfg;
+	uint64_t next_tick;
+	pthread_t thr;
+	int started;
 };
 
 struct pipeline {
 	struct config cfg;
-	struct worker w;
+	struct worker *w;                /* nworkers of them */
+	int nworkers;
+	int wstop;                       /* the worker threads' stop flag (atomic) */
+	struct capture *cap;             /* live input: BPF program and rings, or NULL */
+	struct tls *tls;                 /* --tls: uprobes feeding the same rings, or NULL */
+	struct pcapin *pcap;             /* --input-pcap, or NULL (worker 0) */
+	struct input_file *file;         /* --input-file, or NULL (worker 0) */
+	struct bq sinkq;                 /* records for the output thread, from every worker */
 	struct counters ctr;             /* every thread adds, stats.c prints */
 	struct es_sink *es;
 	struct rec_writer *recw;

@@ -43,6 +43,10 @@ struct stat_key {
 };
 
 /* the array size check fails to compile unless the field is 64 bits wide */
+_Static_assert(sizeof(struct reasm_stats) % sizeof(uint64_t) == 0 &&
+	       sizeof(struct exchange_stats) % sizeof(uint64_t) == 0,
+	       "stage stats are summed over workers as arrays of uint64_t");
+
 #define K(type, key, field) \
 	{ key, offsetof(type, field) + 0 * sizeof(char[sizeof(((type *)0)->field) == 8 ? 1 : -1]) }
 
@@ -127,6 +131,104 @@ static const struct stat_key own_keys[] = {
 
 #undef K
 
+/* A stage's stats structs (all uint64_t) of every worker, added field by field.
+ * Levels add up too (held bytes); peaks become the sum of the workers' peaks, an
+ * upper bound of the agent's. Read while the workers run: each field is one aligned
+ * 64-bit load, so a value may be a moment old but never torn. */
+static void stats_sum_u64(void *sum, const void *one, size_t size)
+{
+	uint64_t *d = sum;
+	const uint64_t *s = one;
+	size_t i;
+
+	for (i = 0; i < size / sizeof(uint64_t); i++)
+		d[i] += s[i];
+}
+
+/* Several instances' "group: [sub] k=v ..." lines (the same lines in the same order,
+ * as replay_print_stats prints them per worker) as one set: integer values added,
+ * anything else (order=session, url=...) taken from the first. */
+static void stats_sum_text(FILE *f, char *const *txt, int n)
+{
+	char *save[ST_MAX_WORKERS] = { NULL }, *line[ST_MAX_WORKERS] = { NULL };
+	int i;
+
+	for (i = 0; i < n; i++)
+		line[i] = strtok_r(txt[i], "\n", &save[i]);
+	while (line[0]) {
+		char *tsave[ST_MAX_WORKERS] = { NULL }, *tok[ST_MAX_WORKERS] = { NULL };
+		int sep = 0;
+
+		for (i = 0; i < n; i++)
+			tok[i] = line[i] ? strtok_r(line[i], " ", &tsave[i]) : NULL;
+		while (tok[0]) {
+			char *eq = strchr(tok[0], '='), *end;
+			unsigned long long v;
+
+			if (eq && eq[1] >= '0' && eq[1] <= '9' && (v = strtoull(eq + 1, &end, 10), !*end)) {
+				for (i = 1; i < n; i++) {
+					char *e2 = tok[i] ? strchr(tok[i], '=') : NULL;
+
+					if (e2)
+						v += strtoull(e2 + 1, NULL, 10);
+				}
+				fprintf(f, "%s%.*s=%llu", sep++ ? " " : "", (int)(eq - tok[0]), tok[0], v);
+			} else {
+				fprintf(f, "%s%s", sep++ ? " " : "", tok[0]);
+			}
+			for (i = 0; i < n; i++)
+				tok[i] = tok[i] ? strtok_r(NULL, " ", &tsave[i]) : NULL;
+		}
+		fputc('\n', f);
+		for (i = 0; i < n; i++)
+			line[i] = line[i] ? strtok_r(NULL, "\n", &save[i]) : NULL;
+	}
+}
+
+static void stats_replay(struct pipeline *p, FILE *f)
+{
+	char *txt[ST_MAX_WORKERS] = { NULL };
+	size_t len;
+	int i, n = 0;
+
+	if (p->nworkers == 1) {
+		replay_print_stats(p->w[0].replay, f);
+		return;
+	}
+	for (i = 0; i < p->nworkers; i++) {
+		FILE *m = open_memstream(&txt[i], &len);
+
+		if (!m)
+			break;
+		replay_print_stats(p->w[i].replay, m);
+		fclose(m);
+		n++;
+	}
+	if (n == p->nworkers)
+		stats_sum_text(f, txt, n);
+	for (i = 0; i < n; i++)
+		free(txt[i]);
+}
+
+/* Per worker: events its ring got, events lost to its ring being full, events it
+ * read (the agent side). Their sums are bpf events, bpf ringbuf_full (packet side;
+ * TLS losses are in the tls line) and ring events. */
+static void stats_workers(struct pipeline *p, FILE *f)
+{
+	int i;
+
+	fprintf(f, "workers: count=%d", p->nworkers);
+	for (i = 0; i < p->nworkers; i++) {
+		struct st_ring_stats rs = { 0 };
+
+		capture_read_ring_stats(p->cap, i, &rs);
+		fprintf(f, " events_%d=%llu ringbuf_full_%d=%llu read_%d=%llu", i,
+			(unsigned long long)rs.events, i, (unsigned long long)rs.ringbuf_full, i,
+			(unsigned long long)capture_ring_events_read(p->cap, i));
+	}
+	fputc('\n', f);
+}
+
 static void stats_line(FILE *f, const char *name, const void *st, const struct stat_key *k)
 {
 	fprintf(f, "%s:", name);
@@ -142,39 +244,48 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 	struct bq_stats qs;
 
 	fprintf(f, "--- shadowtap %s: %.1f s ---\n", when, (double)(st_mono_ns() - p->start_ns) / 1e9);
-	if (p->w.cap) {
+	if (p->cap) {
 		struct st_stats s = { 0 };
 		struct ownsock_stats os;
 
-		capture_read_stats(p->w.cap, &s);
+		capture_read_stats(p->cap, &s);
 		stats_line(f, "bpf", &s, bpf_keys);
 		fputs("ring:", f);
 		ctr_print_group(f, &p->ctr, "ring");
 		fputc('\n', f);
 		ownsock_get_stats(&os);
 		stats_line(f, "own", &os, own_keys);
+		stats_workers(p, f);
 	}
-	if (p->w.tls)
-		tls_print_stats(p->w.tls, f);
+	if (p->tls)
+		tls_print_stats(p->tls, f);
 	if (p->cfg.input_pcap) {
 		fputs("pcap:", f);
 		ctr_print_group(f, &p->ctr, "pcap");
 		fputc('\n', f);
 	}
-	if (p->w.reasm) {
-		struct reasm_stats rs;
+	if (p->nworkers && p->w[0].reasm) {
+		struct reasm_stats rs = { 0 }, one;
+		int i;
 
-		reasm_get_stats(p->w.reasm, &rs);
+		for (i = 0; i < p->nworkers; i++) {
+			reasm_get_stats(p->w[i].reasm, &one);
+			stats_sum_u64(&rs, &one, sizeof(rs));
+		}
 		stats_line(f, "tcp", &rs, tcp_keys);
 	}
-	if (p->w.x) {
-		struct exchange_stats xs;
+	if (p->nworkers && p->w[0].x) {
+		struct exchange_stats xs = { 0 }, one;
+		int i;
 
-		exchange_get_stats(p->w.x, &xs);
+		for (i = 0; i < p->nworkers; i++) {
+			exchange_get_stats(p->w[i].x, &one);
+			stats_sum_u64(&xs, &one, sizeof(xs));
+		}
 		stats_line(f, "http", &xs, http_keys);
 	}
-	if (p->w.replay)
-		replay_print_stats(p->w.replay, f);
+	if (p->nworkers && p->w[0].replay)
+		stats_replay(p, f);
 	fields_sum_print_top(p->fsum, f, 5);
 	if (p->recw) {
 		struct rec_writer_stats ws;
@@ -184,7 +295,7 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 	}
 	fputs("output:", f);
 	ctr_print_group(f, &p->ctr, "output");
-	bq_get_stats(&p->w.sinkq, &qs);
+	bq_get_stats(&p->sinkq, &qs);
 	fprintf(f, " queue_peak=%llu\n", (unsigned long long)qs.peak);
 	if (p->es)
 		es_sink_print_stats(p->es, f);

@@ -596,6 +596,16 @@ int tls_open(struct tls **out, const struct tls_cfg *cfg)
 			pr_warn("tls: cannot share the capture ring: %s\n", strerror(-err));
 			goto cleanup;
 		}
+		/* --workers: the same ring array, so a connection's plaintext goes to
+		 * the worker its packets go to */
+		if (cfg->nrings > 0) {
+			t->skel->rodata->tls_cfg.nrings = (__u32)cfg->nrings;
+			err = bpf_map__reuse_fd(t->skel->maps.rings, cfg->rings_fd);
+			if (err) {
+				pr_warn("tls: cannot share the capture rings: %s\n", strerror(-err));
+				goto cleanup;
+			}
+		}
 	}
 	err = tls_bpf__load(t->skel);
 	if (err) {

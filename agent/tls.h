@@ -18,6 +18,8 @@ struct tls_cfg {
 	const char *lib;                 /* --tls-lib PATH, or NULL to discover */
 	int ring_fd;                     /* the packet capture's ring (shared), or -1 for
 					  * the program's own (tests) */
+	int rings_fd;                    /* --workers: the capture's ring array, when nrings > 0 */
+	int nrings;                      /* rings in it; 0: ring 0 (ring_fd) only */
 	uint64_t wakeup_bytes;           /* as the capture's; 0: 1 MiB */
 	uint64_t rescan_ns;              /* how often the scanning thread re-scans; 0: 2 s */
 };

@@ -42,10 +42,29 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile struct st_bpf_cfg st_cfg = {};
 
-struct {
+/* Ring 0; with --workers N the agent adds rings 1..N-1 to "rings" below. */
+struct st_ringbuf {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 24);
-} events SEC(".maps");
+};
+struct st_ringbuf events SEC(".maps");
+
+/* One ring per worker, chosen per connection (st_ring_of in common/shadowtap.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, ST_MAX_WORKERS);
+	__type(key, __u32);
+	__array(values, struct st_ringbuf);
+} rings SEC(".maps") = {
+	.values = { [0] = &events },
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ST_MAX_WORKERS);
+	__type(key, __u32);
+	__type(value, struct st_ring_stats);
+} ring_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -199,9 +218,16 @@ static __always_inline int st_parse_ipv6(const int kind, const struct st_pkt *p,
  * wakeup_bytes: waking on every record past the threshold would cost most when the
  * consumer is already behind. A crossing missed under a race is covered by the
  * consumer's poll timeout. */
-static __always_inline void st_submit(void *ev, __u32 rec_bytes, struct st_stats *st)
+/* The ring a connection's events go to, and its counters. */
+struct st_ring {
+	void *rb;
+	struct st_ring_stats *rs;
+};
+
+static __always_inline void st_submit(const struct st_ring *r, void *ev, __u32 rec_bytes,
+				      struct st_stats *st)
 {
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 avail = bpf_ringbuf_query(r->rb, BPF_RB_AVAIL_DATA);
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
 	if (avail >= st_cfg.wakeup_bytes && avail < st_cfg.wakeup_bytes + rec_bytes) {
@@ -215,15 +241,17 @@ static __always_inline void st_submit(void *ev, __u32 rec_bytes, struct st_stats
  * starting at poff; cls is the constant size class (>= len) the reservation uses.
  * Returns 1 if the event was submitted. */
 static __always_inline int st_emit(const int kind, const struct st_pkt *p,
-				   struct st_stats *st, const struct st_event *hdr, __u32 poff,
-				   __u32 off, __u32 len, const __u32 cls)
+				   const struct st_ring *r, struct st_stats *st,
+				   const struct st_event *hdr, __u32 poff, __u32 off, __u32 len,
+				   const __u32 cls)
 {
 	struct st_event *ev;
 	__u32 n;
 
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + cls, 0);
+	ev = bpf_ringbuf_reserve(r->rb, sizeof(*ev) + cls, 0);
 	if (!ev) {
 		st->ringbuf_full++;
+		r->rs->ringbuf_full++;
 		st->bytes_lost_ringbuf += len;
 		return 0;
 	}
@@ -245,8 +273,9 @@ static __always_inline int st_emit(const int kind, const struct st_pkt *p,
 		}
 	}
 	/* ring records are 8-byte aligned behind an 8-byte header */
-	st_submit(ev, (sizeof(*ev) + cls + 8 + 7) & ~7U, st);
+	st_submit(r, ev, (sizeof(*ev) + cls + 8 + 7) & ~7U, st);
 	st->events++;
+	r->rs->events++;
 	st->bytes_captured += len;
 	return 1;
 }
@@ -257,7 +286,9 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 				      struct st_stats *st, __u16 proto, __u32 ifindex)
 {
 	struct st_event hdr = {};
+	struct st_ring ring;
 	struct st_l3 l3 = {};
+	__u32 ridx;
 	struct tcphdr tcp;
 	__u32 doff, poff, plen, off, tail;
 	__u8 flags;
@@ -297,6 +328,15 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 	}
 	st->matched++;
 
+	ridx = st_ring_of(hdr.saddr, hdr.daddr, hdr.sport, hdr.dport, st_cfg.nrings);
+	ring.rb = bpf_map_lookup_elem(&rings, &ridx);
+	ring.rs = bpf_map_lookup_elem(&ring_stats, &ridx);
+	if (!ring.rb || !ring.rs) {
+		/* a ring the agent did not fill in: as lost as a full one */
+		st->ringbuf_full++;
+		return;
+	}
+
 	plen = l3.end - poff;
 	/* test-only loss injection: the agent misses this segment, the peer gets it */
 	if (st_cfg.test_skip_every &&
@@ -314,7 +354,7 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 
 	if (plen == 0) {
 		if (flags & (ST_TCP_SYN | ST_TCP_FIN | ST_TCP_RST)) {
-			if (st_emit(kind, p, st, &hdr, poff, 0, 0, 0))
+			if (st_emit(kind, p, &ring, st, &hdr, poff, 0, 0, 0))
 				st->control_events++;
 		}
 		return;
@@ -330,16 +370,16 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 	for (i = 0; i < ST_FULL_SLICES; i++) {
 		if (plen - off <= ST_CHUNK_MAX)
 			break;
-		st_emit(kind, p, st, &hdr, poff, off, ST_CHUNK_MAX, ST_CHUNK_MAX);
+		st_emit(kind, p, &ring, st, &hdr, poff, off, ST_CHUNK_MAX, ST_CHUNK_MAX);
 		off += ST_CHUNK_MAX;
 	}
 	tail = plen - off;
 	if (tail <= ST_CHUNK_MIN)
-		st_emit(kind, p, st, &hdr, poff, off, tail, ST_CHUNK_MIN);
+		st_emit(kind, p, &ring, st, &hdr, poff, off, tail, ST_CHUNK_MIN);
 	else if (tail <= ST_CHUNK_MID)
-		st_emit(kind, p, st, &hdr, poff, off, tail, ST_CHUNK_MID);
+		st_emit(kind, p, &ring, st, &hdr, poff, off, tail, ST_CHUNK_MID);
 	else
-		st_emit(kind, p, st, &hdr, poff, off, tail, ST_CHUNK_MAX);
+		st_emit(kind, p, &ring, st, &hdr, poff, off, tail, ST_CHUNK_MAX);
 }
 
 SEC("socket")

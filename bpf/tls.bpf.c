@@ -65,10 +65,22 @@ const volatile struct st_tls_cfg tls_cfg = {};
 
 /* Replaced by the packet capture's ring (bpf_map__reuse_fd) when both run, so the
  * agent drains one ring; sized by the loader otherwise. */
-struct {
+struct tls_ringbuf {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 24);
-} events SEC(".maps");
+};
+struct tls_ringbuf events SEC(".maps");
+
+/* --workers: the capture's rings (bpf_map__reuse_fd too); a connection's events go to
+ * the ring its packets go to (st_ring_of over the same addresses and ports). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, ST_MAX_WORKERS);
+	__type(key, __u32);
+	__array(values, struct tls_ringbuf);
+} rings SEC(".maps") = {
+	.values = { [0] = &events },
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -145,9 +157,19 @@ static __always_inline int tls_port_watched(__u16 port)
 	return 0;
 }
 
-static __always_inline void tls_submit(void *ev, __u32 rec_bytes, struct st_tls_stats *st)
+/* The ring of the connection, or NULL (counted as a full ring by the caller). */
+static __always_inline void *tls_ring(const struct tls_conn *c)
 {
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u32 i = st_ring_of(c->hdr.saddr, c->hdr.daddr, c->hdr.sport, c->hdr.dport,
+			     tls_cfg.nrings);
+
+	return bpf_map_lookup_elem(&rings, &i);
+}
+
+static __always_inline void tls_submit(void *rb, void *ev, __u32 rec_bytes,
+				       struct st_tls_stats *st)
+{
+	__u64 avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
 	if (avail >= tls_cfg.wakeup_bytes && avail < tls_cfg.wakeup_bytes + rec_bytes) {
@@ -162,8 +184,9 @@ static __always_inline void tls_emit_ctl(const struct tls_conn *c, int dir, __u8
 					 struct st_tls_stats *st)
 {
 	struct st_event *ev;
+	void *rb = tls_ring(c);
 
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	ev = rb ? bpf_ringbuf_reserve(rb, sizeof(*ev), 0) : NULL;
 	if (!ev) {
 		st->ringbuf_full++;
 		return;
@@ -183,7 +206,7 @@ static __always_inline void tls_emit_ctl(const struct tls_conn *c, int dir, __u8
 	/* as TCP would: everything the other direction sent so far has arrived
 	 * (reassembly turns unseen bytes below an ACK into a gap at once) */
 	ev->ack = c->isn + 1 + c->off[!dir];
-	tls_submit(ev, (sizeof(*ev) + 8 + 7) & ~7U, st);
+	tls_submit(rb, ev, (sizeof(*ev) + 8 + 7) & ~7U, st);
 	st->events++;
 }
 
@@ -435,9 +458,10 @@ struct tls_copy {
 static __always_inline void tls_emit_data(struct tls_copy *cp, __u32 len, const __u32 cls)
 {
 	struct st_event *ev;
+	void *rb = tls_ring(cp->c);
 	__u32 n;
 
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + cls, 0);
+	ev = rb ? bpf_ringbuf_reserve(rb, sizeof(*ev) + cls, 0) : NULL;
 	if (!ev) {
 		cp->st->ringbuf_full++;
 		cp->st->bytes_lost_ringbuf += len;
@@ -469,7 +493,7 @@ static __always_inline void tls_emit_data(struct tls_copy *cp, __u32 len, const 
 		cp->st->bytes_lost_read += len;
 		return;
 	}
-	tls_submit(ev, (sizeof(*ev) + cls + 8 + 7) & ~7U, cp->st);
+	tls_submit(rb, ev, (sizeof(*ev) + cls + 8 + 7) & ~7U, cp->st);
 	cp->st->events++;
 	cp->st->bytes += len;
 }

@@ -103,6 +103,38 @@ struct st_own_key {
 	__u8 pad[3];
 };
 
+/* --workers: one ring buffer per worker, the inner maps of the ARRAY_OF_MAPS
+ * "rings" (ring 0 is the map "events"). The program picks a ring from a symmetric
+ * hash of the connection's addresses and ports (st_ring_of), so both directions of a
+ * connection, and a TLS connection's plaintext, reach the same worker. */
+#define ST_MAX_WORKERS 64
+
+/* Per-ring counters, one element per ring of the BTF-typed PERCPU_ARRAY ring_stats. */
+struct st_ring_stats {
+	__u64 events;             /* events submitted to this ring */
+	__u64 ringbuf_full;       /* events lost because this ring was full */
+};
+
+/* The ring of a connection: a hash that does not change when source and destination
+ * swap (XOR of both ends), then a full-avalanche mix so nearby ports spread. */
+static inline __u32 st_ring_of(const __u32 *saddr, const __u32 *daddr, __u16 sport,
+				__u16 dport, __u32 nrings)
+{
+	__u32 h;
+
+	if (nrings <= 1)
+		return 0;
+	h = (saddr[0] ^ daddr[0]) ^ (saddr[1] ^ daddr[1]) ^ (saddr[2] ^ daddr[2]) ^
+	    (saddr[3] ^ daddr[3]);
+	h = h * 0x9e3779b1u + (__u32)(sport ^ dport);
+	h ^= h >> 16;
+	h *= 0x7feb352du;
+	h ^= h >> 15;
+	h *= 0x846ca68bu;
+	h ^= h >> 16;
+	return h % nrings;
+}
+
 /* Values for .rodata (const volatile in the program). */
 struct st_bpf_cfg {
 	__u16 ports[ST_MAX_PORTS];
@@ -113,7 +145,7 @@ struct st_bpf_cfg {
 	 * SYN/FIN/RST), per CPU, as a full ring or busy queue would: the agent misses a
 	 * packet the server still gets. Set from SHADOWTAP_TEST_SKIP_EVERY (loss tests). */
 	__u32 test_skip_every;
-	__u32 pad2;
+	__u32 nrings;          /* rings in use (--workers); 0 or 1: ring 0 only */
 };
 
 /* TLS plaintext source (bpf/tls.bpf.c): per-CPU statistics, one element of a
@@ -148,7 +180,7 @@ struct st_tls_stats {
 struct st_tls_cfg {
 	__u16 ports[ST_MAX_PORTS]; /* server (local) ports whose plaintext is emitted */
 	__u32 nports;
-	__u32 pad;
+	__u32 nrings;              /* as st_bpf_cfg.nrings: the capture's rings, shared */
 	__u64 wakeup_bytes;
 };
 
