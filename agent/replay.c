@@ -209,6 +209,66 @@ void replay_set_idle(struct replay *rp, void (*idle)(void *ctx))
 
 /* ---- flows and items (replay thread) ---- */
 
+#define REPLAY_POOL 4096
+
+static struct replay_item *replay_item_new(struct replay *rp)
+{
+	struct replay_item *it = rp->item_pool;
+	struct buf head;
+
+	if (!it)
+		return calloc(1, sizeof(*it));
+	rp->item_pool = it->fnext;
+	rp->nitem_pool--;
+	head = it->head;
+	memset(it, 0, sizeof(*it));
+	it->head = head;                       /* emptied, storage kept */
+	return it;
+}
+
+static void replay_item_put(struct replay *rp, struct replay_item *it)
+{
+	if (rp->nitem_pool >= REPLAY_POOL || it->head.cap > 4096) {
+		buf_free(&it->head);
+		free(it);
+		return;
+	}
+	buf_reset(&it->head);
+	it->fnext = rp->item_pool;
+	rp->item_pool = it;
+	rp->nitem_pool++;
+}
+
+static struct replay_flow *replay_flow_new(struct replay *rp)
+{
+	struct replay_flow *f = rp->flow_pool;
+
+	if (!f)
+		return calloc(1, sizeof(*f));
+	rp->flow_pool = f->hnext;
+	rp->nflow_pool--;
+	memset(f, 0, sizeof(*f));
+	return f;
+}
+
+static void replay_pools_free(struct replay *rp)
+{
+	while (rp->item_pool) {
+		struct replay_item *it = rp->item_pool;
+
+		rp->item_pool = it->fnext;
+		buf_free(&it->head);
+		free(it);
+	}
+	while (rp->flow_pool) {
+		struct replay_flow *f = rp->flow_pool;
+
+		rp->flow_pool = f->hnext;
+		free(f);
+	}
+	rp->nitem_pool = rp->nflow_pool = 0;
+}
+
 static struct replay_flow *replay_flow_get(struct replay *rp, uint64_t id, bool create)
 {
 	struct replay_flow **pp = &rp->fht[st_mix64(id) & rp->fht_mask], *f;
@@ -218,7 +278,7 @@ static struct replay_flow *replay_flow_get(struct replay *rp, uint64_t id, bool 
 			return f;
 	if (!create)
 		return NULL;
-	f = calloc(1, sizeof(*f));
+	f = replay_flow_new(rp);
 	if (!f)
 		return NULL;
 	f->id = id;
@@ -239,7 +299,13 @@ void replay_flow_maybe_free(struct replay *rp, struct replay_flow *f)
 			*pp = f->hnext;
 			break;
 		}
-	free(f);
+	if (rp->nflow_pool >= REPLAY_POOL) {
+		free(f);
+		return;
+	}
+	f->hnext = rp->flow_pool;
+	rp->flow_pool = f;
+	rp->nflow_pool++;
 }
 
 /* A flow is ready when it has a waiting request and may put one in flight now: on
@@ -348,8 +414,7 @@ void replay_item_done(struct replay *rp, struct replay_item *it)
 	struct st_record *rec = it->rec;
 
 	ST_SUB(rp, held_bytes, it->bytes);
-	buf_free(&it->head);
-	free(it);
+	replay_item_put(rp, it);
 	rp->nheld--;
 	rp->done(rp->ctx, rec);
 }
@@ -415,7 +480,7 @@ static struct replay_item *replay_prepare(struct replay *rp, struct st_record *r
 		rp->done(rp->ctx, rec);
 		return NULL;
 	}
-	it = calloc(1, sizeof(*it));
+	it = replay_item_new(rp);
 	if (!it) {
 		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));
 		replay_count_error(rp, "dropped: memory limit");
@@ -925,6 +990,7 @@ void replay_free(struct replay *rp)
 			}
 	}
 	free(rp->fht);
+	replay_pools_free(rp);
 	if (rp->epfd >= 0)
 		close(rp->epfd);
 	bq_destroy(&rp->q);

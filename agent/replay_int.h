@@ -167,6 +167,12 @@ struct replay {
 	struct replay_flow **fht;
 	size_t fht_mask;
 	size_t nheld;                          /* items inside the thread */
+	/* items and flows finished with, kept for reuse (linked by fnext / hnext, at most
+	 * REPLAY_POOL each): no malloc/free per request or per client connection, and a
+	 * rewritten head's buffer is reused (issue 19) */
+	struct replay_item *item_pool;
+	struct replay_flow *flow_pool;
+	size_t nitem_pool, nflow_pool;
 
 	double tokens, burst;
 	uint64_t t_tokens;
