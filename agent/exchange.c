@@ -15,14 +15,17 @@
  *
  * Pairing never guesses. Reassembly declares a gap the peer has acknowledged before
  * the acknowledging segment's data, so when a request arrives the responses the
- * client had already received are accounted for. A response-side gap that may hold
- * the answers of more than one unanswered request, a request-side gap (it hides an
- * unknown number of requests; their answers are recorded as orphans) followed by
- * another request before one of those answers came, or a --max-pending eviction of a
- * request whose answer's framing depends on it (HEAD, CONNECT, Upgrade) makes the
- * connection unpairable: its unanswered and later requests are recorded without a
- * response, flagged, and responses are no longer read. Requests evicted by
- * --max-pending otherwise keep their places: their answers are read and dropped.
+ * client had already received are accounted for; a gap the client acknowledged comes
+ * after every request it had sent before (reassembly holds it while those requests
+ * sit behind a hole), so the requests it may answer are all pending. A response-side
+ * gap that may hold the answers of more than one unanswered request, a request-side
+ * gap (it hides an unknown number of requests; their answers are recorded as
+ * orphans) followed by another request before one of those answers came, or a
+ * --max-pending eviction of a request whose answer's framing depends on it (HEAD,
+ * CONNECT, Upgrade) makes the connection unpairable: its unanswered and later
+ * requests are recorded without a response, flagged, and responses are no longer
+ * read. Requests evicted by --max-pending otherwise keep their places: their answers
+ * are read and dropped.
  *
  * Upgrade / CONNECT: the request direction holds its bytes until the response
  * decides (101 or 2xx to CONNECT: tunnel, parsing stops; anything else: the held

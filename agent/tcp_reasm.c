@@ -65,9 +65,14 @@ struct reasm_dir {
 	uint8_t syn;            /* start came from a SYN */
 	uint8_t fin;            /* fin_off is known */
 	uint8_t acked;          /* first_ack is set (direction not open yet) */
+	uint8_t ack_wait;       /* wait_ack is pending (server direction only) */
 	uint32_t first_ack;     /* the peer's first ACK of this direction before it opened */
+	uint32_t wait_ack;      /* the client's ACK of these bytes, not applied yet: it takes
+				 * effect once the client's bytes before wait_off are in */
 	uint32_t base;          /* sequence number of stream offset 0 */
 	int64_t next;           /* stream offset of the next byte to deliver */
+	int64_t hi;             /* end of the highest byte seen (delivered or buffered) */
+	int64_t wait_off;       /* in the peer direction's stream offsets */
 	int64_t fin_off;
 	struct reasm_node *head, *tail;  /* buffered, sorted, disjoint, head->off > next */
 	struct reasm_list hole;          /* on reasm.holes while head != NULL */
@@ -242,15 +247,43 @@ uint32_t reasm_next_seq(const struct reasm_flow *f, int dir)
 	return d->state == RD_NONE ? 0 : d->base + (uint32_t)d->next;
 }
 
+static void reasm_ack(struct reasm *r, struct reasm_fl *f, int dir, uint32_t ack);
+
+/* The client's delivery has reached the point where its deferred ACK of the server's
+ * bytes applies (see reasm_seg_ack): apply it now, between the client's bytes. */
+static void reasm_ack_due(struct reasm *r, struct reasm_fl *f)
+{
+	struct reasm_dir *s = &f->d[REASM_S2C];
+
+	if (s->ack_wait && f->d[REASM_C2S].next >= s->wait_off) {
+		s->ack_wait = 0;
+		reasm_ack(r, f, REASM_S2C, s->wait_ack);
+	}
+}
+
 static void reasm_emit(struct reasm *r, struct reasm_fl *f, int dir, const uint8_t *p,
 		       uint32_t n, uint64_t ts)
 {
-	if (!n)
-		return;
-	r->st.bytes_delivered += n;
-	if (r->ops.data)
-		r->ops.data(r->ctx, &f->pub, dir, p, n, ts);
-	f->d[dir].next += n;
+	struct reasm_dir *d = &f->d[dir], *s = &f->d[REASM_S2C];
+
+	while (n) {
+		uint32_t k = n;
+
+		if (dir == REASM_C2S) {
+			reasm_ack_due(r, f);
+			/* cut where a deferred ACK applies */
+			if (s->ack_wait && s->wait_off > d->next && s->wait_off - d->next < n)
+				k = (uint32_t)(s->wait_off - d->next);
+		}
+		r->st.bytes_delivered += k;
+		if (r->ops.data)
+			r->ops.data(r->ctx, &f->pub, dir, p, k, ts);
+		d->next += k;
+		p += k;
+		n -= k;
+	}
+	if (dir == REASM_C2S)
+		reasm_ack_due(r, f);
 }
 
 static void reasm_gap(struct reasm *r, struct reasm_fl *f, int dir, uint64_t n)
@@ -262,6 +295,8 @@ static void reasm_gap(struct reasm *r, struct reasm_fl *f, int dir, uint64_t n)
 	if (r->ops.gap)
 		r->ops.gap(r->ctx, &f->pub, dir, n);
 	f->d[dir].next += (int64_t)n;
+	if (dir == REASM_C2S)
+		reasm_ack_due(r, f);
 }
 
 static void reasm_node_del(struct reasm *r, struct reasm_fl *f, struct reasm_dir *d,
@@ -372,6 +407,11 @@ static void reasm_close(struct reasm *r, struct reasm_fl *f, enum reasm_close_re
 			int tomb)
 {
 	reasm_flush_dir(r, f, REASM_C2S);
+	if (f->d[REASM_S2C].ack_wait) {
+		/* the client's bytes it waited for never came: it applies at the end */
+		f->d[REASM_S2C].ack_wait = 0;
+		reasm_ack(r, f, REASM_S2C, f->d[REASM_S2C].wait_ack);
+	}
 	reasm_flush_dir(r, f, REASM_S2C);
 	if (f->state == RF_LIVE) {
 		if (r->ops.close)
@@ -716,6 +756,34 @@ static void reasm_ack(struct reasm *r, struct reasm_fl *f, int dir, uint32_t ack
 	}
 }
 
+/* A segment of dir at stream offset off acknowledges the other direction up to ack.
+ * The server's ACKs of client bytes apply at once (before the segment's data). The
+ * client's ACKs of server bytes apply where the segment stands in the client's
+ * stream: the server bytes the client had received when it sent this segment can
+ * only answer requests it had sent before, so a gap the ACK declares must come after
+ * those requests and before the ones that follow. When client bytes before the
+ * segment are still missing (a hole, or a reordered segment: the highest byte seen
+ * counts), the ACK waits for them; later waiting ACKs merge into one (the highest
+ * ACK at the latest offset, which only delays the gap). Without this, a gap in the
+ * server's bytes declared while the requests it answered sat behind a client hole
+ * was taken for no lost answer, and each later response went to the request before
+ * its own. */
+static void reasm_seg_ack(struct reasm *r, struct reasm_fl *f, int dir, int64_t off, uint32_t ack)
+{
+	struct reasm_dir *d = &f->d[dir], *s = &f->d[!dir];
+	int64_t at = off > d->hi ? off : d->hi;
+
+	if (dir != REASM_C2S || s->state != RD_OPEN || d->state != RD_OPEN || at <= d->next) {
+		reasm_ack(r, f, !dir, ack);
+		return;
+	}
+	if (!s->ack_wait || (int32_t)(ack - s->wait_ack) > 0)
+		s->wait_ack = ack;
+	if (!s->ack_wait || at > s->wait_off)
+		s->wait_off = at;
+	s->ack_wait = 1;
+}
+
 void reasm_segment(struct reasm *r, const struct reasm_seg *seg)
 {
 	int syn, fin, rst, dir;
@@ -800,10 +868,11 @@ void reasm_segment(struct reasm *r, const struct reasm_seg *seg)
 		if (!syn && d->acked && (uint32_t)(dseq - d->first_ack) - 1u < (uint32_t)REASM_ACK_MAX_GAP)
 			d->base = d->first_ack;
 	}
+	off = reasm_off(d, dseq);
 	/* before this segment's data: a request sent after the client got bytes we
 	 * missed must find their gap already declared (pairing counts on it) */
 	if ((seg->flags & ST_TCP_ACK) && !rst)
-		reasm_ack(r, f, !dir, seg->ack);
+		reasm_seg_ack(r, f, dir, off, seg->ack);
 	if (d->state == RD_EOF) {
 		/* the side that sent its FIN still ACKs the other's data: not a drop */
 		if (rst)
@@ -816,9 +885,11 @@ void reasm_segment(struct reasm *r, const struct reasm_seg *seg)
 		}
 		return;
 	}
-	off = reasm_off(d, dseq);
-	if (seg->len)
+	if (seg->len) {
 		reasm_dir_data(r, f, dir, off, seg->data, seg->len, seg->ts_ns);
+		if (off + seg->len > d->hi)
+			d->hi = off + seg->len;
+	}
 	if (fin && !d->fin && d->state == RD_OPEN) {
 		d->fin = 1;
 		/* a FIN behind delivered data is inconsistent; end the stream where it is */
@@ -927,6 +998,9 @@ static int reasm_check_flow(const struct reasm *r, const struct reasm_fl *f, uin
 			return -EUCLEAN;
 	}
 	if (fmem != f->mem || fmem > r->cfg.max_flow_bytes)
+		return -EUCLEAN;
+	/* a deferred ACK whose point the client's delivery has passed was not applied */
+	if (f->d[REASM_S2C].ack_wait && f->d[REASM_C2S].next >= f->d[REASM_S2C].wait_off)
 		return -EUCLEAN;
 	*mem += fmem;
 	return 0;
