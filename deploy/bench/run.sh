@@ -369,7 +369,7 @@ FOLLOW_PID=
 follow_start() { # mix rep json err
 	local i
 	ip netns exec "$NS_A" "$LOADGEN" load -url "http://$B_IP:81" -mix "${1#https-}" \
-		-follow http://127.0.0.1:8080/status -duration "$((DURATION + 60))s" -seed "$((1000 + $2))" \
+		-follow http://127.0.0.1:8080/status -duration 600s -seed "$((1000 + $2))" \
 		${BENCH_LOADGEN_ARGS:-} >"$3" 2>"$4" &
 	FOLLOW_PID=$!
 	for i in $(seq 1 100); do
