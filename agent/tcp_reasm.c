@@ -909,8 +909,11 @@ void reasm_tick(struct reasm *r, uint64_t now_ns)
 	struct reasm_list *l, *nl;
 	struct reasm_fl *f;
 
-	/* Walking with a saved next is safe: forcing d can close only d's own flow, and
-	 * only once both its directions are at EOF, i.e. neither is on the hole list. */
+	/* Walking with a saved next: forcing d closes no flow (reasm_maybe_done does, and
+	 * only once both directions are at EOF, i.e. neither is on the hole list), but
+	 * forcing the client's direction can apply a deferred ACK that empties the
+	 * server's direction of the same flow, which may be the saved next: then the walk
+	 * starts over (entries already seen are not due, or no longer hold a hole). */
 	for (l = r->holes.next; l != &r->holes; l = nl) {
 		struct reasm_dir *d = reasm_entry(l, struct reasm_dir, hole);
 
@@ -920,6 +923,8 @@ void reasm_tick(struct reasm *r, uint64_t now_ns)
 			continue;
 		while (d->head && now_ns >= d->head->ts_ns + r->cfg.hole_timeout_ns)
 			reasm_force(r, f, d->idx, d->head->off);
+		if (nl != &r->holes && !reasm_list_linked(nl))
+			nl = r->holes.next;
 		reasm_maybe_done(r, f);
 	}
 	while (reasm_list_linked(&r->lru)) {

@@ -770,6 +770,49 @@ static void test_missed_start_acked(void **state)
 	rec_free(rc);
 }
 
+/* A client segment's ACK that would declare a gap in the server's bytes waits until
+ * the client's bytes before that segment are in (they hold the requests the lost
+ * answers may belong to). Here the client's hole times out: forcing it applies the
+ * waiting ACK, which empties the server direction, the next entry of the hole list
+ * the tick is walking (that walk once looped forever). */
+static void test_client_ack_waits_for_client_hole(void **state)
+{
+	struct rec *rc = rec_new();
+	struct reasm *r = mk_reasm(rc, 0, 0, 0);
+	struct reasm_key k = mk_key(40040);
+	uint8_t *cs = mk_stream(200, 41), *ss = mk_stream(200, 42);
+	const uint32_t ci = 5000, si = 800000;
+	struct rec_dir *c, *s;
+
+	(void)state;
+	feed(r, &k, 0, ST_TCP_SYN, ci, NULL, 0, 0);
+	feed_ack(r, &k, 1, ST_TCP_SYN, si, ci + 1, NULL, 0, MS);
+	/* client bytes 0..100 and server bytes 0..100 missed */
+	feed_ack(r, &k, 0, 0, ci + 101, si + 1, cs + 100, 50, 2 * MS);
+	feed_ack(r, &k, 1, 0, si + 101, ci + 1, ss + 100, 50, 300 * MS);
+	/* the client acknowledges the server's first 150 bytes: the server's gap waits */
+	feed_ack(r, &k, 0, 0, ci + 151, si + 151, cs + 150, 10, 300 * MS);
+	c = &rc->fl[0].d[0];
+	s = &rc->fl[0].d[1];
+	assert_int_equal(s->gaps, 0);
+	assert_int_equal(c->len, 0);
+	/* the client's hole times out (the server's is younger): both flow, in order */
+	reasm_tick(r, 2 * MS + 500 * MS);
+	assert_int_equal(reasm_check(r), 0);
+	assert_int_equal(c->gaps, 1);
+	assert_int_equal(c->gap_bytes, 100);
+	assert_int_equal(c->len, 60);
+	assert_memory_equal(c->buf, cs + 100, 60);
+	assert_int_equal(s->gaps, 1);
+	assert_int_equal(s->gap_bytes, 100);
+	assert_int_equal(s->len, 50);
+	assert_int_equal(c->seq_bad + s->seq_bad, 0);
+	reasm_free(r);
+	free(cs);
+	free(ss);
+	rec_free(rc);
+}
+
 static void test_flow_limit(void **state)
 {
 	struct rec *rc = rec_new();
@@ -988,6 +1031,7 @@ int main(void)
 		cmocka_unit_test(test_hole_timeout),
 		cmocka_unit_test(test_ack_past_hole),
 		cmocka_unit_test(test_missed_start_acked),
+		cmocka_unit_test(test_client_ack_waits_for_client_hole),
 		cmocka_unit_test(test_flow_limit),
 		cmocka_unit_test(test_total_limit),
 		cmocka_unit_test(test_eviction_lru),
