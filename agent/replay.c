@@ -209,6 +209,20 @@ void replay_set_idle(struct replay *rp, void (*idle)(void *ctx))
 
 /* ---- flows and items (replay thread) ---- */
 
+/* Records the thread finished are handed on (the idle callback: the output thread's
+ * batch) once REPLAY_IDLE_BATCH of them are done, REPLAY_IDLE_NS after the first, or
+ * when nothing is left in flight: a wake-up of the output thread per pass, when each
+ * pass finished one or two answers, cost more than the records themselves (issue 19). */
+#define REPLAY_IDLE_BATCH 32
+#define REPLAY_IDLE_NS    2000000ull
+
+static void replay_done_here(struct replay *rp, struct st_record *rec)
+{
+	if (!rp->ndone++)
+		rp->t_done0 = st_mono_ns();
+	rp->done(rp->ctx, rec);
+}
+
 #define REPLAY_POOL 4096
 
 static struct replay_item *replay_item_new(struct replay *rp)
@@ -416,7 +430,7 @@ void replay_item_done(struct replay *rp, struct replay_item *it)
 	ST_SUB(rp, held_bytes, it->bytes);
 	replay_item_put(rp, it);
 	rp->nheld--;
-	rp->done(rp->ctx, rec);
+	replay_done_here(rp, rec);
 }
 
 void replay_item_fail(struct replay *rp, struct replay_item *it, const char *why)
@@ -477,7 +491,7 @@ static struct replay_item *replay_prepare(struct replay *rp, struct st_record *r
 			ST_ADD(rp, unreplayable, 1);
 		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));
 		rec->replay_skip = why;
-		rp->done(rp->ctx, rec);
+		replay_done_here(rp, rec);
 		return NULL;
 	}
 	it = replay_item_new(rp);
@@ -485,7 +499,7 @@ static struct replay_item *replay_prepare(struct replay *rp, struct st_record *r
 		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));
 		replay_count_error(rp, "dropped: memory limit");
 		replay_set_error(rec, NULL, "dropped: memory limit");
-		rp->done(rp->ctx, rec);
+		replay_done_here(rp, rec);
 		return NULL;
 	}
 	it->rec = rec;
@@ -772,6 +786,8 @@ static int replay_next_timeout(struct replay *rp, uint64_t now)
 	}
 	if (rp->drain_deadline && rp->drain_deadline < next)
 		next = rp->drain_deadline;
+	if (rp->ndone && rp->t_done0 + REPLAY_IDLE_NS < next)
+		next = rp->t_done0 + REPLAY_IDLE_NS;
 	/* never sleep unboundedly: a missed wake-up costs at most this long */
 	if (next == UINT64_MAX || next > now + 100000000ull)
 		next = now + 100000000ull;
@@ -920,8 +936,12 @@ static void *replay_thread(void *arg)
 		replay_warn_tick(rp, now);
 		replay_dispatch(rp, now);
 		idle = __atomic_load_n(&rp->idle, __ATOMIC_ACQUIRE);
-		if (idle)
+		if (idle && rp->ndone && (rp->ndone >= REPLAY_IDLE_BATCH || rp->nheld == 0 || closed ||
+				  now >= rp->t_done0 + REPLAY_IDLE_NS ||
+				  __atomic_load_n(&rp->stopping, __ATOMIC_ACQUIRE))) {
+			rp->ndone = 0;
 			idle(rp->ctx);
+		}
 		if (closed && rp->nheld == 0)
 			break;
 	}

@@ -173,6 +173,8 @@ struct replay {
 	struct replay_item *item_pool;
 	struct replay_flow *flow_pool;
 	size_t nitem_pool, nflow_pool;
+	size_t ndone;                          /* handed on since the last idle call */
+	uint64_t t_done0;                      /* when the first of them was */
 
 	double tokens, burst;
 	uint64_t t_tokens;
