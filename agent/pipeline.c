@@ -558,7 +558,7 @@ static int loop_step(struct pipeline *p, uint64_t *wake)
 		/* a file can wait: rather than outrun the output queue and drop, pause
 		 * while too many records are on their way (the bound also keeps the
 		 * drain after a SIGINT short) */
-		if (ctr_get(&p->ctr, CTR_PIPE_RECORDS) - file_input_finished(p) >= p->offline_inflight) {
+		if (ctr_get(&p->ctr, CTR_PIPE_RECORDS) - file_input_finished(&p->w[0]) >= p->offline_inflight) {
 			*wake = st_mono_ns() + OFFLINE_POLL_NS;
 			return 1;
 		}
