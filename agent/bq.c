@@ -24,6 +24,7 @@ int bq_init(struct bq *q, size_t cap)
 	q->efd_set = 0;
 	q->pushed = q->refused = q->peak = 0;
 	q->item_bytes = NULL;
+	q->sizes = NULL;
 	q->max_bytes = q->bytes = q->peak_bytes = 0;
 	q->refused_bytes = 0;
 	pthread_mutex_init(&q->mu, NULL);
@@ -45,6 +46,8 @@ void bq_destroy(struct bq *q)
 	q->efd = -1;
 	free(q->slots);
 	q->slots = NULL;
+	free(q->sizes);
+	q->sizes = NULL;
 }
 
 /* Called with the lock held. The eventfd is written and read at most once per
@@ -70,9 +73,15 @@ static void bq_quiet(struct bq *q)
 
 void bq_set_max_bytes(struct bq *q, size_t max_bytes, size_t (*item_bytes)(const void *item))
 {
+	/* the pop takes an item's size from here, not from the item again (without it,
+	 * item_bytes is called at pop too) */
+	size_t *sizes = item_bytes && max_bytes ? calloc(q->cap, sizeof(*sizes)) : NULL;
+
 	pthread_mutex_lock(&q->mu);
 	q->max_bytes = item_bytes ? max_bytes : 0;
 	q->item_bytes = max_bytes ? item_bytes : NULL;
+	free(q->sizes);
+	q->sizes = sizes;
 	pthread_mutex_unlock(&q->mu);
 }
 
@@ -90,6 +99,8 @@ static int bq_put(struct bq *q, void *p)
 		q->bytes += b;
 		if (q->bytes > q->peak_bytes)
 			q->peak_bytes = q->bytes;
+		if (q->sizes)
+			q->sizes[(q->head + q->len) % q->cap] = b;
 	}
 	q->slots[(q->head + q->len) % q->cap] = p;
 	q->len++;
@@ -178,7 +189,7 @@ int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms)
 	while (n < max && q->len) {
 		out[n] = q->slots[q->head];
 		if (q->item_bytes)
-			q->bytes -= q->item_bytes(out[n]);
+			q->bytes -= q->sizes ? q->sizes[q->head] : q->item_bytes(out[n]);
 		n++;
 		q->head = (q->head + 1) % q->cap;
 		q->len--;

@@ -18,6 +18,7 @@ struct bq {
 	uint64_t pushed, refused, peak;
 	/* optional byte bound (bq_set_max_bytes): what the queued items hold */
 	size_t (*item_bytes)(const void *item);
+	size_t *sizes;           /* each slot's item_bytes, taken once at push (or NULL) */
 	size_t max_bytes, bytes, peak_bytes;
 	uint64_t refused_bytes;  /* of refused: refused by the byte bound */
 };
