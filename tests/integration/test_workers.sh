@@ -2,7 +2,7 @@
 # --workers N end to end: real nginx serverA and serverB, the test client
 # (http_client.py: keep-alive and pipelined connections, GET/HEAD/POST/chunked)
 # against serverA over veth, shadowtap with N workers capturing and replaying to
-# serverB. For N = 2 and 4, in socket and tc mode: every request is recorded exactly
+# serverB. For N = 2 and 4 in socket mode, 2 in tc and xdp mode: every request is recorded exactly
 # once and complete (client manifest), reaches serverB exactly once and in the
 # client's per-connection order (serverB's access log), and every worker's ring got
 # events (the per-worker counters of the exit summary): a hash that sent everything
@@ -59,3 +59,4 @@ run_case() { # mode workers
 run_case socket 2
 run_case socket 4
 run_case tc 2
+run_case xdp 2
