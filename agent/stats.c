@@ -217,7 +217,7 @@ static void stats_workers(struct pipeline *p, FILE *f)
 {
 	int i;
 
-	fprintf(f, "workers: count=%d", p->nworkers);
+	fprintf(f, "workers: threads=%d", p->nworkers);
 	for (i = 0; i < p->nworkers; i++) {
 		struct st_ring_stats rs = { 0 };
 

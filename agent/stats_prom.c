@@ -20,6 +20,9 @@ static int stats_prom_is_gauge(const char *k)
 	static const char *const g[] = {
 		"active", "buffered", "held_bytes", "in_flight", "queued", "open", "ready",
 		"rss_kb", "maxrss_kb", "spool_pending_bytes", "spool_disk_bytes", "spool_segments",
+		/* settings shown beside the numbers: the worker count and the replay pool's
+		 * ceiling, floor and pipeline depth */
+		"threads", "max", "floor", "pipeline",
 		NULL,
 	};
 	size_t n = strlen(k), i;

@@ -43,14 +43,14 @@ run_case() { # mode workers
 		--name "$name" --expect "$N"
 	python3 "$ST_ROOT/tests/integration/check_workers.py" --manifest "$man" \
 		--server-b-log "$ST_TMP/serverB.access.log" --name "$name"
-	if grep -q "^workers: count=$nw " "$log"; then
+	if grep -q "^workers: threads=$nw " "$log"; then
 		for i in $(seq 0 $((nw - 1))); do
 			ev=$(grep '^workers:' "$log" | tail -1 | grep -oE " read_$i=[0-9]+" | cut -d= -f2)
 			[ "${ev:-0}" -gt 0 ] && pass "$name: worker $i got events ($ev)" \
 				|| fail "$name: worker $i got no events"
 		done
 	else
-		fail "$name: no 'workers: count=$nw' line in the exit summary"
+		fail "$name: no 'workers: threads=$nw' line in the exit summary"
 	fi
 	grep -qE '^bpf:.* ringbuf_full=0 ' "$log" && pass "$name: no ring-buffer drops" \
 		|| fail "$name: ring-buffer drops"
