@@ -162,6 +162,7 @@ else
 	replay_file gor 83 --input-file "$ST_TMP/gr*.gor" --replay-speed max
 	grep -E 'gor requests=' "$ST_TMP/gor.log" | sed 's/^/    gor /'
 	python3 "$D/check.py" --name gor --manifest "$ST_TMP/rec.manifest" --a "$ST_TMP/serverA.access.log" \
-		--b "$ST_TMP/serverB83.access.log" --ids "$ST_TMP/gr.ids" --records "$ST_TMP/gor.ndjson"
+		--b "$ST_TMP/serverB83.access.log" --ids "$ST_TMP/gr.ids" --records "$ST_TMP/gor.ndjson" \
+		--gor "$ST_TMP"/gr*.gor
 fi
 exit 0

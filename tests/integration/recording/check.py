@@ -45,6 +45,10 @@ def main():
                     help="negative control: assert p95 deviation ABOVE this fraction of the span "
                          "(a max-speed replay must not pass for a timed one)")
     ap.add_argument("--records", help="NDJSON records of the replay: check serverA's responses")
+    ap.add_argument("--gor", nargs="*", default=[],
+                    help="the GoReplay files the records were read from: a wrong serverA "
+                         "response that the file itself gives that request (GoReplay paired it "
+                         "so when recording) is reported as GoReplay's, not the reader's")
     ap.add_argument("--all-responses", action="store_true",
                     help="every record must carry serverA's response (native recordings)")
     a = args = ap.parse_args()
@@ -152,10 +156,39 @@ def timing(args, byid_a, seen, want):
                   "%.1f ms <= %.0f%% of the %.0f ms span)" % (args.name, p95, 100 * args.timing_control, span))
 
 
+GOR_SEP = b"\n\xf0\x9f\x90\xb5\xf0\x9f\x99\x88\xf0\x9f\x99\x89\n"
+
+
+def gor_pairs(paths):
+    """Read the .gor files independently of shadowtap: request URL -> the set of serverA
+    bodies GoReplay wrote under that request's id (type 1 = request, 2 = response)."""
+    req, resp = {}, {}
+    for p in paths:
+        for it in open(p, "rb").read().split(GOR_SEP):
+            hdr, _, payload = it.lstrip(b"\n").partition(b"\n")
+            f = hdr.split()
+            if len(f) < 2:
+                continue
+            if f[0] == b"1":
+                line = payload.split(b"\r\n", 1)[0].split()
+                if len(line) >= 2:
+                    req.setdefault(f[1], []).append(line[1].decode(errors="replace"))
+            elif f[0] == b"2":
+                resp.setdefault(f[1], []).append(
+                    payload.partition(b"\r\n\r\n")[2].decode(errors="replace").strip())
+    out = {}
+    for i, urls in req.items():
+        for u in urls:
+            out.setdefault(u, set()).update(resp.get(i, []))
+    return out
+
+
 def check_responses(args):
     """serverA answers "hello from serverA: URI": a record's serverA response must be
-    the answer to its own request."""
-    ok = wrong = none = other = 0
+    the answer to its own request. With --gor, a wrong answer that the GoReplay file
+    itself holds under that request's id is GoReplay's pairing (counted apart)."""
+    filepairs = gor_pairs(args.gor) if args.gor else {}
+    ok = wrong = none = other = by_recorder = 0
     with open(args.records) as f:
         for ln in f:
             r = json.loads(ln)
@@ -169,12 +202,17 @@ def check_responses(args):
             elif isinstance(body, str) and body.startswith("hello from serverA: "):
                 if body.strip() == "hello from serverA: " + url:
                     ok += 1
+                elif body.strip() in filepairs.get(url, ()):
+                    by_recorder += 1
+                    print("    %s: %s holds %r: GoReplay's file gives that request this "
+                          "answer (GoReplay paired it so when recording)" % (args.name, url, body.strip()))
                 else:
                     wrong += 1
             else:
                 other += 1
     print("    %s serverA responses: %d matched their request, %d mismatched, %d static/other, %d none"
-          % (args.name, ok, wrong, other, none))
+          % (args.name, ok, wrong, other, none)
+          + (", %d mis-paired in the GoReplay file itself" % by_recorder if args.gor else ""))
     # The README promises that a response whose request cannot be told apart (GoReplay
     # ids can repeat) is left unpaired rather than guessed: no mis-pairing is allowed,
     # in GoReplay files as in native ones.
