@@ -125,6 +125,80 @@ static int diff_headers_msg(struct st_diff *d, const struct st_msg *m, const str
 	return 0;
 }
 
+/* diff_headers_msg on names hashed once (fields_hdrs_index): the same names in the
+ * same order. pushed[] remembers which headers' names are already listed. */
+struct diff_pushed {
+	const struct fields_hdrs *x;
+	size_t i;
+};
+
+static bool diff_values_same_ix(const struct fields_hdrs *mx, size_t hi, const struct fields_hdrs *ax,
+				const struct fields_hdrs *bx)
+{
+	size_t i = 0, j = 0;
+
+	for (;;) {
+		while (i < ax->n && !fields_hdrs_same(ax, i, mx, hi))
+			i++;
+		while (j < bx->n && !fields_hdrs_same(bx, j, mx, hi))
+			j++;
+		if (i == ax->n || j == bx->n)
+			return i == ax->n && j == bx->n;
+		if (ax->m->hdrs[i].value_len != bx->m->hdrs[j].value_len ||
+		    memcmp(ax->m->hdrs[i].value, bx->m->hdrs[j].value, ax->m->hdrs[i].value_len) != 0)
+			return false;
+		i++;
+		j++;
+	}
+}
+
+static int diff_headers_ix(struct st_diff *d, const struct fields_hdrs *mx, const struct fields_hdrs *ax,
+			   const struct fields_hdrs *bx, bool cmp_length, struct diff_pushed *pushed,
+			   size_t *npushed)
+{
+	size_t i, k;
+	int err;
+
+	for (i = 0; i < mx->n; i++) {
+		const struct http1_header *h = &mx->m->hdrs[i];
+
+		if (mx->ign[i])
+			continue;
+		if (!cmp_length && diff_name_eq(h->name, h->name_len, "content-length", 14))
+			continue;
+		for (k = 0; k < *npushed; k++)
+			if (fields_hdrs_same(pushed[k].x, pushed[k].i, mx, i))
+				break;
+		if (k < *npushed)
+			continue;
+		if (diff_values_same_ix(mx, i, ax, bx))
+			continue;
+		err = diff_push(&d->headers, &d->nheaders, h->name, h->name_len, true);
+		if (err)
+			return err;
+		pushed[*npushed].x = mx;
+		pushed[(*npushed)++].i = i;
+	}
+	return 0;
+}
+
+/* ax, bx: the headers indexed (fields_hdrs_index), or NULL when they could not be */
+static int diff_headers(struct st_diff *d, const struct st_msg *a, const struct st_msg *b,
+			const struct fields_hdrs *ax, const struct fields_hdrs *bx,
+			const char *const *ignore, bool cmp_length)
+{
+	struct diff_pushed pushed[2 * FIELDS_HDRS_MAX];
+	size_t np = 0;
+	int err;
+
+	if (!ax || !bx) {
+		err = diff_headers_msg(d, a, a, b, ignore, cmp_length);
+		return err ? err : diff_headers_msg(d, b, a, b, ignore, cmp_length);
+	}
+	err = diff_headers_ix(d, ax, ax, bx, cmp_length, pushed, &np);
+	return err ? err : diff_headers_ix(d, bx, ax, bx, cmp_length, pushed, &np);
+}
+
 /* ---- JSON ---- */
 
 /* The bodies are flattened once each (fields_json.c) and the same flat documents
@@ -388,6 +462,8 @@ struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *c
 	int max_paths = cfg && cfg->max_paths > 0 ? cfg->max_paths : DIFF_DEFAULT_MAX_PATHS;
 	const struct st_msg *a = &r->resp, *b;
 	struct fj_doc da, db;
+	struct fields_hdrs ix, iy;
+	const struct fields_hdrs *ax = NULL, *bx = NULL;
 	struct st_diff *d;
 	bool cut = false, parsed = false;
 	int err;
@@ -412,10 +488,12 @@ struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *c
 	}
 	d->status_same = r->status_code == r->replay->status_code;
 	err = diff_body(d, a, b, max_paths, &cut, &da, &db, &parsed);
+	if (fields_fast && !fields_hdrs_index(&ix, a, ignore) && !fields_hdrs_index(&iy, b, ignore)) {
+		ax = &ix;
+		bx = &iy;
+	}
 	if (!err)
-		err = diff_headers_msg(d, a, a, b, ignore, cut);
-	if (!err)
-		err = diff_headers_msg(d, b, a, b, ignore, cut);
+		err = diff_headers(d, a, b, ax, bx, ignore, cut);
 	if (err)
 		goto fail;
 	d->match = d->status_same && d->nheaders == 0 && d->body_same;
@@ -423,7 +501,8 @@ struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *c
 	 * serverA's answer was seen whole */
 	if (!d->match && a->complete &&
 	    fields_compare_docs(r->status_code, a, parsed ? &da : NULL, r->replay->status_code, b,
-				parsed ? &db : NULL, ignore, &d->fields, &d->nfields, &d->fields_total))
+				parsed ? &db : NULL, ignore, ax, bx, &d->fields, &d->nfields,
+				&d->fields_total))
 		goto fail;
 	fj_free(&da);
 	fj_free(&db);

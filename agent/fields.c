@@ -23,6 +23,8 @@
 #include "json.h"
 #include "util.h"
 
+bool fields_fast = true;
+
 static const char *const fields_kinds[FK_NKINDS] = {
 	"value", "type", "missing", "extra", "length", "order",
 };
@@ -562,6 +564,103 @@ static void fc_cmp_body(struct fc *c, const struct st_msg *a, struct fj_doc *da,
 
 /* ---- status and headers ---- */
 
+/* Case-insensitive: letters fold with | 0x20, which maps other bytes to themselves
+ * or to bytes strncasecmp would not equate, so equal names hash equal. */
+static uint64_t fields_name_hash(const char *p, size_t n)
+{
+	uint64_t h = 0x6c62272e07bb0142ull ^ n, w;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ (w | 0x2020202020202020ull)) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	for (; i < n; i++)
+		h = (h ^ ((uint8_t)p[i] | 0x20)) * 0x100000001b3ull;
+	return st_mix64(h);
+}
+
+/* The ignore list as an open-addressing table of its hashes, built once per list
+ * and thread (a list is the built-in one or the options', both live as long as the
+ * agent): one probe per header instead of a walk of the list. */
+#define FIELDS_IGN_MAX 128
+#define FIELDS_IGN_SLOTS 256
+struct fields_ign {
+	const char *const *list;
+	bool too_long;                   /* more than FIELDS_IGN_MAX: walk the list */
+	uint64_t h[FIELDS_IGN_SLOTS];
+	int16_t k[FIELDS_IGN_SLOTS];     /* the entry's index in list + 1, 0 = free */
+};
+static __thread struct fields_ign fields_ign_cache;
+
+static const struct fields_ign *fields_ign_get(const char *const *list)
+{
+	struct fields_ign *c = &fields_ign_cache;
+	size_t n, slot;
+	uint64_t h;
+
+	if (c->list == list)
+		return c;
+	memset(c, 0, sizeof(*c));
+	c->list = list;
+	for (n = 0; list && list[n]; n++) {
+		if (n == FIELDS_IGN_MAX) {
+			c->too_long = true;
+			break;
+		}
+		h = fields_name_hash(list[n], strlen(list[n]));
+		for (slot = h % FIELDS_IGN_SLOTS; c->k[slot]; slot = (slot + 1) % FIELDS_IGN_SLOTS)
+			;
+		c->h[slot] = h;
+		c->k[slot] = (int16_t)(n + 1);
+	}
+	return c;
+}
+
+static bool fields_ign_slow(const char *const *ignore, const char *name, size_t n)
+{
+	for (; ignore && *ignore; ignore++)
+		if (n && strlen(*ignore) == n && strncasecmp(*ignore, name, n) == 0)
+			return true;
+	return false;
+}
+
+static bool fields_ign_has(const struct fields_ign *c, uint64_t h, const char *name, size_t n)
+{
+	size_t slot;
+
+	for (slot = h % FIELDS_IGN_SLOTS; c->k[slot]; slot = (slot + 1) % FIELDS_IGN_SLOTS) {
+		const char *e = c->list[c->k[slot] - 1];
+
+		if (c->h[slot] == h && strnlen(e, n + 1) == n && fields_name_eq(e, name, n))
+			return true;
+	}
+	return false;
+}
+
+int fields_hdrs_index(struct fields_hdrs *x, const struct st_msg *m, const char *const *ignore)
+{
+	const struct fields_ign *ig = fields_ign_get(ignore);
+	size_t i;
+
+	x->m = m;
+	x->n = m->nhdrs;
+	if (m->nhdrs > FIELDS_HDRS_MAX)
+		return -E2BIG;
+	for (i = 0; i < m->nhdrs; i++) {
+		const struct http1_header *hd = &m->hdrs[i];
+
+		x->h[i] = fields_name_hash(hd->name, hd->name_len);
+		x->ign[i] = false;
+		if (!hd->name_len)
+			continue;
+		x->ign[i] = ig->too_long ? fields_ign_slow(ignore, hd->name, hd->name_len)
+					 : fields_ign_has(ig, x->h[i], hd->name, hd->name_len);
+	}
+	return 0;
+}
+
 static bool fc_ignored(const char *const *ignore, const char *name, size_t n)
 {
 	if (n == 14 && strncasecmp(name, "content-length", 14) == 0)
@@ -582,6 +681,57 @@ static const struct http1_header *fc_hdr(const struct st_msg *m, const char *nam
 		if (m->hdrs[i].name_len == n && strncasecmp(m->hdrs[i].name, name, n) == 0)
 			return &m->hdrs[i];
 	return NULL;
+}
+
+static bool fc_is_length(const struct http1_header *h)
+{
+	return h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0;
+}
+
+/* The first header of y named like header i of x, or -1. */
+static ssize_t fc_hdrs_first(const struct fields_hdrs *x, size_t i, const struct fields_hdrs *y)
+{
+	size_t j;
+
+	for (j = 0; j < y->n; j++)
+		if (fields_hdrs_same(x, i, y, j))
+			return (ssize_t)j;
+	return -1;
+}
+
+/* fc_cmp_headers on names hashed once (fields_hdrs_index): the same differences in
+ * the same order. */
+static void fc_cmp_headers_ix(struct fc *c, const struct fields_hdrs *ax, const struct fields_hdrs *bx)
+{
+	const struct http1_header *h, *o;
+	size_t i, pl, k;
+	ssize_t j;
+	char name[128];
+
+	for (i = 0; i < ax->n + bx->n; i++) {
+		bool in_a = i < ax->n;
+		const struct fields_hdrs *mx = in_a ? ax : bx, *ox = in_a ? bx : ax;
+		size_t hi = in_a ? i : i - ax->n;
+
+		h = &mx->m->hdrs[hi];
+		if (mx->ign[hi] || fc_is_length(h) || fc_hdrs_first(mx, hi, mx) != (ssize_t)hi)
+			continue;   /* ignored, or a repeat: the first occurrence speaks for it */
+		j = fc_hdrs_first(mx, hi, ox);
+		if (j >= 0 && !in_a)
+			continue;   /* in both: compared from serverA's side */
+		o = j >= 0 ? &ox->m->hdrs[j] : NULL;
+		if (o && o->value_len == h->value_len && !memcmp(o->value, h->value, h->value_len))
+			continue;
+		memcpy(name, "header:", 7);
+		for (k = 0; k < h->name_len && 7 + k < sizeof(name) - 1; k++)
+			name[7 + k] = (char)tolower((unsigned char)h->name[k]);
+		pl = fc_path(c, 0, name, 7 + k);
+		if (!o)
+			fc_add(c, pl, in_a ? FK_MISSING : FK_EXTRA, in_a ? h->value : NULL,
+			       in_a ? h->value_len : 0, in_a ? NULL : h->value, in_a ? 0 : h->value_len);
+		else
+			fc_add(c, pl, FK_VALUE, h->value, h->value_len, o->value, o->value_len);
+	}
 }
 
 static void fc_cmp_headers(struct fc *c, const struct st_msg *a, const struct st_msg *b,
@@ -615,13 +765,16 @@ static void fc_cmp_headers(struct fc *c, const struct st_msg *a, const struct st
 int fields_compare(int a_status, const struct st_msg *a, int b_status, const struct st_msg *b,
 		   const char *const *ignore, struct st_field **out, size_t *nout, size_t *total)
 {
-	return fields_compare_docs(a_status, a, NULL, b_status, b, NULL, ignore, out, nout, total);
+	return fields_compare_docs(a_status, a, NULL, b_status, b, NULL, ignore, NULL, NULL, out, nout,
+				   total);
 }
 
 int fields_compare_docs(int a_status, const struct st_msg *a, struct fj_doc *da, int b_status,
 			const struct st_msg *b, struct fj_doc *db, const char *const *ignore,
+			const struct fields_hdrs *ax, const struct fields_hdrs *bx,
 			struct st_field **out, size_t *nout, size_t *total)
 {
+	struct fields_hdrs ix, iy;
 	struct fc c;
 	char sa[8], sb[8];
 
@@ -634,7 +787,16 @@ int fields_compare_docs(int a_status, const struct st_msg *a, struct fj_doc *da,
 		snprintf(sb, sizeof(sb), "%d", b_status);
 		fc_add(&c, fc_path(&c, 0, "status", 6), FK_VALUE, sa, strlen(sa), sb, strlen(sb));
 	}
-	fc_cmp_headers(&c, a, b, ignore);
+	if (!fields_fast) {
+		ax = bx = NULL;
+	} else if (!ax || !bx) {
+		ax = fields_hdrs_index(&ix, a, ignore) ? NULL : &ix;
+		bx = ax && !fields_hdrs_index(&iy, b, ignore) ? &iy : NULL;
+	}
+	if (ax && bx)
+		fc_cmp_headers_ix(&c, ax, bx);
+	else
+		fc_cmp_headers(&c, a, b, ignore);
 	fc_cmp_body(&c, a, da, b, db);
 	*out = c.v;
 	*nout = c.n;

@@ -38,12 +38,58 @@ int fields_compare(int a_status, const struct st_msg *a, int b_status, const str
 /* The same, with the bodies already flattened by the caller (fj_parse succeeded on
  * each; diff.c parses them once for diff.body_paths and passes them on): NULL for
  * either makes fields_compare parse both itself when they look like JSON. The docs'
- * member orders are filled in as needed (hence not const). */
+ * member orders are filled in as needed (hence not const). ax, bx: a's and b's
+ * headers indexed with the same ignore list (fields_hdrs_index), or NULL. */
 struct fj_doc;
+struct fields_hdrs;
 int fields_compare_docs(int a_status, const struct st_msg *a, struct fj_doc *da, int b_status,
 			const struct st_msg *b, struct fj_doc *db, const char *const *ignore,
+			const struct fields_hdrs *ax, const struct fields_hdrs *bx,
 			struct st_field **out, size_t *nout, size_t *total);
 void fields_free(struct st_field *f, size_t n);
+
+/* The fast paths of the comparisons (hashed header names, a body that differs from
+ * the other inside one string); false only in tests, which check that both ways
+ * give the same differences. */
+extern bool fields_fast;
+
+/* One message's header names hashed once, case-insensitively, and matched once
+ * against an ignore list, so the header comparisons (here and in diff.c) do not
+ * strncasecmp every pair of names. A hash only narrows: equal names are confirmed
+ * with strncasecmp. */
+#define FIELDS_HDRS_MAX ST_MAX_HEADERS
+struct fields_hdrs {
+	const struct st_msg *m;
+	size_t n;
+	uint64_t h[FIELDS_HDRS_MAX];
+	bool ign[FIELDS_HDRS_MAX];   /* named in the ignore list (never an empty name) */
+};
+/* 0, or -E2BIG when m has more than FIELDS_HDRS_MAX headers (then compare the slow way). */
+int fields_hdrs_index(struct fields_hdrs *x, const struct st_msg *m, const char *const *ignore);
+/* ASCII case-insensitive equality of two names of length n (strncasecmp inlined:
+ * names are short, and mostly equal when compared at all) */
+static inline bool fields_name_eq(const char *a, const char *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+
+		if (x != y && ((x | 0x20) != (y | 0x20) || (unsigned char)((x | 0x20) - 'a') > 'z' - 'a'))
+			return false;
+	}
+	return true;
+}
+
+/* Is header i of x named like header j of y (case-insensitively)? */
+static inline bool fields_hdrs_same(const struct fields_hdrs *x, size_t i,
+				    const struct fields_hdrs *y, size_t j)
+{
+	const struct http1_header *a = &x->m->hdrs[i], *b = &y->m->hdrs[j];
+
+	return x->h[i] == y->h[j] && a->name_len == b->name_len &&
+	       (a->name == b->name || fields_name_eq(a->name, b->name, a->name_len));
+}
 
 /* Diffy's rule: a field is a real difference only if raw > noise,
  * |raw - noise| / (raw + noise) > rel and |raw - noise| / requests > abs. */

@@ -1,8 +1,12 @@
 /* Cost of the difference work per record, next to the record's JSON encoding:
  * diff_compare (bytes, JSON structure, field by field) and fields_sum_observe
  * (endpoint, noise comparison, counters) on answers shaped like the test
- * service's (small JSON with noise) and like a 4 KiB API answer.
- *   deploy/bench/micro_diff.sh builds it with the agent objects and runs it. */
+ * service's (small JSON with noise), like a 4 KiB API answer, and exactly like the
+ * benchmark's (deploy/bench/run.sh: nginx's static index.json, serverA and serverB
+ * differing in "$.server" only, nginx's own headers, no noise answer).
+ *   deploy/bench/micro_diff.sh builds it with the agent objects and runs it;
+ *   micro_diff --once bench N runs only micro_diff_pass (diff_compare + free, then
+ *   fields_sum_observe) N times on the benchmark's shape, for Callgrind. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +39,93 @@ static void msg(struct st_msg *m, const char *body)
 	record_msg_set_head(m, head, sizeof(head) - 1, &h, 1);
 	record_msg_body_append(m, body, strlen(body), 1 << 20);
 	m->complete = 1;
+}
+
+/* The answer run.sh's nginx gives serverA (name "serverA") and serverB. */
+static void msg_nginx(struct st_msg *m, const char *name)
+{
+	static const char *const hn[] = { "Server", "Date", "Content-Type", "Content-Length",
+					  "Last-Modified", "Connection", "ETag", "Accept-Ranges" };
+	static const char *const hv[] = { "nginx/1.24.0 (Ubuntu)", "Mon, 07 Dec 2026 05:00:00 GMT",
+					  "application/json", "99", "Mon, 07 Dec 2026 04:59:00 GMT",
+					  "keep-alive", "\"6574a3c4-63\"", "bytes" };
+	struct http1_header h[8];
+	char head[512], b[160];
+	size_t o, i;
+
+	memset(m, 0, sizeof(*m));
+	o = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n");
+	for (i = 0; i < 8; i++) {
+		h[i].name = head + o;
+		h[i].name_len = strlen(hn[i]);
+		h[i].value = head + o + h[i].name_len + 2;
+		h[i].value_len = strlen(hv[i]);
+		o += (size_t)snprintf(head + o, sizeof(head) - o, "%s: %s\r\n", hn[i], hv[i]);
+	}
+	o += (size_t)snprintf(head + o, sizeof(head) - o, "\r\n");
+	record_msg_set_head(m, head, o, h, 8);
+	snprintf(b, sizeof(b),
+		 "{\"server\":\"%s\",\"items\":[1,2,3,4,5,6,7,8],\"note\":\"benchmark response body of a typical small JSON API\"}\n",
+		 name);
+	record_msg_body_append(m, b, strlen(b), 1 << 20);
+	m->complete = 1;
+}
+
+static struct st_record *bench_record(void)
+{
+	struct st_record *r = record_new();
+
+	r->method = "GET";
+	r->method_len = 3;
+	r->target = "/";
+	r->target_len = 1;
+	r->status_code = 200;
+	msg_nginx(&r->resp, "serverA");
+	r->replay = calloc(1, sizeof(*r->replay));
+	r->replay->status_code = 200;
+	msg_nginx(&r->replay->resp, "serverB");
+	return r;
+}
+
+/* What the agent does per replayed record of the benchmark: the replay thread's
+ * diff_compare (and the diff's free, which record_free does later) and the output
+ * thread's fields_sum_observe. Not inlined: Callgrind collects only this. */
+__attribute__((noinline)) void micro_diff_pass(struct fields_sum *s, struct st_record *r, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		record_diff_free(r->diff);
+		r->diff = diff_compare(r, NULL);
+		fields_sum_observe(s, r);
+	}
+}
+
+static void run_bench(int once)
+{
+	struct fields_sum_cfg cfg;
+	struct fields_sum *s;
+	struct st_record *r = bench_record();
+	int iters = once > 0 ? once : 40000;
+	double t0;
+
+	fields_sum_cfg_default(&cfg);
+	s = fields_sum_new(&cfg);
+	micro_diff_pass(s, r, 1);
+	if (!r->diff || r->diff->match || r->diff->nbody_paths != 1 || r->diff->nfields != 1) {
+		fprintf(stderr, "micro_diff: the benchmark shape should differ in $.server only\n");
+		exit(1);
+	}
+	t0 = now();
+	micro_diff_pass(s, r, iters);
+	t0 = now() - t0;
+	if (once > 0)
+		printf("units=%d\n", iters + 1);
+	else
+		printf("%-20s body=%5zu B: diff_compare + fields_sum_observe %6.3f us per record\n",
+		       "benchmark shape", r->resp.body_stored, t0 / iters * 1e6);
+	record_free(r);
+	fields_sum_free(s);
 }
 
 static void body(struct buf *b, int items, int ts, int shuffle, int price)
@@ -116,8 +207,13 @@ static void run(const char *label, int items)
 	buf_free(&out);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[1], "--once") == 0 && strcmp(argv[2], "bench") == 0) {
+		run_bench(atoi(argv[3]) > 0 ? atoi(argv[3]) : 1000);
+		return 0;
+	}
+	run_bench(0);
 	run("test-service shape", 0);
 	run("4 KiB API answer", 50);
 	return 0;

@@ -1,0 +1,209 @@
+/* The comparisons' fast paths (fields_fast: header names hashed once, a body
+ * derived from the other when they differ inside one string) against the plain
+ * ones, on random headers (case, repeats, ignored names, empty names) and random
+ * edits of JSON bodies: diff_compare's and fields_compare's results must be the
+ * same, field for field. A fixed seed, so a failure repeats. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "diff.h"
+#include "fields.h"
+#include "record.h"
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+
+static uint32_t rnd(uint32_t n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng % n);
+}
+
+static const char *const names[] = {
+	"Content-Type", "content-type", "CONTENT-TYPE", "Content-Length", "content-length",
+	"Date", "date", "ETag", "Server", "Accept-Ranges", "accept-ranges", "X-A", "x-a",
+	"X-Request-Id", "x-request-ID", "Cache-Control", "Vary", "X-B", "", "X-Very-Long-Header-Name-1",
+	"x-very-long-header-name-1", "Set-Cookie", "A[", "a{",
+};
+static const char *const values[] = { "application/json", "text/plain", "1", "2", "x", "", "bytes" };
+
+/* A message with random headers and the given body. */
+static void rnd_msg(struct st_msg *m, const char *body, size_t blen)
+{
+	struct http1_header h[24];
+	char head[2048];
+	size_t n = rnd(12), i, o;
+
+	o = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n");
+	for (i = 0; i < n; i++) {
+		const char *nm = names[rnd(sizeof(names) / sizeof(names[0]))];
+		const char *v = values[rnd(sizeof(values) / sizeof(values[0]))];
+
+		h[i].name_len = strlen(nm);
+		h[i].value_len = strlen(v);
+		o += (size_t)snprintf(head + o, sizeof(head) - o, "%s: %s\r\n", nm, v);
+	}
+	o += (size_t)snprintf(head + o, sizeof(head) - o, "\r\n");
+	/* point the headers into head, in order */
+	{
+		const char *p = strchr(head, '\n') + 1;
+
+		for (i = 0; i < n; i++) {
+			h[i].name = p;
+			h[i].value = p + h[i].name_len + 2;
+			p = strchr(p, '\n') + 1;
+		}
+	}
+	memset(m, 0, sizeof(*m));
+	assert_int_equal(record_msg_set_head(m, head, o, h, n), 0);
+	if (blen)
+		assert_int_equal(record_msg_body_append(m, body, blen, 1 << 20), 0);
+	m->complete = true;
+}
+
+static const char *const bodies[] = {
+	"{\"server\":\"serverA\",\"items\":[1,2,3,4,5,6,7,8],\"note\":\"benchmark response body\"}\n",
+	"{\"a\":{\"b\":\"xy\",\"c\":[\"p\",\"q\",{\"d\":\"e\\\"f\"}]},\"k\\u0041\":\"v\",\"z\":null,\"t\":true}",
+	"[\"one\",\"two\",[\"three\",\"four\"],{\"x\":\"y\",\"x\":\"w\"},1.5e3,\"\"]",
+	"{\"weird key\":\"v\",\"n\":-0,\"s\":\"tab\\tend\",\"arr\":[{\"id\":\"1\"},{\"id\":\"2\"}]}",
+};
+
+/* b: a with one random edit, most of them inside a string */
+static size_t edit(const char *a, char *b, size_t cap)
+{
+	static const char alpha[] = "ab\"\\{}[],:0 \t\x01zZ";
+	size_t al = strlen(a), pos = rnd((uint32_t)al + 1), del = rnd(4), ins = rnd(5), o, i;
+
+	if (rnd(4)) {
+		/* a position inside a string's text: after some quote */
+		const char *q = strchr(a + pos, '"');
+
+		if (q && q[1])
+			pos = (size_t)(q - a) + 1 + rnd(2);
+		if (pos > al)
+			pos = al;
+	}
+	if (pos + del > al)
+		del = al - pos;
+	memcpy(b, a, pos);
+	o = pos;
+	for (i = 0; i < ins && o < cap - 1; i++)
+		b[o++] = rnd(3) ? (char)('a' + rnd(26)) : alpha[rnd(sizeof(alpha) - 1)];
+	memcpy(b + o, a + pos + del, al - pos - del);
+	o += al - pos - del;
+	b[o] = '\0';
+	return o;
+}
+
+static void same_strs(char **x, size_t nx, char **y, size_t ny)
+{
+	size_t i;
+
+	assert_int_equal(nx, ny);
+	for (i = 0; i < nx; i++)
+		assert_string_equal(x[i], y[i]);
+}
+
+static void same_fields(const struct st_field *x, size_t nx, const struct st_field *y, size_t ny)
+{
+	size_t i;
+
+	assert_int_equal(nx, ny);
+	for (i = 0; i < nx; i++) {
+		assert_string_equal(x[i].path, y[i].path);
+		assert_int_equal(x[i].kind, y[i].kind);
+		assert_true((x[i].a == NULL) == (y[i].a == NULL));
+		assert_true((x[i].b == NULL) == (y[i].b == NULL));
+		if (x[i].a)
+			assert_string_equal(x[i].a, y[i].a);
+		if (x[i].b)
+			assert_string_equal(x[i].b, y[i].b);
+	}
+}
+
+static void same_diff(const struct st_diff *x, const struct st_diff *y)
+{
+	assert_non_null(x);
+	assert_non_null(y);
+	assert_int_equal(x->status_same, y->status_same);
+	assert_int_equal(x->body_same, y->body_same);
+	assert_int_equal(x->match, y->match);
+	assert_int_equal(x->body_json, y->body_json);
+	same_strs(x->headers, x->nheaders, y->headers, y->nheaders);
+	same_strs(x->body_paths, x->nbody_paths, y->body_paths, y->nbody_paths);
+	assert_true((x->reason == NULL) == (y->reason == NULL));
+	if (x->reason)
+		assert_string_equal(x->reason, y->reason);
+	same_fields(x->fields, x->nfields, y->fields, y->nfields);
+	assert_int_equal(x->fields_total, y->fields_total);
+}
+
+static void test_random(void **state)
+{
+	static const char *const ign[] = { "x-a", "date", "a{", NULL };
+	char b[512];
+	int round, fast_hits = 0;
+
+	(void)state;
+	for (round = 0; round < 20000; round++) {
+		const char *a = bodies[rnd(sizeof(bodies) / sizeof(bodies[0]))];
+		struct st_record *r = record_new();
+		struct diff_cfg cfg = { .ignore = rnd(2) ? ign : NULL, .max_paths = (int)rnd(4) };
+		struct st_diff *dfast, *dslow;
+		struct st_field *ff = NULL, *fs = NULL;
+		size_t nff = 0, nfs = 0, tf = 0, ts = 0, bl;
+
+		assert_non_null(r);
+		bl = rnd(8) ? edit(a, b, sizeof(b)) : strlen(strcpy(b, a));
+		r->status_code = 200;
+		r->replay = calloc(1, sizeof(*r->replay));
+		assert_non_null(r->replay);
+		r->replay->status_code = rnd(8) ? 200 : 404;
+		rnd_msg(&r->resp, a, strlen(a));
+		rnd_msg(&r->replay->resp, b, bl);
+		if (rnd(2)) {
+			/* serverA's own headers on serverB's side too, so values are compared */
+			record_msg_free(&r->replay->resp);
+			memset(&r->replay->resp, 0, sizeof(r->replay->resp));
+			assert_int_equal(record_msg_set_head(&r->replay->resp, r->resp.head, r->resp.head_len,
+							     r->resp.hdrs, r->resp.nhdrs), 0);
+			if (bl)
+				assert_int_equal(record_msg_body_append(&r->replay->resp, b, bl, 1 << 20), 0);
+			r->replay->resp.complete = true;
+		}
+		fields_fast = true;
+		dfast = diff_compare(r, &cfg);
+		assert_int_equal(fields_compare(200, &r->resp, 200, &r->replay->resp, cfg.ignore, &ff, &nff, &tf), 0);
+		fields_fast = false;
+		dslow = diff_compare(r, &cfg);
+		assert_int_equal(fields_compare(200, &r->resp, 200, &r->replay->resp, cfg.ignore, &fs, &nfs, &ts), 0);
+		fields_fast = true;
+		same_diff(dfast, dslow);
+		same_fields(ff, nff, fs, nfs);
+		assert_int_equal(tf, ts);
+		fast_hits += dfast->body_json && dfast->nbody_paths;
+		record_diff_free(dfast);
+		record_diff_free(dslow);
+		fields_free(ff, nff);
+		fields_free(fs, nfs);
+		record_free(r);
+	}
+	/* the edits did reach the JSON comparison, not only the byte one */
+	assert_true(fast_hits > 1000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_random),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
