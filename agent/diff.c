@@ -385,8 +385,8 @@ static bool diff_looks_json(const struct st_msg *m)
 	return false;
 }
 
-/* Structural comparison on bodies flattened into da and db (which the caller frees
- * and hands on to fields_compare_docs). 1 = compared, 0 = not both JSON, negative
+/* Structural comparison on bodies flattened into da and db (zeroed or reused docs,
+ * which the caller releases and hands on to fields_compare_docs). 1 = compared, 0 = not both JSON, negative
  * errno. */
 static int diff_json(struct st_diff *d, const struct st_msg *a, const struct st_msg *b,
 		     int max_paths, struct fj_doc *da, struct fj_doc *db, bool *parsed)
@@ -397,9 +397,13 @@ static int diff_json(struct st_diff *d, const struct st_msg *a, const struct st_
 
 	if (!(diff_is_json_type(a) && diff_is_json_type(b)) && !(diff_looks_json(a) && diff_looks_json(b)))
 		return 0;
-	err = fj_parse(da, (const char *)a->body, a->body_stored);
-	if (!err)
-		err = fj_parse(db, (const char *)b->body, b->body_stored);
+	err = fj_reparse(da, (const char *)a->body, a->body_stored);
+	if (!err) {
+		/* most pairs differ in a string or two: derived, not parsed, when exact */
+		err = fields_fast ? fj_derive(db, da, (const char *)b->body, b->body_stored) : -EAGAIN;
+		if (err == -EAGAIN)
+			err = fj_reparse(db, (const char *)b->body, b->body_stored);
+	}
 	if (err)
 		return err == -ENOMEM ? -ENOMEM : 0;
 	*parsed = true;
@@ -456,20 +460,37 @@ static int diff_body(struct st_diff *d, const struct st_msg *a, const struct st_
 	return err < 0 ? err : 0;
 }
 
+static void diff_docs_done(struct fj_doc *docs, struct fj_doc *local)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (docs == local)
+			fj_free(&docs[i]);
+		else
+			fj_scratch_done(&docs[i]);
+	}
+}
+
 struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *cfg)
 {
 	const char *const *ignore = cfg && cfg->ignore ? cfg->ignore : diff_default_ignore;
 	int max_paths = cfg && cfg->max_paths > 0 ? cfg->max_paths : DIFF_DEFAULT_MAX_PATHS;
 	const struct st_msg *a = &r->resp, *b;
-	struct fj_doc da, db;
+	struct fj_doc local[2], *docs = fields_fast ? fj_scratch() : NULL, *da, *db;
 	struct fields_hdrs ix, iy;
 	const struct fields_hdrs *ax = NULL, *bx = NULL;
 	struct st_diff *d;
 	bool cut = false, parsed = false;
 	int err;
 
-	memset(&da, 0, sizeof(da));
-	memset(&db, 0, sizeof(db));
+	if (!docs) {
+		/* no per-thread docs (or the plain way): these, freed on return */
+		memset(local, 0, sizeof(local));
+		docs = local;
+	}
+	da = &docs[0];
+	db = &docs[1];
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return NULL;
@@ -487,7 +508,7 @@ struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *c
 		return d;
 	}
 	d->status_same = r->status_code == r->replay->status_code;
-	err = diff_body(d, a, b, max_paths, &cut, &da, &db, &parsed);
+	err = diff_body(d, a, b, max_paths, &cut, da, db, &parsed);
 	if (fields_fast && !fields_hdrs_index(&ix, a, ignore) && !fields_hdrs_index(&iy, b, ignore)) {
 		ax = &ix;
 		bx = &iy;
@@ -500,16 +521,14 @@ struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *c
 	/* field by field only when there is something to explain, and only when
 	 * serverA's answer was seen whole */
 	if (!d->match && a->complete &&
-	    fields_compare_docs(r->status_code, a, parsed ? &da : NULL, r->replay->status_code, b,
-				parsed ? &db : NULL, ignore, ax, bx, &d->fields, &d->nfields,
+	    fields_compare_docs(r->status_code, a, parsed ? da : NULL, r->replay->status_code, b,
+				parsed ? db : NULL, ignore, ax, bx, &d->fields, &d->nfields,
 				&d->fields_total))
 		goto fail;
-	fj_free(&da);
-	fj_free(&db);
+	diff_docs_done(docs, local);
 	return d;
 fail:
-	fj_free(&da);
-	fj_free(&db);
+	diff_docs_done(docs, local);
 	record_diff_free(d);
 	return NULL;
 }

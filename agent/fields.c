@@ -349,26 +349,36 @@ static bool fj_doc_container(const struct fj_doc *d)
 static int fc_cmp_json(struct fc *c, const struct st_msg *a, struct fj_doc *da,
 		       const struct st_msg *b, struct fj_doc *db)
 {
-	struct fj_doc pa, pb;
+	struct fj_doc local[2], *docs = NULL;
 	struct fjc x = { .c = c };
-	int ok = 0, err;
+	int ok = 0, err, i;
 
-	memset(&pa, 0, sizeof(pa));
-	memset(&pb, 0, sizeof(pb));
 	if (!da || !db) {
-		/* not parsed by the caller: flatten each body once here */
+		/* not parsed by the caller: flatten each body once here (the second
+		 * derived from the first when they differ inside one string) */
 		if (!fj_container(a) || !fj_container(b))
 			return 0;
-		err = fj_parse(&pa, (const char *)a->body, a->body_stored);
-		if (!err)
-			err = fj_parse(&pb, (const char *)b->body, b->body_stored);
+		docs = fields_fast ? fj_scratch() : NULL;
+		if (docs) {
+			docs += 2;   /* diff.c's are 0 and 1 */
+		} else {
+			memset(local, 0, sizeof(local));
+			docs = local;
+		}
+		err = fj_reparse(&docs[0], (const char *)a->body, a->body_stored);
+		if (!err) {
+			err = fields_fast ? fj_derive(&docs[1], &docs[0], (const char *)b->body, b->body_stored)
+					  : -EAGAIN;
+			if (err == -EAGAIN)
+				err = fj_reparse(&docs[1], (const char *)b->body, b->body_stored);
+		}
 		if (err) {
 			if (err == -ENOMEM)
 				c->err = err;
 			goto out;
 		}
-		da = &pa;
-		db = &pb;
+		da = &docs[0];
+		db = &docs[1];
 	}
 	if (!fj_doc_container(da) || !fj_doc_container(db))
 		goto out;
@@ -380,8 +390,12 @@ static int fc_cmp_json(struct fc *c, const struct st_msg *a, struct fj_doc *da,
 out:
 	free(x.ha);
 	free(x.hb);
-	fj_free(&pa);
-	fj_free(&pb);
+	for (i = 0; docs && i < 2; i++) {
+		if (docs == local)
+			fj_free(&docs[i]);
+		else
+			fj_scratch_done(&docs[i]);
+	}
 	return ok;
 }
 

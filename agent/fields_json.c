@@ -7,6 +7,7 @@
  * so theirs does. Equal hashes are taken as equal values; a collision would hide a
  * difference with odds of 2^-64 per pair. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,15 @@ static int fj_string(struct fj_doc *d, size_t *pos, uint32_t *off, uint32_t *len
 		*in_src = true;
 		*pos = (size_t)(q + 1 - d->src);
 		return 0;
+	}
+	if (!d->arena || d->acap < d->len) {
+		/* the first escaped string: decoded text never outgrows the source */
+		char *a = realloc(d->arena, d->len);
+
+		if (!a)
+			return -ENOMEM;
+		d->arena = a;
+		d->acap = d->len;
 	}
 	q = json_string_decode(d->src + *pos, e, d->arena + d->alen, &l);
 	if (!q)
@@ -261,17 +271,22 @@ done:
 
 int fj_parse(struct fj_doc *d, const char *p, size_t n)
 {
+	memset(d, 0, sizeof(*d));
+	return fj_reparse(d, p, n);
+}
+
+int fj_reparse(struct fj_doc *d, const char *p, size_t n)
+{
 	size_t pos = 0;
 	int32_t root;
 
-	memset(d, 0, sizeof(*d));
 	d->src = p ? p : "";    /* an empty body may have no buffer */
 	d->len = n;
+	d->nn = 0;
+	d->alen = 0;
+	d->norder = 0;
 	if (n >= UINT32_MAX)
 		return -EINVAL;
-	d->arena = malloc(n ? n : 1);
-	if (!d->arena)
-		return -ENOMEM;
 	root = fj_value(d, &pos, 0);
 	if (root < 0)
 		return root == -ENOMEM ? -ENOMEM : -EINVAL;
@@ -285,6 +300,165 @@ void fj_free(struct fj_doc *d)
 	free(d->arena);
 	free(d->order);
 	memset(d, 0, sizeof(*d));
+}
+
+/* An object member's share of its object's hash (fj_value sums them). */
+static uint64_t fj_member_hash(const struct fj_doc *d, const struct fj_node *c)
+{
+	return st_mix64(fj_fnv(FJ_SEED, fj_key(d, c), c->key_len) ^ c->h);
+}
+
+int fj_derive(struct fj_doc *d, const struct fj_doc *s, const char *p, size_t n)
+{
+	int32_t path[JSON_MAX_DEPTH + 2], np = 0, cur = 0, c, x, k;
+	size_t la = s->len, pre = 0, suf = 0, m = la < n ? la : n, ea, i;
+	uint32_t xve;
+	int64_t delta = (int64_t)n - (int64_t)la;
+	const char *q = p ? p : "";
+
+	if (!s->n || s->nn <= 0 || n >= UINT32_MAX)
+		return -EAGAIN;
+	while (pre < m && s->src[pre] == q[pre])
+		pre++;
+	while (suf < m - pre && s->src[la - 1 - suf] == q[n - 1 - suf])
+		suf++;
+	ea = la - suf;
+	/* down from the root to the string holding [pre, ea) strictly inside its quotes */
+	for (;;) {
+		const struct fj_node *cn = &s->n[cur];
+
+		if (np == JSON_MAX_DEPTH + 2)
+			return -EAGAIN;
+		path[np++] = cur;
+		if (cn->type == FJ_STR)
+			break;
+		if (cn->type != FJ_OBJ && cn->type != FJ_ARR)
+			return -EAGAIN;
+		for (c = cn->first; c >= 0; c = s->n[c].next)
+			if (s->n[c].v < pre && ea < s->n[c].ve)
+				break;
+		if (c < 0)
+			return -EAGAIN;
+		cur = c;
+	}
+	x = cur;
+	if (!(s->n[x].flags & FJ_S_SRC) || !(s->n[x].v < pre && ea < s->n[x].ve))
+		return -EAGAIN;
+	/* serverB's side of the change must not end or escape the string either */
+	for (i = pre; i < n - suf; i++)
+		if (q[i] == '"' || q[i] == '\\' || (uint8_t)q[i] < 0x20)
+			return -EAGAIN;
+	if (d->cap < s->nn) {
+		struct fj_node *nn = realloc(d->n, (size_t)s->nn * sizeof(*nn));
+
+		if (!nn)
+			return -ENOMEM;
+		d->n = nn;
+		d->cap = s->nn;
+	}
+	if (s->alen) {
+		/* escaped strings are all outside the change: the same decoded text */
+		if (d->acap < n) {
+			char *a = realloc(d->arena, n);
+
+			if (!a)
+				return -ENOMEM;
+			d->arena = a;
+			d->acap = n;
+		}
+		memcpy(d->arena, s->arena, s->alen);
+	}
+	memcpy(d->n, s->n, (size_t)s->nn * sizeof(*d->n));
+	d->src = q;
+	d->len = n;
+	d->nn = s->nn;
+	d->alen = s->alen;
+	d->norder = 0;
+	xve = s->n[x].ve;
+	for (k = 0; k < d->nn; k++) {
+		struct fj_node *e = &d->n[k];
+
+		e->sorted = -1;
+		if (e->v >= xve)
+			e->v = (uint32_t)(e->v + delta);
+		if (e->ve >= xve)
+			e->ve = (uint32_t)(e->ve + delta);
+		if ((e->flags & FJ_KEY_SRC) && e->key >= xve)
+			e->key = (uint32_t)(e->key + delta);
+		if ((e->flags & FJ_S_SRC) && e->s >= xve)
+			e->s = (uint32_t)(e->s + delta);
+	}
+	d->n[x].s_len = (uint32_t)(d->n[x].s_len + delta);
+	d->n[x].h = st_mix64(fj_fnv(FJ_SEED + FJ_STR, fj_s(d, &d->n[x]), d->n[x].s_len));
+	/* the hashes on the way up: an object's is a sum, so one member's share is
+	 * swapped; an array's chains its elements, so it is recomputed */
+	for (k = np - 2; k >= 0; k--) {
+		struct fj_node *e = &d->n[path[k]];
+		int32_t ch = path[k + 1];
+
+		if (e->type == FJ_OBJ) {
+			e->h = e->h - fj_member_hash(s, &s->n[ch]) + fj_member_hash(d, &d->n[ch]);
+		} else {
+			uint64_t h = FJ_ARR * 0x9e3779b97f4a7c15ull;
+
+			for (c = e->first; c >= 0; c = d->n[c].next)
+				h = st_mix64(h ^ d->n[c].h);
+			e->h = h;
+		}
+	}
+	return 0;
+}
+
+/* ---- per-thread docs ---- */
+
+static pthread_key_t fj_scratch_key;
+static pthread_once_t fj_scratch_once = PTHREAD_ONCE_INIT;
+static int fj_scratch_key_err;
+
+static void fj_scratch_release(void *v)
+{
+	struct fj_doc *d = v;
+	int i;
+
+	for (i = 0; i < FJ_SCRATCH_DOCS; i++)
+		fj_free(&d[i]);
+	free(d);
+}
+
+static void fj_scratch_init(void)
+{
+	fj_scratch_key_err = pthread_key_create(&fj_scratch_key, fj_scratch_release);
+}
+
+struct fj_doc *fj_scratch(void)
+{
+	struct fj_doc *d;
+
+	pthread_once(&fj_scratch_once, fj_scratch_init);
+	if (fj_scratch_key_err)
+		return NULL;
+	d = pthread_getspecific(fj_scratch_key);
+	if (d)
+		return d;
+	d = calloc(FJ_SCRATCH_DOCS, sizeof(*d));
+	if (d && pthread_setspecific(fj_scratch_key, d)) {
+		free(d);
+		d = NULL;
+	}
+	return d;
+}
+
+void fj_scratch_done(struct fj_doc *d)
+{
+	if (d->cap > FJ_KEEP_NODES || d->acap > FJ_KEEP_ARENA || d->ocap > FJ_KEEP_NODES) {
+		fj_free(d);
+		return;
+	}
+	d->src = NULL;
+	d->len = 0;
+	d->nn = 0;
+	d->alen = 0;
+	d->norder = 0;
 }
 
 static int fj_key_cmp(const struct fj_doc *d, int32_t x, int32_t y)

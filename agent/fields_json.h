@@ -33,8 +33,9 @@ struct fj_doc {
 	size_t len;
 	struct fj_node *n;
 	int32_t nn, cap;
-	char *arena;             /* decoded strings with escapes: never longer than the source */
-	size_t alen;
+	char *arena;             /* decoded strings with escapes: never longer than the source,
+				  * allocated at the first escaped string */
+	size_t alen, acap;
 	int32_t *order;          /* member orders of objects, filled lazily */
 	int32_t norder, ocap;
 };
@@ -55,6 +56,25 @@ static inline const char *fj_s(const struct fj_doc *d, const struct fj_node *n)
  * than 4 GiB), or -ENOMEM. The root is node 0. fj_free afterwards in every case. */
 int fj_parse(struct fj_doc *d, const char *p, size_t n);
 void fj_free(struct fj_doc *d);
+/* fj_parse into a doc that was zeroed or parsed before, keeping its buffers. */
+int fj_reparse(struct fj_doc *d, const char *p, size_t n);
+/* d becomes what fj_parse(d, p, n) would make, derived from s (parsed from another
+ * text) without parsing p, when the two texts differ only inside one string value
+ * that has no escapes on either side: the nodes are copied, the offsets after it
+ * shifted and the hashes on its path recomputed. Both are served by fj_reparse
+ * otherwise. 0, -EAGAIN (not such a pair: parse p), or -ENOMEM. d is zeroed or
+ * parsed before, like fj_reparse's. */
+int fj_derive(struct fj_doc *d, const struct fj_doc *s, const char *p, size_t n);
+/* Docs kept per thread for the comparisons (4: two for diff.c, two for fields.c),
+ * their buffers reused from one request to the next; NULL on allocation failure.
+ * fj_scratch_done after each use frees what is above a bound (FJ_KEEP_*), so a
+ * large body costs what it did before and the kept memory stays small. Freed when
+ * the thread exits. */
+struct fj_doc *fj_scratch(void);
+void fj_scratch_done(struct fj_doc *d);
+#define FJ_SCRATCH_DOCS 4
+#define FJ_KEEP_NODES 512
+#define FJ_KEEP_ARENA 16384
 /* Members of object node i sorted by decoded key (ties in document order): the
  * offset in d->order of its nchild node indices, or -ENOMEM. Computed once per
  * node. An offset, not a pointer: sorting another object may move d->order. */

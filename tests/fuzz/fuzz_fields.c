@@ -1,7 +1,11 @@
 /* libFuzzer: arbitrary bytes as two response bodies (split at the first NUL, or in
  * half) under a content type picked by the first byte (JSON, form, text), compared
  * field by field. Checks: at most FIELDS_MAX kept, never more kept than found,
- * every path non-empty, and a body compared with itself has no differences. */
+ * every path non-empty, a body compared with itself has no differences, and the
+ * fast paths (fields_fast) find exactly what the plain comparison finds. Inputs
+ * whose first byte has bit 0x80 set compare the first body with a copy of itself in
+ * which the rest of the input is spliced at a position, so the fast path that
+ * derives one body from the other is reached. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,6 +42,9 @@ static void fuzz_cmp(const char *head, const uint8_t *a, size_t an, const uint8_
 	struct st_field *f = NULL;
 	size_t n = 0, total = 0, i;
 
+	struct st_field *g = NULL;
+	size_t gn = 0, gtotal = 0;
+
 	fuzz_msg(&ma, head, a, an);
 	fuzz_msg(&mb, head, b, bn);
 	if (fields_compare(200, &ma, 200, &mb, NULL, &f, &n, &total))
@@ -47,6 +54,18 @@ static void fuzz_cmp(const char *head, const uint8_t *a, size_t an, const uint8_
 	for (i = 0; i < n; i++)
 		if (!f[i].path || !f[i].path[0] || f[i].kind >= FK_NKINDS)
 			abort();
+	fields_fast = false;
+	if (fields_compare(200, &ma, 200, &mb, NULL, &g, &gn, &gtotal))
+		abort();
+	fields_fast = true;
+	if (gn != n || gtotal != total)
+		abort();
+	for (i = 0; i < n; i++)
+		if (strcmp(f[i].path, g[i].path) || f[i].kind != g[i].kind || !f[i].a != !g[i].a ||
+		    !f[i].b != !g[i].b || (f[i].a && strcmp(f[i].a, g[i].a)) ||
+		    (f[i].b && strcmp(f[i].b, g[i].b)))
+			abort();
+	fields_free(g, gn);
 	fields_free(f, n);
 	record_msg_free(&ma);
 	record_msg_free(&mb);
@@ -61,6 +80,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	head = heads[data[0] % 3];
+	if (data[0] & 0x80 && size >= 3) {
+		/* body a = data[3..3+len), b = a with data[3+len..) spliced in at pos,
+		 * replacing del bytes */
+		size_t len = (size_t)data[1] < size - 3 ? (size_t)data[1] : size - 3;
+		size_t pos = len ? data[2] % (len + 1) : 0, del = (size_t)(data[0] & 3);
+		size_t rest = size - 3 - len;
+		uint8_t *b = malloc(len + rest + 1);
+
+		if (!b)
+			return 0;
+		if (pos + del > len)
+			del = len - pos;
+		memcpy(b, data + 3, pos);
+		memcpy(b + pos, data + 3 + len, rest);
+		memcpy(b + pos + rest, data + 3 + pos + del, len - pos - del);
+		fuzz_cmp(head, data + 3, len, b, len - del + rest, 0);
+		free(b);
+		return 0;
+	}
 	data++;
 	size--;
 	nul = memchr(data, 0, size);

@@ -3,6 +3,7 @@
  * ones, on random headers (case, repeats, ignored names, empty names) and random
  * edits of JSON bodies: diff_compare's and fields_compare's results must be the
  * same, field for field. A fixed seed, so a failure repeats. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 
 #include "diff.h"
 #include "fields.h"
+#include "fields_json.h"
 #include "record.h"
 
 static uint64_t rng = 0x243f6a8885a308d3ull;
@@ -199,9 +201,65 @@ static void test_random(void **state)
 	assert_true(fast_hits > 1000);
 }
 
+/* fj_derive gives what fj_parse gives, node for node, or declines */
+static void test_derive(void **state)
+{
+	char b[512];
+	int round, derived = 0, declined = 0, k;
+
+	(void)state;
+	for (round = 0; round < 20000; round++) {
+		const char *a = bodies[rnd(sizeof(bodies) / sizeof(bodies[0]))];
+		struct fj_doc da, dd, dp;
+		size_t bl = edit(a, b, sizeof(b));
+		int err, perr;
+
+		assert_int_equal(fj_parse(&da, a, strlen(a)), 0);
+		memset(&dd, 0, sizeof(dd));
+		err = fj_derive(&dd, &da, b, bl);
+		perr = fj_parse(&dp, b, bl);
+		if (err == -EAGAIN) {
+			declined++;
+		} else {
+			assert_int_equal(err, 0);
+			assert_int_equal(perr, 0);
+			assert_int_equal(dd.nn, dp.nn);
+			assert_int_equal(dd.len, dp.len);
+			for (k = 0; k < dp.nn; k++) {
+				const struct fj_node *x = &dd.n[k], *y = &dp.n[k];
+
+				assert_int_equal(x->h, y->h);
+				assert_int_equal(x->v, y->v);
+				assert_int_equal(x->ve, y->ve);
+				assert_int_equal(x->type, y->type);
+				assert_int_equal(x->first, y->first);
+				assert_int_equal(x->next, y->next);
+				assert_int_equal(x->nchild, y->nchild);
+				assert_int_equal(x->depth, y->depth);
+				assert_int_equal(x->sorted, -1);
+				assert_int_equal(x->key_len, y->key_len);
+				assert_memory_equal(fj_key(&dd, x), fj_key(&dp, y), y->key_len);
+				if (y->type == FJ_STR) {
+					assert_int_equal(x->s_len, y->s_len);
+					assert_memory_equal(fj_s(&dd, x), fj_s(&dp, y), y->s_len);
+				}
+			}
+			derived++;
+		}
+		fj_free(&da);
+		fj_free(&dd);
+		fj_free(&dp);
+	}
+	print_message("derived %d, declined %d\n", derived, declined);
+	/* both ways were taken often */
+	assert_true(derived > 1000);
+	assert_true(declined > 2000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_derive),
 		cmocka_unit_test(test_random),
 	};
 
