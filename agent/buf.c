@@ -7,7 +7,7 @@
 
 #include "buf.h"
 
-int buf_reserve(struct buf *b, size_t extra)
+int buf_grow(struct buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;
 	size_t cap;
@@ -23,17 +23,6 @@ int buf_reserve(struct buf *b, size_t extra)
 		return -ENOMEM;
 	b->data = p;
 	b->cap = cap;
-	return 0;
-}
-
-int buf_append(struct buf *b, const void *p, size_t n)
-{
-	if (buf_reserve(b, n))
-		return -ENOMEM;
-	if (n)
-		memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
 	return 0;
 }
 
@@ -175,18 +164,25 @@ int buf_json_str(struct buf *b, const char *s, size_t n)
 	while (i < n) {
 		unsigned char c;
 
-		if (i + 8 <= n) {
+		if (n >= 8) {
 			/* 8 bytes stored at once, then the cursor moves past the plain ones
-			 * only: the store stays inside the reserve (6 * 8 >= 8 + 1) */
-			uint64_t x = swar_load(p + i);
+			 * only: the store stays inside the reserve (6 * 8 >= 8 + 1, and with
+			 * k < 8 bytes left, 6 * k + 2 >= 8). Fewer than 8 left: the last 8
+			 * bytes of the string, shifted so the first unread one comes first;
+			 * the zeros shifted in look like controls and are masked off. */
+			size_t left = n - i;
+			uint64_t x = left >= 8 ? swar_load(p + i) : swar_load(p + n - 8) >> (8 * (8 - left));
 			uint64_t m = (x & SWAR_HIGHS) | swar_has_below(x, 0x20) |
 				     swar_has_byte(x, '"') | swar_has_byte(x, '\\') |
 				     swar_has_byte(x, 0x7f);
 
+			if (left < 8)
+				m &= (1ull << (8 * left)) - 1;
 			memcpy(o, &x, sizeof(x));
 			if (!m) {
-				o += 8;
-				i += 8;
+				run = left < 8 ? left : 8;
+				o += run;
+				i += run;
 				continue;
 			}
 			run = (size_t)__builtin_ctzll(m) >> 3;
@@ -222,6 +218,44 @@ int buf_json_str(struct buf *b, const char *s, size_t n)
 	*o++ = '"';
 	*o = '\0';
 	b->len = (size_t)(o - b->data);
+	return 0;
+}
+
+int buf_json_token_lower(struct buf *b, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	char *o;
+
+	if (buf_reserve(b, n + 2))
+		return -ENOMEM;
+	o = b->data + b->len + 1;
+	/* 8 bytes a step, the last step overlapping the one before; bytes A-Z get 0x20
+	 * added from a mask of the bytes at or above 'A' and not above 'Z' (exact with
+	 * no byte >= 0x80, which the test before it rules out) */
+	while (n >= 8 && i < n) {
+		size_t at = n - i >= 8 ? i : n - 8;
+		uint64_t x = swar_load(p + at);
+		uint64_t ge = x + SWAR_ONES * (0x80 - 'A'), gt = x + SWAR_ONES * (0x80 - 'Z' - 1);
+
+		if ((x & SWAR_HIGHS) || swar_has_below(x, 0x20) || swar_has_byte(x, '"') ||
+		    swar_has_byte(x, '\\') || swar_has_byte(x, 0x7f))
+			return 1;
+		x |= ((ge & ~gt) & SWAR_HIGHS) >> 2;
+		memcpy(o + at, &x, sizeof(x));
+		i = at + 8;
+	}
+	for (; i < n; i++) {
+		unsigned char c = p[i];
+
+		if (!json_plain[c])
+			return 1;
+		o[i] = (char)((unsigned)c - 'A' < 26u ? c | 0x20 : c);
+	}
+	o[-1] = '"';
+	o[n] = '"';
+	o[n + 1] = '\0';
+	b->len += n + 2;
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #ifndef ST_BUF_H
 #define ST_BUF_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,9 +13,28 @@ struct buf {
 	size_t cap;
 };
 
-int buf_reserve(struct buf *b, size_t extra);   /* 0 or -ENOMEM */
-int buf_append(struct buf *b, const void *p, size_t n);
+int buf_grow(struct buf *b, size_t extra);      /* buf_reserve's slow path */
 int buf_putc_slow(struct buf *b, char c);
+
+/* Room for extra more bytes and the NUL after them: 0 or -ENOMEM. Inline: the JSON
+ * encoder reserves before nearly every field, and the room is nearly always there. */
+static inline int buf_reserve(struct buf *b, size_t extra)
+{
+	if (__builtin_expect(b->len + extra + 1 <= b->cap, 1))
+		return 0;
+	return buf_grow(b, extra);
+}
+
+static inline int buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (buf_reserve(b, n))
+		return -ENOMEM;
+	if (n)
+		__builtin_memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
 
 /* Inline: the JSON encoder puts single characters between every field. */
 static inline int buf_putc(struct buf *b, char c)
@@ -32,6 +52,10 @@ void buf_free(struct buf *b);
 /* JSON helpers: a quoted, escaped string. Invalid UTF-8 bytes become \u00XX of the
  * byte (so any input yields valid JSON). */
 int buf_json_str(struct buf *b, const char *s, size_t n);
+/* An HTTP token (a header name) quoted and lower-cased (ASCII): 0; 1 with nothing
+ * written when a byte would need escaping (the caller lower-cases and escapes it);
+ * -ENOMEM. */
+int buf_json_token_lower(struct buf *b, const char *s, size_t n);
 /* Length of the leading run of printable ASCII (0x20..0x7e) in p[0..n). */
 size_t buf_text_ascii_prefix(const uint8_t *p, size_t n);
 /* Decimal integers without stdio: v as is, or zero-padded to exactly width digits

@@ -206,7 +206,7 @@ int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
 
 /* ---- JSON ---- */
 
-static void record_put_key_n(struct buf *b, const char *k, size_t n, int *first)
+static inline __attribute__((always_inline)) void record_put_key_n(struct buf *b, const char *k, size_t n, int *first)
 {
 	char *o;
 
@@ -228,13 +228,13 @@ static void record_put_key_n(struct buf *b, const char *k, size_t n, int *first)
 /* every key is a string literal: its length is known at compile time */
 #define record_put_key(b, k, first) record_put_key_n(b, k, __builtin_strlen(k), first)
 
-static void record_put_str(struct buf *b, const char *k, const char *s, size_t n, int *first)
+static inline __attribute__((always_inline)) void record_put_str(struct buf *b, const char *k, const char *s, size_t n, int *first)
 {
 	record_put_key(b, k, first);
 	buf_json_str(b, s, n);
 }
 
-static void record_put_u64(struct buf *b, const char *k, uint64_t v, int *first)
+static inline __attribute__((always_inline)) void record_put_u64(struct buf *b, const char *k, uint64_t v, int *first)
 {
 	record_put_key(b, k, first);
 	buf_put_u64(b, v);
@@ -242,7 +242,7 @@ static void record_put_u64(struct buf *b, const char *k, uint64_t v, int *first)
 
 /* A 64-bit id as a JSON string: above 2^53 a JSON number is rounded by jq, Kibana and
  * any reader that parses numbers as doubles, and the rounded id then matches nothing. */
-static void record_put_u64_str(struct buf *b, const char *k, uint64_t v, int *first)
+static inline __attribute__((always_inline)) void record_put_u64_str(struct buf *b, const char *k, uint64_t v, int *first)
 {
 	record_put_key(b, k, first);
 	buf_append(b, "\"", 1);
@@ -250,60 +250,144 @@ static void record_put_u64_str(struct buf *b, const char *k, uint64_t v, int *fi
 	buf_append(b, "\"", 1);
 }
 
-static void record_put_bool(struct buf *b, const char *k, int v, int *first)
+static inline __attribute__((always_inline)) void record_put_bool(struct buf *b, const char *k, int v, int *first)
 {
 	record_put_key(b, k, first);
 	buf_append(b, v ? "true" : "false", v ? 4 : 5);
 }
 
-static int record_is_redacted(const struct record_json_opts *o, const char *name, size_t n)
+/* What header encoding needs to know about the redaction list, worked out once per
+ * record: each name's length, and a 64-bit set of name signatures, so a header whose
+ * signature is not in it is ruled out without a comparison. */
+#define RECORD_RED_MAX 64
+
+struct record_red {
+	const char *const *names;
+	size_t n;
+	uint64_t sigs;
+	size_t len[RECORD_RED_MAX];
+	bool slow;               /* a longer list than len[] holds: lengths by strlen */
+};
+
+static inline unsigned char record_lc(unsigned char c)
+{
+	return (unsigned char)((unsigned)c - 'A' < 26u ? c | 0x20 : c);
+}
+
+/* Equal (ASCII case-insensitive) names have equal signatures: length, first and last
+ * letter. n > 0. */
+static inline uint64_t record_name_sig(const char *s, size_t n)
+{
+	return 1ull << ((n + 3u * record_lc((unsigned char)s[0]) +
+			 5u * record_lc((unsigned char)s[n - 1])) & 63);
+}
+
+/* s and t (n bytes each) equal but for ASCII case */
+static inline bool record_ncase_eq(const char *s, const char *t, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] != t[i] && record_lc((unsigned char)s[i]) != record_lc((unsigned char)t[i]))
+			return false;
+	return true;
+}
+
+static void record_red_init(struct record_red *rd, const struct record_json_opts *o)
 {
 	const char *const *r;
 
-	if (!o || !o->redact)
+	rd->names = o ? o->redact : NULL;
+	rd->n = 0;
+	rd->sigs = 0;
+	rd->slow = false;
+	if (!rd->names)
+		return;
+	for (r = rd->names; *r; r++) {
+		size_t l = strlen(*r);
+
+		if (l)
+			rd->sigs |= record_name_sig(*r, l);
+		if (rd->n < RECORD_RED_MAX)
+			rd->len[rd->n++] = l;
+		else
+			rd->slow = true;
+	}
+}
+
+static int record_is_redacted(const struct record_red *rd, const char *name, size_t n)
+{
+	size_t i;
+
+	if (!rd->names || !n || !(rd->sigs & record_name_sig(name, n)))
 		return 0;
-	/* the first letter rules out most names before any strlen */
-	for (r = o->redact; *r; r++)
-		if (((**r ^ name[0]) & ~0x20) == 0 && strlen(*r) == n && strncasecmp(*r, name, n) == 0)
+	for (i = 0; rd->names[i]; i++) {
+		size_t l = i < RECORD_RED_MAX ? rd->len[i] : strlen(rd->names[i]);
+
+		if (l == n && record_ncase_eq(rd->names[i], name, n))
 			return 1;
+	}
 	return 0;
 }
 
 static inline bool record_hdr_name_eq(const struct http1_header *a, const struct http1_header *b)
 {
-	return a->name_len == b->name_len && ((a->name[0] ^ b->name[0]) & ~0x20) == 0 &&
-	       strncasecmp(a->name, b->name, a->name_len) == 0;
+	return a->name_len == b->name_len && record_ncase_eq(a->name, b->name, a->name_len);
+}
+
+/* A header name as a JSON key: lower case, at most 127 bytes. Names are tokens
+ * (http1.c checks), written as they are; any other byte takes buf_json_str. */
+static void record_put_name(struct buf *b, const char *s, size_t n)
+{
+	char name[128];
+	size_t i;
+
+	if (n > sizeof(name) - 1)
+		n = sizeof(name) - 1;
+	if (buf_json_token_lower(b, s, n) != 1)
+		return;
+	for (i = 0; i < n; i++)
+		name[i] = (char)record_lc((unsigned char)s[i]);
+	buf_json_str(b, name, n);
 }
 
 /* Headers as an object of lower-cased names; repeated names are joined with ", "
  * (RFC 9110 list semantics) so every value is one keyword in Elasticsearch. */
 static void record_put_headers(struct buf *b, const char *k, const struct st_msg *m,
-			       const struct record_json_opts *o, int *first)
+			       const struct record_json_opts *o, const struct record_red *rd,
+			       int *first)
 {
-	char name[128];
-	size_t i, j, n;
+	uint64_t once = 0, twice = 0, sig[ST_MAX_HEADERS];
+	size_t i, j, nh = m->nhdrs < ST_MAX_HEADERS ? m->nhdrs : ST_MAX_HEADERS;
 	int f = 1;
 
 	record_put_key(b, k, first);
 	buf_putc(b, '{');
-	for (i = 0; i < m->nhdrs; i++) {
+	/* a name whose signature no other header shares is unique: no search for its
+	 * repeats (nearly every header) */
+	for (i = 0; i < nh; i++) {
+		sig[i] = m->hdrs[i].name_len ? record_name_sig(m->hdrs[i].name, m->hdrs[i].name_len) : 1;
+		twice |= once & sig[i];
+		once |= sig[i];
+	}
+	if (m->nhdrs > ST_MAX_HEADERS)
+		twice = ~0ull;      /* not from http1.c: no signatures past the array, search all */
+	nh = m->nhdrs;
+	for (i = 0; i < nh; i++) {
 		const struct http1_header *h = &m->hdrs[i];
+		bool shared = i >= ST_MAX_HEADERS || (twice & sig[i]);
 		int seen = 0;
 
-		for (j = 0; j < i && !seen; j++)
+		for (j = 0; shared && j < i && !seen; j++)
 			seen = record_hdr_name_eq(&m->hdrs[j], h);
 		if (seen)
 			continue;
-		n = h->name_len < sizeof(name) - 1 ? h->name_len : sizeof(name) - 1;
-		for (j = 0; j < n; j++)
-			name[j] = (char)tolower((unsigned char)h->name[j]);
-		name[n] = '\0';
 		if (!f)
 			buf_putc(b, ',');
 		f = 0;
-		buf_json_str(b, name, n);
+		record_put_name(b, h->name, h->name_len);
 		buf_putc(b, ':');
-		if (record_is_redacted(o, h->name, h->name_len)) {
+		if (record_is_redacted(rd, h->name, h->name_len)) {
 			char tok[PII_TOKEN_LEN + 1];
 			size_t tl = pii_replacement(o->pii ? o->pii->mode : PII_MASK, o->pii ? &o->pii->key : NULL,
 						    h->value, h->value_len, tok);
@@ -312,16 +396,18 @@ static void record_put_headers(struct buf *b, const char *k, const struct st_msg
 			continue;
 		}
 		/* join repeats; a name seen once (nearly all) is encoded straight from the head */
-		for (j = i + 1; j < m->nhdrs; j++)
-			if (record_hdr_name_eq(&m->hdrs[j], h))
-				break;
-		if (j == m->nhdrs) {
+		j = nh;
+		if (shared)
+			for (j = i + 1; j < nh; j++)
+				if (record_hdr_name_eq(&m->hdrs[j], h))
+					break;
+		if (j == nh) {
 			buf_json_str(b, h->value, h->value_len);
 		} else {
 			struct buf v = { 0 };
 
 			buf_append(&v, h->value, h->value_len);
-			for (; j < m->nhdrs; j++)
+			for (; j < nh; j++)
 				if (record_hdr_name_eq(&m->hdrs[j], h)) {
 					buf_append(&v, ", ", 2);
 					buf_append(&v, m->hdrs[j].value, m->hdrs[j].value_len);
@@ -427,10 +513,30 @@ static void record_put_body(struct buf *b, const char *k, const struct st_msg *m
 static void record_put_ip(struct buf *b, const char *k, uint8_t family, const uint32_t *a, int *first)
 {
 	char s[INET6_ADDRSTRLEN];
+	size_t n = 0;
 
-	if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, a, s, sizeof(s)))
-		strcpy(s, "?");
-	record_put_str(b, k, s, strlen(s), first);
+	if (family != 6) {
+		/* dotted quad by hand: inet_ntop formats IPv4 with sprintf */
+		const uint8_t *q = (const uint8_t *)a;
+		int i;
+
+		for (i = 0; i < 4; i++) {
+			unsigned v = q[i];
+
+			if (i)
+				s[n++] = '.';
+			if (v >= 100)
+				s[n++] = (char)('0' + v / 100);
+			if (v >= 10)
+				s[n++] = (char)('0' + v / 10 % 10);
+			s[n++] = (char)('0' + v % 10);
+		}
+	} else if (inet_ntop(AF_INET6, a, s, sizeof(s))) {
+		n = strlen(s);
+	} else {
+		s[n++] = '?';
+	}
+	record_put_str(b, k, s, n, first);
 }
 
 /* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" without stdio: the part down to the second is
@@ -452,6 +558,7 @@ static void record_put_time(struct buf *b, const char *k, uint64_t ns, int *firs
 {
 	static __thread time_t cached_sec = -1;
 	static __thread char cached[24];
+	static __thread size_t cached_len;
 	time_t sec = (time_t)(ns / 1000000000ull);
 
 	if (sec != cached_sec) {
@@ -460,11 +567,12 @@ static void record_put_time(struct buf *b, const char *k, uint64_t ns, int *firs
 		gmtime_r(&sec, &tm);
 		if (strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S.", &tm) == 0)
 			strcpy(cached, "1970-01-01T00:00:00.");
+		cached_len = strlen(cached);
 		cached_sec = sec;
 	}
 	record_put_key(b, k, first);
 	buf_putc(b, '"');
-	buf_append(b, cached, strlen(cached));
+	buf_append(b, cached, cached_len);
 	buf_put_u_fixed(b, ns % 1000000000ull / 1000, 6);
 	buf_append(b, "Z\"", 2);
 }
@@ -503,7 +611,7 @@ static void record_put_url(struct buf *b, const struct st_record *r, const struc
 }
 
 static void record_put_replay(struct buf *b, const struct st_record *r,
-			      const struct record_json_opts *o, int *first)
+			      const struct record_json_opts *o, const struct record_red *rd, int *first)
 {
 	const struct st_replay *rp = r->replay;
 	int f = 1;
@@ -521,7 +629,7 @@ static void record_put_replay(struct buf *b, const struct st_record *r,
 		record_put_str(b, "error", rp->error, strlen(rp->error), &f);
 	} else {
 		record_put_u64(b, "status_code", (uint64_t)rp->status_code, &f);
-		record_put_headers(b, "headers", &rp->resp, o, &f);
+		record_put_headers(b, "headers", &rp->resp, o, rd, &f);
 		record_put_body(b, "body", &rp->resp, r, o, &f);
 		record_put_u64(b, "duration", rp->duration_ns, &f);
 	}
@@ -607,6 +715,9 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	size_t start_len = out->len;
 	int f = 1, g, h;
 	char ver[16];
+	struct record_red rd;
+
+	record_red_init(&rd, o);
 
 	buf_putc(out, '{');
 	record_put_time(out, "@timestamp", (uint64_t)((int64_t)t0 + r->clock_offset_ns), &f);
@@ -650,7 +761,7 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	buf_putc(out, '{');
 	if (r->method)
 		record_put_str(out, "method", r->method, r->method_len, &h);
-	record_put_headers(out, "headers", &r->req, o, &h);
+	record_put_headers(out, "headers", &r->req, o, &rd, &h);
 	record_put_body(out, "body", &r->req, r, o, &h);
 	record_put_u64(out, "bytes", r->req.wire_bytes, &h);
 	buf_putc(out, '}');
@@ -661,7 +772,7 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 		buf_putc(out, '{');
 		if (r->status_code)
 			record_put_u64(out, "status_code", (uint64_t)r->status_code, &h);
-		record_put_headers(out, "headers", &r->resp, o, &h);
+		record_put_headers(out, "headers", &r->resp, o, &rd, &h);
 		record_put_body(out, "body", &r->resp, r, o, &h);
 		record_put_u64(out, "bytes", r->resp.wire_bytes, &h);
 		buf_putc(out, '}');
@@ -671,7 +782,7 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	if (r->target)
 		record_put_url(out, r, o, &f);
 	if (r->replay || r->replay_skip)
-		record_put_replay(out, r, o, &f);
+		record_put_replay(out, r, o, &rd, &f);
 	if (r->diff)
 		record_put_diff(out, r->diff, &f);
 

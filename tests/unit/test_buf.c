@@ -149,6 +149,54 @@ static void test_json_matches_reference(void **state)
 	buf_free(&want);
 }
 
+/* Header names: buf_json_token_lower must give exactly what lower-casing (ASCII) and
+ * then buf_json_str give, or refuse (1, nothing written) when escaping is needed; at
+ * every length up to 40 (the 8-byte steps and the overlapping last one), appended
+ * after other text. */
+static void test_token_lower(void **state)
+{
+	static const unsigned char pick[] = { 'A', 'Z', '@', '[', '`', '{', 'a', 'z', '-', '_',
+					      '0', '9', '~', ' ', '"', '\\', 0x7f, 0x1f, 0x80, 0xc3 };
+	unsigned char in[48], low[48];
+	struct buf got = { 0 }, want = { 0 };
+	uint64_t seed = 777;
+	int round, refused = 0, written = 0;
+
+	for (round = 0; round < 100000; round++) {
+		size_t n, i, plain = 1;
+		int rc;
+
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		n = (seed >> 33) % 41;
+		for (i = 0; i < n; i++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			in[i] = (seed >> 40) % 16 ? pick[(seed >> 45) % 12] : pick[(seed >> 45) % sizeof(pick)];
+			low[i] = in[i] >= 'A' && in[i] <= 'Z' ? in[i] | 0x20 : in[i];
+			if (in[i] < 0x20 || in[i] >= 0x7f || in[i] == '"' || in[i] == '\\')
+				plain = 0;
+		}
+		buf_reset(&got);
+		buf_reset(&want);
+		buf_append(&got, "{x:", 3);
+		buf_append(&want, "{x:", 3);
+		rc = buf_json_token_lower(&got, (const char *)in, n);
+		if (!plain) {
+			assert_int_equal(rc, 1);
+			assert_int_equal(got.len, 3);
+			refused++;
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		written++;
+		assert_int_equal(buf_json_str(&want, (const char *)low, n), 0);
+		assert_int_equal(got.len, want.len);
+		assert_memory_equal(got.data, want.data, want.len + 1);
+	}
+	assert_true(refused > 1000 && written > 1000);
+	buf_free(&got);
+	buf_free(&want);
+}
+
 static void test_base64(void **state)
 {
 	static const struct { const char *in, *out; } v[] = {
@@ -204,6 +252,7 @@ int main(void)
 		cmocka_unit_test(test_json_utf8),
 		cmocka_unit_test(test_json_long_runs),
 		cmocka_unit_test(test_json_matches_reference),
+		cmocka_unit_test(test_token_lower),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_base64_matches_reference),
 	};
