@@ -4,8 +4,9 @@
  * so every run (and every Callgrind count) sees the same bytes.
  *
  *   micro [RUNS]            time each benchmark RUNS times (default 7), print medians
- *   micro --once PHASE      one pass of PHASE (parse|reasm|exchange|encode), for
- *                           valgrind --tool=callgrind --toggle-collect=micro_*_pass
+ *   micro --once PHASE      one pass of PHASE (parse|reasm|exchange|encode|encode_get|
+ *                           record_get), for valgrind --tool=callgrind
+ *                           --toggle-collect=micro_*_pass
  *
  * Output lines are "name key=value ...", parsed by micro.sh. */
 #include <arpa/inet.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "diff.h"
 #include "exchange.h"
 #include "http1.h"
 #include "log.h"
@@ -478,6 +480,166 @@ __attribute__((noinline)) uint64_t micro_encode_pass(const struct micro_recs *mr
 	return bytes;
 }
 
+/* ------------------------------------- the benchmark's replayed GET (issue 19) */
+
+/* The shapes deploy/bench/run.sh sends and serves: loadgen's GET, nginx's answer from
+ * serverA and serverB (the same file but for its "server" member, so the diff finds one
+ * field), one keep-alive connection. encode_get encodes finished records (request,
+ * both answers, diff); record_get is a record's whole life on one thread: exchange
+ * assembly, serverB's answer attached as replay_conn.c does, diff, encoding, free. */
+#define MICRO_GETS 4000
+
+struct micro_get {
+	struct buf req, resp_a, resp_b;
+	size_t *req_off, *resp_off;
+	size_t resp_b_head;      /* serverB's head length */
+	struct diff_cfg dcfg;
+	struct buf out;
+	uint64_t json_bytes;
+	int encode;              /* record_get: encode (and free) each record as it comes */
+	struct micro_recs keep;
+};
+
+static void micro_nginx_resp(struct buf *b, const char *server)
+{
+	char body[160];
+	int n = snprintf(body, sizeof(body), "{\"server\":\"%s\",\"items\":[1,2,3,4,5,6,7,8],\"note\":"
+			 "\"benchmark response body of a typical small JSON API\"}\n", server);
+
+	buf_printf(b, "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 07 Dec 2026 05:00:00 GMT\r\n"
+		   "Content-Type: application/json\r\nContent-Length: %d\r\n"
+		   "Last-Modified: Mon, 07 Dec 2026 04:00:00 GMT\r\nConnection: keep-alive\r\n"
+		   "ETag: \"6975%s-%x\"\r\nAccept-Ranges: bytes\r\n\r\n%s", n, server, n, body);
+}
+
+static int micro_get_build(struct micro_get *g)
+{
+	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_response rs;
+	int i, hl;
+
+	g->req_off = calloc(MICRO_GETS + 1, sizeof(size_t));
+	g->resp_off = calloc(MICRO_GETS + 1, sizeof(size_t));
+	if (!g->req_off || !g->resp_off)
+		return -ENOMEM;
+	for (i = 0; i < MICRO_GETS; i++) {
+		g->req_off[i] = g->req.len;
+		g->resp_off[i] = g->resp_a.len;
+		buf_printf(&g->req, "GET /api/items/%u?w=%d&q=bench HTTP/1.1\r\nHost: 10.201.0.2\r\n"
+			   "User-Agent: st-loadgen\r\nAccept: application/json\r\nAccept-Encoding: gzip\r\n\r\n",
+			   micro_rand() % 100000, i % 32);
+		micro_nginx_resp(&g->resp_a, "a");
+	}
+	g->req_off[i] = g->req.len;
+	g->resp_off[i] = g->resp_a.len;
+	micro_nginx_resp(&g->resp_b, "b");
+	hl = http1_parse_response(g->resp_b.data, g->resp_b.len, &rs, hdrs, ST_MAX_HEADERS);
+	if (hl <= 0)
+		return -EINVAL;
+	g->resp_b_head = (size_t)hl;
+	g->dcfg.max_paths = 20;
+	return 0;
+}
+
+/* serverB's answer as replay_conn.c builds it: st_replay, head, body, then the diff */
+static void micro_get_replay(struct micro_get *g, struct st_record *r)
+{
+	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_response rs;
+	struct st_replay *rp = calloc(1, sizeof(*rp));
+
+	if (!rp)
+		return;
+	rp->target = strdup("http://10.202.0.2:81");
+	http1_parse_response(g->resp_b.data, g->resp_b.len, &rs, hdrs, ST_MAX_HEADERS);
+	record_msg_set_head(&rp->resp, g->resp_b.data, g->resp_b_head, hdrs, rs.num_headers);
+	rp->status_code = rs.status;
+	record_msg_body_append(&rp->resp, g->resp_b.data + g->resp_b_head,
+			       g->resp_b.len - g->resp_b_head, 64 * 1024);
+	rp->resp.body_bytes = g->resp_b.len - g->resp_b_head;
+	rp->resp.wire_bytes = g->resp_b.len;
+	rp->resp.complete = true;
+	rp->duration_ns = 250000;
+	r->replay = rp;
+	r->diff = diff_compare(r, &g->dcfg);
+}
+
+static void micro_get_emit(void *ctx, struct st_record *r)
+{
+	struct micro_get *g = ctx;
+	struct record_json_opts o = { .redact = micro_redact, .body_limit = 64 * 1024 };
+
+	micro_get_replay(g, r);
+	if (g->encode) {
+		buf_reset(&g->out);
+		if (record_to_json(r, &o, &g->out) == 0)
+			g->json_bytes += g->out.len;
+		g->keep.n++;
+		record_free(r);
+		return;
+	}
+	micro_emit(&g->keep, r);
+}
+
+static void micro_get_feed(struct micro_get *g)
+{
+	struct exchange_cfg cfg;
+	struct exchange *x;
+	struct reasm_flow fl = { .key = { .family = 4, .cport = 40000, .sport = 80 },
+				 .flow_id = 0x2000, .first_ts_ns = 1000, .last_ts_ns = 1000 };
+	uint64_t ts = 1765083600000000000ull;
+	size_t i;
+
+	exchange_cfg_default(&cfg);
+	cfg.keep_raw = 1;
+	x = exchange_new(&cfg, micro_get_emit, g);
+	if (!x)
+		return;
+	fl.key.caddr[0] = htonl(0x0ac90001u);
+	fl.key.saddr[0] = htonl(0x0ac90002u);
+	if (exchange_reasm_ops.open(x, &fl) == 0) {
+		for (i = 0; i < MICRO_GETS; i++) {
+			exchange_reasm_ops.data(x, &fl, REASM_C2S, (const uint8_t *)g->req.data + g->req_off[i],
+						g->req_off[i + 1] - g->req_off[i], ts += 1000);
+			exchange_reasm_ops.data(x, &fl, REASM_S2C, (const uint8_t *)g->resp_a.data + g->resp_off[i],
+						g->resp_off[i + 1] - g->resp_off[i], ts += 150000);
+			fl.last_ts_ns = ts;
+		}
+		exchange_reasm_ops.eof(x, &fl, REASM_C2S);
+		exchange_reasm_ops.eof(x, &fl, REASM_S2C);
+		exchange_reasm_ops.close(x, &fl, REASM_CLOSE_FIN);
+	}
+	exchange_free(x);
+}
+
+__attribute__((noinline)) uint64_t micro_encode_get_pass(struct micro_get *g)
+{
+	return micro_encode_pass(&g->keep, &g->out);
+}
+
+__attribute__((noinline)) uint64_t micro_record_get_pass(struct micro_get *g)
+{
+	g->encode = 1;
+	g->keep.n = 0;
+	g->json_bytes = 0;
+	micro_get_feed(g);
+	g->encode = 0;
+	return g->json_bytes;
+}
+
+static void micro_get_free(struct micro_get *g)
+{
+	for (size_t i = 0; i < g->keep.n && i < g->keep.cap; i++)
+		record_free(g->keep.rec[i]);
+	free(g->keep.rec);
+	buf_free(&g->req);
+	buf_free(&g->resp_a);
+	buf_free(&g->resp_b);
+	buf_free(&g->out);
+	free(g->req_off);
+	free(g->resp_off);
+}
+
 /* ------------------------------------------------------------------ driver */
 
 static int micro_cmp(const void *a, const void *b)
@@ -514,8 +676,9 @@ int main(int argc, char **argv)
 	struct buf out = { 0 };
 	const char *once = NULL;
 	int runs = 7, err = 1, k;
-	double tp[64], tr[64], tx[64], te[64];
-	uint64_t enc_bytes = 0;
+	double tp[64], tr[64], tx[64], te[64], tg[64], tl[64];
+	uint64_t enc_bytes = 0, get_bytes = 0;
+	struct micro_get g = { 0 };
 	size_t ok;
 
 	st_log_level = ST_LOG_WARN;
@@ -538,7 +701,9 @@ int main(int argc, char **argv)
 	}
 	mr.cap = MICRO_EXCHANGES;
 	mr.rec = calloc(mr.cap, sizeof(*mr.rec));
-	if (!mr.rec)
+	g.keep.cap = MICRO_GETS;
+	g.keep.rec = calloc(g.keep.cap, sizeof(*g.keep.rec));
+	if (!mr.rec || !g.keep.rec || micro_get_build(&g))
 		goto cleanup;
 
 	if (once) {
@@ -565,6 +730,14 @@ int main(int argc, char **argv)
 			micro_exchange_pass(&c, &mr);
 			micro_encode_pass(&mr, &out);
 			printf("units=%zu\n", mr.n);
+		} else if (!strcmp(once, "encode_get")) {
+			g.keep.keep = 1;
+			micro_get_feed(&g);
+			micro_encode_get_pass(&g);
+			printf("units=%zu\n", g.keep.n);
+		} else if (!strcmp(once, "record_get")) {
+			micro_record_get_pass(&g);
+			printf("units=%zu\n", g.keep.n);
 		} else {
 			fprintf(stderr, "micro: unknown phase %s\n", once);
 			goto cleanup;
@@ -577,6 +750,13 @@ int main(int argc, char **argv)
 	micro_exchange_pass(&c, &mr);
 	if (mr.n != MICRO_EXCHANGES) {
 		fprintf(stderr, "micro: exchange emitted %zu records, expected %d\n", mr.n, MICRO_EXCHANGES);
+		goto cleanup;
+	}
+	g.keep.keep = 1;
+	micro_get_feed(&g);
+	if (g.keep.n != MICRO_GETS || !g.keep.rec[0]->diff) {
+		fprintf(stderr, "micro: the GET case built %zu records, expected %d with a diff\n",
+			g.keep.n, MICRO_GETS);
 		goto cleanup;
 	}
 	for (k = 0; k < runs; k++) {
@@ -595,6 +775,9 @@ int main(int argc, char **argv)
 		}));
 		tx[k] = MICRO_TIME(0.2, micro_exchange_pass(&c, &tmp));
 		te[k] = MICRO_TIME(0.2, enc_bytes = micro_encode_pass(&mr, &out));
+		tg[k] = MICRO_TIME(0.2, get_bytes = micro_encode_get_pass(&g));
+		tl[k] = MICRO_TIME(0.2, micro_record_get_pass(&g));
+		g.keep.n = MICRO_GETS;
 	}
 	if (micro_delivered % s.payload) {
 		fprintf(stderr, "micro: reassembly delivered %llu bytes, not a multiple of %llu\n",
@@ -603,6 +786,7 @@ int main(int argc, char **argv)
 	}
 	double p = micro_median(tp, runs), r = micro_median(tr, runs);
 	double x = micro_median(tx, runs), e = micro_median(te, runs);
+	double eg = micro_median(tg, runs), lg = micro_median(tl, runs);
 
 	printf("corpus exchanges=%d flows=%d messages=%zu bytes=%llu head_bytes=%llu segments=%zu "
 	       "payload=%llu runs=%d\n", MICRO_EXCHANGES, MICRO_FLOWS, c.nmsgs, (unsigned long long)c.bytes,
@@ -617,6 +801,11 @@ int main(int argc, char **argv)
 	printf("encode gbps=%.3f units_per_s=%.0f ns_per_unit=%.1f unit=record json_bytes=%llu\n",
 	       (double)enc_bytes / e / 1e9, (double)mr.n / e, e * 1e9 / (double)mr.n,
 	       (unsigned long long)enc_bytes);
+	printf("encode_get gbps=%.3f units_per_s=%.0f ns_per_unit=%.1f unit=record json_bytes=%llu\n",
+	       (double)get_bytes / eg / 1e9, MICRO_GETS / eg, eg * 1e9 / MICRO_GETS,
+	       (unsigned long long)get_bytes);
+	printf("record_get gbps=%.3f units_per_s=%.0f ns_per_unit=%.1f unit=record\n",
+	       (double)get_bytes / lg / 1e9, MICRO_GETS / lg, lg * 1e9 / MICRO_GETS);
 	err = 0;
 cleanup:
 	for (size_t i = 0; i < mr.n && i < mr.cap; i++)
@@ -630,5 +819,6 @@ cleanup:
 	free(c.method);
 	free(c.msgs);
 	free(s.seg);
+	micro_get_free(&g);
 	return err;
 }

@@ -45,7 +45,7 @@ cat "$TMP/timing.txt"
 # so corpus generation and setup do not count.
 declare -A IR
 if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null; then
-	for phase in parse reasm exchange encode; do
+	for phase in parse reasm exchange encode encode_get record_get; do
 		units=$(valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.$phase" \
 			--toggle-collect="micro_${phase}_pass" "$BIN" --once "$phase" 2>"$TMP/cg.$phase.log" |
 			sed -n 's/^units=//p')
@@ -76,7 +76,7 @@ val() { # line-name key
 	echo
 	echo "| benchmark | unit | GB/s | units/s | ns/unit | instructions/unit (Callgrind) |"
 	echo "|---|---|---|---|---|---|"
-	for b in parse reasm exchange encode; do
+	for b in parse reasm exchange encode encode_get record_get; do
 		echo "| $b | $(val "$b" unit) | $(val "$b" gbps) | $(val "$b" units_per_s) | $(val "$b" ns_per_unit) | ${IR[$b]:-n/a} |"
 	done
 	echo
@@ -89,5 +89,9 @@ val() { # line-name key
 	echo "  to 64 KiB and raw request bytes) until every record is emitted; GB/s of wire bytes."
 	echo "- encode: record_to_json of those records with the default redaction list; GB/s of"
 	echo "  JSON written ($(val encode json_bytes) bytes for $(val corpus exchanges) records)."
+	echo "- encode_get: record_to_json of the benchmark's replayed GET (loadgen's request, nginx's"
+	echo "  answers from serverA and serverB, their diff): $(val encode_get json_bytes) bytes for 4000 records."
+	echo "- record_get: the same record's whole life on one thread: exchange assembly, serverB's"
+	echo "  answer attached as replay_conn.c does, diff_compare, record_to_json, record_free."
 } >"$MD"
 echo "micro: wrote $MD"
