@@ -39,10 +39,11 @@ struct st_record *record_new(void)
 
 void record_msg_free(struct st_msg *m)
 {
-	free(m->head);
-	if (!m->body_borrowed)
+	if (!m->head_inline)
+		free(m->head);
+	if (!m->body_borrowed && !m->body_inline)
 		free(m->body);
-	m->body_borrowed = false;
+	m->body_borrowed = m->head_inline = m->body_inline = false;
 	m->head = NULL;
 	m->hdrs = NULL;
 	m->body = NULL;
@@ -54,7 +55,8 @@ void record_replay_free(struct st_replay *rp)
 {
 	if (!rp)
 		return;
-	free(rp->target);
+	if (!rp->target_borrowed)
+		free(rp->target);
 	free(rp->error);
 	record_msg_free(&rp->resp);
 	free(rp);
@@ -161,47 +163,101 @@ int record_msg_body_append(struct st_msg *m, const char *data, size_t len, size_
 			cap *= 2;
 		if (cap > limit)
 			cap = limit;
-		p = realloc(m->body, cap);
+		if (m->body_inline) {
+			p = malloc(cap);
+			if (p && m->body_stored)
+				memcpy(p, m->body, m->body_stored);
+		} else {
+			p = realloc(m->body, cap);
+		}
 		if (!p)
 			return -ENOMEM;
 		m->body = p;
 		m->body_cap = cap;
+		m->body_inline = false;
 	}
 	memcpy(m->body + m->body_stored, data, n);
 	m->body_stored += n;
 	return 0;
 }
 
-int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
-			const struct http1_header *hdrs, size_t nhdrs)
-{
-	size_t i, off;
-	struct http1_header *h;
-	char *p;
+#define RECORD_ALIGN(n, a) (((n) + (a) - 1) & ~(size_t)((a) - 1))
 
-	if (nhdrs > ST_MAX_HEADERS)
-		nhdrs = ST_MAX_HEADERS;
-	/* one allocation: the head bytes, then the header array, aligned */
-	off = (head_len + 1 + _Alignof(struct http1_header) - 1) &
-	      ~(size_t)(_Alignof(struct http1_header) - 1);
-	p = malloc(off + nhdrs * sizeof(*h));
-	if (!p)
-		return -ENOMEM;
+/* Bytes a head copy takes: the head and its NUL, then the header array, aligned. */
+static size_t record_head_size(size_t head_len, size_t nhdrs)
+{
+	return RECORD_ALIGN(head_len + 1, _Alignof(struct http1_header)) +
+	       nhdrs * sizeof(struct http1_header);
+}
+
+/* The head copied to p (record_head_size bytes) and m pointed at it. */
+static void record_head_copy(struct st_msg *m, char *p, const char *head, size_t head_len,
+			     const struct http1_header *hdrs, size_t nhdrs)
+{
+	size_t i, off = RECORD_ALIGN(head_len + 1, _Alignof(struct http1_header));
+	struct http1_header *h = (struct http1_header *)(void *)(p + off);
+
 	memcpy(p, head, head_len);
 	p[head_len] = '\0';
-	h = (struct http1_header *)(void *)(p + off);
 	for (i = 0; i < nhdrs; i++) {
 		h[i].name = p + (hdrs[i].name - head);
 		h[i].name_len = hdrs[i].name_len;
 		h[i].value = p + (hdrs[i].value - head);
 		h[i].value_len = hdrs[i].value_len;
 	}
-	free(m->head);
 	m->head = p;
 	m->head_len = head_len;
 	m->hdrs = nhdrs ? h : NULL;
 	m->nhdrs = nhdrs;
+}
+
+int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
+			const struct http1_header *hdrs, size_t nhdrs)
+{
+	char *p;
+
+	if (nhdrs > ST_MAX_HEADERS)
+		nhdrs = ST_MAX_HEADERS;
+	/* one allocation: the head bytes, then the header array */
+	p = malloc(record_head_size(head_len, nhdrs));
+	if (!p)
+		return -ENOMEM;
+	if (!m->head_inline)
+		free(m->head);
+	m->head_inline = false;
+	record_head_copy(m, p, head, head_len, hdrs, nhdrs);
 	return 0;
+}
+
+struct st_replay *record_replay_new(const char *target, const char *head, size_t head_len,
+				    const struct http1_header *hdrs, size_t nhdrs, size_t body_room)
+{
+	size_t head_off = RECORD_ALIGN(sizeof(struct st_replay), _Alignof(struct http1_header));
+	size_t body_off, hs;
+	struct st_replay *rp;
+	char *p;
+
+	if (nhdrs > ST_MAX_HEADERS)
+		nhdrs = ST_MAX_HEADERS;
+	hs = record_head_size(head_len, nhdrs);
+	body_off = head_off + hs;
+	if (body_room > SIZE_MAX - body_off)
+		return NULL;
+	p = malloc(body_off + body_room);
+	if (!p)
+		return NULL;
+	rp = (struct st_replay *)(void *)p;
+	memset(rp, 0, sizeof(*rp));
+	rp->target = (char *)target;
+	rp->target_borrowed = true;
+	record_head_copy(&rp->resp, p + head_off, head, head_len, hdrs, nhdrs);
+	rp->resp.head_inline = true;
+	if (body_room) {
+		rp->resp.body = (uint8_t *)p + body_off;
+		rp->resp.body_cap = body_room;
+		rp->resp.body_inline = true;
+	}
+	return rp;
 }
 
 /* ---- JSON ---- */

@@ -47,10 +47,17 @@ struct st_msg {
 	bool complete;
 	bool chunked;
 	bool body_capped;        /* storage stopped early by the agent's memory bound */
+	/* head (with hdrs) and body room inside the allocation of the struct that holds
+	 * this message (record_replay_new): not freed on their own; a body that outgrows
+	 * its room moves to the heap */
+	bool head_inline;
+	bool body_inline;
 };
 
 struct st_replay {
-	char *target;            /* replay URL (heap) */
+	char *target;            /* replay URL: heap, or with target_borrowed the replay
+				  * configuration's string, which outlives every record */
+	bool target_borrowed;
 	int status_code;         /* 0 if none */
 	struct st_msg resp;
 	uint64_t duration_ns;    /* request sent -> last response byte */
@@ -141,6 +148,14 @@ struct st_record *record_new(void);
 void record_free(struct st_record *r);            /* accepts NULL */
 void record_msg_free(struct st_msg *m);           /* frees heap parts, keeps struct */
 void record_replay_free(struct st_replay *rp);    /* accepts NULL */
+/* serverB's answer as one allocation (issue 19: one malloc instead of four): the
+ * st_replay (zeroed), a copy of the parsed head with its header array, and room for
+ * body_room body bytes (a Content-Length body within the body limit: exactly it).
+ * target is borrowed, not copied: the caller's string must outlive every record
+ * (replay targets are configuration strings, freed after the output thread ends).
+ * NULL on allocation failure. */
+struct st_replay *record_replay_new(const char *target, const char *head, size_t head_len,
+				    const struct http1_header *hdrs, size_t nhdrs, size_t body_room);
 void record_diff_free(struct st_diff *d);         /* accepts NULL */
 /* Bytes the record holds (the struct, heads, bodies, raw copy, replay answers; the
  * diff's small strings are not counted): what a queue bounded in bytes charges for it.

@@ -371,6 +371,7 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 	struct http1_response resp;
 	const struct http1_header *h;
 	uint64_t cl = 0;
+	int fr;
 	size_t used = 0;
 	ssize_t n;
 	int r;
@@ -403,23 +404,27 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 				used += (size_t)r;   /* interim response (100 Continue, 103) */
 				continue;
 			}
+			fr = http1_response_framing(&resp, c->qh->method, strlen(c->qh->method), &cl);
 			if (!c->res) {
-				c->res = calloc(1, sizeof(*c->res));
-				if (c->res)
-					c->res->target = strdup(c->t->url);
-				if (!c->res || !c->res->target) {
+				/* the answer, its head and a Content-Length body in one
+				 * allocation; the target URL is the configuration's string */
+				size_t room = fr == HTTP1_BODY_LENGTH ?
+					(cl < c->body_limit ? (size_t)cl : c->body_limit) : 0;
+
+				c->res = record_replay_new(c->t->url, c->rbuf + used, (size_t)r, hdrs,
+							   resp.num_headers, room);
+				if (!c->res) {
 					replay_conn_broken(rp, c, "dropped: memory limit", now);
 					return -1;
 				}
-			}
-			if (record_msg_set_head(&c->res->resp, c->rbuf + used, (size_t)r, hdrs,
-						resp.num_headers)) {
+			} else if (record_msg_set_head(&c->res->resp, c->rbuf + used, (size_t)r, hdrs,
+						       resp.num_headers)) {
 				replay_conn_broken(rp, c, "dropped: memory limit", now);
 				return -1;
 			}
 			c->res->status_code = resp.status;
 			c->res->resp.ts_first_ns = now;
-			c->framing = http1_response_framing(&resp, c->qh->method, strlen(c->qh->method), &cl);
+			c->framing = fr;
 			if (c->framing == HTTP1_BODY_TUNNEL) {
 				replay_conn_broken(rp, c, "unexpected protocol switch", now);
 				return -1;

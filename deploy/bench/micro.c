@@ -546,13 +546,13 @@ static void micro_get_replay(struct micro_get *g, struct st_record *r)
 {
 	struct http1_header hdrs[ST_MAX_HEADERS];
 	struct http1_response rs;
-	struct st_replay *rp = calloc(1, sizeof(*rp));
+	struct st_replay *rp;
 
+	http1_parse_response(g->resp_b.data, g->resp_b.len, &rs, hdrs, ST_MAX_HEADERS);
+	rp = record_replay_new("http://10.202.0.2:81", g->resp_b.data, g->resp_b_head, hdrs,
+			       rs.num_headers, g->resp_b.len - g->resp_b_head);
 	if (!rp)
 		return;
-	rp->target = strdup("http://10.202.0.2:81");
-	http1_parse_response(g->resp_b.data, g->resp_b.len, &rs, hdrs, ST_MAX_HEADERS);
-	record_msg_set_head(&rp->resp, g->resp_b.data, g->resp_b_head, hdrs, rs.num_headers);
 	rp->status_code = rs.status;
 	record_msg_body_append(&rp->resp, g->resp_b.data + g->resp_b_head,
 			       g->resp_b.len - g->resp_b_head, 64 * 1024);

@@ -287,6 +287,64 @@ static void test_replay_and_diff(void **state)
 	record_free(r);
 }
 
+/* serverB's answer in one allocation (record_replay_new): the same JSON as the
+ * separately allocated answer, a body kept in its room until it outgrows it, the
+ * target borrowed (a static string here: freeing it would crash under ASan), and
+ * replacing the head or freeing the message frees nothing inside the block. */
+static void test_replay_one_block(void **state)
+{
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-B: 1\r\n\r\n";
+	static const char target[] = "http://127.0.0.1:81";
+	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_response resp;
+	struct st_record *r = mk(), *r2 = mk();
+	struct st_replay *rp;
+	int hl = http1_parse_response(head, strlen(head), &resp, hdrs, ST_MAX_HEADERS);
+	char *j, *j2;
+
+	assert_int_equal(hl, (int)strlen(head));
+	set_req(r, "GET / HTTP/1.1\r\n\r\n");
+	set_req(r2, "GET / HTTP/1.1\r\n\r\n");
+	rp = record_replay_new(target, head, (size_t)hl, hdrs, resp.num_headers, 5);
+	assert_non_null(rp);
+	assert_ptr_equal(rp->target, target);
+	assert_true(rp->resp.head_inline && rp->resp.body_inline);
+	assert_int_equal(rp->resp.body_cap, 5);
+	assert_int_equal(rp->resp.nhdrs, 2);
+	rp->status_code = resp.status;
+	assert_int_equal(record_msg_body_append(&rp->resp, "hello", 5, 64), 0);
+	assert_true(rp->resp.body_inline);
+	r->replay = rp;
+
+	r2->replay = calloc(1, sizeof(*r2->replay));
+	assert_non_null(r2->replay);
+	r2->replay->target = strdup(target);
+	r2->replay->status_code = 200;
+	assert_int_equal(record_msg_set_head(&r2->replay->resp, head, (size_t)hl, hdrs,
+					     resp.num_headers), 0);
+	assert_int_equal(record_msg_body_append(&r2->replay->resp, "hello", 5, 64), 0);
+	/* the same bytes charged but for the body: its room (5), not a 64-byte block */
+	assert_int_equal(record_bytes(r), record_bytes(r2) - 64 + 5);
+	j = json(r);
+	j2 = json(r2);
+	assert_string_equal(j, j2);
+	has(j, "\"replay\":{\"target\":\"http://127.0.0.1:81\",\"status_code\":200,"
+	       "\"headers\":{\"content-length\":\"5\",\"x-b\":\"1\"},\"body\":{\"bytes\":5,\"content\":\"hello\"}");
+	free(j);
+	free(j2);
+
+	/* past its room the body moves to the heap, bytes kept */
+	assert_int_equal(record_msg_body_append(&rp->resp, " world", 6, 64), 0);
+	assert_false(rp->resp.body_inline);
+	assert_int_equal(rp->resp.body_stored, 11);
+	assert_memory_equal(rp->resp.body, "hello world", 11);
+	/* a new head (an answer after an interim one) is a heap copy; the old stays */
+	assert_int_equal(record_msg_set_head(&rp->resp, head, (size_t)hl, hdrs, resp.num_headers), 0);
+	assert_false(rp->resp.head_inline);
+	record_free(r);
+	record_free(r2);
+}
+
 static void test_capture_flags_and_addresses(void **state)
 {
 	struct st_record *r = mk();
@@ -342,6 +400,7 @@ int main(void)
 		cmocka_unit_test(test_bodies),
 		cmocka_unit_test(test_headers_redaction),
 		cmocka_unit_test(test_replay_and_diff),
+		cmocka_unit_test(test_replay_one_block),
 		cmocka_unit_test(test_capture_flags_and_addresses),
 	};
 
