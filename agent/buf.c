@@ -259,14 +259,31 @@ int buf_json_token_lower(struct buf *b, const char *s, size_t n)
 	return 0;
 }
 
+/* "00" .. "99": two digits per division */
+static const char buf_digits2[200] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
 int buf_put_u64(struct buf *b, uint64_t v)
 {
 	char tmp[20], *e = tmp + sizeof(tmp), *d = e;
 
-	do {
-		*--d = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
+	while (v >= 100) {
+		unsigned k = (unsigned)(v % 100) * 2;
+
+		v /= 100;
+		d -= 2;
+		d[0] = buf_digits2[k];
+		d[1] = buf_digits2[k + 1];
+	}
+	if (v >= 10) {
+		d -= 2;
+		d[0] = buf_digits2[v * 2];
+		d[1] = buf_digits2[v * 2 + 1];
+	} else {
+		*--d = (char)('0' + v);
+	}
 	return buf_append(b, d, (size_t)(e - d));
 }
 

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -197,6 +198,39 @@ static void test_token_lower(void **state)
 	buf_free(&want);
 }
 
+/* Integers by hand against printf: every power of ten and its neighbours, and random
+ * values of every width; fixed width keeps the low digits. */
+static void test_put_u64(void **state)
+{
+	struct buf got = { 0 };
+	char want[32];
+	uint64_t v, p = 1, seed = 99;
+	int i;
+
+	for (i = 0; i < 20; i++, p *= 10)
+		for (v = p - 1; v <= p + 1; v++) {
+			buf_reset(&got);
+			assert_int_equal(buf_put_u64(&got, v), 0);
+			snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+			assert_string_equal(got.data, want);
+		}
+	buf_reset(&got);
+	assert_int_equal(buf_put_u64(&got, UINT64_MAX), 0);
+	assert_string_equal(got.data, "18446744073709551615");
+	for (i = 0; i < 100000; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		v = seed >> (seed % 64);
+		buf_reset(&got);
+		assert_int_equal(buf_put_u64(&got, v), 0);
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+		assert_string_equal(got.data, want);
+	}
+	buf_reset(&got);
+	assert_int_equal(buf_put_u_fixed(&got, 1234567, 6), 0);
+	assert_string_equal(got.data, "234567");
+	buf_free(&got);
+}
+
 static void test_base64(void **state)
 {
 	static const struct { const char *in, *out; } v[] = {
@@ -253,6 +287,7 @@ int main(void)
 		cmocka_unit_test(test_json_long_runs),
 		cmocka_unit_test(test_json_matches_reference),
 		cmocka_unit_test(test_token_lower),
+		cmocka_unit_test(test_put_u64),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_base64_matches_reference),
 	};
