@@ -290,6 +290,13 @@ static inline __attribute__((always_inline)) void record_put_str(struct buf *b, 
 	buf_json_str(b, s, n);
 }
 
+/* A string value known at compile time to need no escaping, written with its quotes */
+#define record_put_lit(b, k, v, first)                                   \
+	do {                                                             \
+		record_put_key(b, k, first);                             \
+		buf_append(b, "\"" v "\"", __builtin_strlen(v) + 2);     \
+	} while (0)
+
 static inline __attribute__((always_inline)) void record_put_u64(struct buf *b, const char *k, uint64_t v, int *first)
 {
 	record_put_key(b, k, first);
@@ -558,7 +565,7 @@ static void record_put_body(struct buf *b, const char *k, const struct st_msg *m
 			buf_putc(b, '"');
 			buf_base64(b, m->body, m->body_stored);
 			buf_putc(b, '"');
-			record_put_str(b, "encoding", "base64", 6, &f);
+			record_put_lit(b, "encoding", "base64", &f);
 		}
 	}
 	if (m->body_stored < m->body_bytes)
@@ -783,8 +790,8 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	buf_putc(out, '{');
 	record_put_str(out, "id", r->event_id, strlen(r->event_id), &g);
 	record_put_u64(out, "duration", t1 > t0 ? t1 - t0 : 0, &g);
-	record_put_str(out, "kind", "event", 5, &g);
-	record_put_str(out, "dataset", "shadowtap.exchange", 18, &g);
+	record_put_lit(out, "kind", "event", &g);
+	record_put_lit(out, "dataset", "shadowtap.exchange", &g);
 	buf_putc(out, '}');
 
 	record_put_endpoint(out, "source", r->family, r->caddr, r->cport, &f);
@@ -792,8 +799,11 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	record_put_key(out, "network", &f);
 	g = 1;
 	buf_putc(out, '{');
-	record_put_str(out, "transport", "tcp", 3, &g);
-	record_put_str(out, "type", r->family == 6 ? "ipv6" : "ipv4", 4, &g);
+	record_put_lit(out, "transport", "tcp", &g);
+	if (r->family == 6)
+		record_put_lit(out, "type", "ipv6", &g);
+	else
+		record_put_lit(out, "type", "ipv4", &g);
 	record_put_u64_str(out, "connection_id", r->flow_id, &g);
 	record_put_u64(out, "request_index", r->index, &g);
 	buf_putc(out, '}');
@@ -803,14 +813,16 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	buf_putc(out, '{');
 	if (r->method) {
 		if (r->http_minor < 0) {
-			strcpy(ver, "0.9");
+			record_put_lit(out, "version", "0.9", &g);
 		} else {
-			ver[0] = '1';
-			ver[1] = '.';
-			ver[2] = (char)('0' + (r->http_minor % 10));
-			ver[3] = '\0';
+			ver[0] = '"';
+			ver[1] = '1';
+			ver[2] = '.';
+			ver[3] = (char)('0' + (r->http_minor % 10));
+			ver[4] = '"';
+			record_put_key(out, "version", &g);
+			buf_append(out, ver, 5);
 		}
-		record_put_str(out, "version", ver, strlen(ver), &g);
 	}
 	record_put_key(out, "request", &g);
 	h = 1;
@@ -854,9 +866,9 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	g = 1;
 	buf_putc(out, '{');
 	if (r->source == ST_SRC_OPENSSL)
-		record_put_str(out, "source", "openssl", 7, &g);
+		record_put_lit(out, "source", "openssl", &g);
 	else
-		record_put_str(out, "source", "packet", 6, &g);
+		record_put_lit(out, "source", "packet", &g);
 	record_put_bool(out, "complete", !(r->cap_flags & ST_CAP_INCOMPLETE) && r->req.complete && r->resp.complete, &g);
 	record_put_bool(out, "incomplete", !!(r->cap_flags & ST_CAP_INCOMPLETE), &g);
 	record_put_bool(out, "gap", !!(r->cap_flags & ST_CAP_GAP), &g);
