@@ -39,7 +39,8 @@
 # BENCH_GOR_ARGS (extra shadowtap / GoReplay flags),
 # BENCH_RESULTS (output directory, default deploy/bench/results),
 # BENCH_PERF=DIR (perf record -g of each shadowtap run's load window into DIR/ID.data,
-# perf stat into DIR/ID.stat),
+# perf stat into DIR/ID.stat; BENCH_PERF_EVENTS=LIST adds events to the perf stat, e.g.
+# syscalls:sys_enter_sendmsg,syscalls:sys_enter_read for system calls per request),
 # BENCH_ST_OLD=PATH (another shadowtap binary: tool names ending in -old, e.g.
 # shadowtap-old or shadowtap-capture-old, run it, for before/after in one run),
 # BENCH_ST_OLD_COMMIT=REV (instead of BENCH_ST_OLD: build shadowtap at that commit of
@@ -445,7 +446,7 @@ run_one() { # repeat tool mix rate
 	if [ -n "${BENCH_PERF:-}" ] && [[ $tool == shadowtap* ]]; then
 		mkdir -p "$BENCH_PERF"
 		( c=$(pgrep -P "$TOOL_PID" | head -1)
-		  perf stat -e task-clock,cycles,instructions,context-switches,page-faults -p "$c" \
+		  perf stat -e task-clock,cycles,instructions,context-switches,page-faults${BENCH_PERF_EVENTS:+,$BENCH_PERF_EVENTS} -p "$c" \
 			-o "$BENCH_PERF/$id.stat" -- sleep "$DURATION" &
 		  perf record -q ${BENCH_PERF_CG:+--call-graph $BENCH_PERF_CG} -g -p "$c" -o "$BENCH_PERF/$id.data" -- sleep "$DURATION" >/dev/null 2>&1
 		  wait ) &
