@@ -935,6 +935,7 @@ static void *replay_thread(void *arg)
 		replay_timeouts(rp, now);
 		replay_warn_tick(rp, now);
 		replay_dispatch(rp, now);
+		replay_send_pending(rp, now);
 		idle = __atomic_load_n(&rp->idle, __ATOMIC_ACQUIRE);
 		if (idle && rp->ndone && (rp->ndone >= REPLAY_IDLE_BATCH || rp->nheld == 0 || closed ||
 				  now >= rp->t_done0 + REPLAY_IDLE_NS ||

@@ -83,6 +83,10 @@ struct replay_conn {
 	struct replay_item *qh, *qt, *snd;
 	int nq;
 	bool no_more;                          /* take no more requests (serverB will close) */
+	/* on rp->flush: requests were assigned this pass and go out at its end, all of
+	 * them in one write (replay_send_pending) */
+	bool flushq;
+	struct replay_conn *flnext;
 	size_t sent;
 	uint64_t t_start, deadline, idle_since;
 	char *rbuf;
@@ -164,6 +168,10 @@ struct replay {
 	bool thr_started;
 	int stopping;                          /* atomic */
 
+	/* connections with requests assigned during this pass of the thread, written
+	 * once each at the end of the pass (linked by flnext) */
+	struct replay_conn *flush, *flush_tail;
+
 	struct replay_flow **fht;
 	size_t fht_mask;
 	size_t nheld;                          /* items inside the thread */
@@ -215,7 +223,11 @@ void replay_backoff(struct replay_target *t, const char *why, uint64_t now);
 void replay_connected(struct replay *rp, struct replay_conn *c, uint64_t now);
 int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now);
 void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now);
-/* Put it on c (behind what is in flight there) and start sending (or connecting). */
+/* Put it on c (behind what is in flight there) and start connecting, or mark c to be
+ * written by replay_send_pending (session-parallel order: written at once). */
 void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item *it, uint64_t now);
+/* Write every connection replay_assign marked during this pass: one sendmsg (or TLS
+ * write) per connection carries all the requests queued on it. */
+void replay_send_pending(struct replay *rp, uint64_t now);
 
 #endif
