@@ -19,6 +19,7 @@
 #include "log.h"
 #include "ownsock.h"
 #include "replay_int.h"
+#include "shadowtap.h"
 #include "util.h"
 
 #define REPLAY_BATCH      256   /* records taken from the queue per pop */
@@ -1133,39 +1134,70 @@ void replay_stop(struct replay *rp)
 	rp->thr_started = false;
 }
 
-void replay_print_stats(struct replay *rp, FILE *f)
+void replay_get_stats(struct replay *rp, struct replay_stats *out)
 {
-	struct replay_tls *tts[REPLAY_MAX_TARGETS];
-	int i;
+	const uint64_t *s = (const uint64_t *)&rp->st;
+	uint64_t *d = (uint64_t *)out;
+	size_t i;
 
-	if (!rp)
+	for (i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
+void replay_print_stats_n(struct replay *const *rps, int n, FILE *f)
+{
+	struct replay_tls *tts[ST_MAX_WORKERS * REPLAY_MAX_TARGETS];
+	struct replay_stats st = { 0 }, one;
+	const struct replay *rp;
+	uint64_t *d = (uint64_t *)&st;
+	const uint64_t *s = (const uint64_t *)&one;
+	int i, j, ntts = 0, maxc = 0;
+	size_t k;
+
+	if (n <= 0 || !rps[0])
 		return;
+	if (n > ST_MAX_WORKERS)
+		n = ST_MAX_WORKERS;
+	for (i = 0; i < n; i++) {
+		replay_get_stats(rps[i], &one);
+		for (k = 0; k < sizeof(st) / sizeof(uint64_t); k++)
+			d[k] += s[k];
+		for (j = 0; j < rps[i]->ntargets; j++)
+			tts[ntts++] = rps[i]->targets[j].tls;
+		/* --replay-connections-max is split among the workers: max= is the
+		 * agent's ceiling, beside open= and peak_open= which are totals too */
+		maxc += rps[i]->ntargets ? rps[i]->targets[0].nconns : 0;
+	}
+	rp = rps[0];
 	fprintf(f, "replay: submitted=%llu replayed=%llu succeeded=%llu in_flight=%llu queued=%llu "
 		"held_bytes=%llu retries=%llu\n",
-		(unsigned long long)ST_GET(rp, submitted), (unsigned long long)ST_GET(rp, replayed),
-		(unsigned long long)ST_GET(rp, succeeded), (unsigned long long)ST_GET(rp, in_flight),
-		(unsigned long long)ST_GET(rp, queued), (unsigned long long)ST_GET(rp, held_bytes),
-		(unsigned long long)ST_GET(rp, retries));
+		(unsigned long long)st.submitted, (unsigned long long)st.replayed,
+		(unsigned long long)st.succeeded, (unsigned long long)st.in_flight,
+		(unsigned long long)st.queued, (unsigned long long)st.held_bytes,
+		(unsigned long long)st.retries);
 	fprintf(f, "replay: failed timeout=%llu connection_refused=%llu connection_reset=%llu "
 		"malformed_response=%llu other=%llu\n",
-		(unsigned long long)ST_GET(rp, f_timeout), (unsigned long long)ST_GET(rp, f_refused),
-		(unsigned long long)ST_GET(rp, f_reset), (unsigned long long)ST_GET(rp, f_malformed),
-		(unsigned long long)ST_GET(rp, f_other));
+		(unsigned long long)st.f_timeout, (unsigned long long)st.f_refused,
+		(unsigned long long)st.f_reset, (unsigned long long)st.f_malformed,
+		(unsigned long long)st.f_other);
 	fprintf(f, "replay: dropped queue_full=%llu memory_limit=%llu shutting_down=%llu\n",
-		(unsigned long long)ST_GET(rp, d_queue), (unsigned long long)ST_GET(rp, d_memory),
-		(unsigned long long)ST_GET(rp, d_shutdown));
+		(unsigned long long)st.d_queue, (unsigned long long)st.d_memory,
+		(unsigned long long)st.d_shutdown);
 	fprintf(f, "replay: skipped filtered=%llu sampled_out=%llu unreplayable=%llu\n",
-		(unsigned long long)ST_GET(rp, filtered), (unsigned long long)ST_GET(rp, sampled_out),
-		(unsigned long long)ST_GET(rp, unreplayable));
+		(unsigned long long)st.filtered, (unsigned long long)st.sampled_out,
+		(unsigned long long)st.unreplayable);
 	fprintf(f, "replay: connections opened=%llu reconnects=%llu connect_failures=%llu open=%llu "
 		"peak_open=%llu max=%d floor=%d order=%s pipeline=%d\n",
-		(unsigned long long)ST_GET(rp, opened), (unsigned long long)ST_GET(rp, reconnects),
-		(unsigned long long)ST_GET(rp, connect_failures), (unsigned long long)ST_GET(rp, open_now),
-		(unsigned long long)ST_GET(rp, open_peak), rp->ntargets ? rp->targets[0].nconns : 0,
-		rp->cfg.connections, replay_order_names[rp->cfg.order], rp->cfg.pipeline);
+		(unsigned long long)st.opened, (unsigned long long)st.reconnects,
+		(unsigned long long)st.connect_failures, (unsigned long long)st.open_now,
+		(unsigned long long)st.open_peak, maxc, rp->cfg.connections, replay_order_names[rp->cfg.order], rp->cfg.pipeline);
 	fprintf(f, "replay: diff match=%llu mismatch=%llu\n",
-		(unsigned long long)ST_GET(rp, diff_match), (unsigned long long)ST_GET(rp, diff_mismatch));
-	for (i = 0; i < rp->ntargets; i++)
-		tts[i] = rp->targets[i].tls;
-	replay_tls_print_stats(tts, rp->ntargets, f);
+		(unsigned long long)st.diff_match, (unsigned long long)st.diff_mismatch);
+	replay_tls_print_stats(tts, ntts, f);
+}
+
+void replay_print_stats(struct replay *rp, FILE *f)
+{
+	if (rp)
+		replay_print_stats_n(&rp, 1, f);
 }

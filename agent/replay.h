@@ -80,7 +80,25 @@ void replay_stop(struct replay *rp);
  * time; the earliest bound wins. */
 void replay_stop_by(struct replay *rp, uint64_t mono_ns);
 void replay_free(struct replay *rp);   /* after replay_stop; accepts NULL */
+/* An engine's counters and levels, all uint64_t so that several workers' add up
+ * field by field (peaks then give an upper bound). Settings are not in it. */
+struct replay_stats {
+	uint64_t submitted, replayed, succeeded;
+	uint64_t f_timeout, f_refused, f_reset, f_malformed, f_other;
+	uint64_t d_queue, d_memory, d_shutdown;
+	uint64_t filtered, sampled_out, unreplayable;
+	uint64_t in_flight, queued, held_bytes;
+	uint64_t opened, reconnects, connect_failures, retries, open_now, open_peak;
+	uint64_t diff_match, diff_mismatch;
+};
+
+/* A snapshot of rp's counters (any thread: each field one relaxed load). */
+void replay_get_stats(struct replay *rp, struct replay_stats *out);
 /* One line per counter group, for the exit summary and --stats. */
 void replay_print_stats(struct replay *rp, FILE *f);
+/* The same lines for n engines (--workers): counters added, max= the sum of the
+ * workers' shares of --replay-connections-max, the settings every worker has alike
+ * (floor, order, pipeline) printed once, from the first. */
+void replay_print_stats_n(struct replay *const *rps, int n, FILE *f);
 
 #endif

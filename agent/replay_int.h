@@ -132,16 +132,6 @@ struct replay_target {
 	bool warned;                           /* a failure warning is standing */
 };
 
-struct replay_stats {
-	uint64_t submitted, replayed, succeeded;
-	uint64_t f_timeout, f_refused, f_reset, f_malformed, f_other;
-	uint64_t d_queue, d_memory, d_shutdown;
-	uint64_t filtered, sampled_out, unreplayable;
-	uint64_t in_flight, queued, held_bytes;
-	uint64_t opened, reconnects, connect_failures, retries, open_now, open_peak;
-	uint64_t diff_match, diff_mismatch;
-};
-
 #define REPLAY_PEND 128
 
 struct replay {

@@ -145,69 +145,16 @@ static void stats_sum_u64(void *sum, const void *one, size_t size)
 		d[i] += s[i];
 }
 
-/* Several instances' "group: [sub] k=v ..." lines (the same lines in the same order,
- * as replay_print_stats prints them per worker) as one set: integer values added,
- * anything else (order=session, url=...) taken from the first. */
-static void stats_sum_text(FILE *f, char *const *txt, int n)
-{
-	char *save[ST_MAX_WORKERS] = { NULL }, *line[ST_MAX_WORKERS] = { NULL };
-	int i;
-
-	for (i = 0; i < n; i++)
-		line[i] = strtok_r(txt[i], "\n", &save[i]);
-	while (line[0]) {
-		char *tsave[ST_MAX_WORKERS] = { NULL }, *tok[ST_MAX_WORKERS] = { NULL };
-		int sep = 0;
-
-		for (i = 0; i < n; i++)
-			tok[i] = line[i] ? strtok_r(line[i], " ", &tsave[i]) : NULL;
-		while (tok[0]) {
-			char *eq = strchr(tok[0], '='), *end;
-			unsigned long long v;
-
-			if (eq && eq[1] >= '0' && eq[1] <= '9' && (v = strtoull(eq + 1, &end, 10), !*end)) {
-				for (i = 1; i < n; i++) {
-					char *e2 = tok[i] ? strchr(tok[i], '=') : NULL;
-
-					if (e2)
-						v += strtoull(e2 + 1, NULL, 10);
-				}
-				fprintf(f, "%s%.*s=%llu", sep++ ? " " : "", (int)(eq - tok[0]), tok[0], v);
-			} else {
-				fprintf(f, "%s%s", sep++ ? " " : "", tok[0]);
-			}
-			for (i = 0; i < n; i++)
-				tok[i] = tok[i] ? strtok_r(NULL, " ", &tsave[i]) : NULL;
-		}
-		fputc('\n', f);
-		for (i = 0; i < n; i++)
-			line[i] = line[i] ? strtok_r(NULL, "\n", &save[i]) : NULL;
-	}
-}
-
 static void stats_replay(struct pipeline *p, FILE *f)
 {
-	char *txt[ST_MAX_WORKERS] = { NULL };
-	size_t len;
-	int i, n = 0;
+	struct replay *rps[ST_MAX_WORKERS];
+	int i;
 
-	if (p->nworkers == 1) {
-		replay_print_stats(p->w[0].replay, f);
-		return;
-	}
-	for (i = 0; i < p->nworkers; i++) {
-		FILE *m = open_memstream(&txt[i], &len);
-
-		if (!m)
-			break;
-		replay_print_stats(p->w[i].replay, m);
-		fclose(m);
-		n++;
-	}
-	if (n == p->nworkers)
-		stats_sum_text(f, txt, n);
-	for (i = 0; i < n; i++)
-		free(txt[i]);
+	/* counters added, settings (floor, pipeline, ...) printed once: the text of
+	 * each worker's lines is not summed, which added the settings too */
+	for (i = 0; i < p->nworkers && i < ST_MAX_WORKERS; i++)
+		rps[i] = p->w[i].replay;
+	replay_print_stats_n(rps, i, f);
 }
 
 /* Per worker: events its ring got, events lost to its ring being full, events it

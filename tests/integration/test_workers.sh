@@ -54,6 +54,16 @@ run_case() { # mode workers
 	fi
 	grep -qE '^bpf:.* ringbuf_full=0 ' "$log" && pass "$name: no ring-buffer drops" \
 		|| fail "$name: ring-buffer drops"
+	# the workers' replay counters are added, their settings (the defaults here) are
+	# printed once: a sum of settings would read floor=$((16 * nw))
+	if grep -qE "^replay: connections .* max=256 floor=16 order=session pipeline=16$" "$log"; then
+		pass "$name: replay settings printed once (max=256 floor=16 pipeline=16)"
+	else
+		fail "$name: replay settings line: $(grep '^replay: connections' "$log" | tail -1)"
+	fi
+	ev=$(grep '^replay: submitted' "$log" | tail -1 | grep -oE ' succeeded=[0-9]+' | cut -d= -f2)
+	[ "${ev:-0}" = "$N" ] && pass "$name: replay succeeded summed over workers ($ev)" \
+		|| fail "$name: replay succeeded=${ev:-none}, expected $N"
 }
 
 run_case socket 2
