@@ -188,9 +188,17 @@ static int diff_headers(struct st_diff *d, const struct st_msg *a, const struct 
 			const char *const *ignore, bool cmp_length)
 {
 	struct diff_pushed pushed[2 * FIELDS_HDRS_MAX];
+	struct fields_hdrs ix, iy;
 	size_t np = 0;
 	int err;
 
+	if (ax && bx && ax->clean) {
+		/* fields_hdrs_pair: nothing differs but maybe Content-Length */
+		if (!cmp_length || !ax->cl_diff)
+			return 0;
+		ax = fields_hdrs_index(&ix, a, ignore) ? NULL : &ix;
+		bx = ax && !fields_hdrs_index(&iy, b, ignore) ? &iy : NULL;
+	}
 	if (!ax || !bx) {
 		err = diff_headers_msg(d, a, a, b, ignore, cmp_length);
 		return err ? err : diff_headers_msg(d, b, a, b, ignore, cmp_length);
@@ -509,7 +517,7 @@ struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *c
 	}
 	d->status_same = r->status_code == r->replay->status_code;
 	err = diff_body(d, a, b, max_paths, &cut, da, db, &parsed);
-	if (fields_fast && !fields_hdrs_index(&ix, a, ignore) && !fields_hdrs_index(&iy, b, ignore)) {
+	if (fields_fast && !fields_hdrs_pair(&ix, &iy, a, b, ignore)) {
 		ax = &ix;
 		bx = &iy;
 	}

@@ -653,6 +653,55 @@ static bool fields_ign_has(const struct fields_ign *c, uint64_t h, const char *n
 	return false;
 }
 
+static bool fc_is_length(const struct http1_header *h)
+{
+	return h->name_len == 14 && fields_name_eq(h->name, "content-length", 14);
+}
+
+int fields_hdrs_pair(struct fields_hdrs *ax, struct fields_hdrs *bx, const struct st_msg *a,
+		     const struct st_msg *b, const char *const *ignore)
+{
+	const struct fields_ign *ig;
+	bool cl_diff = false;
+	size_t i;
+	int err;
+
+	if (a->nhdrs != b->nhdrs)
+		goto index;
+	for (i = 0; i < a->nhdrs; i++) {
+		const struct http1_header *x = &a->hdrs[i], *y = &b->hdrs[i];
+
+		if (x->name_len != y->name_len || memcmp(x->name, y->name, x->name_len))
+			goto index;
+	}
+	/* the same names, so occurrences pair up by position: only the headers whose
+	 * values differ can differ, and none does if each of them is skipped */
+	ig = fields_ign_get(ignore);
+	for (i = 0; i < a->nhdrs; i++) {
+		const struct http1_header *x = &a->hdrs[i], *y = &b->hdrs[i];
+
+		if (x->value_len == y->value_len && !memcmp(x->value, y->value, x->value_len))
+			continue;
+		if (fc_is_length(x)) {
+			cl_diff = true;
+			continue;
+		}
+		if (!x->name_len || ig->too_long ||
+		    !fields_ign_has(ig, fields_name_hash(x->name, x->name_len), x->name, x->name_len))
+			goto index;
+	}
+	ax->m = a;
+	bx->m = b;
+	ax->n = a->nhdrs;
+	bx->n = b->nhdrs;
+	ax->clean = bx->clean = true;
+	ax->cl_diff = bx->cl_diff = cl_diff;
+	return 0;
+index:
+	err = fields_hdrs_index(ax, a, ignore);
+	return err ? err : fields_hdrs_index(bx, b, ignore);
+}
+
 int fields_hdrs_index(struct fields_hdrs *x, const struct st_msg *m, const char *const *ignore)
 {
 	const struct fields_ign *ig = fields_ign_get(ignore);
@@ -660,6 +709,7 @@ int fields_hdrs_index(struct fields_hdrs *x, const struct st_msg *m, const char 
 
 	x->m = m;
 	x->n = m->nhdrs;
+	x->clean = x->cl_diff = false;
 	if (m->nhdrs > FIELDS_HDRS_MAX)
 		return -E2BIG;
 	for (i = 0; i < m->nhdrs; i++) {
@@ -697,10 +747,6 @@ static const struct http1_header *fc_hdr(const struct st_msg *m, const char *nam
 	return NULL;
 }
 
-static bool fc_is_length(const struct http1_header *h)
-{
-	return h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0;
-}
 
 /* The first header of y named like header i of x, or -1. */
 static ssize_t fc_hdrs_first(const struct fields_hdrs *x, size_t i, const struct fields_hdrs *y)
@@ -804,10 +850,12 @@ int fields_compare_docs(int a_status, const struct st_msg *a, struct fj_doc *da,
 	if (!fields_fast) {
 		ax = bx = NULL;
 	} else if (!ax || !bx) {
-		ax = fields_hdrs_index(&ix, a, ignore) ? NULL : &ix;
-		bx = ax && !fields_hdrs_index(&iy, b, ignore) ? &iy : NULL;
+		ax = fields_hdrs_pair(&ix, &iy, a, b, ignore) ? NULL : &ix;
+		bx = ax ? &iy : NULL;
 	}
-	if (ax && bx)
+	if (ax && bx && ax->clean)
+		;   /* fields_hdrs_pair: no header differs but maybe Content-Length, skipped here */
+	else if (ax && bx)
 		fc_cmp_headers_ix(&c, ax, bx);
 	else
 		fc_cmp_headers(&c, a, b, ignore);

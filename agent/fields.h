@@ -61,6 +61,8 @@ extern bool fields_fast;
 struct fields_hdrs {
 	const struct st_msg *m;
 	size_t n;
+	bool clean;                  /* set by fields_hdrs_pair: not indexed, see there */
+	bool cl_diff;
 	uint64_t h[FIELDS_HDRS_MAX];
 	bool ign[FIELDS_HDRS_MAX];   /* named in the ignore list (never an empty name) */
 };
@@ -80,6 +82,15 @@ static inline bool fields_name_eq(const char *a, const char *b, size_t n)
 	}
 	return true;
 }
+
+/* Both messages' headers for the comparisons. When they carry the same names in
+ * the same order (the same server software, the usual case) and every header whose
+ * values differ is ignored or is Content-Length, no header differs in either
+ * comparison but for Content-Length: then nothing is indexed, ax->clean is set and
+ * ax->cl_diff says whether a Content-Length value differed. Otherwise both are
+ * indexed as by fields_hdrs_index. 0 or -E2BIG. */
+int fields_hdrs_pair(struct fields_hdrs *ax, struct fields_hdrs *bx, const struct st_msg *a,
+		     const struct st_msg *b, const char *const *ignore);
 
 /* Is header i of x named like header j of y (case-insensitively)? */
 static inline bool fields_hdrs_same(const struct fields_hdrs *x, size_t i,

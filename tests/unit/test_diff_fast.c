@@ -36,17 +36,27 @@ static const char *const names[] = {
 };
 static const char *const values[] = { "application/json", "text/plain", "1", "2", "x", "", "bytes" };
 
-/* A message with random headers and the given body. */
-static void rnd_msg(struct st_msg *m, const char *body, size_t blen)
+/* A message with random headers and the given body; with like, like's header names
+ * in like's order (values drawn anew, or kept one time in two). */
+static void rnd_msg(struct st_msg *m, const char *body, size_t blen, const struct st_msg *like)
 {
 	struct http1_header h[24];
-	char head[2048];
-	size_t n = rnd(12), i, o;
+	char head[2048], nb[64];
+	size_t n = like ? like->nhdrs : rnd(12), i, o;
 
 	o = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n");
 	for (i = 0; i < n; i++) {
 		const char *nm = names[rnd(sizeof(names) / sizeof(names[0]))];
 		const char *v = values[rnd(sizeof(values) / sizeof(values[0]))];
+
+		if (like) {
+			snprintf(nb, sizeof(nb), "%.*s", (int)like->hdrs[i].name_len, like->hdrs[i].name);
+			nm = nb;
+			if (rnd(2)) {
+				snprintf(nb + 32, 32, "%.*s", (int)like->hdrs[i].value_len, like->hdrs[i].value);
+				v = nb + 32;
+			}
+		}
 
 		h[i].name_len = strlen(nm);
 		h[i].value_len = strlen(v);
@@ -168,9 +178,9 @@ static void test_random(void **state)
 		r->replay = calloc(1, sizeof(*r->replay));
 		assert_non_null(r->replay);
 		r->replay->status_code = rnd(8) ? 200 : 404;
-		rnd_msg(&r->resp, a, strlen(a));
-		rnd_msg(&r->replay->resp, b, bl);
-		if (rnd(2)) {
+		rnd_msg(&r->resp, a, strlen(a), NULL);
+		rnd_msg(&r->replay->resp, b, bl, rnd(2) ? &r->resp : NULL);
+		if (rnd(3) == 0) {
 			/* serverA's own headers on serverB's side too, so values are compared */
 			record_msg_free(&r->replay->resp);
 			memset(&r->replay->resp, 0, sizeof(r->replay->resp));
