@@ -58,8 +58,11 @@ int fj_num_eq(const char *a, size_t an, const char *b, size_t bn)
 
 static uint64_t fj_num_hash(const char *p, size_t n)
 {
-	bool frac = memchr(p, '.', n) || memchr(p, 'e', n) || memchr(p, 'E', n);
-	size_t digits = n - (n && *p == '-');
+	bool frac = false;
+	size_t digits = n - (n && *p == '-'), k;
+
+	for (k = 0; k < n && !frac; k++)
+		frac = p[k] == '.' || p[k] == 'e' || p[k] == 'E';
 	double v;
 	uint64_t bits;
 	char x[64];
@@ -69,7 +72,6 @@ static uint64_t fj_num_hash(const char *p, size_t n)
 	if (!frac) {
 		/* the common case, without strtod: an integer of at most 15 digits */
 		long long i = 0;
-		size_t k;
 
 		for (k = n - digits; k < n; k++)
 			i = i * 10 + (p[k] - '0');
@@ -109,6 +111,28 @@ static int32_t fj_new(struct fj_doc *d, int type, size_t v, int depth)
 	return d->nn++;
 }
 
+#define FJ_ONES 0x0101010101010101ull
+#define FJ_HIGH 0x8080808080808080ull
+
+/* The first byte in [p, e) that is a quote, a backslash or a control character
+ * (or e), eight bytes a step: a word with none of them is skipped whole. */
+static inline const char *fj_plain_end(const char *p, const char *e)
+{
+	uint64_t w, q, b;
+
+	for (; e - p >= 8; p += 8) {
+		memcpy(&w, p, 8);
+		q = w ^ (FJ_ONES * '"');
+		b = w ^ (FJ_ONES * '\\');
+		/* a zero byte in q or b, or a byte below 0x20 in w */
+		if ((((q - FJ_ONES) & ~q) | ((b - FJ_ONES) & ~b) | ((w - FJ_ONES * 0x20) & ~w)) & FJ_HIGH)
+			break;
+	}
+	while (p < e && *p != '"' && *p != '\\' && (uint8_t)*p >= 0x20)
+		p++;
+	return p;
+}
+
 /* A string at pos (its opening quote). Without escapes (most strings) its text is
  * left in src and only scanned; with them it is decoded into the arena. *in_src
  * says which. */
@@ -117,8 +141,7 @@ static int fj_string(struct fj_doc *d, size_t *pos, uint32_t *off, uint32_t *len
 	const char *p = d->src + *pos + 1, *e = d->src + d->len, *q;
 	size_t l;
 
-	for (q = p; q < e && *q != '"' && *q != '\\' && (uint8_t)*q >= 0x20; q++)
-		;
+	q = fj_plain_end(p, e);
 	if (q < e && *q == '"') {
 		*off = (uint32_t)(p - d->src);
 		*len = (uint32_t)(q - p);
@@ -146,8 +169,11 @@ static int fj_string(struct fj_doc *d, size_t *pos, uint32_t *off, uint32_t *len
 	return 0;
 }
 
-static void fj_ws(const struct fj_doc *d, size_t *pos)
+static inline void fj_ws(const struct fj_doc *d, size_t *pos)
 {
+	/* most tokens follow the previous one directly */
+	if (*pos < d->len && (uint8_t)d->src[*pos] > ' ')
+		return;
 	*pos = (size_t)(json_ws(d->src + *pos, d->src + d->len) - d->src);
 }
 
@@ -308,6 +334,40 @@ static uint64_t fj_member_hash(const struct fj_doc *d, const struct fj_node *c)
 	return st_mix64(fj_fnv(FJ_SEED, fj_key(d, c), c->key_len) ^ c->h);
 }
 
+/* Length of the common prefix of a and b (at most m bytes), eight bytes a step. */
+static size_t fj_common_prefix(const char *a, const char *b, size_t m)
+{
+	uint64_t x, y;
+	size_t i = 0;
+
+	for (; i + 8 <= m; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y)
+			break;
+	}
+	while (i < m && a[i] == b[i])
+		i++;
+	return i;
+}
+
+/* Length of the common suffix of the texts ending at ae and be (at most m bytes). */
+static size_t fj_common_suffix(const char *ae, const char *be, size_t m)
+{
+	uint64_t x, y;
+	size_t i = 0;
+
+	for (; i + 8 <= m; i += 8) {
+		memcpy(&x, ae - i - 8, 8);
+		memcpy(&y, be - i - 8, 8);
+		if (x != y)
+			break;
+	}
+	while (i < m && ae[-1 - (ptrdiff_t)i] == be[-1 - (ptrdiff_t)i])
+		i++;
+	return i;
+}
+
 int fj_derive(struct fj_doc *d, const struct fj_doc *s, const char *p, size_t n)
 {
 	int32_t path[JSON_MAX_DEPTH + 2], np = 0, cur = 0, c, x, k;
@@ -318,10 +378,8 @@ int fj_derive(struct fj_doc *d, const struct fj_doc *s, const char *p, size_t n)
 
 	if (!s->n || s->nn <= 0 || n >= UINT32_MAX)
 		return -EAGAIN;
-	while (pre < m && s->src[pre] == q[pre])
-		pre++;
-	while (suf < m - pre && s->src[la - 1 - suf] == q[n - 1 - suf])
-		suf++;
+	pre = fj_common_prefix(s->src, q, m);
+	suf = fj_common_suffix(s->src + la, q + n, m - pre);
 	ea = la - suf;
 	/* down from the root to the string holding [pre, ea) strictly inside its quotes */
 	for (;;) {
@@ -464,9 +522,15 @@ void fj_scratch_done(struct fj_doc *d)
 static int fj_key_cmp(const struct fj_doc *d, int32_t x, int32_t y)
 {
 	const struct fj_node *a = &d->n[x], *b = &d->n[y];
-	size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-	int r = memcmp(fj_key(d, a), fj_key(d, b), n);
+	size_t n = a->key_len < b->key_len ? a->key_len : b->key_len, i;
+	const unsigned char *ka = (const unsigned char *)fj_key(d, a), *kb = (const unsigned char *)fj_key(d, b);
+	int r;
 
+	/* keys are short: a loop beats a call, and the first bytes usually differ */
+	for (i = 0; i < n && i < 16; i++)
+		if (ka[i] != kb[i])
+			return ka[i] < kb[i] ? -1 : 1;
+	r = n > 16 ? memcmp(ka + 16, kb + 16, n - 16) : 0;
 	if (r)
 		return r;
 	if (a->key_len != b->key_len)
