@@ -287,8 +287,11 @@ static void dj_cmp_obj(struct dj_cmp *c, int32_t ia, int32_t ib, size_t plen)
 				r = ma->key_len < mb->key_len ? -1 : 1;
 		}
 		if (r == 0) {
-			kl = dj_path_key(c->path, plen, fj_key(c->a, ma), ma->key_len);
-			dj_cmp_node(c, c->a->order[sa + i], c->b->order[sb + j], kl);
+			/* equal values: no path to build (dj_cmp_node would stop at once) */
+			if (ma->h != mb->h) {
+				kl = dj_path_key(c->path, plen, fj_key(c->a, ma), ma->key_len);
+				dj_cmp_node(c, c->a->order[sa + i], c->b->order[sb + j], kl);
+			}
 			i++;
 			j++;
 		} else if (r < 0) {

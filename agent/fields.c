@@ -235,8 +235,11 @@ static void fjc_cmp_obj(struct fjc *x, int32_t ia, int32_t ib, size_t plen)
 				r = ma->key_len < mb->key_len ? -1 : 1;
 		}
 		if (r == 0) {
-			kl = fc_path_key(c, plen, fj_key(x->a, ma), ma->key_len);
-			fjc_cmp(x, x->a->order[sa + i], x->b->order[sb + j], kl);
+			/* equal values: no path to build (fjc_cmp would stop at once) */
+			if (ma->h != mb->h) {
+				kl = fc_path_key(c, plen, fj_key(x->a, ma), ma->key_len);
+				fjc_cmp(x, x->a->order[sa + i], x->b->order[sb + j], kl);
+			}
 			i++;
 			j++;
 		} else if (r < 0) {

@@ -311,6 +311,7 @@ int fj_reparse(struct fj_doc *d, const char *p, size_t n)
 	d->nn = 0;
 	d->alen = 0;
 	d->norder = 0;
+	d->twin = NULL;
 	if (n >= UINT32_MAX)
 		return -EINVAL;
 	root = fj_value(d, &pos, 0);
@@ -432,6 +433,7 @@ int fj_derive(struct fj_doc *d, const struct fj_doc *s, const char *p, size_t n)
 	d->nn = s->nn;
 	d->alen = s->alen;
 	d->norder = 0;
+	d->twin = s;
 	xve = s->n[x].ve;
 	for (k = 0; k < d->nn; k++) {
 		struct fj_node *e = &d->n[k];
@@ -517,6 +519,7 @@ void fj_scratch_done(struct fj_doc *d)
 	d->nn = 0;
 	d->alen = 0;
 	d->norder = 0;
+	d->twin = NULL;
 }
 
 static int fj_key_cmp(const struct fj_doc *d, int32_t x, int32_t y)
@@ -562,7 +565,10 @@ int32_t fj_sorted(struct fj_doc *d, int32_t i)
 		d->ocap = cap;
 	}
 	o = d->order + d->norder;
-	if (n->nchild > 16) {
+	if (d->twin && i < d->twin->nn && d->twin->n[i].sorted >= 0 && d->twin->n[i].nchild == n->nchild) {
+		/* derived from the twin: the same members under the same keys */
+		memcpy(o, d->twin->order + d->twin->n[i].sorted, (size_t)n->nchild * sizeof(*o));
+	} else if (n->nchild > 16) {
 		/* a large (or hostile) object: O(n log n) */
 		for (c = n->first, k = 0; c >= 0; c = d->n[c].next, k++)
 			o[k] = c;

@@ -38,6 +38,8 @@ struct fj_doc {
 	size_t alen, acap;
 	int32_t *order;          /* member orders of objects, filled lazily */
 	int32_t norder, ocap;
+	const struct fj_doc *twin;   /* fj_derive's source: the same keys in the same nodes,
+				      * so its member orders are this doc's too */
 };
 
 /* A member's key and a string's text, decoded (escapes resolved). */
