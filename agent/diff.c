@@ -36,7 +36,7 @@ const char *const diff_default_ignore[] = {
 
 static bool diff_name_eq(const char *a, size_t alen, const char *b, size_t blen)
 {
-	return alen == blen && fields_name_eq(a, b, alen);
+	return alen == blen && strncasecmp(a, b, alen) == 0;
 }
 
 static bool diff_ignored(const char *const *ignore, const char *name, size_t len)

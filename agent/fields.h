@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <strings.h>
 
 #include "record.h"
 
@@ -68,19 +69,10 @@ struct fields_hdrs {
 };
 /* 0, or -E2BIG when m has more than FIELDS_HDRS_MAX headers (then compare the slow way). */
 int fields_hdrs_index(struct fields_hdrs *x, const struct st_msg *m, const char *const *ignore);
-/* ASCII case-insensitive equality of two names of length n (strncasecmp inlined:
- * names are short, and mostly equal when compared at all) */
+/* ASCII case-insensitive equality of two names of length n */
 static inline bool fields_name_eq(const char *a, const char *b, size_t n)
 {
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-
-		if (x != y && ((x | 0x20) != (y | 0x20) || (unsigned char)((x | 0x20) - 'a') > 'z' - 'a'))
-			return false;
-	}
-	return true;
+	return strncasecmp(a, b, n) == 0;
 }
 
 /* Both messages' headers for the comparisons. When they carry the same names in
