@@ -361,6 +361,35 @@ static void dj_cmp_node(struct dj_cmp *c, int32_t ia, int32_t ib, size_t plen)
 	}
 }
 
+/* b was derived from a (fj_derive): they differ in one string and are byte for byte
+ * the same elsewhere, so every other subtree hashes equal and dj_cmp_node would go
+ * straight down to that string: the same path, built without the walk. */
+static void dj_cmp_derived(struct dj_cmp *c)
+{
+	const struct fj_doc *a = c->a, *b = c->b;
+	size_t plen = 1, pl;
+	int32_t k, ch, i;
+	char idx[24];
+
+	for (k = 0; k + 1 < b->ndpath; k++) {
+		const struct fj_node *e = &a->n[b->dpath[k]], *m = &a->n[b->dpath[k + 1]];
+		int n;
+
+		if (e->type == FJ_OBJ) {
+			plen = dj_path_key(c->path, plen, fj_key(a, m), m->key_len);
+			continue;
+		}
+		for (ch = e->first, i = 0; ch >= 0 && ch != b->dpath[k + 1]; ch = a->n[ch].next)
+			i++;
+		n = snprintf(idx, sizeof(idx), "[%d]", i);
+		pl = plen + (size_t)n < DIFF_PATH_MAX ? plen + (size_t)n : plen;
+		if (pl != plen)
+			memcpy(c->path + plen, idx, (size_t)n);
+		plen = pl;
+	}
+	dj_report(c, plen);
+}
+
 static bool diff_is_json_type(const struct st_msg *m)
 {
 	size_t i, n;
@@ -424,7 +453,10 @@ static int diff_json(struct st_diff *d, const struct st_msg *a, const struct st_
 	c.d = d;
 	c.max_paths = max_paths;
 	c.path[0] = '$';
-	dj_cmp_node(&c, 0, 0, 1);
+	if (db->ndpath && db->twin == da)
+		dj_cmp_derived(&c);
+	else
+		dj_cmp_node(&c, 0, 0, 1);
 	if (c.err)
 		return c.err;
 	d->body_json = true;

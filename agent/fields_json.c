@@ -312,6 +312,7 @@ int fj_reparse(struct fj_doc *d, const char *p, size_t n)
 	d->alen = 0;
 	d->norder = 0;
 	d->twin = NULL;
+	d->ndpath = 0;
 	if (n >= UINT32_MAX)
 		return -EINVAL;
 	root = fj_value(d, &pos, 0);
@@ -434,6 +435,8 @@ int fj_derive(struct fj_doc *d, const struct fj_doc *s, const char *p, size_t n)
 	d->alen = s->alen;
 	d->norder = 0;
 	d->twin = s;
+	memcpy(d->dpath, path, (size_t)np * sizeof(*path));
+	d->ndpath = np;
 	xve = s->n[x].ve;
 	for (k = 0; k < d->nn; k++) {
 		struct fj_node *e = &d->n[k];
@@ -520,6 +523,7 @@ void fj_scratch_done(struct fj_doc *d)
 	d->alen = 0;
 	d->norder = 0;
 	d->twin = NULL;
+	d->ndpath = 0;
 }
 
 static int fj_key_cmp(const struct fj_doc *d, int32_t x, int32_t y)

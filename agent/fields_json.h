@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json.h"
+
 enum { FJ_NULL, FJ_BOOL, FJ_NUM, FJ_STR, FJ_ARR, FJ_OBJ };
 
 struct fj_node {
@@ -40,6 +42,8 @@ struct fj_doc {
 	int32_t norder, ocap;
 	const struct fj_doc *twin;   /* fj_derive's source: the same keys in the same nodes,
 				      * so its member orders are this doc's too */
+	int32_t dpath[JSON_MAX_DEPTH + 2];   /* fj_derive: root .. the one string that */
+	int32_t ndpath;                      /* differs from twin's (0: not derived) */
 };
 
 /* A member's key and a string's text, decoded (escapes resolved). */
