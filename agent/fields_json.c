@@ -103,11 +103,8 @@ static int32_t fj_new(struct fj_doc *d, int type, size_t v, int depth)
 		d->cap = cap;
 	}
 	n = &d->n[d->nn];
-	memset(n, 0, sizeof(*n));
-	n->type = (uint8_t)type;
-	n->first = n->next = n->sorted = -1;
-	n->v = (uint32_t)v;
-	n->depth = (uint8_t)depth;
+	*n = (struct fj_node){ .type = (uint8_t)type, .first = -1, .next = -1, .sorted = -1,
+			       .v = (uint32_t)v, .depth = (uint8_t)depth };
 	return d->nn++;
 }
 
@@ -374,7 +371,6 @@ int fj_derive(struct fj_doc *d, const struct fj_doc *s, const char *p, size_t n)
 {
 	int32_t path[JSON_MAX_DEPTH + 2], np = 0, cur = 0, c, x, k;
 	size_t la = s->len, pre = 0, suf = 0, m = la < n ? la : n, ea, i;
-	uint32_t xve;
 	int64_t delta = (int64_t)n - (int64_t)la;
 	const char *q = p ? p : "";
 
@@ -437,18 +433,22 @@ int fj_derive(struct fj_doc *d, const struct fj_doc *s, const char *p, size_t n)
 	d->twin = s;
 	memcpy(d->dpath, path, (size_t)np * sizeof(*path));
 	d->ndpath = np;
-	xve = s->n[x].ve;
-	for (k = 0; k < d->nn; k++) {
+	/* nodes are in document order: those before x end before it but for its
+	 * ancestors, which end after it; those after x lie wholly after it */
+	if (s->norder)
+		for (k = 0; k < d->nn; k++)
+			d->n[k].sorted = -1;
+	for (k = 0; k + 1 < np; k++)
+		d->n[path[k]].ve = (uint32_t)(d->n[path[k]].ve + delta);
+	d->n[x].ve = (uint32_t)(d->n[x].ve + delta);
+	for (k = x + 1; k < d->nn; k++) {
 		struct fj_node *e = &d->n[k];
 
-		e->sorted = -1;
-		if (e->v >= xve)
-			e->v = (uint32_t)(e->v + delta);
-		if (e->ve >= xve)
-			e->ve = (uint32_t)(e->ve + delta);
-		if ((e->flags & FJ_KEY_SRC) && e->key >= xve)
+		e->v = (uint32_t)(e->v + delta);
+		e->ve = (uint32_t)(e->ve + delta);
+		if (e->flags & FJ_KEY_SRC)
 			e->key = (uint32_t)(e->key + delta);
-		if ((e->flags & FJ_S_SRC) && e->s >= xve)
+		if (e->flags & FJ_S_SRC)
 			e->s = (uint32_t)(e->s + delta);
 	}
 	d->n[x].s_len = (uint32_t)(d->n[x].s_len + delta);
