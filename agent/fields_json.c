@@ -89,7 +89,7 @@ static uint64_t fj_num_hash(const char *p, size_t n)
 	return st_mix64(bits ^ (FJ_SEED + FJ_NUM));
 }
 
-static int32_t fj_new(struct fj_doc *d, int type, size_t v, int depth)
+static inline __attribute__((always_inline)) int32_t fj_new(struct fj_doc *d, int type, size_t v, int depth)
 {
 	struct fj_node *n;
 
@@ -133,7 +133,7 @@ static inline const char *fj_plain_end(const char *p, const char *e)
 /* A string at pos (its opening quote). Without escapes (most strings) its text is
  * left in src and only scanned; with them it is decoded into the arena. *in_src
  * says which. */
-static int fj_string(struct fj_doc *d, size_t *pos, uint32_t *off, uint32_t *len, bool *in_src)
+static inline __attribute__((always_inline)) int fj_string(struct fj_doc *d, size_t *pos, uint32_t *off, uint32_t *len, bool *in_src)
 {
 	const char *p = d->src + *pos + 1, *e = d->src + d->len, *q;
 	size_t l;
