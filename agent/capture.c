@@ -546,6 +546,17 @@ int capture_read_ring_stats(struct capture *c, int i, struct st_ring_stats *sum)
 	int cpu;
 
 	memset(sum, 0, sizeof(*sum));
+	if (c->nrings <= 1) {
+		/* one ring: the program counts only the totals (bpf/capture.bpf.c) */
+		struct st_stats st;
+		int err = capture_read_stats(c, &st);
+
+		if (err)
+			return err;
+		sum->events = st.events;
+		sum->ringbuf_full = st.ringbuf_full;
+		return 0;
+	}
 	if (bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.ring_stats), &key, c->rpercpu))
 		return -errno;
 	for (cpu = 0; cpu < c->ncpus; cpu++) {

@@ -73,6 +73,21 @@ struct {
 	__type(value, struct st_stats);
 } stats SEC(".maps");
 
+/* Where a segment's last slice is assembled before bpf_ringbuf_output copies it into
+ * the ring at its exact size (st_emit_tail). Per CPU, and never used by two runs at
+ * once: every hook runs with bottom halves off (softirq, or the transmit path under
+ * rcu_read_lock_bh), so a run cannot be interrupted by another on the same CPU. */
+struct st_scratch {
+	__u8 buf[sizeof(struct st_event) + ST_CHUNK_MAX];	/* an event and its data */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct st_scratch);
+} scratch SEC(".maps");
+
 /* The agent's own connections (common/shadowtap.h); filled by agent/ownsock.c. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -221,7 +236,7 @@ static __always_inline int st_parse_ipv6(const int kind, const struct st_pkt *p,
 /* The ring a connection's events go to, and its counters. */
 struct st_ring {
 	void *rb;
-	struct st_ring_stats *rs;
+	struct st_ring_stats *rs;	/* NULL with one ring: st holds its counts */
 };
 
 static __always_inline void st_submit(const struct st_ring *r, void *ev, __u32 rec_bytes,
@@ -251,7 +266,8 @@ static __always_inline int st_emit(const int kind, const struct st_pkt *p,
 	ev = bpf_ringbuf_reserve(r->rb, sizeof(*ev) + cls, 0);
 	if (!ev) {
 		st->ringbuf_full++;
-		r->rs->ringbuf_full++;
+		if (r->rs)
+			r->rs->ringbuf_full++;
 		st->bytes_lost_ringbuf += len;
 		return 0;
 	}
@@ -275,7 +291,67 @@ static __always_inline int st_emit(const int kind, const struct st_pkt *p,
 	/* ring records are 8-byte aligned behind an 8-byte header */
 	st_submit(r, ev, (sizeof(*ev) + cls + 8 + 7) & ~7U, st);
 	st->events++;
-	r->rs->events++;
+	if (r->rs)
+		r->rs->events++;
+	st->bytes_captured += len;
+	return 1;
+}
+
+/* Emit the segment's last slice, [off, off + len) with len in [0, ST_CHUNK_MAX], as
+ * a record of exactly its size: loaded into the per-CPU scratch, then copied into the
+ * ring by bpf_ringbuf_output. A reservation needs a constant size, and the gaps a
+ * size class leaves behind each record cost more than this copy of a hot buffer:
+ * the ring is written in order, so without gaps each new cache line is the one the
+ * prefetcher already brought (deploy/bench/bpf_micro.c measures both). Returns 1 if
+ * the event was submitted. */
+static __always_inline int st_emit_tail(const int kind, const struct st_pkt *p,
+					const struct st_ring *r, struct st_stats *st,
+					const struct st_event *hdr, __u32 poff, __u32 off, __u32 len)
+{
+	__u64 avail, flags = BPF_RB_NO_WAKEUP;
+	struct st_scratch *sc;
+	struct st_event *ev;
+	__u32 n = len, rec, zero = 0;
+
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc)
+		return 0;
+	ev = (struct st_event *)sc->buf;
+	__builtin_memcpy(ev, hdr, sizeof(*ev));
+	ev->off = off;
+	ev->data_len = len;
+	if (n > ST_CHUNK_MAX)
+		return 0;
+	asm volatile("" : "+r"(n));
+	if (n > 0) {
+		/* n in [1, ST_CHUNK_MAX], rebuilt so the verifier sees the range */
+		n = ((n - 1) & (ST_CHUNK_MAX - 1)) + 1;
+		if (st_load(kind, p, poff + off, ev->data, n) < 0) {
+			st->load_errors++;
+			st->bytes_lost_load += len;
+			return 0;
+		}
+	}
+	n &= (ST_CHUNK_MAX * 2 - 1);
+	if (n > ST_CHUNK_MAX)
+		return 0;
+	/* ring records are 8-byte aligned behind an 8-byte header */
+	rec = (sizeof(*ev) + n + 8 + 7) & ~7U;
+	avail = bpf_ringbuf_query(r->rb, BPF_RB_AVAIL_DATA);
+	if (avail >= st_cfg.wakeup_bytes && avail < st_cfg.wakeup_bytes + rec)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(r->rb, sc, sizeof(*ev) + n, flags)) {
+		st->ringbuf_full++;
+		if (r->rs)
+			r->rs->ringbuf_full++;
+		st->bytes_lost_ringbuf += len;
+		return 0;
+	}
+	if (flags == BPF_RB_FORCE_WAKEUP)
+		st->wakeups++;
+	st->events++;
+	if (r->rs)
+		r->rs->events++;
 	st->bytes_captured += len;
 	return 1;
 }
@@ -328,20 +404,30 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 	}
 	st->matched++;
 
-	ridx = st_ring_of(hdr.saddr, hdr.daddr, hdr.sport, hdr.dport, st_cfg.nrings);
-	ring.rb = bpf_map_lookup_elem(&rings, &ridx);
-	ring.rs = bpf_map_lookup_elem(&ring_stats, &ridx);
-	if (!ring.rb || !ring.rs) {
-		/* a ring the agent did not fill in: as lost as a full one */
-		st->ringbuf_full++;
+	plen = l3.end - poff;
+	/* a pure ACK makes no event: leave before the clock and the ring (most of the
+	 * segments on a keep-alive connection that carry no payload) */
+	if (plen == 0 && !(flags & (ST_TCP_SYN | ST_TCP_FIN | ST_TCP_RST)))
 		return;
+
+	if (st_cfg.nrings <= 1) {
+		/* one worker: ring 0 directly, and its counters are the totals in st (the
+		 * agent reads them so); the verifier drops whichever branch cannot run */
+		ring.rb = &events;
+		ring.rs = NULL;
+	} else {
+		ridx = st_ring_of(hdr.saddr, hdr.daddr, hdr.sport, hdr.dport, st_cfg.nrings);
+		ring.rb = bpf_map_lookup_elem(&rings, &ridx);
+		ring.rs = bpf_map_lookup_elem(&ring_stats, &ridx);
+		if (!ring.rb || !ring.rs) {
+			/* a ring the agent did not fill in: as lost as a full one */
+			st->ringbuf_full++;
+			return;
+		}
 	}
 
-	plen = l3.end - poff;
 	/* test-only loss injection: the agent misses this segment, the peer gets it */
-	if (st_cfg.test_skip_every &&
-	    (plen || (flags & (ST_TCP_SYN | ST_TCP_FIN | ST_TCP_RST))) &&
-	    ++st->test_seen % st_cfg.test_skip_every == 0) {
+	if (st_cfg.test_skip_every && ++st->test_seen % st_cfg.test_skip_every == 0) {
 		st->test_skipped++;
 		return;
 	}
@@ -353,10 +439,8 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 	hdr.tcp_flags = flags;
 
 	if (plen == 0) {
-		if (flags & (ST_TCP_SYN | ST_TCP_FIN | ST_TCP_RST)) {
-			if (st_emit(kind, p, &ring, st, &hdr, poff, 0, 0, 0))
-				st->control_events++;
-		}
+		if (st_emit_tail(kind, p, &ring, st, &hdr, poff, 0, 0))
+			st->control_events++;
 		return;
 	}
 	st->payload_segments++;
@@ -376,10 +460,8 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 	tail = plen - off;
 	if (tail <= ST_CHUNK_MIN)
 		st_emit(kind, p, &ring, st, &hdr, poff, off, tail, ST_CHUNK_MIN);
-	else if (tail <= ST_CHUNK_MID)
-		st_emit(kind, p, &ring, st, &hdr, poff, off, tail, ST_CHUNK_MID);
 	else
-		st_emit(kind, p, &ring, st, &hdr, poff, off, tail, ST_CHUNK_MAX);
+		st_emit_tail(kind, p, &ring, st, &hdr, poff, off, tail);
 }
 
 SEC("socket")

@@ -12,7 +12,10 @@
 
 /* Largest payload slice one event carries. A GSO/GRO segment (up to ~64 KiB on lo
  * and veth) is split into ceil(len / ST_CHUNK_MAX) events; smaller slices use
- * smaller size classes so a 200-byte GET costs ~300 bytes of ring, not 4 KiB. */
+ * smaller records: a slice of up to ST_CHUNK_MIN bytes is reserved in that class,
+ * a longer one (the tail of a segment) is written at its exact size, so a 200-byte
+ * GET costs ~330 bytes of ring and a 400-byte answer ~480, not 4 KiB. ST_CHUNK_MID
+ * is the TLS program's middle class. */
 #define ST_CHUNK_MAX 4096
 #define ST_CHUNK_MID 1024
 #define ST_CHUNK_MIN 256

@@ -30,7 +30,7 @@
 #define TC_WATCH_PORT2	8080
 
 struct tc_event {
-	size_t data_sz;		/* size of the ring record, i.e. the size class used */
+	size_t data_sz;		/* size of the ring record: the size class, or exact */
 	struct st_event ev;
 	uint8_t data[ST_CHUNK_MAX];
 };
@@ -571,13 +571,15 @@ static void test_control_events(void **state)
 	assert_int_equal(s1.payload_segments - s0.payload_segments, 0);
 }
 
-/* Each payload size must use the smallest size class that holds it. */
+/* A slice of up to ST_CHUNK_MIN bytes is reserved in that size class; a longer one
+ * (up to ST_CHUNK_MAX) is a record of exactly its size, with no gap behind it in the
+ * ring (cls 0 below). */
 static void test_size_classes(void **state)
 {
 	static const struct { size_t plen, cls; } cases[] = {
 		{ 1, ST_CHUNK_MIN },	   { ST_CHUNK_MIN, ST_CHUNK_MIN },
-		{ ST_CHUNK_MIN + 1, ST_CHUNK_MID }, { ST_CHUNK_MID, ST_CHUNK_MID },
-		{ ST_CHUNK_MID + 1, ST_CHUNK_MAX },
+		{ ST_CHUNK_MIN + 1, 0 }, { ST_CHUNK_MID, 0 }, { ST_CHUNK_MID + 1, 0 },
+		{ 3000, 0 },
 	};
 	static uint8_t payload[ST_CHUNK_MAX];
 	size_t i, j, len;
@@ -587,12 +589,15 @@ static void test_size_classes(void **state)
 		payload[j] = (uint8_t)(j * 7 + 3);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct tc_tcp t = { 40008, 80, 9, 9, ST_TCP_ACK, payload, cases[i].plen };
+		size_t want = cases[i].cls ? cases[i].cls : cases[i].plen;
 
 		len = tc_build_v4(tc_pkt, "10.0.0.1", "10.0.0.2", &t, 0, 0);
 		assert_int_equal(tc_run(&tc_main, tc_pkt, len), 0);
 		assert_int_equal(tc_main.nev, 1);
 		assert_int_equal(tc_main.evs[0].ev.data_len, cases[i].plen);
-		assert_int_equal(tc_main.evs[0].data_sz, sizeof(struct st_event) + cases[i].cls);
+		assert_int_equal(tc_main.evs[0].ev.seg_len, cases[i].plen);
+		assert_int_equal(tc_main.evs[0].ev.off, 0);
+		assert_int_equal(tc_main.evs[0].data_sz, sizeof(struct st_event) + want);
 		assert_memory_equal(tc_main.evs[0].data, payload, cases[i].plen);
 	}
 }
@@ -660,7 +665,8 @@ static void test_largest_packet_split(void **state)
 	assert_int_equal(s1.payload_segments - s0.payload_segments, 1);
 }
 
-/* A ring with room for one full slice: the second one is counted, not lost silently. */
+/* A ring with room for one 3000-byte slice: the second one is counted, not lost
+ * silently. */
 static void test_ring_full_counted(void **state)
 {
 	static uint8_t payload[3000];
@@ -673,11 +679,11 @@ static void test_ring_full_counted(void **state)
 	TC_REQUIRE_LOADED();
 	small = calloc(1, sizeof(*small));
 	assert_non_null(small);
-	err = tc_ring_open(small, 8192, 1 << 20);
+	err = tc_ring_open(small, 4096, 1 << 20);
 	assert_int_equal(err, 0);
 	memset(payload, 'r', sizeof(payload));
 	len = tc_build_v4(tc_pkt, "10.0.0.1", "10.0.0.2", &t, 0, 0);
-	/* run twice without draining: 2 x (72 + 4096 + 8) does not fit in 8 KiB */
+	/* run twice without draining: 2 x (72 + 3000 + 8) does not fit in 4 KiB */
 	{
 		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = tc_pkt, .data_size_in = (uint32_t)len,
 			    .repeat = 1);
