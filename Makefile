@@ -137,6 +137,15 @@ bench-quick:
 bench-diff:
 	$(Q)deploy/bench/micro_diff.sh --out deploy/bench/results/micro_diff.md
 
+# the capture program's ns per packet under BPF_PROG_TEST_RUN (root; deploy/bench/bpf_micro.c)
+.PHONY: bench-bpf
+bench-bpf: $(OUT)/bench/bpf_micro
+	$(Q)$(OUT)/bench/bpf_micro
+$(OUT)/bench/bpf_micro: deploy/bench/bpf_micro.c $(SKELS)
+	$(Q)mkdir -p $(OUT)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -lbpf -lelf -lz -o $@
+
 install: $(OUT)/shadowtap
 	install -D -m 0755 $(OUT)/shadowtap $(DESTDIR)$(PREFIX)/bin/shadowtap
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
