@@ -272,6 +272,47 @@ static const struct t_case t_request_cases[] = {
 	{ "blank lines only", T_ALL("\r\n\r\n"), HTTP1_NEED_MORE },
 };
 
+/* Every byte value at every position of a 40-byte field name (so at each lane of the
+ * 16-byte fast scan and in the byte-wise tail): a token byte stays in the name, ':'
+ * ends it, anything else makes the head malformed, exactly as RFC 9110 5.6.2 says. */
+static void test_name_every_byte(void **state)
+{
+	static const char tspecial[] = "!#$%&'*+-.^_`|~";
+	struct http1_header hdrs[T_MAX_HDRS];
+	struct http1_request req;
+	char buf[128];
+	size_t pos, len;
+	int b, rc;
+
+	for (pos = 0; pos < 40; pos++) {
+		for (b = 0; b < 256; b++) {
+			int tchar = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') ||
+				    (b >= 'A' && b <= 'Z') || (b && strchr(tspecial, b));
+
+			memcpy(buf, "GET / HTTP/1.1\r\n", 16);
+			memcpy(buf + 16, "Abcdefghij-KLMNOPQRST-uvwxyz0123-456789X", 40);
+			buf[16 + pos] = (char)b;
+			memcpy(buf + 56, ": v\r\n\r\n", 7);
+			len = 63;
+			rc = t_req(buf, len, &req, hdrs, T_MAX_HDRS);
+			if (tchar) {
+				t_expect_rc("token byte", rc, (int)len);
+				assert_int_equal(req.num_headers, 1);
+				assert_int_equal(hdrs[0].name_len, 40);
+			} else if (b == '\n' && pos == 0) {
+				/* a bare LF first is the empty line: the head ends there */
+				t_expect_rc("empty line", rc, 17);
+			} else if (b == ':' && pos > 0) {
+				/* the name ends early; the rest is the value */
+				t_expect_rc("colon", rc, (int)len);
+				assert_int_equal(hdrs[0].name_len, pos);
+			} else {
+				t_expect_rc("non-token byte", rc, HTTP1_MALFORMED);
+			}
+		}
+	}
+}
+
 static void test_request_cases(void **state)
 {
 	struct http1_header hdrs[T_MAX_HDRS];
@@ -806,6 +847,7 @@ int main(void)
 		cmocka_unit_test(test_bare_lf_and_versions),
 		cmocka_unit_test(test_http09),
 		cmocka_unit_test(test_every_prefix_needs_more),
+		cmocka_unit_test(test_name_every_byte),
 		cmocka_unit_test(test_request_cases),
 		cmocka_unit_test(test_too_many_headers),
 		cmocka_unit_test(test_response_cases),
