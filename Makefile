@@ -144,7 +144,7 @@ bench-bpf: $(OUT)/bench/bpf_micro
 $(OUT)/bench/bpf_micro: deploy/bench/bpf_micro.c $(SKELS)
 	$(Q)mkdir -p $(OUT)/bench
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< -lbpf -lelf -lz -o $@
+	$(Q)$(CC) $(CFLAGS) $< -lbpf -lelf -lz -pthread -o $@
 
 install: $(OUT)/shadowtap
 	install -D -m 0755 $(OUT)/shadowtap $(DESTDIR)$(PREFIX)/bin/shadowtap
