@@ -50,6 +50,7 @@ struct capture_ring {
 	void *ctx;                      /* cb's ctx for this ring's events */
 	int fd;                         /* rings 1..: ours to close */
 	uint64_t events_read;           /* written by the draining thread only */
+	uint64_t events_counted;        /* of those, added to CTR_RING_EVENTS */
 };
 
 struct capture {
@@ -98,7 +99,8 @@ static int capture_handle_event(void *ctx, void *data, size_t data_sz)
 		ctr_add(c->ctr, CTR_RING_BAD_EVENTS, 1);
 		return 0;
 	}
-	ctr_add(c->ctr, CTR_RING_EVENTS, 1);
+	/* CTR_RING_EVENTS is shared with the other threads' counters: added once per
+	 * drain (capture_poll_ring), not by an atomic per event */
 	rg->events_read++;
 
 	memset(&seg, 0, sizeof(seg));
@@ -507,6 +509,10 @@ int capture_poll_ring(struct capture *c, int i, int timeout_ms)
 	if (n > 0)
 		total += n;
 	n = ring_buffer__consume(rb);
+	if (c->ring[i].events_read != c->ring[i].events_counted) {
+		ctr_add(c->ctr, CTR_RING_EVENTS, c->ring[i].events_read - c->ring[i].events_counted);
+		c->ring[i].events_counted = c->ring[i].events_read;
+	}
 	if (n < 0) {
 		pr_warn("ring buffer consume failed: %s\n", strerror(-n));
 		return n;
