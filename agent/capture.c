@@ -363,6 +363,7 @@ static int capture_configure(struct capture *c, const struct capture_cfg *cfg)
 		ring /= 2;
 	c->ring_bytes = ring;
 	bc->nrings = (uint32_t)c->nrings;
+	bc->no_own_conns = cfg->no_own_conns ? 1 : 0;
 	for (i = 0; i < cfg->nports; i++)
 		bc->ports[i] = cfg->ports[i];
 	bc->nports = (uint32_t)cfg->nports;

@@ -31,6 +31,9 @@ struct capture_cfg {
 	int nrings;                      /* --workers: rings, 1..ST_MAX_WORKERS (0: 1); ring_bytes
 					  * is split among them */
 	void *const *ring_ctx;           /* ctx passed to cb for ring i; NULL: ctx for all */
+	int no_own_conns;                /* 1: nothing in this agent connects anywhere (no replay,
+					  * no Elasticsearch): the program skips the own-connection
+					  * lookup per segment. Any new outgoing connection needs 0. */
 };
 
 struct capture;

@@ -599,6 +599,8 @@ static int loop_open_input(struct pipeline *p)
 				   on_tick, &p->w[0], &p->ctr) ? EXIT_RUNTIME : EXIT_OK;
 	c->cap.ctr = &p->ctr;
 	c->cap.nrings = p->nworkers;
+	/* ownsock's callers are the replay and the Elasticsearch sink only */
+	c->cap.no_own_conns = !c->replay.ntargets && !c->es_url;
 	for (i = 0; i < p->nworkers; i++)
 		wctx[i] = &p->w[i];
 	c->cap.ring_ctx = wctx;

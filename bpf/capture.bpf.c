@@ -398,7 +398,7 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 		st->port_mismatch++;
 		return;
 	}
-	if (st_is_own(&hdr)) {
+	if (!st_cfg.no_own_conns && st_is_own(&hdr)) {
 		st->own_skipped++;
 		return;
 	}

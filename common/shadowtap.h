@@ -149,6 +149,8 @@ struct st_bpf_cfg {
 	 * packet the server still gets. Set from SHADOWTAP_TEST_SKIP_EVERY (loss tests). */
 	__u32 test_skip_every;
 	__u32 nrings;          /* rings in use (--workers); 0 or 1: ring 0 only */
+	__u32 no_own_conns;    /* 1: the agent opens no connections (no replay, no
+				* Elasticsearch), so own_conns stays empty: not looked up */
 };
 
 /* TLS plaintext source (bpf/tls.bpf.c): per-CPU statistics, one element of a

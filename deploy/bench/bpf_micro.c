@@ -5,10 +5,11 @@
  * (opts.duration, ns, averaged over `repeat` runs). The ring is drained between
  * batches so every payload run really reserves, copies and submits. Needs root.
  *
- *   build/bench/bpf_micro [runs per frame, default 2000000] [workers, default 1] [live]
+ *   build/bench/bpf_micro [runs per frame, default 2000000] [workers, default 1] [live] [noown]
  *
  * "live": a reader thread on CPU 0 drains the ring (libbpf) while the program runs on
- * CPU 1, as under load; without it the ring is drained between batches.
+ * CPU 1, as under load; without it the ring is drained between batches. "noown": as
+ * an agent without replay or Elasticsearch (no own-connection lookup).
  *
  * Compare builds side by side in one session: the figures move with the machine's
  * load, not only with the program. */
@@ -100,7 +101,7 @@ int main(int argc, char **argv)
 {
 	long runs = argc > 1 ? atol(argv[1]) : 2000000;
 	int workers = argc > 2 ? atoi(argv[2]) : 1;
-	int live = argc > 3 && !strcmp(argv[3], "live");
+	int live = 0, noown = 0, a;
 	pthread_t reader;
 	struct {
 		const char *name;
@@ -121,6 +122,10 @@ int main(int argc, char **argv)
 	size_t i;
 	int err;
 
+	for (a = 3; a < argc; a++) {
+		live |= !strcmp(argv[a], "live");
+		noown |= !strcmp(argv[a], "noown");
+	}
 	if (geteuid() != 0) {
 		fprintf(stderr, "SKIP: bpf_micro needs root\n");
 		return 77;
@@ -134,6 +139,7 @@ int main(int argc, char **argv)
 	skel->rodata->st_cfg.nports = 1;
 	skel->rodata->st_cfg.wakeup_bytes = 1 << 20;
 	skel->rodata->st_cfg.nrings = (uint32_t)workers;
+	skel->rodata->st_cfg.no_own_conns = (uint32_t)noown;
 	bpf_map__set_max_entries(skel->maps.events, 1 << 24);
 	err = capture_bpf__load(skel);
 	if (err) {

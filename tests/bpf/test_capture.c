@@ -49,6 +49,7 @@ static int tc_loaded;
 static int tc_root;
 static int tc_load_err = -ENOEXEC;
 static uint8_t tc_pkt[TC_PKT_MAX];
+static int tc_open_no_own;	/* st_cfg.no_own_conns of the next tc_ring_open */
 
 static int tc_on_event(void *ctx, void *data, size_t sz)
 {
@@ -91,6 +92,7 @@ static int tc_ring_open(struct tc_ring *r, uint32_t ring_bytes, uint64_t wakeup_
 	cfg->nports = 2;
 	cfg->lo_ifindex = if_nametoindex("lo");
 	cfg->wakeup_bytes = wakeup_bytes;
+	cfg->no_own_conns = (__u32)tc_open_no_own;
 	err = bpf_map__set_max_entries(r->skel->maps.events, ring_bytes);
 	if (!err)
 		err = capture_bpf__load(r->skel);
@@ -665,6 +667,39 @@ static void test_largest_packet_split(void **state)
 	assert_int_equal(s1.payload_segments - s0.payload_segments, 1);
 }
 
+/* With no_own_conns (an agent without replay or Elasticsearch) the program does not
+ * look own_conns up: a segment whose key is there is captured, not skipped. */
+static void test_no_own_conns(void **state)
+{
+	struct tc_tcp req = { 40012, 80, 1, 1, ST_TCP_ACK | ST_TCP_PSH, tc_get, TC_GET_LEN };
+	struct st_own_key k = { 0 };
+	struct tc_ring *r;
+	struct st_stats s;
+	uint32_t refs = 1;
+	size_t len;
+
+	TC_REQUIRE_LOADED();
+	r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	tc_open_no_own = 1;
+	assert_int_equal(tc_ring_open(r, 1 << 16, 1 << 20), 0);
+	tc_open_no_own = 0;
+	k.family = 4;
+	assert_int_equal(inet_pton(AF_INET, "10.0.0.2", &k.raddr[0]), 1);
+	k.rport = 80;
+	k.lport = 40012;
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(r->skel->maps.own_conns), &k, &refs,
+					     BPF_ANY), 0);
+	len = tc_build_v4(tc_pkt, "10.0.0.1", "10.0.0.2", &req, 0, 0);
+	assert_int_equal(tc_run(r, tc_pkt, len), 0);
+	assert_int_equal(r->nev, 1);
+	tc_stats(r, &s);
+	assert_int_equal(s.own_skipped, 0);
+	assert_int_equal(s.matched, 1);
+	tc_ring_close(r);
+	free(r);
+}
+
 /* A ring with room for one 3000-byte slice: the second one is counted, not lost
  * silently. */
 static void test_ring_full_counted(void **state)
@@ -717,6 +752,7 @@ int main(void)
 		cmocka_unit_test(test_ipv4_later_fragment_and_udp),
 		cmocka_unit_test(test_port_mismatch),
 		cmocka_unit_test(test_own_conn_skipped),
+		cmocka_unit_test(test_no_own_conns),
 		cmocka_unit_test(test_pure_ack_no_event),
 		cmocka_unit_test(test_control_events),
 		cmocka_unit_test(test_size_classes),
