@@ -92,40 +92,6 @@ static inline http1_ptr http1_scan_target(http1_ptr p, http1_ptr end)
 	return p;
 }
 
-/* First byte at or after p that is not a token byte (or end). Field names are
- * nearly always letters, digits and '-': SSE2 skips runs of those 16 bytes at a
- * time, and the table decides the byte the fast path stopped at and what follows
- * (the other token bytes, or the ':' that ends the name). */
-static inline http1_ptr http1_scan_token(http1_ptr p, http1_ptr end)
-{
-#ifdef __SSE2__
-	const __m128i lc = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'), z = _mm_set1_epi8('z'),
-		      d0 = _mm_set1_epi8('0'), d9 = _mm_set1_epi8('9'),
-		      dash = _mm_set1_epi8('-');
-
-	while (end - p >= 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)p);
-		__m128i l = _mm_or_si128(v, lc);
-		/* unsigned range checks: x in [lo, hi] iff max(x, lo) == x == min(x, hi) */
-		__m128i alpha = _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(l, a), l),
-					      _mm_cmpeq_epi8(_mm_min_epu8(l, z), l));
-		__m128i digit = _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, d0), v),
-					      _mm_cmpeq_epi8(_mm_min_epu8(v, d9), v));
-		__m128i ok = _mm_or_si128(_mm_or_si128(alpha, digit), _mm_cmpeq_epi8(v, dash));
-		unsigned m = (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
-
-		if (m) {
-			p += __builtin_ctz(m);
-			break;
-		}
-		p += 16;
-	}
-#endif
-	while (p < end && (http1_cls[*p] & HTTP1_C_TCHAR))
-		p++;
-	return p;
-}
-
 /* First byte at or after p that is not a field-value byte (or end). */
 static inline http1_ptr http1_scan_value(http1_ptr p, http1_ptr end)
 {
@@ -257,7 +223,8 @@ static int http1_headers(http1_ptr *pp, http1_ptr end, struct http1_header *hdrs
 			break;
 		}
 		name = p;
-		p = http1_scan_token(p, end);
+		while (p < end && (http1_cls[*p] & HTTP1_C_TCHAR))
+			p++;
 		if (p == end)
 			return HTTP1_NEED_MORE;
 		/* an empty name also catches obs-fold and leading whitespace */
