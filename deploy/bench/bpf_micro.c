@@ -110,8 +110,8 @@ int main(int argc, char **argv)
 		const char *payload;
 		size_t plen;
 	} frames[] = {
-		{ "GET request (" "client -> :80, 160 B)", 40000, 80, 0x18, bm_req, sizeof(bm_req) - 1 },
-		{ "answer (:80 -> client, 363 B)", 80, 40000, 0x18, bm_resp, sizeof(bm_resp) - 1 },
+		{ "GET request (client -> :80, 136 B)", 40000, 80, 0x18, bm_req, sizeof(bm_req) - 1 },
+		{ "answer (:80 -> client, 352 B)", 80, 40000, 0x18, bm_resp, sizeof(bm_resp) - 1 },
 		{ "pure ACK (watched port)", 40000, 80, 0x10, "", 0 },
 		{ "other port (not watched)", 40000, 22, 0x18, bm_req, sizeof(bm_req) - 1 },
 	};
