@@ -216,6 +216,8 @@ void replay_set_idle(struct replay *rp, void (*idle)(void *ctx))
  * pass finished one or two answers, cost more than the records themselves (issue 19). */
 #define REPLAY_IDLE_BATCH 32
 #define REPLAY_IDLE_NS    2000000ull
+/* the replay thread's pause before waiting for more answers while some are in flight */
+#define REPLAY_COALESCE_NS 500000L
 
 static void replay_done_here(struct replay *rp, struct st_record *rec)
 {
@@ -891,11 +893,26 @@ static void *replay_thread(void *arg)
 	void (*idle)(void *ctx);
 	bool closed = false;
 	uint64_t now;
-	int n, i;
+	int n = 0, i, tmo;
 
 	for (;;) {
 		now = st_mono_ns();
-		n = epoll_wait(rp->epfd, evs, 64, replay_next_timeout(rp, now));
+		tmo = replay_next_timeout(rp, now);
+		/* answers are coming in (the last wait returned events, fewer than it
+		 * could take) and more are due: let them gather for a moment, so that
+		 * one wake-up of this thread takes many (a wake-up is a context switch,
+		 * and serverB answers each request on its own). Bounded: a response
+		 * waits at most REPLAY_COALESCE_NS longer; nothing waits while the
+		 * queue has records, nothing in flight, or the engine stops. */
+		if (n > 0 && n < 64 && tmo > 0 && ST_GET(rp, in_flight) && !bq_len(&rp->q) &&
+		    !__atomic_load_n(&rp->stopping, __ATOMIC_ACQUIRE)) {
+			struct timespec ts = { 0, REPLAY_COALESCE_NS };
+
+			nanosleep(&ts, NULL);
+			now = st_mono_ns();
+			tmo = replay_next_timeout(rp, now);
+		}
+		n = epoll_wait(rp->epfd, evs, 64, tmo);
 		now = st_mono_ns();
 		for (i = 0; i < n; i++) {
 			struct replay_conn *c = evs[i].data.ptr;
