@@ -2,6 +2,7 @@
  * UTF-8 in heads, URLs and bodies, base64 for binary bodies, bodies cut at the
  * limit, redaction of sensitive headers, and the replay / diff / capture parts. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <cmocka.h>
 
 #include "http1.h"
@@ -345,6 +347,115 @@ static void test_replay_one_block(void **state)
 	record_free(r2);
 }
 
+/* The header object against a plain reference (what the encoder did before issue 19's
+ * signature sets: every name compared with every other, lower-cased with tolower,
+ * redaction by strncasecmp) on random heads: names drawn from a small pool in random
+ * case so they repeat and collide, values with quotes and backslashes. */
+static void ref_headers(struct buf *b, const struct st_msg *m, const char *const *redact)
+{
+	size_t i, j, k;
+	int first = 1;
+
+	buf_append(b, "\"headers\":{", 11);
+	for (i = 0; i < m->nhdrs; i++) {
+		const struct http1_header *h = &m->hdrs[i];
+		char name[128];
+		int seen = 0, red = 0;
+
+		for (j = 0; j < i; j++)
+			if (m->hdrs[j].name_len == h->name_len &&
+			    strncasecmp(m->hdrs[j].name, h->name, h->name_len) == 0)
+				seen = 1;
+		if (seen)
+			continue;
+		for (k = 0; k < h->name_len && k < 127; k++)
+			name[k] = (char)tolower((unsigned char)h->name[k]);
+		if (!first)
+			buf_putc(b, ',');
+		first = 0;
+		buf_json_str(b, name, k);
+		buf_putc(b, ':');
+		for (j = 0; redact[j]; j++)
+			if (strlen(redact[j]) == h->name_len && strncasecmp(redact[j], h->name, h->name_len) == 0)
+				red = 1;
+		if (red) {
+			buf_json_str(b, "[REDACTED]", 10);
+			continue;
+		}
+		{
+			struct buf v = { 0 };
+
+			buf_append(&v, h->value, h->value_len);
+			for (j = i + 1; j < m->nhdrs; j++)
+				if (m->hdrs[j].name_len == h->name_len &&
+				    strncasecmp(m->hdrs[j].name, h->name, h->name_len) == 0) {
+					buf_append(&v, ", ", 2);
+					buf_append(&v, m->hdrs[j].value, m->hdrs[j].value_len);
+				}
+			buf_json_str(b, v.data ? v.data : "", v.len);
+			buf_free(&v);
+		}
+	}
+	buf_putc(b, '}');
+}
+
+static void test_headers_match_reference(void **state)
+{
+	static const char *const pool[] = { "a", "ab", "ba", "aa", "Cookie", "cookie-x", "x-cookie",
+					    "Set-Cookie", "Authorization", "X-Forwarded-For", "x-a", "X-B",
+					    "content-type", "ETag", "Accept-Encoding", "via", "Vary",
+					    "A-very-long-header-name-that-goes-past-eight-bytes" };
+	static const char vchars[] = "abcXYZ 019\"\\/,;=-";
+	static const char *const redact[] = { "authorization", "cookie", "set-cookie", "x-b", "a", NULL };
+	const struct record_json_opts o = { .redact = redact, .body_limit = 64 };
+	struct buf head = { 0 }, out = { 0 }, want = { 0 };
+	uint64_t seed = 4242;
+	int round;
+
+	for (round = 0; round < 3000; round++) {
+		struct st_record *r = mk();
+		int nh, i, k;
+		const char *at;
+
+		buf_reset(&head);
+		buf_append(&head, "GET /x HTTP/1.1\r\n", 17);
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		nh = (int)((seed >> 33) % 24);
+		for (i = 0; i < nh; i++) {
+			const char *nm;
+			size_t nl, vl;
+
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			nm = pool[(seed >> 33) % (sizeof(pool) / sizeof(pool[0]))];
+			nl = strlen(nm);
+			for (k = 0; k < (int)nl; k++)
+				buf_putc(&head, (seed >> (20 + k % 40)) & 1 ? (char)toupper((unsigned char)nm[k])
+									   : (char)tolower((unsigned char)nm[k]));
+			buf_append(&head, ": ", 2);
+			vl = (seed >> 8) % 20;
+			for (k = 0; k < (int)vl; k++) {
+				seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+				buf_putc(&head, vchars[(seed >> 40) % (sizeof(vchars) - 1)]);
+			}
+			buf_append(&head, "\r\n", 2);
+		}
+		buf_append(&head, "\r\n", 2);
+		set_req(r, head.data);
+		buf_reset(&out);
+		buf_reset(&want);
+		assert_int_equal(record_to_json(r, &o, &out), 0);
+		ref_headers(&want, &r->req, redact);
+		at = strstr(out.data, "\"headers\":{");
+		assert_non_null(at);
+		if (strncmp(at, want.data, want.len) != 0)
+			fail_msg("round %d: got %.*s want %s", round, (int)want.len, at, want.data);
+		record_free(r);
+	}
+	buf_free(&head);
+	buf_free(&out);
+	buf_free(&want);
+}
+
 static void test_capture_flags_and_addresses(void **state)
 {
 	struct st_record *r = mk();
@@ -401,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_headers_redaction),
 		cmocka_unit_test(test_replay_and_diff),
 		cmocka_unit_test(test_replay_one_block),
+		cmocka_unit_test(test_headers_match_reference),
 		cmocka_unit_test(test_capture_flags_and_addresses),
 	};
 
