@@ -626,17 +626,36 @@ static uint64_t fields_name_hash(const char *p, size_t n)
 }
 
 /* The ignore list as an open-addressing table of its hashes, built once per list
- * and thread (a list is the built-in one or the options', both live as long as the
- * agent): one probe per header instead of a walk of the list. */
+ * and thread: one probe per header instead of a walk of the list. A list is the
+ * built-in one or the options' (copied into the replay's state), whose entries do
+ * not change while it is in use; the table is checked against the list's entry
+ * pointers on every use, so a list rebuilt at the same address (another replay
+ * instance, a test) is not mistaken for the old one. */
 #define FIELDS_IGN_MAX 128
 #define FIELDS_IGN_SLOTS 256
 struct fields_ign {
 	const char *const *list;
+	size_t n;
 	bool too_long;                   /* more than FIELDS_IGN_MAX: walk the list */
+	const char *ent[FIELDS_IGN_MAX]; /* list[0..n) when built */
 	uint64_t h[FIELDS_IGN_SLOTS];
 	int16_t k[FIELDS_IGN_SLOTS];     /* the entry's index in list + 1, 0 = free */
 };
 static __thread struct fields_ign fields_ign_cache;
+
+static bool fields_ign_same(const struct fields_ign *c, const char *const *list)
+{
+	size_t i;
+
+	if (c->list != list)
+		return false;
+	if (c->too_long)
+		return true;   /* the table is not used: fields_ign_slow reads the list itself */
+	for (i = 0; i < c->n; i++)
+		if (list[i] != c->ent[i])
+			return false;
+	return !list || !list[c->n];
+}
 
 static const struct fields_ign *fields_ign_get(const char *const *list)
 {
@@ -644,7 +663,7 @@ static const struct fields_ign *fields_ign_get(const char *const *list)
 	size_t n, slot;
 	uint64_t h;
 
-	if (c->list == list)
+	if (fields_ign_same(c, list))
 		return c;
 	memset(c, 0, sizeof(*c));
 	c->list = list;
@@ -653,12 +672,14 @@ static const struct fields_ign *fields_ign_get(const char *const *list)
 			c->too_long = true;
 			break;
 		}
+		c->ent[n] = list[n];
 		h = fields_name_hash(list[n], strlen(list[n]));
 		for (slot = h % FIELDS_IGN_SLOTS; c->k[slot]; slot = (slot + 1) % FIELDS_IGN_SLOTS)
 			;
 		c->h[slot] = h;
 		c->k[slot] = (int16_t)(n + 1);
 	}
+	c->n = n;
 	return c;
 }
 
