@@ -899,13 +899,16 @@ static void *replay_thread(void *arg)
 		now = st_mono_ns();
 		tmo = replay_next_timeout(rp, now);
 		/* answers are coming in (the last wait returned events, fewer than it
-		 * could take) and more are due: let them gather for a moment, so that
-		 * one wake-up of this thread takes many (a wake-up is a context switch,
-		 * and serverB answers each request on its own). Bounded: a response
-		 * waits at most REPLAY_COALESCE_NS longer; nothing waits while the
-		 * queue has records, nothing in flight, or the engine stops. */
-		if (n > 0 && n < 64 && tmo > 0 && ST_GET(rp, in_flight) && !bq_len(&rp->q) &&
-		    !__atomic_load_n(&rp->stopping, __ATOMIC_ACQUIRE)) {
+		 * could take) and pipelines are deep (more requests in flight than
+		 * connections open): let the answers gather for a moment, so that one
+		 * wake-up of this thread takes many (a wake-up is a context switch, and
+		 * serverB answers each request on its own). Bounded: a response waits
+		 * at most REPLAY_COALESCE_NS longer; nothing waits while the queue has
+		 * records or the engine stops, nor with one request per connection
+		 * (POSTs with Connection: close), where a pause would only slow each
+		 * connection's turn-around. */
+		if (n > 0 && n < 64 && tmo > 0 && ST_GET(rp, in_flight) > ST_GET(rp, open_now) &&
+		    !bq_len(&rp->q) && !__atomic_load_n(&rp->stopping, __ATOMIC_ACQUIRE)) {
 			struct timespec ts = { 0, REPLAY_COALESCE_NS };
 
 			nanosleep(&ts, NULL);
