@@ -119,6 +119,13 @@ static void replay_conn_next(struct replay *rp, struct replay_conn *c, uint64_t 
 	record_replay_free(c->res);
 	c->res = NULL;
 	if (c->close_after) {
+		/* A connection that ends as its request asked (Connection: close, HTTP/1.0)
+		 * is replaced, not added: its slot's open is given back, so traffic that
+		 * closes after every request keeps as many connections busy as it needs
+		 * instead of the floor plus 200 opens a second. A failing target gets
+		 * nothing back (no answer came), so it is still probed one at a time. */
+		if (c->nq == 0 && !c->t->down_err && c->t->open_tokens < REPLAY_OPEN_BURST)
+			c->t->open_tokens += 1;
 		replay_conn_abort(rp, c, "connection reset", now);
 		return;
 	}
