@@ -46,35 +46,123 @@
 
 /* ---- where records go ---- */
 
+/* Latency histograms for --metrics: serverA's as captured, serverB's as replayed. */
+static void pipeline_observe(struct pipeline *p, const struct st_record *r)
+{
+	uint64_t t0 = r->req.ts_first_ns, t1 = r->resp.ts_last_ns;
+
+	if (t0 && t1 > t0 && r->resp.complete)
+		metrics_hist_observe_ns(&p->h_servera, t1 - t0);
+	if (r->replay && !r->replay->error && r->replay->duration_ns)
+		metrics_hist_observe_ns(&p->h_serverb, r->replay->duration_ns);
+}
+
 /* Records for the output thread are handed over in batches: each producing thread
  * (the loop, the replay thread, the noise replay thread) keeps its own and flushes it
- * once per pass (sink_flush), so the output thread is woken once per batch. */
+ * once per pass (sink_flush), so the output thread is woken once per batch. The
+ * producer also encodes each record into the batch's NDJSON text and frees it: the
+ * record's data is still in that core's cache, and it is freed on the thread (glibc
+ * arena) that allocated most of it. The output thread only writes the text and hands
+ * each line to Elasticsearch. */
 #define SINK_BATCH 128
-static __thread struct {
-	void *items[SINK_BATCH];
+struct sink_line {
+	char event_id[33];
+	uint64_t ts_ns;
+	size_t off, len;         /* in text, without the newline */
+};
+struct sink_batch {
 	size_t n;
-} sink_pend;
+	struct buf text;         /* n NDJSON lines */
+	struct sink_line line[SINK_BATCH];
+};
+static __thread struct sink_batch *sink_pend;
+
+/* --queue-bytes bounds what a queued batch holds: its text and its line table */
+static size_t sink_batch_bytes(const void *item)
+{
+	const struct sink_batch *sb = item;
+
+	return sizeof(*sb) + sb->text.cap;
+}
+
+static void sink_batch_free(struct sink_batch *sb)
+{
+	if (!sb)
+		return;
+	buf_free(&sb->text);
+	free(sb);
+}
 
 static void sink_flush(struct pipeline *p)
 {
-	size_t n = sink_pend.n, i;
-	int k, full;
+	struct sink_batch *sb = sink_pend;
+	uint64_t q;
+	int k, full = -ENOSPC;
 
-	if (!n)
+	if (!sb || !sb->n)
 		return;
-	sink_pend.n = 0;
-	k = bq_push_many_why(&p->sinkq, sink_pend.items, n, &full);
-	for (i = k < 0 ? 0 : (size_t)k; i < n; i++) {
-		/* --queue-bytes: the queue's bytes, not its records, were the limit */
-		ctr_add(&p->ctr, full == -ENOBUFS ? CTR_OUT_DROPPED_MEMORY : CTR_OUT_DROPPED_QUEUE_FULL, 1);
-		record_free(sink_pend.items[i]);
+	sink_pend = NULL;
+	/* --queue counts records: the bq's slots are batches, so the records queued are
+	 * counted here (added before the push, taken off by the output thread) */
+	q = __atomic_add_fetch(&p->sink_records, sb->n, __ATOMIC_RELAXED);
+	k = q > p->cfg.queue_cap && q != sb->n ? -ENOSPC
+					       : bq_push_many_why(&p->sinkq, (void **)&sb, 1, &full);
+	if (k == 1) {
+		uint64_t peak = __atomic_load_n(&p->sink_records_peak, __ATOMIC_RELAXED);
+
+		while (q > peak && !__atomic_compare_exchange_n(&p->sink_records_peak, &peak, q, 1,
+								__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+		return;
 	}
+	__atomic_sub_fetch(&p->sink_records, sb->n, __ATOMIC_RELAXED);
+	/* --queue-bytes: the queue's bytes, not its records, were the limit */
+	ctr_add(&p->ctr, k == -ENOBUFS || full == -ENOBUFS ? CTR_OUT_DROPPED_MEMORY
+							   : CTR_OUT_DROPPED_QUEUE_FULL, sb->n);
+	sink_batch_free(sb);
 }
 
+/* Encode the record into this thread's batch and free it. The record is counted as
+ * finished (file_input_finished) once the output thread wrote it, or here when it
+ * could not be encoded. */
 static void sink_submit(struct pipeline *p, struct st_record *r)
 {
-	sink_pend.items[sink_pend.n++] = r;
-	if (sink_pend.n == SINK_BATCH)
+	struct sink_batch *sb = sink_pend;
+	struct sink_line *l;
+	size_t off;
+
+	if (!sb) {
+		sb = calloc(1, sizeof(*sb));
+		if (!sb) {
+			ctr_add(&p->ctr, CTR_OUT_DROPPED_MEMORY, 1);
+			record_free(r);
+			return;
+		}
+		sink_pend = sb;
+	}
+	if (p->fsum && fields_sum_observe(p->fsum, r))
+		ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
+	off = sb->text.len;
+	if (record_to_json(r, &p->jopts, &sb->text)) {
+		sb->text.len = off;     /* drop whatever the failed encoding appended */
+		ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
+		record_free(r);
+		return;
+	}
+	if (p->metrics)
+		pipeline_observe(p, r);
+	l = &sb->line[sb->n++];
+	memcpy(l->event_id, r->event_id, sizeof(l->event_id));
+	l->ts_ns = (uint64_t)((int64_t)(r->req.ts_first_ns ? r->req.ts_first_ns : r->resp.ts_first_ns) +
+			      r->clock_offset_ns);
+	l->off = off;
+	l->len = sb->text.len - off;
+	buf_putc(&sb->text, '\n');
+	record_free(r);
+	/* a batch never holds more than --queue records or half of --queue-bytes, so the
+	 * queue's bounds still hold with a batch in it */
+	if (sb->n == SINK_BATCH || sb->n >= p->cfg.queue_cap ||
+	    (p->cfg.queue_bytes && sink_batch_bytes(sb) >= p->cfg.queue_bytes / 2))
 		sink_flush(p);
 }
 
@@ -176,17 +264,6 @@ static uint64_t file_input_finished(void *ctx)
 	       ctr_get(&p->ctr, CTR_OUT_ENCODE_ERRORS);
 }
 
-/* Latency histograms for --metrics: serverA's as captured, serverB's as replayed. */
-static void pipeline_observe(struct pipeline *p, const struct st_record *r)
-{
-	uint64_t t0 = r->req.ts_first_ns, t1 = r->resp.ts_last_ns;
-
-	if (t0 && t1 > t0 && r->resp.complete)
-		metrics_hist_observe_ns(&p->h_servera, t1 - t0);
-	if (r->replay && !r->replay->error && r->replay->duration_ns)
-		metrics_hist_observe_ns(&p->h_serverb, r->replay->duration_ns);
-}
-
 /* ---- --metrics: snapshot rendered on the loop thread, served by metrics.c ---- */
 
 static void metrics_render_snapshot(void *ctx, struct buf *out)
@@ -229,43 +306,31 @@ static void metrics_refresh(struct pipeline *p)
 	buf_free(&old);
 }
 
-/* The output thread: encodes each record once, writes NDJSON, feeds Elasticsearch. */
+/* The output thread: writes the producers' NDJSON batches, feeds Elasticsearch. */
 static void *sink_main(void *arg)
 {
 	struct pipeline *p = arg;
 	struct buf b = { 0 };
-	void *items[256];
+	void *items[64];
 	int n, i;
+	size_t j;
 
 	for (;;) {
-		n = bq_pop(&p->sinkq, items, 256, 200);
+		n = bq_pop(&p->sinkq, items, 64, 200);
 		if (n < 0)
 			break;
 		for (i = 0; i < n; i++) {
-			struct st_record *r = items[i];
-			uint64_t ts = (uint64_t)((int64_t)(r->req.ts_first_ns ? r->req.ts_first_ns
-									      : r->resp.ts_first_ns) +
-						 r->clock_offset_ns);
+			struct sink_batch *sb = items[i];
 
-			if (p->fsum && fields_sum_observe(p->fsum, r))
-				ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
-			buf_reset(&b);
-			if (record_to_json(r, &p->jopts, &b)) {
-				ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
-				record_free(r);
-				continue;
-			}
-			if (p->metrics)
-				pipeline_observe(p, r);
 			if (p->es)
-				es_sink_submit(p->es, r->event_id, ts, b.data, b.len);
-			if (p->out) {
-				buf_putc(&b, '\n');
-				if (fwrite(b.data, 1, b.len, p->out) != b.len)
-					ctr_add(&p->ctr, CTR_OUT_WRITE_ERRORS, 1);
-			}
-			ctr_add(&p->ctr, CTR_OUT_WRITTEN, 1);
-			record_free(r);
+				for (j = 0; j < sb->n; j++)
+					es_sink_submit(p->es, sb->line[j].event_id, sb->line[j].ts_ns,
+						       sb->text.data + sb->line[j].off, sb->line[j].len);
+			if (p->out && fwrite(sb->text.data, 1, sb->text.len, p->out) != sb->text.len)
+				ctr_add(&p->ctr, CTR_OUT_WRITE_ERRORS, sb->n);
+			ctr_add(&p->ctr, CTR_OUT_WRITTEN, sb->n);
+			__atomic_sub_fetch(&p->sink_records, sb->n, __ATOMIC_RELAXED);
+			sink_batch_free(sb);
 		}
 		if (p->out && n)
 			fflush(p->out);
@@ -405,7 +470,7 @@ int pipeline_start(struct pipeline *p)
 
 	if (bq_init(&p->sinkq, c->queue_cap))
 		return EXIT_RUNTIME;
-	bq_set_max_bytes(&p->sinkq, c->queue_bytes, (size_t (*)(const void *))record_bytes);
+	bq_set_max_bytes(&p->sinkq, c->queue_bytes, sink_batch_bytes);
 	p->sinkq_ready = 1;
 	if (c->es_url && es_sink_start(&p->es, &c->es))
 		return EXIT_RUNTIME;

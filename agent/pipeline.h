@@ -48,7 +48,9 @@ struct pipeline {
 	struct tls *tls;                 /* --tls: uprobes feeding the same rings, or NULL */
 	struct pcapin *pcap;             /* --input-pcap, or NULL (worker 0) */
 	struct input_file *file;         /* --input-file, or NULL (worker 0) */
-	struct bq sinkq;                 /* records for the output thread, from every worker */
+	struct bq sinkq;                 /* encoded batches for the output thread, from every worker */
+	uint64_t sink_records;           /* records in those batches (atomic): the --queue bound */
+	uint64_t sink_records_peak;      /* its high-water mark: the exit summary's queue_peak */
 	struct counters ctr;             /* every thread adds, stats.c prints */
 	struct es_sink *es;
 	struct rec_writer *recw;

@@ -188,7 +188,6 @@ static void stats_line(FILE *f, const char *name, const void *st, const struct s
 void stats_print(struct pipeline *p, FILE *f, const char *when)
 {
 	struct rusage ru;
-	struct bq_stats qs;
 
 	fprintf(f, "--- shadowtap %s: %.1f s ---\n", when, (double)(st_mono_ns() - p->start_ns) / 1e9);
 	if (p->cap) {
@@ -242,8 +241,9 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 	}
 	fputs("output:", f);
 	ctr_print_group(f, &p->ctr, "output");
-	bq_get_stats(&p->sinkq, &qs);
-	fprintf(f, " queue_peak=%llu\n", (unsigned long long)qs.peak);
+	/* the output queue's slots are batches: its peak in records is the pipeline's */
+	fprintf(f, " queue_peak=%llu\n",
+		(unsigned long long)__atomic_load_n(&p->sink_records_peak, __ATOMIC_RELAXED));
 	if (p->es)
 		es_sink_print_stats(p->es, f);
 	getrusage(RUSAGE_SELF, &ru);
