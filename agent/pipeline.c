@@ -7,8 +7,9 @@
  * input_file_step) run between waits, so a signal is seen within one step. Before
  * every wait, as redis's beforeSleep, the loop runs what is due: reassembly
  * ticks, periodic stats and the --exit-after deadline. Records leave the flow
- * table through the recording writer, replay and the output thread here, which
- * encodes each once and writes NDJSON and hands it to the Elasticsearch sink. */
+ * table through the recording writer, replay and the output thread here: the thread
+ * that finished a record encodes it once into its batch (sink_submit), the output
+ * thread writes the NDJSON and hands each line to the Elasticsearch sink. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
