@@ -75,6 +75,9 @@ struct sink_batch {
 	size_t n;
 	struct buf text;         /* n NDJSON lines */
 	struct sink_line line[SINK_BATCH];
+	/* records handed over unencoded (sink_submit_raw): the output thread encodes them */
+	size_t nrec, rec_bytes;
+	struct st_record *rec[SINK_BATCH];
 };
 static __thread struct sink_batch *sink_pend;
 
@@ -83,13 +86,17 @@ static size_t sink_batch_bytes(const void *item)
 {
 	const struct sink_batch *sb = item;
 
-	return sizeof(*sb) + sb->text.cap;
+	return sizeof(*sb) + sb->text.cap + sb->rec_bytes;
 }
 
 static void sink_batch_free(struct sink_batch *sb)
 {
+	size_t i;
+
 	if (!sb)
 		return;
+	for (i = 0; i < sb->nrec; i++)
+		record_free(sb->rec[i]);
 	buf_free(&sb->text);
 	free(sb);
 }
@@ -97,16 +104,17 @@ static void sink_batch_free(struct sink_batch *sb)
 static void sink_flush(struct pipeline *p)
 {
 	struct sink_batch *sb = sink_pend;
-	uint64_t q;
+	uint64_t q, nr;
 	int k, full = -ENOSPC;
 
-	if (!sb || !sb->n)
+	if (!sb || !(sb->n + sb->nrec))
 		return;
+	nr = sb->n + sb->nrec;
 	sink_pend = NULL;
 	/* --queue counts records: the bq's slots are batches, so the records queued are
 	 * counted here (added before the push, taken off by the output thread) */
-	q = __atomic_add_fetch(&p->sink_records, sb->n, __ATOMIC_RELAXED);
-	k = q > p->cfg.queue_cap && q != sb->n ? -ENOSPC
+	q = __atomic_add_fetch(&p->sink_records, nr, __ATOMIC_RELAXED);
+	k = q > p->cfg.queue_cap && q != nr ? -ENOSPC
 					       : bq_push_many_why(&p->sinkq, (void **)&sb, 1, &full);
 	if (k == 1) {
 		uint64_t peak = __atomic_load_n(&p->sink_records_peak, __ATOMIC_RELAXED);
@@ -116,31 +124,66 @@ static void sink_flush(struct pipeline *p)
 			;
 		return;
 	}
-	__atomic_sub_fetch(&p->sink_records, sb->n, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&p->sink_records, nr, __ATOMIC_RELAXED);
 	/* --queue-bytes: the queue's bytes, not its records, were the limit */
 	ctr_add(&p->ctr, k == -ENOBUFS || full == -ENOBUFS ? CTR_OUT_DROPPED_MEMORY
-							   : CTR_OUT_DROPPED_QUEUE_FULL, sb->n);
+							   : CTR_OUT_DROPPED_QUEUE_FULL, nr);
 	sink_batch_free(sb);
 }
 
 /* Encode the record into this thread's batch and free it. The record is counted as
  * finished (file_input_finished) once the output thread wrote it, or here when it
  * could not be encoded. */
-static void sink_submit(struct pipeline *p, struct st_record *r)
+static struct sink_batch *sink_batch_get(struct pipeline *p, struct st_record *r)
 {
 	struct sink_batch *sb = sink_pend;
-	struct sink_line *l;
-	size_t off;
 
 	if (!sb) {
 		sb = calloc(1, sizeof(*sb));
 		if (!sb) {
 			ctr_add(&p->ctr, CTR_OUT_DROPPED_MEMORY, 1);
 			record_free(r);
-			return;
+			return NULL;
 		}
 		sink_pend = sb;
 	}
+	return sb;
+}
+
+/* a batch never holds more than --queue records or half of --queue-bytes, so the
+ * queue's bounds still hold with a batch in it */
+static void sink_maybe_flush(struct pipeline *p, struct sink_batch *sb)
+{
+	if (sb->n + sb->nrec == SINK_BATCH || sb->n + sb->nrec >= p->cfg.queue_cap ||
+	    (p->cfg.queue_bytes && sink_batch_bytes(sb) >= p->cfg.queue_bytes / 2))
+		sink_flush(p);
+}
+
+/* The replay threads hand large records over unencoded: on a busy host the replay
+ * thread is the agent's busiest, and encoding large bodies there (base64 of up to
+ * --body-limit per message) slowed replay enough at the POST maximum to fill the
+ * replay budget (replay: dropped memory_limit); the output thread encodes them. Small
+ * records (a GET's) are encoded where they are hot (sink_submit). */
+#define SINK_LOCAL_MAX (16u << 10)
+static void sink_submit_raw(struct pipeline *p, struct st_record *r)
+{
+	struct sink_batch *sb = sink_batch_get(p, r);
+
+	if (!sb)
+		return;
+	sb->rec[sb->nrec++] = r;
+	sb->rec_bytes += record_bytes(r);
+	sink_maybe_flush(p, sb);
+}
+
+static void sink_submit(struct pipeline *p, struct st_record *r)
+{
+	struct sink_batch *sb = sink_batch_get(p, r);
+	struct sink_line *l;
+	size_t off;
+
+	if (!sb)
+		return;
 	if (p->fsum && fields_sum_observe(p->fsum, r))
 		ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
 	off = sb->text.len;
@@ -160,11 +203,7 @@ static void sink_submit(struct pipeline *p, struct st_record *r)
 	l->len = sb->text.len - off;
 	buf_putc(&sb->text, '\n');
 	record_free(r);
-	/* a batch never holds more than --queue records or half of --queue-bytes, so the
-	 * queue's bounds still hold with a batch in it */
-	if (sb->n == SINK_BATCH || sb->n >= p->cfg.queue_cap ||
-	    (p->cfg.queue_bytes && sink_batch_bytes(sb) >= p->cfg.queue_bytes / 2))
-		sink_flush(p);
+	sink_maybe_flush(p, sb);
 }
 
 /* The replay threads' pass is over: hand over what they finished. */
@@ -200,13 +239,19 @@ static void on_replayed(void *ctx, struct st_record *r)
 		replay_submit(p->noise, r);
 		return;
 	}
-	sink_submit(ctx, r);
+	if (record_bytes(r) <= SINK_LOCAL_MAX)
+		sink_submit(ctx, r);
+	else
+		sink_submit_raw(ctx, r);
 }
 
 static void on_noise(void *ctx, struct st_record *r)
 {
 	fields_sum_unhold(r);
-	sink_submit(ctx, r);
+	if (record_bytes(r) <= SINK_LOCAL_MAX)
+		sink_submit(ctx, r);
+	else
+		sink_submit_raw(ctx, r);
 }
 
 /* Summary documents go where records go (NDJSON output, Elasticsearch). */
@@ -330,7 +375,31 @@ static void *sink_main(void *arg)
 			if (p->out && fwrite(sb->text.data, 1, sb->text.len, p->out) != sb->text.len)
 				ctr_add(&p->ctr, CTR_OUT_WRITE_ERRORS, sb->n);
 			ctr_add(&p->ctr, CTR_OUT_WRITTEN, sb->n);
-			__atomic_sub_fetch(&p->sink_records, sb->n, __ATOMIC_RELAXED);
+			for (j = 0; j < sb->nrec; j++) {
+				struct st_record *r = sb->rec[j];
+				uint64_t ts = (uint64_t)((int64_t)(r->req.ts_first_ns ? r->req.ts_first_ns
+										      : r->resp.ts_first_ns) +
+							 r->clock_offset_ns);
+
+				if (p->fsum && fields_sum_observe(p->fsum, r))
+					ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
+				buf_reset(&b);
+				if (record_to_json(r, &p->jopts, &b)) {
+					ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
+					continue;
+				}
+				if (p->metrics)
+					pipeline_observe(p, r);
+				if (p->es)
+					es_sink_submit(p->es, r->event_id, ts, b.data, b.len);
+				if (p->out) {
+					buf_putc(&b, '\n');
+					if (fwrite(b.data, 1, b.len, p->out) != b.len)
+						ctr_add(&p->ctr, CTR_OUT_WRITE_ERRORS, 1);
+				}
+				ctr_add(&p->ctr, CTR_OUT_WRITTEN, 1);
+			}
+			__atomic_sub_fetch(&p->sink_records, sb->n + sb->nrec, __ATOMIC_RELAXED);
 			sink_batch_free(sb);
 		}
 		if (p->out && n)
