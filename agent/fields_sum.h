@@ -46,8 +46,10 @@ bool fields_sum_want_noise(const struct fields_sum_cfg *cfg, const struct st_rec
 void fields_sum_hold(struct st_record *r);
 void fields_sum_unhold(struct st_record *r);
 
-/* The output thread, once per record before it is encoded: names the endpoint,
- * compares the noise answer (if any), marks noisy and ignored fields, counts. */
+/* The thread that encodes the record (pipeline.c: the producing thread, or the output
+ * thread for a large replayed record), once per record before it is encoded: names the
+ * endpoint, compares the noise answer (if any), marks noisy and ignored fields, and
+ * counts under s->lock (several threads may call it). */
 int fields_sum_observe(struct fields_sum *s, struct st_record *r);
 
 /* Counts one compared request (d->endpoint set) whose fields are already marked
