@@ -176,21 +176,20 @@ static void sink_submit_raw(struct pipeline *p, struct st_record *r)
 	sink_maybe_flush(p, sb);
 }
 
-static void sink_submit(struct pipeline *p, struct st_record *r)
+/* Count r in the difference summaries, encode it as one more line of sb and observe
+ * its latencies; the caller frees r. Used by the producers (sink_submit) and by the
+ * output thread for the records handed over whole (sink_submit_raw). */
+static void sink_encode(struct pipeline *p, struct sink_batch *sb, struct st_record *r)
 {
-	struct sink_batch *sb = sink_batch_get(p, r);
 	struct sink_line *l;
 	size_t off;
 
-	if (!sb)
-		return;
 	if (p->fsum && fields_sum_observe(p->fsum, r))
 		ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
 	off = sb->text.len;
 	if (record_to_json(r, &p->jopts, &sb->text)) {
 		sb->text.len = off;     /* drop whatever the failed encoding appended */
 		ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
-		record_free(r);
 		return;
 	}
 	if (p->metrics)
@@ -202,6 +201,15 @@ static void sink_submit(struct pipeline *p, struct st_record *r)
 	l->off = off;
 	l->len = sb->text.len - off;
 	buf_putc(&sb->text, '\n');
+}
+
+static void sink_submit(struct pipeline *p, struct st_record *r)
+{
+	struct sink_batch *sb = sink_batch_get(p, r);
+
+	if (!sb)
+		return;
+	sink_encode(p, sb, r);
 	record_free(r);
 	sink_maybe_flush(p, sb);
 }
@@ -367,7 +375,12 @@ static void *sink_main(void *arg)
 			break;
 		for (i = 0; i < n; i++) {
 			struct sink_batch *sb = items[i];
+			size_t nr = sb->n + sb->nrec;
 
+			/* records handed over whole become lines of the same batch (the line
+			 * table holds SINK_BATCH, n + nrec never more) */
+			for (j = 0; j < sb->nrec; j++)
+				sink_encode(p, sb, sb->rec[j]);
 			if (p->es)
 				for (j = 0; j < sb->n; j++)
 					es_sink_submit(p->es, sb->line[j].event_id, sb->line[j].ts_ns,
@@ -375,31 +388,7 @@ static void *sink_main(void *arg)
 			if (p->out && fwrite(sb->text.data, 1, sb->text.len, p->out) != sb->text.len)
 				ctr_add(&p->ctr, CTR_OUT_WRITE_ERRORS, sb->n);
 			ctr_add(&p->ctr, CTR_OUT_WRITTEN, sb->n);
-			for (j = 0; j < sb->nrec; j++) {
-				struct st_record *r = sb->rec[j];
-				uint64_t ts = (uint64_t)((int64_t)(r->req.ts_first_ns ? r->req.ts_first_ns
-										      : r->resp.ts_first_ns) +
-							 r->clock_offset_ns);
-
-				if (p->fsum && fields_sum_observe(p->fsum, r))
-					ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
-				buf_reset(&b);
-				if (record_to_json(r, &p->jopts, &b)) {
-					ctr_add(&p->ctr, CTR_OUT_ENCODE_ERRORS, 1);
-					continue;
-				}
-				if (p->metrics)
-					pipeline_observe(p, r);
-				if (p->es)
-					es_sink_submit(p->es, r->event_id, ts, b.data, b.len);
-				if (p->out) {
-					buf_putc(&b, '\n');
-					if (fwrite(b.data, 1, b.len, p->out) != b.len)
-						ctr_add(&p->ctr, CTR_OUT_WRITE_ERRORS, 1);
-				}
-				ctr_add(&p->ctr, CTR_OUT_WRITTEN, 1);
-			}
-			__atomic_sub_fetch(&p->sink_records, sb->n + sb->nrec, __ATOMIC_RELAXED);
+			__atomic_sub_fetch(&p->sink_records, nr, __ATOMIC_RELAXED);
 			sink_batch_free(sb);
 		}
 		if (p->out && n)
