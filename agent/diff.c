@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "diff.h"
+#include "endpoint.h"
 #include "fields_json.h"
 #include "fields.h"
 #include "json.h"
@@ -70,38 +71,48 @@ static bool diff_values_same(const struct st_msg *a, const struct st_msg *b,
 	}
 }
 
-static int diff_push(char ***arr, size_t *n, const char *s, size_t len, bool lower)
-{
-	char **p, *c;
-	size_t k;
+/* A comparison's output as it is found: counts and flags in d, every string in t
+ * (per thread, reused). The body paths are pushed in one run, then the header
+ * names in another, so each list is its run of NUL-terminated strings, from pstart
+ * and hstart. diff_pack turns it into one allocation. */
+struct diff_b {
+	struct st_diff d;
+	struct fields_text *t;
+	size_t pstart, hstart, reason;
+	bool has_reason;
+	struct fields_acc fa;
+};
 
-	c = malloc(len + 1);
-	if (!c)
-		return -ENOMEM;
-	for (k = 0; k < len; k++)
-		c[k] = lower ? (char)tolower((unsigned char)s[k]) : s[k];
-	c[len] = '\0';
-	p = realloc(*arr, (*n + 1) * sizeof(*p));
-	if (!p) {
-		free(c);
-		return -ENOMEM;
-	}
-	p[(*n)++] = c;
-	*arr = p;
+static int diff_reason(struct diff_b *b, const char *s)
+{
+	b->reason = fields_text_add(b->t, s, strlen(s), false);
+	b->has_reason = !b->t->err;
+	return b->t->err;
+}
+
+static int diff_push_header(struct diff_b *b, const char *name, size_t len)
+{
+	fields_text_add(b->t, name, len, true);
+	if (b->t->err)
+		return b->t->err;
+	b->d.nheaders++;
 	return 0;
 }
 
-static bool diff_listed(char **arr, size_t n, const char *name, size_t len)
+/* Is name among the header names listed so far? */
+static bool diff_listed(const struct diff_b *b, const char *name, size_t len)
 {
-	size_t i;
+	size_t i, off = b->hstart, n;
 
-	for (i = 0; i < n; i++)
-		if (diff_name_eq(arr[i], strlen(arr[i]), name, len))
+	for (i = 0; i < b->d.nheaders; i++, off += n + 1) {
+		n = strlen(b->t->p + off);
+		if (diff_name_eq(b->t->p + off, n, name, len))
 			return true;
+	}
 	return false;
 }
 
-static int diff_headers_msg(struct st_diff *d, const struct st_msg *m, const struct st_msg *a,
+static int diff_headers_msg(struct diff_b *d, const struct st_msg *m, const struct st_msg *a,
 			    const struct st_msg *b, const char *const *ignore, bool cmp_length)
 {
 	size_t i;
@@ -114,11 +125,11 @@ static int diff_headers_msg(struct st_diff *d, const struct st_msg *m, const str
 			continue;
 		if (!cmp_length && diff_name_eq(h->name, h->name_len, "content-length", 14))
 			continue;
-		if (diff_listed(d->headers, d->nheaders, h->name, h->name_len))
+		if (diff_listed(d, h->name, h->name_len))
 			continue;
 		if (diff_values_same(a, b, h->name, h->name_len))
 			continue;
-		err = diff_push(&d->headers, &d->nheaders, h->name, h->name_len, true);
+		err = diff_push_header(d, h->name, h->name_len);
 		if (err)
 			return err;
 	}
@@ -152,7 +163,7 @@ static bool diff_values_same_ix(const struct fields_hdrs *mx, size_t hi, const s
 	}
 }
 
-static int diff_headers_ix(struct st_diff *d, const struct fields_hdrs *mx, const struct fields_hdrs *ax,
+static int diff_headers_ix(struct diff_b *d, const struct fields_hdrs *mx, const struct fields_hdrs *ax,
 			   const struct fields_hdrs *bx, bool cmp_length, struct diff_pushed *pushed,
 			   size_t *npushed)
 {
@@ -173,7 +184,7 @@ static int diff_headers_ix(struct st_diff *d, const struct fields_hdrs *mx, cons
 			continue;
 		if (diff_values_same_ix(mx, i, ax, bx))
 			continue;
-		err = diff_push(&d->headers, &d->nheaders, h->name, h->name_len, true);
+		err = diff_push_header(d, h->name, h->name_len);
 		if (err)
 			return err;
 		pushed[*npushed].x = mx;
@@ -183,7 +194,7 @@ static int diff_headers_ix(struct st_diff *d, const struct fields_hdrs *mx, cons
 }
 
 /* ax, bx: the headers indexed (fields_hdrs_index), or NULL when they could not be */
-static int diff_headers(struct st_diff *d, const struct st_msg *a, const struct st_msg *b,
+static int diff_headers(struct diff_b *d, const struct st_msg *a, const struct st_msg *b,
 			const struct fields_hdrs *ax, const struct fields_hdrs *bx,
 			const char *const *ignore, bool cmp_length)
 {
@@ -192,6 +203,7 @@ static int diff_headers(struct st_diff *d, const struct st_msg *a, const struct 
 	size_t np = 0;
 	int err;
 
+	d->hstart = d->t->len;
 	if (ax && bx && ax->clean) {
 		/* fields_hdrs_pair: nothing differs but maybe Content-Length */
 		if (!cmp_length || !ax->cl_diff)
@@ -213,7 +225,7 @@ static int diff_headers(struct st_diff *d, const struct st_msg *a, const struct 
  * serve diff.body_paths here and diff.fields in fields.c. */
 struct dj_cmp {
 	struct fj_doc *a, *b;
-	struct st_diff *d;
+	struct diff_b *d;
 	int max_paths;
 	size_t ndiff;
 	int err;
@@ -223,9 +235,12 @@ struct dj_cmp {
 static void dj_report(struct dj_cmp *c, size_t plen)
 {
 	c->ndiff++;
-	if (c->err || (int)c->d->nbody_paths >= c->max_paths)
+	if (c->err || (int)c->d->d.nbody_paths >= c->max_paths)
 		return;
-	c->err = diff_push(&c->d->body_paths, &c->d->nbody_paths, c->path, plen, false);
+	fields_text_add(c->d->t, c->path, plen, false);
+	c->err = c->d->t->err;
+	if (!c->err)
+		c->d->d.nbody_paths++;
 }
 
 static size_t dj_path_key(char *path, size_t plen, const char *k, size_t klen)
@@ -426,9 +441,9 @@ static bool diff_looks_json(const struct st_msg *m)
 }
 
 /* Structural comparison on bodies flattened into da and db (zeroed or reused docs,
- * which the caller releases and hands on to fields_compare_docs). 1 = compared, 0 = not both JSON, negative
+ * which the caller releases and hands on to fields_compare_acc). 1 = compared, 0 = not both JSON, negative
  * errno. */
-static int diff_json(struct st_diff *d, const struct st_msg *a, const struct st_msg *b,
+static int diff_json(struct diff_b *d, const struct st_msg *a, const struct st_msg *b,
 		     int max_paths, struct fj_doc *da, struct fj_doc *db, bool *parsed)
 {
 	struct dj_cmp c;
@@ -447,30 +462,33 @@ static int diff_json(struct st_diff *d, const struct st_msg *a, const struct st_
 	if (err)
 		return err == -ENOMEM ? -ENOMEM : 0;
 	*parsed = true;
-	memset(&c, 0, sizeof(c));
 	c.a = da;
 	c.b = db;
 	c.d = d;
 	c.max_paths = max_paths;
+	c.ndiff = 0;
+	c.err = 0;
 	c.path[0] = '$';
+	d->pstart = d->t->len;
 	if (db->ndpath && db->twin == da)
 		dj_cmp_derived(&c);
 	else
 		dj_cmp_node(&c, 0, 0, 1);
 	if (c.err)
 		return c.err;
-	d->body_json = true;
-	d->body_same = c.ndiff == 0;
-	if (c.ndiff > d->nbody_paths && !d->reason) {
-		snprintf(why, sizeof(why), "%zu json paths differ, %zu listed", c.ndiff, d->nbody_paths);
-		d->reason = strdup(why);
+	d->d.body_json = true;
+	d->d.body_same = c.ndiff == 0;
+	if (c.ndiff > d->d.nbody_paths && !d->has_reason) {
+		snprintf(why, sizeof(why), "%zu json paths differ, %zu listed", c.ndiff, d->d.nbody_paths);
+		return diff_reason(d, why) ?: 1;
 	}
 	return 1;
 }
 
-static int diff_body(struct st_diff *d, const struct st_msg *a, const struct st_msg *b,
+static int diff_body(struct diff_b *db_, const struct st_msg *a, const struct st_msg *b,
 		     int max_paths, bool *cut, struct fj_doc *da, struct fj_doc *db, bool *parsed)
 {
+	struct st_diff *d = &db_->d;
 	size_t n;
 	int err;
 
@@ -479,18 +497,14 @@ static int diff_body(struct st_diff *d, const struct st_msg *a, const struct st_
 		/* serverA's answer was not captured whole: nothing to vouch for */
 		*cut = true;
 		d->body_same = false;
-		d->reason = strdup("serverA response incomplete");
-		return d->reason ? 0 : -ENOMEM;
+		return diff_reason(db_, "serverA response incomplete");
 	}
 	if (*cut) {
 		n = a->body_stored < b->body_stored ? a->body_stored : b->body_stored;
 		d->body_same = a->body_bytes == b->body_bytes &&
 			       (n == 0 || memcmp(a->body, b->body, n) == 0);
-		if (d->body_same) {
-			d->reason = strdup("body compared up to the body limit only");
-			if (!d->reason)
-				return -ENOMEM;
-		}
+		if (d->body_same)
+			return diff_reason(db_, "body compared up to the body limit only");
 		return 0;
 	}
 	if (a->body_stored == b->body_stored &&
@@ -499,7 +513,7 @@ static int diff_body(struct st_diff *d, const struct st_msg *a, const struct st_
 		return 0;
 	}
 	d->body_same = false;
-	err = diff_json(d, a, b, max_paths, da, db, parsed);
+	err = diff_json(db_, a, b, max_paths, da, db, parsed);
 	return err < 0 ? err : 0;
 }
 
@@ -515,16 +529,98 @@ static void diff_docs_done(struct fj_doc *docs, struct fj_doc *local)
 	}
 }
 
-struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *cfg)
+/* Room left at the end of every diff for its endpoint name (fields_sum_observe
+ * writes it there instead of allocating it). */
+#define DIFF_ROOM ENDPOINT_MAX
+
+/* The diff, its lists, fields and strings in one allocation (record_diff_free
+ * frees it in one call), instead of one per string and list. */
+static struct st_diff *diff_pack(const struct diff_b *b)
+{
+	size_t nh = b->d.nheaders, np = b->d.nbody_paths, nf = b->fa.n, i, off, size;
+	const char *src = b->t->p;
+	struct st_field *f;
+	struct st_diff *d;
+	char **ptr, *txt;
+
+	size = sizeof(*d) + (nh + np) * sizeof(char *) + nf * sizeof(*f) + b->t->len + DIFF_ROOM;
+	d = malloc(size);
+	if (!d)
+		return NULL;
+	*d = b->d;
+	ptr = (char **)(d + 1);
+	f = (struct st_field *)(ptr + nh + np);
+	txt = (char *)(f + nf);
+	if (b->t->len)
+		memcpy(txt, src, b->t->len);
+	d->headers = nh ? ptr : NULL;
+	for (i = 0, off = b->hstart; i < nh; i++, off += strlen(txt + off) + 1)
+		ptr[i] = txt + off;
+	d->body_paths = np ? ptr + nh : NULL;
+	for (i = 0, off = b->pstart; i < np; i++, off += strlen(txt + off) + 1)
+		ptr[nh + i] = txt + off;
+	d->reason = b->has_reason ? txt + b->reason : NULL;
+	d->fields = nf ? f : NULL;
+	d->nfields = nf;
+	d->fields_total = b->fa.total;
+	for (i = 0; i < nf; i++) {
+		const struct fields_ent *e = &b->fa.e[i];
+
+		f[i].path = txt + e->path;
+		f[i].a = e->has_a ? txt + e->a : NULL;
+		f[i].b = e->has_b ? txt + e->b : NULL;
+		f[i].kind = e->kind;
+		f[i].noise = false;
+		f[i].ignored = false;
+	}
+	d->block = size;
+	d->room = DIFF_ROOM;
+	return d;
+}
+
+static int diff_run(struct diff_b *db_, const struct st_record *r, const struct diff_cfg *cfg,
+		    struct fj_doc *docs)
 {
 	const char *const *ignore = cfg && cfg->ignore ? cfg->ignore : diff_default_ignore;
 	int max_paths = cfg && cfg->max_paths > 0 ? cfg->max_paths : DIFF_DEFAULT_MAX_PATHS;
 	const struct st_msg *a = &r->resp, *b;
-	struct fj_doc local[2], *docs = fields_fast ? fj_scratch() : NULL, *da, *db;
+	struct fj_doc *da = &docs[0], *db = &docs[1];
 	struct fields_hdrs ix, iy;
 	const struct fields_hdrs *ax = NULL, *bx = NULL;
-	struct st_diff *d;
+	struct st_diff *d = &db_->d;
 	bool cut = false, parsed = false;
+	int err;
+
+	if (!r->replay || r->replay->error)
+		return diff_reason(db_, "no replay response");
+	b = &r->replay->resp;
+	if (!r->status_code)
+		return diff_reason(db_, "no serverA response");
+	d->status_same = r->status_code == r->replay->status_code;
+	err = diff_body(db_, a, b, max_paths, &cut, da, db, &parsed);
+	if (fields_fast && !fields_hdrs_pair(&ix, &iy, a, b, ignore)) {
+		ax = &ix;
+		bx = &iy;
+	}
+	if (!err)
+		err = diff_headers(db_, a, b, ax, bx, ignore, cut);
+	if (err)
+		return err;
+	d->match = d->status_same && d->nheaders == 0 && d->body_same;
+	/* field by field only when there is something to explain, and only when
+	 * serverA's answer was seen whole */
+	if (!d->match && a->complete)
+		return fields_compare_acc(r->status_code, a, parsed ? da : NULL, r->replay->status_code, b,
+					  parsed ? db : NULL, ignore, ax, bx, &db_->fa);
+	return 0;
+}
+
+struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *cfg)
+{
+	struct fj_doc local[2], *docs = fields_fast ? fj_scratch() : NULL;
+	struct fields_text tlocal = { 0 };
+	struct st_diff *d = NULL;
+	struct diff_b b;
 	int err;
 
 	if (!docs) {
@@ -532,46 +628,21 @@ struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *c
 		memset(local, 0, sizeof(local));
 		docs = local;
 	}
-	da = &docs[0];
-	db = &docs[1];
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return NULL;
-	if (!r->replay || r->replay->error) {
-		d->reason = strdup("no replay response");
-		if (!d->reason)
-			goto fail;
-		return d;
-	}
-	b = &r->replay->resp;
-	if (!r->status_code) {
-		d->reason = strdup("no serverA response");
-		if (!d->reason)
-			goto fail;
-		return d;
-	}
-	d->status_same = r->status_code == r->replay->status_code;
-	err = diff_body(d, a, b, max_paths, &cut, da, db, &parsed);
-	if (fields_fast && !fields_hdrs_pair(&ix, &iy, a, b, ignore)) {
-		ax = &ix;
-		bx = &iy;
-	}
+	memset(&b.d, 0, sizeof(b.d));
+	b.t = fields_text_scratch();
+	if (!b.t)
+		b.t = &tlocal;
+	b.pstart = b.hstart = b.reason = 0;
+	b.has_reason = false;
+	b.fa.t = b.t;
+	b.fa.n = b.fa.total = 0;
+	err = diff_run(&b, r, cfg, docs);
 	if (!err)
-		err = diff_headers(d, a, b, ax, bx, ignore, cut);
-	if (err)
-		goto fail;
-	d->match = d->status_same && d->nheaders == 0 && d->body_same;
-	/* field by field only when there is something to explain, and only when
-	 * serverA's answer was seen whole */
-	if (!d->match && a->complete &&
-	    fields_compare_docs(r->status_code, a, parsed ? da : NULL, r->replay->status_code, b,
-				parsed ? db : NULL, ignore, ax, bx, &d->fields, &d->nfields,
-				&d->fields_total))
-		goto fail;
+		d = diff_pack(&b);
 	diff_docs_done(docs, local);
+	if (b.t == &tlocal)
+		free(tlocal.p);
+	else
+		fields_text_done(b.t);
 	return d;
-fail:
-	diff_docs_done(docs, local);
-	record_diff_free(d);
-	return NULL;
 }

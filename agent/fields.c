@@ -13,6 +13,7 @@
  * differed, and $.items[3].price and $.items[7].price are the same field. */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,70 +66,126 @@ void fields_free(struct st_field *f, size_t n)
 	free(f);
 }
 
+/* ---- the output's strings ---- */
+
+#define FIELDS_TEXT_KEEP (16 * 1024)
+
+size_t fields_text_add(struct fields_text *t, const char *s, size_t n, bool lower)
+{
+	size_t off = t->len, k;
+
+	if (t->err)
+		return 0;
+	if (n + 1 > t->cap - t->len) {
+		size_t cap = t->cap ? t->cap : 512;
+		char *p;
+
+		while (cap - t->len < n + 1)
+			cap *= 2;
+		p = realloc(t->p, cap);
+		if (!p) {
+			t->err = -ENOMEM;
+			return 0;
+		}
+		t->p = p;
+		t->cap = cap;
+	}
+	if (lower)
+		for (k = 0; k < n; k++)
+			t->p[off + k] = (char)tolower((unsigned char)s[k]);
+	else if (n)
+		memcpy(t->p + off, s, n);
+	t->p[off + n] = '\0';
+	t->len += n + 1;
+	return off;
+}
+
+static pthread_key_t fields_text_key;
+static pthread_once_t fields_text_once = PTHREAD_ONCE_INIT;
+static int fields_text_key_err;
+
+static void fields_text_release(void *v)
+{
+	struct fields_text *t = v;
+
+	free(t->p);
+	free(t);
+}
+
+static void fields_text_init(void)
+{
+	fields_text_key_err = pthread_key_create(&fields_text_key, fields_text_release);
+}
+
+struct fields_text *fields_text_scratch(void)
+{
+	struct fields_text *t;
+
+	pthread_once(&fields_text_once, fields_text_init);
+	if (fields_text_key_err)
+		return NULL;
+	t = pthread_getspecific(fields_text_key);
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (t && pthread_setspecific(fields_text_key, t)) {
+			free(t);
+			t = NULL;
+		}
+	}
+	if (t) {
+		t->len = 0;
+		t->err = 0;
+	}
+	return t;
+}
+
+void fields_text_done(struct fields_text *t)
+{
+	if (t->cap > FIELDS_TEXT_KEEP) {
+		free(t->p);
+		t->p = NULL;
+		t->cap = 0;
+	}
+	t->len = 0;
+	t->err = 0;
+}
+
 struct fc {
-	struct st_field *v;
-	size_t n, cap, total;
+	struct fields_acc *acc;
 	int err;
 	char path[FIELDS_PATH_MAX];
 };
-
-static char *fc_excerpt(const char *s, size_t n)
-{
-	char *c;
-
-	if (!s)
-		return NULL;
-	if (n > FIELDS_VAL_MAX)
-		n = FIELDS_VAL_MAX;
-	c = malloc(n + 1);
-	if (c) {
-		memcpy(c, s, n);
-		c[n] = '\0';
-	}
-	return c;
-}
 
 /* One difference at path[0..plen): kept once per (path, kind). */
 static void fc_add(struct fc *c, size_t plen, int kind, const char *a, size_t an, const char *b,
 		   size_t bn)
 {
-	struct st_field *f;
+	struct fields_acc *x = c->acc;
+	struct fields_ent *f;
 	size_t i;
 
-	c->total++;
+	x->total++;
 	if (c->err)
 		return;
-	for (i = 0; i < c->n; i++)
-		if (c->v[i].kind == kind && strlen(c->v[i].path) == plen &&
-		    memcmp(c->v[i].path, c->path, plen) == 0)
+	for (i = 0; i < x->n; i++)
+		if (x->e[i].kind == kind && x->e[i].path_len == plen &&
+		    memcmp(x->t->p + x->e[i].path, c->path, plen) == 0)
 			return;
-	if (c->n >= FIELDS_MAX)
+	if (x->n >= FIELDS_MAX)
 		return;
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 4;
-
-		f = realloc(c->v, cap * sizeof(*f));
-		if (!f) {
-			c->err = -ENOMEM;
-			return;
-		}
-		c->v = f;
-		c->cap = cap;
-	}
-	f = &c->v[c->n];
-	memset(f, 0, sizeof(*f));
+	f = &x->e[x->n];
 	f->kind = (uint8_t)kind;
-	f->path = strndup(c->path, plen);
-	f->a = fc_excerpt(a, an);
-	f->b = fc_excerpt(b, bn);
-	if (!f->path || (a && !f->a) || (b && !f->b)) {
-		free(f->path);
-		free(f->a);
-		free(f->b);
+	f->path = fields_text_add(x->t, c->path, plen, false);
+	f->path_len = plen;
+	f->has_a = a != NULL;
+	f->has_b = b != NULL;
+	f->a = a ? fields_text_add(x->t, a, an > FIELDS_VAL_MAX ? FIELDS_VAL_MAX : an, false) : 0;
+	f->b = b ? fields_text_add(x->t, b, bn > FIELDS_VAL_MAX ? FIELDS_VAL_MAX : bn, false) : 0;
+	if (x->t->err) {
 		c->err = -ENOMEM;
 		return;
 	}
-	c->n++;
+	x->n++;
 }
 
 /* Appends s to the path; returns the new length, or plen when it does not fit (the
@@ -876,23 +933,59 @@ static void fc_cmp_headers(struct fc *c, const struct st_msg *a, const struct st
 int fields_compare(int a_status, const struct st_msg *a, int b_status, const struct st_msg *b,
 		   const char *const *ignore, struct st_field **out, size_t *nout, size_t *total)
 {
-	return fields_compare_docs(a_status, a, NULL, b_status, b, NULL, ignore, NULL, NULL, out, nout,
-				   total);
+	struct fields_text local = { 0 }, *t = fields_text_scratch();
+	struct fields_acc acc;
+	struct st_field *v = NULL;
+	size_t i;
+	int err;
+
+	if (!t)
+		t = &local;
+	acc.t = t;
+	acc.n = 0;
+	acc.total = *total;
+	err = fields_compare_acc(a_status, a, NULL, b_status, b, NULL, ignore, NULL, NULL, &acc);
+	if (!err && acc.n) {
+		v = calloc(acc.n, sizeof(*v));
+		err = v ? 0 : -ENOMEM;
+	}
+	for (i = 0; !err && i < acc.n; i++) {
+		const struct fields_ent *e = &acc.e[i];
+
+		v[i].kind = e->kind;
+		v[i].path = strdup(t->p + e->path);
+		v[i].a = e->has_a ? strdup(t->p + e->a) : NULL;
+		v[i].b = e->has_b ? strdup(t->p + e->b) : NULL;
+		if (!v[i].path || (e->has_a && !v[i].a) || (e->has_b && !v[i].b))
+			err = -ENOMEM;
+	}
+	if (err) {
+		fields_free(v, i);
+		v = NULL;
+		i = 0;
+	}
+	*out = v;
+	*nout = err ? 0 : acc.n;
+	*total = acc.total;
+	if (t == &local)
+		free(local.p);
+	else
+		fields_text_done(t);
+	return err;
 }
 
-int fields_compare_docs(int a_status, const struct st_msg *a, struct fj_doc *da, int b_status,
-			const struct st_msg *b, struct fj_doc *db, const char *const *ignore,
-			const struct fields_hdrs *ax, const struct fields_hdrs *bx,
-			struct st_field **out, size_t *nout, size_t *total)
+int fields_compare_acc(int a_status, const struct st_msg *a, struct fj_doc *da, int b_status,
+		       const struct st_msg *b, struct fj_doc *db, const char *const *ignore,
+		       const struct fields_hdrs *ax, const struct fields_hdrs *bx,
+		       struct fields_acc *acc)
 {
 	struct fields_hdrs ix, iy;
 	struct fc c;
 	char sa[8], sb[8];
 
-	memset(&c, 0, sizeof(c));
-	c.v = *out;
-	c.n = c.cap = *nout;
-	c.total = *total;
+	c.acc = acc;
+	c.err = 0;
+	c.path[0] = '\0';
 	if (a_status != b_status) {
 		snprintf(sa, sizeof(sa), "%d", a_status);
 		snprintf(sb, sizeof(sb), "%d", b_status);
@@ -911,8 +1004,5 @@ int fields_compare_docs(int a_status, const struct st_msg *a, struct fj_doc *da,
 	else
 		fc_cmp_headers(&c, a, b, ignore);
 	fc_cmp_body(&c, a, da, b, db);
-	*out = c.v;
-	*nout = c.n;
-	*total = c.total;
 	return c.err;
 }

@@ -32,22 +32,55 @@ int fields_kind_parse(const char *s, size_t n);   /* -1 when unknown */
  * (lower case, NULL-terminated, may be NULL) are skipped, as diff.c skips them.
  * Paths: "status", "header:NAME", "$.a.b[*].c" (array indices fold to [*] so a
  * field counts once per request), "form.KEY", "line[N]", "lines", "body".
- * Adds to rec's field list (at most FIELDS_MAX distinct (path, kind) pairs; *total
- * counts all). 0 or -ENOMEM. */
+ * Fills *out (empty on entry: NULL, 0) with at most FIELDS_MAX distinct (path,
+ * kind) pairs, each string on the heap (fields_free); *total counts all. 0 or
+ * -ENOMEM. */
 int fields_compare(int a_status, const struct st_msg *a, int b_status, const struct st_msg *b,
 		   const char *const *ignore, struct st_field **out, size_t *nout, size_t *total);
-/* The same, with the bodies already flattened by the caller (fj_parse succeeded on
- * each; diff.c parses them once for diff.body_paths and passes them on): NULL for
- * either makes fields_compare parse both itself when they look like JSON. The docs'
- * member orders are filled in as needed (hence not const). ax, bx: a's and b's
- * headers indexed with the same ignore list (fields_hdrs_index), or NULL. */
+void fields_free(struct st_field *f, size_t n);
+
+/* The strings of one comparison's output in one buffer, reused per thread
+ * (fields_text_scratch), so that a comparison does not allocate per string: diff.c
+ * packs them with the rest of its diff into one allocation. Strings are kept by
+ * offset (the buffer moves as it grows), each followed by a NUL. */
+struct fields_text {
+	char *p;
+	size_t len, cap;
+	int err;                     /* -ENOMEM once an append failed */
+};
+/* Appends s[0..n) and a NUL (lower-cased when lower); its offset, meaningless once
+ * t->err is set. */
+size_t fields_text_add(struct fields_text *t, const char *s, size_t n, bool lower);
+/* This thread's buffer, emptied, or NULL (then use a zeroed one and free its p). */
+struct fields_text *fields_text_scratch(void);
+/* After each use: the buffer is freed when it grew above 16 KiB (bounded per thread). */
+void fields_text_done(struct fields_text *t);
+
+/* The differences of one comparison, their strings in t. */
+struct fields_ent {
+	size_t path, a, b;           /* offsets in t; a and b only when has_a, has_b */
+	size_t path_len;
+	uint8_t kind;
+	bool has_a, has_b;
+};
+struct fields_acc {
+	struct fields_text *t;
+	struct fields_ent e[FIELDS_MAX];
+	size_t n, total;
+};
+
+/* fields_compare into acc (acc->t set, acc->n and acc->total as counted so far),
+ * with the bodies already flattened by the caller (fj_parse succeeded on each;
+ * diff.c parses them once for diff.body_paths and passes them on): NULL for either
+ * makes it parse both itself when they look like JSON. The docs' member orders are
+ * filled in as needed (hence not const). ax, bx: a's and b's headers indexed with
+ * the same ignore list (fields_hdrs_index), or NULL. 0 or -ENOMEM. */
 struct fj_doc;
 struct fields_hdrs;
-int fields_compare_docs(int a_status, const struct st_msg *a, struct fj_doc *da, int b_status,
-			const struct st_msg *b, struct fj_doc *db, const char *const *ignore,
-			const struct fields_hdrs *ax, const struct fields_hdrs *bx,
-			struct st_field **out, size_t *nout, size_t *total);
-void fields_free(struct st_field *f, size_t n);
+int fields_compare_acc(int a_status, const struct st_msg *a, struct fj_doc *da, int b_status,
+		       const struct st_msg *b, struct fj_doc *db, const char *const *ignore,
+		       const struct fields_hdrs *ax, const struct fields_hdrs *bx,
+		       struct fields_acc *acc);
 
 /* The fast paths of the comparisons (hashed header names, a body that differs from
  * the other inside one string); false only in tests, which check that both ways

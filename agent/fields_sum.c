@@ -203,6 +203,7 @@ static int fsum_noise_paths(struct st_record *r, const struct fields_sum_cfg *cf
 	struct st_diff *d = r->diff;
 	struct st_field *nf = NULL;
 	size_t n = 0, total = 0, i, j;
+	bool borrowed = false;
 	int err;
 
 	if (!r->noise || r->noise->error || !d || !r->status_code)
@@ -213,6 +214,9 @@ static int fsum_noise_paths(struct st_record *r, const struct fields_sum_cfg *cf
 		 * field whenever they did not match, with the same header ignore list */
 		nf = r->noise_diff->fields;
 		n = r->noise_diff->nfields;
+		/* taken; in diff_compare's block they stay there, so their paths are
+		 * copied (a diff built otherwise hands over its heap strings) */
+		borrowed = r->noise_diff->block != 0;
 		r->noise_diff->fields = NULL;
 		r->noise_diff->nfields = 0;
 		err = 0;
@@ -236,6 +240,15 @@ static int fsum_noise_paths(struct st_record *r, const struct fields_sum_cfg *cf
 				break;
 		if (j < d->nnoise)
 			continue;
+		if (borrowed) {
+			d->noise_paths[d->nnoise] = strdup(nf[i].path);
+			if (!d->noise_paths[d->nnoise]) {
+				err = -ENOMEM;
+				goto out;
+			}
+			d->nnoise++;
+			continue;
+		}
 		d->noise_paths[d->nnoise++] = nf[i].path;
 		nf[i].path = NULL;
 	}
@@ -244,8 +257,27 @@ static int fsum_noise_paths(struct st_record *r, const struct fields_sum_cfg *cf
 			if (strcmp(d->fields[i].path, d->noise_paths[j]) == 0)
 				d->fields[i].noise = true;
 out:
-	fields_free(nf, n);
+	if (!borrowed)
+		fields_free(nf, n);
 	return err;
+}
+
+/* The endpoint name goes into the room diff_compare left at the end of the diff's
+ * block (no allocation per record); a diff without room gets a heap copy. */
+static int fsum_endpoint_set(struct st_diff *d, const char *name)
+{
+	size_t n = strlen(name) + 1;
+	char *room = d->room ? (char *)d + d->block - d->room : NULL;
+
+	if (d->endpoint != room)
+		free(d->endpoint);
+	if (room && n <= d->room) {
+		memcpy(room, name, n);
+		d->endpoint = room;
+		return 0;
+	}
+	d->endpoint = strdup(name);
+	return d->endpoint ? 0 : -ENOMEM;
 }
 
 int fields_sum_observe(struct fields_sum *s, struct st_record *r)
@@ -260,10 +292,9 @@ int fields_sum_observe(struct fields_sum *s, struct st_record *r)
 		return 0;
 	endpoint_name(r->method, r->method_len, r->target ? r->target : "", r->target_len,
 		      s->cfg.endpoints, s->cfg.nendpoints, name, sizeof(name));
-	free(d->endpoint);
-	d->endpoint = strdup(name);
-	if (!d->endpoint)
-		return -ENOMEM;
+	err = fsum_endpoint_set(d, name);
+	if (err)
+		return err;
 	err = fsum_noise_paths(r, &s->cfg);
 	for (i = 0; i < d->nfields; i++)
 		for (k = 0; k < s->cfg.nignore; k++)

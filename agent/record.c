@@ -62,6 +62,15 @@ void record_replay_free(struct st_replay *rp)
 	free(rp);
 }
 
+/* Frees p unless it lies in d's own block (diff_compare's single allocation). */
+static void record_diff_put(const struct st_diff *d, void *p)
+{
+	uintptr_t x = (uintptr_t)p, lo = (uintptr_t)d;
+
+	if (x < lo || x >= lo + d->block)
+		free(p);
+}
+
 void record_diff_free(struct st_diff *d)
 {
 	size_t i;
@@ -69,22 +78,22 @@ void record_diff_free(struct st_diff *d)
 	if (!d)
 		return;
 	for (i = 0; i < d->nheaders; i++)
-		free(d->headers[i]);
-	free(d->headers);
+		record_diff_put(d, d->headers[i]);
+	record_diff_put(d, d->headers);
 	for (i = 0; i < d->nbody_paths; i++)
-		free(d->body_paths[i]);
-	free(d->body_paths);
-	free(d->reason);
+		record_diff_put(d, d->body_paths[i]);
+	record_diff_put(d, d->body_paths);
+	record_diff_put(d, d->reason);
 	for (i = 0; i < d->nfields; i++) {
-		free(d->fields[i].path);
-		free(d->fields[i].a);
-		free(d->fields[i].b);
+		record_diff_put(d, d->fields[i].path);
+		record_diff_put(d, d->fields[i].a);
+		record_diff_put(d, d->fields[i].b);
 	}
-	free(d->fields);
-	free(d->endpoint);
+	record_diff_put(d, d->fields);
+	record_diff_put(d, d->endpoint);
 	for (i = 0; i < d->nnoise; i++)
-		free(d->noise_paths[i]);
-	free(d->noise_paths);
+		record_diff_put(d, d->noise_paths[i]);
+	record_diff_put(d, d->noise_paths);
 	free(d);
 }
 

@@ -90,6 +90,12 @@ struct st_diff {
 	const char *noise_source;   /* "baseline" or "probe" when a noise answer came back */
 	char **noise_paths;      /* fields that differed in the noise comparison (heap) */
 	size_t nnoise;
+	/* diff_compare allocates the diff with its lists, fields and strings as one
+	 * block of this many bytes (0: each is its own allocation); record_diff_free
+	 * frees only what lies outside it. The block's last room bytes are free (for
+	 * the endpoint name). */
+	size_t block;
+	size_t room;
 };
 
 struct st_record {

@@ -239,6 +239,59 @@ static void test_cut_body(void **state)
 	record_free(r);
 }
 
+static int in_block(const struct st_diff *d, const void *p)
+{
+	uintptr_t x = (uintptr_t)p, lo = (uintptr_t)d;
+
+	return x >= lo + sizeof(*d) && x < lo + d->block - d->room;
+}
+
+/* Every list and string of a diff is in its one allocation (record_diff_free frees
+ * it in one call; ASan would report a leak or a bad free otherwise), the room for
+ * the endpoint is past them, and the lists read as they were found. */
+static void test_one_block(void **state)
+{
+	struct st_record *r = mk(200,
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-A: 1\r\nX-B: 1\r\n\r\n",
+		"{\"a\":1,\"b\":2,\"c\":3,\"s\":\"x\"}", 201,
+		"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nX-A: 2\r\nX-B: 2\r\nX-C: 3\r\n\r\n",
+		"{\"a\":9,\"b\":8,\"c\":7,\"s\":\"y\"}");
+	struct diff_cfg cfg = { .max_paths = 2 };
+	struct st_diff *d = diff_compare(r, &cfg);
+	size_t i;
+
+	assert_non_null(d);
+	assert_true(d->block > sizeof(*d));
+	assert_true(d->room >= 160);
+	assert_int_equal(d->nheaders, 3);
+	assert_string_equal(d->headers[0], "x-a");
+	assert_string_equal(d->headers[1], "x-b");
+	assert_string_equal(d->headers[2], "x-c");
+	assert_int_equal(d->nbody_paths, 2);
+	assert_string_equal(d->body_paths[0], "$.a");
+	assert_string_equal(d->body_paths[1], "$.b");
+	assert_string_equal(d->reason, "4 json paths differ, 2 listed");
+	assert_true(d->nfields >= 5);
+	assert_true(in_block(d, d->headers) && in_block(d, d->body_paths) && in_block(d, d->reason) &&
+		    in_block(d, d->fields));
+	for (i = 0; i < d->nheaders; i++)
+		assert_true(in_block(d, d->headers[i]));
+	for (i = 0; i < d->nbody_paths; i++)
+		assert_true(in_block(d, d->body_paths[i]));
+	for (i = 0; i < d->nfields; i++) {
+		assert_true(in_block(d, d->fields[i].path));
+		assert_true(!d->fields[i].a || in_block(d, d->fields[i].a));
+		assert_true(!d->fields[i].b || in_block(d, d->fields[i].b));
+	}
+	/* a heap string added later (as fields_sum adds noise paths) is still freed */
+	d->noise_paths = calloc(1, sizeof(char *));
+	assert_non_null(d->noise_paths);
+	d->noise_paths[0] = strdup("$.s");
+	d->nnoise = 1;
+	record_diff_free(d);
+	record_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_text_body_differs),
 		cmocka_unit_test(test_bad_json_is_bytes),
 		cmocka_unit_test(test_cut_body),
+		cmocka_unit_test(test_one_block),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -201,6 +201,8 @@ static void test_baseline_reuses_noise_diff(void **state)
 	assert_int_equal(r->noise_diff->nfields, 0);   /* taken, not compared again */
 	assert_int_equal(r->diff->nnoise, 1);
 	assert_string_equal(r->diff->noise_paths[0], "$.t");
+	/* the endpoint is written into the room at the end of the diff's block */
+	assert_ptr_equal(r->diff->endpoint, (char *)r->diff + r->diff->block - r->diff->room);
 	record_free(r);
 	fields_sum_free(s);
 }
