@@ -35,6 +35,7 @@ struct ps {
 	int lfd;
 	uint16_t port;
 	int delay_ms, close_at;
+	int close_each;       /* answer with Connection: close and close (atomic) */
 	pthread_t thr;
 	pthread_mutex_t mu;
 	int stop;
@@ -68,6 +69,8 @@ static void *ps_conn_thread(void *arg)
 	uint64_t due[256];
 	int nreq = 0, head = 0, tail = 0;
 	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	static const char resp_close[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+					 "Content-Length: 2\r\n\r\nok";
 
 	for (;;) {
 		struct pollfd p = { .fd = pc->fd, .events = POLLIN };
@@ -84,6 +87,11 @@ static void *ps_conn_thread(void *arg)
 		if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE))
 			break;
 		while (head != tail && due[head % 256] <= now_ms()) {
+			if (__atomic_load_n(&s->close_each, __ATOMIC_ACQUIRE)) {
+				if (write(pc->fd, resp_close, sizeof(resp_close) - 1) < 0)
+					goto out;
+				goto out;
+			}
 			if (write(pc->fd, resp, sizeof(resp) - 1) < 0)
 				goto out;
 			head++;
@@ -270,7 +278,7 @@ static void sink_free(struct sink *k)
 	pthread_cond_destroy(&k->cv);
 }
 
-static struct st_record *mkreq(int flow, int seq, bool post)
+static struct st_record *mkreq_c(int flow, int seq, bool post, bool close)
 {
 	struct st_record *r = record_new();
 	char raw[256];
@@ -279,7 +287,8 @@ static struct st_record *mkreq(int flow, int seq, bool post)
 	assert_non_null(r);
 	if (post)
 		n = snprintf(raw, sizeof(raw), "POST /p/%d/%d HTTP/1.1\r\nHost: h\r\nX-Seq: %d %d\r\n"
-			     "Content-Length: 4\r\n\r\nbody", flow, seq, flow, seq);
+			     "%sContent-Length: 4\r\n\r\nbody", flow, seq, flow, seq,
+			     close ? "Connection: close\r\n" : "");
 	else
 		n = snprintf(raw, sizeof(raw), "GET /g/%d/%d HTTP/1.1\r\nHost: h\r\nX-Seq: %d %d\r\n\r\n",
 			     flow, seq, flow, seq);
@@ -292,6 +301,11 @@ static struct st_record *mkreq(int flow, int seq, bool post)
 	assert_non_null(r->raw);
 	memcpy(r->raw, raw, (size_t)n);
 	return r;
+}
+
+static struct st_record *mkreq(int flow, int seq, bool post)
+{
+	return mkreq_c(flow, seq, post, false);
 }
 
 static char url[64];
@@ -492,6 +506,47 @@ static void test_session_parallel(void **state)
 	ps_stop(s);
 }
 
+/* POSTs with Connection: close, answered with Connection: close: every request needs
+ * a new connection. Each connection that ends as its request asked gives its open back
+ * (replay_conn_next), so the pool keeps as many busy as there are client connections.
+ * Without that refund, opens above the floor cost a token each (16 at once, then 200
+ * a second), and with 30 ms answers at most floor + 16 + ~6 connections are open at
+ * once (the tokens of the first burst plus 200/s x 30 ms): peak_open stays near 24. */
+static void test_close_refunds_open(void **state)
+{
+	struct ps *s = ps_start(30, 0);
+	struct replay *rp;
+	struct sink k;
+	int i, f, dups, pdups;
+	const int nflows = 48, per_flow = 6;
+
+	(void)state;
+	__atomic_store_n(&s->close_each, 1, __ATOMIC_RELEASE);
+	rp = start(&k, s, REPLAY_ORDER_SESSION, 2, 64);
+	for (i = 0; i < per_flow; i++)
+		for (f = 0; f < nflows; f++)
+			replay_submit(rp, mkreq_c(f, i, true, true));
+	assert_int_equal(sink_wait(&k, nflows * per_flow, 20000), nflows * per_flow);
+	replay_stop(rp);
+	for (i = 0; i < k.n; i++) {
+		assert_non_null(k.recs[i]->replay);
+		assert_null(k.recs[i]->replay->error);
+	}
+	pthread_mutex_lock(&s->mu);
+	check_log(s, nflows, per_flow, true, &dups, &pdups);
+	pthread_mutex_unlock(&s->mu);
+	assert_int_equal(dups, 0);
+	assert_int_equal(ps_get(s, &s->accepts), nflows * per_flow);  /* one per POST */
+	fprintf(stderr, "close_refunds_open: peak_open agent %ld serverB %d (floor 2, burst 16)\n",
+		stat_of(rp, "peak_open"), ps_get(s, &s->peak_open));
+	/* one connection per client connection at once, well past floor + burst */
+	assert_true(stat_of(rp, "peak_open") >= 36);
+	assert_true(stat_of(rp, "peak_open") <= nflows);
+	replay_free(rp);
+	sink_free(&k);
+	ps_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -499,6 +554,7 @@ int main(void)
 		cmocka_unit_test(test_close_mid_pipeline),
 		cmocka_unit_test(test_pool_grows_and_shrinks),
 		cmocka_unit_test(test_session_parallel),
+		cmocka_unit_test(test_close_refunds_open),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
