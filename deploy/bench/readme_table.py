@@ -9,7 +9,8 @@ results/latest.csv (the same rows as latest.md; the row count is checked against
 latest.md's table) in the README's column subset. Between <!-- bench-ab:begin --> and
 <!-- bench-ab:end -->: the before/after table at the maximum rate, from the rows of the
 -old binary (BENCH_ST_OLD) beside the current one, when the run has them; otherwise
-that block is left as it is. Exits 1 (README untouched) when a marker is missing or
+that block is left as it is. Between <!-- bench-workers:begin --> and
+<!-- bench-workers:end --> (when present): --workers 1 against 2 (the -w2 rows). Exits 1 (README untouched) when a marker is missing or
 the results disagree with latest.md."""
 import argparse
 import csv
@@ -101,6 +102,29 @@ def ab_table(rows, title_run):
     return out
 
 
+def workers_table(rows, title_run):
+    """--workers 1 against 2 at the maximum rate: the shadowtap and shadowtap-capture
+    rows (this box's default, 1 worker) beside shadowtap-w2 and shadowtap-capture-w2."""
+    at = {(r["tool"], r["mix"]): r for r in rows if r["offered_rps"] == "max"}
+    if not any(t.endswith("-w2") for t, _ in at):
+        return None
+    out = ["`--workers` 1 and 2 side by side in the run above (%s), closed loop at the maximum "
+           "rate, medians over the run's repeats; the runs of one rate are interleaved." % title_run, "",
+           "| mix | agent | workers | serverA req/s | ÷ none | CPU µs/req | ns/byte | replayed | loss % | RSS MB | drops |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for mix in ("get", "post"):
+        for base, what in (("shadowtap", "replaying"), ("shadowtap-capture", "capture-only")):
+            for tool, nw in ((base, 1), (base + "-w2", 2)):
+                r = at.get((tool, mix))
+                if not r:
+                    continue
+                out.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    mix, what, nw, cell("served_rps", r["served_rps"]), r["a_ratio_none"],
+                    cell("cpu_us_req", r["cpu_us_req"]), r["ns_per_byte"],
+                    cell("replayed", r["replayed"]), r["loss_pct"], r["rss_mb"], r["drops"]))
+    return out
+
+
 def baseline_note(rows):
     """Which baseline ÷ baseline used in this run, and whether none-loaded's own check
     (serverB's count within report.py's tolerance of serverA's) held in every row."""
@@ -170,6 +194,10 @@ def main():
                       if m else head)
         if ab is not None:
             text = splice(text, "bench-ab", ab)
+        wk = workers_table(rows, "%s; %s s per run, %s repeat(s)" % ((head.replace("shadowtap benchmark ", "").strip("()"),) + m.groups())
+                           if m else head)
+        if wk is not None and "<!-- bench-workers:begin -->" in text:
+            text = splice(text, "bench-workers", wk)
     except ValueError as e:
         print("readme_table: %s" % e, file=sys.stderr)
         return 1

@@ -5,11 +5,13 @@ offered rate (one line per tool) when matplotlib is available."""
 import argparse
 import csv
 import os
+import re
 import statistics
 import sys
 import time
 
-TOOLS = ["none", "none-loaded", "none-mirror", "shadowtap", "shadowtap-capture", "shadowtap-tc", "shadowtap-xdp", "goreplay",
+TOOLS = ["none", "none-loaded", "none-mirror", "shadowtap", "shadowtap-capture", "shadowtap-w2", "shadowtap-capture-w2",
+         "shadowtap-tc", "shadowtap-xdp", "goreplay",
          "goreplay-nosnap", "goreplay-raw", "tcpdump"]
 REPLAYING = ("shadowtap", "goreplay")
 # Replaying tools make serverB work; their baseline is none-loaded (a second load
@@ -30,7 +32,9 @@ LABELS = {"goreplay-nosnap": "goreplay without --input-raw-override-snaplen (pac
           "none-loaded": "none + an independent loadgen sending serverB what serverA serves, as it serves it (baseline of the replaying tools; its cpu_s is that loadgen's CPU)",
           "none-mirror": "none + nginx mirror to serverB (not a baseline: nginx holds each request until its mirror is answered, which throttles serverA)",
           "none": "none (serverB idle)",
-          "shadowtap-capture": "shadowtap capturing and writing records (-o /dev/null), no replay"}
+          "shadowtap-capture": "shadowtap capturing and writing records (-o /dev/null), no replay",
+          "shadowtap-w2": "shadowtap with --workers 2 (the rows above: 1, this box's default)",
+          "shadowtap-capture-w2": "shadowtap-capture with --workers 2"}
 
 
 def num(v):
@@ -122,6 +126,7 @@ def summarise(rows):
         return fmt(median(rs), 3)
     for s in out:
         t = s["tool"][:-4] if s["tool"].endswith("-old") else s["tool"]
+        t = re.sub(r"-w[0-9]+$", "", t)   # shadowtap-capture-w2: the baseline of its row
         base = BASELINE.get(t, REPLAY_BASELINE if t.startswith(REPLAYING) else "")
         b, v = served.get((base, s["mix"], s["offered_rps"])), num(s["served_rps"])
         s["baseline"] = base

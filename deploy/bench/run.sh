@@ -18,6 +18,8 @@
 #   goreplay-nosnap  the same without it (full mode only; labelled in the table)
 #   shadowtap-capture  shadowtap capturing and writing records (-o /dev/null) without
 #                 replay: the capture-only cost; its baseline is none
+#   shadowtap-w2, shadowtap-capture-w2  (any -wN suffix) the same rows with --workers N
+#                 (the default here is 1: online CPUs / 4); in the full run's tool list
 #
 # One drain rule for every tool: after the load ends, serverB's count is read once it
 # has stopped moving (at most 8 s); that is "replayed". The tool is then stopped; what
@@ -59,7 +61,7 @@ case "$MODE" in
 	RATES_GET=${BENCH_RATES_GET:-"5000 20000 50000 max"}
 	RATES_POST=${BENCH_RATES_POST:-"200 1000 3000 max"}
 	MICRO=${BENCH_MICRO:-1}; SETTLE=1; GOREPLAY_BUILD_TIMEOUT=600
-	TOOLS=${BENCH_TOOLS:-"none none-loaded shadowtap shadowtap-capture shadowtap-tc shadowtap-xdp goreplay goreplay-nosnap goreplay-raw tcpdump"} ;;
+	TOOLS=${BENCH_TOOLS:-"none none-loaded shadowtap shadowtap-capture shadowtap-w2 shadowtap-capture-w2 shadowtap-tc shadowtap-xdp goreplay goreplay-nosnap goreplay-raw tcpdump"} ;;
 --quick)
 	REPEATS=${BENCH_REPEATS:-1}; DURATION=${BENCH_DURATION:-3}
 	RATES_GET=${BENCH_RATES_GET:-"5000 max"}
@@ -274,14 +276,16 @@ tool_start() { # tool log usage-json
 		if [[ $tool == *-old ]]; then bin=${BENCH_ST_OLD:-}; tool=${tool%-old}; fi
 		[ -x "$bin" ] || return 2
 		rm -rf "$PIN"
-		local mode=socket replay=(-r "http://$B_IP:81")
+		local mode=socket replay=(-r "http://$B_IP:81") wk=()
+		# -wN: the same row with --workers N (shadowtap-w2, shadowtap-capture-w2)
+		if [[ $tool =~ ^(.*)-w([0-9]+)$ ]]; then tool=${BASH_REMATCH[1]}; wk=(--workers "${BASH_REMATCH[2]}"); fi
 		case $tool in
 		shadowtap-tc) mode=tc ;;
 		shadowtap-xdp) mode=xdp ;;
 		shadowtap-capture) replay=() ;;
 		esac
 		ip netns exec "$NS_A" "$LOADGEN" exec -o "$use" -- "$bin" -i sta0 -p 80 --capture "$mode" \
-			"${replay[@]}" -o /dev/null --pin-dir "$PIN" ${BENCH_ST_ARGS:-} 2>"$tlog" &
+			"${replay[@]}" -o /dev/null --pin-dir "$PIN" "${wk[@]}" ${BENCH_ST_ARGS:-} 2>"$tlog" &
 		TOOL_PID=$!
 		for i in $(seq 1 100); do
 			grep -q "capturing TCP" "$tlog" 2>/dev/null && return 0
