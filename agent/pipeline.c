@@ -75,9 +75,12 @@ struct sink_batch {
 	size_t n;
 	struct buf text;         /* n NDJSON lines */
 	struct sink_line line[SINK_BATCH];
-	/* records handed over unencoded (sink_submit_raw): the output thread encodes them */
+	/* records handed over unencoded (sink_submit_raw): the output thread encodes them
+	 * and writes each where it was submitted, after the first rec_at[i] lines, so a
+	 * connection's records stay in order in the output */
 	size_t nrec, rec_bytes;
 	struct st_record *rec[SINK_BATCH];
+	size_t rec_at[SINK_BATCH];
 };
 static __thread struct sink_batch *sink_pend;
 
@@ -171,6 +174,7 @@ static void sink_submit_raw(struct pipeline *p, struct st_record *r)
 
 	if (!sb)
 		return;
+	sb->rec_at[sb->nrec] = sb->n;
 	sb->rec[sb->nrec++] = r;
 	sb->rec_bytes += record_bytes(r);
 	sink_maybe_flush(p, sb);
@@ -360,14 +364,55 @@ static void metrics_refresh(struct pipeline *p)
 	buf_free(&old);
 }
 
+/* Lines [from, to) of sb: to the output file and to Elasticsearch. */
+static void sink_write_lines(struct pipeline *p, const struct sink_batch *sb, size_t from, size_t to)
+{
+	size_t j, off, len;
+
+	if (from >= to)
+		return;
+	if (p->es)
+		for (j = from; j < to; j++)
+			es_sink_submit(p->es, sb->line[j].event_id, sb->line[j].ts_ns,
+				       sb->text.data + sb->line[j].off, sb->line[j].len);
+	off = sb->line[from].off;
+	len = sb->line[to - 1].off + sb->line[to - 1].len + 1 - off;   /* with the last '\n' */
+	if (p->out && fwrite(sb->text.data + off, 1, len, p->out) != len)
+		ctr_add(&p->ctr, CTR_OUT_WRITE_ERRORS, to - from);
+	ctr_add(&p->ctr, CTR_OUT_WRITTEN, to - from);
+}
+
+/* One batch, in the order its producer submitted the records: the encoded lines, with
+ * each record handed over whole encoded (into one) and written at its place; the
+ * records are freed with sb. */
+static void sink_write_batch(struct pipeline *p, struct sink_batch *sb, struct sink_batch *one)
+{
+	size_t j, done = 0;
+
+	for (j = 0; j < sb->nrec; j++) {
+		sink_write_lines(p, sb, done, sb->rec_at[j]);
+		done = sb->rec_at[j];
+		if (!one) {
+			/* no room to encode it (sink_main's batch): dropped for want of memory */
+			ctr_add(&p->ctr, CTR_OUT_DROPPED_MEMORY, 1);
+			continue;
+		}
+		one->n = 0;
+		buf_reset(&one->text);
+		sink_encode(p, one, sb->rec[j]);   /* an encoding error leaves one empty */
+		sink_write_lines(p, one, 0, one->n);
+	}
+	sink_write_lines(p, sb, done, sb->n);
+}
+
 /* The output thread: writes the producers' NDJSON batches, feeds Elasticsearch. */
 static void *sink_main(void *arg)
 {
 	struct pipeline *p = arg;
 	struct buf b = { 0 };
+	struct sink_batch *one = calloc(1, sizeof(*one));
 	void *items[64];
 	int n, i;
-	size_t j;
 
 	for (;;) {
 		n = bq_pop(&p->sinkq, items, 64, 200);
@@ -377,17 +422,7 @@ static void *sink_main(void *arg)
 			struct sink_batch *sb = items[i];
 			size_t nr = sb->n + sb->nrec;
 
-			/* records handed over whole become lines of the same batch (the line
-			 * table holds SINK_BATCH, n + nrec never more) */
-			for (j = 0; j < sb->nrec; j++)
-				sink_encode(p, sb, sb->rec[j]);
-			if (p->es)
-				for (j = 0; j < sb->n; j++)
-					es_sink_submit(p->es, sb->line[j].event_id, sb->line[j].ts_ns,
-						       sb->text.data + sb->line[j].off, sb->line[j].len);
-			if (p->out && fwrite(sb->text.data, 1, sb->text.len, p->out) != sb->text.len)
-				ctr_add(&p->ctr, CTR_OUT_WRITE_ERRORS, sb->n);
-			ctr_add(&p->ctr, CTR_OUT_WRITTEN, sb->n);
+			sink_write_batch(p, sb, one);
 			__atomic_sub_fetch(&p->sink_records, nr, __ATOMIC_RELAXED);
 			sink_batch_free(sb);
 		}
@@ -399,6 +434,7 @@ static void *sink_main(void *arg)
 	if (p->fsum)
 		sink_summaries(p, &b, true);
 	buf_free(&b);
+	sink_batch_free(one);
 	return NULL;
 }
 
