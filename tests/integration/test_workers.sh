@@ -20,12 +20,13 @@ st_link st-wk-srv st-w0 198.18.40.1/24 st-wk-cli st-wc0 198.18.40.2/24
 st_nginx st-wk-srv 80 serverA || { fail "workers: nginx serverA did not start"; exit 0; }
 st_nginx st-wk-srv 81 serverB || { fail "workers: nginx serverB did not start"; exit 0; }
 
-run_case() { # mode workers
-	local mode=$1 nw=$2 name=$1-w$2 rc i ev
+run_case() { # mode workers [capture: no replay]
+	local mode=$1 nw=$2 name=$1-w$2${3:+-$3} rc i ev replay=(-r http://127.0.0.1:81)
 	local rec=$ST_TMP/$name.ndjson log=$ST_TMP/$name.agent.log man=$ST_TMP/$name.manifest
-	: > "$ST_TMP/serverB.access.log"
+	[ "${3:-}" = capture ] && replay=()
+	: > "$ST_TMP/serverA.access.log"; : > "$ST_TMP/serverB.access.log"
 	if ! st_agent st-wk-srv "$log" -i st-w0 -p 80 --capture "$mode" --workers "$nw" -o "$rec" \
-		-r http://127.0.0.1:81 --pin-dir /sys/fs/bpf/shadowtap-test-$name; then
+		"${replay[@]}" --pin-dir /sys/fs/bpf/shadowtap-test-$name; then
 		fail "$name: agent did not start ($(tail -3 "$log" | tr '\n' ' '))"
 		return
 	fi
@@ -35,14 +36,15 @@ run_case() { # mode workers
 	fi
 	# records and replays settle within seconds once the client is done
 	st_poll 20 st_lines_ge "$rec" "$N"
-	st_poll 20 st_lines_ge "$ST_TMP/serverB.access.log" "$N"
+	[ ${#replay[@]} = 0 ] || st_poll 20 st_lines_ge "$ST_TMP/serverB.access.log" "$N"
 	st_agent_stop; rc=$ST_AGENT_RC
 	[ "$rc" = 0 ] && pass "$name: SIGINT drains and exits 0" || fail "$name: agent exit code $rc"
 	grep -E '^(bpf|workers|http|output):|^replay: submitted' "$log" | sed "s/^/    $name /"
 	python3 "$ST_ROOT/tests/integration/check_records.py" --manifest "$man" --records "$rec" \
 		--name "$name" --expect "$N"
 	python3 "$ST_ROOT/tests/integration/check_workers.py" --manifest "$man" \
-		--server-b-log "$ST_TMP/serverB.access.log" --name "$name"
+		--server-a-log "$ST_TMP/serverA.access.log" --records "$rec" \
+		${replay[0]:+--server-b-log "$ST_TMP/serverB.access.log"} --name "$name"
 	if grep -q "^workers: threads=$nw " "$log"; then
 		for i in $(seq 0 $((nw - 1))); do
 			ev=$(grep '^workers:' "$log" | tail -1 | grep -oE " read_$i=[0-9]+" | cut -d= -f2)
@@ -54,6 +56,7 @@ run_case() { # mode workers
 	fi
 	grep -qE '^bpf:.* ringbuf_full=0 ' "$log" && pass "$name: no ring-buffer drops" \
 		|| fail "$name: ring-buffer drops"
+	[ ${#replay[@]} = 0 ] && return
 	# the workers' replay counters are added, their settings (the defaults here) are
 	# printed once: a sum of settings would read floor=$((16 * nw))
 	if grep -qE "^replay: connections .* max=256 floor=16 order=session pipeline=16$" "$log"; then
@@ -70,3 +73,5 @@ run_case socket 2
 run_case socket 4
 run_case tc 2
 run_case xdp 2
+# capture-only: the worker threads encode their records themselves (no replay thread)
+run_case socket 2 capture
