@@ -650,6 +650,27 @@ static int x_head_need_more(struct exchange *x, struct xdir *d, size_t have, con
 	return 0;
 }
 
+static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint8_t *p, size_t n,
+		   uint64_t ts);
+
+/* A head that did not parse, begun in an earlier call: everything from its second
+ * byte is in the head buffer (its start consumed before, the rest appended from the
+ * current data), and resync goes on over those bytes, as it does from the second
+ * byte of an unbuffered head. Skipping the whole buffer instead also skipped the
+ * messages behind the bad one in it, and their answers were then paired with the
+ * requests after them (found by fuzz_exchange). The caller consumes what was
+ * appended. */
+static void x_resync_buffered(struct exchange *x, struct reasm_flow *f, struct xdir *d, int dir)
+{
+	struct buf held = d->head;
+
+	memset(&d->head, 0, sizeof(d->head));
+	x_enter_resync(x, d, 0);
+	if (held.len > 1)
+		x_feed(x, f, dir, (const uint8_t *)held.data + 1, held.len - 1, d->head_ts);
+	buf_free(&held);
+}
+
 /* Parse a request head from p[0..n). Returns bytes consumed from p, or 0 when
  * more bytes are needed (they were buffered). */
 static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xflow *xf,
@@ -665,26 +686,26 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 
 	base = x_head_view(x, d, p, n, ts, &len, &avail);
 	hl = http1_parse_request(base, len, &req, hdrs, x->cfg.max_headers);
-	if (hl == HTTP1_NEED_MORE) {
-		if (x_head_need_more(x, d, have, p, n)) {
-			x->st.malformed_requests++;
-			x_enter_resync(x, d, 0);
-			return have ? avail : n;
-		}
+	if (hl == HTTP1_NEED_MORE && !x_head_need_more(x, d, have, p, n))
 		return n;
-	}
 	if (hl < 0) {
+		/* a head over max_head is a request all the same: it gets a record, or its
+		 * answer would be paired with the next request (found by fuzz_exchange) */
 		x->st.malformed_requests++;
 		r = x_new_record(x, f, xf);
 		if (r) {
 			r->cap_flags |= ST_CAP_MALFORMED;
-			r->malformed = "request head";
+			r->malformed = hl == HTTP1_NEED_MORE ? "request head too large" : "request head";
 			r->req.ts_first_ns = r->req.ts_last_ns = d->head_ts;
 			x_pending_push(x, xf, r, 1);
 			/* the response to it, if any, will pair with it */
 		}
+		if (have) {
+			x_resync_buffered(x, f, d, REASM_C2S);
+			return avail;
+		}
 		x_enter_resync(x, d, 0);
-		return have ? avail : 1;
+		return 1;
 	}
 
 	x->st.requests++;
@@ -755,9 +776,13 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 		memset(&d->body, 0, sizeof(d->body));
 		http1_body_init(&d->body, fr, cl);
 		if (fr == HTTP1_BODY_NONE) {
+			/* read before x_request_done: its drain may emit r (already answered on
+			 * an unpairable connection), and the emitted record is not ours */
+			int http09 = r->http_minor < 0;
+
 			x_request_done(x, xf, d, ts);
 			/* HTTP/0.9 has no persistent connections: nothing after it is a request */
-			if (r->http_minor < 0)
+			if (http09)
 				d->state = X_TUNNEL;
 		} else {
 			d->state = X_BODY;
@@ -916,7 +941,10 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 		x_drain(x, xf);
 		return n;    /* the rest is another protocol */
 	}
-	if (xf->dir[REASM_C2S].state == X_HOLD && r == xf->pending[xf->npending - 1])
+	/* the Upgrade/CONNECT request's own answer, not an orphan's: after its answer
+	 * was lost in a gap, releasing the hold on the next (orphan) answer paired the
+	 * held requests with the answers after theirs (found by fuzz_exchange) */
+	if (xf->dir[REASM_C2S].state == X_HOLD && r == xf->pending[xf->npending - 1] && r->method)
 		x_release_hold(x, f, xf, 0);
 	x_response_body_begin(x, xf, d, fr, cl, ts);
 	return used;
@@ -931,13 +959,15 @@ malformed:
 		r->malformed = "response head";
 	}
 	d->cur = NULL;
+	if (have) {
+		x_resync_buffered(x, f, d, REASM_S2C);
+		x_drain(x, xf);
+		return avail;
+	}
 	x_enter_resync(x, d, 0);
 	x_drain(x, xf);
-	return have ? avail : 1;
+	return 1;
 }
-
-static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint8_t *p, size_t n,
-		   uint64_t ts);
 
 static void x_release_hold(struct exchange *x, struct reasm_flow *f, struct xflow *xf, int tunnel)
 {

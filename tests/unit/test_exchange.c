@@ -230,6 +230,61 @@ static void test_malformed_then_resync(void **state)
 	assert_int_equal(fx->sink.r[1]->status_code, 200);
 }
 
+/* the bad head began in an earlier call (buffered): the request behind it is still
+ * found, and each answer goes to its own request (fuzz_exchange) */
+static void test_malformed_buffered_then_request(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_dir(fx, REASM_C2S, "GET /bad HTTP/1.1\r\n");
+	send_dir(fx, REASM_C2S, "No Colon Here\r\n\r\nGET /good HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+				"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close_flow(fx);
+	assert_int_equal(fx->sink.n, 2);
+	assert_true(fx->sink.r[0]->cap_flags & ST_CAP_MALFORMED);
+	assert_int_equal(fx->sink.r[0]->status_code, 400);
+	assert_true(str_eq(fx->sink.r[1]->target, fx->sink.r[1]->target_len, "/good"));
+	assert_int_equal(fx->sink.r[1]->status_code, 200);
+}
+
+/* a head over max_head gets a record that its answer pairs with, instead of no record
+ * and its answer taken by the next request (fuzz_exchange) */
+static void test_head_too_large_gets_record(void **state)
+{
+	struct sink sink = { .n = 0 };
+	struct exchange_cfg cfg;
+	struct reasm_flow f;
+	struct exchange *x;
+	char big[256];
+	int i;
+
+	(void)state;
+	exchange_cfg_default(&cfg);
+	cfg.max_head = 64;
+	x = exchange_new(&cfg, collect, &sink);
+	memset(&f, 0, sizeof(f));
+	f.key.family = 4;
+	f.key.cport = 40002;
+	f.key.sport = 80;
+	assert_int_equal(exchange_reasm_ops.open(x, &f), 0);
+	snprintf(big, sizeof(big), "GET /big HTTP/1.1\r\nX-Long: %0100d\r\n\r\nGET /next HTTP/1.1\r\n\r\n", 7);
+	exchange_reasm_ops.data(x, &f, REASM_C2S, (const uint8_t *)big, strlen(big), clk += 1000);
+	snprintf(big, sizeof(big), "HTTP/1.1 431 Too Large\r\nContent-Length: 0\r\n\r\n"
+				   "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	exchange_reasm_ops.data(x, &f, REASM_S2C, (const uint8_t *)big, strlen(big), clk += 1000);
+	exchange_reasm_ops.close(x, &f, REASM_CLOSE_FIN);
+	assert_int_equal(sink.n, 2);
+	assert_true(sink.r[0]->cap_flags & ST_CAP_MALFORMED);
+	assert_string_equal(sink.r[0]->malformed, "request head too large");
+	assert_int_equal(sink.r[0]->status_code, 431);
+	assert_true(str_eq(sink.r[1]->target, sink.r[1]->target_len, "/next"));
+	assert_int_equal(sink.r[1]->status_code, 200);
+	for (i = 0; i < sink.n; i++)
+		record_free(sink.r[i]);
+	exchange_free(x);
+}
+
 static void test_smuggling_shape_flagged(void **state)
 {
 	struct fixture *fx = *state;
@@ -851,6 +906,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_upgrade_tunnel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_refused_resumes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_then_resync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_buffered_then_request, setup, teardown),
+		cmocka_unit_test(test_head_too_large_gets_record),
 		cmocka_unit_test_setup_teardown(test_smuggling_shape_flagged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_in_length_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_in_head_resyncs, setup, teardown),
