@@ -787,12 +787,6 @@ static int replay_next_timeout(struct replay *rp, uint64_t now)
 				next = tok;
 		}
 	}
-	if (rp->flush) {
-		uint64_t h = replay_hold_deadline(rp);
-
-		if (h < next)
-			next = h;
-	}
 	if (rp->drain_deadline && rp->drain_deadline < next)
 		next = rp->drain_deadline;
 	if (rp->ndone && rp->t_done0 + REPLAY_IDLE_NS < next)

@@ -721,66 +721,19 @@ void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item 
 	}
 }
 
-/* Should c's new requests wait for more before they go out? Only while an earlier
- * request on c is written and not answered yet (serverB is busy with it, so the new
- * ones would only queue behind it there), fewer than half of a pipeline are waiting,
- * the pipeline has room for more, and the oldest waited less than REPLAY_HOLD_NS.
- * Nothing waits on an idle connection; an answer that empties what was written, or
- * a full half pipeline, sends at once. At the GET maximum each answer freed one slot
- * and the next pass refilled it: a sendmsg carried ~3 requests (issue 19). */
-static bool replay_conn_hold(const struct replay *rp, const struct replay_conn *c, uint64_t now)
-{
-	const struct replay_item *it;
-	int unsent = 0;
-
-	if (c->qh == c->snd || c->sent || c->nq >= rp->conn_depth ||
-	    now - c->snd->t_sent >= REPLAY_HOLD_NS ||
-	    __atomic_load_n(&rp->stopping, __ATOMIC_ACQUIRE))
-		return false;
-	for (it = c->snd; it; it = it->cnext)
-		if (++unsent >= (rp->conn_depth + 1) / 2)
-			return false;
-	return true;
-}
-
 void replay_send_pending(struct replay *rp, uint64_t now)
 {
-	struct replay_conn *c, *held = NULL, *held_tail = NULL;
+	struct replay_conn *c;
 
 	while ((c = rp->flush)) {
 		rp->flush = c->flnext;
 		if (!rp->flush)
 			rp->flush_tail = NULL;
 		c->flnext = NULL;
+		c->flushq = false;
 		/* closed (settled) or connecting again since it was marked: nothing to
 		 * write now, replay_connected writes what a new connection carries */
-		if (c->fd >= 0 && c->state == RC_BUSY && c->snd) {
-			if (replay_conn_hold(rp, c, now)) {
-				/* stays marked: looked at again at the end of the next pass */
-				if (held_tail)
-					held_tail->flnext = c;
-				else
-					held = c;
-				held_tail = c;
-				continue;
-			}
-			c->flushq = false;
+		if (c->fd >= 0 && c->state == RC_BUSY && c->snd)
 			replay_send(rp, c, now);
-		} else {
-			c->flushq = false;
-		}
 	}
-	rp->flush = held;
-	rp->flush_tail = held_tail;
-}
-
-uint64_t replay_hold_deadline(const struct replay *rp)
-{
-	const struct replay_conn *c;
-	uint64_t next = UINT64_MAX;
-
-	for (c = rp->flush; c; c = c->flnext)
-		if (c->snd && c->snd->t_sent + REPLAY_HOLD_NS < next)
-			next = c->snd->t_sent + REPLAY_HOLD_NS;
-	return next;
 }

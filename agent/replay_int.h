@@ -33,9 +33,6 @@
  * by one connection and then ramped up, not stampeded by the whole pool */
 #define REPLAY_OPEN_BURST 16
 #define REPLAY_OPEN_PER_S 200
-/* a request given to a connection that already has one written and unanswered waits
- * at most this long for more to go out with it (replay_send_pending) */
-#define REPLAY_HOLD_NS    1000000ull
 
 enum { RC_CLOSED = 0, RC_CONNECTING, RC_IDLE, RC_BUSY };
 enum { RP_HEAD = 0, RP_BODY };
@@ -222,7 +219,5 @@ void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item 
 /* Write every connection replay_assign marked during this pass: one sendmsg (or TLS
  * write) per connection carries all the requests queued on it. */
 void replay_send_pending(struct replay *rp, uint64_t now);
-/* When the oldest request held back by replay_send_pending is due (UINT64_MAX: none). */
-uint64_t replay_hold_deadline(const struct replay *rp);
 
 #endif
