@@ -5,7 +5,8 @@
  *
  *   micro [RUNS]            time each benchmark RUNS times (default 7), print medians
  *   micro --once PHASE      one pass of PHASE (parse|reasm|exchange|encode|encode_get|
- *                           record_get), for valgrind --tool=callgrind
+ *                           record_get|post_b64_43k|post_b64_256k|post_text), for
+ *                           valgrind --tool=callgrind
  *                           --toggle-collect=micro_*_pass
  *
  * Output lines are "name key=value ...", parsed by micro.sh. */
@@ -640,6 +641,134 @@ static void micro_get_free(struct micro_get *g)
 	free(g->resp_off);
 }
 
+/* ----------------------------------------- POST bodies (issue 19, per byte) */
+
+/* One POST record per case, assembled by the exchange code as the agent does (the
+ * body a view into the raw request), with nginx's answer; the pass encodes it
+ * MICRO_POST_REPS times. Cases: the benchmark's binary POST (43,000 random bytes,
+ * the mean of loadgen's 1-256 KiB log-uniform sizes, under the default 64 KiB
+ * --body-limit), a 256 KiB binary one with --body-limit 256K (every byte encoded),
+ * and a 43 KB JSON text body (escaped, not base64). */
+#define MICRO_POST_REPS 200
+
+enum { MICRO_POST_B64_43K, MICRO_POST_B64_256K, MICRO_POST_TEXT, MICRO_POST_CASES };
+static const char *const micro_post_name[MICRO_POST_CASES] = { "post_b64_43k", "post_b64_256k",
+								"post_text" };
+
+struct micro_post {
+	struct buf wire[MICRO_POST_CASES];
+	size_t body_len[MICRO_POST_CASES];
+	struct micro_recs keep[MICRO_POST_CASES];
+	struct st_record *rec[MICRO_POST_CASES];
+	struct buf out;
+};
+
+static int micro_post_build(struct micro_post *mp)
+{
+	static const size_t limit[MICRO_POST_CASES] = { 64 * 1024, 256 * 1024, 64 * 1024 };
+	struct buf body = { 0 }, resp = { 0 };
+	int k;
+
+	micro_nginx_resp(&resp, "a");
+	for (k = 0; k < MICRO_POST_CASES; k++) {
+		struct exchange_cfg cfg;
+		struct exchange *x;
+		struct reasm_flow fl = { .key = { .family = 4, .cport = 41000, .sport = 80 },
+					 .flow_id = 0x3000 + (uint64_t)k, .first_ts_ns = 1000, .last_ts_ns = 1000 };
+		uint64_t ts = 1765083600000000000ull;
+		size_t i;
+
+		buf_reset(&body);
+		if (k == MICRO_POST_TEXT) {
+			micro_json_body(&body, 43000);
+		} else {
+			size_t n = k == MICRO_POST_B64_43K ? 43000 : 256 * 1024;
+
+			for (i = 0; i < n; i++)
+				buf_putc(&body, (char)(micro_rand() >> 7));
+		}
+		mp->body_len[k] = body.len;
+		buf_printf(&mp->wire[k], "POST /upload HTTP/1.1\r\nHost: 10.201.0.2\r\nUser-Agent: st-loadgen\r\n"
+			   "Content-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+			   k == MICRO_POST_TEXT ? "application/json" : "application/octet-stream", body.len);
+		buf_append(&mp->wire[k], body.data, body.len);
+		mp->keep[k].cap = 1;
+		mp->keep[k].keep = 1;
+		mp->keep[k].rec = calloc(1, sizeof(*mp->keep[k].rec));
+		if (!mp->keep[k].rec)
+			goto fail;
+		exchange_cfg_default(&cfg);
+		cfg.keep_raw = 1;
+		cfg.body_limit = limit[k];
+		x = exchange_new(&cfg, micro_emit, &mp->keep[k]);
+		if (!x)
+			goto fail;
+		fl.key.caddr[0] = htonl(0x0ac90001u);
+		fl.key.saddr[0] = htonl(0x0ac90002u);
+		if (exchange_reasm_ops.open(x, &fl) == 0) {
+			exchange_reasm_ops.data(x, &fl, REASM_C2S, (const uint8_t *)mp->wire[k].data,
+						mp->wire[k].len, ts += 1000);
+			exchange_reasm_ops.data(x, &fl, REASM_S2C, (const uint8_t *)resp.data, resp.len,
+						ts += 150000);
+			fl.last_ts_ns = ts;
+			exchange_reasm_ops.eof(x, &fl, REASM_C2S);
+			exchange_reasm_ops.eof(x, &fl, REASM_S2C);
+			exchange_reasm_ops.close(x, &fl, REASM_CLOSE_FIN);
+		}
+		exchange_free(x);
+		if (mp->keep[k].n != 1 || mp->keep[k].rec[0]->req.body_stored != body.len) {
+			fprintf(stderr, "micro: the %s case did not build one record with its whole body\n",
+				micro_post_name[k]);
+			goto fail;
+		}
+		mp->rec[k] = mp->keep[k].rec[0];
+	}
+	buf_free(&body);
+	buf_free(&resp);
+	return 0;
+fail:
+	buf_free(&body);
+	buf_free(&resp);
+	return -ENOMEM;
+}
+
+__attribute__((noinline)) uint64_t micro_post_pass(struct micro_post *mp, int k)
+{
+	struct micro_recs one = { .rec = &mp->rec[k], .n = 1 };
+	uint64_t bytes = 0;
+
+	for (int i = 0; i < MICRO_POST_REPS; i++)
+		bytes += micro_encode_pass(&one, &mp->out);
+	return bytes;
+}
+
+/* one function per case: Callgrind collects micro_PHASE_pass */
+__attribute__((noinline)) uint64_t micro_post_b64_43k_pass(struct micro_post *mp)
+{
+	return micro_post_pass(mp, MICRO_POST_B64_43K);
+}
+
+__attribute__((noinline)) uint64_t micro_post_b64_256k_pass(struct micro_post *mp)
+{
+	return micro_post_pass(mp, MICRO_POST_B64_256K);
+}
+
+__attribute__((noinline)) uint64_t micro_post_text_pass(struct micro_post *mp)
+{
+	return micro_post_pass(mp, MICRO_POST_TEXT);
+}
+
+static void micro_post_free(struct micro_post *mp)
+{
+	for (int k = 0; k < MICRO_POST_CASES; k++) {
+		for (size_t i = 0; i < mp->keep[k].n && i < mp->keep[k].cap; i++)
+			record_free(mp->keep[k].rec[i]);
+		free(mp->keep[k].rec);
+		buf_free(&mp->wire[k]);
+	}
+	buf_free(&mp->out);
+}
+
 /* ------------------------------------------------------------------ driver */
 
 static int micro_cmp(const void *a, const void *b)
@@ -679,6 +808,9 @@ int main(int argc, char **argv)
 	double tp[64], tr[64], tx[64], te[64], tg[64], tl[64];
 	uint64_t enc_bytes = 0, get_bytes = 0;
 	struct micro_get g = { 0 };
+	struct micro_post mp = { 0 };
+	double tpost[MICRO_POST_CASES][64];
+	uint64_t post_bytes[MICRO_POST_CASES] = { 0 };
 	size_t ok;
 
 	st_log_level = ST_LOG_WARN;
@@ -703,7 +835,7 @@ int main(int argc, char **argv)
 	mr.rec = calloc(mr.cap, sizeof(*mr.rec));
 	g.keep.cap = MICRO_GETS;
 	g.keep.rec = calloc(g.keep.cap, sizeof(*g.keep.rec));
-	if (!mr.rec || !g.keep.rec || micro_get_build(&g))
+	if (!mr.rec || !g.keep.rec || micro_get_build(&g) || micro_post_build(&mp))
 		goto cleanup;
 
 	if (once) {
@@ -738,6 +870,15 @@ int main(int argc, char **argv)
 		} else if (!strcmp(once, "record_get")) {
 			micro_record_get_pass(&g);
 			printf("units=%zu\n", g.keep.n);
+		} else if (!strcmp(once, "post_b64_43k")) {
+			micro_post_b64_43k_pass(&mp);
+			printf("units=%d\n", MICRO_POST_REPS);
+		} else if (!strcmp(once, "post_b64_256k")) {
+			micro_post_b64_256k_pass(&mp);
+			printf("units=%d\n", MICRO_POST_REPS);
+		} else if (!strcmp(once, "post_text")) {
+			micro_post_text_pass(&mp);
+			printf("units=%d\n", MICRO_POST_REPS);
 		} else {
 			fprintf(stderr, "micro: unknown phase %s\n", once);
 			goto cleanup;
@@ -778,6 +919,9 @@ int main(int argc, char **argv)
 		tg[k] = MICRO_TIME(0.2, get_bytes = micro_encode_get_pass(&g));
 		tl[k] = MICRO_TIME(0.2, micro_record_get_pass(&g));
 		g.keep.n = MICRO_GETS;
+		tpost[MICRO_POST_B64_43K][k] = MICRO_TIME(0.2, post_bytes[0] = micro_post_b64_43k_pass(&mp));
+		tpost[MICRO_POST_B64_256K][k] = MICRO_TIME(0.2, post_bytes[1] = micro_post_b64_256k_pass(&mp));
+		tpost[MICRO_POST_TEXT][k] = MICRO_TIME(0.2, post_bytes[2] = micro_post_text_pass(&mp));
 	}
 	if (micro_delivered % s.payload) {
 		fprintf(stderr, "micro: reassembly delivered %llu bytes, not a multiple of %llu\n",
@@ -806,8 +950,18 @@ int main(int argc, char **argv)
 	       (unsigned long long)get_bytes);
 	printf("record_get gbps=%.3f units_per_s=%.0f ns_per_unit=%.1f unit=record\n",
 	       (double)get_bytes / lg / 1e9, MICRO_GETS / lg, lg * 1e9 / MICRO_GETS);
+	for (int q = 0; q < MICRO_POST_CASES; q++) {
+		double t = micro_median(tpost[q], runs);
+
+		printf("%s gbps=%.3f units_per_s=%.0f ns_per_unit=%.1f unit=record body_bytes=%zu "
+		       "ns_per_body_byte=%.3f json_bytes=%llu\n", micro_post_name[q],
+		       (double)post_bytes[q] / t / 1e9, MICRO_POST_REPS / t, t * 1e9 / MICRO_POST_REPS,
+		       mp.body_len[q], t * 1e9 / MICRO_POST_REPS / (double)mp.body_len[q],
+		       (unsigned long long)(post_bytes[q] / MICRO_POST_REPS));
+	}
 	err = 0;
 cleanup:
+	micro_post_free(&mp);
 	for (size_t i = 0; i < mr.n && i < mr.cap; i++)
 		record_free(mr.rec[i]);
 	free(mr.rec);

@@ -45,7 +45,7 @@ cat "$TMP/timing.txt"
 # so corpus generation and setup do not count.
 declare -A IR
 if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null; then
-	for phase in parse reasm exchange encode encode_get record_get; do
+	for phase in parse reasm exchange encode encode_get record_get post_b64_43k post_b64_256k post_text; do
 		units=$(valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.$phase" \
 			--toggle-collect="micro_${phase}_pass" "$BIN" --once "$phase" 2>"$TMP/cg.$phase.log" |
 			sed -n 's/^units=//p')
@@ -76,7 +76,7 @@ val() { # line-name key
 	echo
 	echo "| benchmark | unit | GB/s | units/s | ns/unit | instructions/unit (Callgrind) |"
 	echo "|---|---|---|---|---|---|"
-	for b in parse reasm exchange encode encode_get record_get; do
+	for b in parse reasm exchange encode encode_get record_get post_b64_43k post_b64_256k post_text; do
 		echo "| $b | $(val "$b" unit) | $(val "$b" gbps) | $(val "$b" units_per_s) | $(val "$b" ns_per_unit) | ${IR[$b]:-n/a} |"
 	done
 	echo
@@ -93,5 +93,10 @@ val() { # line-name key
 	echo "  answers from serverA and serverB, their diff): $(val encode_get json_bytes) bytes for 4000 records."
 	echo "- record_get: the same record's whole life on one thread: exchange assembly, serverB's"
 	echo "  answer attached as replay_conn.c does, diff_compare, record_to_json, record_free."
+	echo "- post_b64_43k, post_b64_256k, post_text: record_to_json of one POST record (the body a"
+	echo "  view into the raw request, nginx's answer): $(val post_b64_43k body_bytes) random bytes"
+	echo "  (base64; $(val post_b64_43k ns_per_body_byte) ns per body byte), $(val post_b64_256k body_bytes)"
+	echo "  random bytes with --body-limit 256K ($(val post_b64_256k ns_per_body_byte) ns/B), and a"
+	echo "  $(val post_text body_bytes)-byte JSON text body, escaped ($(val post_text ns_per_body_byte) ns/B)."
 } >"$MD"
 echo "micro: wrote $MD"
