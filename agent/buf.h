@@ -4,6 +4,7 @@
 #define ST_BUF_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,7 +63,11 @@ size_t buf_text_ascii_prefix(const uint8_t *p, size_t n);
  * (higher digits dropped; width <= 20). 0 or -ENOMEM. */
 int buf_put_u64(struct buf *b, uint64_t v);
 int buf_put_u_fixed(struct buf *b, uint64_t v, unsigned width);
-/* base64 of n bytes, unquoted */
+/* base64 of n bytes, unquoted: 24 bytes a step with AVX2 where the CPU has it
+ * (checked once at run time), else the portable 6-bytes-a-step table path. buf_base64_plain is the portable path
+ * alone, for tests; buf_base64_simd tells whether buf_base64 uses AVX2. */
 int buf_base64(struct buf *b, const uint8_t *p, size_t n);
+int buf_base64_plain(struct buf *b, const uint8_t *p, size_t n);
+bool buf_base64_simd(void);
 
 #endif

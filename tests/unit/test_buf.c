@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -150,6 +151,71 @@ static void test_json_matches_reference(void **state)
 	buf_free(&want);
 }
 
+/* The 16-byte SSE2 steps (and the quotes-only step, which needs 32 bytes left) against
+ * the reference: every length 0..300 and a few large ones, with inputs of several
+ * shapes: letters only, letters with a quote or backslash now and then, JSON-like
+ * text dense with quotes, and any byte at all. */
+static void fill_shape(unsigned char *in, size_t n, int shape, uint64_t *seed)
+{
+	static const unsigned char pick[] = { '"', '\\', '\n', 0, 0x1f, 0x7f, 0x80, 0xc3, 0xa9,
+					      0xe2, 0x82, 0xac, 0xff };
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned r;
+
+		*seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+		r = (unsigned)(*seed >> 33);
+		switch (shape) {
+		case 0: in[i] = (unsigned char)('a' + r % 26); break;
+		case 1: in[i] = r % 40 ? (unsigned char)('a' + r % 26) : (r & 64 ? '"' : '\\'); break;
+		case 2: in[i] = r % 5 == 0 ? '"' : r % 17 == 0 ? '\\' : r % 23 == 0 ? (unsigned char)pick[r % sizeof(pick)]
+				  : (unsigned char)('a' + r % 26); break;
+		default: in[i] = (unsigned char)(r >> 7); break;
+		}
+	}
+}
+
+static void test_json_simd_matches_reference(void **state)
+{
+	static const size_t big[] = { 4096, 43000, 65536 + 7 };
+	struct buf got = { 0 }, want = { 0 };
+	uint64_t seed = 99;
+	unsigned char *in = malloc(65536 + 64);
+	size_t n, k;
+	int shape, rep;
+
+	(void)state;
+	assert_non_null(in);
+	for (shape = 0; shape < 4; shape++) {
+		for (n = 0; n <= 300; n++) {
+			for (rep = 0; rep < 8; rep++) {
+				fill_shape(in + rep, n, shape, &seed);
+				buf_reset(&got);
+				buf_reset(&want);
+				buf_append(&got, "x", 1);   /* output not at the buffer's start */
+				assert_int_equal(buf_json_str(&got, (const char *)in + rep, n), 0);
+				buf_putc(&want, 'x');
+				ref_json(&want, in + rep, n);
+				assert_int_equal(got.len, want.len);
+				assert_memory_equal(got.data, want.data, want.len);
+			}
+		}
+		for (k = 0; k < sizeof(big) / sizeof(big[0]); k++) {
+			fill_shape(in, big[k], shape, &seed);
+			buf_reset(&got);
+			buf_reset(&want);
+			assert_int_equal(buf_json_str(&got, (const char *)in, big[k]), 0);
+			ref_json(&want, in, big[k]);
+			assert_int_equal(got.len, want.len);
+			assert_memory_equal(got.data, want.data, want.len);
+		}
+	}
+	free(in);
+	buf_free(&got);
+	buf_free(&want);
+}
+
 /* Header names: buf_json_token_lower must give exactly what lower-casing (ASCII) and
  * then buf_json_str give, or refuse (1, nothing written) when escaping is needed; at
  * every length up to 40 (the 8-byte steps and the overlapping last one), appended
@@ -279,6 +345,59 @@ static void test_base64_matches_reference(void **state)
 	}
 }
 
+/* buf_base64 (AVX2 where the CPU has it) against the portable path alone, every length
+ * 0..300 at every alignment 0..7 and a few large ones, random bytes; and the portable
+ * path against RFC 4648's vectors. Says when AVX2 is missing (then both are the
+ * portable path and this only checks the reference). */
+static void test_base64_simd_matches_plain(void **state)
+{
+	static const size_t big[] = { 24 * 1024, 43000, 256 * 1024 + 5 };
+	struct buf got = { 0 }, want = { 0 };
+	uint64_t seed = 7;
+	uint8_t *in = malloc(256 * 1024 + 64);
+	size_t n, k, off;
+
+	(void)state;
+	assert_non_null(in);
+	if (!buf_base64_simd())
+		print_message("base64: no AVX2 on this CPU, the portable path is compared with itself\n");
+	for (n = 0; n <= 300; n++) {
+		for (off = 0; off < 8; off++) {
+			fill_shape(in + off, n, 3, &seed);
+			buf_reset(&got);
+			buf_reset(&want);
+			assert_int_equal(buf_base64(&got, in + off, n), 0);
+			assert_int_equal(buf_base64_plain(&want, in + off, n), 0);
+			assert_int_equal(got.len, (n + 2) / 3 * 4);
+			assert_int_equal(got.len, want.len);
+			if (n)
+				assert_memory_equal(got.data, want.data, want.len);
+		}
+	}
+	for (k = 0; k < sizeof(big) / sizeof(big[0]); k++) {
+		fill_shape(in, big[k], 3, &seed);
+		buf_reset(&got);
+		buf_reset(&want);
+		assert_int_equal(buf_base64(&got, in, big[k]), 0);
+		assert_int_equal(buf_base64_plain(&want, in, big[k]), 0);
+		assert_int_equal(got.len, want.len);
+		assert_memory_equal(got.data, want.data, want.len);
+	}
+	/* bytes k + 37 j: a regular pattern beside the random ones */
+	for (k = 0; k < 256; k++) {
+		for (n = 0; n < 64; n++)
+			in[n] = (uint8_t)(k + n * 37);
+		buf_reset(&got);
+		buf_reset(&want);
+		assert_int_equal(buf_base64(&got, in, 64), 0);
+		assert_int_equal(buf_base64_plain(&want, in, 64), 0);
+		assert_memory_equal(got.data, want.data, want.len);
+	}
+	free(in);
+	buf_free(&got);
+	buf_free(&want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,10 +405,12 @@ int main(void)
 		cmocka_unit_test(test_json_utf8),
 		cmocka_unit_test(test_json_long_runs),
 		cmocka_unit_test(test_json_matches_reference),
+		cmocka_unit_test(test_json_simd_matches_reference),
 		cmocka_unit_test(test_token_lower),
 		cmocka_unit_test(test_put_u64),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_base64_matches_reference),
+		cmocka_unit_test(test_base64_simd_matches_plain),
 	};
 
 	return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
