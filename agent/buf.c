@@ -154,6 +154,61 @@ static inline unsigned sse_special16(__m128i x, bool quotes)
 	return (unsigned)_mm_movemask_epi8(m);
 }
 
+/* A string of 4..32 bytes as two overlapping parts that cover it: 4-byte loads
+ * below 8, 8-byte below 16 (both parts in one register, so one test covers them),
+ * else 16-byte. Short strings (header names and values, addresses, ids) are most of
+ * a record's strings: tested and stored in a few moves instead of 8 bytes a step. */
+struct sse_short {
+	__m128i a, b;            /* a: p[0..], b: p[n - w..] (w the part's width) */
+	unsigned w;
+};
+
+static inline void sse_short_load(struct sse_short *t, const unsigned char *p, size_t n)
+{
+	if (n < 8) {
+		uint32_t lo, hi;
+
+		memcpy(&lo, p, 4);
+		memcpy(&hi, p + n - 4, 4);
+		t->a = _mm_cvtsi32_si128((int)lo);
+		t->b = _mm_cvtsi32_si128((int)hi);
+		t->w = 4;
+	} else if (n <= 16) {
+		t->a = _mm_loadl_epi64((const __m128i *)(const void *)p);
+		t->b = _mm_loadl_epi64((const __m128i *)(const void *)(p + n - 8));
+		t->w = 8;
+	} else {
+		t->a = _mm_loadu_si128((const __m128i *)(const void *)p);
+		t->b = _mm_loadu_si128((const __m128i *)(const void *)(p + n - 16));
+		t->w = 16;
+	}
+}
+
+static inline void sse_short_store(char *o, const struct sse_short *t, size_t n)
+{
+	if (t->w == 4) {
+		uint32_t lo = (uint32_t)_mm_cvtsi128_si32(t->a), hi = (uint32_t)_mm_cvtsi128_si32(t->b);
+
+		memcpy(o, &lo, 4);
+		memcpy(o + n - 4, &hi, 4);
+	} else if (t->w == 8) {
+		_mm_storel_epi64((__m128i *)(void *)o, t->a);
+		_mm_storel_epi64((__m128i *)(void *)(o + n - 8), t->b);
+	} else {
+		_mm_storeu_si128((__m128i *)(void *)o, t->a);
+		_mm_storeu_si128((__m128i *)(void *)(o + n - 16), t->b);
+	}
+}
+
+/* Neither part holds a byte a JSON string cannot take as it is (the zero bytes
+ * above a narrow part's width are masked off) */
+static inline bool sse_short_plain(const struct sse_short *t)
+{
+	unsigned lanes = t->w == 16 ? 0xffff : (1u << t->w) - 1;
+
+	return !((sse_special16(t->a, true) | sse_special16(t->b, true)) & lanes);
+}
+
 /* a bit per '"' or '\\' in x */
 static inline unsigned sse_quotes16(__m128i x)
 {
@@ -197,6 +252,20 @@ int buf_json_str(struct buf *b, const char *s, size_t n)
 		return -ENOMEM;
 	o = b->data + b->len;
 	*o++ = '"';
+#ifdef BUF_X86
+	if (n >= 4 && n <= 32) {
+		struct sse_short t;
+
+		sse_short_load(&t, p, n);
+		if (sse_short_plain(&t)) {
+			sse_short_store(o, &t, n);
+			o[n] = '"';
+			o[n + 1] = '\0';
+			b->len += n + 2;
+			return 0;
+		}
+	}
+#endif
 	while (i < n) {
 		unsigned char c;
 
@@ -308,6 +377,24 @@ int buf_json_token_lower(struct buf *b, const char *s, size_t n)
 	if (buf_reserve(b, n + 2))
 		return -ENOMEM;
 	o = b->data + b->len + 1;
+#ifdef BUF_X86
+	if (n >= 4 && n <= 32) {
+		const __m128i a_1 = _mm_set1_epi8('A' - 1), z_1 = _mm_set1_epi8('Z' + 1);
+		const __m128i k20 = _mm_set1_epi8(0x20);
+		struct sse_short t;
+
+		sse_short_load(&t, p, n);
+		if (!sse_short_plain(&t))
+			return 1;
+		/* 0x20 added to the bytes above 'A' - 1 and below 'Z' + 1 */
+		t.a = _mm_or_si128(t.a, _mm_and_si128(k20, _mm_and_si128(_mm_cmpgt_epi8(t.a, a_1),
+									   _mm_cmplt_epi8(t.a, z_1))));
+		t.b = _mm_or_si128(t.b, _mm_and_si128(k20, _mm_and_si128(_mm_cmpgt_epi8(t.b, a_1),
+									   _mm_cmplt_epi8(t.b, z_1))));
+		sse_short_store(o, &t, n);
+		i = n;
+	}
+#endif
 	/* 8 bytes a step, the last step overlapping the one before; bytes A-Z get 0x20
 	 * added from a mask of the bytes at or above 'A' and not above 'Z' (exact with
 	 * no byte >= 0x80, which the test before it rules out) */
