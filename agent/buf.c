@@ -240,32 +240,15 @@ size_t buf_text_ascii_prefix(const uint8_t *p, size_t n)
 	return i;
 }
 
-int buf_json_str(struct buf *b, const char *s, size_t n)
+/* buf_json_str's general path, the room reserved: apart, so that the short strings'
+ * path does not pay this one's register saves */
+static __attribute__((noinline)) int json_str_long(struct buf *b, const unsigned char *p, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, run;
-	char *o;
+	char *o = b->data + b->len;
 
-	/* worst case 6 bytes per input byte plus quotes; the loop below relies on it */
-	if (buf_reserve(b, n * 6 + 2))
-		return -ENOMEM;
-	o = b->data + b->len;
 	*o++ = '"';
-#ifdef BUF_X86
-	if (n >= 4 && n <= 32) {
-		struct sse_short t;
-
-		sse_short_load(&t, p, n);
-		if (sse_short_plain(&t)) {
-			sse_short_store(o, &t, n);
-			o[n] = '"';
-			o[n + 1] = '\0';
-			b->len += n + 2;
-			return 0;
-		}
-	}
-#endif
 	while (i < n) {
 		unsigned char c;
 
@@ -366,6 +349,32 @@ int buf_json_str(struct buf *b, const char *s, size_t n)
 	*o = '\0';
 	b->len = (size_t)(o - b->data);
 	return 0;
+}
+
+int buf_json_str(struct buf *b, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	/* worst case 6 bytes per input byte plus quotes; both paths rely on it */
+	if (buf_reserve(b, n * 6 + 2))
+		return -ENOMEM;
+#ifdef BUF_X86
+	if (n >= 4 && n <= 32) {
+		char *o = b->data + b->len + 1;
+		struct sse_short t;
+
+		sse_short_load(&t, p, n);
+		if (sse_short_plain(&t)) {
+			sse_short_store(o, &t, n);
+			o[-1] = '"';
+			o[n] = '"';
+			o[n + 1] = '\0';
+			b->len += n + 2;
+			return 0;
+		}
+	}
+#endif
+	return json_str_long(b, p, n);
 }
 
 int buf_json_token_lower(struct buf *b, const char *s, size_t n)

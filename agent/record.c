@@ -387,11 +387,12 @@ static void record_red_init(struct record_red *rd, const struct record_json_opts
 	}
 }
 
-static int record_is_redacted(const struct record_red *rd, const char *name, size_t n)
+/* sig: record_name_sig(name, n), which the caller has already worked out */
+static int record_is_redacted(const struct record_red *rd, const char *name, size_t n, uint64_t sig)
 {
 	size_t i;
 
-	if (!rd->names || !n || !(rd->sigs & record_name_sig(name, n)))
+	if (!rd->names || !n || !(rd->sigs & sig))
 		return 0;
 	for (i = 0; rd->names[i]; i++) {
 		size_t l = i < RECORD_RED_MAX ? rd->len[i] : strlen(rd->names[i]);
@@ -459,7 +460,8 @@ static void record_put_headers(struct buf *b, const char *k, const struct st_msg
 		f = 0;
 		record_put_name(b, h->name, h->name_len);
 		buf_putc(b, ':');
-		if (record_is_redacted(rd, h->name, h->name_len)) {
+		if (record_is_redacted(rd, h->name, h->name_len,
+				       i < ST_MAX_HEADERS ? sig[i] : h->name_len ? record_name_sig(h->name, h->name_len) : 1)) {
 			char tok[PII_TOKEN_LEN + 1];
 			size_t tl = pii_replacement(o->pii ? o->pii->mode : PII_MASK, o->pii ? &o->pii->key : NULL,
 						    h->value, h->value_len, tok);
