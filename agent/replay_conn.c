@@ -40,10 +40,11 @@ static int replay_conn_events(struct replay *rp, struct replay_conn *c, uint32_t
 {
 	struct epoll_event e = { .events = ev, .data.ptr = c };
 
-	/* registered once: a request that is written whole leaves EPOLLIN as it was */
+	/* registered once: a request that is written whole leaves EPOLLIN as it was; a
+	 * plain connection is registered after its first write (replay_send_early) */
 	if (c->ev == ev)
 		return 0;
-	if (epoll_ctl(rp->epfd, EPOLL_CTL_MOD, c->fd, &e))
+	if (epoll_ctl(rp->epfd, c->ev ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &e))
 		return -errno;
 	c->ev = ev;
 	return 0;
@@ -61,7 +62,8 @@ bool replay_conn_can_take(const struct replay *rp, const struct replay_conn *c)
 static void replay_conn_close_fd(struct replay *rp, struct replay_conn *c)
 {
 	if (c->fd >= 0) {
-		epoll_ctl(rp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		/* close() takes the fd out of the epoll set (it is never dup'ed): no
+		 * EPOLL_CTL_DEL, one system call less per connection */
 		replay_tls_free(&c->ssl, c->state == RC_IDLE);
 		c->tls_read_wants_out = c->tls_write_wants_in = false;
 		ownsock_release(c->fd);
@@ -225,6 +227,7 @@ static int replay_connect(struct replay *rp, struct replay_conn *c, uint64_t now
 	struct epoll_event e = { .events = EPOLLOUT | EPOLLIN, .data.ptr = c };
 	int fd, one = 1, err;
 
+	(void)rp;
 	fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -237,14 +240,17 @@ static int replay_connect(struct replay *rp, struct replay_conn *c, uint64_t now
 		close(fd);
 		return err;
 	}
-	if (epoll_ctl(rp->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+	/* https:// registers now (its handshake is driven by events); a plain
+	 * connection's first write is tried at the end of this pass, before it is
+	 * registered (replay_send_early) */
+	if (t->tls && epoll_ctl(rp->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
 		err = -errno;
 		ownsock_release(fd);
 		close(fd);
 		return err;
 	}
 	c->fd = fd;
-	c->ev = e.events;
+	c->ev = t->tls ? e.events : 0;
 	c->state = RC_CONNECTING;
 	c->deadline = now + (uint64_t)rp->cfg.connect_timeout_ms * 1000000ull;
 	c->rlen = 0;
@@ -262,11 +268,28 @@ static int replay_connect(struct replay *rp, struct replay_conn *c, uint64_t now
 	return 0;
 }
 
+/* c's connect (and TLS handshake) completed. */
+static void replay_opened(struct replay *rp, struct replay_conn *c, uint64_t now)
+{
+	struct replay_item *it;
+
+	ST_ADD(rp, opened, 1);
+	c->t->nconnecting--;
+	c->t->backoff_ms = 0;
+	c->t->down_err = NULL;
+	c->state = c->nq ? RC_BUSY : RC_IDLE;
+	c->idle_since = now;
+	/* the response clock starts when the request can be sent */
+	for (it = c->qh; it; it = it->cnext)
+		it->t_sent = now;
+	c->t_start = now;
+	c->deadline = now + (uint64_t)rp->cfg.response_timeout_ms * 1000000ull;
+}
+
 void replay_connected(struct replay *rp, struct replay_conn *c, uint64_t now)
 {
 	int soerr = 0;
 	socklen_t sl = sizeof(soerr);
-	struct replay_item *it;
 
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
 		soerr = errno;
@@ -296,17 +319,7 @@ void replay_connected(struct replay *rp, struct replay_conn *c, uint64_t now)
 			return;
 		}
 	}
-	ST_ADD(rp, opened, 1);
-	c->t->nconnecting--;
-	c->t->backoff_ms = 0;
-	c->t->down_err = NULL;
-	c->state = c->nq ? RC_BUSY : RC_IDLE;
-	c->idle_since = now;
-	/* the response clock starts when the request can be sent */
-	for (it = c->qh; it; it = it->cnext)
-		it->t_sent = now;
-	c->t_start = now;
-	c->deadline = now + (uint64_t)rp->cfg.response_timeout_ms * 1000000ull;
+	replay_opened(rp, c, now);
 	if (c->snd)
 		replay_send(rp, c, now);
 	else
@@ -577,32 +590,55 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 	}
 }
 
+/* The unsent rest of c->snd, then whole requests queued behind it. */
+static int replay_iov_fill(const struct replay_conn *c, struct iovec *iov)
+{
+	const struct replay_item *it;
+	size_t off = c->sent, hl;
+	int niov = 0;
+
+	for (it = c->snd; it && niov < 2 * REPLAY_IOV_ITEMS; it = it->cnext) {
+		hl = it->head.len;
+		if (off < hl) {
+			iov[niov].iov_base = it->head.data + off;
+			iov[niov++].iov_len = hl - off;
+			off = hl;
+		}
+		if (it->body_len > off - hl) {
+			iov[niov].iov_base = (void *)(it->body + (off - hl));
+			iov[niov++].iov_len = it->body_len - (off - hl);
+		}
+		off = 0;
+	}
+	return niov;
+}
+
+/* Move snd over n bytes that were written. */
+static void replay_advance(struct replay_conn *c, size_t n)
+{
+	while (n > 0 && c->snd) {
+		size_t left = c->snd->head.len + c->snd->body_len - c->sent;
+
+		if (n < left) {
+			c->sent += n;
+			n = 0;
+		} else {
+			n -= left;
+			c->snd = c->snd->cnext;
+			c->sent = 0;
+		}
+	}
+}
+
 int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now)
 {
 	struct iovec iov[2 * REPLAY_IOV_ITEMS];
 	struct msghdr msg = { 0 };
-	struct replay_item *it;
-	size_t off, hl;
 	ssize_t n;
 	int niov;
 
 	while (c->snd) {
-		/* the unsent rest of snd, then whole requests queued behind it */
-		niov = 0;
-		off = c->sent;
-		for (it = c->snd; it && niov < 2 * REPLAY_IOV_ITEMS; it = it->cnext) {
-			hl = it->head.len;
-			if (off < hl) {
-				iov[niov].iov_base = it->head.data + off;
-				iov[niov++].iov_len = hl - off;
-				off = hl;
-			}
-			if (it->body_len > off - hl) {
-				iov[niov].iov_base = (void *)(it->body + (off - hl));
-				iov[niov++].iov_len = it->body_len - (off - hl);
-			}
-			off = 0;
-		}
+		niov = replay_iov_fill(c, iov);
 		msg.msg_iov = iov;
 		msg.msg_iovlen = (size_t)niov;
 		/* MSG_NOSIGNAL: a serverB that went away must not SIGPIPE the agent */
@@ -625,24 +661,67 @@ int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now)
 			replay_eof(rp, c, err, now);
 			return -err;
 		}
-		/* advance snd over what was written */
-		while (n > 0 && c->snd) {
-			size_t left = c->snd->head.len + c->snd->body_len - c->sent;
-
-			if ((size_t)n < left) {
-				c->sent += (size_t)n;
-				n = 0;
-			} else {
-				n -= (ssize_t)left;
-				c->snd = c->snd->cnext;
-				c->sent = 0;
-			}
-		}
+		replay_advance(c, (size_t)n);
 	}
 	/* written whole: a session-parallel flow may send its next request */
 	if (c->qt)
 		replay_ready_push(rp, c->qt->flow, false);
 	return replay_conn_events(rp, c, EPOLLIN | (c->tls_read_wants_out ? EPOLLOUT : 0));
+}
+
+static void replay_flush_mark(struct replay *rp, struct replay_conn *c)
+{
+	if (c->flushq)
+		return;
+	c->flushq = true;
+	c->flnext = NULL;
+	if (rp->flush_tail)
+		rp->flush_tail->flnext = c;
+	else
+		rp->flush = c;
+	rp->flush_tail = c;
+}
+
+/* A plain connection whose connect() is under way and not yet in the epoll set:
+ * try its first write now. Over a short path (veth, loopback) the handshake is
+ * usually done by the time connect() returns, and this saves the wake-up for
+ * EPOLLOUT, the SO_ERROR query and an EPOLL_CTL_MOD per connection (the POST mix
+ * opens one per request). Still connecting (EAGAIN): registered for EPOLLOUT as
+ * before. A connect that failed says so here, and counts as a connect failure. */
+static void replay_send_early(struct replay *rp, struct replay_conn *c, uint64_t now)
+{
+	struct iovec iov[2 * REPLAY_IOV_ITEMS];
+	struct msghdr msg = { 0 };
+	ssize_t n;
+	int err;
+
+	if (!c->snd) {
+		err = replay_conn_events(rp, c, EPOLLOUT | EPOLLIN);
+		goto out;
+	}
+	msg.msg_iov = iov;
+	msg.msg_iovlen = (size_t)replay_iov_fill(c, iov);
+	do
+		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		err = errno == EAGAIN || errno == EWOULDBLOCK ?
+			replay_conn_events(rp, c, EPOLLOUT | EPOLLIN) : -errno;
+		goto out;
+	}
+	replay_opened(rp, c, now);
+	replay_advance(c, (size_t)n);
+	/* the rest (EAGAIN: EPOLLOUT), then EPOLLIN for the answers */
+	replay_send(rp, c, now);
+	return;
+out:
+	if (err) {
+		const char *why = replay_errno_str(-err);
+
+		ST_ADD(rp, connect_failures, 1);
+		replay_backoff(c->t, why, now);
+		replay_conn_fail(rp, c, why, now);
+	}
 }
 
 void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item *it,
@@ -685,7 +764,10 @@ void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item 
 			ST_ADD(rp, connect_failures, 1);
 			replay_backoff(c->t, why, now);
 			replay_conn_fail(rp, c, why, now);
+			return;
 		}
+		if (!c->ev)
+			replay_flush_mark(rp, c);
 		return;
 	}
 	if (c->state == RC_CONNECTING)
@@ -710,15 +792,7 @@ void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item 
 	/* the requests a pass assigns to c (a client's pipelined batch, ~10 per flow at
 	 * the maximum rate) go out in one sendmsg at its end: one TCP segment, and one
 	 * run of serverB's receive path in this thread's softirq, instead of one each */
-	if (!c->flushq) {
-		c->flushq = true;
-		c->flnext = NULL;
-		if (rp->flush_tail)
-			rp->flush_tail->flnext = c;
-		else
-			rp->flush = c;
-		rp->flush_tail = c;
-	}
+	replay_flush_mark(rp, c);
 }
 
 void replay_send_pending(struct replay *rp, uint64_t now)
@@ -731,9 +805,13 @@ void replay_send_pending(struct replay *rp, uint64_t now)
 			rp->flush_tail = NULL;
 		c->flnext = NULL;
 		c->flushq = false;
-		/* closed (settled) or connecting again since it was marked: nothing to
-		 * write now, replay_connected writes what a new connection carries */
-		if (c->fd >= 0 && c->state == RC_BUSY && c->snd)
+		/* a plain connection still connecting, not yet in the epoll set: its
+		 * first write is tried now. Closed (settled) or connecting with EPOLLOUT
+		 * awaited: nothing to write now, replay_connected writes what a new
+		 * connection carries */
+		if (c->fd >= 0 && c->state == RC_CONNECTING && !c->ev)
+			replay_send_early(rp, c, now);
+		else if (c->fd >= 0 && c->state == RC_BUSY && c->snd)
 			replay_send(rp, c, now);
 	}
 }
