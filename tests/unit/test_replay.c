@@ -645,6 +645,17 @@ static void test_errors(void **state)
 		assert_non_null(k2.recs[fd]->replay);
 		assert_string_equal(k2.recs[fd]->replay->error, "connection refused");
 	}
+	{
+		/* the refusal comes back to the first write tried right after connect
+		 * (replay_send_early): still a connect failure, never an open connection */
+		struct replay_stats st;
+
+		replay_get_stats(rp2, &st);
+		assert_int_equal(st.f_refused, 3);
+		assert_true(st.connect_failures >= 1);
+		assert_int_equal(st.opened, 0);
+		assert_int_equal(st.open_now, 0);
+	}
 	replay_free(rp2);
 	sink_free(&k);
 	sink_free(&k2);
