@@ -156,7 +156,7 @@ static bool diff_values_same_ix(const struct fields_hdrs *mx, size_t hi, const s
 		if (i == ax->n || j == bx->n)
 			return i == ax->n && j == bx->n;
 		if (ax->m->hdrs[i].value_len != bx->m->hdrs[j].value_len ||
-		    memcmp(ax->m->hdrs[i].value, bx->m->hdrs[j].value, ax->m->hdrs[i].value_len) != 0)
+		    !fields_bytes_eq(ax->m->hdrs[i].value, bx->m->hdrs[j].value, ax->m->hdrs[i].value_len))
 			return false;
 		i++;
 		j++;
@@ -405,18 +405,43 @@ static void dj_cmp_derived(struct dj_cmp *c)
 	dj_report(c, plen);
 }
 
+/* dj_cmp_derived on fj_locate's answer (no doc parsed): the same path. */
+static void dj_cmp_spot(struct dj_cmp *c, const struct fj_spot *sp)
+{
+	size_t plen = 1, pl;
+	int32_t k;
+	char idx[24];
+
+	for (k = 0; k < sp->nlv; k++) {
+		const struct fj_spot_lv *lv = &sp->lv[k];
+		int n;
+
+		if (lv->type == FJ_OBJ) {
+			plen = dj_path_key(c->path, plen, sp->a + lv->key, lv->key_len);
+			continue;
+		}
+		n = snprintf(idx, sizeof(idx), "[%d]", lv->index);
+		pl = plen + (size_t)n < DIFF_PATH_MAX ? plen + (size_t)n : plen;
+		if (pl != plen)
+			memcpy(c->path + plen, idx, (size_t)n);
+		plen = pl;
+	}
+	dj_report(c, plen);
+}
+
 static bool diff_is_json_type(const struct st_msg *m)
 {
 	size_t i, n;
-	const char *v;
+	const char *v, *semi;
 
 	for (i = 0; i < m->nhdrs; i++) {
 		if (!diff_name_eq(m->hdrs[i].name, m->hdrs[i].name_len, "content-type", 12))
 			continue;
 		v = m->hdrs[i].value;
 		n = m->hdrs[i].value_len;
-		if (memchr(v, ';', n))
-			n = (size_t)((const char *)memchr(v, ';', n) - v);
+		semi = memchr(v, ';', n);
+		if (semi)
+			n = (size_t)(semi - v);
 		while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
 			n--;
 		if (diff_name_eq(v, n, "application/json", 16) || diff_name_eq(v, n, "text/json", 9))
@@ -444,7 +469,8 @@ static bool diff_looks_json(const struct st_msg *m)
  * which the caller releases and hands on to fields_compare_acc). 1 = compared, 0 = not both JSON, negative
  * errno. */
 static int diff_json(struct diff_b *d, const struct st_msg *a, const struct st_msg *b,
-		     int max_paths, struct fj_doc *da, struct fj_doc *db, bool *parsed)
+		     int max_paths, struct fj_doc *da, struct fj_doc *db, bool *parsed,
+		     struct fj_spot *sp, bool *located)
 {
 	struct dj_cmp c;
 	char why[96];
@@ -452,6 +478,20 @@ static int diff_json(struct diff_b *d, const struct st_msg *a, const struct st_m
 
 	if (!(diff_is_json_type(a) && diff_is_json_type(b)) && !(diff_looks_json(a) && diff_looks_json(b)))
 		return 0;
+	c.d = d;
+	c.max_paths = max_paths;
+	c.ndiff = 0;
+	c.err = 0;
+	c.path[0] = '$';
+	/* most pairs differ in a string or two: when in exactly one, neither body is
+	 * flattened, only a is checked and the string located */
+	if (fields_fast && !fj_locate(sp, (const char *)a->body, a->body_stored, (const char *)b->body,
+				      b->body_stored)) {
+		*located = true;
+		d->pstart = d->t->len;
+		dj_cmp_spot(&c, sp);
+		goto done;
+	}
 	err = fj_reparse(da, (const char *)a->body, a->body_stored);
 	if (!err) {
 		/* most pairs differ in a string or two: derived, not parsed, when exact */
@@ -464,16 +504,12 @@ static int diff_json(struct diff_b *d, const struct st_msg *a, const struct st_m
 	*parsed = true;
 	c.a = da;
 	c.b = db;
-	c.d = d;
-	c.max_paths = max_paths;
-	c.ndiff = 0;
-	c.err = 0;
-	c.path[0] = '$';
 	d->pstart = d->t->len;
 	if (db->ndpath && db->twin == da)
 		dj_cmp_derived(&c);
 	else
 		dj_cmp_node(&c, 0, 0, 1);
+done:
 	if (c.err)
 		return c.err;
 	d->d.body_json = true;
@@ -486,7 +522,8 @@ static int diff_json(struct diff_b *d, const struct st_msg *a, const struct st_m
 }
 
 static int diff_body(struct diff_b *db_, const struct st_msg *a, const struct st_msg *b,
-		     int max_paths, bool *cut, struct fj_doc *da, struct fj_doc *db, bool *parsed)
+		     int max_paths, bool *cut, struct fj_doc *da, struct fj_doc *db, bool *parsed,
+		     struct fj_spot *sp, bool *located)
 {
 	struct st_diff *d = &db_->d;
 	size_t n;
@@ -513,7 +550,7 @@ static int diff_body(struct diff_b *db_, const struct st_msg *a, const struct st
 		return 0;
 	}
 	d->body_same = false;
-	err = diff_json(db_, a, b, max_paths, da, db, parsed);
+	err = diff_json(db_, a, b, max_paths, da, db, parsed, sp, located);
 	return err < 0 ? err : 0;
 }
 
@@ -588,7 +625,8 @@ static int diff_run(struct diff_b *db_, const struct st_record *r, const struct 
 	struct fields_hdrs ix, iy;
 	const struct fields_hdrs *ax = NULL, *bx = NULL;
 	struct st_diff *d = &db_->d;
-	bool cut = false, parsed = false;
+	bool cut = false, parsed = false, located = false;
+	struct fj_spot sp;
 	int err;
 
 	if (!r->replay || r->replay->error)
@@ -597,7 +635,7 @@ static int diff_run(struct diff_b *db_, const struct st_record *r, const struct 
 	if (!r->status_code)
 		return diff_reason(db_, "no serverA response");
 	d->status_same = r->status_code == r->replay->status_code;
-	err = diff_body(db_, a, b, max_paths, &cut, da, db, &parsed);
+	err = diff_body(db_, a, b, max_paths, &cut, da, db, &parsed, &sp, &located);
 	if (fields_fast && !fields_hdrs_pair(&ix, &iy, a, b, ignore)) {
 		ax = &ix;
 		bx = &iy;
@@ -611,7 +649,7 @@ static int diff_run(struct diff_b *db_, const struct st_record *r, const struct 
 	 * serverA's answer was seen whole */
 	if (!d->match && a->complete)
 		return fields_compare_acc(r->status_code, a, parsed ? da : NULL, r->replay->status_code, b,
-					  parsed ? db : NULL, ignore, ax, bx, &db_->fa);
+					  parsed ? db : NULL, ignore, ax, bx, located ? &sp : NULL, &db_->fa);
 	return 0;
 }
 

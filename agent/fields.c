@@ -152,6 +152,7 @@ void fields_text_done(struct fields_text *t)
 
 struct fc {
 	struct fields_acc *acc;
+	const struct fj_spot *sp;
 	int err;
 	char path[FIELDS_PATH_MAX];
 };
@@ -415,6 +416,25 @@ static void fjc_cmp_derived(struct fjc *x)
 	fc_add(x->c, plen, FK_VALUE, FJ_TEXT(a, na), FJ_TEXT(b, nb));
 }
 
+/* fjc_cmp_derived on fj_locate's answer: the same path and texts. */
+static void fc_cmp_spot(struct fc *c, const struct fj_spot *sp)
+{
+	size_t plen = 1;
+	int32_t k;
+
+	c->path[0] = '$';
+	for (k = 0; k < sp->nlv; k++) {
+		const struct fj_spot_lv *lv = &sp->lv[k];
+
+		if (lv->type == FJ_OBJ)
+			plen = fc_path_key(c, plen, sp->a + lv->key, lv->key_len);
+		else
+			plen = fc_path(c, plen, "[*]", 3);
+	}
+	fc_add(c, plen, FK_VALUE, sp->a + sp->v, sp->ve - sp->v, sp->b + sp->v,
+	       (size_t)((int64_t)sp->ve + sp->delta) - sp->v);
+}
+
 /* The body starts like a JSON container: worth flattening. */
 static bool fj_container(const struct st_msg *m)
 {
@@ -437,6 +457,10 @@ static int fc_cmp_json(struct fc *c, const struct st_msg *a, struct fj_doc *da,
 	struct fjc x = { .c = c };
 	int ok = 0, err, i;
 
+	if (c->sp) {
+		fc_cmp_spot(c, c->sp);
+		return 1;
+	}
 	if (!da || !db) {
 		/* not parsed by the caller: flatten each body once here (the second
 		 * derived from the first when they differ inside one string) */
@@ -779,7 +803,7 @@ int fields_hdrs_pair(struct fields_hdrs *ax, struct fields_hdrs *bx, const struc
 	for (i = 0; i < a->nhdrs; i++) {
 		const struct http1_header *x = &a->hdrs[i], *y = &b->hdrs[i];
 
-		if (x->name_len != y->name_len || memcmp(x->name, y->name, x->name_len))
+		if (x->name_len != y->name_len || !fields_bytes_eq(x->name, y->name, x->name_len))
 			goto index;
 	}
 	/* the same names, so occurrences pair up by position: only the headers whose
@@ -788,7 +812,7 @@ int fields_hdrs_pair(struct fields_hdrs *ax, struct fields_hdrs *bx, const struc
 	for (i = 0; i < a->nhdrs; i++) {
 		const struct http1_header *x = &a->hdrs[i], *y = &b->hdrs[i];
 
-		if (x->value_len == y->value_len && !memcmp(x->value, y->value, x->value_len))
+		if (x->value_len == y->value_len && fields_bytes_eq(x->value, y->value, x->value_len))
 			continue;
 		if (fc_is_length(x)) {
 			cl_diff = true;
@@ -944,7 +968,7 @@ int fields_compare(int a_status, const struct st_msg *a, int b_status, const str
 	acc.t = t;
 	acc.n = 0;
 	acc.total = *total;
-	err = fields_compare_acc(a_status, a, NULL, b_status, b, NULL, ignore, NULL, NULL, &acc);
+	err = fields_compare_acc(a_status, a, NULL, b_status, b, NULL, ignore, NULL, NULL, NULL, &acc);
 	if (!err && acc.n) {
 		v = calloc(acc.n, sizeof(*v));
 		err = v ? 0 : -ENOMEM;
@@ -977,13 +1001,14 @@ int fields_compare(int a_status, const struct st_msg *a, int b_status, const str
 int fields_compare_acc(int a_status, const struct st_msg *a, struct fj_doc *da, int b_status,
 		       const struct st_msg *b, struct fj_doc *db, const char *const *ignore,
 		       const struct fields_hdrs *ax, const struct fields_hdrs *bx,
-		       struct fields_acc *acc)
+		       const struct fj_spot *sp, struct fields_acc *acc)
 {
 	struct fields_hdrs ix, iy;
 	struct fc c;
 	char sa[8], sb[8];
 
 	c.acc = acc;
+	c.sp = sp;
 	c.err = 0;
 	c.path[0] = '\0';
 	if (a_status != b_status) {

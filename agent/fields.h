@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <strings.h>
 
 #include "record.h"
@@ -74,13 +75,15 @@ struct fields_acc {
  * diff.c parses them once for diff.body_paths and passes them on): NULL for either
  * makes it parse both itself when they look like JSON. The docs' member orders are
  * filled in as needed (hence not const). ax, bx: a's and b's headers indexed with
- * the same ignore list (fields_hdrs_index), or NULL. 0 or -ENOMEM. */
+ * the same ignore list (fields_hdrs_index), or NULL. sp: fj_locate's answer for
+ * the two bodies (then da and db are not needed), or NULL. 0 or -ENOMEM. */
 struct fj_doc;
+struct fj_spot;
 struct fields_hdrs;
 int fields_compare_acc(int a_status, const struct st_msg *a, struct fj_doc *da, int b_status,
 		       const struct st_msg *b, struct fj_doc *db, const char *const *ignore,
 		       const struct fields_hdrs *ax, const struct fields_hdrs *bx,
-		       struct fields_acc *acc);
+		       const struct fj_spot *sp, struct fields_acc *acc);
 
 /* The fast paths of the comparisons (hashed header names, a body that differs from
  * the other inside one string); false only in tests, which check that both ways
@@ -102,6 +105,40 @@ struct fields_hdrs {
 };
 /* 0, or -E2BIG when m has more than FIELDS_HDRS_MAX headers (then compare the slow way). */
 int fields_hdrs_index(struct fields_hdrs *x, const struct st_msg *m, const char *const *ignore);
+/* a[0..n) == b[0..n) without a call, for short texts (header names and values):
+ * eight bytes a step, the tail as one overlapping word. */
+static inline bool fields_bytes_eq(const char *a, const char *b, size_t n)
+{
+	uint64_t x, y;
+	uint32_t u, v;
+	size_t i;
+
+	if (n >= 8) {
+		for (i = 0; i + 8 <= n; i += 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			if (x != y)
+				return false;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return x == y;
+	}
+	if (n >= 4) {
+		memcpy(&u, a, 4);
+		memcpy(&v, b, 4);
+		if (u != v)
+			return false;
+		memcpy(&u, a + n - 4, 4);
+		memcpy(&v, b + n - 4, 4);
+		return u == v;
+	}
+	for (i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
 /* ASCII case-insensitive equality of two names of length n */
 static inline bool fields_name_eq(const char *a, const char *b, size_t n)
 {

@@ -472,6 +472,141 @@ int fj_derive(struct fj_doc *d, const struct fj_doc *s, const char *p, size_t n)
 	return 0;
 }
 
+/* ---- fj_locate ---- */
+
+struct fj_skim {
+	const char *src;
+	size_t len, pre, ea;
+	struct fj_spot *sp;
+	bool found;
+	struct fj_spot_lv cur[JSON_MAX_DEPTH + 1];
+};
+
+/* fj_value's grammar, step for step, without nodes or hashes; a string that is
+ * not plain (an escape, a control character, no end) gives up: fj_value decodes
+ * or refuses it, and fj_locate leaves both to the usual parse. */
+static int fj_skim_value(struct fj_skim *k, size_t *pos, int depth)
+{
+	const char *e = k->src + k->len, *q;
+	char c;
+	int err;
+
+	if (depth > JSON_MAX_DEPTH)
+		return -EAGAIN;
+	if (*pos >= k->len || (uint8_t)k->src[*pos] <= ' ')
+		*pos = (size_t)(json_ws(k->src + *pos, e) - k->src);
+	if (*pos >= k->len)
+		return -EAGAIN;
+	c = k->src[*pos];
+	if (c == '{' || c == '[') {
+		bool obj = c == '{';
+		int32_t index = 0;
+
+		(*pos)++;
+		*pos = (size_t)(json_ws(k->src + *pos, e) - k->src);
+		if (*pos < k->len && k->src[*pos] == (obj ? '}' : ']')) {
+			(*pos)++;
+			return 0;
+		}
+		for (;;) {
+			struct fj_spot_lv *lv = &k->cur[depth];
+
+			*pos = (size_t)(json_ws(k->src + *pos, e) - k->src);
+			lv->type = obj ? FJ_OBJ : FJ_ARR;
+			lv->index = index++;
+			if (obj) {
+				if (*pos >= k->len || k->src[*pos] != '"')
+					return -EAGAIN;
+				q = fj_plain_end(k->src + *pos + 1, e);
+				if (q >= e || *q != '"')
+					return -EAGAIN;
+				lv->key = (uint32_t)(*pos + 1);
+				lv->key_len = (uint32_t)(q - (k->src + *pos + 1));
+				*pos = (size_t)(q + 1 - k->src);
+				*pos = (size_t)(json_ws(k->src + *pos, e) - k->src);
+				if (*pos >= k->len || k->src[*pos] != ':')
+					return -EAGAIN;
+				(*pos)++;
+			}
+			err = fj_skim_value(k, pos, depth + 1);
+			if (err)
+				return err;
+			*pos = (size_t)(json_ws(k->src + *pos, e) - k->src);
+			if (*pos >= k->len)
+				return -EAGAIN;
+			c = k->src[(*pos)++];
+			if (c == ',')
+				continue;
+			if (c == (obj ? '}' : ']'))
+				return 0;
+			return -EAGAIN;
+		}
+	}
+	if (c == '"') {
+		size_t v = *pos;
+
+		q = fj_plain_end(k->src + v + 1, e);
+		if (q >= e || *q != '"')
+			return -EAGAIN;
+		*pos = (size_t)(q + 1 - k->src);
+		if (v < k->pre && k->ea < *pos) {
+			/* the string holding the change strictly inside its quotes */
+			k->found = true;
+			k->sp->nlv = depth;
+			memcpy(k->sp->lv, k->cur, (size_t)depth * sizeof(k->cur[0]));
+			k->sp->v = (uint32_t)v;
+			k->sp->ve = (uint32_t)*pos;
+		}
+		return 0;
+	}
+	if (c == 't' || c == 'f' || c == 'n')
+		q = json_literal(k->src + *pos, e, c == 't' ? "true" : c == 'f' ? "false" : "null");
+	else
+		q = json_number(k->src + *pos, e);
+	if (!q)
+		return -EAGAIN;
+	*pos = (size_t)(q - k->src);
+	return 0;
+}
+
+int fj_locate(struct fj_spot *sp, const char *a, size_t an, const char *b, size_t bn)
+{
+	size_t m = an < bn ? an : bn, pre, suf, i, pos = 0;
+	struct fj_skim k;
+	const char *p;
+	int err;
+
+	if (!a || !b || an >= UINT32_MAX || bn >= UINT32_MAX)
+		return -EAGAIN;
+	pre = fj_common_prefix(a, b, m);
+	suf = fj_common_suffix(a + an, b + bn, m - pre);
+	if (pre == an && pre == bn)
+		return -EAGAIN;   /* the same text */
+	/* serverB's side of the change must not end or escape the string */
+	for (i = pre; i < bn - suf; i++)
+		if (b[i] == '"' || b[i] == '\\' || (uint8_t)b[i] < 0x20)
+			return -EAGAIN;
+	k.src = a;
+	k.len = an;
+	k.pre = pre;
+	k.ea = an - suf;
+	k.sp = sp;
+	k.found = false;
+	p = json_ws(a, a + an);
+	if (p >= a + an || (*p != '{' && *p != '['))
+		return -EAGAIN;
+	err = fj_skim_value(&k, &pos, 0);
+	if (err)
+		return err;
+	pos = (size_t)(json_ws(a + pos, a + an) - a);
+	if (pos != an || !k.found)
+		return -EAGAIN;
+	sp->a = a;
+	sp->b = b;
+	sp->delta = (int64_t)bn - (int64_t)an;
+	return 0;
+}
+
 /* ---- per-thread docs ---- */
 
 static pthread_key_t fj_scratch_key;

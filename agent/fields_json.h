@@ -71,6 +71,27 @@ int fj_reparse(struct fj_doc *d, const char *p, size_t n);
  * otherwise. 0, -EAGAIN (not such a pair: parse p), or -ENOMEM. d is zeroed or
  * parsed before, like fj_reparse's. */
 int fj_derive(struct fj_doc *d, const struct fj_doc *s, const char *p, size_t n);
+/* Where two texts differ, found without building either doc: when fj_parse would
+ * take a, the root is an object or an array, no string of a has escapes, and b
+ * differs from a only inside one string value (fj_derive's pair), the containers
+ * from the root down to that string (each one's type and the key or index of the
+ * child on the way) and the string's span in a. fj_parse(a) and fj_derive(b) would
+ * give the same path and spans; diff.c and fields.c report from it directly. */
+struct fj_spot_lv {
+	uint32_t key, key_len;       /* FJ_OBJ: the member's key in a (no escapes) */
+	int32_t index;               /* FJ_ARR: the element's position */
+	uint8_t type;
+};
+struct fj_spot {
+	const char *a, *b;
+	int32_t nlv;                 /* containers above the string */
+	struct fj_spot_lv lv[JSON_MAX_DEPTH + 1];
+	uint32_t v, ve;              /* the string's token in a, quotes included */
+	int64_t delta;               /* b's length minus a's (the token's in b too) */
+};
+/* 0 and sp filled, or -EAGAIN: not such a pair (parse and compare the usual way). */
+int fj_locate(struct fj_spot *sp, const char *a, size_t an, const char *b, size_t bn);
+
 /* Docs kept per thread for the comparisons (4: two for diff.c, two for fields.c),
  * their buffers reused from one request to the next; NULL on allocation failure.
  * fj_scratch_done after each use frees what is above a bound (FJ_KEEP_*), so a

@@ -5,14 +5,84 @@
  * fast paths (fields_fast) find exactly what the plain comparison finds. Inputs
  * whose first byte has bit 0x80 set compare the first body with a copy of itself in
  * which the rest of the input is spliced at a position, so the fast path that
- * derives one body from the other is reached. */
+ * derives one body from the other is reached. fj_locate (where the bodies differ,
+ * found without parsing) must agree with fj_parse and fj_derive, and diff_compare
+ * (which uses it) must give the same diff with and without the fast paths. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "diff.h"
 #include "fields.h"
+#include "fields_json.h"
 #include "record.h"
+
+/* fj_locate against fj_parse + fj_derive on the same pair */
+static void fuzz_locate(const char *a, size_t an, const char *b, size_t bn)
+{
+	struct fj_doc da, dd;
+	struct fj_spot sp;
+	int err = fj_locate(&sp, a, an, b, bn), perr, derr = -EAGAIN, k;
+	size_t r = 0;
+
+	perr = fj_parse(&da, a, an);
+	memset(&dd, 0, sizeof(dd));
+	if (!perr)
+		derr = fj_derive(&dd, &da, b, bn);
+	while (r < an && (a[r] == ' ' || a[r] == '\t' || a[r] == '\r' || a[r] == '\n'))
+		r++;
+	if (err) {
+		/* declined: only where the usual way declines, a string has escapes or
+		 * the root is not a container */
+		if (err != -EAGAIN || (!perr && !derr && !memchr(a, '\\', an) && r < an &&
+				       (a[r] == '{' || a[r] == '[')))
+			abort();
+	} else {
+		const struct fj_node *x;
+
+		if (perr || derr || dd.ndpath != sp.nlv + 1)
+			abort();
+		for (k = 0; k < sp.nlv; k++) {
+			const struct fj_node *e = &da.n[dd.dpath[k]], *m = &da.n[dd.dpath[k + 1]];
+			int32_t ch, i = 0;
+
+			if (e->type != sp.lv[k].type)
+				abort();
+			if (e->type == FJ_OBJ) {
+				if (m->key_len != sp.lv[k].key_len || memcmp(fj_key(&da, m), a + sp.lv[k].key, m->key_len))
+					abort();
+			} else {
+				for (ch = e->first; ch >= 0 && ch != dd.dpath[k + 1]; ch = da.n[ch].next)
+					i++;
+				if (i != sp.lv[k].index)
+					abort();
+			}
+		}
+		x = &da.n[dd.dpath[sp.nlv]];
+		if (x->type != FJ_STR || x->v != sp.v || x->ve != sp.ve ||
+		    (int64_t)dd.n[dd.dpath[sp.nlv]].ve != (int64_t)sp.ve + sp.delta)
+			abort();
+	}
+	fj_free(&da);
+	fj_free(&dd);
+}
+
+static int same_list(char **x, size_t nx, char **y, size_t ny)
+{
+	size_t i;
+
+	if (nx != ny)
+		return 0;
+	for (i = 0; i < nx; i++)
+		if (strcmp(x[i], y[i]))
+			return 0;
+	return 1;
+}
+
+/* diff_compare with and without the fast paths */
+static void fuzz_diff(const char *head, const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 
 static const char *const heads[] = {
 	"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n",
@@ -69,6 +139,45 @@ static void fuzz_cmp(const char *head, const uint8_t *a, size_t an, const uint8_
 	fields_free(f, n);
 	record_msg_free(&ma);
 	record_msg_free(&mb);
+	fuzz_locate((const char *)a, an, (const char *)b, bn);
+	fuzz_diff(head, a, an, b, bn);
+}
+
+static void fuzz_diff(const char *head, const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+	struct st_record *r = record_new();
+	struct st_diff *x, *y;
+	size_t i;
+
+	if (!r)
+		abort();
+	r->status_code = 200;
+	r->replay = calloc(1, sizeof(*r->replay));
+	if (!r->replay)
+		abort();
+	r->replay->status_code = 200;
+	fuzz_msg(&r->resp, head, a, an);
+	fuzz_msg(&r->replay->resp, head, b, bn);
+	x = diff_compare(r, NULL);
+	fields_fast = false;
+	y = diff_compare(r, NULL);
+	fields_fast = true;
+	if (!x || !y || x->match != y->match || x->body_same != y->body_same ||
+	    x->body_json != y->body_json || x->status_same != y->status_same ||
+	    !same_list(x->headers, x->nheaders, y->headers, y->nheaders) ||
+	    !same_list(x->body_paths, x->nbody_paths, y->body_paths, y->nbody_paths) ||
+	    !x->reason != !y->reason || (x->reason && strcmp(x->reason, y->reason)) ||
+	    x->nfields != y->nfields || x->fields_total != y->fields_total)
+		abort();
+	for (i = 0; i < x->nfields; i++)
+		if (strcmp(x->fields[i].path, y->fields[i].path) || x->fields[i].kind != y->fields[i].kind ||
+		    !x->fields[i].a != !y->fields[i].a || !x->fields[i].b != !y->fields[i].b ||
+		    (x->fields[i].a && strcmp(x->fields[i].a, y->fields[i].a)) ||
+		    (x->fields[i].b && strcmp(x->fields[i].b, y->fields[i].b)))
+			abort();
+	record_diff_free(x);
+	record_diff_free(y);
+	record_free(r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

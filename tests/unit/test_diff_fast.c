@@ -85,6 +85,7 @@ static const char *const bodies[] = {
 	"{\"a\":{\"b\":\"xy\",\"c\":[\"p\",\"q\",{\"d\":\"e\\\"f\"}]},\"k\\u0041\":\"v\",\"z\":null,\"t\":true}",
 	"[\"one\",\"two\",[\"three\",\"four\"],{\"x\":\"y\",\"x\":\"w\"},1.5e3,\"\"]",
 	"{\"weird key\":\"v\",\"n\":-0,\"s\":\"tab\\tend\",\"arr\":[{\"id\":\"1\"},{\"id\":\"2\"}]}",
+	" {\"a\":[{\"b\":\"c\",\"d\":[\"e\",\"ff\"]},\"g\"],\"h\":{\"i\":{\"j\":\"kk\"}},\"m n\":\"o\",\"n\":12} ",
 };
 
 /* b: a with one random edit, most of them inside a string */
@@ -266,6 +267,67 @@ static void test_derive(void **state)
 	assert_true(declined > 2000);
 }
 
+/* fj_locate finds what fj_parse and fj_derive find (the containers on the way, the
+ * keys and positions, the string's span), and declines only when they decline, a
+ * string of a has escapes, or the root is not a container. */
+static void test_locate(void **state)
+{
+	char b[512];
+	int round, located = 0, k;
+
+	(void)state;
+	for (round = 0; round < 20000; round++) {
+		const char *a = bodies[rnd(sizeof(bodies) / sizeof(bodies[0]))];
+		size_t al = strlen(a), bl = rnd(16) ? edit(a, b, sizeof(b)) : strlen(strcpy(b, a));
+		struct fj_doc da, dd;
+		struct fj_spot sp;
+		int err = fj_locate(&sp, a, al, b, bl), perr, derr = -EAGAIN;
+		const char *r = a + strspn(a, " ");
+
+		perr = fj_parse(&da, a, al);
+		memset(&dd, 0, sizeof(dd));
+		if (!perr)
+			derr = fj_derive(&dd, &da, b, bl);
+		if (err) {
+			assert_int_equal(err, -EAGAIN);
+			assert_true(perr || derr || strchr(a, '\\') || (*r != '{' && *r != '[') ||
+				    (al == bl && !memcmp(a, b, al)));
+		} else {
+			const struct fj_node *x;
+
+			assert_int_equal(perr, 0);
+			assert_int_equal(derr, 0);
+			assert_int_equal(dd.ndpath, sp.nlv + 1);
+			for (k = 0; k < sp.nlv; k++) {
+				const struct fj_node *e = &da.n[dd.dpath[k]], *m = &da.n[dd.dpath[k + 1]];
+				int32_t ch, i = 0;
+
+				assert_int_equal(e->type, sp.lv[k].type);
+				if (e->type == FJ_OBJ) {
+					assert_int_equal(m->key_len, sp.lv[k].key_len);
+					assert_memory_equal(fj_key(&da, m), a + sp.lv[k].key, m->key_len);
+				} else {
+					for (ch = e->first; ch >= 0 && ch != dd.dpath[k + 1]; ch = da.n[ch].next)
+						i++;
+					assert_int_equal(i, sp.lv[k].index);
+				}
+			}
+			x = &da.n[dd.dpath[sp.nlv]];
+			assert_int_equal(x->type, FJ_STR);
+			assert_int_equal(x->v, sp.v);
+			assert_int_equal(x->ve, sp.ve);
+			assert_int_equal((int64_t)dd.n[dd.dpath[sp.nlv]].ve, (int64_t)sp.ve + sp.delta);
+			assert_ptr_equal(sp.a, a);
+			assert_ptr_equal(sp.b, b);
+			located++;
+		}
+		fj_free(&da);
+		fj_free(&dd);
+	}
+	print_message("located %d\n", located);
+	assert_true(located > 1000);
+}
+
 /* An ignore list rebuilt at the same address with other names is not taken for the
  * old one (the per-thread table of its hashes is checked against its entries). */
 static void test_ignore_list_reused(void **state)
@@ -307,6 +369,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_derive),
+		cmocka_unit_test(test_locate),
 		cmocka_unit_test(test_ignore_list_reused),
 		cmocka_unit_test(test_random),
 	};
