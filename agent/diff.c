@@ -435,7 +435,7 @@ static bool diff_is_json_type(const struct st_msg *m)
 	const char *v, *semi;
 
 	for (i = 0; i < m->nhdrs; i++) {
-		if (!diff_name_eq(m->hdrs[i].name, m->hdrs[i].name_len, "content-type", 12))
+		if (m->hdrs[i].name_len != 12 || !fields_lc_eq(m->hdrs[i].name, "content-type", 12))
 			continue;
 		v = m->hdrs[i].value;
 		n = m->hdrs[i].value_len;
@@ -444,9 +444,10 @@ static bool diff_is_json_type(const struct st_msg *m)
 			n = (size_t)(semi - v);
 		while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
 			n--;
-		if (diff_name_eq(v, n, "application/json", 16) || diff_name_eq(v, n, "text/json", 9))
+		if ((n == 16 && fields_lc_eq(v, "application/json", 16)) ||
+		    (n == 9 && fields_lc_eq(v, "text/json", 9)))
 			return true;
-		return n > 5 && strncasecmp(v + n - 5, "+json", 5) == 0;
+		return n > 5 && fields_lc_eq(v + n - 5, "+json", 5);
 	}
 	return false;
 }

@@ -787,7 +787,7 @@ static bool fields_ign_has(const struct fields_ign *c, uint64_t h, const char *n
 
 static bool fc_is_length(const struct http1_header *h)
 {
-	return h->name_len == 14 && fields_name_eq(h->name, "content-length", 14);
+	return h->name_len == 14 && fields_lc_eq(h->name, "content-length", 14);
 }
 
 int fields_hdrs_pair(struct fields_hdrs *ax, struct fields_hdrs *bx, const struct st_msg *a,

@@ -139,6 +139,42 @@ static inline bool fields_bytes_eq(const char *a, const char *b, size_t n)
 	return true;
 }
 
+/* s[0..n) equals lc, a lower-case constant of length n, letters in either case
+ * (strncasecmp's answer, without the call): a word of s with 0x20 set where lc
+ * has a letter must equal lc's word; lc's other bytes must match exactly. */
+static inline uint64_t fields_lc_mask(uint64_t c)
+{
+	/* 0x20 in each byte of c that is 'a'..'z' (c's bytes are ASCII) */
+	uint64_t ge = c + 0x1f1f1f1f1f1f1f1full, gt = c + 0x0505050505050505ull;
+
+	return ((ge & ~gt) & 0x8080808080808080ull) >> 2;
+}
+
+static inline bool fields_lc_eq(const char *s, const char *lc, size_t n)
+{
+	uint64_t x, c;
+	size_t i;
+
+	if (n < 8) {
+		for (i = 0; i < n; i++) {
+			unsigned char y = (unsigned char)s[i], l = (unsigned char)lc[i];
+
+			if (y != l && !((y | 0x20) == l && l >= 'a' && l <= 'z'))
+				return false;
+		}
+		return true;
+	}
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&x, s + i, 8);
+		memcpy(&c, lc + i, 8);
+		if ((x | fields_lc_mask(c)) != c)
+			return false;
+	}
+	memcpy(&x, s + n - 8, 8);
+	memcpy(&c, lc + n - 8, 8);
+	return (x | fields_lc_mask(c)) == c;
+}
+
 /* ASCII case-insensitive equality of two names of length n */
 static inline bool fields_name_eq(const char *a, const char *b, size_t n)
 {

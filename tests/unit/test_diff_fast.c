@@ -3,6 +3,7 @@
  * ones, on random headers (case, repeats, ignored names, empty names) and random
  * edits of JSON bodies: diff_compare's and fields_compare's results must be the
  * same, field for field. A fixed seed, so a failure repeats. */
+#include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <cmocka.h>
 
 #include "diff.h"
@@ -328,6 +330,33 @@ static void test_locate(void **state)
 	assert_true(located > 1000);
 }
 
+/* fields_lc_eq answers as strncasecmp does (C locale) for the constants it is used
+ * with: every byte value at every position, and random cases of the letters. */
+static void test_lc_eq(void **state)
+{
+	static const char *const lcs[] = { "content-type", "application/json", "text/json", "+json",
+					   "content-length", "ab", "a-z@[`{09" };
+	char s[32];
+	size_t k, i, n;
+	int c, round;
+
+	(void)state;
+	for (k = 0; k < sizeof(lcs) / sizeof(lcs[0]); k++) {
+		n = strlen(lcs[k]);
+		for (i = 0; i < n; i++)
+			for (c = 0; c < 256; c++) {
+				memcpy(s, lcs[k], n);
+				s[i] = (char)c;
+				assert_int_equal(fields_lc_eq(s, lcs[k], n), strncasecmp(s, lcs[k], n) == 0);
+			}
+		for (round = 0; round < 1000; round++) {
+			for (i = 0; i < n; i++)
+				s[i] = rnd(2) ? (char)toupper((unsigned char)lcs[k][i]) : lcs[k][i];
+			assert_true(fields_lc_eq(s, lcs[k], n));
+		}
+	}
+}
+
 /* An ignore list rebuilt at the same address with other names is not taken for the
  * old one (the per-thread table of its hashes is checked against its entries). */
 static void test_ignore_list_reused(void **state)
@@ -370,6 +399,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_derive),
 		cmocka_unit_test(test_locate),
+		cmocka_unit_test(test_lc_eq),
 		cmocka_unit_test(test_ignore_list_reused),
 		cmocka_unit_test(test_random),
 	};
