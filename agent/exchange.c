@@ -848,7 +848,7 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 	struct http1_response resp;
 	struct st_record *r;
 	const char *base;
-	size_t have = d->head.len, avail, used, len;
+	size_t have = d->head.len, avail, used, len, room;
 	uint64_t cl = 0;
 	int hl, fr;
 
@@ -909,7 +909,21 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 			return used;
 		xf->nanswered++;
 	}
-	record_msg_set_head(&r->resp, base, (size_t)hl, resp.headers, resp.num_headers);
+	fr = http1_response_framing(&resp, r->method ? r->method : "GET", r->method ? r->method_len : 3, &cl);
+	/* a Content-Length body's stored part gets its room behind the head copy: one
+	 * allocation instead of two (issue 19); held from now, if it fits the budget (else
+	 * the body is stored as it comes, as before) */
+	room = 0;
+	if (fr == HTTP1_BODY_LENGTH && !r->resp.body && !r->resp.head) {
+		room = cl < x->cfg.body_limit ? (size_t)cl : x->cfg.body_limit;
+		if (room && !x_room(x, xf, room))
+			room = 0;
+	}
+	if (room && record_msg_set_head_room(&r->resp, base, (size_t)hl, resp.headers, resp.num_headers,
+					     room) == 0)
+		x_held(x, xf, (int64_t)room);
+	else
+		record_msg_set_head(&r->resp, base, (size_t)hl, resp.headers, resp.num_headers);
 	if (resp.num_over) {
 		r->cap_flags |= ST_CAP_HEADERS_OVER;
 		x->st.headers_over_limit++;
@@ -919,7 +933,6 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 	r->resp.ts_first_ns = d->head_ts;
 	r->resp.ts_last_ns = ts;
 	r->resp.wire_bytes = (uint64_t)hl;
-	fr = http1_response_framing(&resp, r->method ? r->method : "GET", r->method ? r->method_len : 3, &cl);
 	d->cur = r;
 	if (fr == HTTP1_MALFORMED) {
 		x->st.malformed_responses++;

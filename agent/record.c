@@ -238,6 +238,31 @@ int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
 	return 0;
 }
 
+int record_msg_set_head_room(struct st_msg *m, const char *head, size_t head_len,
+			     const struct http1_header *hdrs, size_t nhdrs, size_t body_room)
+{
+	size_t hs;
+	char *p;
+
+	if (m->head || m->body)
+		return -EINVAL;
+	if (nhdrs > ST_MAX_HEADERS)
+		nhdrs = ST_MAX_HEADERS;
+	hs = record_head_size(head_len, nhdrs);
+	if (body_room > SIZE_MAX - hs)
+		return -EINVAL;
+	p = malloc(hs + body_room);
+	if (!p)
+		return -ENOMEM;
+	record_head_copy(m, p, head, head_len, hdrs, nhdrs);
+	if (body_room) {
+		m->body = (uint8_t *)p + hs;
+		m->body_cap = body_room;
+		m->body_inline = true;
+	}
+	return 0;
+}
+
 struct st_replay *record_replay_new(const char *target, const char *head, size_t head_len,
 				    const struct http1_header *hdrs, size_t nhdrs, size_t body_room)
 {

@@ -176,6 +176,11 @@ int record_msg_body_own(struct st_msg *m);
 /* Copy a parsed head into m->head and repoint hdrs into the copy. */
 int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
 			const struct http1_header *hdrs, size_t nhdrs);
+/* The same for a message without a head or body yet, with room for body_room body
+ * bytes behind the head in the same allocation (body_inline: moved to the heap if it
+ * outgrows the room). One malloc for a Content-Length answer instead of two. */
+int record_msg_set_head_room(struct st_msg *m, const char *head, size_t head_len,
+			     const struct http1_header *hdrs, size_t nhdrs, size_t body_room);
 
 struct pii_cfg;
 
