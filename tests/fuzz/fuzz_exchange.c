@@ -66,6 +66,7 @@ struct fz_conn {
 static struct fz_conn fz_c[FZ_CONNS];
 static struct exchange_cfg fz_xcfg;
 static int fz_pipelined;
+static struct exchange *fz_x;
 static uint64_t fz_with_method, fz_records;
 static int fz_trace = -1;
 
@@ -87,6 +88,8 @@ static void fz_emit(void *ctx, struct st_record *r)
 	int c = r->cport - 1000;
 	struct fz_conn *k;
 	long qid, aid;
+
+	struct exchange_stats xs;
 
 	(void)ctx;
 	FZ_CHECK(c >= 0 && c < FZ_CONNS);
@@ -140,9 +143,11 @@ static void fz_emit(void *ctx, struct st_record *r)
 	 * line that starts a message: a message right behind a body, on the same line,
 	 * is skipped with it, unseen, and its answer paired with the next one (a known
 	 * limit, docs/cost.md "Capture path"). */
-	if (r->malformed && (strcmp(r->malformed, "request head too large") == 0 ||
-			     strcmp(r->malformed, "response head") == 0))
-		k->unsure = 1;
+	exchange_get_stats(fz_x, &xs);
+	if (xs.head_too_large || xs.malformed_responses) {
+		fz_c[0].unsure = 1;
+		fz_c[1].unsure = 1;
+	}
 	/* pairing never guesses */
 	if (r->method && r->resp.head && !k->corrupted && !k->req_gap && !k->unsure &&
 	    !(r->cap_flags & (ST_CAP_MALFORMED | ST_CAP_MID_STREAM)) &&
@@ -425,6 +430,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_xcfg.max_headers = 2 + (data[0] >> 6) * 4;
 	x = exchange_new(&fz_xcfg, fz_emit, NULL);
 	FZ_CHECK(x);
+	fz_x = x;
 
 	reasm_cfg_default(&rcfg);
 	rcfg.max_flows = 1 + (data[3] & 1);
