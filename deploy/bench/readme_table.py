@@ -108,7 +108,7 @@ def workers_table(rows, title_run):
     at = {(r["tool"], r["mix"]): r for r in rows if r["offered_rps"] == "max"}
     if not any(t.endswith("-w2") for t, _ in at):
         return None
-    out = ["`--workers` 1 and 2 side by side in the run above (%s), closed loop at the maximum "
+    out = ["`--workers` 1 and 2 side by side in one run (%s), closed loop at the maximum "
            "rate, medians over the run's repeats; the runs of one rate are interleaved." % title_run, "",
            "| mix | agent | workers | serverA req/s | ÷ none | CPU µs/req | ns/byte | replayed | loss % | RSS MB | drops |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
