@@ -71,6 +71,38 @@ static void record_diff_put(const struct st_diff *d, void *p)
 		free(p);
 }
 
+/* What d holds in memory: its block (diff_compare's single allocation) and every
+ * string or list outside it, as record_diff_free would free them. */
+static size_t record_diff_str_bytes(const struct st_diff *d, const char *s)
+{
+	uintptr_t x = (uintptr_t)s, lo = (uintptr_t)d;
+
+	return !s || (x >= lo && x < lo + d->block) ? 0 : strlen(s) + 1;
+}
+
+static size_t record_diff_bytes(const struct st_diff *d)
+{
+	size_t n, i;
+
+	if (!d)
+		return 0;
+	n = d->block ? d->block : sizeof(*d);
+	for (i = 0; i < d->nheaders; i++)
+		n += record_diff_str_bytes(d, d->headers[i]);
+	for (i = 0; i < d->nbody_paths; i++)
+		n += record_diff_str_bytes(d, d->body_paths[i]);
+	for (i = 0; i < d->nfields; i++)
+		n += record_diff_str_bytes(d, d->fields[i].path) + record_diff_str_bytes(d, d->fields[i].a) +
+		     record_diff_str_bytes(d, d->fields[i].b);
+	for (i = 0; i < d->nnoise; i++)
+		n += record_diff_str_bytes(d, d->noise_paths[i]);
+	n += record_diff_str_bytes(d, d->reason) + record_diff_str_bytes(d, d->endpoint);
+	if (!d->block)
+		n += d->nheaders * sizeof(char *) + d->nbody_paths * sizeof(char *) +
+		     d->nfields * sizeof(struct st_field) + d->nnoise * sizeof(char *);
+	return n;
+}
+
 void record_diff_free(struct st_diff *d)
 {
 	size_t i;
@@ -127,8 +159,8 @@ size_t record_bytes(const struct st_record *r)
 {
 	return sizeof(*r) + r->raw_cap + record_msg_bytes(&r->req) + record_msg_bytes(&r->resp) +
 	       record_replay_bytes(r->replay) + record_replay_bytes(r->noise) +
-	       record_replay_bytes(r->held_replay) + (r->diff ? sizeof(*r->diff) : 0) +
-	       (r->noise_diff ? sizeof(*r->noise_diff) : 0) + (r->held_diff ? sizeof(*r->held_diff) : 0);
+	       record_replay_bytes(r->held_replay) + record_diff_bytes(r->diff) +
+	       record_diff_bytes(r->noise_diff) + record_diff_bytes(r->held_diff);
 }
 
 int record_msg_body_own(struct st_msg *m)

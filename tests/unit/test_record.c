@@ -503,6 +503,45 @@ static void test_capture_flags_and_addresses(void **state)
 	record_free(r);
 }
 
+/* the queue's byte budget (--queue-bytes) sees what a diff holds: its strings and
+ * lists outside a block, its block when diff_compare made one */
+static void test_record_bytes_diff(void **state)
+{
+	struct st_record *r = mk();
+	struct st_diff *d;
+	size_t base;
+
+	(void)state;
+	set_req(r, "GET / HTTP/1.1\r\n\r\n");
+	base = record_bytes(r);
+	d = calloc(1, sizeof(*d));
+	assert_non_null(d);
+	r->diff = d;
+	assert_int_equal(record_bytes(r), base + sizeof(*d));
+	d->headers = calloc(2, sizeof(char *));
+	assert_non_null(d->headers);
+	d->headers[0] = strdup("etag");
+	d->headers[1] = strdup("x-request-id");
+	d->nheaders = 2;
+	d->reason = strdup("status");
+	assert_int_equal(record_bytes(r), base + sizeof(*d) + 2 * sizeof(char *) + 5 + 13 + 7);
+	record_free(r);
+
+	/* one block: charged once, strings inside it not again */
+	r = mk();
+	set_req(r, "GET / HTTP/1.1\r\n\r\n");
+	d = calloc(1, sizeof(*d) + 64);
+	assert_non_null(d);
+	d->block = sizeof(*d) + 64;
+	d->reason = (char *)(d + 1);
+	strcpy(d->reason, "inside");
+	r->diff = d;
+	assert_int_equal(record_bytes(r), base + sizeof(*d) + 64);
+	d->endpoint = strdup("GET /x");
+	assert_int_equal(record_bytes(r), base + sizeof(*d) + 64 + 7);
+	record_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -512,6 +551,7 @@ int main(void)
 		cmocka_unit_test(test_headers_redaction),
 		cmocka_unit_test(test_replay_and_diff),
 		cmocka_unit_test(test_replay_one_block),
+		cmocka_unit_test(test_record_bytes_diff),
 		cmocka_unit_test(test_headers_match_reference),
 		cmocka_unit_test(test_capture_flags_and_addresses),
 	};
