@@ -517,7 +517,10 @@ static int pipeline_workers_new(struct pipeline *p)
 			continue;
 		w->rpcfg = c->replay;
 		pipeline_split(&w->rpcfg.queue_cap, n, 16);
-		pipeline_split(&w->rpcfg.max_inflight_bytes, n, 1u << 20);
+		/* the replay budget is the agent's, not split: a worker whose flows carry
+		 * the large bodies may use what the others leave (one shared count) */
+		if (n > 1)
+			w->rpcfg.shared_held = &p->replay_held;
 		if (n > 1 && w->rpcfg.connections_max / n >= w->rpcfg.connections)
 			w->rpcfg.connections_max /= n;
 		err = replay_start(&w->replay, &w->rpcfg, on_replayed, p);

@@ -50,6 +50,7 @@ struct pipeline {
 	struct input_file *file;         /* --input-file, or NULL (worker 0) */
 	struct bq sinkq;                 /* encoded batches for the output thread, from every worker */
 	uint64_t sink_records;           /* records in those batches (atomic): the --queue bound */
+	uint64_t replay_held;            /* atomic: bytes all workers' replays hold (--replay-max-bytes) */
 	uint64_t sink_records_peak;      /* its high-water mark: the exit summary's queue_peak */
 	struct counters ctr;             /* every thread adds, stats.c prints */
 	struct es_sink *es;

@@ -135,9 +135,9 @@ void replay_submit(struct replay *rp, struct st_record *rec)
 		why = "dropped: queue full";
 		goto refuse;
 	}
-	b = ST_ADD(rp, held_bytes, replay_rec_bytes(rec));
+	b = replay_held_add(rp, replay_rec_bytes(rec));
 	if (b + replay_rec_bytes(rec) > rp->cfg.max_inflight_bytes) {
-		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));
+		replay_held_sub(rp, replay_rec_bytes(rec));
 		ST_SUB(rp, queued, 1);
 		why = "dropped: memory limit";
 		goto refuse;
@@ -159,7 +159,7 @@ void replay_submit(struct replay *rp, struct st_record *rec)
 		break;
 	}
 	if (why) {
-		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));
+		replay_held_sub(rp, replay_rec_bytes(rec));
 		ST_SUB(rp, queued, 1);
 		goto refuse;
 	}
@@ -194,7 +194,7 @@ void replay_flush(struct replay *rp)
 		struct st_record *rec = rp->pend[i];
 		const char *why = k < 0 ? "dropped: shutting down" : "dropped: queue full";
 
-		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));   /* as replay_submit added */
+		replay_held_sub(rp, replay_rec_bytes(rec));   /* as replay_submit added */
 		ST_SUB(rp, queued, 1);
 		replay_count_error(rp, why);
 		replay_set_error(rec, rp->ntargets ? rp->targets[0].url : NULL, why);
@@ -430,7 +430,7 @@ void replay_item_done(struct replay *rp, struct replay_item *it)
 {
 	struct st_record *rec = it->rec;
 
-	ST_SUB(rp, held_bytes, it->bytes);
+	replay_held_sub(rp, it->bytes);
 	replay_item_put(rp, it);
 	rp->nheld--;
 	replay_done_here(rp, rec);
@@ -492,14 +492,14 @@ static struct replay_item *replay_prepare(struct replay *rp, struct st_record *r
 			ST_ADD(rp, filtered, 1);
 		else
 			ST_ADD(rp, unreplayable, 1);
-		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));
+		replay_held_sub(rp, replay_rec_bytes(rec));
 		rec->replay_skip = why;
 		replay_done_here(rp, rec);
 		return NULL;
 	}
 	it = replay_item_new(rp);
 	if (!it) {
-		ST_SUB(rp, held_bytes, replay_rec_bytes(rec));
+		replay_held_sub(rp, replay_rec_bytes(rec));
 		replay_count_error(rp, "dropped: memory limit");
 		replay_set_error(rec, NULL, "dropped: memory limit");
 		replay_done_here(rp, rec);

@@ -31,6 +31,8 @@ struct replay_cfg {
 	int response_timeout_ms;         /* default 5000 */
 	size_t queue_cap;                /* records waiting, default 65536 */
 	size_t max_inflight_bytes;       /* request bytes queued + in flight, default 256 MiB */
+	uint64_t *shared_held;           /* atomic, or NULL: bytes held by every instance
+					  * sharing max_inflight_bytes (--workers) */
 	double rate;                     /* requests/s, 0 = unlimited */
 	double sample_pct;               /* 0..100, default 100; per client connection */
 	const char *tls_ca;              /* --replay-ca: PEM trusted for https:// targets */

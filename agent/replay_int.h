@@ -186,6 +186,23 @@ struct replay {
 #define ST_SUB(rp, f, n) __atomic_fetch_sub(&(rp)->st.f, (n), __ATOMIC_RELAXED)
 #define ST_GET(rp, f)    __atomic_load_n(&(rp)->st.f, __ATOMIC_RELAXED)
 
+/* Bytes charged to the replay budget: this instance's count (its stats) and, with
+ * --workers > 1, the count all workers share (cfg.shared_held), which the budget is
+ * checked against. Returns the shared count before the add. */
+static inline uint64_t replay_held_add(struct replay *rp, uint64_t n)
+{
+	uint64_t b = ST_ADD(rp, held_bytes, n);
+
+	return rp->cfg.shared_held ? __atomic_fetch_add(rp->cfg.shared_held, n, __ATOMIC_RELAXED) : b;
+}
+
+static inline void replay_held_sub(struct replay *rp, uint64_t n)
+{
+	ST_SUB(rp, held_bytes, n);
+	if (rp->cfg.shared_held)
+		__atomic_fetch_sub(rp->cfg.shared_held, n, __ATOMIC_RELAXED);
+}
+
 /* replay.c */
 void replay_count_error(struct replay *rp, const char *why);
 bool replay_flow_may_send(const struct replay *rp, const struct replay_flow *f);

@@ -17,8 +17,9 @@ done
 
 st_ns st-wk-srv; st_ns st-wk-cli
 st_link st-wk-srv st-w0 198.18.40.1/24 st-wk-cli st-wc0 198.18.40.2/24
-st_nginx st-wk-srv 80 serverA || { fail "workers: nginx serverA did not start"; exit 0; }
-st_nginx st-wk-srv 81 serverB || { fail "workers: nginx serverB did not start"; exit 0; }
+# bodies up to 16 MB (the shared replay budget's case below)
+st_nginx st-wk-srv 80 serverA "client_max_body_size 16m;" || { fail "workers: nginx serverA did not start"; exit 0; }
+st_nginx st-wk-srv 81 serverB "client_max_body_size 16m;" || { fail "workers: nginx serverB did not start"; exit 0; }
 
 run_case() { # mode workers [capture: no replay]
 	local mode=$1 nw=$2 name=$1-w$2${3:+-$3} rc i ev replay=(-r http://127.0.0.1:81)
@@ -75,3 +76,32 @@ run_case tc 2
 run_case xdp 2
 # capture-only: the worker threads encode their records themselves (no replay thread)
 run_case socket 2 capture
+
+# --replay-max-bytes is one budget the workers share: a 4 MB POST with a 6 MiB budget
+# and 2 workers is replayed (each worker's half, 3 MiB, could not hold it: that
+# split refused it as "dropped: memory limit")
+budget_case() {
+	local name=budget-w2 log=$ST_TMP/budget-w2.agent.log rec=$ST_TMP/budget-w2.ndjson code mem
+	: > "$ST_TMP/serverB.access.log"
+	head -c 4000000 /dev/urandom > "$ST_TMP/big-post.bin"
+	if ! st_agent st-wk-srv "$log" -i st-w0 -p 80 --workers 2 --replay-max-bytes 6M -o "$rec" \
+		-r http://127.0.0.1:81 --pin-dir /sys/fs/bpf/shadowtap-test-$name; then
+		fail "$name: agent did not start ($(tail -3 "$log" | tr '\n' ' '))"
+		return
+	fi
+	code=$(ip netns exec st-wk-cli curl -s -o /dev/null -w '%{http_code}' -H 'Expect:' \
+		--data-binary @"$ST_TMP/big-post.bin" http://198.18.40.1/big-post)
+	[ "$code" = 200 ] || fail "$name: serverA answered the POST with $code"
+	st_poll 20 grep -q 'big-post' "$ST_TMP/serverB.access.log"
+	st_poll 20 st_lines_ge "$rec" 1
+	st_agent_stop
+	if grep -q 'big-post' "$ST_TMP/serverB.access.log"; then
+		pass "$name: a 4 MB POST under a 6 MiB budget shared by 2 workers reached serverB"
+	else
+		fail "$name: serverB never saw the 4 MB POST ($(grep '^replay: dropped' "$log" | tail -1))"
+	fi
+	mem=$(grep '^replay: dropped' "$log" | tail -1 | grep -oE 'memory_limit=[0-9]+' | cut -d= -f2)
+	[ "${mem:-x}" = 0 ] && pass "$name: replay dropped memory_limit=0" \
+		|| fail "$name: replay dropped memory_limit=${mem:-none}"
+}
+budget_case
