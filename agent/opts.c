@@ -186,8 +186,7 @@ const struct opt opts_table[] = {
 		  "--input-file run one). --ring-size and the memory limits are totals, split "
 		  "among workers" },
 	{ "wakeup-bytes", 0, OPT_SIZE, FIELD(cap.wakeup_bytes), .min = 1, .max = 1ull << 30,
-	  .arg = "SIZE", .help = "pending ring bytes that force a wake-up, checked after every SIZE/8 bytes a CPU "
-	  "writes (default ring/16)" },
+	  .arg = "SIZE", .help = "pending ring bytes that force a wake-up (default ring/16)" },
 	{ "pin-dir", 0, OPT_STRING, FIELD(cap.pin_dir), .def = "/sys/fs/bpf/shadowtap", .arg = "DIR",
 	  .help = "bpffs directory for pinned maps" },
 	{ "replay-connections", 0, OPT_UINT, FIELD(replay.connections), .min = 1, .max = 4096,

@@ -79,7 +79,6 @@ struct {
  * rcu_read_lock_bh), so a run cannot be interrupted by another on the same CPU. */
 struct st_scratch {
 	__u8 buf[sizeof(struct st_event) + ST_CHUNK_MAX];	/* an event and its data */
-	__u64 wake_acc;		/* ring bytes this CPU submitted since its last wake check */
 };
 
 struct {
@@ -151,28 +150,14 @@ static __always_inline long st_load(const int kind, const struct st_pkt *p, __u3
 	return bpf_skb_load_bytes(p->ctx, p->l3 + off, buf, n);
 }
 
-/* IPv4 with the TCP header behind a 20-byte IP header (options are rare): both in one
- * load. Each bpf_skb_load_bytes is a helper call, ~20% of the program live. */
-struct st_ip4tcp {
-	struct iphdr ip;
-	struct tcphdr tcp;
-};
-
-/* ip: the header already loaded; *tcp_loaded set if h->tcp holds the TCP header too */
 static __always_inline int st_parse_ipv4(const int kind, const struct st_pkt *p,
-					 struct st_event *hdr, struct st_l3 *l3,
-					 struct st_ip4tcp *h, int *tcp_loaded)
+					 struct st_event *hdr, struct st_l3 *l3)
 {
 	struct iphdr ip;
 	__u32 ihl, tot;
 
-	*tcp_loaded = 0;
-	if (st_load(kind, p, 0, h, sizeof(*h)) == 0) {
-		ip = h->ip;
-		*tcp_loaded = ip.ihl == 5;
-	} else if (st_load(kind, p, 0, &ip, sizeof(ip)) < 0) {
+	if (st_load(kind, p, 0, &ip, sizeof(ip)) < 0)
 		return -1;
-	}
 	if (ip.version != 4 || ip.protocol != ST_NH_TCP)
 		return -1;
 	/* a non-first fragment has no TCP header; a first one is parsed as is */
@@ -244,33 +229,27 @@ static __always_inline int st_parse_ipv6(const int kind, const struct st_pkt *p,
 	return 0;
 }
 
+/* Submit with NO_WAKEUP, except for the record that makes the pending data cross
+ * wakeup_bytes: waking on every record past the threshold would cost most when the
+ * consumer is already behind. A crossing missed under a race is covered by the
+ * consumer's poll timeout. */
 /* The ring a connection's events go to, and its counters. */
 struct st_ring {
 	void *rb;
 	struct st_ring_stats *rs;	/* NULL with one ring: st holds its counts */
-	struct st_scratch *sc;		/* this CPU's scratch (st_handle looks it up once) */
 };
 
-/* Records go in with NO_WAKEUP: the agent drains the ring on its own timer. Once
- * this CPU has put wakeup_bytes / 8 more bytes in the ring, the pending data is
- * checked, and past wakeup_bytes the consumer is woken (it may be asleep until its
- * timer while the ring fills). Querying the ring for every record cost ~7% of the
- * program live: the consumer's position is a cache line the other CPU writes. The
- * wake-up comes at most wakeup_bytes / 8 per CPU after the crossing; while the
- * consumer stays behind, one wake-up per wakeup_bytes / 8 bytes of a CPU. */
-static __always_inline __u64 st_wake_flags(const struct st_ring *r, __u32 rec_bytes,
-					   struct st_stats *st)
+static __always_inline void st_submit(const struct st_ring *r, void *ev, __u32 rec_bytes,
+				      struct st_stats *st)
 {
-	if (!r->sc)
-		return BPF_RB_NO_WAKEUP;
-	r->sc->wake_acc += rec_bytes;
-	if (r->sc->wake_acc < st_cfg.wakeup_bytes / 8)
-		return BPF_RB_NO_WAKEUP;
-	r->sc->wake_acc = 0;
-	if (bpf_ringbuf_query(r->rb, BPF_RB_AVAIL_DATA) < st_cfg.wakeup_bytes)
-		return BPF_RB_NO_WAKEUP;
-	st->wakeups++;
-	return BPF_RB_FORCE_WAKEUP;
+	__u64 avail = bpf_ringbuf_query(r->rb, BPF_RB_AVAIL_DATA);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (avail >= st_cfg.wakeup_bytes && avail < st_cfg.wakeup_bytes + rec_bytes) {
+		flags = BPF_RB_FORCE_WAKEUP;
+		st->wakeups++;
+	}
+	bpf_ringbuf_submit(ev, flags);
 }
 
 /* Emit one event whose payload slice is [off, off + len) of the segment payload
@@ -310,7 +289,7 @@ static __always_inline int st_emit(const int kind, const struct st_pkt *p,
 		}
 	}
 	/* ring records are 8-byte aligned behind an 8-byte header */
-	bpf_ringbuf_submit(ev, st_wake_flags(r, (sizeof(*ev) + cls + 8 + 7) & ~7U, st));
+	st_submit(r, ev, (sizeof(*ev) + cls + 8 + 7) & ~7U, st);
 	st->events++;
 	if (r->rs)
 		r->rs->events++;
@@ -329,11 +308,12 @@ static __always_inline int st_emit_tail(const int kind, const struct st_pkt *p,
 					const struct st_ring *r, struct st_stats *st,
 					const struct st_event *hdr, __u32 poff, __u32 off, __u32 len)
 {
-	struct st_scratch *sc = r->sc;
+	__u64 avail, flags = BPF_RB_NO_WAKEUP;
+	struct st_scratch *sc;
 	struct st_event *ev;
-	__u64 flags;
-	__u32 n = len, rec;
+	__u32 n = len, rec, zero = 0;
 
+	sc = bpf_map_lookup_elem(&scratch, &zero);
 	if (!sc)
 		return 0;
 	ev = (struct st_event *)sc->buf;
@@ -357,16 +337,18 @@ static __always_inline int st_emit_tail(const int kind, const struct st_pkt *p,
 		return 0;
 	/* ring records are 8-byte aligned behind an 8-byte header */
 	rec = (sizeof(*ev) + n + 8 + 7) & ~7U;
-	flags = st_wake_flags(r, rec, st);
+	avail = bpf_ringbuf_query(r->rb, BPF_RB_AVAIL_DATA);
+	if (avail >= st_cfg.wakeup_bytes && avail < st_cfg.wakeup_bytes + rec)
+		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(r->rb, sc, sizeof(*ev) + n, flags)) {
-		if (flags == BPF_RB_FORCE_WAKEUP)
-			st->wakeups--;	/* nothing went in: no wake-up either */
 		st->ringbuf_full++;
 		if (r->rs)
 			r->rs->ringbuf_full++;
 		st->bytes_lost_ringbuf += len;
 		return 0;
 	}
+	if (flags == BPF_RB_FORCE_WAKEUP)
+		st->wakeups++;
 	st->events++;
 	if (r->rs)
 		r->rs->events++;
@@ -382,24 +364,19 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 	struct st_event hdr = {};
 	struct st_ring ring;
 	struct st_l3 l3 = {};
-	__u32 ridx, zero = 0;
+	__u32 ridx;
 	struct tcphdr tcp;
-	struct st_ip4tcp h4;
 	__u32 doff, poff, plen, off, tail;
 	__u8 flags;
-	int i, ret, tcp_loaded = 0;
+	int i, ret;
 
 	if (proto == ST_ETH_P_IP)
-		ret = st_parse_ipv4(kind, p, &hdr, &l3, &h4, &tcp_loaded);
+		ret = st_parse_ipv4(kind, p, &hdr, &l3);
 	else if (proto == ST_ETH_P_IPV6)
 		ret = st_parse_ipv6(kind, p, &hdr, &l3);
 	else
 		ret = -1;
-	if (ret == 0 && tcp_loaded)
-		tcp = h4.tcp;
-	else if (ret < 0 || st_load(kind, p, l3.l4_off, &tcp, sizeof(tcp)) < 0)
-		ret = -1;
-	if (ret < 0) {
+	if (ret < 0 || st_load(kind, p, l3.l4_off, &tcp, sizeof(tcp)) < 0) {
 		st->not_tcp++;
 		return;
 	}
@@ -448,8 +425,6 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 			return;
 		}
 	}
-
-	ring.sc = bpf_map_lookup_elem(&scratch, &zero);
 
 	/* test-only loss injection: the agent misses this segment, the peer gets it */
 	if (st_cfg.test_skip_every && ++st->test_seen % st_cfg.test_skip_every == 0) {
