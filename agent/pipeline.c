@@ -83,6 +83,10 @@ struct sink_batch {
 	size_t rec_at[SINK_BATCH];
 };
 static __thread struct sink_batch *sink_pend;
+/* the text length of this thread's last batch: a new batch's text is sized for about
+ * as much at once, instead of doubling from empty (each doubling copies the lines so
+ * far: about one more copy of every encoded byte, most of it for large bodies) */
+static __thread size_t sink_text_hint;
 
 /* --queue-bytes bounds what a queued batch holds: its text and its line table */
 static size_t sink_batch_bytes(const void *item)
@@ -114,6 +118,7 @@ static void sink_flush(struct pipeline *p)
 		return;
 	nr = sb->n + sb->nrec;
 	sink_pend = NULL;
+	sink_text_hint = sb->text.len;
 	/* --queue counts records: the bq's slots are batches, so the records queued are
 	 * counted here (added before the push, taken off by the output thread) */
 	q = __atomic_add_fetch(&p->sink_records, nr, __ATOMIC_RELAXED);
@@ -149,6 +154,13 @@ static struct sink_batch *sink_batch_get(struct pipeline *p, struct st_record *r
 			return NULL;
 		}
 		sink_pend = sb;
+		if (sink_text_hint) {
+			/* a quarter of --queue-bytes at most: a batch is flushed at half */
+			size_t want = sink_text_hint + sink_text_hint / 8,
+			       cap = p->cfg.queue_bytes ? p->cfg.queue_bytes / 4 : 64u << 20;
+
+			(void)buf_reserve(&sb->text, want < cap ? want : cap);   /* a hint only */
+		}
 	}
 	return sb;
 }
