@@ -1015,7 +1015,12 @@ static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint
 			return;
 		case X_HOLD:
 			if (d->head.len + n > x->cfg.max_head) {
-				/* no answer to the upgrade yet and too much to hold: stop */
+				/* no answer to the upgrade yet (it may have been lost in a
+				 * gap) and too much to hold: whether the connection became a
+				 * tunnel is unknown, so nothing after it is parsed; counted,
+				 * with the bytes held and dropped */
+				x->st.upgrade_unanswered++;
+				x->st.upgrade_unanswered_bytes += d->head.len + n;
 				d->state = X_TUNNEL;
 				buf_free(&d->head);
 				return;

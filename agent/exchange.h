@@ -41,6 +41,9 @@ struct exchange_stats {
 	uint64_t unpairable;         /* connections where a gap or an overflow made pairing
 				      * ambiguous: later requests recorded without responses */
 	uint64_t framing_abandoned;  /* request framing ambiguous: rest of the connection's requests ignored */
+	uint64_t upgrade_unanswered; /* an Upgrade/CONNECT with no answer before --max-head bytes of
+				      * later client data: the rest of the connection's requests ignored */
+	uint64_t upgrade_unanswered_bytes;   /* the client bytes dropped with them */
 	uint64_t head_too_large;
 	uint64_t headers_over_limit; /* messages with more header fields than max_headers */
 	uint64_t raw_truncated;      /* raw request not kept whole (replay_max/held limit) */

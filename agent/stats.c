@@ -96,6 +96,8 @@ static const struct stat_key http_keys[] = {
 	K(struct exchange_stats, "upgrades", upgrades),
 	K(struct exchange_stats, "pending_overflow", pending_overflow),
 	K(struct exchange_stats, "framing_abandoned", framing_abandoned),
+	K(struct exchange_stats, "upgrade_unanswered", upgrade_unanswered),
+	K(struct exchange_stats, "upgrade_unanswered_bytes", upgrade_unanswered_bytes),
 	K(struct exchange_stats, "head_too_large", head_too_large),
 	K(struct exchange_stats, "headers_over_limit", headers_over_limit),
 	K(struct exchange_stats, "raw_truncated", raw_truncated),

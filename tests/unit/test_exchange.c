@@ -215,6 +215,40 @@ static void test_upgrade_refused_resumes(void **state)
 	assert_int_equal(fx->sink.r[1]->resp.body_bytes, 1);
 }
 
+/* an Upgrade whose answer never comes (lost in a gap): the client's later bytes are
+ * held up to max_head, then dropped unparsed, and that is counted, not silent */
+static void test_upgrade_unanswered_counted(void **state)
+{
+	struct sink sink = { .n = 0 };
+	struct exchange_stats st;
+	struct exchange_cfg cfg;
+	struct reasm_flow f;
+	struct exchange *x;
+	const char *up = "GET /ws HTTP/1.1\r\nUpgrade: h2c\r\n\r\n", *next = "GET /next HTTP/1.1\r\n\r\n";
+	int i;
+
+	(void)state;
+	exchange_cfg_default(&cfg);
+	cfg.max_head = 64;
+	x = exchange_new(&cfg, collect, &sink);
+	memset(&f, 0, sizeof(f));
+	f.key.family = 4;
+	f.key.cport = 40003;
+	f.key.sport = 80;
+	assert_int_equal(exchange_reasm_ops.open(x, &f), 0);
+	exchange_reasm_ops.data(x, &f, REASM_C2S, (const uint8_t *)up, strlen(up), clk += 1000);
+	for (i = 0; i < 3; i++)     /* 3 x 24 bytes: the third passes max_head */
+		exchange_reasm_ops.data(x, &f, REASM_C2S, (const uint8_t *)next, strlen(next), clk += 1000);
+	exchange_get_stats(x, &st);
+	assert_int_equal(st.upgrade_unanswered, 1);
+	assert_int_equal(st.upgrade_unanswered_bytes, 3 * strlen(next));
+	exchange_reasm_ops.close(x, &f, REASM_CLOSE_FIN);
+	assert_int_equal(sink.n, 1);     /* the Upgrade request itself, unanswered */
+	for (i = 0; i < sink.n; i++)
+		record_free(sink.r[i]);
+	exchange_free(x);
+}
+
 static void test_malformed_then_resync(void **state)
 {
 	struct fixture *fx = *state;
@@ -905,6 +939,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_http09, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_tunnel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_refused_resumes, setup, teardown),
+		cmocka_unit_test(test_upgrade_unanswered_counted),
 		cmocka_unit_test_setup_teardown(test_malformed_then_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_buffered_then_request, setup, teardown),
 		cmocka_unit_test(test_head_too_large_gets_record),
