@@ -60,6 +60,9 @@ struct xdir {
 	struct http1_body body;
 	struct st_record *cur;       /* record whose message is in progress */
 	int at_line_start;           /* resync: previous byte was '\n' */
+	int resync_glued;            /* resync skipped what may be a response start not at a
+				      * line start (an answer glued to a body's end): how many
+				      * answers the skipped bytes held is unknown */
 };
 
 struct xflow {
@@ -496,6 +499,11 @@ static size_t x_resync(struct exchange *x, struct xdir *d, int dir, const uint8_
 			x->st.resync_skipped_bytes += i;
 			return i;
 		}
+		/* only line starts are taken (a body may quote "HTTP/1."), but one seen
+		 * elsewhere may be an answer glued to the previous body's end */
+		if (dir == REASM_S2C && p[i] == 'H' && !d->at_line_start &&
+		    x_starts_message(p + i, n - i, dir))
+			d->resync_glued = 1;
 		d->at_line_start = p[i] == '\n';
 	}
 	x->st.resync_skipped_bytes += n;
@@ -506,6 +514,7 @@ static void x_enter_resync(struct exchange *x, struct xdir *d, int at_line_start
 {
 	d->state = X_RESYNC;
 	d->at_line_start = at_line_start;
+	d->resync_glued = 0;
 	buf_reset(&d->head);
 	x->st.resyncs++;
 }
@@ -1031,6 +1040,10 @@ static void x_feed(struct exchange *x, struct reasm_flow *f, int dir, const uint
 			return;
 		case X_RESYNC:
 			used = x_resync(x, d, dir, p, n);
+			/* the answer found may not be the oldest unanswered request's: the
+			 * skipped bytes may have held others (pairing never guesses) */
+			if (d->state == X_HEAD && d->resync_glued && xf->nanswered < xf->npending)
+				x_unpairable(x, xf);
 			break;
 		case X_HEAD:
 			used = dir == REASM_C2S ? x_request_head(x, f, xf, d, p, n, ts)

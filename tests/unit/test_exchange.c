@@ -249,6 +249,30 @@ static void test_upgrade_unanswered_counted(void **state)
 	exchange_free(x);
 }
 
+/* after a malformed answer, resync takes only messages at a line start; an answer glued
+ * to the bad one's body (JSON ends without a newline) is skipped with it, so the next
+ * answer found cannot be paired with the oldest unanswered request (fuzz_exchange) */
+static void test_resync_glued_answer_unpairable(void **state)
+{
+	struct fixture *fx = *state;
+	int i;
+
+	send_dir(fx, REASM_C2S, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n");
+	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n{\"a\":1}"
+				"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"b\":2}\n"
+				"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"c\":3}");
+	close_flow(fx);
+	assert_int_equal(fx->sink.n, 3);
+	for (i = 0; i < 3; i++) {
+		/* no record may carry another request's answer: /b must not get c's body */
+		assert_true(fx->sink.r[i]->cap_flags & ST_CAP_MALFORMED);
+		assert_false(fx->sink.r[i]->resp.body_bytes == 7 && i == 1);
+	}
+	assert_true(str_eq(fx->sink.r[1]->target, fx->sink.r[1]->target_len, "/b"));
+	assert_int_equal(fx->sink.r[1]->status_code, 0);
+	assert_int_equal(fx->sink.r[2]->status_code, 0);
+}
+
 static void test_malformed_then_resync(void **state)
 {
 	struct fixture *fx = *state;
@@ -940,6 +964,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_upgrade_tunnel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_refused_resumes, setup, teardown),
 		cmocka_unit_test(test_upgrade_unanswered_counted),
+		cmocka_unit_test_setup_teardown(test_resync_glued_answer_unpairable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_then_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_buffered_then_request, setup, teardown),
 		cmocka_unit_test(test_head_too_large_gets_record),
