@@ -62,70 +62,73 @@ void record_replay_free(struct st_replay *rp)
 	free(rp);
 }
 
-/* Frees p unless it lies in d's own block (diff_compare's single allocation). */
-static void record_diff_put(const struct st_diff *d, void *p)
+/* What a diff owns outside its own block (diff_compare's single allocation): every
+ * string (bytes RECORD_DIFF_STR: sized by its length) and list (bytes: its size, 0
+ * for an empty one), one list for record_diff_free and record_diff_bytes. */
+#define RECORD_DIFF_STR SIZE_MAX
+typedef void (*record_diff_fn)(void *p, size_t bytes, void *ctx);
+
+static void record_diff_visit(const struct st_diff *d, void *p, size_t bytes, record_diff_fn fn,
+			      void *ctx)
 {
 	uintptr_t x = (uintptr_t)p, lo = (uintptr_t)d;
 
-	if (x < lo || x >= lo + d->block)
-		free(p);
+	if (p && (x < lo || x >= lo + d->block))
+		fn(p, bytes, ctx);
 }
 
-/* What d holds in memory: its block (diff_compare's single allocation) and every
- * string or list outside it, as record_diff_free would free them. */
-static size_t record_diff_str_bytes(const struct st_diff *d, const char *s)
+static void record_diff_each(const struct st_diff *d, record_diff_fn fn, void *ctx)
 {
-	uintptr_t x = (uintptr_t)s, lo = (uintptr_t)d;
+	size_t i;
 
-	return !s || (x >= lo && x < lo + d->block) ? 0 : strlen(s) + 1;
+	for (i = 0; i < d->nheaders; i++)
+		record_diff_visit(d, d->headers[i], RECORD_DIFF_STR, fn, ctx);
+	record_diff_visit(d, d->headers, d->nheaders * sizeof(char *), fn, ctx);
+	for (i = 0; i < d->nbody_paths; i++)
+		record_diff_visit(d, d->body_paths[i], RECORD_DIFF_STR, fn, ctx);
+	record_diff_visit(d, d->body_paths, d->nbody_paths * sizeof(char *), fn, ctx);
+	record_diff_visit(d, d->reason, RECORD_DIFF_STR, fn, ctx);
+	for (i = 0; i < d->nfields; i++) {
+		record_diff_visit(d, d->fields[i].path, RECORD_DIFF_STR, fn, ctx);
+		record_diff_visit(d, d->fields[i].a, RECORD_DIFF_STR, fn, ctx);
+		record_diff_visit(d, d->fields[i].b, RECORD_DIFF_STR, fn, ctx);
+	}
+	record_diff_visit(d, d->fields, d->nfields * sizeof(struct st_field), fn, ctx);
+	record_diff_visit(d, d->endpoint, RECORD_DIFF_STR, fn, ctx);
+	for (i = 0; i < d->nnoise; i++)
+		record_diff_visit(d, d->noise_paths[i], RECORD_DIFF_STR, fn, ctx);
+	record_diff_visit(d, d->noise_paths, d->nnoise * sizeof(char *), fn, ctx);
 }
 
+static void record_diff_free_one(void *p, size_t bytes, void *ctx)
+{
+	(void)bytes;
+	(void)ctx;
+	free(p);
+}
+
+static void record_diff_count_one(void *p, size_t bytes, void *ctx)
+{
+	*(size_t *)ctx += bytes == RECORD_DIFF_STR ? strlen(p) + 1 : bytes;
+}
+
+/* What d holds in memory: its block, or the struct, and what lies outside it. */
 static size_t record_diff_bytes(const struct st_diff *d)
 {
-	size_t n, i;
+	size_t n;
 
 	if (!d)
 		return 0;
 	n = d->block ? d->block : sizeof(*d);
-	for (i = 0; i < d->nheaders; i++)
-		n += record_diff_str_bytes(d, d->headers[i]);
-	for (i = 0; i < d->nbody_paths; i++)
-		n += record_diff_str_bytes(d, d->body_paths[i]);
-	for (i = 0; i < d->nfields; i++)
-		n += record_diff_str_bytes(d, d->fields[i].path) + record_diff_str_bytes(d, d->fields[i].a) +
-		     record_diff_str_bytes(d, d->fields[i].b);
-	for (i = 0; i < d->nnoise; i++)
-		n += record_diff_str_bytes(d, d->noise_paths[i]);
-	n += record_diff_str_bytes(d, d->reason) + record_diff_str_bytes(d, d->endpoint);
-	if (!d->block)
-		n += d->nheaders * sizeof(char *) + d->nbody_paths * sizeof(char *) +
-		     d->nfields * sizeof(struct st_field) + d->nnoise * sizeof(char *);
+	record_diff_each(d, record_diff_count_one, &n);
 	return n;
 }
 
 void record_diff_free(struct st_diff *d)
 {
-	size_t i;
-
 	if (!d)
 		return;
-	for (i = 0; i < d->nheaders; i++)
-		record_diff_put(d, d->headers[i]);
-	record_diff_put(d, d->headers);
-	for (i = 0; i < d->nbody_paths; i++)
-		record_diff_put(d, d->body_paths[i]);
-	record_diff_put(d, d->body_paths);
-	record_diff_put(d, d->reason);
-	for (i = 0; i < d->nfields; i++) {
-		record_diff_put(d, d->fields[i].path);
-		record_diff_put(d, d->fields[i].a);
-		record_diff_put(d, d->fields[i].b);
-	}
-	record_diff_put(d, d->fields);
-	record_diff_put(d, d->endpoint);
-	for (i = 0; i < d->nnoise; i++)
-		record_diff_put(d, d->noise_paths[i]);
-	record_diff_put(d, d->noise_paths);
+	record_diff_each(d, record_diff_free_one, NULL);
 	free(d);
 }
 
