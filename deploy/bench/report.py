@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 
-TOOLS = ["none", "none-loaded", "none-mirror", "shadowtap", "shadowtap-capture", "shadowtap-w2", "shadowtap-capture-w2",
+TOOLS = ["none", "none-loaded", "replay-floor", "none-mirror", "shadowtap", "shadowtap-capture", "shadowtap-w2", "shadowtap-capture-w2",
          "shadowtap-tc", "shadowtap-xdp", "goreplay",
          "goreplay-nosnap", "goreplay-raw", "tcpdump"]
 REPLAYING = ("shadowtap", "goreplay")
@@ -20,7 +20,10 @@ REPLAYING = ("shadowtap", "goreplay")
 # none-mirror is not a baseline: nginx's mirror holds each request until serverB answers.
 BASELINE = {"tcpdump": "none", "shadowtap-capture": "none"}
 REPLAY_BASELINE = "none-loaded"
-NONE_TOOLS = ("none", "none-loaded", "none-mirror")
+NONE_TOOLS = ("none", "none-loaded", "none-mirror", "replay-floor")
+# rows whose cpu_s is a follower's (none-loaded's loadgen, replay-floor's C client):
+# their CPU per request is per request they sent serverB
+FOLLOWERS = ("none-loaded", "replay-floor")
 # none-loaded's own check, fixed before any run: serverB's count within this many % of
 # serverA's in every run, else the row's status says so
 B_TOL_PCT = 10.0
@@ -30,6 +33,7 @@ COLUMNS = ["tool", "mix", "offered_rps", "served_rps", "vs_baseline_pct", "basel
            "bpf_cpu_s", "rss_mb", "bpf_ns_per_pkt", "drops", "errors", "runs", "status"]
 LABELS = {"goreplay-nosnap": "goreplay without --input-raw-override-snaplen (packets cut at MTU+200)",
           "none-loaded": "none + an independent loadgen sending serverB what serverA serves, as it serves it (baseline of the replaying tools; its cpu_s is that loadgen's CPU)",
+          "replay-floor": "none + deploy/bench/replay_floor.c following serverA's count as none-loaded does: it only writes each GET to serverB on 32 kept-alive pipelined connections and reads the answers (its CPU per request: the kernel's share of any replay on this box, the floor under a replaying tool)",
           "none-mirror": "none + nginx mirror to serverB (not a baseline: nginx holds each request until its mirror is answered, which throttles serverA)",
           "none": "none (serverB idle)",
           "shadowtap-capture": "shadowtap capturing and writing records (-o /dev/null), no replay",
@@ -87,7 +91,7 @@ def summarise(rows):
             if w is not None and mb:
                 per_byte.append(1e9 * w / (mb * 1e6))
         statuses = sorted(set(r["status"] for r in rs))
-        if tool == "none-loaded":
+        if tool in FOLLOWERS:
             off = [max(a, b) for a, b in zip(losses, extras) if max(a, b) > B_TOL_PCT]
             if off:
                 statuses.append("serverB count off serverA's by up to %.1f%% (tolerance %g%%) in %d run(s)"
@@ -106,7 +110,7 @@ def summarise(rows):
             "cpu_us_req": (fmt(median(per_req), 2) if tool not in NONE_TOOLS else
                            fmt(median([1e6 * num(r["cpu_s"]) / num(r["replayed"]) for r in ok
                                        if num(r["cpu_s"]) is not None and num(r["replayed"])]), 2)
-                           if tool == "none-loaded" else ""),
+                           if tool in FOLLOWERS else ""),
             "ns_per_byte": fmt(median(per_byte), 2) if tool not in NONE_TOOLS and mix == "post" else "",
             "status": "ok" if statuses == ["ok"] else ";".join(statuses),
         })

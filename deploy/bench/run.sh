@@ -10,6 +10,12 @@
 #                 the baseline the replaying tools are reported against. Its check:
 #                 serverB's count within B_TOL_PCT (10%) of serverA's, else the row is
 #                 flagged. Its cpu_s is that load generator's CPU (no tool runs).
+#   replay-floor  (only when named in BENCH_TOOLS; GET mix) nothing captures; the C client
+#                 deploy/bench/replay_floor.c follows serverA's count as none-loaded does
+#                 and only writes each request to serverB on 32 kept-alive connections
+#                 (pipelined, one write per connection per pass, as the agent's
+#                 replay) and reads the answers: its cpu_s per request is the kernel's
+#                 share of a replay on this box, the floor under any replaying tool
 #   none-mirror   (only when named in BENCH_TOOLS) serverA's nginx `mirror`s every
 #                 request to serverB. Not a baseline: nginx ends a request only when
 #                 its mirror subrequest is answered, so serverA plateaus (~5,300/s here)
@@ -47,7 +53,8 @@
 # shadowtap-old or shadowtap-capture-old, run it, for before/after in one run),
 # BENCH_ST_OLD_COMMIT=REV (instead of BENCH_ST_OLD: build shadowtap at that commit of
 # this repository with git archive + make, cached in build/bench/shadowtap-REV),
-# BENCH_GOREPLAY_BUILD=0 (use ~/go/bin/goreplay only if already built).
+# BENCH_FLOOR_ARGS (replay_floor flags, e.g. "-every 2" to read serverA's count every 2 ms,
+# which makes its write batches smaller), BENCH_GOREPLAY_BUILD=0 (use ~/go/bin/goreplay only if already built).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
@@ -127,6 +134,10 @@ if [ ! -x "$LOADGEN" ] || [ -n "$(find "$BENCH/loadgen" -newer "$LOADGEN" -name 
 	(cd "$BENCH/loadgen" && CGO_ENABLED=0 "$GO" build -o "$ROOT/$LOADGEN" .) || die "loadgen build failed"
 fi
 LOADGEN=$ROOT/$LOADGEN
+FLOOR=$ROOT/$OUT/bench/replay_floor
+if [[ " ${TOOLS:-} " == *" replay-floor "* ]] && { [ ! -x "$FLOOR" ] || [ "$BENCH/replay_floor.c" -nt "$FLOOR" ]; }; then
+	cc -O2 -Wall -Wextra -Werror -o "$FLOOR" "$BENCH/replay_floor.c" || die "replay_floor build failed"
+fi
 
 NOTES=()
 if [[ " $TOOLS " == *" goreplay"* ]] && [ ! -x "$GOREPLAY" ] && [ "${BENCH_GOREPLAY_BUILD:-1}" = 1 ]; then
@@ -270,7 +281,7 @@ tool_start() { # tool log usage-json
 	TOOL_PID=
 	serverA_mirror "$([ "$tool" = none-mirror ] && echo 1 || echo 0)" || return 1
 	case $tool in
-	none | none-loaded | none-mirror) return 0 ;;
+	none | none-loaded | none-mirror | replay-floor) return 0 ;;
 	shadowtap*)
 		local bin=$ST_BIN
 		if [[ $tool == *-old ]]; then bin=${BENCH_ST_OLD:-}; tool=${tool%-old}; fi
@@ -373,12 +384,16 @@ B_TOL_PCT=10
 FOLLOW_PID=
 follow_start() { # mix rep json err
 	local i
-	ip netns exec "$NS_A" "$LOADGEN" load -url "http://$B_IP:81" -mix "${1#https-}" \
-		-follow http://127.0.0.1:8080/status -duration 600s -seed "$((1000 + $2))" \
-		${BENCH_LOADGEN_ARGS:-} >"$3" 2>"$4" &
+	if [ "${5:-}" = replay-floor ]; then
+		ip netns exec "$NS_A" "$FLOOR" -b "$B_IP:81" -follow 127.0.0.1:8080 ${BENCH_FLOOR_ARGS:-} >"$3" 2>"$4" &
+	else
+		ip netns exec "$NS_A" "$LOADGEN" load -url "http://$B_IP:81" -mix "${1#https-}" \
+			-follow http://127.0.0.1:8080/status -duration 600s -seed "$((1000 + $2))" \
+			${BENCH_LOADGEN_ARGS:-} >"$3" 2>"$4" &
+	fi
 	FOLLOW_PID=$!
 	for i in $(seq 1 100); do
-		grep -q "^loadgen: following" "$4" 2>/dev/null && return 0
+		grep -qE "^(loadgen|replay_floor): following" "$4" 2>/dev/null && return 0
 		kill -0 "$FOLLOW_PID" 2>/dev/null || return 1
 		sleep 0.05
 	done
@@ -427,6 +442,9 @@ run_one() { # repeat tool mix rate
 	local k0= k1= bruns0=0 bns0=0 wa0= wa1= win=
 	id=$rep-$tool-$mix-$rate
 	local t_run=$SECONDS
+	if [ "$tool" = replay-floor ] && [ "$mix" != get ]; then
+		na_row "$rep" "$tool" "$mix" "$rate" "not run: replay_floor sends the GET mix only"; return
+	fi
 	tlog=$TMP/$id.tool.log use=$TMP/$id.usage.json lj=$TMP/$id.load.json
 	lrate=$rate; [ "$rate" = max ] && lrate=0
 	tool_start "$tool" "$tlog" "$use"; r=$?
@@ -439,7 +457,7 @@ run_one() { # repeat tool mix rate
 	fi
 	a0=$(stub_requests "$NS_A"); stub_b b0; B_POLLS=0
 	local fj=$TMP/$id.follow.json fpolls=0
-	if [ "$tool" = none-loaded ] && ! follow_start "$mix" "$rep" "$fj" "$TMP/$id.follow.err"; then
+	if [[ $tool == none-loaded || $tool == replay-floor ]] && ! follow_start "$mix" "$rep" "$fj" "$TMP/$id.follow.err" "$tool"; then
 		status="serverB load did not start"
 		log "$id: $status: $(tail -2 "$TMP/$id.follow.err" | tr '\n' ' ')"
 	fi
@@ -507,19 +525,19 @@ run_one() { # repeat tool mix rate
 		drops=$(grep -oE '^[0-9]+ packets dropped by kernel' "$tlog" | awk '{print $1}') ;;
 	esac
 	after=$((b1 - bs - 1))
-	case $tool in shadowtap-capture*) replayed= after= ;; shadowtap* | goreplay* | none-mirror | none-loaded) ;; *) replayed= after= ;; esac
+	case $tool in shadowtap-capture*) replayed= after= ;; shadowtap* | goreplay* | none-mirror | none-loaded | replay-floor) ;; *) replayed= after= ;; esac
 	# serverA's count between the reads a0 and a1 holds the client's requests, the
 	# window read wa1 and a1 itself (stub_status counts the request reading it), and
 	# for none-loaded the follower's status reads: none of them the client's
 	local served_a=$((a1 - a0 - 2 - fpolls))
-	if [ "$tool" = none-loaded ] && [ "$status" = ok ]; then
+	if [[ $tool == none-loaded || $tool == replay-floor ]] && [ "$status" = ok ]; then
 		# the baseline's own check (tolerance fixed before any run): serverB got what
 		# serverA served, within B_TOL_PCT; report.py flags the row otherwise
 		if [ "$served_a" -le 0 ] || [ $((100 * (replayed > served_a ? replayed - served_a : served_a - replayed))) -gt $((B_TOL_PCT * served_a)) ]; then
 			log "$id: WARNING serverB count $replayed vs serverA $served_a: outside ${B_TOL_PCT}%"
 		fi
 	fi
-	if [ -s "$use" ] && [ "$tool" != none-loaded ]; then
+	if [ -s "$use" ] && [ "$tool" != none-loaded ] && [ "$tool" != replay-floor ]; then
 		cpu=$("$PY" -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["cpu_s"])' "$use")
 		rss=$("$PY" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["maxrss_kb"] / 1024))' "$use")
 	fi

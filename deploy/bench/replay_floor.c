@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: MIT
+/*
+ * replay_floor: the least CPU that replaying the bench's GET mix can cost on this box.
+ *
+ * It does only what any replaying tool must do for each request serverA served: write
+ * the request on a kept-alive connection to serverB and read serverB's answer to its
+ * end. Nothing is captured, parsed beyond the answer's framing, recorded or compared.
+ * Like the agent in `session` order it keeps one connection per client connection
+ * (-conns, the bench's 32) with up to -pipeline requests in flight, and writes every
+ * request a connection is owed in a pass with one write(), as the agent's coalesced
+ * sends do. Its CPU per request (getrusage over its life / requests) is therefore the
+ * kernel's share of a replay on this box: TCP transmit, serverB's receive (run in the
+ * sender's softirq on veth), the ACKs, reads, epoll; the agent cannot go below it plus
+ * the capture.
+ *
+ * Pacing is the loadgen's follow mode: every -every ms it reads serverA's stub_status
+ * request count and owes serverB as many requests as serverA served since the start,
+ * its own status reads taken off. SIGINT/SIGTERM: read the count once more, send what
+ * is owed, wait for the answers (at most 30 s), print one JSON object and exit.
+ *
+ *	replay_floor -b IP:PORT -follow IP:PORT [-conns N] [-pipeline N] [-every MS]
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RBUF (256 * 1024)
+#define MAXCONNS 1024
+
+struct conn {
+	int fd;
+	unsigned inflight;	/* written, not yet answered */
+	unsigned owed;		/* assigned in this pass, not yet written */
+	size_t have;		/* bytes in rb */
+	char *rb;
+};
+
+static volatile sig_atomic_t stop_req;
+static void on_signal(int sig) { (void)sig; stop_req = 1; }
+
+static int parse_addr(const char *s, struct sockaddr_in *sa)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return -1;
+	memcpy(host, s, colon - s);
+	host[colon - s] = 0;
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)atoi(colon + 1));
+	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+static int dial(const struct sockaddr_in *sa)
+{
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa))) {
+		close(fd);
+		return -1;
+	}
+	/* as the agent's replay connections (replay_conn.c) */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/*
+ * One answer's length if rb[0..n) holds all of it, 0 if not yet, -1 if it cannot be
+ * framed (no Content-Length and not chunked: nginx never answers the mix so).
+ */
+static long answer_len(const char *rb, size_t n)
+{
+	const char *end = memmem(rb, n, "\r\n\r\n", 4), *p, *line;
+	size_t head, pos;
+
+	if (!end)
+		return 0;
+	head = (size_t)(end - rb) + 4;
+	for (line = rb; line < end; line = p + 2) {
+		p = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
+		if (!p)
+			break;
+		if ((size_t)(p - line) > 15 && !strncasecmp(line, "content-length:", 15)) {
+			size_t len = strtoul(line + 15, NULL, 10);
+			return head + len <= n ? (long)(head + len) : 0;
+		}
+		if ((size_t)(p - line) > 18 && !strncasecmp(line, "transfer-encoding:", 18) &&
+		    memmem(line, (size_t)(p - line), "chunked", 7)) {
+			/* chunk-size CRLF data CRLF ... 0 CRLF CRLF (nginx sends no trailers) */
+			for (pos = head;;) {
+				const char *crlf = memmem(rb + pos, n - pos, "\r\n", 2);
+				size_t sz;
+
+				if (!crlf)
+					return 0;
+				sz = strtoul(rb + pos, NULL, 16);
+				pos = (size_t)(crlf - rb) + 2;
+				if (sz == 0)
+					return pos + 2 <= n ? (long)(pos + 2) : 0;
+				pos += sz + 2;
+				if (pos > n)
+					return 0;
+			}
+		}
+	}
+	return -1;
+}
+
+/*
+ * serverA's request counter: third field of the third line of stub_status, read on one
+ * kept-alive connection (reopened when it fails), so a fine -every costs little.
+ */
+static int status_read(const struct sockaddr_in *sa, long long *out)
+{
+	static const char req[] = "GET /status HTTP/1.1\r\nHost: status\r\n\r\n";
+	static int fd = -1;
+	char buf[4096];
+	size_t n = 0;
+	ssize_t r;
+	long len = 0;
+	const char *p;
+	long long a, b, c;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (fd < 0 && (fd = dial(sa)) < 0)
+			return -1;
+		n = 0;
+		if (write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1) {
+			while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0) {
+				n += (size_t)r;
+				if ((len = answer_len(buf, n)) != 0)
+					break;
+			}
+		}
+		if (len > 0)
+			break;
+		close(fd); /* closed by the server or unframed: once more on a new one */
+		fd = -1;
+	}
+	if (len <= 0)
+		return -1;
+	buf[len] = 0;
+	p = strstr(buf, "requests\n");
+	if (!p || sscanf(p + 9, "%lld %lld %lld", &a, &b, &c) != 3)
+		return -1;
+	*out = c;
+	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in bsa, ssa;
+	const char *b = NULL, *follow = NULL;
+	unsigned nconns = 32, pipeline = 16, every_ms = 20, i, rr = 0;
+	static struct conn c[MAXCONNS];
+	long long base, cur, polls = 1, poll_errs = 0, followed = 0, sent = 0, ok = 0, owed = 0;
+	long long nwrites = 0, nreads = 0;
+	char *reqs;
+	size_t reqlen;
+	int ep, tfd, final = 0, bad = 0;
+	double t_final = 0;
+	struct itimerspec its = {0};
+	struct epoll_event ev, evs[64];
+	struct rusage ru;
+
+	for (i = 1; i + 1 < (unsigned)argc; i += 2) {
+		if (!strcmp(argv[i], "-b"))
+			b = argv[i + 1];
+		else if (!strcmp(argv[i], "-follow"))
+			follow = argv[i + 1];
+		else if (!strcmp(argv[i], "-conns"))
+			nconns = (unsigned)atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "-pipeline"))
+			pipeline = (unsigned)atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "-every"))
+			every_ms = (unsigned)atoi(argv[i + 1]);
+		else
+			break;
+	}
+	if (i != (unsigned)argc || !b || !follow || parse_addr(b, &bsa) || parse_addr(follow, &ssa) ||
+	    !nconns || nconns > MAXCONNS || !pipeline || pipeline > 256 || !every_ms) {
+		fprintf(stderr, "usage: replay_floor -b IP:PORT -follow IP:PORT [-conns 1..%d] "
+			"[-pipeline 1..256] [-every MS]\n", MAXCONNS);
+		return 2;
+	}
+	/* the bench GET mix's request (deploy/bench/loadgen), one id for all: the floor's
+	 * user space does no formatting per request */
+	{
+		static const char one[] = "GET /api/items/4242?w=7&q=bench HTTP/1.1\r\nHost: %s\r\n"
+			"User-Agent: st-loadgen\r\nAccept: application/json\r\nAccept-Encoding: gzip\r\n\r\n";
+		char tmp[512];
+		int n = snprintf(tmp, sizeof(tmp), one, b);
+
+		reqlen = (size_t)n;
+		reqs = malloc(reqlen * pipeline);
+		if (!reqs)
+			return 1;
+		for (i = 0; i < pipeline; i++)
+			memcpy(reqs + i * reqlen, tmp, reqlen);
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	for (i = 0; i < nconns; i++) {
+		c[i].fd = dial(&bsa);
+		c[i].rb = malloc(RBUF);
+		if (c[i].fd < 0 || !c[i].rb) {
+			fprintf(stderr, "replay_floor: connect %s: %s\n", b, strerror(errno));
+			return 1;
+		}
+		ev.events = EPOLLIN;
+		ev.data.u32 = i;
+		epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev);
+	}
+	if (status_read(&ssa, &base)) {
+		fprintf(stderr, "replay_floor: cannot read stub_status at %s\n", follow);
+		return 1;
+	}
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	its.it_interval.tv_nsec = its.it_value.tv_nsec = (long)every_ms * 1000000L;
+	timerfd_settime(tfd, 0, &its, NULL);
+	ev.events = EPOLLIN;
+	ev.data.u32 = UINT32_MAX;
+	epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+	fprintf(stderr, "replay_floor: following %s\n", follow);
+
+	for (;;) {
+		int n = epoll_wait(ep, evs, 64, 100), k;
+
+		if (stop_req && !final) {
+			/* the final count; then only what is owed is sent */
+			if (!status_read(&ssa, &cur)) {
+				polls++;
+				followed = cur - base - (polls - 1);
+			} else {
+				poll_errs++;
+			}
+			final = 1;
+			t_final = now_s();
+		}
+		for (k = 0; k < n; k++) {
+			uint32_t id = evs[k].data.u32;
+			struct conn *x;
+			ssize_t r;
+			long len;
+
+			if (id == UINT32_MAX) {
+				uint64_t ticks;
+
+				if (read(tfd, &ticks, sizeof(ticks)) < 0) { /* spurious */ }
+				if (final)
+					continue;
+				if (!status_read(&ssa, &cur)) {
+					polls++;
+					if (cur - base - (polls - 1) > followed)
+						followed = cur - base - (polls - 1);
+				} else {
+					poll_errs++;
+				}
+				continue;
+			}
+			x = &c[id];
+			r = read(x->fd, x->rb + x->have, RBUF - x->have);
+			nreads++;
+			if (r <= 0) {
+				fprintf(stderr, "replay_floor: serverB closed a connection (%s)\n",
+					r < 0 ? strerror(errno) : "EOF");
+				bad = 1;
+				goto out;
+			}
+			x->have += (size_t)r;
+			while (x->have && (len = answer_len(x->rb, x->have)) != 0) {
+				if (len < 0) {
+					fprintf(stderr, "replay_floor: an answer without framing\n");
+					bad = 1;
+					goto out;
+				}
+				ok++;
+				x->inflight--;
+				x->have -= (size_t)len;
+				if (x->have)
+					memmove(x->rb, x->rb + len, x->have);
+			}
+		}
+		/* owed requests over the connections with room, round robin; then one write
+		 * per connection for all it got in this pass */
+		owed = followed - sent;
+		while (owed > 0) {
+			long long before = owed;
+
+			for (i = 0; owed > 0 && i < nconns; i++) {
+				struct conn *x = &c[(rr + i) % nconns];
+
+				if (x->inflight + x->owed < pipeline) {
+					x->owed++;
+					owed--;
+				}
+			}
+			if (owed == before)
+				break; /* every pipeline full: the rest waits for answers */
+		}
+		rr++;
+		for (i = 0; i < nconns; i++) {
+			struct conn *x = &c[i];
+			size_t len = x->owed * reqlen, off = 0;
+
+			while (off < len) {
+				ssize_t w = write(x->fd, reqs + off, len - off);
+
+				nwrites++;
+
+				if (w < 0) {
+					fprintf(stderr, "replay_floor: write: %s\n", strerror(errno));
+					bad = 1;
+					goto out;
+				}
+				off += (size_t)w;
+			}
+			sent += x->owed;
+			x->inflight += x->owed;
+			x->owed = 0;
+		}
+		if (final && (ok >= followed || now_s() - t_final > 30))
+			break;
+	}
+out:
+	getrusage(RUSAGE_SELF, &ru);
+	{
+		double us = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
+		double sy = ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+
+		printf("{\"mix\":\"get\",\"followed\":%lld,\"follow_polls\":%lld,\"follow_errors\":%lld,"
+		       "\"sent\":%lld,\"ok\":%lld,\"conns\":%u,\"pipeline\":%u,\"writes\":%lld,"
+		       "\"reads\":%lld,\"user_s\":%.6f,\"sys_s\":%.6f,\"cpu_s\":%.6f}\n",
+		       followed, polls, poll_errs, sent, ok, nconns, pipeline, nwrites, nreads,
+		       us, sy, us + sy);
+	}
+	return bad;
+}
