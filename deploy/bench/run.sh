@@ -10,7 +10,7 @@
 #                 the baseline the replaying tools are reported against. Its check:
 #                 serverB's count within B_TOL_PCT (10%) of serverA's, else the row is
 #                 flagged. Its cpu_s is that load generator's CPU (no tool runs).
-#   replay-floor  (only when named in BENCH_TOOLS; GET mix) nothing captures; the C client
+#   replay-floor  (full mode, GET mix; or named in BENCH_TOOLS) nothing captures; the C client
 #                 deploy/bench/replay_floor.c follows serverA's count as none-loaded does
 #                 and only writes each request to serverB on 32 kept-alive connections
 #                 (pipelined, one write per connection per pass, as the agent's
@@ -68,7 +68,7 @@ case "$MODE" in
 	RATES_GET=${BENCH_RATES_GET:-"5000 20000 50000 max"}
 	RATES_POST=${BENCH_RATES_POST:-"200 1000 3000 max"}
 	MICRO=${BENCH_MICRO:-1}; SETTLE=1; GOREPLAY_BUILD_TIMEOUT=600
-	TOOLS=${BENCH_TOOLS:-"none none-loaded shadowtap shadowtap-capture shadowtap-w2 shadowtap-capture-w2 shadowtap-tc shadowtap-xdp goreplay goreplay-nosnap goreplay-raw tcpdump"} ;;
+	TOOLS=${BENCH_TOOLS:-"none none-loaded replay-floor shadowtap shadowtap-capture shadowtap-w2 shadowtap-capture-w2 shadowtap-tc shadowtap-xdp goreplay goreplay-nosnap goreplay-raw tcpdump"} ;;
 --quick)
 	REPEATS=${BENCH_REPEATS:-1}; DURATION=${BENCH_DURATION:-3}
 	RATES_GET=${BENCH_RATES_GET:-"5000 max"}
