@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * replay_floor: the least CPU that replaying the bench's GET mix can cost on this box.
+ * replay_floor: the least CPU that replaying the bench's mixes can cost on this box.
  *
  * It does only what any replaying tool must do for each request serverA served: write
  * the request on a kept-alive connection to serverB and read serverB's answer to its
@@ -13,16 +13,22 @@
  * sender's softirq on veth), the ACKs, reads, epoll; the agent cannot go below it plus
  * the capture.
  *
+ * -mix post: each owed POST (the loadgen's: Connection: close, a body of 1-256 KiB,
+ * log-uniform) goes out on a new connection, as the agent replays that mix: connect,
+ * write head and body, read the answer, close; up to -conns at once (default 64).
+ *
  * Pacing is the loadgen's follow mode: every -every ms it reads serverA's stub_status
  * request count and owes serverB as many requests as serverA served since the start,
  * its own status reads taken off. SIGINT/SIGTERM: read the count once more, send what
  * is owed, wait for the answers (at most 30 s), print one JSON object and exit.
  *
- *	replay_floor -b IP:PORT -follow IP:PORT [-conns N] [-pipeline N] [-every MS]
+ *	replay_floor -b IP:PORT -follow IP:PORT [-mix get|post] [-conns N] [-pipeline N]
+ *	             [-every MS]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -35,6 +41,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,7 +49,11 @@
 #define MAXCONNS 1024
 
 struct conn {
-	int fd;
+	int fd;			/* -1: a free POST slot */
+	size_t woff, wlen;	/* POST: bytes of head + body written / to write */
+	size_t blen, boff;	/* POST: body length, offset in the body buffer */
+	char head[256];
+	size_t hlen;
 	unsigned inflight;	/* written, not yet answered */
 	unsigned owed;		/* assigned in this pass, not yet written */
 	size_t have;		/* bytes in rb */
@@ -173,17 +184,234 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* serverA's count, turned into requests owed to serverB (as loadgen's follow mode) */
+struct follower {
+	struct sockaddr_in sa;
+	long long base, polls, errs, followed;
+};
+
+static void follow_poll(struct follower *f)
+{
+	long long cur;
+
+	if (status_read(&f->sa, &cur)) {
+		f->errs++;
+		return;
+	}
+	f->polls++; /* each read counts itself on serverA */
+	if (cur - f->base - (f->polls - 1) > f->followed)
+		f->followed = cur - f->base - (f->polls - 1);
+}
+
+struct counts {
+	long long sent, ok, writes, reads, connects, bytes_out;
+};
+
+/* GET: a read on connection x; -1 when the run must stop */
+static int get_readable(struct conn *x, struct counts *n)
+{
+	ssize_t r = read(x->fd, x->rb + x->have, RBUF - x->have);
+	long len;
+
+	n->reads++;
+	if (r <= 0) {
+		fprintf(stderr, "replay_floor: serverB closed a connection (%s)\n",
+			r < 0 ? strerror(errno) : "EOF");
+		return -1;
+	}
+	x->have += (size_t)r;
+	while (x->have && (len = answer_len(x->rb, x->have)) != 0) {
+		if (len < 0) {
+			fprintf(stderr, "replay_floor: an answer without framing\n");
+			return -1;
+		}
+		n->ok++;
+		x->inflight--;
+		x->have -= (size_t)len;
+		if (x->have)
+			memmove(x->rb, x->rb + len, x->have);
+	}
+	return 0;
+}
+
+/* GET: owed requests over the connections with room, round robin; then one write per
+ * connection for all it got in this pass */
+static int get_send(struct conn *c, unsigned nconns, unsigned pipeline, unsigned *rr,
+		    long long owed, const char *reqs, size_t reqlen, struct counts *n)
+{
+	unsigned i;
+
+	while (owed > 0) {
+		long long before = owed;
+
+		for (i = 0; owed > 0 && i < nconns; i++) {
+			struct conn *x = &c[(*rr + i) % nconns];
+
+			if (x->inflight + x->owed < pipeline) {
+				x->owed++;
+				owed--;
+			}
+		}
+		if (owed == before)
+			break; /* every pipeline full: the rest waits for answers */
+	}
+	(*rr)++;
+	for (i = 0; i < nconns; i++) {
+		struct conn *x = &c[i];
+		size_t len = x->owed * reqlen, off = 0;
+
+		while (off < len) {
+			ssize_t w = write(x->fd, reqs + off, len - off);
+
+			n->writes++;
+			if (w < 0) {
+				fprintf(stderr, "replay_floor: write: %s\n", strerror(errno));
+				return -1;
+			}
+			off += (size_t)w;
+		}
+		n->sent += x->owed;
+		x->inflight += x->owed;
+		x->owed = 0;
+	}
+	return 0;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rng_next(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+#define BODY_MIN 1024
+#define BODY_MAX (256 * 1024)
+
+/* POST: write what is left of head + body; 0 when all is out, 1 to wait, -1 on error */
+static int post_write(struct conn *x, const char *body, struct counts *n)
+{
+	while (x->woff < x->wlen) {
+		struct iovec iov[2];
+		int cnt = 0;
+		ssize_t w;
+
+		if (x->woff < x->hlen) {
+			iov[cnt].iov_base = x->head + x->woff;
+			iov[cnt++].iov_len = x->hlen - x->woff;
+			iov[cnt].iov_base = (char *)body + x->boff;
+			iov[cnt++].iov_len = x->blen;
+		} else {
+			iov[cnt].iov_base = (char *)body + x->boff + (x->woff - x->hlen);
+			iov[cnt++].iov_len = x->wlen - x->woff;
+		}
+		w = writev(x->fd, iov, cnt);
+		n->writes++;
+		if (w < 0)
+			return errno == EAGAIN || errno == EINPROGRESS || errno == ENOTCONN ? 1 : -1;
+		x->woff += (size_t)w;
+	}
+	return 0;
+}
+
+/* POST: start one on free slot x (new connection, first write at once as the agent's
+ * replay_send_early does); -1 on error */
+static int post_start(int ep, struct conn *x, uint32_t id, const struct sockaddr_in *sa,
+		      const char *host, const char *body, struct counts *n)
+{
+	struct epoll_event ev;
+	double lo = log(BODY_MIN), hi = log(BODY_MAX);
+	int one = 1, r;
+
+	x->blen = (size_t)exp(lo + (hi - lo) * ((rng_next() >> 11) * (1.0 / 9007199254740992.0)));
+	if (x->blen < BODY_MIN)
+		x->blen = BODY_MIN;
+	if (x->blen > BODY_MAX)
+		x->blen = BODY_MAX;
+	x->boff = (size_t)(rng_next() % (BODY_MAX - x->blen + 1));
+	x->hlen = (size_t)snprintf(x->head, sizeof(x->head),
+		"POST /upload?w=1&k=%llu HTTP/1.1\r\nHost: %s\r\nUser-Agent: st-loadgen\r\n"
+		"Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n"
+		"Connection: close\r\n\r\n", (unsigned long long)n->sent, host, x->blen);
+	x->wlen = x->hlen + x->blen;
+	x->woff = 0;
+	x->have = 0;
+	x->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (x->fd < 0)
+		return -1;
+	setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	n->connects++;
+	if (connect(x->fd, (const struct sockaddr *)sa, sizeof(*sa)) && errno != EINPROGRESS) {
+		fprintf(stderr, "replay_floor: connect: %s\n", strerror(errno));
+		return -1;
+	}
+	n->sent++;
+	n->bytes_out += (long long)x->blen;
+	r = post_write(x, body, n);
+	if (r < 0) {
+		fprintf(stderr, "replay_floor: write: %s\n", strerror(errno));
+		return -1;
+	}
+	ev.events = r ? EPOLLOUT : EPOLLIN;
+	ev.data.u32 = id;
+	return epoll_ctl(ep, EPOLL_CTL_ADD, x->fd, &ev);
+}
+
+/* POST: an event on slot x; 1 when its answer is complete (slot freed), -1 on error */
+static int post_event(int ep, struct conn *x, uint32_t id, const char *body, struct counts *n)
+{
+	struct epoll_event ev;
+	ssize_t r;
+	long len;
+
+	if (x->woff < x->wlen) {
+		int w = post_write(x, body, n);
+
+		if (w < 0) {
+			fprintf(stderr, "replay_floor: write: %s\n", strerror(errno));
+			return -1;
+		}
+		if (w == 0) {
+			ev.events = EPOLLIN;
+			ev.data.u32 = id;
+			epoll_ctl(ep, EPOLL_CTL_MOD, x->fd, &ev);
+		}
+		return 0;
+	}
+	r = read(x->fd, x->rb + x->have, RBUF - x->have);
+	n->reads++;
+	if (r < 0 && errno == EAGAIN)
+		return 0;
+	if (r <= 0) {
+		fprintf(stderr, "replay_floor: serverB closed before its answer\n");
+		return -1;
+	}
+	x->have += (size_t)r;
+	len = answer_len(x->rb, x->have);
+	if (len < 0) {
+		fprintf(stderr, "replay_floor: an answer without framing\n");
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	close(x->fd); /* Connection: close; close() also leaves the epoll set */
+	x->fd = -1;
+	n->ok++;
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
-	struct sockaddr_in bsa, ssa;
-	const char *b = NULL, *follow = NULL;
-	unsigned nconns = 32, pipeline = 16, every_ms = 20, i, rr = 0;
+	struct sockaddr_in bsa;
+	struct follower f = {0};
+	const char *b = NULL, *follow = NULL, *mix = "get";
+	unsigned nconns = 0, pipeline = 16, every_ms = 20, i, rr = 0, busy = 0;
 	static struct conn c[MAXCONNS];
-	long long base, cur, polls = 1, poll_errs = 0, followed = 0, sent = 0, ok = 0, owed = 0;
-	long long nwrites = 0, nreads = 0;
-	char *reqs;
-	size_t reqlen;
-	int ep, tfd, final = 0, bad = 0;
+	struct counts n = {0};
+	char *reqs = NULL, *body = NULL;
+	size_t reqlen = 0;
+	int ep, tfd, final = 0, bad = 0, post;
 	double t_final = 0;
 	struct itimerspec its = {0};
 	struct epoll_event ev, evs[64];
@@ -194,6 +422,8 @@ int main(int argc, char **argv)
 			b = argv[i + 1];
 		else if (!strcmp(argv[i], "-follow"))
 			follow = argv[i + 1];
+		else if (!strcmp(argv[i], "-mix"))
+			mix = argv[i + 1];
 		else if (!strcmp(argv[i], "-conns"))
 			nconns = (unsigned)atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "-pipeline"))
@@ -203,35 +433,52 @@ int main(int argc, char **argv)
 		else
 			break;
 	}
-	if (i != (unsigned)argc || !b || !follow || parse_addr(b, &bsa) || parse_addr(follow, &ssa) ||
-	    !nconns || nconns > MAXCONNS || !pipeline || pipeline > 256 || !every_ms) {
-		fprintf(stderr, "usage: replay_floor -b IP:PORT -follow IP:PORT [-conns 1..%d] "
-			"[-pipeline 1..256] [-every MS]\n", MAXCONNS);
+	post = !strcmp(mix, "post");
+	if (!nconns)
+		nconns = post ? 64 : 32; /* the loadgen's connections (GET) / workers (POST) */
+	if (i != (unsigned)argc || !b || !follow || parse_addr(b, &bsa) || parse_addr(follow, &f.sa) ||
+	    (!post && strcmp(mix, "get")) || nconns > MAXCONNS || !pipeline || pipeline > 256 ||
+	    !every_ms) {
+		fprintf(stderr, "usage: replay_floor -b IP:PORT -follow IP:PORT [-mix get|post] "
+			"[-conns 1..%d] [-pipeline 1..256] [-every MS]\n", MAXCONNS);
 		return 2;
 	}
-	/* the bench GET mix's request (deploy/bench/loadgen), one id for all: the floor's
-	 * user space does no formatting per request */
-	{
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (post) {
+		body = malloc(BODY_MAX);
+		if (!body)
+			return 1;
+		for (i = 0; i < BODY_MAX; i += 8) {
+			uint64_t v = rng_next();
+
+			memcpy(body + i, &v, 8);
+		}
+	} else {
+		/* the bench GET mix's request (deploy/bench/loadgen), one id for all: the
+		 * floor's user space does no formatting per request */
 		static const char one[] = "GET /api/items/4242?w=7&q=bench HTTP/1.1\r\nHost: %s\r\n"
 			"User-Agent: st-loadgen\r\nAccept: application/json\r\nAccept-Encoding: gzip\r\n\r\n";
 		char tmp[512];
-		int n = snprintf(tmp, sizeof(tmp), one, b);
 
-		reqlen = (size_t)n;
+		reqlen = (size_t)snprintf(tmp, sizeof(tmp), one, b);
 		reqs = malloc(reqlen * pipeline);
 		if (!reqs)
 			return 1;
 		for (i = 0; i < pipeline; i++)
 			memcpy(reqs + i * reqlen, tmp, reqlen);
 	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
-	ep = epoll_create1(EPOLL_CLOEXEC);
 	for (i = 0; i < nconns; i++) {
-		c[i].fd = dial(&bsa);
+		c[i].fd = -1;
 		c[i].rb = malloc(RBUF);
-		if (c[i].fd < 0 || !c[i].rb) {
+		if (!c[i].rb)
+			return 1;
+		if (post)
+			continue;
+		c[i].fd = dial(&bsa);
+		if (c[i].fd < 0) {
 			fprintf(stderr, "replay_floor: connect %s: %s\n", b, strerror(errno));
 			return 1;
 		}
@@ -239,10 +486,11 @@ int main(int argc, char **argv)
 		ev.data.u32 = i;
 		epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev);
 	}
-	if (status_read(&ssa, &base)) {
+	if (status_read(&f.sa, &f.base)) {
 		fprintf(stderr, "replay_floor: cannot read stub_status at %s\n", follow);
 		return 1;
 	}
+	f.polls = 1;
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	its.it_interval.tv_nsec = its.it_value.tv_nsec = (long)every_ms * 1000000L;
 	timerfd_settime(tfd, 0, &its, NULL);
@@ -252,102 +500,57 @@ int main(int argc, char **argv)
 	fprintf(stderr, "replay_floor: following %s\n", follow);
 
 	for (;;) {
-		int n = epoll_wait(ep, evs, 64, 100), k;
+		int nev = epoll_wait(ep, evs, 64, 100), k;
 
 		if (stop_req && !final) {
-			/* the final count; then only what is owed is sent */
-			if (!status_read(&ssa, &cur)) {
-				polls++;
-				followed = cur - base - (polls - 1);
-			} else {
-				poll_errs++;
-			}
+			follow_poll(&f); /* the final count; then only what is owed is sent */
 			final = 1;
 			t_final = now_s();
 		}
-		for (k = 0; k < n; k++) {
+		for (k = 0; k < nev; k++) {
 			uint32_t id = evs[k].data.u32;
-			struct conn *x;
-			ssize_t r;
-			long len;
 
 			if (id == UINT32_MAX) {
 				uint64_t ticks;
 
 				if (read(tfd, &ticks, sizeof(ticks)) < 0) { /* spurious */ }
-				if (final)
-					continue;
-				if (!status_read(&ssa, &cur)) {
-					polls++;
-					if (cur - base - (polls - 1) > followed)
-						followed = cur - base - (polls - 1);
-				} else {
-					poll_errs++;
+				if (!final)
+					follow_poll(&f);
+				continue;
+			}
+			if (!post) {
+				if (get_readable(&c[id], &n)) {
+					bad = 1;
+					goto out;
 				}
 				continue;
 			}
-			x = &c[id];
-			r = read(x->fd, x->rb + x->have, RBUF - x->have);
-			nreads++;
-			if (r <= 0) {
-				fprintf(stderr, "replay_floor: serverB closed a connection (%s)\n",
-					r < 0 ? strerror(errno) : "EOF");
+			switch (post_event(ep, &c[id], id, body, &n)) {
+			case -1:
+				bad = 1;
+				goto out;
+			case 1:
+				busy--;
+				break;
+			}
+		}
+		if (!post) {
+			if (get_send(c, nconns, pipeline, &rr, f.followed - n.sent, reqs, reqlen, &n)) {
 				bad = 1;
 				goto out;
 			}
-			x->have += (size_t)r;
-			while (x->have && (len = answer_len(x->rb, x->have)) != 0) {
-				if (len < 0) {
-					fprintf(stderr, "replay_floor: an answer without framing\n");
+		} else {
+			for (i = 0; i < nconns && n.sent < f.followed; i++) {
+				if (c[i].fd >= 0)
+					continue;
+				if (post_start(ep, &c[i], i, &bsa, b, body, &n)) {
 					bad = 1;
 					goto out;
 				}
-				ok++;
-				x->inflight--;
-				x->have -= (size_t)len;
-				if (x->have)
-					memmove(x->rb, x->rb + len, x->have);
+				busy++;
 			}
 		}
-		/* owed requests over the connections with room, round robin; then one write
-		 * per connection for all it got in this pass */
-		owed = followed - sent;
-		while (owed > 0) {
-			long long before = owed;
-
-			for (i = 0; owed > 0 && i < nconns; i++) {
-				struct conn *x = &c[(rr + i) % nconns];
-
-				if (x->inflight + x->owed < pipeline) {
-					x->owed++;
-					owed--;
-				}
-			}
-			if (owed == before)
-				break; /* every pipeline full: the rest waits for answers */
-		}
-		rr++;
-		for (i = 0; i < nconns; i++) {
-			struct conn *x = &c[i];
-			size_t len = x->owed * reqlen, off = 0;
-
-			while (off < len) {
-				ssize_t w = write(x->fd, reqs + off, len - off);
-
-				nwrites++;
-
-				if (w < 0) {
-					fprintf(stderr, "replay_floor: write: %s\n", strerror(errno));
-					bad = 1;
-					goto out;
-				}
-				off += (size_t)w;
-			}
-			sent += x->owed;
-			x->inflight += x->owed;
-			x->owed = 0;
-		}
-		if (final && (ok >= followed || now_s() - t_final > 30))
+		if (final && (n.ok >= f.followed || now_s() - t_final > 30))
 			break;
 	}
 out:
@@ -356,11 +559,13 @@ out:
 		double us = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
 		double sy = ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 
-		printf("{\"mix\":\"get\",\"followed\":%lld,\"follow_polls\":%lld,\"follow_errors\":%lld,"
+		printf("{\"mix\":\"%s\",\"followed\":%lld,\"follow_polls\":%lld,\"follow_errors\":%lld,"
 		       "\"sent\":%lld,\"ok\":%lld,\"conns\":%u,\"pipeline\":%u,\"writes\":%lld,"
-		       "\"reads\":%lld,\"user_s\":%.6f,\"sys_s\":%.6f,\"cpu_s\":%.6f}\n",
-		       followed, polls, poll_errs, sent, ok, nconns, pipeline, nwrites, nreads,
-		       us, sy, us + sy);
+		       "\"reads\":%lld,\"connects\":%lld,\"mb_out\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,"
+		       "\"cpu_s\":%.6f}\n",
+		       post ? "post" : "get", f.followed, f.polls, f.errs, n.sent, n.ok, nconns,
+		       post ? 1 : pipeline, n.writes, n.reads, n.connects, n.bytes_out / 1e6, us, sy,
+		       us + sy);
 	}
 	return bad;
 }

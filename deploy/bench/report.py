@@ -33,7 +33,7 @@ COLUMNS = ["tool", "mix", "offered_rps", "served_rps", "vs_baseline_pct", "basel
            "bpf_cpu_s", "rss_mb", "bpf_ns_per_pkt", "drops", "errors", "runs", "status"]
 LABELS = {"goreplay-nosnap": "goreplay without --input-raw-override-snaplen (packets cut at MTU+200)",
           "none-loaded": "none + an independent loadgen sending serverB what serverA serves, as it serves it (baseline of the replaying tools; its cpu_s is that loadgen's CPU)",
-          "replay-floor": "none + deploy/bench/replay_floor.c following serverA's count as none-loaded does: it only writes each GET to serverB on 32 kept-alive pipelined connections and reads the answers (its CPU per request: the kernel's share of any replay on this box, the floor under a replaying tool)",
+          "replay-floor": "none + deploy/bench/replay_floor.c following serverA's count as none-loaded does: it only writes each GET to serverB on 32 kept-alive pipelined connections (each POST on a new connection) and reads the answers (its CPU per request and byte: the kernel's share of any replay on this box, the floor under a replaying tool)",
           "none-mirror": "none + nginx mirror to serverB (not a baseline: nginx holds each request until its mirror is answered, which throttles serverA)",
           "none": "none (serverB idle)",
           "shadowtap-capture": "shadowtap capturing and writing records (-o /dev/null), no replay",
@@ -111,7 +111,10 @@ def summarise(rows):
                            fmt(median([1e6 * num(r["cpu_s"]) / num(r["replayed"]) for r in ok
                                        if num(r["cpu_s"]) is not None and num(r["replayed"])]), 2)
                            if tool in FOLLOWERS else ""),
-            "ns_per_byte": fmt(median(per_byte), 2) if tool not in NONE_TOOLS and mix == "post" else "",
+            "ns_per_byte": (fmt(median(per_byte), 2) if tool not in NONE_TOOLS else
+                            fmt(median([1e3 * num(r["cpu_s"]) / num(r["mb_out"]) for r in ok
+                                        if num(r["cpu_s"]) is not None and num(r["mb_out"])]), 2)
+                            if tool == "replay-floor" else "") if mix == "post" else "",
             "status": "ok" if statuses == ["ok"] else ";".join(statuses),
         })
     served = {(s["tool"], s["mix"], s["offered_rps"]): num(s["served_rps"]) for s in out}

@@ -10,12 +10,13 @@
 #                 the baseline the replaying tools are reported against. Its check:
 #                 serverB's count within B_TOL_PCT (10%) of serverA's, else the row is
 #                 flagged. Its cpu_s is that load generator's CPU (no tool runs).
-#   replay-floor  (full mode, GET mix; or named in BENCH_TOOLS) nothing captures; the C client
+#   replay-floor  (full mode, or named in BENCH_TOOLS) nothing captures; the C client
 #                 deploy/bench/replay_floor.c follows serverA's count as none-loaded does
 #                 and only writes each request to serverB on 32 kept-alive connections
 #                 (pipelined, one write per connection per pass, as the agent's
-#                 replay) and reads the answers: its cpu_s per request is the kernel's
-#                 share of a replay on this box, the floor under any replaying tool
+#                 replay; POSTs: one new connection each, as the agent) and reads the
+#                 answers: its cpu_s per request is the kernel's share of a replay on
+#                 this box, the floor under any replaying tool
 #   none-mirror   (only when named in BENCH_TOOLS) serverA's nginx `mirror`s every
 #                 request to serverB. Not a baseline: nginx ends a request only when
 #                 its mirror subrequest is answered, so serverA plateaus (~5,300/s here)
@@ -136,7 +137,7 @@ fi
 LOADGEN=$ROOT/$LOADGEN
 FLOOR=$ROOT/$OUT/bench/replay_floor
 if [[ " ${TOOLS:-} " == *" replay-floor "* ]] && { [ ! -x "$FLOOR" ] || [ "$BENCH/replay_floor.c" -nt "$FLOOR" ]; }; then
-	cc -O2 -Wall -Wextra -Werror -o "$FLOOR" "$BENCH/replay_floor.c" || die "replay_floor build failed"
+	cc -O2 -Wall -Wextra -Werror -o "$FLOOR" "$BENCH/replay_floor.c" -lm || die "replay_floor build failed"
 fi
 
 NOTES=()
@@ -385,7 +386,8 @@ FOLLOW_PID=
 follow_start() { # mix rep json err
 	local i
 	if [ "${5:-}" = replay-floor ]; then
-		ip netns exec "$NS_A" "$FLOOR" -b "$B_IP:81" -follow 127.0.0.1:8080 ${BENCH_FLOOR_ARGS:-} >"$3" 2>"$4" &
+		ip netns exec "$NS_A" "$FLOOR" -b "$B_IP:81" -follow 127.0.0.1:8080 -mix "${1#https-}" \
+			${BENCH_FLOOR_ARGS:-} >"$3" 2>"$4" &
 	else
 		ip netns exec "$NS_A" "$LOADGEN" load -url "http://$B_IP:81" -mix "${1#https-}" \
 			-follow http://127.0.0.1:8080/status -duration 600s -seed "$((1000 + $2))" \
@@ -442,9 +444,6 @@ run_one() { # repeat tool mix rate
 	local k0= k1= bruns0=0 bns0=0 wa0= wa1= win=
 	id=$rep-$tool-$mix-$rate
 	local t_run=$SECONDS
-	if [ "$tool" = replay-floor ] && [ "$mix" != get ]; then
-		na_row "$rep" "$tool" "$mix" "$rate" "not run: replay_floor sends the GET mix only"; return
-	fi
 	tlog=$TMP/$id.tool.log use=$TMP/$id.usage.json lj=$TMP/$id.load.json
 	lrate=$rate; [ "$rate" = max ] && lrate=0
 	tool_start "$tool" "$tlog" "$use"; r=$?
@@ -541,11 +540,13 @@ run_one() { # repeat tool mix rate
 		cpu=$("$PY" -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["cpu_s"])' "$use")
 		rss=$("$PY" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["maxrss_kb"] / 1024))' "$use")
 	fi
-	local bnp=
+	local bnp= mbo=
+	# replay-floor's bytes are its own (the mix's sizes, drawn by its own generator)
+	[ "$tool" = replay-floor ] && mbo=$(jfield "$fj" mb_out)
 	[ -n "$bruns" ] && [ "$bruns" -gt 0 ] 2>/dev/null && bnp=$((bns / bruns))
-	"$PY" - "$lj" "$rep" "$tool" "$mix" "$rate" "$served_a" "$captured" "$replayed" "$after" \
+	MB_OUT=$mbo "$PY" - "$lj" "$rep" "$tool" "$mix" "$rate" "$served_a" "$captured" "$replayed" "$after" \
 		"$drops" "$cpu" "$rss" "$bruns" "$bns" "$bnp" "$win" "$((wa1 - wa0 - 1))" "$status" >>"$RAW" <<'PYEOF'
-import json, sys
+import json, os, sys
 (lj, rep, tool, mix, rate, served_a, cap, rep_b, after, drops, cpu, rss, bruns, bns, bnp,
  win, win_a, status) = sys.argv[1:]
 # cpu_s is the tool's whole process tree (rusage of the child loadgen waited for:
@@ -560,6 +561,8 @@ try:
     d = json.load(open(lj))
 except Exception:
     d = {}
+if os.environ.get("MB_OUT"):
+    d["mb_out"] = float(os.environ["MB_OUT"])
 def f(k, fmt="%.1f"):
     return fmt % d[k] if k in d else ""
 print(",".join([rep, tool, mix, rate, f("served_rps"), f("p50_ms", "%.3f"), f("p99_ms", "%.3f"),
