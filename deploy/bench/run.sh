@@ -571,6 +571,8 @@ print(",".join([rep, tool, mix, rate, f("served_rps"), f("p50_ms", "%.3f"), f("p
 PYEOF
 	# keep the tool's own summary for reading later (GoReplay's stats lines aside)
 	[ -s "$tlog" ] && grep -v -e DEBUG -e output_http "$tlog" | tail -2000 >"$LOGS/$id.log"
+	# and the serverB follower's JSON (none-loaded, replay-floor: writes, reads, user/sys)
+	[ -s "$fj" ] && cp "$fj" "$LOGS/$id.follow.json"
 	log "$id ($((SECONDS - t_run)) s): $(tail -1 "$RAW")"
 }
 
