@@ -23,7 +23,11 @@
  * is owed, wait for the answers (at most 30 s), print one JSON object and exit.
  *
  *	replay_floor -b IP:PORT -follow IP:PORT [-mix get|post] [-conns N] [-pipeline N]
- *	             [-every MS]
+ *	             [-every MS] [-pause-us US]
+ *
+ * -pause-us (default 500, 0 = off) is the agent's wake-up policy for GETs: while more
+ * requests are in flight than connections are open, sleep that long after a wait that
+ * returned events, so one wake-up takes many answers.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -406,7 +410,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in bsa;
 	struct follower f = {0};
 	const char *b = NULL, *follow = NULL, *mix = "get";
-	unsigned nconns = 0, pipeline = 16, every_ms = 20, i, rr = 0, busy = 0;
+	unsigned nconns = 0, pipeline = 16, every_ms = 20, pause_us = 500, i, rr = 0, busy = 0;
 	static struct conn c[MAXCONNS];
 	struct counts n = {0};
 	char *reqs = NULL, *body = NULL;
@@ -430,6 +434,8 @@ int main(int argc, char **argv)
 			pipeline = (unsigned)atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "-every"))
 			every_ms = (unsigned)atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "-pause-us"))
+			pause_us = (unsigned)atoi(argv[i + 1]);
 		else
 			break;
 	}
@@ -438,9 +444,9 @@ int main(int argc, char **argv)
 		nconns = post ? 64 : 32; /* the loadgen's connections (GET) / workers (POST) */
 	if (i != (unsigned)argc || !b || !follow || parse_addr(b, &bsa) || parse_addr(follow, &f.sa) ||
 	    (!post && strcmp(mix, "get")) || nconns > MAXCONNS || !pipeline || pipeline > 256 ||
-	    !every_ms) {
+	    !every_ms || pause_us > 100000) {
 		fprintf(stderr, "usage: replay_floor -b IP:PORT -follow IP:PORT [-mix get|post] "
-			"[-conns 1..%d] [-pipeline 1..256] [-every MS]\n", MAXCONNS);
+			"[-conns 1..%d] [-pipeline 1..256] [-every MS] [-pause-us 0..100000]\n", MAXCONNS);
 		return 2;
 	}
 	signal(SIGINT, on_signal);
@@ -552,6 +558,15 @@ int main(int argc, char **argv)
 		}
 		if (final && (n.ok >= f.followed || now_s() - t_final > 30))
 			break;
+		/* the agent's wake-up policy (replay.c, REPLAY_COALESCE_NS): while more GETs
+		 * are in flight than connections are open, pause before the next wait so one
+		 * wake-up takes many answers */
+		if (!post && pause_us && nev > 0 && nev < 64 && n.sent - n.ok > (long long)nconns &&
+		    !final) {
+			struct timespec ts = {0, (long)pause_us * 1000};
+
+			nanosleep(&ts, NULL);
+		}
 	}
 out:
 	getrusage(RUSAGE_SELF, &ru);

@@ -47,7 +47,7 @@
 # BENCH_LOADGEN_ARGS (extra loadgen flags, e.g. "-max-body 4096"), BENCH_ST_ARGS and
 # BENCH_GOR_ARGS (extra shadowtap / GoReplay flags),
 # BENCH_RESULTS (output directory, default deploy/bench/results),
-# BENCH_PERF=DIR (perf record -g of each shadowtap run's load window into DIR/ID.data,
+# BENCH_PERF=DIR (perf record -g of each shadowtap (and replay-floor) run's load window into DIR/ID.data,
 # perf stat into DIR/ID.stat; BENCH_PERF_EVENTS=LIST adds events to the perf stat, e.g.
 # syscalls:sys_enter_sendmsg,syscalls:sys_enter_read for system calls per request),
 # BENCH_ST_OLD=PATH (another shadowtap binary: tool names ending in -old, e.g.
@@ -464,9 +464,10 @@ run_one() { # repeat tool mix rate
 	[[ $tool == shadowtap* ]] && read -r bruns0 bns0 < <(bpf_prog_stats)
 	wa0=$a0
 	local perfpid=
-	if [ -n "${BENCH_PERF:-}" ] && [[ $tool == shadowtap* ]]; then
+	if [ -n "${BENCH_PERF:-}" ] && [[ $tool == shadowtap* || ($tool == replay-floor && -n $FOLLOW_PID) ]]; then
 		mkdir -p "$BENCH_PERF"
-		( c=$(pgrep -P "$TOOL_PID" | head -1)
+		# replay-floor: ip netns exec execs the client, so FOLLOW_PID is its pid
+		( if [ "$tool" = replay-floor ]; then c=$FOLLOW_PID; else c=$(pgrep -P "$TOOL_PID" | head -1); fi
 		  perf stat -e task-clock,cycles,instructions,context-switches,page-faults${BENCH_PERF_EVENTS:+,$BENCH_PERF_EVENTS} -p "$c" \
 			-o "$BENCH_PERF/$id.stat" -- sleep "$DURATION" &
 		  perf record -q ${BENCH_PERF_CG:+--call-graph $BENCH_PERF_CG} -g -p "$c" -o "$BENCH_PERF/$id.data" -- sleep "$DURATION" >/dev/null 2>&1
