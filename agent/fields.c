@@ -790,6 +790,33 @@ static bool fc_is_length(const struct http1_header *h)
 	return h->name_len == 14 && fields_lc_eq(h->name, "content-length", 14);
 }
 
+/* The same head bytes split into the same headers (each name and value at the same
+ * offset): every name and value is the same, which is what the walk below would find
+ * one header at a time. Most pairs of one service's answers have it when no header
+ * carries a time or an id (the benchmark's nginx answers, issue 19 session 6); a pair
+ * that differs stops at its first different byte. Only offsets are read from hdrs. */
+static bool fields_heads_same(const struct st_msg *a, const struct st_msg *b)
+{
+	size_t i;
+
+	if (a->head_len != b->head_len || !a->head_len)
+		return false;
+	for (i = 0; i < a->nhdrs; i++) {
+		const struct http1_header *x = &a->hdrs[i], *y = &b->hdrs[i];
+
+		size_t no = (size_t)(x->name - a->head), vo = (size_t)(x->value - a->head);
+
+		/* inside the head (record_head_copy keeps them there), so equal bytes vouch */
+		if (no > a->head_len || x->name_len > a->head_len - no || vo > a->head_len ||
+		    x->value_len > a->head_len - vo)
+			return false;
+		if (y->name != b->head + no || x->name_len != y->name_len ||
+		    y->value != b->head + vo || x->value_len != y->value_len)
+			return false;
+	}
+	return memcmp(a->head, b->head, a->head_len) == 0;
+}
+
 int fields_hdrs_pair(struct fields_hdrs *ax, struct fields_hdrs *bx, const struct st_msg *a,
 		     const struct st_msg *b, const char *const *ignore)
 {
@@ -800,6 +827,10 @@ int fields_hdrs_pair(struct fields_hdrs *ax, struct fields_hdrs *bx, const struc
 
 	if (a->nhdrs != b->nhdrs)
 		goto index;
+	if (fields_heads_same(a, b)) {
+		cl_diff = false;
+		goto clean;
+	}
 	for (i = 0; i < a->nhdrs; i++) {
 		const struct http1_header *x = &a->hdrs[i], *y = &b->hdrs[i];
 
@@ -822,6 +853,7 @@ int fields_hdrs_pair(struct fields_hdrs *ax, struct fields_hdrs *bx, const struc
 		    !fields_ign_has(ig, fields_name_hash(x->name, x->name_len), x->name, x->name_len))
 			goto index;
 	}
+clean:
 	ax->m = a;
 	bx->m = b;
 	ax->n = a->nhdrs;
