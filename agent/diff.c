@@ -654,6 +654,37 @@ static int diff_run(struct diff_b *db_, const struct st_record *r, const struct 
 	return 0;
 }
 
+#define DIFF_PREFETCH_BODY 4096
+void diff_prefetch_msg(const struct st_record *r)
+{
+	/* the pointers and lengths diff_prefetch reads, without waiting for them */
+	__builtin_prefetch(&r->resp.head);
+	__builtin_prefetch(&r->resp.body_stored);
+}
+
+void diff_prefetch(const struct st_record *r)
+{
+	const struct st_msg *m = &r->resp;
+	const char *p = m->head, *e;
+
+	if (p) {
+		/* the header array sits right after the head (record_head_copy) */
+		e = m->hdrs ? (const char *)(m->hdrs + m->nhdrs) : p + m->head_len;
+		if (e < p || e - p > 8192)
+			e = p + m->head_len;
+		for (; p < e; p += 64)
+			__builtin_prefetch(p);
+		__builtin_prefetch(e - 1);
+	}
+	p = (const char *)m->body;
+	if (p && m->body_stored) {
+		e = p + (m->body_stored < DIFF_PREFETCH_BODY ? m->body_stored : DIFF_PREFETCH_BODY);
+		for (; p < e; p += 64)
+			__builtin_prefetch(p);
+		__builtin_prefetch(e - 1);
+	}
+}
+
 struct st_diff *diff_compare(const struct st_record *r, const struct diff_cfg *cfg)
 {
 	struct fj_doc local[2], *docs = fields_fast ? fj_scratch() : NULL;

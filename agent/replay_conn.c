@@ -539,6 +539,9 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 	ssize_t n;
 	char *p;
 
+	/* serverA's answer, which the diff reads once this one is in (diff.h) */
+	if (c->qh && c->qh->rec)
+		diff_prefetch_msg(c->qh->rec);
 	for (;;) {
 		if (c->rcap - c->rlen < REPLAY_READ_CHUNK / 2) {
 			size_t cap = c->rcap ? c->rcap * 2 : REPLAY_READ_CHUNK;
@@ -579,6 +582,8 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 			return;
 		}
 		c->rlen += (size_t)n;
+		if (c->qh && c->qh->rec)
+			diff_prefetch(c->qh->rec);
 		if (replay_parse(rp, c, now) != 0)
 			return;
 		/* a read that left room took all the socket had: the next read would
