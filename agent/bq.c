@@ -2,6 +2,7 @@
  * consumer is woken once per batch, on the empty -> non-empty edge, and takes what is
  * there in one pop. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -50,15 +51,27 @@ void bq_destroy(struct bq *q)
 	q->sizes = NULL;
 }
 
-/* Called with the lock held. The eventfd is written and read at most once per
- * empty -> non-empty -> empty cycle, so a batch costs two syscalls, not two per item. */
-static void bq_wake(struct bq *q)
+/* Called with the lock held, on the empty -> non-empty edge. The eventfd is written
+ * and read at most once per empty -> non-empty -> empty cycle, so a batch costs two
+ * syscalls, not two per item; it is written under the lock, so the pop that empties
+ * the queue always finds it written. The condition variable is signalled by the
+ * caller after the unlock (bq_wake_after). */
+static void bq_wake_efd(struct bq *q)
 {
-	pthread_cond_signal(&q->cv);
 	if (q->efd >= 0 && !q->efd_set) {
 		q->efd_set = 1;
 		(void)eventfd_write(q->efd, 1);
 	}
+}
+
+/* Called after the lock is released (issue 19): a consumer signalled while the
+ * producer still held the mutex woke only to block on it, and the producer's unlock
+ * then had to wake it a second time (a second futex wake and context switch per
+ * batch). A consumer that starts waiting after the unlock sees the items first. */
+static void bq_wake_after(struct bq *q, bool wake)
+{
+	if (wake)
+		pthread_cond_signal(&q->cv);
 }
 
 static void bq_quiet(struct bq *q)
@@ -110,6 +123,7 @@ static int bq_put(struct bq *q, void *p)
 int bq_push(struct bq *q, void *p)
 {
 	int err;
+	bool w = false;
 
 	pthread_mutex_lock(&q->mu);
 	if (q->closed) {
@@ -124,11 +138,14 @@ int bq_push(struct bq *q, void *p)
 			if (q->len > q->peak)
 				q->peak = q->len;
 			/* wake only on the empty -> non-empty edge: the consumer drains in batches */
-			if (q->len == 1)
-				bq_wake(q);
+			if (q->len == 1) {
+				bq_wake_efd(q);
+				w = true;
+			}
 		}
 	}
 	pthread_mutex_unlock(&q->mu);
+	bq_wake_after(q, w);
 	return err;
 }
 
@@ -136,6 +153,7 @@ int bq_push_many_why(struct bq *q, void *const *items, size_t n, int *full)
 {
 	size_t k = 0, was;
 	int err = 0;
+	bool w = false;
 
 	if (full)
 		*full = 0;
@@ -157,9 +175,12 @@ int bq_push_many_why(struct bq *q, void *const *items, size_t n, int *full)
 		*full = err;
 	if (q->len > q->peak)
 		q->peak = q->len;
-	if (was == 0 && q->len)
-		bq_wake(q);
+	if (was == 0 && q->len) {
+		bq_wake_efd(q);
+		w = true;
+	}
 	pthread_mutex_unlock(&q->mu);
+	bq_wake_after(q, w);
 	return (int)k;
 }
 
