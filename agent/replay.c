@@ -509,6 +509,7 @@ static struct replay_item *replay_prepare(struct replay *rp, struct st_record *r
 	it->bytes = replay_rec_bytes(rec);
 	rp->nheld++;
 	memcpy(it->method, q.method, sizeof(it->method));
+	it->method_len = (uint8_t)q.method_len;
 	it->idempotent = replay_req_idempotent(it->method);
 	it->closes = replay_req_closes(&q);
 	f = replay_flow_get(rp, rec->flow_id, true);

@@ -424,7 +424,7 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 				used += (size_t)r;   /* interim response (100 Continue, 103) */
 				continue;
 			}
-			fr = http1_response_framing(&resp, c->qh->method, strlen(c->qh->method), &cl);
+			fr = http1_response_framing(&resp, c->qh->method, c->qh->method_len, &cl);
 			if (!c->res) {
 				/* the answer, its head and a Content-Length body in one
 				 * allocation; the target URL is the configuration's string */

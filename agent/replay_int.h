@@ -53,6 +53,7 @@ struct replay_item {
 	const uint8_t *body;                   /* raw bytes sent after head */
 	size_t body_len;
 	char method[16];
+	uint8_t method_len;                    /* strlen(method): no strlen per answer */
 	int retried;
 	bool idempotent;                       /* may be sent again when nothing came back */
 	bool closes;                           /* serverB closes after answering it (HTTP/1.0, close) */

@@ -46,7 +46,8 @@ struct replay_req {
 	struct http1_header hdrs[ST_MAX_HEADERS];
 	size_t head_len;         /* bytes of the head */
 	size_t end;              /* bytes of head + body by the request's framing */
-	char method[16];
+	char method[16];         /* NUL-terminated, cut to 15 bytes */
+	size_t method_len;       /* strlen(method) */
 };
 
 enum replay_verdict {
