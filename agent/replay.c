@@ -486,7 +486,7 @@ static struct replay_item *replay_prepare(struct replay *rp, struct st_record *r
 	const char *why;
 	int v;
 
-	v = replay_req_prepare(&rp->rules, rec->raw, rec->raw_len, &q, &why);
+	v = replay_req_prepare_rec(&rp->rules, rec, &q, &why);
 	if (v != REPLAY_SEND) {
 		if (v == REPLAY_FILTERED)
 			ST_ADD(rp, filtered, 1);

@@ -1,5 +1,6 @@
 /* Replay request preparation; see replay_req.h. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,22 +215,18 @@ static void replay_nop_cb(void *ctx, const char *data, size_t len)
 {
 }
 
-int replay_req_prepare(const struct replay_rules *r, const uint8_t *raw, size_t len,
-		       struct replay_req *q, const char **why)
+/* What replay_req_prepare decides once the head of raw (hl bytes) is parsed into q. */
+static int replay_req_check(const struct replay_rules *r, const uint8_t *raw, size_t len,
+			    int hl, struct replay_req *q, const char **why)
 {
 	const struct http1_header *up, *conn;
 	struct http1_request *req = &q->req;
 	struct http1_body body;
 	uint64_t cl = 0;
-	int hl, framing;
+	int framing;
 	ssize_t n;
 
-	hl = http1_parse_request((const char *)raw, len, req, q->hdrs, ST_MAX_HEADERS);
 	*why = "malformed request";
-	if (hl == HTTP1_NEED_MORE)
-		*why = "incomplete request";
-	if (hl < 0)
-		return REPLAY_UNREPLAYABLE;
 	if (req->minor_version < 0) {
 		*why = "http/0.9";
 		return REPLAY_UNREPLAYABLE;
@@ -279,6 +276,75 @@ int replay_req_prepare(const struct replay_rules *r, const uint8_t *raw, size_t 
 	q->method[q->method_len] = '\0';
 	*why = NULL;
 	return REPLAY_SEND;
+}
+
+int replay_req_prepare(const struct replay_rules *r, const uint8_t *raw, size_t len,
+		       struct replay_req *q, const char **why)
+{
+	int hl = http1_parse_request((const char *)raw, len, &q->req, q->hdrs, ST_MAX_HEADERS);
+
+	*why = hl == HTTP1_NEED_MORE ? "incomplete request" : "malformed request";
+	if (hl < 0)
+		return REPLAY_UNREPLAYABLE;
+	return replay_req_check(r, raw, len, hl, q, why);
+}
+
+/* Is [p, p + n) inside the record's head copy? */
+static bool replay_in_head(const struct st_msg *m, const char *p, size_t n)
+{
+	uintptr_t h = (uintptr_t)m->head, x = (uintptr_t)p;
+
+	return x >= h && x - h <= m->head_len && n <= m->head_len - (x - h);
+}
+
+/* The capture parsed this head already (exchange.c: rec->req.head is a copy of the
+ * first head_len bytes of rec->raw, its hdrs and rec->method/target point into that
+ * copy): the same parse, moved onto raw, instead of a second one per replayed request
+ * (issue 19). Anything that is not exactly that (no copy, bytes that differ, headers
+ * past the limit, a malformed or HTTP/0.9 request, a pointer outside the copy) says
+ * false, and the caller parses raw itself. */
+static bool replay_req_from_rec(const struct st_record *rec, struct replay_req *q)
+{
+	const struct st_msg *m = &rec->req;
+	const char *raw = (const char *)rec->raw;
+	struct http1_request *req = &q->req;
+	size_t i;
+
+	if (!m->head || !raw || !m->head_len || m->head_len > rec->raw_len ||
+	    m->head_len > INT_MAX || m->nhdrs > ST_MAX_HEADERS || (m->nhdrs && !m->hdrs) ||
+	    (rec->cap_flags & (ST_CAP_HEADERS_OVER | ST_CAP_MALFORMED)) || rec->http_minor < 0 ||
+	    !rec->method || !rec->target || !replay_in_head(m, rec->method, rec->method_len) ||
+	    !replay_in_head(m, rec->target, rec->target_len) ||
+	    memcmp(raw, m->head, m->head_len) != 0)
+		return false;
+	for (i = 0; i < m->nhdrs; i++) {
+		const struct http1_header *h = &m->hdrs[i];
+
+		if (!replay_in_head(m, h->name, h->name_len) ||
+		    !replay_in_head(m, h->value, h->value_len))
+			return false;
+		q->hdrs[i].name = raw + (h->name - m->head);
+		q->hdrs[i].name_len = h->name_len;
+		q->hdrs[i].value = raw + (h->value - m->head);
+		q->hdrs[i].value_len = h->value_len;
+	}
+	memset(req, 0, sizeof(*req));
+	req->method = raw + (rec->method - m->head);
+	req->method_len = rec->method_len;
+	req->target = raw + (rec->target - m->head);
+	req->target_len = rec->target_len;
+	req->minor_version = rec->http_minor;
+	req->headers = q->hdrs;
+	req->num_headers = m->nhdrs;
+	return true;
+}
+
+int replay_req_prepare_rec(const struct replay_rules *r, const struct st_record *rec,
+			   struct replay_req *q, const char **why)
+{
+	if (replay_req_from_rec(rec, q))
+		return replay_req_check(r, rec->raw, rec->raw_len, (int)rec->req.head_len, q, why);
+	return replay_req_prepare(r, rec->raw, rec->raw_len, q, why);
 }
 
 static bool replay_name_is(const struct http1_header *h, const char *name, size_t len)

@@ -73,6 +73,10 @@ bool replay_rules_sampled_out(const struct replay_rules *r, uint64_t flow_id);
  * replay_verdict; *why is the skip reason unless REPLAY_SEND. */
 int replay_req_prepare(const struct replay_rules *r, const uint8_t *raw, size_t len,
 		       struct replay_req *q, const char **why);
+/* The same for rec->raw, with the capture's own parse of the head when the record
+ * holds it for exactly those bytes (else raw is parsed): same verdict, same q. */
+int replay_req_prepare_rec(const struct replay_rules *r, const struct st_record *rec,
+			   struct replay_req *q, const char **why);
 /* Safe to send again when nothing came back (RFC 9110 9.2.2: GET, HEAD, OPTIONS,
  * TRACE, PUT, DELETE). */
 bool replay_req_idempotent(const char *method);

@@ -125,10 +125,101 @@ static void test_rules_bad(void **state)
 	replay_rules_free(&r);
 }
 
+/* A record holding raw as the capture makes it (exchange.c): the head parsed once, a
+ * copy of it with its headers in rec->req, method and target pointing into that copy,
+ * and the raw bytes. NULL when raw's head does not parse (the capture then keeps no
+ * parsed head either). */
+static struct st_record *rec_of(const char *raw, size_t len)
+{
+	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_request req;
+	struct st_record *rec;
+	int hl = http1_parse_request(raw, len, &req, hdrs, ST_MAX_HEADERS);
+
+	if (hl < 0)
+		return NULL;
+	rec = record_new();
+	assert_non_null(rec);
+	assert_int_equal(record_msg_set_head(&rec->req, raw, (size_t)hl, req.headers,
+					     req.num_headers), 0);
+	if (req.num_over)
+		rec->cap_flags |= ST_CAP_HEADERS_OVER;
+	rec->method = rec->req.head + (req.method - raw);
+	rec->method_len = req.method_len;
+	rec->target = rec->req.head + (req.target - raw);
+	rec->target_len = req.target_len;
+	rec->http_minor = req.minor_version;
+	rec->raw = malloc(len ? len : 1);
+	assert_non_null(rec->raw);
+	memcpy(rec->raw, raw, len);
+	rec->raw_len = rec->raw_cap = len;
+	return rec;
+}
+
+/* replay_req_prepare_rec on rec gave what replay_req_prepare on its raw gives: the same
+ * verdict, reason, lengths, method, and headers at the same offsets of raw. */
+static void expect_same(const struct replay_rules *r, const struct st_record *rec, int verdict,
+			const char *why, const struct replay_req *want)
+{
+	struct replay_req q;
+	const char *why2 = "unset";
+	const uint8_t *raw = rec->raw;
+	size_t i;
+
+	assert_int_equal(replay_req_prepare_rec(r, rec, &q, &why2), verdict);
+	if (why)
+		assert_string_equal(why2, why);
+	else
+		assert_null(why2);
+	if (verdict != REPLAY_SEND)
+		return;
+	assert_int_equal(q.head_len, want->head_len);
+	assert_int_equal(q.end, want->end);
+	assert_string_equal(q.method, want->method);
+	assert_int_equal(q.method_len, want->method_len);
+	assert_int_equal(q.req.minor_version, want->req.minor_version);
+	assert_ptr_equal(q.req.method, want->req.method);
+	assert_int_equal(q.req.method_len, want->req.method_len);
+	assert_ptr_equal(q.req.target, want->req.target);
+	assert_int_equal(q.req.target_len, want->req.target_len);
+	assert_int_equal(q.req.num_headers, want->req.num_headers);
+	for (i = 0; i < q.req.num_headers; i++) {
+		assert_int_equal((const uint8_t *)q.req.headers[i].name - raw,
+				 (const uint8_t *)want->req.headers[i].name - raw);
+		assert_int_equal(q.req.headers[i].name_len, want->req.headers[i].name_len);
+		assert_int_equal((const uint8_t *)q.req.headers[i].value - raw,
+				 (const uint8_t *)want->req.headers[i].value - raw);
+		assert_int_equal(q.req.headers[i].value_len, want->req.headers[i].value_len);
+	}
+}
+
+/* Every prepare in these tests runs both ways: on raw, and on a record built from it
+ * the way the capture builds one (the replay thread's path), which must agree. */
 static int prepare(const struct replay_rules *r, const char *raw, struct replay_req *q,
 		   const char **why)
 {
-	return replay_req_prepare(r, (const uint8_t *)raw, strlen(raw), q, why);
+	size_t len = strlen(raw);
+	struct st_record *rec;
+	int v = replay_req_prepare(r, (const uint8_t *)raw, len, q, why);
+
+	rec = rec_of(raw, len);
+	if (rec) {
+		/* q's pointers are into raw; the record's copy is another buffer */
+		struct replay_req want = *q;
+		ptrdiff_t d = (const char *)rec->raw - raw;
+		size_t i;
+
+		want.req.method = q->req.method ? q->req.method + d : NULL;
+		want.req.target = q->req.target ? q->req.target + d : NULL;
+		for (i = 0; v == REPLAY_SEND && i < q->req.num_headers; i++) {
+			want.hdrs[i].name = q->hdrs[i].name + d;
+			want.hdrs[i].value = q->hdrs[i].value + d;
+		}
+		want.req.headers = want.hdrs;
+		expect_same(r, rec, v, *why, &want);
+		record_free(rec);
+	}
+	return v;
 }
 
 static void test_prepare_framing(void **state)
@@ -275,6 +366,66 @@ static void test_rewrite(void **state)
 	replay_rules_free(&r);
 }
 
+/* A record whose parsed head is not exactly raw's (a copy that differs, pointers
+ * outside it, headers past the limit, none at all) is parsed from raw instead: the
+ * result is raw's, never the record's. */
+static void test_prepare_rec_fallback(void **state)
+{
+	static const char raw[] = "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+	struct replay_rules r;
+	struct replay_cfg cfg;
+	struct replay_req q;
+	struct st_record *rec;
+	const char *why;
+	char *head;
+
+	cfg_init(&cfg);
+	assert_int_equal(replay_rules_init(&r, &cfg), 0);
+
+	/* the copy says Content-Length: 9 (and GET), raw says 3: raw wins */
+	rec = rec_of(raw, sizeof(raw) - 1);
+	head = (char *)rec->req.head;
+	head[0] = 'G';
+	head[1] = 'E';
+	head[2] = 'T';
+	head[3] = ' ';
+	head[strlen("POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: ")] = '9';
+	assert_int_equal(replay_req_prepare_rec(&r, rec, &q, &why), REPLAY_SEND);
+	assert_string_equal(q.method, "POST");
+	assert_int_equal(q.end, sizeof(raw) - 1);
+	assert_ptr_equal(q.req.method, (const char *)rec->raw);
+	record_free(rec);
+
+	/* a header pointing outside the copy */
+	rec = rec_of(raw, sizeof(raw) - 1);
+	rec->req.hdrs[1].value = "3000";
+	assert_int_equal(replay_req_prepare_rec(&r, rec, &q, &why), REPLAY_SEND);
+	assert_int_equal(q.end, sizeof(raw) - 1);
+	assert_ptr_equal(q.req.headers[1].value,
+			 (const char *)rec->raw + strlen("POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: "));
+	record_free(rec);
+
+	/* headers past the limit, and a record without a parsed head: parsed from raw */
+	rec = rec_of(raw, sizeof(raw) - 1);
+	rec->cap_flags |= ST_CAP_HEADERS_OVER;
+	rec->req.nhdrs = 1;
+	assert_int_equal(replay_req_prepare_rec(&r, rec, &q, &why), REPLAY_SEND);
+	assert_int_equal(q.req.num_headers, 2);
+	assert_int_equal(q.end, sizeof(raw) - 1);
+	record_msg_free(&rec->req);
+	assert_int_equal(replay_req_prepare_rec(&r, rec, &q, &why), REPLAY_SEND);
+	assert_int_equal(q.end, sizeof(raw) - 1);
+	record_free(rec);
+
+	/* the record's head is longer than raw (raw cut short): raw is incomplete */
+	rec = rec_of(raw, sizeof(raw) - 1);
+	rec->raw_len = 10;
+	assert_int_equal(replay_req_prepare_rec(&r, rec, &q, &why), REPLAY_UNREPLAYABLE);
+	assert_string_equal(why, "incomplete request");
+	record_free(rec);
+	replay_rules_free(&r);
+}
+
 static void test_sampling(void **state)
 {
 	struct replay_rules r = { 0 };
@@ -326,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_prepare_framing),
 		cmocka_unit_test(test_prepare_filters),
 		cmocka_unit_test(test_rewrite),
+		cmocka_unit_test(test_prepare_rec_fallback),
 		cmocka_unit_test(test_sampling),
 		cmocka_unit_test(test_rec_unreplayable),
 	};
