@@ -209,6 +209,19 @@ static inline bool sse_short_plain(const struct sse_short *t)
 	return !((sse_special16(t->a, true) | sse_special16(t->b, true)) & lanes);
 }
 
+/* ASCII upper case to lower in both parts: 0x20 added to the bytes above 'A' - 1
+ * and below 'Z' + 1 (exact for plain parts, which hold no byte >= 0x80) */
+static inline void sse_short_lower(struct sse_short *t)
+{
+	const __m128i a_1 = _mm_set1_epi8('A' - 1), z_1 = _mm_set1_epi8('Z' + 1);
+	const __m128i k20 = _mm_set1_epi8(0x20);
+
+	t->a = _mm_or_si128(t->a, _mm_and_si128(k20, _mm_and_si128(_mm_cmpgt_epi8(t->a, a_1),
+								       _mm_cmplt_epi8(t->a, z_1))));
+	t->b = _mm_or_si128(t->b, _mm_and_si128(k20, _mm_and_si128(_mm_cmpgt_epi8(t->b, a_1),
+								       _mm_cmplt_epi8(t->b, z_1))));
+}
+
 /* a bit per '"' or '\\' in x */
 static inline unsigned sse_quotes16(__m128i x)
 {
@@ -388,18 +401,12 @@ int buf_json_token_lower(struct buf *b, const char *s, size_t n)
 	o = b->data + b->len + 1;
 #ifdef BUF_X86
 	if (n >= 4 && n <= 32) {
-		const __m128i a_1 = _mm_set1_epi8('A' - 1), z_1 = _mm_set1_epi8('Z' + 1);
-		const __m128i k20 = _mm_set1_epi8(0x20);
 		struct sse_short t;
 
 		sse_short_load(&t, p, n);
 		if (!sse_short_plain(&t))
 			return 1;
-		/* 0x20 added to the bytes above 'A' - 1 and below 'Z' + 1 */
-		t.a = _mm_or_si128(t.a, _mm_and_si128(k20, _mm_and_si128(_mm_cmpgt_epi8(t.a, a_1),
-									   _mm_cmplt_epi8(t.a, z_1))));
-		t.b = _mm_or_si128(t.b, _mm_and_si128(k20, _mm_and_si128(_mm_cmpgt_epi8(t.b, a_1),
-									   _mm_cmplt_epi8(t.b, z_1))));
+		sse_short_lower(&t);
 		sse_short_store(o, &t, n);
 		i = n;
 	}
@@ -433,46 +440,124 @@ int buf_json_token_lower(struct buf *b, const char *s, size_t n)
 	return 0;
 }
 
+int buf_json_member_lower(struct buf *b, bool comma, const char *name, size_t nlen,
+			  const char *val, size_t vlen)
+{
+#ifdef BUF_X86
+	const unsigned char *v = (const unsigned char *)val;
+	struct sse_short t;
+	char *o;
+
+	if (nlen < 4 || nlen > 32)
+		return 1;
+	/* one reserve for both: ,"name": and the value's worst case (6 bytes a byte) */
+	if (buf_reserve(b, nlen + 4 + vlen * 6 + 2))
+		return -ENOMEM;
+	sse_short_load(&t, (const unsigned char *)name, nlen);
+	if (!sse_short_plain(&t))
+		return 1;
+	sse_short_lower(&t);
+	o = b->data + b->len;
+	*o = ',';
+	o += comma;
+	*o++ = '"';
+	sse_short_store(o, &t, nlen);
+	o += nlen;
+	*o++ = '"';
+	*o++ = ':';
+	if (vlen >= 4 && vlen <= 32) {
+		sse_short_load(&t, v, vlen);
+		if (sse_short_plain(&t)) {
+			*o++ = '"';
+			sse_short_store(o, &t, vlen);
+			o += vlen;
+			*o++ = '"';
+			*o = '\0';
+			b->len = (size_t)(o - b->data);
+			return 0;
+		}
+	}
+	b->len = (size_t)(o - b->data);
+	return json_str_long(b, v, vlen);
+#else
+	(void)b; (void)comma; (void)name; (void)nlen; (void)val; (void)vlen;
+	return 1;
+#endif
+}
+
 /* "00" .. "99": two digits per division */
 static const char buf_digits2[200] =
 	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
 
-int buf_put_u64(struct buf *b, uint64_t v)
+/* Decimal digits of v (1..20) */
+static inline unsigned buf_u64_digits(uint64_t v)
 {
-	char tmp[20], *e = tmp + sizeof(tmp), *d = e;
+	unsigned n = 1;
 
+	while (v >= 10000) {
+		v /= 10000;
+		n += 4;
+	}
+	return n + (v >= 10) + (v >= 100) + (v >= 1000);
+}
+
+/* the digits of v written backwards from e (two per division), in place: no
+ * temporary and no memcpy call of a variable length (issue 19) */
+static inline void buf_u64_write(char *e, uint64_t v)
+{
 	while (v >= 100) {
 		unsigned k = (unsigned)(v % 100) * 2;
 
 		v /= 100;
-		d -= 2;
-		d[0] = buf_digits2[k];
-		d[1] = buf_digits2[k + 1];
+		e -= 2;
+		e[0] = buf_digits2[k];
+		e[1] = buf_digits2[k + 1];
 	}
 	if (v >= 10) {
-		d -= 2;
-		d[0] = buf_digits2[v * 2];
-		d[1] = buf_digits2[v * 2 + 1];
+		e -= 2;
+		e[0] = buf_digits2[v * 2];
+		e[1] = buf_digits2[v * 2 + 1];
 	} else {
-		*--d = (char)('0' + v);
+		*--e = (char)('0' + v);
 	}
-	return buf_append(b, d, (size_t)(e - d));
+}
+
+int buf_put_u64(struct buf *b, uint64_t v)
+{
+	unsigned n = buf_u64_digits(v);
+
+	if (buf_reserve(b, 20))
+		return -ENOMEM;
+	buf_u64_write(b->data + b->len + n, v);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
 }
 
 int buf_put_u_fixed(struct buf *b, uint64_t v, unsigned width)
 {
-	char tmp[20];
+	char *o;
 	unsigned i;
 
-	if (width > sizeof(tmp))
+	if (width > 20)
 		return -EINVAL;
-	for (i = width; i-- > 0;) {
-		tmp[i] = (char)('0' + v % 10);
-		v /= 10;
+	if (buf_reserve(b, width))
+		return -ENOMEM;
+	o = b->data + b->len;
+	for (i = width; i >= 2; i -= 2) {
+		unsigned k = (unsigned)(v % 100) * 2;
+
+		v /= 100;
+		o[i - 2] = buf_digits2[k];
+		o[i - 1] = buf_digits2[k + 1];
 	}
-	return buf_append(b, tmp, width);
+	if (i)
+		o[0] = (char)('0' + v % 10);
+	b->len += width;
+	b->data[b->len] = '\0';
+	return 0;
 }
 
 /* Two output characters per table entry: 3 input bytes take two 12-bit look-ups

@@ -57,6 +57,13 @@ int buf_json_str(struct buf *b, const char *s, size_t n);
  * written when a byte would need escaping (the caller lower-cases and escapes it);
  * -ENOMEM. */
 int buf_json_token_lower(struct buf *b, const char *s, size_t n);
+/* A JSON object member "name":"value" (a comma before it when comma is set), the
+ * name quoted and lower-cased as buf_json_token_lower does, the value as
+ * buf_json_str does, with one reserve (issue 19: a record's header lines). 1 with
+ * nothing written when the name is not a token of 4..32 plain bytes or the CPU path
+ * is not built (the caller writes the member piece by piece); -ENOMEM. */
+int buf_json_member_lower(struct buf *b, bool comma, const char *name, size_t nlen,
+			  const char *val, size_t vlen);
 /* Length of the leading run of printable ASCII (0x20..0x7e) in p[0..n). */
 size_t buf_text_ascii_prefix(const uint8_t *p, size_t n);
 /* Decimal integers without stdio: v as is, or zero-padded to exactly width digits

@@ -382,6 +382,15 @@ static inline __attribute__((always_inline)) void record_put_u64_str(struct buf 
 	buf_append(b, "\"", 1);
 }
 
+/* true or false, no key */
+static inline __attribute__((always_inline)) void record_put_tf(struct buf *b, unsigned v)
+{
+	if (v)
+		buf_append(b, "true", 4);
+	else
+		buf_append(b, "false", 5);
+}
+
 static inline __attribute__((always_inline)) void record_put_bool(struct buf *b, const char *k, int v, int *first)
 {
 	record_put_key(b, k, first);
@@ -509,19 +518,33 @@ static void record_put_headers(struct buf *b, const char *k, const struct st_msg
 	for (i = 0; i < nh; i++) {
 		const struct http1_header *h = &m->hdrs[i];
 		bool shared = i >= ST_MAX_HEADERS || (twice & sig[i]);
-		int seen = 0;
+		int seen = 0, redacted;
 
 		for (j = 0; shared && j < i && !seen; j++)
 			seen = record_hdr_name_eq(&m->hdrs[j], h);
 		if (seen)
 			continue;
+		redacted = record_is_redacted(rd, h->name, h->name_len,
+					      i < ST_MAX_HEADERS ? sig[i] :
+					      h->name_len ? record_name_sig(h->name, h->name_len) : 1);
+		/* join repeats; a name seen once (nearly all) is encoded straight from the head */
+		j = nh;
+		if (shared && !redacted)
+			for (j = i + 1; j < nh; j++)
+				if (record_hdr_name_eq(&m->hdrs[j], h))
+					break;
+		/* the usual header, "name":"value" with one reserve */
+		if (!redacted && j == nh &&
+		    buf_json_member_lower(b, !f, h->name, h->name_len, h->value, h->value_len) != 1) {
+			f = 0;
+			continue;
+		}
 		if (!f)
 			buf_putc(b, ',');
 		f = 0;
 		record_put_name(b, h->name, h->name_len);
 		buf_putc(b, ':');
-		if (record_is_redacted(rd, h->name, h->name_len,
-				       i < ST_MAX_HEADERS ? sig[i] : h->name_len ? record_name_sig(h->name, h->name_len) : 1)) {
+		if (redacted) {
 			char tok[PII_TOKEN_LEN + 1];
 			size_t tl = pii_replacement(o->pii ? o->pii->mode : PII_MASK, o->pii ? &o->pii->key : NULL,
 						    h->value, h->value_len, tok);
@@ -529,12 +552,6 @@ static void record_put_headers(struct buf *b, const char *k, const struct st_msg
 			buf_json_str(b, tok, tl);
 			continue;
 		}
-		/* join repeats; a name seen once (nearly all) is encoded straight from the head */
-		j = nh;
-		if (shared)
-			for (j = i + 1; j < nh; j++)
-				if (record_hdr_name_eq(&m->hdrs[j], h))
-					break;
 		if (j == nh) {
 			buf_json_str(b, h->value, h->value_len);
 		} else {
@@ -644,7 +661,8 @@ static void record_put_body(struct buf *b, const char *k, const struct st_msg *m
 	buf_putc(b, '}');
 }
 
-static void record_put_ip(struct buf *b, const char *k, uint8_t family, const uint32_t *a, int *first)
+/* The address as a JSON string */
+static void record_put_ip_val(struct buf *b, uint8_t family, const uint32_t *a)
 {
 	char s[INET6_ADDRSTRLEN];
 	size_t n = 0;
@@ -670,25 +688,16 @@ static void record_put_ip(struct buf *b, const char *k, uint8_t family, const ui
 	} else {
 		s[n++] = '?';
 	}
-	record_put_str(b, k, s, n, first);
+	buf_json_str(b, s, n);
 }
 
-/* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" without stdio: the part down to the second is
- * formatted once per second and thread (records arrive in time order). */
-/* {"ip":..,"port":..} under k */
-static void record_put_endpoint(struct buf *b, const char *k, uint8_t family, const uint32_t *a,
-				uint16_t port, int *first)
-{
-	int f = 1;
+/* A run of keys and punctuation known at compile time, written in one copy (issue
+ * 19: a record's fixed parts were a reserve, a comma test and a copy per key) */
+#define record_put_raw(b, lit) buf_append(b, lit, sizeof(lit) - 1)
 
-	record_put_key(b, k, first);
-	buf_putc(b, '{');
-	record_put_ip(b, "ip", family, a, &f);
-	record_put_u64(b, "port", port, &f);
-	buf_putc(b, '}');
-}
-
-static void record_put_time(struct buf *b, const char *k, uint64_t ns, int *first)
+/* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (quoted) without stdio: the part down to the second
+ * is formatted once per second and thread (records arrive in time order). */
+static void record_put_time_val(struct buf *b, uint64_t ns)
 {
 	static __thread time_t cached_sec = -1;
 	static __thread char cached[24];
@@ -704,7 +713,6 @@ static void record_put_time(struct buf *b, const char *k, uint64_t ns, int *firs
 		cached_len = strlen(cached);
 		cached_sec = sec;
 	}
-	record_put_key(b, k, first);
 	buf_putc(b, '"');
 	buf_append(b, cached, cached_len);
 	buf_put_u_fixed(b, ns % 1000000000ull / 1000, 6);
@@ -726,7 +734,7 @@ static void record_put_url(struct buf *b, const struct st_record *r, const struc
 	end = t + tlen;
 	path = t;
 	/* absolute-form (proxies): the path starts after scheme://authority */
-	if (tlen > 7 && (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0)) {
+	if (tlen > 7 && (t[0] | 0x20) == 'h' && (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0)) {
 		const char *s = memchr(t, ':', tlen) + 3;
 
 		path = memchr(s, '/', (size_t)(end - s));
@@ -848,52 +856,50 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	uint64_t t1 = r->resp.ts_last_ns ? r->resp.ts_last_ns : r->req.ts_last_ns;
 	size_t start_len = out->len;
 	int f = 1, g, h;
-	char ver[16];
 	struct record_red rd;
 
 	record_red_init(&rd, o);
 
-	buf_putc(out, '{');
-	record_put_time(out, "@timestamp", (uint64_t)((int64_t)t0 + r->clock_offset_ns), &f);
-
-	record_put_key(out, "event", &f);
-	g = 1;
-	buf_putc(out, '{');
-	record_put_str(out, "id", r->event_id, strlen(r->event_id), &g);
-	record_put_u64(out, "duration", t1 > t0 ? t1 - t0 : 0, &g);
-	record_put_lit(out, "kind", "event", &g);
-	record_put_lit(out, "dataset", "shadowtap.exchange", &g);
-	buf_putc(out, '}');
-
-	record_put_endpoint(out, "source", r->family, r->caddr, r->cport, &f);
-	record_put_endpoint(out, "destination", r->family, r->saddr, r->sport, &f);
-	record_put_key(out, "network", &f);
-	g = 1;
-	buf_putc(out, '{');
-	record_put_lit(out, "transport", "tcp", &g);
+	/* the fixed keys between the values written as one literal each */
+	record_put_raw(out, "{\"@timestamp\":");
+	record_put_time_val(out, (uint64_t)((int64_t)t0 + r->clock_offset_ns));
+	record_put_raw(out, ",\"event\":{\"id\":");
+	buf_json_str(out, r->event_id, strlen(r->event_id));
+	record_put_raw(out, ",\"duration\":");
+	buf_put_u64(out, t1 > t0 ? t1 - t0 : 0);
+	record_put_raw(out, ",\"kind\":\"event\",\"dataset\":\"shadowtap.exchange\"},"
+		       "\"source\":{\"ip\":");
+	record_put_ip_val(out, r->family, r->caddr);
+	record_put_raw(out, ",\"port\":");
+	buf_put_u64(out, r->cport);
+	record_put_raw(out, "},\"destination\":{\"ip\":");
+	record_put_ip_val(out, r->family, r->saddr);
+	record_put_raw(out, ",\"port\":");
+	buf_put_u64(out, r->sport);
 	if (r->family == 6)
-		record_put_lit(out, "type", "ipv6", &g);
+		record_put_raw(out, "},\"network\":{\"transport\":\"tcp\",\"type\":\"ipv6\","
+			       "\"connection_id\":\"");
 	else
-		record_put_lit(out, "type", "ipv4", &g);
-	record_put_u64_str(out, "connection_id", r->flow_id, &g);
-	record_put_u64(out, "request_index", r->index, &g);
+		record_put_raw(out, "},\"network\":{\"transport\":\"tcp\",\"type\":\"ipv4\","
+			       "\"connection_id\":\"");
+	buf_put_u64(out, r->flow_id);
+	record_put_raw(out, "\",\"request_index\":");
+	buf_put_u64(out, r->index);
 	buf_putc(out, '}');
+	f = 0;
 
-	record_put_key(out, "http", &f);
-	g = 1;
-	buf_putc(out, '{');
-	if (r->method) {
-		if (r->http_minor < 0) {
-			record_put_lit(out, "version", "0.9", &g);
-		} else {
-			ver[0] = '"';
-			ver[1] = '1';
-			ver[2] = '.';
-			ver[3] = (char)('0' + (r->http_minor % 10));
-			ver[4] = '"';
-			record_put_key(out, "version", &g);
-			buf_append(out, ver, 5);
-		}
+	if (!r->method) {
+		record_put_raw(out, ",\"http\":{");
+		g = 1;
+	} else if (r->http_minor < 0) {
+		record_put_raw(out, ",\"http\":{\"version\":\"0.9\"");
+		g = 0;
+	} else {
+		char ver[] = ",\"http\":{\"version\":\"1.x\"";
+
+		ver[sizeof(ver) - 3] = (char)('0' + (r->http_minor % 10));
+		buf_append(out, ver, sizeof(ver) - 1);
+		g = 0;
 	}
 	record_put_key(out, "request", &g);
 	h = 1;
@@ -933,16 +939,16 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 		buf_putc(out, '}');
 	}
 
-	record_put_key(out, "capture", &f);
-	g = 1;
-	buf_putc(out, '{');
 	if (r->source == ST_SRC_OPENSSL)
-		record_put_lit(out, "source", "openssl", &g);
+		record_put_raw(out, ",\"capture\":{\"source\":\"openssl\",\"complete\":");
 	else
-		record_put_lit(out, "source", "packet", &g);
-	record_put_bool(out, "complete", !(r->cap_flags & ST_CAP_INCOMPLETE) && r->req.complete && r->resp.complete, &g);
-	record_put_bool(out, "incomplete", !!(r->cap_flags & ST_CAP_INCOMPLETE), &g);
-	record_put_bool(out, "gap", !!(r->cap_flags & ST_CAP_GAP), &g);
+		record_put_raw(out, ",\"capture\":{\"source\":\"packet\",\"complete\":");
+	record_put_tf(out, !(r->cap_flags & ST_CAP_INCOMPLETE) && r->req.complete && r->resp.complete);
+	record_put_raw(out, ",\"incomplete\":");
+	record_put_tf(out, r->cap_flags & ST_CAP_INCOMPLETE);
+	record_put_raw(out, ",\"gap\":");
+	record_put_tf(out, r->cap_flags & ST_CAP_GAP);
+	g = 0;
 	if (r->gap_bytes)
 		record_put_u64(out, "gap_bytes", r->gap_bytes, &g);
 	record_put_bool(out, "truncated", !!(r->cap_flags & ST_CAP_TRUNCATED), &g);

@@ -2,7 +2,8 @@
  * against a plain one-byte-at-a-time reference written here: buf_json_str (SSE2
  * steps, the short-string and quotes-only paths), buf_json_token_lower (writes what
  * lower-casing and buf_json_str give, or refuses a name with a byte outside printable
- * ASCII or a quote or backslash), buf_base64 (AVX2 where the CPU
+ * ASCII or a quote or backslash), buf_json_member_lower (the two together, one
+ * reserve), buf_base64 (AVX2 where the CPU
  * has it) against buf_base64_plain, and buf_text_ascii_prefix. The first byte picks
  * an offset so that every alignment is reached; the output starts after other text. */
 #include <stddef.h>
@@ -13,6 +14,12 @@
 
 #include "buf.h"
 #include "../ref_json.h"
+
+#if defined(__x86_64__) && defined(__SSE2__)
+#define FUZZ_SSE2 1              /* buf_json_member_lower's fast path is built */
+#else
+#define FUZZ_SSE2 0
+#endif
 
 static void same(const struct buf *a, const struct buf *b)
 {
@@ -62,6 +69,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			;
 		if (r != 1 || got.len != 1 || i == n)
 			abort();
+	}
+
+	/* a header member: the input split at a point the second byte picks into a
+	 * name and a value; written whole, or refused with nothing written when the
+	 * name is outside 4..32 bytes or refused by the token path (checked above) */
+	if (n >= 1) {
+		size_t nl = data[1 < size ? 1 : 0] % (n + 1);
+		int tr;
+
+		buf_reset(&got);
+		buf_reset(&want);
+		buf_append(&got, "z", 1);
+		buf_append(&want, "z,", 2);
+		r = buf_json_member_lower(&got, true, (const char *)p, nl, (const char *)p + nl, n - nl);
+		tr = buf_json_token_lower(&want, (const char *)p, nl);
+		if (r == 1) {
+			if (got.len != 1 || (tr == 0 && nl >= 4 && nl <= 32 && FUZZ_SSE2))
+				abort();
+		} else {
+			if (r != 0 || tr != 0)
+				abort();
+			buf_append(&want, ":", 1);
+			ref_json(&want, p + nl, n - nl);
+			same(&got, &want);
+		}
 	}
 
 	buf_reset(&got);

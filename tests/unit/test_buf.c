@@ -206,6 +206,68 @@ static void test_token_lower(void **state)
 	buf_free(&want);
 }
 
+/* Header members: buf_json_member_lower must give exactly [,]"name":"value" as
+ * buf_json_token_lower and buf_json_str write it piece by piece, or refuse (1, nothing
+ * written) for a name outside its fast path; names and values of every length up to
+ * 40 with bytes that need escaping, appended after other text. */
+static void test_member_lower(void **state)
+{
+	static const unsigned char pick[] = { 'A', 'Z', '@', '[', '`', '{', 'a', 'z', '-', '_',
+					      '0', '9', '~', ' ', '"', '\\', 0x7f, 0x1f, 0x80, 0xc3 };
+	unsigned char name[48], val[48];
+	struct buf got = { 0 }, want = { 0 };
+	uint64_t seed = 4242;
+	int round, refused = 0, written = 0;
+
+	for (round = 0; round < 100000; round++) {
+		size_t nn, vn, i;
+		bool comma;
+		int rc, trc;
+
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		nn = (seed >> 33) % 41;
+		vn = (seed >> 20) % 41;
+		comma = (seed >> 50) & 1;
+		for (i = 0; i < nn + vn; i++) {
+			unsigned char c;
+
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			c = (seed >> 40) % 16 ? pick[(seed >> 45) % 14] : pick[(seed >> 45) % sizeof(pick)];
+			if (i < nn)
+				name[i] = c;
+			else
+				val[i - nn] = c;
+		}
+		buf_reset(&got);
+		buf_reset(&want);
+		buf_append(&got, "{x:1", 4);
+		buf_append(&want, "{x:1", 4);
+		rc = buf_json_member_lower(&got, comma, (const char *)name, nn, (const char *)val, vn);
+		if (comma)
+			buf_putc(&want, ',');
+		trc = buf_json_token_lower(&want, (const char *)name, nn);
+		if (rc == 1) {
+			/* refused: only a name the token path refuses or out of 4..32 bytes */
+			assert_true(trc == 1 || nn < 4 || nn > 32);
+			assert_int_equal(got.len, 4);
+			refused++;
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_int_equal(trc, 0);
+		written++;
+		buf_putc(&want, ':');
+		assert_int_equal(buf_json_str(&want, (const char *)val, vn), 0);
+		assert_int_equal(got.len, want.len);
+		assert_memory_equal(got.data, want.data, want.len + 1);
+	}
+#if defined(__x86_64__) && defined(__SSE2__)
+	assert_true(refused > 1000 && written > 1000);
+#endif
+	buf_free(&got);
+	buf_free(&want);
+}
+
 /* Integers by hand against printf: every power of ten and its neighbours, and random
  * values of every width; fixed width keeps the low digits. */
 static void test_put_u64(void **state)
@@ -236,6 +298,21 @@ static void test_put_u64(void **state)
 	buf_reset(&got);
 	assert_int_equal(buf_put_u_fixed(&got, 1234567, 6), 0);
 	assert_string_equal(got.data, "234567");
+	/* odd and even widths, zeros kept, 0 and 20 digits */
+	for (i = 0; i <= 20; i++) {
+		uint64_t x = 98765432109876543ull + i;
+		char full[32];
+
+		buf_reset(&got);
+		assert_int_equal(buf_put_u_fixed(&got, x, (unsigned)i), 0);
+		snprintf(full, sizeof(full), "%020llu", (unsigned long long)x);
+		assert_int_equal(got.len, i);
+		assert_memory_equal(got.data, full + 20 - i, i);
+		assert_int_equal(got.data[i], '\0');
+	}
+	buf_reset(&got);
+	assert_int_equal(buf_put_u_fixed(&got, 7, 6), 0);
+	assert_string_equal(got.data, "000007");
 	buf_free(&got);
 }
 
@@ -349,6 +426,7 @@ int main(void)
 		cmocka_unit_test(test_json_matches_reference),
 		cmocka_unit_test(test_json_simd_matches_reference),
 		cmocka_unit_test(test_token_lower),
+		cmocka_unit_test(test_member_lower),
 		cmocka_unit_test(test_put_u64),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_base64_matches_reference),
