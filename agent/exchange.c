@@ -723,7 +723,7 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 		x_enter_resync(x, d, 0);
 		return have ? avail : (size_t)hl;
 	}
-	record_msg_set_head(&r->req, base, (size_t)hl, req.headers, req.num_headers);
+	record_req_set_head(r, base, (size_t)hl, req.headers, req.num_headers);
 	if (req.num_over) {
 		r->cap_flags |= ST_CAP_HEADERS_OVER;
 		x->st.headers_over_limit++;

@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,12 @@ void record_event_id(uint64_t flow_id, uint32_t index, char out[33])
 
 struct st_record *record_new(void)
 {
-	return calloc(1, sizeof(struct st_record));
+	/* the request head's room is written before it is read: not cleared */
+	struct st_record *r = malloc(sizeof(*r));
+
+	if (r)
+		memset(r, 0, offsetof(struct st_record, req_room));
+	return r;
 }
 
 void record_msg_free(struct st_msg *m)
@@ -270,6 +276,24 @@ int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
 		free(m->head);
 	m->head_inline = false;
 	record_head_copy(m, p, head, head_len, hdrs, nhdrs);
+	return 0;
+}
+
+int record_req_set_head(struct st_record *r, const char *head, size_t head_len,
+			const struct http1_header *hdrs, size_t nhdrs)
+{
+	struct st_msg *m = &r->req;
+
+	if (nhdrs > ST_MAX_HEADERS)
+		nhdrs = ST_MAX_HEADERS;
+	/* the source must not be the room itself (a head set twice stays where it is) */
+	if (record_head_size(head_len, nhdrs) > sizeof(r->req_room) ||
+	    (head >= r->req_room && head < r->req_room + sizeof(r->req_room)))
+		return record_msg_set_head(m, head, head_len, hdrs, nhdrs);
+	if (!m->head_inline)
+		free(m->head);
+	record_head_copy(m, r->req_room, head, head_len, hdrs, nhdrs);
+	m->head_inline = true;
 	return 0;
 }
 
