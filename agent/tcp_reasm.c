@@ -99,6 +99,7 @@ struct reasm {
 	struct reasm_fl **buckets;
 	uint64_t mask;
 	uint64_t seed;
+	uint64_t seed_fam[2];   /* reasm_mix(seed ^ family), IPv4 then IPv6 */
 	uint64_t mem;           /* buffered cost, all flows */
 	struct reasm_list lru, tombs, linger, holes;
 	struct reasm_stats st;
@@ -156,13 +157,27 @@ static uint64_t reasm_mix(uint64_t h)
 	return h;
 }
 
-/* Not cryptographic; the random seed only makes bucket collisions hard to aim at. */
+/* The flow ID's hash (records carry it, so it must not change). Not cryptographic. */
 static uint64_t reasm_hash_key(const struct reasm_key *k, uint64_t seed)
 {
 	uint64_t h = reasm_mix(seed ^ k->family);
 	int i;
 
 	for (i = 0; i < 4; i++)
+		h = reasm_mix(h ^ ((uint64_t)k->caddr[i] << 32 | k->saddr[i]));
+	return reasm_mix(h ^ ((uint64_t)k->cport << 16 | k->sport));
+}
+
+/* The bucket hash, once per segment: the same chain, but an IPv4 key's three zero
+ * address words are skipped and the seed's first round is done once per family in
+ * reasm_new (2 rounds for IPv4 instead of 6; P, issue 19). The random seed only makes
+ * bucket collisions hard to aim at. */
+static uint64_t reasm_bucket_hash(const struct reasm *r, const struct reasm_key *k)
+{
+	uint64_t h = r->seed_fam[k->family == 6];
+	int i, n = k->family == 6 ? 4 : 1;
+
+	for (i = 0; i < n; i++)
 		h = reasm_mix(h ^ ((uint64_t)k->caddr[i] << 32 | k->saddr[i]));
 	return reasm_mix(h ^ ((uint64_t)k->cport << 16 | k->sport));
 }
@@ -215,6 +230,8 @@ struct reasm *reasm_new(const struct reasm_cfg *cfg, const struct reasm_ops *ops
 	}
 	if (getrandom(&r->seed, sizeof(r->seed), GRND_NONBLOCK) != sizeof(r->seed))
 		r->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)r;
+	r->seed_fam[0] = reasm_mix(r->seed ^ 4);
+	r->seed_fam[1] = reasm_mix(r->seed ^ 6);
 	reasm_list_init(&r->lru);
 	reasm_list_init(&r->tombs);
 	reasm_list_init(&r->linger);
@@ -805,7 +822,7 @@ void reasm_segment(struct reasm *r, const struct reasm_seg *seg)
 	rst = !!(seg->flags & ST_TCP_RST);
 	/* a SYN occupies one sequence number: data (TFO) starts after it */
 	dseq = seg->seq + (uint32_t)syn;
-	h = reasm_hash_key(&seg->key, r->seed);
+	h = reasm_bucket_hash(r, &seg->key);
 	f = reasm_lookup(r, &seg->key, h);
 
 	if (f && f->state == RF_TOMB) {
