@@ -66,6 +66,11 @@ int http1_parse_request(const char *buf, size_t len, struct http1_request *req,
 int http1_parse_response(const char *buf, size_t len, struct http1_response *resp,
 			 struct http1_header *hdrs, size_t max_hdrs);
 
+/* Field names are scanned 16 bytes at a time where the CPU has SSSE3 (chosen at
+ * load time). For tests and fuzzing: on = 0 forces the byte-at-a-time scan, on = 1
+ * goes back to what the CPU offers. Not thread-safe; call before parsing. */
+void http1_set_simd(int on);
+
 /* Case-insensitive header lookup; returns the first match or NULL. */
 const struct http1_header *http1_find_header(const struct http1_header *hdrs, size_t n,
 					     const char *name);
