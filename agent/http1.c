@@ -74,6 +74,29 @@ static int http1_name_eq(const char *a, size_t alen, const char *b, size_t blen)
 	return 1;
 }
 
+/* Case-insensitive a == lit for a literal of lowercase letters, digits and '-' of 8
+ * bytes or more, 8 bytes per compare (the last load overlaps the one before).
+ * Exact for any a: a letter of lit has bit 0x40, and only there may a's byte differ
+ * from it, by 0x20 (its capital); digits and '-' lack that bit and must match. */
+static inline int http1_lit_eq(const char *a, size_t alen, const char *lit, size_t len)
+{
+	uint64_t x, y;
+	size_t i;
+
+	if (alen != len)
+		return 0;
+	for (i = 0;; i += 8) {
+		if (i + 8 > len)
+			i = len - 8;
+		memcpy(&x, a + i, 8);
+		memcpy(&y, lit + i, 8);
+		if ((x | ((y >> 1) & 0x2020202020202020ull)) != y)
+			return 0;
+		if (i + 8 == len)
+			return 1;
+	}
+}
+
 /* First byte at or after p that is not a request-target byte (or end). */
 static inline http1_ptr http1_scan_target(http1_ptr p, http1_ptr end)
 {
@@ -584,12 +607,12 @@ static void http1_scan_fields(struct http1_fields *f, const struct http1_header 
 	for (i = 0; i < n; i++) {
 		const struct http1_header *h = &hdrs[i];
 
-		if (http1_name_eq(h->name, h->name_len, "content-length", 14)) {
+		if (http1_lit_eq(h->name, h->name_len, "content-length", 14)) {
 			if (!f->cl_bad && h->value_len == 0)
 				f->cl_bad = 1;
 			if (!f->cl_bad)
 				http1_content_length(f, h->value, h->value_len);
-		} else if (http1_name_eq(h->name, h->name_len, "transfer-encoding", 17)) {
+		} else if (http1_lit_eq(h->name, h->name_len, "transfer-encoding", 17)) {
 			http1_transfer_encoding(f, h->value, h->value_len);
 		}
 	}

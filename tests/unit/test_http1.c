@@ -1,5 +1,6 @@
 /* HTTP/1.x parser and body decoder. Every input is copied so that its last byte is
  * the last byte before a PROT_NONE page: any read past the end crashes the test. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -604,6 +605,46 @@ static void test_request_framing(void **state)
 	}
 }
 
+/* The framing names are matched 8 bytes at a time (http1_lit_eq): every byte value
+ * at every place of "Content-Length" and "Transfer-Encoding" must frame the body only
+ * if it is that letter in either case (or the same '-'), whatever the other bytes. */
+static void test_framing_name_every_byte(void **state)
+{
+	static const char *const names[] = { "Content-Length: 5", "Transfer-Encoding: chunked" };
+	struct http1_header hdrs[T_MAX_HDRS];
+	struct http1_request req;
+	char buf[128];
+	uint64_t cl;
+	size_t k, pos, nlen, len;
+	int b, rc, fr, framed = 0;
+
+	(void)state;
+	for (k = 0; k < 2; k++) {
+		nlen = strchr(names[k], ':') - names[k];
+		for (pos = 0; pos < nlen; pos++) {
+			for (b = 0; b < 256; b++) {
+				int o = (unsigned char)names[k][pos];
+				int same = b == o || (isalpha(o) && (b | 0x20) == (o | 0x20));
+
+				len = (size_t)snprintf(buf, sizeof(buf), "POST / HTTP/1.1\r\n%s\r\n\r\n", names[k]);
+				buf[strlen("POST / HTTP/1.1\r\n") + pos] = (char)b;
+				rc = t_req(buf, len, &req, hdrs, T_MAX_HDRS);
+				if (rc != (int)len)
+					continue;   /* not a token byte: not a field line at all */
+				fr = http1_request_framing(&req, &cl);
+				if (same) {
+					assert_int_equal(fr, k ? HTTP1_BODY_CHUNKED : HTTP1_BODY_LENGTH);
+					framed++;
+				} else {
+					assert_int_equal(fr, HTTP1_BODY_NONE);
+				}
+			}
+		}
+	}
+	/* each letter in two cases, each '-' once */
+	assert_int_equal(framed, (13 * 2 + 1) + (16 * 2 + 1));
+}
+
 static void test_response_framing(void **state)
 {
 	struct http1_header hdrs[T_MAX_HDRS];
@@ -898,6 +939,7 @@ int main(void)
 		cmocka_unit_test(test_find_header_and_tokens),
 		cmocka_unit_test(test_request_framing),
 		cmocka_unit_test(test_response_framing),
+		cmocka_unit_test(test_framing_name_every_byte),
 		cmocka_unit_test(test_chunked_split_equivalence),
 		cmocka_unit_test(test_length_pipelined),
 		cmocka_unit_test(test_chunked_malformed),
