@@ -383,6 +383,19 @@ void replay_conn_broken(struct replay *rp, struct replay_conn *c, const char *wh
 	replay_conn_abort(rp, c, why, now);
 }
 
+/* The record an answer completes is cold when the answer comes: it was built on the
+ * capture thread's core, and replay_complete's first touches of it (rec->replay,
+ * rec->diff) were a cache miss each (2.5% of this thread's samples). Its struct is
+ * fetched while the read and the response head's parse run. */
+static void replay_prefetch_rec(const struct st_record *rec)
+{
+	const char *p = (const char *)rec;
+	size_t off;
+
+	for (off = 0; off < sizeof(*rec); off += 64)
+		__builtin_prefetch(p + off);
+}
+
 /* Parse what is in the read buffer, answering the requests in flight in order.
  * Returns 0 when more bytes are needed, or a negative value when c was closed. */
 static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
@@ -408,6 +421,10 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 		if (c->phase == RP_HEAD) {
 			if (used == c->rlen)
 				break;
+			/* the next answer in this buffer is for the next request */
+			if (c->qh->cnext)
+				__builtin_prefetch(c->qh->cnext);
+			replay_prefetch_rec(c->qh->rec);
 			r = http1_parse_response(c->rbuf + used, c->rlen - used, &resp, hdrs, ST_MAX_HEADERS);
 			if (r == HTTP1_NEED_MORE) {
 				if (c->rlen - used >= REPLAY_HEAD_MAX) {
@@ -540,8 +557,10 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 	char *p;
 
 	/* serverA's answer, which the diff reads once this one is in (diff.h) */
-	if (c->qh && c->qh->rec)
+	if (c->qh && c->qh->rec) {
 		diff_prefetch_msg(c->qh->rec);
+		replay_prefetch_rec(c->qh->rec);
+	}
 	for (;;) {
 		if (c->rcap - c->rlen < REPLAY_READ_CHUNK / 2) {
 			size_t cap = c->rcap ? c->rcap * 2 : REPLAY_READ_CHUNK;
