@@ -439,6 +439,9 @@ static bool diff_is_json_type(const struct st_msg *m)
 			continue;
 		v = m->hdrs[i].value;
 		n = m->hdrs[i].value_len;
+		/* the usual value, one word compare: what the lines below find for it */
+		if (fields_fast && n >= 16 && fields_lc_eq(v, "application/json", 16) && (n == 16 || v[16] == ';'))
+			return true;
 		semi = memchr(v, ';', n);
 		if (semi)
 			n = (size_t)(semi - v);
@@ -471,13 +474,16 @@ static bool diff_looks_json(const struct st_msg *m)
  * errno. */
 static int diff_json(struct diff_b *d, const struct st_msg *a, const struct st_msg *b,
 		     int max_paths, struct fj_doc *da, struct fj_doc *db, bool *parsed,
-		     struct fj_spot *sp, bool *located)
+		     struct fj_spot *sp, bool *located, bool same_head)
 {
 	struct dj_cmp c;
 	char why[96];
+	bool ja;
 	int err;
 
-	if (!(diff_is_json_type(a) && diff_is_json_type(b)) && !(diff_looks_json(a) && diff_looks_json(b)))
+	/* the same head bytes (fields_hdrs_pair): the same Content-Type */
+	ja = diff_is_json_type(a);
+	if (!(ja && (same_head || diff_is_json_type(b))) && !(diff_looks_json(a) && diff_looks_json(b)))
 		return 0;
 	c.d = d;
 	c.max_paths = max_paths;
@@ -524,7 +530,7 @@ done:
 
 static int diff_body(struct diff_b *db_, const struct st_msg *a, const struct st_msg *b,
 		     int max_paths, bool *cut, struct fj_doc *da, struct fj_doc *db, bool *parsed,
-		     struct fj_spot *sp, bool *located)
+		     struct fj_spot *sp, bool *located, bool same_head)
 {
 	struct st_diff *d = &db_->d;
 	size_t n;
@@ -551,7 +557,7 @@ static int diff_body(struct diff_b *db_, const struct st_msg *a, const struct st
 		return 0;
 	}
 	d->body_same = false;
-	err = diff_json(db_, a, b, max_paths, da, db, parsed, sp, located);
+	err = diff_json(db_, a, b, max_paths, da, db, parsed, sp, located, same_head);
 	return err < 0 ? err : 0;
 }
 
@@ -636,11 +642,11 @@ static int diff_run(struct diff_b *db_, const struct st_record *r, const struct 
 	if (!r->status_code)
 		return diff_reason(db_, "no serverA response");
 	d->status_same = r->status_code == r->replay->status_code;
-	err = diff_body(db_, a, b, max_paths, &cut, da, db, &parsed, &sp, &located);
 	if (fields_fast && !fields_hdrs_pair(&ix, &iy, a, b, ignore)) {
 		ax = &ix;
 		bx = &iy;
 	}
+	err = diff_body(db_, a, b, max_paths, &cut, da, db, &parsed, &sp, &located, ax && ax->same);
 	if (!err)
 		err = diff_headers(db_, a, b, ax, bx, ignore, cut);
 	if (err)

@@ -827,7 +827,8 @@ int fields_hdrs_pair(struct fields_hdrs *ax, struct fields_hdrs *bx, const struc
 
 	if (a->nhdrs != b->nhdrs)
 		goto index;
-	if (fields_heads_same(a, b)) {
+	ax->same = bx->same = fields_heads_same(a, b);
+	if (ax->same) {
 		cl_diff = false;
 		goto clean;
 	}
@@ -873,7 +874,7 @@ int fields_hdrs_index(struct fields_hdrs *x, const struct st_msg *m, const char 
 
 	x->m = m;
 	x->n = m->nhdrs;
-	x->clean = x->cl_diff = false;
+	x->clean = x->cl_diff = x->same = false;
 	if (m->nhdrs > FIELDS_HDRS_MAX)
 		return -E2BIG;
 	for (i = 0; i < m->nhdrs; i++) {

@@ -100,6 +100,7 @@ struct fields_hdrs {
 	size_t n;
 	bool clean;                  /* set by fields_hdrs_pair: not indexed, see there */
 	bool cl_diff;
+	bool same;                   /* set by fields_hdrs_pair: the same head bytes */
 	uint64_t h[FIELDS_HDRS_MAX];
 	bool ign[FIELDS_HDRS_MAX];   /* named in the ignore list (never an empty name) */
 };

@@ -1,6 +1,7 @@
 /* libFuzzer: arbitrary bytes as two response bodies (split at the first NUL, or in
- * half) under a content type picked by the first byte (JSON, form, text), compared
- * field by field. Checks: at most FIELDS_MAX kept, never more kept than found,
+ * half) under a content type picked by the first byte (JSON, form, text, JSON with
+ * a charset), compared field by field. Checks: at most FIELDS_MAX kept, never more
+ * kept than found,
  * every path non-empty, a body compared with itself has no differences, and the
  * fast paths (fields_fast) find exactly what the plain comparison finds. Inputs
  * whose first byte has bit 0x80 set compare the first body with a copy of itself in
@@ -88,6 +89,7 @@ static const char *const heads[] = {
 	"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n",
 	"HTTP/1.1 200 OK\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n",
 	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n\r\n",
 };
 
 static void fuzz_msg(struct st_msg *m, const char *head, const uint8_t *p, size_t n)
@@ -188,7 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	head = heads[data[0] % 3];
+	head = heads[data[0] % 4];
 	if (data[0] & 0x80 && size >= 3) {
 		/* body a = data[3..3+len), b = a with data[3+len..) spliced in at pos,
 		 * replacing del bytes */

@@ -36,7 +36,9 @@ static const char *const names[] = {
 	"X-Request-Id", "x-request-ID", "Cache-Control", "Vary", "X-B", "", "X-Very-Long-Header-Name-1",
 	"x-very-long-header-name-1", "Set-Cookie", "A[", "a{",
 };
-static const char *const values[] = { "application/json", "text/plain", "1", "2", "x", "", "bytes" };
+static const char *const values[] = { "application/json", "text/plain", "1", "2", "x", "", "bytes",
+				      "application/json; charset=utf-8", "Application/JSON;q",
+				      "application/jsonx", "application/json ;a", "text/json" };
 
 /* A message with random headers and the given body; with like, like's header names
  * in like's order (values drawn anew, or kept one time in two). */
@@ -435,6 +437,58 @@ static void test_heads_same_split(void **state)
 	}
 }
 
+/* Content-Type decides whether bodies that do not look like JSON (a scalar root)
+ * are compared as JSON: diff_is_json_type's one-word check against its plain lines,
+ * on each value (the same head on both sides too, where serverB's is not read). */
+static void test_json_type(void **state)
+{
+	static const char *const types[] = {
+		"application/json", "Application/JSON", "application/json;charset=utf-8",
+		"application/json; charset=utf-8", "application/json ;a", "application/jsonx",
+		"application/json5", "application/jso", "text/json", "application/problem+json",
+		"text/plain", "", "application/json\t", "application/json;",
+	};
+	size_t i, k;
+
+	(void)state;
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		for (k = 0; k < 2; k++) {
+			struct st_record *r = record_new();
+			struct st_diff *dfast, *dslow;
+			struct http1_header h;
+			char head[128];
+			size_t o;
+
+			assert_non_null(r);
+			o = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", types[i]);
+			h = (struct http1_header){ head + 17, 12, head + 31, strlen(types[i]) };
+			r->status_code = 200;
+			r->replay = calloc(1, sizeof(*r->replay));
+			assert_non_null(r->replay);
+			r->replay->status_code = 200;
+			assert_int_equal(record_msg_set_head(&r->resp, head, o, &h, 1), 0);
+			if (k)   /* serverB: another head, text/plain, so only serverA's type counts */
+				o = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n",
+						     "text/plain"), h.value_len = 10;
+			assert_int_equal(record_msg_set_head(&r->replay->resp, head, o, &h, 1), 0);
+			assert_int_equal(record_msg_body_append(&r->resp, "\"a\"", 3, 1 << 20), 0);
+			assert_int_equal(record_msg_body_append(&r->replay->resp, "\"b\"", 3, 1 << 20), 0);
+			r->resp.complete = r->replay->resp.complete = true;
+			fields_fast = true;
+			dfast = diff_compare(r, NULL);
+			fields_fast = false;
+			dslow = diff_compare(r, NULL);
+			fields_fast = true;
+			assert_non_null(dfast);
+			same_diff(dfast, dslow);
+			assert_true(dfast->body_json == dslow->body_json);
+			record_diff_free(dfast);
+			record_diff_free(dslow);
+			record_free(r);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -443,6 +497,7 @@ int main(void)
 		cmocka_unit_test(test_lc_eq),
 		cmocka_unit_test(test_ignore_list_reused),
 		cmocka_unit_test(test_heads_same_split),
+		cmocka_unit_test(test_json_type),
 		cmocka_unit_test(test_random),
 	};
 
