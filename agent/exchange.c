@@ -285,9 +285,16 @@ static size_t x_head_bytes(const struct st_msg *m)
 	return m->head ? m->head_len + m->nhdrs * sizeof(*m->hdrs) : 0;
 }
 
+/* the request head: nothing beyond sizeof(*r) when it is in the record's req_room
+ * (record_req_set_head), which is the only way r->req gets an inline head */
+static size_t x_req_head_bytes(const struct st_record *r)
+{
+	return r->req.head_inline ? 0 : x_head_bytes(&r->req);
+}
+
 static size_t x_record_held(const struct st_record *r)
 {
-	return sizeof(*r) + r->raw_cap + r->req.body_cap + r->resp.body_cap + x_head_bytes(&r->req) +
+	return sizeof(*r) + r->raw_cap + r->req.body_cap + r->resp.body_cap + x_req_head_bytes(r) +
 	       x_head_bytes(&r->resp);
 }
 
@@ -736,7 +743,7 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 	r->req.ts_first_ns = d->head_ts;
 	r->req.ts_last_ns = ts;
 	r->req.wire_bytes = (uint64_t)hl;
-	x_held(x, xf, (int64_t)x_head_bytes(&r->req));
+	x_held(x, xf, (int64_t)x_req_head_bytes(r));
 	x_raw_append(x, xf, r, (const uint8_t *)base, (size_t)hl);
 
 	fr = http1_request_framing(&req, &cl);

@@ -166,7 +166,11 @@ static size_t record_replay_bytes(const struct st_replay *rp)
 
 size_t record_bytes(const struct st_record *r)
 {
-	return sizeof(*r) + r->raw_cap + record_msg_bytes(&r->req) + record_msg_bytes(&r->resp) +
+	/* a request head in the record's own req_room is inside sizeof(*r) already */
+	size_t req = record_msg_bytes(&r->req) -
+		     (r->req.head_inline ? r->req.head_len + r->req.nhdrs * sizeof(*r->req.hdrs) : 0);
+
+	return sizeof(*r) + r->raw_cap + req + record_msg_bytes(&r->resp) +
 	       record_replay_bytes(r->replay) + record_replay_bytes(r->noise) +
 	       record_replay_bytes(r->held_replay) + record_diff_bytes(r->diff) +
 	       record_diff_bytes(r->noise_diff) + record_diff_bytes(r->held_diff);

@@ -505,6 +505,37 @@ static void test_capture_flags_and_addresses(void **state)
 
 /* the queue's byte budget (--queue-bytes) sees what a diff holds: its strings and
  * lists outside a block, its block when diff_compare made one */
+/* A request head kept in the record's own req_room is charged once (inside
+ * sizeof(*r)), a head too large for it by its own bytes. */
+static void test_record_bytes_req_room(void **state)
+{
+	static const char small[] = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_request req;
+	struct st_record *r = record_new();
+	char big[2048];
+	int hl, n;
+
+	(void)state;
+	assert_non_null(r);
+	hl = http1_parse_request(small, strlen(small), &req, hdrs, ST_MAX_HEADERS);
+	assert_int_equal(hl, (int)strlen(small));
+	assert_int_equal(record_req_set_head(r, small, (size_t)hl, hdrs, req.num_headers), 0);
+	assert_true(r->req.head_inline);
+	assert_int_equal(record_bytes(r), sizeof(*r));
+	record_free(r);
+
+	r = record_new();
+	assert_non_null(r);
+	n = snprintf(big, sizeof(big), "GET /b HTTP/1.1\r\nHost: h\r\nX-Pad: %01200d\r\n\r\n", 7);
+	hl = http1_parse_request(big, (size_t)n, &req, hdrs, ST_MAX_HEADERS);
+	assert_int_equal(hl, n);
+	assert_int_equal(record_req_set_head(r, big, (size_t)hl, hdrs, req.num_headers), 0);
+	assert_false(r->req.head_inline);
+	assert_int_equal(record_bytes(r), sizeof(*r) + (size_t)hl + req.num_headers * sizeof(*r->req.hdrs));
+	record_free(r);
+}
+
 static void test_record_bytes_diff(void **state)
 {
 	struct st_record *r = mk();
@@ -552,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_replay_and_diff),
 		cmocka_unit_test(test_replay_one_block),
 		cmocka_unit_test(test_record_bytes_diff),
+		cmocka_unit_test(test_record_bytes_req_room),
 		cmocka_unit_test(test_headers_match_reference),
 		cmocka_unit_test(test_capture_flags_and_addresses),
 	};
