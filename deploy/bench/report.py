@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 
-TOOLS = ["none", "none-loaded", "replay-floor", "none-mirror", "shadowtap", "shadowtap-capture", "shadowtap-w2", "shadowtap-capture-w2",
+TOOLS = ["none", "none-loaded", "replay-bare", "none-mirror", "shadowtap", "shadowtap-capture", "shadowtap-w2", "shadowtap-capture-w2",
          "shadowtap-tc", "shadowtap-xdp", "goreplay",
          "goreplay-nosnap", "goreplay-raw", "tcpdump"]
 REPLAYING = ("shadowtap", "goreplay")
@@ -20,10 +20,10 @@ REPLAYING = ("shadowtap", "goreplay")
 # none-mirror is not a baseline: nginx's mirror holds each request until serverB answers.
 BASELINE = {"tcpdump": "none", "shadowtap-capture": "none"}
 REPLAY_BASELINE = "none-loaded"
-NONE_TOOLS = ("none", "none-loaded", "none-mirror", "replay-floor")
-# rows whose cpu_s is a follower's (none-loaded's loadgen, replay-floor's C client):
+NONE_TOOLS = ("none", "none-loaded", "none-mirror", "replay-bare")
+# rows whose cpu_s is a follower's (none-loaded's loadgen, replay-bare's C client):
 # their CPU per request is per request they sent serverB
-FOLLOWERS = ("none-loaded", "replay-floor")
+FOLLOWERS = ("none-loaded", "replay-bare")
 # none-loaded's own check, fixed before any run: serverB's count within this many % of
 # serverA's in every run, else the row's status says so
 B_TOL_PCT = 10.0
@@ -33,7 +33,7 @@ COLUMNS = ["tool", "mix", "offered_rps", "served_rps", "vs_baseline_pct", "basel
            "bpf_cpu_s", "rss_mb", "bpf_ns_per_pkt", "drops", "errors", "runs", "status"]
 LABELS = {"goreplay-nosnap": "goreplay without --input-raw-override-snaplen (packets cut at MTU+200)",
           "none-loaded": "none + an independent loadgen sending serverB what serverA serves, as it serves it (baseline of the replaying tools; its cpu_s is that loadgen's CPU)",
-          "replay-floor": "none + deploy/bench/replay_floor.c following serverA's count as none-loaded does: it only writes each GET to serverB on 32 kept-alive pipelined connections (each POST on a new connection) and reads the answers (its CPU per request and byte: the kernel's share of any replay on this box, the floor under a replaying tool)",
+          "replay-bare": "none + deploy/bench/replay_bare.c following serverA's count as none-loaded does: it only writes each GET to serverB on 32 kept-alive pipelined connections (each POST on a new connection) and reads the answers (its CPU per request and byte: the kernel's work for a replay at its requests per write, a reference for the replaying tools, not a lower bound)",
           "none-mirror": "none + nginx mirror to serverB (not a baseline: nginx holds each request until its mirror is answered, which throttles serverA)",
           "none": "none (serverB idle)",
           "shadowtap-capture": "shadowtap capturing and writing records (-o /dev/null), no replay",
@@ -114,7 +114,7 @@ def summarise(rows):
             "ns_per_byte": (fmt(median(per_byte), 2) if tool not in NONE_TOOLS else
                             fmt(median([1e3 * num(r["cpu_s"]) / num(r["mb_out"]) for r in ok
                                         if num(r["cpu_s"]) is not None and num(r["mb_out"])]), 2)
-                            if tool == "replay-floor" else "") if mix == "post" else "",
+                            if tool == "replay-bare" else "") if mix == "post" else "",
             "status": "ok" if statuses == ["ok"] else ";".join(statuses),
         })
     served = {(s["tool"], s["mix"], s["offered_rps"]): num(s["served_rps"]) for s in out}

@@ -10,13 +10,14 @@
 #                 the baseline the replaying tools are reported against. Its check:
 #                 serverB's count within B_TOL_PCT (10%) of serverA's, else the row is
 #                 flagged. Its cpu_s is that load generator's CPU (no tool runs).
-#   replay-floor  (full mode, or named in BENCH_TOOLS) nothing captures; the C client
-#                 deploy/bench/replay_floor.c follows serverA's count as none-loaded does
+#   replay-bare  (full mode, or named in BENCH_TOOLS) nothing captures; the C client
+#                 deploy/bench/replay_bare.c follows serverA's count as none-loaded does
 #                 and only writes each request to serverB on 32 kept-alive connections
 #                 (pipelined, one write per connection per pass, as the agent's
 #                 replay; POSTs: one new connection each, as the agent) and reads the
-#                 answers: its cpu_s per request is the kernel's share of a replay on
-#                 this box, the floor under any replaying tool
+#                 answers: its cpu_s per request is the kernel's work for a replay at
+#                 its requests per write (its JSON, kept in build/bench/logs, says
+#                 how many); a reference for the replaying tools, not a lower bound
 #   none-mirror   (only when named in BENCH_TOOLS) serverA's nginx `mirror`s every
 #                 request to serverB. Not a baseline: nginx ends a request only when
 #                 its mirror subrequest is answered, so serverA plateaus (~5,300/s here)
@@ -47,15 +48,15 @@
 # BENCH_LOADGEN_ARGS (extra loadgen flags, e.g. "-max-body 4096"), BENCH_ST_ARGS and
 # BENCH_GOR_ARGS (extra shadowtap / GoReplay flags),
 # BENCH_RESULTS (output directory, default deploy/bench/results),
-# BENCH_PERF=DIR (perf record -g of each shadowtap (and replay-floor) run's load window into DIR/ID.data,
+# BENCH_PERF=DIR (perf record -g of each shadowtap (and replay-bare) run's load window into DIR/ID.data,
 # perf stat into DIR/ID.stat; BENCH_PERF_EVENTS=LIST adds events to the perf stat, e.g.
 # syscalls:sys_enter_sendmsg,syscalls:sys_enter_read for system calls per request),
 # BENCH_ST_OLD=PATH (another shadowtap binary: tool names ending in -old, e.g.
 # shadowtap-old or shadowtap-capture-old, run it, for before/after in one run),
 # BENCH_ST_OLD_COMMIT=REV (instead of BENCH_ST_OLD: build shadowtap at that commit of
 # this repository with git archive + make, cached in build/bench/shadowtap-REV),
-# BENCH_FLOOR_ARGS (replay_floor flags, e.g. "-every 2" to read serverA's count every 2 ms,
-# which makes its write batches smaller), BENCH_GOREPLAY_BUILD=0 (use ~/go/bin/goreplay only if already built).
+# BENCH_BARE_ARGS (replay_bare flags, e.g. "-every 20" to read serverA's count every 20 ms,
+# which makes its write batches larger and its figure lower; the default is 1 ms), BENCH_GOREPLAY_BUILD=0 (use ~/go/bin/goreplay only if already built).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
@@ -69,7 +70,7 @@ case "$MODE" in
 	RATES_GET=${BENCH_RATES_GET:-"5000 20000 50000 max"}
 	RATES_POST=${BENCH_RATES_POST:-"200 1000 3000 max"}
 	MICRO=${BENCH_MICRO:-1}; SETTLE=1; GOREPLAY_BUILD_TIMEOUT=600
-	TOOLS=${BENCH_TOOLS:-"none none-loaded replay-floor shadowtap shadowtap-capture shadowtap-w2 shadowtap-capture-w2 shadowtap-tc shadowtap-xdp goreplay goreplay-nosnap goreplay-raw tcpdump"} ;;
+	TOOLS=${BENCH_TOOLS:-"none none-loaded replay-bare shadowtap shadowtap-capture shadowtap-w2 shadowtap-capture-w2 shadowtap-tc shadowtap-xdp goreplay goreplay-nosnap goreplay-raw tcpdump"} ;;
 --quick)
 	REPEATS=${BENCH_REPEATS:-1}; DURATION=${BENCH_DURATION:-3}
 	RATES_GET=${BENCH_RATES_GET:-"5000 max"}
@@ -135,9 +136,9 @@ if [ ! -x "$LOADGEN" ] || [ -n "$(find "$BENCH/loadgen" -newer "$LOADGEN" -name 
 	(cd "$BENCH/loadgen" && CGO_ENABLED=0 "$GO" build -o "$ROOT/$LOADGEN" .) || die "loadgen build failed"
 fi
 LOADGEN=$ROOT/$LOADGEN
-FLOOR=$ROOT/$OUT/bench/replay_floor
-if [[ " ${TOOLS:-} " == *" replay-floor "* ]] && { [ ! -x "$FLOOR" ] || [ "$BENCH/replay_floor.c" -nt "$FLOOR" ]; }; then
-	cc -O2 -Wall -Wextra -Werror -o "$FLOOR" "$BENCH/replay_floor.c" -lm || die "replay_floor build failed"
+BARE=$ROOT/$OUT/bench/replay_bare
+if [[ " ${TOOLS:-} " == *" replay-bare "* ]] && { [ ! -x "$BARE" ] || [ "$BENCH/replay_bare.c" -nt "$BARE" ]; }; then
+	cc -O2 -Wall -Wextra -Werror -o "$BARE" "$BENCH/replay_bare.c" -lm || die "replay_bare build failed"
 fi
 
 NOTES=()
@@ -282,7 +283,7 @@ tool_start() { # tool log usage-json
 	TOOL_PID=
 	serverA_mirror "$([ "$tool" = none-mirror ] && echo 1 || echo 0)" || return 1
 	case $tool in
-	none | none-loaded | none-mirror | replay-floor) return 0 ;;
+	none | none-loaded | none-mirror | replay-bare) return 0 ;;
 	shadowtap*)
 		local bin=$ST_BIN
 		if [[ $tool == *-old ]]; then bin=${BENCH_ST_OLD:-}; tool=${tool%-old}; fi
@@ -385,9 +386,9 @@ B_TOL_PCT=10
 FOLLOW_PID=
 follow_start() { # mix rep json err
 	local i
-	if [ "${5:-}" = replay-floor ]; then
-		ip netns exec "$NS_A" "$FLOOR" -b "$B_IP:81" -follow 127.0.0.1:8080 -mix "${1#https-}" \
-			${BENCH_FLOOR_ARGS:-} >"$3" 2>"$4" &
+	if [ "${5:-}" = replay-bare ]; then
+		ip netns exec "$NS_A" "$BARE" -b "$B_IP:81" -follow 127.0.0.1:8080 -mix "${1#https-}" \
+			${BENCH_BARE_ARGS:-} >"$3" 2>"$4" &
 	else
 		ip netns exec "$NS_A" "$LOADGEN" load -url "http://$B_IP:81" -mix "${1#https-}" \
 			-follow http://127.0.0.1:8080/status -duration 600s -seed "$((1000 + $2))" \
@@ -395,7 +396,7 @@ follow_start() { # mix rep json err
 	fi
 	FOLLOW_PID=$!
 	for i in $(seq 1 100); do
-		grep -qE "^(loadgen|replay_floor): following" "$4" 2>/dev/null && return 0
+		grep -qE "^(loadgen|replay_bare): following" "$4" 2>/dev/null && return 0
 		kill -0 "$FOLLOW_PID" 2>/dev/null || return 1
 		sleep 0.05
 	done
@@ -456,7 +457,7 @@ run_one() { # repeat tool mix rate
 	fi
 	a0=$(stub_requests "$NS_A"); stub_b b0; B_POLLS=0
 	local fj=$TMP/$id.follow.json fpolls=0
-	if [[ $tool == none-loaded || $tool == replay-floor ]] && ! follow_start "$mix" "$rep" "$fj" "$TMP/$id.follow.err" "$tool"; then
+	if [[ $tool == none-loaded || $tool == replay-bare ]] && ! follow_start "$mix" "$rep" "$fj" "$TMP/$id.follow.err" "$tool"; then
 		status="serverB load did not start"
 		log "$id: $status: $(tail -2 "$TMP/$id.follow.err" | tr '\n' ' ')"
 	fi
@@ -464,10 +465,10 @@ run_one() { # repeat tool mix rate
 	[[ $tool == shadowtap* ]] && read -r bruns0 bns0 < <(bpf_prog_stats)
 	wa0=$a0
 	local perfpid=
-	if [ -n "${BENCH_PERF:-}" ] && [[ $tool == shadowtap* || ($tool == replay-floor && -n $FOLLOW_PID) ]]; then
+	if [ -n "${BENCH_PERF:-}" ] && [[ $tool == shadowtap* || ($tool == replay-bare && -n $FOLLOW_PID) ]]; then
 		mkdir -p "$BENCH_PERF"
-		# replay-floor: ip netns exec execs the client, so FOLLOW_PID is its pid
-		( if [ "$tool" = replay-floor ]; then c=$FOLLOW_PID; else c=$(pgrep -P "$TOOL_PID" | head -1); fi
+		# replay-bare: ip netns exec execs the client, so FOLLOW_PID is its pid
+		( if [ "$tool" = replay-bare ]; then c=$FOLLOW_PID; else c=$(pgrep -P "$TOOL_PID" | head -1); fi
 		  perf stat -e task-clock,cycles,instructions,context-switches,page-faults${BENCH_PERF_EVENTS:+,$BENCH_PERF_EVENTS} -p "$c" \
 			-o "$BENCH_PERF/$id.stat" -- sleep "$DURATION" &
 		  perf record -q ${BENCH_PERF_CG:+--call-graph $BENCH_PERF_CG} -g -p "$c" -o "$BENCH_PERF/$id.data" -- sleep "$DURATION" >/dev/null 2>&1
@@ -525,25 +526,25 @@ run_one() { # repeat tool mix rate
 		drops=$(grep -oE '^[0-9]+ packets dropped by kernel' "$tlog" | awk '{print $1}') ;;
 	esac
 	after=$((b1 - bs - 1))
-	case $tool in shadowtap-capture*) replayed= after= ;; shadowtap* | goreplay* | none-mirror | none-loaded | replay-floor) ;; *) replayed= after= ;; esac
+	case $tool in shadowtap-capture*) replayed= after= ;; shadowtap* | goreplay* | none-mirror | none-loaded | replay-bare) ;; *) replayed= after= ;; esac
 	# serverA's count between the reads a0 and a1 holds the client's requests, the
 	# window read wa1 and a1 itself (stub_status counts the request reading it), and
 	# for none-loaded the follower's status reads: none of them the client's
 	local served_a=$((a1 - a0 - 2 - fpolls))
-	if [[ $tool == none-loaded || $tool == replay-floor ]] && [ "$status" = ok ]; then
+	if [[ $tool == none-loaded || $tool == replay-bare ]] && [ "$status" = ok ]; then
 		# the baseline's own check (tolerance fixed before any run): serverB got what
 		# serverA served, within B_TOL_PCT; report.py flags the row otherwise
 		if [ "$served_a" -le 0 ] || [ $((100 * (replayed > served_a ? replayed - served_a : served_a - replayed))) -gt $((B_TOL_PCT * served_a)) ]; then
 			log "$id: WARNING serverB count $replayed vs serverA $served_a: outside ${B_TOL_PCT}%"
 		fi
 	fi
-	if [ -s "$use" ] && [ "$tool" != none-loaded ] && [ "$tool" != replay-floor ]; then
+	if [ -s "$use" ] && [ "$tool" != none-loaded ] && [ "$tool" != replay-bare ]; then
 		cpu=$("$PY" -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["cpu_s"])' "$use")
 		rss=$("$PY" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["maxrss_kb"] / 1024))' "$use")
 	fi
 	local bnp= mbo=
-	# replay-floor's bytes are its own (the mix's sizes, drawn by its own generator)
-	[ "$tool" = replay-floor ] && mbo=$(jfield "$fj" mb_out)
+	# replay-bare's bytes are its own (the mix's sizes, drawn by its own generator)
+	[ "$tool" = replay-bare ] && mbo=$(jfield "$fj" mb_out)
 	[ -n "$bruns" ] && [ "$bruns" -gt 0 ] 2>/dev/null && bnp=$((bns / bruns))
 	MB_OUT=$mbo "$PY" - "$lj" "$rep" "$tool" "$mix" "$rate" "$served_a" "$captured" "$replayed" "$after" \
 		"$drops" "$cpu" "$rss" "$bruns" "$bns" "$bnp" "$win" "$((wa1 - wa0 - 1))" "$status" >>"$RAW" <<'PYEOF'
@@ -572,7 +573,7 @@ print(",".join([rep, tool, mix, rate, f("served_rps"), f("p50_ms", "%.3f"), f("p
 PYEOF
 	# keep the tool's own summary for reading later (GoReplay's stats lines aside)
 	[ -s "$tlog" ] && grep -v -e DEBUG -e output_http "$tlog" | tail -2000 >"$LOGS/$id.log"
-	# and the serverB follower's JSON (none-loaded, replay-floor: writes, reads, user/sys)
+	# and the serverB follower's JSON (none-loaded, replay-bare: writes, reads, user/sys)
 	[ -s "$fj" ] && cp "$fj" "$LOGS/$id.follow.json"
 	log "$id ($((SECONDS - t_run)) s): $(tail -1 "$RAW")"
 }
