@@ -396,6 +396,31 @@ static void test_ignore_list_reused(void **state)
 	}
 }
 
+/* A record whose serverA and serverB answers are both 200, heads not set yet. */
+static struct st_record *record_200_pair(void)
+{
+	struct st_record *r = record_new();
+
+	assert_non_null(r);
+	r->status_code = 200;
+	r->replay = calloc(1, sizeof(*r->replay));
+	assert_non_null(r->replay);
+	r->replay->status_code = 200;
+	return r;
+}
+
+/* r's diff with the fast paths and with the plain ones, which must agree. */
+static void diff_both(struct st_record *r, struct st_diff **fast, struct st_diff **plain)
+{
+	fields_fast = true;
+	*fast = diff_compare(r, NULL);
+	fields_fast = false;
+	*plain = diff_compare(r, NULL);
+	fields_fast = true;
+	assert_non_null(*fast);
+	same_diff(*fast, *plain);
+}
+
 /* The same head bytes split into headers differently on each side: the block
  * compare (fields_heads_same) must not vouch for them, and diff_compare gives what
  * the plain walk gives. Here serverB's X-A is read as "1" out of the same "12". */
@@ -410,23 +435,12 @@ static void test_heads_same_split(void **state)
 
 	(void)state;
 	for (round = 0; round < 2; round++) {
-		r = record_new();
-		assert_non_null(r);
-		r->status_code = 200;
-		r->replay = calloc(1, sizeof(*r->replay));
-		assert_non_null(r->replay);
-		r->replay->status_code = 200;
+		r = record_200_pair();
 		assert_int_equal(record_msg_set_head(&r->resp, head, sizeof(head) - 1, ha, 2), 0);
 		/* round 1: the same split on both sides, so the block compare is used */
 		assert_int_equal(record_msg_set_head(&r->replay->resp, head, sizeof(head) - 1, round ? ha : hb, 2), 0);
 		r->resp.complete = r->replay->resp.complete = true;
-		fields_fast = true;
-		dfast = diff_compare(r, NULL);
-		fields_fast = false;
-		dslow = diff_compare(r, NULL);
-		fields_fast = true;
-		assert_non_null(dfast);
-		same_diff(dfast, dslow);
+		diff_both(r, &dfast, &dslow);
 		assert_int_equal(dfast->nheaders, round ? 0 : 1);
 		if (!round)
 			assert_string_equal(dfast->headers[0], "x-a");
@@ -453,19 +467,14 @@ static void test_json_type(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		for (k = 0; k < 2; k++) {
-			struct st_record *r = record_new();
+			struct st_record *r = record_200_pair();
 			struct st_diff *dfast, *dslow;
 			struct http1_header h;
 			char head[128];
 			size_t o;
 
-			assert_non_null(r);
 			o = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", types[i]);
 			h = (struct http1_header){ head + 17, 12, head + 31, strlen(types[i]) };
-			r->status_code = 200;
-			r->replay = calloc(1, sizeof(*r->replay));
-			assert_non_null(r->replay);
-			r->replay->status_code = 200;
 			assert_int_equal(record_msg_set_head(&r->resp, head, o, &h, 1), 0);
 			if (k)   /* serverB: another head, text/plain, so only serverA's type counts */
 				o = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n",
@@ -474,13 +483,7 @@ static void test_json_type(void **state)
 			assert_int_equal(record_msg_body_append(&r->resp, "\"a\"", 3, 1 << 20), 0);
 			assert_int_equal(record_msg_body_append(&r->replay->resp, "\"b\"", 3, 1 << 20), 0);
 			r->resp.complete = r->replay->resp.complete = true;
-			fields_fast = true;
-			dfast = diff_compare(r, NULL);
-			fields_fast = false;
-			dslow = diff_compare(r, NULL);
-			fields_fast = true;
-			assert_non_null(dfast);
-			same_diff(dfast, dslow);
+			diff_both(r, &dfast, &dslow);
 			assert_true(dfast->body_json == dslow->body_json);
 			record_diff_free(dfast);
 			record_diff_free(dslow);
