@@ -400,16 +400,6 @@ static inline __attribute__((always_inline)) void record_put_u64(struct buf *b, 
 	buf_put_u64(b, v);
 }
 
-/* A 64-bit id as a JSON string: above 2^53 a JSON number is rounded by jq, Kibana and
- * any reader that parses numbers as doubles, and the rounded id then matches nothing. */
-static inline __attribute__((always_inline)) void record_put_u64_str(struct buf *b, const char *k, uint64_t v, int *first)
-{
-	record_put_key(b, k, first);
-	buf_append(b, "\"", 1);
-	buf_put_u64(b, v);
-	buf_append(b, "\"", 1);
-}
-
 /* true or false, no key */
 static inline __attribute__((always_inline)) void record_put_tf(struct buf *b, unsigned v)
 {
@@ -422,7 +412,7 @@ static inline __attribute__((always_inline)) void record_put_tf(struct buf *b, u
 static inline __attribute__((always_inline)) void record_put_bool(struct buf *b, const char *k, int v, int *first)
 {
 	record_put_key(b, k, first);
-	buf_append(b, v ? "true" : "false", v ? 4 : 5);
+	record_put_tf(b, (unsigned)v);
 }
 
 /* What header encoding needs to know about the redaction list, worked out once per
@@ -904,6 +894,9 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	record_put_ip_val(out, r->family, r->saddr);
 	record_put_raw(out, ",\"port\":");
 	buf_put_u64(out, r->sport);
+	/* connection_id is a JSON string: above 2^53 a JSON number is rounded by jq, Kibana
+	 * and any reader that parses numbers as doubles, and the rounded id then matches
+	 * nothing */
 	if (r->family == 6)
 		record_put_raw(out, "},\"network\":{\"transport\":\"tcp\",\"type\":\"ipv6\","
 			       "\"connection_id\":\"");
