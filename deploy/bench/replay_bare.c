@@ -88,9 +88,17 @@ static int parse_addr(const char *s, struct sockaddr_in *sa)
 	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
+/* as the agent's replay connections (replay_conn.c) */
+static void set_nodelay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static int dial(const struct sockaddr_in *sa)
 {
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
@@ -98,8 +106,7 @@ static int dial(const struct sockaddr_in *sa)
 		close(fd);
 		return -1;
 	}
-	/* as the agent's replay connections (replay_conn.c) */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	set_nodelay(fd);
 	return fd;
 }
 
@@ -344,7 +351,7 @@ static int post_start(int ep, struct conn *x, uint32_t id, const struct sockaddr
 {
 	struct epoll_event ev;
 	double lo = log(BODY_MIN), hi = log(BODY_MAX);
-	int one = 1, r;
+	int r;
 
 	x->blen = (size_t)exp(lo + (hi - lo) * ((rng_next() >> 11) * (1.0 / 9007199254740992.0)));
 	if (x->blen < BODY_MIN)
@@ -362,7 +369,7 @@ static int post_start(int ep, struct conn *x, uint32_t id, const struct sockaddr
 	x->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (x->fd < 0)
 		return -1;
-	setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	set_nodelay(x->fd);
 	n->connects++;
 	if (connect(x->fd, (const struct sockaddr *)sa, sizeof(*sa)) && errno != EINPROGRESS) {
 		fprintf(stderr, "replay_bare: connect: %s\n", strerror(errno));
@@ -380,7 +387,7 @@ static int post_start(int ep, struct conn *x, uint32_t id, const struct sockaddr
 	return epoll_ctl(ep, EPOLL_CTL_ADD, x->fd, &ev);
 }
 
-/* POST: an event on slot x; 1 when its answer is complete (slot freed), -1 on error */
+/* POST: an event on slot x; 1 when its answer is complete (slot freed, fd -1), -1 on error */
 static int post_event(int ep, struct conn *x, uint32_t id, const char *body, struct counts *n)
 {
 	struct epoll_event ev;
@@ -428,7 +435,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in bsa;
 	struct follower f = {0};
 	const char *b = NULL, *follow = NULL, *mix = "get";
-	unsigned nconns = 0, pipeline = 16, every_ms = 1, pause_us = 500, i, rr = 0, busy = 0;
+	unsigned nconns = 0, pipeline = 16, every_ms = 1, pause_us = 500, i, rr = 0;
 	static struct conn c[MAXCONNS];
 	struct counts n = {0};
 	char *reqs = NULL, *body = NULL;
@@ -549,13 +556,9 @@ int main(int argc, char **argv)
 				}
 				continue;
 			}
-			switch (post_event(ep, &c[id], id, body, &n)) {
-			case -1:
+			if (post_event(ep, &c[id], id, body, &n) < 0) {
 				bad = 1;
 				goto out;
-			case 1:
-				busy--;
-				break;
 			}
 		}
 		if (!post) {
@@ -571,7 +574,6 @@ int main(int argc, char **argv)
 					bad = 1;
 					goto out;
 				}
-				busy++;
 			}
 		}
 		if (final && (n.ok >= f.followed || now_s() - t_final > 30))

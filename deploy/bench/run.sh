@@ -384,6 +384,9 @@ tool_stop() {
 # serves it. Started after the run's first read of serverA (which it would count).
 B_TOL_PCT=10
 FOLLOW_PID=
+# the rows whose serverB load is a follower (none-loaded's loadgen, replay-bare's C
+# client): their cpu_s is the follower's, from its JSON (report.py: FOLLOWERS)
+is_follower() { [[ $1 == none-loaded || $1 == replay-bare ]]; }
 follow_start() { # mix rep json err
 	local i
 	if [ "${5:-}" = replay-bare ]; then
@@ -457,7 +460,7 @@ run_one() { # repeat tool mix rate
 	fi
 	a0=$(stub_requests "$NS_A"); stub_b b0; B_POLLS=0
 	local fj=$TMP/$id.follow.json fpolls=0
-	if [[ $tool == none-loaded || $tool == replay-bare ]] && ! follow_start "$mix" "$rep" "$fj" "$TMP/$id.follow.err" "$tool"; then
+	if is_follower "$tool" && ! follow_start "$mix" "$rep" "$fj" "$TMP/$id.follow.err" "$tool"; then
 		status="serverB load did not start"
 		log "$id: $status: $(tail -2 "$TMP/$id.follow.err" | tr '\n' ' ')"
 	fi
@@ -531,14 +534,14 @@ run_one() { # repeat tool mix rate
 	# window read wa1 and a1 itself (stub_status counts the request reading it), and
 	# for none-loaded the follower's status reads: none of them the client's
 	local served_a=$((a1 - a0 - 2 - fpolls))
-	if [[ $tool == none-loaded || $tool == replay-bare ]] && [ "$status" = ok ]; then
+	if is_follower "$tool" && [ "$status" = ok ]; then
 		# the baseline's own check (tolerance fixed before any run): serverB got what
 		# serverA served, within B_TOL_PCT; report.py flags the row otherwise
 		if [ "$served_a" -le 0 ] || [ $((100 * (replayed > served_a ? replayed - served_a : served_a - replayed))) -gt $((B_TOL_PCT * served_a)) ]; then
 			log "$id: WARNING serverB count $replayed vs serverA $served_a: outside ${B_TOL_PCT}%"
 		fi
 	fi
-	if [ -s "$use" ] && [ "$tool" != none-loaded ] && [ "$tool" != replay-bare ]; then
+	if [ -s "$use" ] && ! is_follower "$tool"; then
 		cpu=$("$PY" -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["cpu_s"])' "$use")
 		rss=$("$PY" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["maxrss_kb"] / 1024))' "$use")
 	fi
