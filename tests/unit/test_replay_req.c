@@ -125,9 +125,10 @@ static void test_rules_bad(void **state)
 	replay_rules_free(&r);
 }
 
-/* A record holding raw as the capture makes it (exchange.c): the head parsed once, a
- * copy of it with its headers in rec->req, method and target pointing into that copy,
- * and the raw bytes. NULL when raw's head does not parse (the capture then keeps no
+/* A record holding raw as the capture makes it (exchange.c x_request_head): the head
+ * parsed once, a copy of it with its headers in rec->req (in the record's own room
+ * when it fits, record_req_set_head), method and target pointing into that copy, and
+ * the raw bytes. NULL when raw's head does not parse (the capture then keeps no
  * parsed head either). */
 static struct st_record *rec_of(const char *raw, size_t len)
 {
@@ -140,8 +141,7 @@ static struct st_record *rec_of(const char *raw, size_t len)
 		return NULL;
 	rec = record_new();
 	assert_non_null(rec);
-	assert_int_equal(record_msg_set_head(&rec->req, raw, (size_t)hl, req.headers,
-					     req.num_headers), 0);
+	assert_int_equal(record_req_set_head(rec, raw, (size_t)hl, req.headers, req.num_headers), 0);
 	if (req.num_over)
 		rec->cap_flags |= ST_CAP_HEADERS_OVER;
 	rec->method = rec->req.head + (req.method - raw);
@@ -395,6 +395,24 @@ static void test_prepare_rec_fallback(void **state)
 	assert_int_equal(q.end, sizeof(raw) - 1);
 	assert_ptr_equal(q.req.method, (const char *)rec->raw);
 	record_free(rec);
+
+	/* the copy holds another, shorter head than raw (one header, no Content-Length),
+	 * inside raw's length: its offsets read against raw would give a request of 35
+	 * bytes with one header; only the byte compare tells, and raw's parse wins */
+	{
+		static const char other[] = "POST /p HTTP/1.1\r\nHost: abcdefgh\r\n\r\n";
+
+		rec = rec_of(other, sizeof(other) - 1);
+		free(rec->raw);
+		rec->raw = malloc(sizeof(raw) - 1);
+		assert_non_null(rec->raw);
+		memcpy(rec->raw, raw, sizeof(raw) - 1);
+		rec->raw_len = rec->raw_cap = sizeof(raw) - 1;
+		assert_int_equal(replay_req_prepare_rec(&r, rec, &q, &why), REPLAY_SEND);
+		assert_int_equal(q.req.num_headers, 2);
+		assert_int_equal(q.end, sizeof(raw) - 1);
+		record_free(rec);
+	}
 
 	/* a header pointing outside the copy */
 	rec = rec_of(raw, sizeof(raw) - 1);
