@@ -1,6 +1,6 @@
 /* Bounded queue; see bq.h. A full queue refuses: it never blocks a producer. The
  * consumer is woken once per batch, on the empty -> non-empty edge, and takes what is
- * there in one pop. */
+ * there in one pop; a napping consumer (bq_set_nap) only when a push is urgent. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -23,6 +23,8 @@ int bq_init(struct bq *q, size_t cap)
 	q->closed = 0;
 	q->efd = -1;
 	q->efd_set = 0;
+	q->nap_ms = q->warm = q->napping = 0;
+	q->naps = q->nap_wakes = 0;
 	q->pushed = q->refused = q->peak = 0;
 	q->item_bytes = NULL;
 	q->sizes = NULL;
@@ -98,6 +100,32 @@ void bq_set_max_bytes(struct bq *q, size_t max_bytes, size_t (*item_bytes)(const
 	pthread_mutex_unlock(&q->mu);
 }
 
+void bq_set_nap(struct bq *q, int nap_ms)
+{
+	pthread_mutex_lock(&q->mu);
+	q->nap_ms = nap_ms > 0 ? nap_ms : 0;
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* Called with the lock held after items were added (was: the length before): whether
+ * to signal the consumer. A napping consumer is woken only for an urgent push or a
+ * queue at a quarter of a bound, so the bounds are not reached while it naps. */
+static bool bq_wake_needed(struct bq *q, size_t was, int urgent)
+{
+	if (q->napping) {
+		if (!urgent && q->len < q->cap / 4 + 1 &&
+		    !(q->max_bytes && q->bytes >= q->max_bytes / 4))
+			return false;
+		q->napping = 0;
+		q->nap_wakes++;
+		return true;
+	}
+	if (was != 0 || !q->len)
+		return false;
+	bq_wake_efd(q);
+	return true;
+}
+
 /* Called with the lock held: append p, or say why not (-ENOSPC, -ENOBUFS). */
 static int bq_put(struct bq *q, void *p)
 {
@@ -138,10 +166,7 @@ int bq_push(struct bq *q, void *p)
 			if (q->len > q->peak)
 				q->peak = q->len;
 			/* wake only on the empty -> non-empty edge: the consumer drains in batches */
-			if (q->len == 1) {
-				bq_wake_efd(q);
-				w = true;
-			}
+			w = bq_wake_needed(q, q->len - 1, 0);
 		}
 	}
 	pthread_mutex_unlock(&q->mu);
@@ -149,7 +174,7 @@ int bq_push(struct bq *q, void *p)
 	return err;
 }
 
-int bq_push_many_why(struct bq *q, void *const *items, size_t n, int *full)
+int bq_push_many_ex(struct bq *q, void *const *items, size_t n, int *full, int urgent)
 {
 	size_t k = 0, was;
 	int err = 0;
@@ -175,13 +200,15 @@ int bq_push_many_why(struct bq *q, void *const *items, size_t n, int *full)
 		*full = err;
 	if (q->len > q->peak)
 		q->peak = q->len;
-	if (was == 0 && q->len) {
-		bq_wake_efd(q);
-		w = true;
-	}
+	w = bq_wake_needed(q, was, urgent);
 	pthread_mutex_unlock(&q->mu);
 	bq_wake_after(q, w);
 	return (int)k;
+}
+
+int bq_push_many_why(struct bq *q, void *const *items, size_t n, int *full)
+{
+	return bq_push_many_ex(q, items, n, full, 0);
 }
 
 int bq_push_many(struct bq *q, void *const *items, size_t n)
@@ -193,9 +220,14 @@ int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms)
 {
 	struct timespec ts;
 	size_t n = 0;
+	bool nap;
 
 	pthread_mutex_lock(&q->mu);
 	if (q->len == 0 && !q->closed && timeout_ms > 0) {
+		/* busy (the last pop took items): nap, and let the items gather */
+		nap = q->nap_ms && q->warm;
+		if (nap && q->nap_ms < timeout_ms)
+			timeout_ms = q->nap_ms;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += timeout_ms / 1000;
 		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -203,9 +235,18 @@ int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		while (q->len == 0 && !q->closed)
-			if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) == ETIMEDOUT)
-				break;
+		if (nap) {
+			q->napping = 1;
+			q->naps++;
+			while (q->napping && !q->closed)
+				if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) == ETIMEDOUT)
+					break;
+			q->napping = 0;
+		} else {
+			while (q->len == 0 && !q->closed)
+				if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) == ETIMEDOUT)
+					break;
+		}
 	}
 	while (n < max && q->len) {
 		out[n] = q->slots[q->head];
@@ -215,6 +256,9 @@ int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms)
 		q->head = (q->head + 1) % q->cap;
 		q->len--;
 	}
+	/* a pop with a timeout is the consumer's wait: it stays warm while it finds items */
+	if (timeout_ms > 0)
+		q->warm = n > 0;
 	/* once closed, the fd stays readable until a pop has returned -EPIPE */
 	if (!q->closed || n == 0)
 		bq_quiet(q);
@@ -264,6 +308,8 @@ void bq_get_stats(struct bq *q, struct bq_stats *st)
 	st->bytes = q->bytes;
 	st->peak_bytes = q->peak_bytes;
 	st->max_bytes = q->max_bytes;
+	st->naps = q->naps;
+	st->nap_wakes = q->nap_wakes;
 	pthread_mutex_unlock(&q->mu);
 }
 

@@ -15,6 +15,11 @@ struct bq {
 	int closed;
 	int efd;                 /* bq_event_fd, or -1 */
 	int efd_set;             /* efd holds an unread wake-up */
+	/* bq_set_nap: a busy consumer naps instead of being woken per push */
+	int nap_ms;
+	int warm;                /* the consumer's last pop took items */
+	int napping;             /* the consumer naps: only an urgent push wakes it */
+	uint64_t naps, nap_wakes;   /* naps taken; naps cut short by an urgent push */
 	uint64_t pushed, refused, peak;
 	/* optional byte bound (bq_set_max_bytes): what the queued items hold */
 	size_t (*item_bytes)(const void *item);
@@ -28,6 +33,7 @@ struct bq_stats {
 	size_t len, cap;
 	uint64_t refused_bytes;
 	size_t bytes, peak_bytes, max_bytes;
+	uint64_t naps, nap_wakes;
 };
 
 int bq_init(struct bq *q, size_t cap);           /* 0 or -ENOMEM */
@@ -45,6 +51,16 @@ int bq_push(struct bq *q, void *p);
 int bq_push_many(struct bq *q, void *const *items, size_t n);
 /* The same, and *full says why the rest was refused: -ENOSPC (items) or -ENOBUFS (bytes). */
 int bq_push_many_why(struct bq *q, void *const *items, size_t n, int *full);
+/* A consumer that pops with a timeout (not through bq_event_fd) may nap: after a pop
+ * that took items, the next pop that finds the queue empty sleeps up to nap_ms, and
+ * pushes during that nap do not wake it unless they are urgent (bq_push_many_ex with
+ * urgent, or the queue at a quarter of its item or byte bound). A busy consumer then
+ * wakes about once per nap_ms instead of once per push; an item waits at most nap_ms
+ * longer for it. A nap that ends with nothing queued ends the busy period: the next
+ * push wakes the consumer at once, as without a nap. nap_ms 0 (the default): off. */
+void bq_set_nap(struct bq *q, int nap_ms);
+/* bq_push_many_why, and urgent wakes a napping consumer at once. */
+int bq_push_many_ex(struct bq *q, void *const *items, size_t n, int *full, int urgent);
 /* Pop up to max items; waits up to timeout_ms for the first one. Returns count;
  * 0 on timeout; -EPIPE once closed and empty. */
 int bq_pop(struct bq *q, void **out, size_t max, int timeout_ms);

@@ -66,6 +66,15 @@ static void pipeline_observe(struct pipeline *p, const struct st_record *r)
  * arena) that allocated most of it. The output thread only writes the text and hands
  * each line to Elasticsearch. */
 #define SINK_BATCH 128
+/* The output thread naps while it is busy (bq_set_nap): the producers' batches gather
+ * and it is woken about once per SINK_NAP_MS, not once per batch (a wake-up, a context
+ * switch and two futex calls each: at the GET maximum they were most of the agent's
+ * context switches, issue 19). A batch waits at most SINK_NAP_MS longer in the queue.
+ * A push that brings the queue to SINK_WAKE_RECORDS records (or a quarter of --queue)
+ * wakes it at once. Live capture only: an offline input paces itself on what the
+ * output thread has written and would wait for the naps. */
+#define SINK_NAP_MS       10
+#define SINK_WAKE_RECORDS 1024
 struct sink_line {
 	char event_id[33];
 	uint64_t ts_ns;
@@ -123,7 +132,8 @@ static void sink_flush(struct pipeline *p)
 	 * counted here (added before the push, taken off by the output thread) */
 	q = __atomic_add_fetch(&p->sink_records, nr, __ATOMIC_RELAXED);
 	k = q > p->cfg.queue_cap && q != nr ? -ENOSPC
-					       : bq_push_many_why(&p->sinkq, (void **)&sb, 1, &full);
+		: bq_push_many_ex(&p->sinkq, (void **)&sb, 1, &full,
+				  q >= SINK_WAKE_RECORDS || q > p->cfg.queue_cap / 4);
 	if (k == 1) {
 		uint64_t peak = __atomic_load_n(&p->sink_records_peak, __ATOMIC_RELAXED);
 
@@ -581,6 +591,8 @@ int pipeline_start(struct pipeline *p)
 	if (bq_init(&p->sinkq, c->queue_cap))
 		return EXIT_RUNTIME;
 	bq_set_max_bytes(&p->sinkq, c->queue_bytes, sink_batch_bytes);
+	if (!c->input_pcap && !c->rec.in_pattern)
+		bq_set_nap(&p->sinkq, SINK_NAP_MS);
 	p->sinkq_ready = 1;
 	if (c->es_url && es_sink_start(&p->es, &c->es))
 		return EXIT_RUNTIME;

@@ -1,6 +1,7 @@
 /* The bounded queue between pipeline threads: FIFO order across wrap-around, a full
  * queue refuses without blocking, close, pop timeouts, the eventfd wake-up (once per
- * batch, quiet after draining), and several producers against one consumer. */
+ * batch, quiet after draining), a busy consumer's nap (bq_set_nap), and several
+ * producers against one consumer. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -250,6 +251,98 @@ static void test_wakes_blocked_consumer(void **state)
 	bq_destroy(&q);
 }
 
+struct late_push {
+	struct bq *q;
+	int delay_ms, n, urgent, close;
+};
+
+static void *late_push_main(void *arg)
+{
+	struct late_push *lp = arg;
+	void *items[8] = { P(101), P(102), P(103), P(104), P(105), P(106), P(107), P(108) };
+
+	sleep_ms(lp->delay_ms);
+	if (lp->close)
+		bq_close(lp->q);
+	else
+		(void)bq_push_many_ex(lp->q, items, (size_t)lp->n, NULL, lp->urgent);
+	return NULL;
+}
+
+/* Pop with a 5 s timeout while lp pushes (or closes) from another thread: the items
+ * popped and how long the pop took. */
+static int pop_during(struct bq *q, struct late_push *lp, void **out, uint64_t *waited_ms)
+{
+	pthread_t t;
+	uint64_t t0 = now_ms();
+	int n;
+
+	lp->q = q;
+	assert_int_equal(pthread_create(&t, NULL, late_push_main, lp), 0);
+	n = bq_pop(q, out, 8, 5000);
+	*waited_ms = now_ms() - t0;
+	pthread_join(t, NULL);
+	return n;
+}
+
+/* A busy consumer naps: a push during the nap does not wake it (the pop returns at the
+ * nap's end, with the item), an urgent push or a queue at a quarter of its bound does,
+ * a nap that found nothing leaves it cold (the next push wakes it at once), and a
+ * close ends a nap. Naps are long here (1.5 s) so that each "at once" (under 1 s)
+ * cannot be a nap's end on a busy machine; the first case fails if a plain push wakes
+ * a napping consumer, the others if the nap ignores what should end it. */
+static void test_nap(void **state)
+{
+	struct late_push lp;
+	struct bq_stats st;
+	void *out[8];
+	uint64_t waited;
+	struct bq q;
+
+	assert_int_equal(bq_init(&q, 8), 0);
+	bq_set_nap(&q, 1500);
+	/* cold: the first push wakes the consumer at once */
+	lp = (struct late_push){ .delay_ms = 50, .n = 1 };
+	assert_int_equal(pop_during(&q, &lp, out, &waited), 1);
+	assert_ptr_equal(out[0], P(101));
+	assert_true(waited < 1000);
+	/* warm: a plain push waits for the nap's end */
+	lp = (struct late_push){ .delay_ms = 50, .n = 1 };
+	assert_int_equal(pop_during(&q, &lp, out, &waited), 1);
+	assert_ptr_equal(out[0], P(101));
+	assert_true(waited >= 1490);
+	assert_true(waited < 5000);
+	/* warm: an urgent push ends the nap */
+	lp = (struct late_push){ .delay_ms = 50, .n = 1, .urgent = 1 };
+	assert_int_equal(pop_during(&q, &lp, out, &waited), 1);
+	assert_true(waited < 1000);
+	/* warm: a quarter of the item bound (8 / 4 + 1) ends it too, in order */
+	lp = (struct late_push){ .delay_ms = 50, .n = 3 };
+	assert_int_equal(pop_during(&q, &lp, out, &waited), 3);
+	assert_ptr_equal(out[0], P(101));
+	assert_ptr_equal(out[2], P(103));
+	assert_true(waited < 1000);
+	bq_get_stats(&q, &st);
+	assert_int_equal(st.naps, 3);
+	assert_int_equal(st.nap_wakes, 2);
+	/* a nap that finds nothing returns 0, as a timeout, and leaves the consumer cold */
+	waited = now_ms();
+	assert_int_equal(bq_pop(&q, out, 8, 5000), 0);
+	waited = now_ms() - waited;
+	assert_true(waited >= 1490);
+	assert_true(waited < 5000);
+	lp = (struct late_push){ .delay_ms = 50, .n = 1 };
+	assert_int_equal(pop_during(&q, &lp, out, &waited), 1);
+	assert_true(waited < 1000);
+	/* a close ends a nap */
+	lp = (struct late_push){ .delay_ms = 50, .close = 1 };
+	assert_int_equal(pop_during(&q, &lp, out, &waited), -EPIPE);
+	assert_true(waited < 1000);
+	bq_get_stats(&q, &st);
+	assert_int_equal(st.naps, 5);
+	bq_destroy(&q);
+}
+
 static void test_event_fd(void **state)
 {
 	struct bq q;
@@ -407,6 +500,7 @@ int main(void)
 		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_wakes_blocked_consumer),
+		cmocka_unit_test(test_nap),
 		cmocka_unit_test(test_event_fd),
 		cmocka_unit_test(test_multi_producer),
 		cmocka_unit_test(test_multi_producer_event_fd),
