@@ -518,7 +518,7 @@ static void test_close_refunds_open(void **state)
 	struct replay *rp;
 	struct sink k;
 	int i, f, dups, pdups;
-	const int nflows = 48, per_flow = 6;
+	const int nflows = 48, per_flow = 12;
 
 	(void)state;
 	__atomic_store_n(&s->close_each, 1, __ATOMIC_RELEASE);
