@@ -240,6 +240,24 @@ static inline int http1_version(http1_ptr *pp, http1_ptr end, int *minor)
 	http1_ptr p = *pp;
 	size_t i;
 
+	/* the whole version in one compare when 8 bytes are there (a byte loop was
+	 * ~70 instructions per head, P session 7); the loop below tells NEED_MORE from
+	 * MALFORMED on a short buffer or a mismatch */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (end - p >= 8) {
+		uint64_t x, w;
+		unsigned d;
+
+		memcpy(&x, p, 8);
+		memcpy(&w, "HTTP/1.", 8);
+		d = (unsigned)(x >> 56) - '0';
+		if ((x & 0x00ffffffffffffffull) == (w & 0x00ffffffffffffffull) && d <= 9) {
+			*minor = d > 1 ? 1 : (int)d;
+			*pp = p + 8;
+			return 0;
+		}
+	}
+#endif
 	for (i = 0; i < sizeof(want) - 1; i++, p++) {
 		if (p == end)
 			return HTTP1_NEED_MORE;
@@ -558,6 +576,29 @@ static void http1_content_length(struct http1_fields *f, const char *v, size_t l
 	const char *e;
 	size_t pos = 0, elen, i;
 
+	/* the usual value, up to 18 digits and nothing else (the list walk below was
+	 * ~110 instructions per answer, P session 7): as the walk reads it, since the
+	 * header parser already trimmed the blanks around the value */
+	if (len && len <= 18) {
+		uint64_t n = 0;
+
+		for (i = 0; i < len; i++) {
+			unsigned d = (unsigned char)v[i] - '0';
+
+			if (d > 9)
+				break;
+			n = n * 10 + d;
+		}
+		if (i == len) {
+			if (f->cl && n != f->cl_value) {
+				f->cl_bad = 1;
+				return;
+			}
+			f->cl = 1;
+			f->cl_value = n;
+			return;
+		}
+	}
 	while (http1_list_next(v, len, &pos, &e, &elen)) {
 		uint64_t n = 0;
 

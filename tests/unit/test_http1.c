@@ -357,6 +357,41 @@ static void test_name_simd_vs_plain(void **state)
 	assert_int_equal(good, 77ul * 40 + 39);
 }
 
+/* The version, read in one 8-byte compare when the buffer has 8 bytes (P, session 7):
+ * every byte value at each of its 8 places, in a request and in a response, against
+ * the rule written out: the 7 bytes of "HTTP/1." exactly, then a digit (above 1 is
+ * 1); anything else malformed. */
+static void test_version_every_byte(void **state)
+{
+	static const char v[] = "HTTP/1.1";
+	struct http1_header hdrs[T_MAX_HDRS];
+	struct http1_request req;
+	struct http1_response resp;
+	char buf[64];
+	size_t pos, n;
+	int b, rc, ok, minor;
+
+	(void)state;
+	for (pos = 0; pos < 8; pos++) {
+		for (b = 0; b < 256; b++) {
+			ok = pos < 7 ? b == v[pos] : (b >= '0' && b <= '9');
+			minor = pos < 7 ? 1 : (b > '1' ? 1 : b - '0');
+			n = (size_t)snprintf(buf, sizeof(buf), "GET / %s\r\n\r\n", v);
+			buf[6 + pos] = (char)b;
+			rc = t_req(buf, n, &req, hdrs, T_MAX_HDRS);
+			assert_int_equal(rc, ok ? (int)n : HTTP1_MALFORMED);
+			if (ok)
+				assert_int_equal(req.minor_version, minor);
+			n = (size_t)snprintf(buf, sizeof(buf), "%s 200 OK\r\n\r\n", v);
+			buf[pos] = (char)b;
+			rc = t_resp(buf, n, &resp, hdrs, T_MAX_HDRS);
+			assert_int_equal(rc, ok ? (int)n : HTTP1_MALFORMED);
+			if (ok)
+				assert_int_equal(resp.minor_version, minor);
+		}
+	}
+}
+
 static void test_request_cases(void **state)
 {
 	struct http1_header hdrs[T_MAX_HDRS];
@@ -524,6 +559,22 @@ static const struct t_frame_case t_req_frames[] = {
 	  NULL, HTTP1_BODY_LENGTH, 5 },
 	{ "double length disagrees", "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
 	  NULL, HTTP1_MALFORMED, 0 },
+	/* the digits-only shortcut (up to 18) and the list walk beside it */
+	{ "length 18 digits", "POST / HTTP/1.1\r\nContent-Length: 999999999999999999\r\n\r\n", NULL,
+	  HTTP1_BODY_LENGTH, 999999999999999999ULL },
+	{ "length 19 digits", "POST / HTTP/1.1\r\nContent-Length: 1000000000000000000\r\n\r\n", NULL,
+	  HTTP1_BODY_LENGTH, 1000000000000000000ULL },
+	{ "length leading zeros", "POST / HTTP/1.1\r\nContent-Length: 007\r\n\r\n", NULL, HTTP1_BODY_LENGTH, 7 },
+	{ "length then list disagrees", "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5, 6\r\n\r\n",
+	  NULL, HTTP1_MALFORMED, 0 },
+	{ "list then length disagrees", "POST / HTTP/1.1\r\nContent-Length: 5,5\r\nContent-Length: 6\r\n\r\n",
+	  NULL, HTTP1_MALFORMED, 0 },
+	{ "list then length agrees", "POST / HTTP/1.1\r\nContent-Length: 5,5\r\nContent-Length: 5\r\n\r\n",
+	  NULL, HTTP1_BODY_LENGTH, 5 },
+	{ "length then 19 digits", "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 0000000000000000005\r\n\r\n",
+	  NULL, HTTP1_BODY_LENGTH, 5 },
+	{ "length digit then NUL-free junk", "POST / HTTP/1.1\r\nContent-Length: 5:\r\n\r\n", NULL,
+	  HTTP1_MALFORMED, 0 },
 	{ "chunked", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", NULL,
 	  HTTP1_BODY_CHUNKED, 0 },
 	{ "Chunked case", "POST / HTTP/1.1\r\ntransfer-encoding: ChUnKeD\r\n\r\n", NULL,
@@ -933,6 +984,7 @@ int main(void)
 		cmocka_unit_test(test_every_prefix_needs_more),
 		cmocka_unit_test(test_name_every_byte),
 		cmocka_unit_test(test_name_simd_vs_plain),
+		cmocka_unit_test(test_version_every_byte),
 		cmocka_unit_test(test_request_cases),
 		cmocka_unit_test(test_too_many_headers),
 		cmocka_unit_test(test_response_cases),
