@@ -449,7 +449,9 @@ int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_se
 		goto cleanup;
 	}
 
-	/* the replay's and Elasticsearch's connections, made before or after this */
+	/* the replay's and Elasticsearch's connections, made before or after this;
+	 * those no segment of which can match these ports need no entry */
+	ownsock_watch_ports(cfg->ports, cfg->nports);
 	ownsock_attach(bpf_map__fd(c->skel->maps.own_conns));
 
 	err = pindir_ensure_bpffs();

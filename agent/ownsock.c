@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,6 +24,10 @@
 #define OWNSOCK_LIVE_MAX	4096
 #define OWNSOCK_SLOTS		(OWNSOCK_LIVE_MAX * 2)	/* power of two */
 #define OWNSOCK_GRACE_MAX	(ST_OWN_MAX - OWNSOCK_LIVE_MAX)
+#define OWNSOCK_RANGE_PATH	"/proc/sys/net/ipv4/ip_local_port_range"
+/* The range is a sysctl an operator may change while the agent runs: read again
+ * after this long (a read is three system calls, a POST's own bookkeeping five). */
+#define OWNSOCK_RANGE_MS	1000
 
 struct ownsock_live {
 	int fd;                  /* -1: free slot */
@@ -44,6 +49,11 @@ static int os_map_fd = -1;
 static struct ownsock_stats os_st;
 static int os_warned;
 static unsigned os_grace_ms = OWNSOCK_GRACE_MS;
+static uint16_t os_ports[ST_MAX_PORTS];
+static int os_nports = -1;		/* -1: not told; every connection is registered */
+static unsigned os_eph_lo, os_eph_hi;	/* ip_local_port_range as last read */
+static uint64_t os_eph_ms;		/* when it was read; 0: never */
+static const char *os_range_path = OWNSOCK_RANGE_PATH;
 
 static void ownsock_init_locked(void)
 {
@@ -130,6 +140,87 @@ static int ownsock_key(struct st_own_key *k, int fd, const struct sockaddr *peer
 	return k->lport ? 0 : -EADDRNOTAVAIL;
 }
 
+int ownsock_may_match(const uint16_t *ports, int nports, uint16_t rport, unsigned eph_lo,
+		      unsigned eph_hi)
+{
+	int i;
+
+	for (i = 0; i < nports; i++)
+		if (ports[i] == rport || (ports[i] >= eph_lo && ports[i] <= eph_hi))
+			return 1;
+	return 0;
+}
+
+/* Reads ip_local_port_range; anything unreadable or odd counts as every port, so
+ * that every connection is registered as before. */
+static void ownsock_read_range_locked(uint64_t now)
+{
+	unsigned lo = 0, hi = 0;
+	FILE *f = fopen(os_range_path, "re");
+
+	if (!f || fscanf(f, "%u %u", &lo, &hi) != 2 || lo < 1 || lo > hi || hi > 65535) {
+		if (!os_eph_ms)
+			pr_debug("own connections: cannot read the local port range from %s: every one is excluded from capture\n",
+				 os_range_path);
+		lo = 1;
+		hi = 65535;
+	}
+	if (f)
+		fclose(f);
+	os_eph_lo = lo;
+	os_eph_hi = hi;
+	os_eph_ms = now;
+}
+
+/* 1 if no segment of a connection to peer can match the capture's ports, whatever
+ * local port the kernel gives it at connect: then it needs neither the bind nor
+ * the map entry (one connection per replayed POST under Connection: close). */
+static int ownsock_unneeded(const struct sockaddr *peer, socklen_t plen)
+{
+	uint16_t rport;
+	uint64_t now;
+	int ret = 0;
+
+	if (peer->sa_family == AF_INET && plen >= sizeof(struct sockaddr_in))
+		rport = ntohs(((const struct sockaddr_in *)peer)->sin_port);
+	else if (peer->sa_family == AF_INET6 && plen >= sizeof(struct sockaddr_in6))
+		rport = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
+	else
+		return 0;
+	pthread_mutex_lock(&os_lock);
+	if (os_nports >= 0) {
+		now = st_mono_ms();
+		if (!os_eph_ms || now - os_eph_ms >= OWNSOCK_RANGE_MS)
+			ownsock_read_range_locked(now);
+		ret = !ownsock_may_match(os_ports, os_nports, rport, os_eph_lo, os_eph_hi);
+		if (ret)
+			os_st.unneeded++;
+	}
+	pthread_mutex_unlock(&os_lock);
+	return ret;
+}
+
+void ownsock_watch_ports(const uint16_t *ports, int nports)
+{
+	int i;
+
+	if (nports > ST_MAX_PORTS)
+		nports = -1;	/* not a capture the program can run: stay safe */
+	pthread_mutex_lock(&os_lock);
+	for (i = 0; i < nports; i++)
+		os_ports[i] = ports[i];
+	os_nports = nports;
+	pthread_mutex_unlock(&os_lock);
+}
+
+void ownsock_set_range_path(const char *path)
+{
+	pthread_mutex_lock(&os_lock);
+	os_range_path = path ? path : OWNSOCK_RANGE_PATH;
+	os_eph_ms = 0;
+	pthread_mutex_unlock(&os_lock);
+}
+
 int ownsock_prepare(int fd, const struct sockaddr *peer, socklen_t plen)
 {
 	struct sockaddr_storage any;
@@ -139,6 +230,8 @@ int ownsock_prepare(int fd, const struct sockaddr *peer, socklen_t plen)
 	int err;
 
 	if (peer->sa_family != AF_INET && peer->sa_family != AF_INET6)
+		return 0;
+	if (ownsock_unneeded(peer, plen))
 		return 0;
 	memset(&any, 0, sizeof(any));
 	any.ss_family = peer->sa_family;
@@ -173,7 +266,7 @@ int ownsock_prepare(int fd, const struct sockaddr *peer, socklen_t plen)
 		;
 	os_live[i].fd = fd;
 	os_live[i].key = k;
-	os_nlive++;
+	__atomic_store_n(&os_nlive, os_nlive + 1, __ATOMIC_RELAXED);
 	os_st.registered++;
 	os_st.active++;
 out:
@@ -204,9 +297,11 @@ static void ownsock_live_remove(unsigned i)
 void ownsock_release(int fd)
 {
 	unsigned i, slot;
-	uint64_t now = st_mono_ms();
+	uint64_t now;
 
-	if (fd < 0)
+	/* a connection left alone (unneeded) costs no lock here while none is
+	 * registered; this thread's own registrations are always seen */
+	if (fd < 0 || !__atomic_load_n(&os_nlive, __ATOMIC_RELAXED))
 		return;
 	pthread_mutex_lock(&os_lock);
 	if (!os_ready || !os_nlive)
@@ -216,6 +311,7 @@ void ownsock_release(int fd)
 			break;
 	if (os_live[i].fd != fd)
 		goto out;
+	now = st_mono_ms();
 	ownsock_tick_locked(now);
 	if (os_gcount == OWNSOCK_GRACE_MAX) {
 		/* the oldest grace ends early rather than this one not at all */
@@ -228,7 +324,7 @@ void ownsock_release(int fd)
 	os_grace[slot].expire_ms = now + os_grace_ms;
 	os_gcount++;
 	ownsock_live_remove(i);
-	os_nlive--;
+	__atomic_store_n(&os_nlive, os_nlive - 1, __ATOMIC_RELAXED);
 	os_st.active--;
 out:
 	pthread_mutex_unlock(&os_lock);

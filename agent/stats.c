@@ -128,6 +128,7 @@ static const struct stat_key recording_keys[] = {
 static const struct stat_key own_keys[] = {
 	K(struct ownsock_stats, "registered", registered), K(struct ownsock_stats, "active", active),
 	K(struct ownsock_stats, "unbound", unbound), K(struct ownsock_stats, "untracked", untracked),
+	K(struct ownsock_stats, "unneeded", unneeded),
 	{ NULL, 0 },
 };
 

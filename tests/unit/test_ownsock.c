@@ -202,11 +202,112 @@ static void test_ipv6_keys(void **state)
 	close(map);
 }
 
+/* The decision alone: a peer port or a local port range holding a captured port
+ * needs the exclusion; anything else cannot be captured. */
+static void test_may_match(void **state)
+{
+	static const uint16_t p80[] = { 80 }, many[] = { 80, 443, 8080 }, high[] = { 40000 };
+
+	assert_int_equal(ownsock_may_match(p80, 1, 80, 32768, 60999), 1);	/* serverB on 80 */
+	assert_int_equal(ownsock_may_match(p80, 1, 8080, 32768, 60999), 0);
+	assert_int_equal(ownsock_may_match(many, 3, 9200, 32768, 60999), 0);
+	assert_int_equal(ownsock_may_match(many, 3, 443, 32768, 60999), 1);
+	assert_int_equal(ownsock_may_match(high, 1, 8080, 32768, 60999), 1);	/* in the range */
+	assert_int_equal(ownsock_may_match(high, 1, 8080, 40000, 40000), 1);	/* its edge */
+	assert_int_equal(ownsock_may_match(high, 1, 8080, 40001, 60999), 0);
+	assert_int_equal(ownsock_may_match(high, 1, 8080, 1024, 39999), 0);
+	assert_int_equal(ownsock_may_match(p80, 1, 8080, 1, 65535), 1);	/* unreadable range */
+	assert_int_equal(ownsock_may_match(p80, 0, 80, 1, 65535), 0);
+}
+
+static void write_range(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* 1 if prepare bound and registered fd (its local port is set before connect). */
+static int prepared(uint16_t rport, struct ownsock_stats *d)
+{
+	struct sockaddr_in p = peer4(rport);
+	struct ownsock_stats a, b;
+	int fd, bound;
+
+	ownsock_get_stats(&a);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(ownsock_prepare(fd, (struct sockaddr *)&p, sizeof(p)), 0);
+	bound = local_port(fd) != 0;
+	ownsock_release(fd);
+	close(fd);
+	ownsock_get_stats(&b);
+	d->registered = b.registered - a.registered;
+	d->unneeded = b.unneeded - a.unneeded;
+	assert_int_equal(b.active, a.active);
+	return bound;
+}
+
+/* With the capture's ports known, a connection that cannot be captured is left as
+ * it was (not bound, not registered, counted as unneeded); one to a captured port,
+ * or whose local port could be a captured one, is bound and registered as before;
+ * an unreadable range file registers everything. */
+static void test_unneeded(void **state)
+{
+	static const uint16_t p80[] = { 80 }, p40k[] = { 40000 };
+	char path[] = "/tmp/test_ownsock_range_XXXXXX";
+	struct ownsock_stats d;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	write_range(path, "32768\t60999\n");
+	ownsock_set_range_path(path);
+
+	/* not told the ports yet: registered */
+	assert_int_equal(prepared(18097, &d), 1);
+	assert_int_equal(d.registered, 1);
+	assert_int_equal(d.unneeded, 0);
+
+	ownsock_watch_ports(p80, 1);
+	assert_int_equal(prepared(18097, &d), 0);
+	assert_int_equal(d.registered, 0);
+	assert_int_equal(d.unneeded, 1);
+	assert_int_equal(prepared(80, &d), 1);
+	assert_int_equal(d.registered, 1);
+	assert_int_equal(d.unneeded, 0);
+
+	ownsock_watch_ports(p40k, 1);
+	assert_int_equal(prepared(18097, &d), 1);	/* 40000 may be its local port */
+	assert_int_equal(d.registered, 1);
+
+	/* a new range is read (set_range_path forgets the last read) */
+	write_range(path, "41000 60999\n");
+	ownsock_set_range_path(path);
+	assert_int_equal(prepared(18097, &d), 0);
+	assert_int_equal(d.unneeded, 1);
+
+	write_range(path, "garbage\n");
+	ownsock_set_range_path(path);
+	ownsock_watch_ports(p80, 1);
+	assert_int_equal(prepared(18097, &d), 1);
+	assert_int_equal(d.registered, 1);
+
+	unlink(path);
+	ownsock_set_range_path(NULL);
+	ownsock_watch_ports(NULL, -1);
+	assert_int_equal(prepared(18097, &d), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_register_release),
 		cmocka_unit_test(test_ipv6_keys),
+		cmocka_unit_test(test_may_match),
+		cmocka_unit_test(test_unneeded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
