@@ -935,11 +935,10 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 		if (room && !x_room(x, xf, room))
 			room = 0;
 	}
-	if (room && record_msg_set_head_room(&r->resp, base, (size_t)hl, resp.headers, resp.num_headers,
-					     room) == 0)
+	if (room && record_resp_set_head(r, base, (size_t)hl, resp.headers, resp.num_headers, room) == 0)
 		x_held(x, xf, (int64_t)room);
 	else
-		record_msg_set_head(&r->resp, base, (size_t)hl, resp.headers, resp.num_headers);
+		record_resp_set_head(r, base, (size_t)hl, resp.headers, resp.num_headers, 0);
 	if (resp.num_over) {
 		r->cap_flags |= ST_CAP_HEADERS_OVER;
 		x->st.headers_over_limit++;

@@ -1,6 +1,8 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,13 +35,165 @@ void record_event_id(uint64_t flow_id, uint32_t index, char out[33])
 	out[32] = '\0';
 }
 
+_Static_assert(sizeof(struct st_record) == RECORD_BLOCK, "st_record is one RECORD_BLOCK");
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* a block waiting in a pool is poisoned but for its link: a use after record_free
+ * still stops an ASan build as it did when records were freed */
+#define RECORD_POISON(r)                                                              \
+	ASAN_POISON_MEMORY_REGION((char *)(r) + sizeof((r)->pool_next),              \
+				  sizeof(*(r)) - sizeof((r)->pool_next))
+#define RECORD_UNPOISON(r) ASAN_UNPOISON_MEMORY_REGION((r), sizeof(*(r)))
+#else
+#define RECORD_POISON(r) ((void)(r))
+#define RECORD_UNPOISON(r) ((void)(r))
+#endif
+
+/* Free record blocks of one thread (issue 19). Records are made on the capture thread
+ * and, replaying, freed on the replay thread: through malloc each free was a locked
+ * return to the other thread's arena (_int_free, unlink_chunk) and each record_new a
+ * search of it. Here the freeing thread pushes the block onto its maker's remote
+ * list (one compare-and-swap) and the maker takes the whole list at once when its
+ * own list runs out (one exchange), so only the maker ever pops: no ABA. A pool
+ * whose thread ended is kept for the next thread that makes records. */
+struct record_pool {
+	struct st_record *local;         /* the owner's free blocks */
+	size_t nlocal;
+	struct record_pool *all_next;    /* every pool made (reachable until exit) */
+	struct record_pool *orphan_next; /* pools whose thread ended */
+	_Alignas(64) _Atomic(struct st_record *) remote;   /* pushed by other threads */
+	atomic_size_t nremote;
+};
+
+static __thread struct record_pool *record_tpool;
+static pthread_once_t record_pool_once = PTHREAD_ONCE_INIT;
+static pthread_key_t record_pool_key;
+static bool record_pool_key_ok;
+static pthread_mutex_t record_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct record_pool *record_pools_all, *record_pools_orphan;
+
+/* thread exit: the pool, with its blocks, waits for the next thread that needs one */
+static void record_pool_exit(void *v)
+{
+	struct record_pool *p = v;
+
+	record_tpool = NULL;
+	pthread_mutex_lock(&record_pool_mu);
+	p->orphan_next = record_pools_orphan;
+	record_pools_orphan = p;
+	pthread_mutex_unlock(&record_pool_mu);
+}
+
+static void record_pool_key_init(void)
+{
+	record_pool_key_ok = pthread_key_create(&record_pool_key, record_pool_exit) == 0;
+}
+
+/* The calling thread's pool; NULL when none can be made (plain malloc then). */
+static struct record_pool *record_pool_get(void)
+{
+	struct record_pool *p;
+
+	if (record_tpool)
+		return record_tpool;
+	pthread_once(&record_pool_once, record_pool_key_init);
+	if (!record_pool_key_ok)
+		return NULL;
+	pthread_mutex_lock(&record_pool_mu);
+	p = record_pools_orphan;
+	if (p)
+		record_pools_orphan = p->orphan_next;
+	pthread_mutex_unlock(&record_pool_mu);
+	if (!p) {
+		p = aligned_alloc(64, sizeof(*p));
+		if (!p)
+			return NULL;
+		memset(p, 0, sizeof(*p));
+		atomic_init(&p->remote, NULL);
+		atomic_init(&p->nremote, 0);
+		pthread_mutex_lock(&record_pool_mu);
+		p->all_next = record_pools_all;
+		record_pools_all = p;
+		pthread_mutex_unlock(&record_pool_mu);
+	}
+	if (pthread_setspecific(record_pool_key, p)) {
+		record_pool_exit(p);
+		return NULL;
+	}
+	record_tpool = p;
+	return p;
+}
+
+/* A free block of p (its owner thread only), or NULL */
+static struct st_record *record_pool_take(struct record_pool *p)
+{
+	struct st_record *r = p->local;
+
+	if (!r) {
+		struct st_record *q;
+		size_t n = 0;
+
+		r = atomic_exchange_explicit(&p->remote, NULL, memory_order_acquire);
+		if (!r)
+			return NULL;
+		for (q = r; q; q = q->pool_next)
+			n++;
+		atomic_fetch_sub_explicit(&p->nremote, n, memory_order_relaxed);
+		p->nlocal = n;
+	}
+	p->local = r->pool_next;
+	p->nlocal--;
+	RECORD_UNPOISON(r);
+	return r;
+}
+
+/* r back to its pool, from any thread; freed when the pool is full */
+static void record_pool_put(struct st_record *r)
+{
+	struct record_pool *p = r->pool;
+	struct st_record *head;
+
+	if (!p) {
+		free(r);
+		return;
+	}
+	if (p == record_tpool) {
+		if (p->nlocal >= RECORD_POOL_MAX) {
+			free(r);
+			return;
+		}
+		r->pool_next = p->local;
+		RECORD_POISON(r);
+		p->local = r;
+		p->nlocal++;
+		return;
+	}
+	if (atomic_fetch_add_explicit(&p->nremote, 1, memory_order_relaxed) >= RECORD_POOL_MAX) {
+		atomic_fetch_sub_explicit(&p->nremote, 1, memory_order_relaxed);
+		free(r);
+		return;
+	}
+	RECORD_POISON(r);
+	head = atomic_load_explicit(&p->remote, memory_order_relaxed);
+	do {
+		r->pool_next = head;
+	} while (!atomic_compare_exchange_weak_explicit(&p->remote, &head, r, memory_order_release,
+						       memory_order_relaxed));
+}
+
 struct st_record *record_new(void)
 {
-	/* the request head's room is written before it is read: not cleared */
-	struct st_record *r = malloc(sizeof(*r));
+	struct record_pool *p = record_pool_get();
+	struct st_record *r = p ? record_pool_take(p) : NULL;
 
-	if (r)
-		memset(r, 0, offsetof(struct st_record, req_room));
+	if (!r)
+		r = malloc(sizeof(*r));
+	/* the room is written before it is read: not cleared */
+	if (r) {
+		memset(r, 0, offsetof(struct st_record, room));
+		r->pool = p;
+	}
 	return r;
 }
 
@@ -151,7 +305,7 @@ void record_free(struct st_record *r)
 	record_diff_free(r->noise_diff);
 	record_replay_free(r->held_replay);
 	record_diff_free(r->held_diff);
-	free(r);
+	record_pool_put(r);
 }
 
 static size_t record_msg_bytes(const struct st_msg *m)
@@ -164,13 +318,26 @@ static size_t record_replay_bytes(const struct st_replay *rp)
 	return rp ? sizeof(*rp) + record_msg_bytes(&rp->resp) : 0;
 }
 
+static inline bool record_in_room(const struct st_record *r, const void *p)
+{
+	return (const char *)p >= r->room && (const char *)p < r->room + sizeof(r->room);
+}
+
+/* m's bytes outside r: its parts in r->room are inside sizeof(*r) */
+static size_t record_own_msg_bytes(const struct st_record *r, const struct st_msg *m)
+{
+	size_t n = record_msg_bytes(m);
+
+	if (m->head && record_in_room(r, m->head))
+		n -= m->head_len + m->nhdrs * sizeof(*m->hdrs);
+	if (m->body_cap && record_in_room(r, m->body))
+		n -= m->body_cap;
+	return n;
+}
+
 size_t record_bytes(const struct st_record *r)
 {
-	/* a request head in the record's own req_room is inside sizeof(*r) already */
-	size_t req = record_msg_bytes(&r->req) -
-		     (r->req.head_inline ? r->req.head_len + r->req.nhdrs * sizeof(*r->req.hdrs) : 0);
-
-	return sizeof(*r) + r->raw_cap + req + record_msg_bytes(&r->resp) +
+	return sizeof(*r) + r->raw_cap + record_own_msg_bytes(r, &r->req) + record_own_msg_bytes(r, &r->resp) +
 	       record_replay_bytes(r->replay) + record_replay_bytes(r->noise) +
 	       record_replay_bytes(r->held_replay) + record_diff_bytes(r->diff) +
 	       record_diff_bytes(r->noise_diff) + record_diff_bytes(r->held_diff);
@@ -283,20 +450,69 @@ int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
 	return 0;
 }
 
+/* n bytes of r->room (aligned for a header array), or NULL when they do not fit */
+static char *record_room_take(struct st_record *r, size_t n)
+{
+	size_t off = RECORD_ALIGN(r->room_used, _Alignof(struct http1_header));
+	char *p;
+
+	if (n > sizeof(r->room) || off > sizeof(r->room) - n)
+		return NULL;
+	p = r->room + off;
+	r->room_used = off + n;
+	return p;
+}
+
 int record_req_set_head(struct st_record *r, const char *head, size_t head_len,
 			const struct http1_header *hdrs, size_t nhdrs)
 {
 	struct st_msg *m = &r->req;
+	char *p;
 
 	if (nhdrs > ST_MAX_HEADERS)
 		nhdrs = ST_MAX_HEADERS;
-	/* the source must not be the room itself (a head set twice stays where it is) */
-	if (record_head_size(head_len, nhdrs) > sizeof(r->req_room) ||
-	    (head >= r->req_room && head < r->req_room + sizeof(r->req_room)))
+	/* the room is only taken, never given back: the source may lie in it (a head set
+	 * twice), the copy goes behind it */
+	p = record_room_take(r, record_head_size(head_len, nhdrs));
+	if (!p)
 		return record_msg_set_head(m, head, head_len, hdrs, nhdrs);
 	if (!m->head_inline)
 		free(m->head);
-	record_head_copy(m, r->req_room, head, head_len, hdrs, nhdrs);
+	record_head_copy(m, p, head, head_len, hdrs, nhdrs);
+	m->head_inline = true;
+	return 0;
+}
+
+int record_resp_set_head(struct st_record *r, const char *head, size_t head_len,
+			 const struct http1_header *hdrs, size_t nhdrs, size_t body_room)
+{
+	struct st_msg *m = &r->resp;
+	size_t hs;
+	char *p;
+
+	if (nhdrs > ST_MAX_HEADERS)
+		nhdrs = ST_MAX_HEADERS;
+	hs = record_head_size(head_len, nhdrs);
+	if (body_room) {
+		if (m->head || m->body)
+			return -EINVAL;
+		p = hs <= sizeof(r->room) && body_room <= sizeof(r->room) - hs ?
+		    record_room_take(r, hs + body_room) : NULL;
+		if (!p)
+			return record_msg_set_head_room(m, head, head_len, hdrs, nhdrs, body_room);
+		record_head_copy(m, p, head, head_len, hdrs, nhdrs);
+		m->head_inline = true;
+		m->body = (uint8_t *)p + hs;
+		m->body_cap = body_room;
+		m->body_inline = true;
+		return 0;
+	}
+	p = record_room_take(r, hs);
+	if (!p)
+		return record_msg_set_head(m, head, head_len, hdrs, nhdrs);
+	if (!m->head_inline)
+		free(m->head);
+	record_head_copy(m, p, head, head_len, hdrs, nhdrs);
 	m->head_inline = true;
 	return 0;
 }

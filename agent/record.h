@@ -12,8 +12,8 @@
 
 #define ST_MAX_HEADERS 100
 
-/* bytes of st_record.req_room: the struct ends up at 1,000 bytes */
-#define RECORD_REQ_ROOM 520
+/* bytes of a whole st_record with its room (record_new's blocks, pooled per thread) */
+#define RECORD_BLOCK 2048
 
 /* capture.* flags */
 enum {
@@ -101,7 +101,14 @@ struct st_diff {
 	size_t room;
 };
 
+struct record_pool;
+
 struct st_record {
+	/* the block's pool (record_new): where record_free returns it; NULL for a block
+	 * of plain malloc. pool_next links it while it waits in a pool. */
+	struct st_record *pool_next;
+	struct record_pool *pool;
+
 	/* identity */
 	char event_id[33];       /* 32 hex chars: hash(flow_id, index) */
 	uint64_t flow_id;
@@ -145,12 +152,14 @@ struct st_record {
 	struct st_diff *held_diff;
 	const char *held_skip;
 
-	/* room for the request head and its header array in the record's own
-	 * allocation (record_req_set_head; issue 19: one malloc and one free fewer per
-	 * record). Last, not cleared by record_new; sized so that the whole struct stays
-	 * under 1 KiB, a small size class of glibc's allocator. A head that does not fit
-	 * takes its own allocation as before. */
-	_Alignas(8) char req_room[RECORD_REQ_ROOM];
+	/* room in the record's own block for the request head, serverA's head and a
+	 * Content-Length body's room, taken in that order (record_req_set_head,
+	 * record_resp_set_head; issue 19: a malloc and a cross-thread free fewer per
+	 * part). room_used bytes are taken; a part that does not fit takes its own
+	 * allocation as before. Last, not cleared by record_new. */
+	size_t room_used;
+	/* 512: the fields above (record.c asserts the struct is RECORD_BLOCK bytes) */
+	_Alignas(16) char room[RECORD_BLOCK - 512];
 };
 
 /* The event id of exchange index of flow: 32 hex chars, deterministic, so live
@@ -160,6 +169,12 @@ void record_event_id(uint64_t flow_id, uint32_t index, char out[33]);
  * `convert` alike. */
 extern const char *const record_redact_default[];
 
+/* A cleared record. Its block comes from the calling thread's pool: blocks freed by
+ * any thread go back to the pool of the thread that made them (a lock-free list), so
+ * neither thread goes through malloc's locked paths for a record the capture makes
+ * and the replay thread frees. A pool keeps at most RECORD_POOL_MAX free blocks;
+ * past that they are freed. */
+#define RECORD_POOL_MAX 512
 struct st_record *record_new(void);
 void record_free(struct st_record *r);            /* accepts NULL */
 void record_msg_free(struct st_msg *m);           /* frees heap parts, keeps struct */
@@ -186,10 +201,14 @@ int record_msg_body_own(struct st_msg *m);
 /* Copy a parsed head into m->head and repoint hdrs into the copy. */
 int record_msg_set_head(struct st_msg *m, const char *head, size_t head_len,
 			const struct http1_header *hdrs, size_t nhdrs);
-/* record_msg_set_head for r->req, into r->req_room when the head and its header array
- * fit there (a record from record_new), else its own allocation. */
+/* Every builder of records (capture, recordings) sets a record's heads through these
+ * two: record_msg_set_head for r->req, into r->room when the head and its header array
+ * fit there, else its own allocation; the same for r->resp with room for body_room
+ * body bytes behind the head (record_msg_set_head_room; 0: none). */
 int record_req_set_head(struct st_record *r, const char *head, size_t head_len,
 			const struct http1_header *hdrs, size_t nhdrs);
+int record_resp_set_head(struct st_record *r, const char *head, size_t head_len,
+			 const struct http1_header *hdrs, size_t nhdrs, size_t body_room);
 /* The same for a message without a head or body yet, with room for body_room body
  * bytes behind the head in the same allocation (body_inline: moved to the heap if it
  * outgrows the room). One malloc for a Content-Length answer instead of two. */

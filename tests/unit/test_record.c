@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "http1.h"
 #include "record.h"
@@ -505,12 +506,15 @@ static void test_capture_flags_and_addresses(void **state)
 
 /* the queue's byte budget (--queue-bytes) sees what a diff holds: its strings and
  * lists outside a block, its block when diff_compare made one */
-/* A request head kept in the record's own req_room is charged once (inside
- * sizeof(*r)), a head too large for it by its own bytes. */
+/* Heads kept in the record's own room are charged once (inside sizeof(*r)), a head
+ * too large for it by its own bytes; serverA's head and its body room go behind the
+ * request's, and a body that outgrows its room moves out and is charged. */
 static void test_record_bytes_req_room(void **state)
 {
 	static const char small[] = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+	static const char resp_head[] = "HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n";
 	struct http1_header hdrs[ST_MAX_HEADERS];
+	struct http1_response resp;
 	struct http1_request req;
 	struct st_record *r = record_new();
 	char big[2048];
@@ -527,13 +531,113 @@ static void test_record_bytes_req_room(void **state)
 
 	r = record_new();
 	assert_non_null(r);
-	n = snprintf(big, sizeof(big), "GET /b HTTP/1.1\r\nHost: h\r\nX-Pad: %01200d\r\n\r\n", 7);
+	n = snprintf(big, sizeof(big), "GET /b HTTP/1.1\r\nHost: h\r\nX-Pad: %01800d\r\n\r\n", 7);
 	hl = http1_parse_request(big, (size_t)n, &req, hdrs, ST_MAX_HEADERS);
 	assert_int_equal(hl, n);
 	assert_int_equal(record_req_set_head(r, big, (size_t)hl, hdrs, req.num_headers), 0);
 	assert_false(r->req.head_inline);
 	assert_int_equal(record_bytes(r), sizeof(*r) + (size_t)hl + req.num_headers * sizeof(*r->req.hdrs));
 	record_free(r);
+
+	/* request and serverA's head with 64 bytes of body room, all in the room */
+	r = record_new();
+	assert_non_null(r);
+	hl = http1_parse_request(small, strlen(small), &req, hdrs, ST_MAX_HEADERS);
+	assert_int_equal(record_req_set_head(r, small, (size_t)hl, hdrs, req.num_headers), 0);
+	hl = http1_parse_response(resp_head, strlen(resp_head), &resp, hdrs, ST_MAX_HEADERS);
+	assert_int_equal(hl, (int)strlen(resp_head));
+	assert_int_equal(record_resp_set_head(r, resp_head, (size_t)hl, hdrs, resp.num_headers, 64), 0);
+	assert_true(r->resp.head_inline && r->resp.body_inline);
+	assert_true((char *)r->resp.body >= r->room && (char *)r->resp.body + 64 <= r->room + sizeof(r->room));
+	assert_true(r->resp.head >= r->req.head + r->req.head_len);
+	assert_memory_equal(r->resp.head, resp_head, (size_t)hl);
+	assert_int_equal(r->resp.nhdrs, 1);
+	assert_memory_equal(r->resp.hdrs[0].value, "64", 2);
+	assert_int_equal(record_msg_body_append(&r->resp, big, 64, 1000), 0);
+	assert_int_equal(record_bytes(r), sizeof(*r));
+	assert_true(r->resp.body_inline);
+	/* past its room: a heap copy, charged by its capacity */
+	assert_int_equal(record_msg_body_append(&r->resp, big, 100, 1000), 0);
+	assert_false(r->resp.body_inline);
+	assert_int_equal(r->resp.body_stored, 164);
+	assert_memory_equal(r->resp.body, big, 64);
+	assert_int_equal(record_bytes(r), sizeof(*r) + r->resp.body_cap);
+	record_free(r);
+
+	/* body room larger than the record's room: head and body in one allocation */
+	r = record_new();
+	assert_non_null(r);
+	assert_int_equal(record_resp_set_head(r, resp_head, (size_t)hl, hdrs, resp.num_headers,
+					      sizeof(r->room)), 0);
+	assert_false(r->resp.head_inline);
+	assert_true(r->resp.body_inline);
+	assert_int_equal(record_bytes(r), sizeof(*r) + (size_t)hl + sizeof(*hdrs) + sizeof(r->room));
+	record_free(r);
+}
+
+static void *free_on_thread(void *arg)
+{
+	record_free(arg);
+	return NULL;
+}
+
+static void *new_on_thread(void *arg)
+{
+	*(struct st_record **)arg = record_new();
+	return NULL;
+}
+
+/* Record blocks go back to the pool of the thread that made them, whichever thread
+ * frees them, and a pool outlives its thread for the next one. */
+static void test_record_pool(void **state)
+{
+	struct st_record *a, *b, *c, *made[2];
+	struct record_pool *mine;
+	pthread_t t;
+	int i;
+
+	(void)state;
+	/* empty this thread's pool first: what follows must come from the frees below */
+	for (i = 0; i < RECORD_POOL_MAX + 1; i++) {
+		a = record_new();
+		assert_non_null(a);
+		free(a);     /* a block of plain malloc memory, never back to the pool */
+	}
+	a = record_new();
+	b = record_new();
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_ptr_equal(a->pool, b->pool);
+	mine = a->pool;
+	/* freed by another thread: taken back by this one, last freed first */
+	assert_int_equal(pthread_create(&t, NULL, free_on_thread, a), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(pthread_create(&t, NULL, free_on_thread, b), 0);
+	pthread_join(t, NULL);
+	c = record_new();
+	assert_ptr_equal(c, b);
+	assert_int_equal(c->room_used, 0);
+	assert_null(c->req.head);
+	assert_null(c->replay);
+	record_free(c);
+	c = record_new();
+	assert_ptr_equal(c, b);       /* freed on this thread: first out again */
+	b = record_new();
+	assert_ptr_equal(b, a);
+	record_free(b);
+	record_free(c);
+
+	/* a record made on a thread that has ended is freed here; the pool is adopted
+	 * by the next thread that makes records, which gets that block back */
+	assert_int_equal(pthread_create(&t, NULL, new_on_thread, &made[0]), 0);
+	pthread_join(t, NULL);
+	assert_non_null(made[0]);
+	assert_ptr_not_equal(made[0]->pool, mine);
+	record_free(made[0]);
+	assert_int_equal(pthread_create(&t, NULL, new_on_thread, &made[1]), 0);
+	pthread_join(t, NULL);
+	assert_ptr_equal(made[1], made[0]);
+	record_free(made[1]);
 }
 
 static void test_record_bytes_diff(void **state)
@@ -584,6 +688,7 @@ int main(void)
 		cmocka_unit_test(test_replay_one_block),
 		cmocka_unit_test(test_record_bytes_diff),
 		cmocka_unit_test(test_record_bytes_req_room),
+		cmocka_unit_test(test_record_pool),
 		cmocka_unit_test(test_headers_match_reference),
 		cmocka_unit_test(test_capture_flags_and_addresses),
 	};
