@@ -313,7 +313,7 @@ static struct st_record *rec_native_record(struct rec_reader *rd, struct mp *m)
 		struct http1_request req;
 		int hl = http1_parse_request((const char *)qh, qhl, &req, hdrs, ST_MAX_HEADERS);
 
-		if (hl > 0 && !record_msg_set_head(&r->req, (const char *)qh, (size_t)hl, req.headers,
+		if (hl > 0 && !record_req_set_head(r, (const char *)qh, (size_t)hl, req.headers,
 						   req.num_headers)) {
 			r->method = r->req.head + (req.method - (const char *)qh);
 			r->method_len = req.method_len;

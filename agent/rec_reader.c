@@ -195,7 +195,7 @@ int rec_reader_request_from_raw(struct st_record *r, size_t body_limit)
 		r->malformed = "request in the recording did not parse";
 		return -EBADMSG;
 	}
-	if (record_msg_set_head(&r->req, (const char *)r->raw, (size_t)hl, req.headers, req.num_headers))
+	if (record_req_set_head(r, (const char *)r->raw, (size_t)hl, req.headers, req.num_headers))
 		return -ENOMEM;
 	r->method = r->req.head + (req.method - (const char *)r->raw);
 	r->method_len = req.method_len;
@@ -231,7 +231,7 @@ int rec_reader_response(struct st_record *r, const uint8_t *p, size_t n, bool bo
 	hl = http1_parse_response((const char *)p, n, &resp, hdrs, ST_MAX_HEADERS);
 	if (hl < 0)
 		return -EBADMSG;
-	if (record_msg_set_head(&r->resp, (const char *)p, (size_t)hl, resp.headers, resp.num_headers))
+	if (record_resp_set_head(r, (const char *)p, (size_t)hl, resp.headers, resp.num_headers, 0))
 		return -ENOMEM;
 	r->status_code = resp.status;
 	if (!body_raw)
