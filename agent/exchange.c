@@ -386,7 +386,7 @@ static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record 
 	if (r->raw_len + n > x->cfg.replay_max || !x_room(x, xf, cap - r->raw_cap)) {
 		x_raw_unborrow(x, xf, r);
 		x_held(x, xf, -(int64_t)r->raw_cap);
-		free(r->raw);
+		record_raw_free(r);
 		r->raw = NULL;
 		r->raw_len = 0;
 		r->raw_cap = 0;
@@ -395,7 +395,7 @@ static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record 
 		return;
 	}
 	if (cap != r->raw_cap) {
-		q = realloc(r->raw, cap);
+		q = record_raw_realloc(r, cap);
 		if (!q) {
 			r->cap_flags |= ST_CAP_REPLAY_TRUNC;
 			x->st.raw_truncated++;
@@ -416,7 +416,7 @@ static void x_raw_drop(struct exchange *x, struct xflow *xf, struct st_record *r
 	x_raw_unborrow(x, xf, r);
 	if (r->raw) {
 		x_held(x, xf, -(int64_t)r->raw_cap);
-		free(r->raw);
+		record_raw_free(r);
 		r->raw = NULL;
 		r->raw_len = 0;
 		r->raw_cap = 0;
@@ -772,7 +772,7 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 
 			if (x->st.held_bytes + grow <= x->cfg.max_held_bytes &&
 			    xf->held + grow <= x->cfg.max_conn_bytes)
-				q = realloc(r->raw, (size_t)hl + (size_t)cl);
+				q = record_raw_realloc(r, (size_t)hl + (size_t)cl);
 			if (q) {
 				x_held(x, xf, (int64_t)grow);
 				r->raw = q;

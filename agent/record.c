@@ -125,26 +125,33 @@ static struct record_pool *record_pool_get(void)
 	return p;
 }
 
-/* A free block of p (its owner thread only), or NULL */
+/* A free block of p (its owner thread only), or NULL. The remote list is taken
+ * without walking it (a walk was a cache miss per block, most of record_new's
+ * samples): its count is nremote's, which pushes still under way can leave one short
+ * per thread, so RECORD_POOL_MAX is a bound give or take the number of threads. */
 static struct st_record *record_pool_take(struct record_pool *p)
 {
-	struct st_record *r = p->local;
+	struct st_record *r = p->local, *next;
+	size_t i;
 
 	if (!r) {
-		struct st_record *q;
-		size_t n = 0;
+		size_t n = atomic_exchange_explicit(&p->nremote, 0, memory_order_relaxed);
 
 		r = atomic_exchange_explicit(&p->remote, NULL, memory_order_acquire);
 		if (!r)
 			return NULL;
-		for (q = r; q; q = q->pool_next)
-			n++;
-		atomic_fetch_sub_explicit(&p->nremote, n, memory_order_relaxed);
 		p->nlocal = n;
 	}
-	p->local = r->pool_next;
-	p->nlocal--;
+	next = r->pool_next;
+	p->local = next;
+	if (p->nlocal)
+		p->nlocal--;
 	RECORD_UNPOISON(r);
+	/* the next block's cleared part was last written on another core: fetched now,
+	 * while this record is built, not when record_new clears it */
+	if (next)
+		for (i = 0; i < offsetof(struct st_record, room); i += 64)
+			__builtin_prefetch((char *)next + i, 1);
 	return r;
 }
 
@@ -195,6 +202,11 @@ struct st_record *record_new(void)
 		r->pool = p;
 	}
 	return r;
+}
+
+static inline bool record_in_room(const struct st_record *r, const void *p)
+{
+	return (const char *)p >= r->room && (const char *)p < r->room + sizeof(r->room);
 }
 
 void record_msg_free(struct st_msg *m)
@@ -298,7 +310,7 @@ void record_free(struct st_record *r)
 		return;
 	record_msg_free(&r->req);
 	record_msg_free(&r->resp);
-	free(r->raw);
+	record_raw_free(r);
 	record_replay_free(r->replay);
 	record_diff_free(r->diff);
 	record_replay_free(r->noise);
@@ -318,11 +330,6 @@ static size_t record_replay_bytes(const struct st_replay *rp)
 	return rp ? sizeof(*rp) + record_msg_bytes(&rp->resp) : 0;
 }
 
-static inline bool record_in_room(const struct st_record *r, const void *p)
-{
-	return (const char *)p >= r->room && (const char *)p < r->room + sizeof(r->room);
-}
-
 /* m's bytes outside r: its parts in r->room are inside sizeof(*r) */
 static size_t record_own_msg_bytes(const struct st_record *r, const struct st_msg *m)
 {
@@ -337,7 +344,7 @@ static size_t record_own_msg_bytes(const struct st_record *r, const struct st_ms
 
 size_t record_bytes(const struct st_record *r)
 {
-	return sizeof(*r) + r->raw_cap + record_own_msg_bytes(r, &r->req) + record_own_msg_bytes(r, &r->resp) +
+	return sizeof(*r) + (record_in_room(r, r->raw) ? 0 : r->raw_cap) + record_own_msg_bytes(r, &r->req) + record_own_msg_bytes(r, &r->resp) +
 	       record_replay_bytes(r->replay) + record_replay_bytes(r->noise) +
 	       record_replay_bytes(r->held_replay) + record_diff_bytes(r->diff) +
 	       record_diff_bytes(r->noise_diff) + record_diff_bytes(r->held_diff);
@@ -481,6 +488,31 @@ int record_req_set_head(struct st_record *r, const char *head, size_t head_len,
 	record_head_copy(m, p, head, head_len, hdrs, nhdrs);
 	m->head_inline = true;
 	return 0;
+}
+
+uint8_t *record_raw_realloc(struct st_record *r, size_t cap)
+{
+	uint8_t *q;
+
+	if (!r->raw) {
+		q = (uint8_t *)record_room_take(r, cap);
+		return q ? q : malloc(cap);
+	}
+	if (!record_in_room(r, r->raw))
+		return realloc(r->raw, cap);
+	/* out of the room: a heap copy (the room it leaves is not taken again) */
+	if (cap <= r->raw_cap)
+		return r->raw;
+	q = malloc(cap);
+	if (q && r->raw_len)
+		memcpy(q, r->raw, r->raw_len);
+	return q;
+}
+
+void record_raw_free(struct st_record *r)
+{
+	if (!record_in_room(r, r->raw))
+		free(r->raw);
 }
 
 int record_resp_set_head(struct st_record *r, const char *head, size_t head_len,

@@ -152,10 +152,10 @@ struct st_record {
 	struct st_diff *held_diff;
 	const char *held_skip;
 
-	/* room in the record's own block for the request head, serverA's head and a
-	 * Content-Length body's room, taken in that order (record_req_set_head,
-	 * record_resp_set_head; issue 19: a malloc and a cross-thread free fewer per
-	 * part). room_used bytes are taken; a part that does not fit takes its own
+	/* room in the record's own block for the raw request's first buffer, the
+	 * request head, serverA's head and a Content-Length body's room, taken as they
+	 * come (record_raw_realloc, record_req_set_head, record_resp_set_head; issue 19:
+	 * a malloc and a cross-thread free fewer per part). room_used bytes are taken; a part that does not fit takes its own
 	 * allocation as before. Last, not cleared by record_new. */
 	size_t room_used;
 	/* 512: the fields above (record.c asserts the struct is RECORD_BLOCK bytes) */
@@ -172,9 +172,9 @@ extern const char *const record_redact_default[];
 /* A cleared record. Its block comes from the calling thread's pool: blocks freed by
  * any thread go back to the pool of the thread that made them (a lock-free list), so
  * neither thread goes through malloc's locked paths for a record the capture makes
- * and the replay thread frees. A pool keeps at most RECORD_POOL_MAX free blocks;
- * past that they are freed. */
-#define RECORD_POOL_MAX 512
+ * and the replay thread frees. A pool keeps at most RECORD_POOL_MAX free blocks of its
+ * own thread's frees and as many of others' (8 MiB each); past that they are freed. */
+#define RECORD_POOL_MAX 4096
 struct st_record *record_new(void);
 void record_free(struct st_record *r);            /* accepts NULL */
 void record_msg_free(struct st_msg *m);           /* frees heap parts, keeps struct */
@@ -209,6 +209,13 @@ int record_req_set_head(struct st_record *r, const char *head, size_t head_len,
 			const struct http1_header *hdrs, size_t nhdrs);
 int record_resp_set_head(struct st_record *r, const char *head, size_t head_len,
 			 const struct http1_header *hdrs, size_t nhdrs, size_t body_room);
+/* r->raw resized to cap bytes as realloc would (NULL on failure, r->raw untouched):
+ * a first raw copy goes in r->room when it fits (issue 19: the capture thread's
+ * malloc and the replay thread's free of a GET's raw request, across cores), one
+ * that outgrows the room moves to the heap. The caller sets r->raw and raw_cap. */
+uint8_t *record_raw_realloc(struct st_record *r, size_t cap);
+/* r->raw freed, unless it is in r->room; the caller clears r->raw. */
+void record_raw_free(struct st_record *r);
 /* The same for a message without a head or body yet, with room for body_room body
  * bytes behind the head in the same allocation (body_inline: moved to the heap if it
  * outgrows the room). One malloc for a Content-Length answer instead of two. */

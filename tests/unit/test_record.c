@@ -575,6 +575,52 @@ static void test_record_bytes_req_room(void **state)
 	record_free(r);
 }
 
+/* The raw request's first buffer is in the room; grown past it, it moves to the heap
+ * with its bytes and is charged by its capacity */
+static void test_record_raw_room(void **state)
+{
+	struct st_record *r = record_new();
+	uint8_t *q;
+	size_t used;
+
+	(void)state;
+	assert_non_null(r);
+	q = record_raw_realloc(r, 512);
+	assert_non_null(q);
+	assert_true((char *)q >= r->room && (char *)q + 512 <= r->room + sizeof(r->room));
+	r->raw = q;
+	r->raw_cap = 512;
+	memcpy(r->raw, "GET /x HTTP/1.1\r\n\r\n", 19);
+	r->raw_len = 19;
+	assert_int_equal(record_bytes(r), sizeof(*r));
+	used = r->room_used;
+	q = record_raw_realloc(r, 4096);
+	assert_non_null(q);
+	assert_false((char *)q >= r->room && (char *)q < r->room + sizeof(r->room));
+	assert_memory_equal(q, "GET /x HTTP/1.1\r\n\r\n", 19);
+	assert_int_equal(r->room_used, used);
+	r->raw = q;
+	r->raw_cap = 4096;
+	assert_int_equal(record_bytes(r), sizeof(*r) + 4096);
+	/* on the heap it is realloc'd as before */
+	q = record_raw_realloc(r, 8192);
+	assert_non_null(q);
+	assert_memory_equal(q, "GET /x HTTP/1.1\r\n\r\n", 19);
+	r->raw = q;
+	r->raw_cap = 8192;
+	record_free(r);    /* ASan: the heap copy freed, the room not */
+
+	/* a first buffer larger than the room is a plain allocation */
+	r = record_new();
+	assert_non_null(r);
+	r->raw = record_raw_realloc(r, sizeof(r->room) + 1);
+	assert_non_null(r->raw);
+	r->raw_cap = sizeof(r->room) + 1;
+	assert_int_equal(r->room_used, 0);
+	assert_int_equal(record_bytes(r), sizeof(*r) + sizeof(r->room) + 1);
+	record_free(r);
+}
+
 static void *free_on_thread(void *arg)
 {
 	record_free(arg);
@@ -689,6 +735,7 @@ int main(void)
 		cmocka_unit_test(test_record_bytes_diff),
 		cmocka_unit_test(test_record_bytes_req_room),
 		cmocka_unit_test(test_record_pool),
+		cmocka_unit_test(test_record_raw_room),
 		cmocka_unit_test(test_headers_match_reference),
 		cmocka_unit_test(test_capture_flags_and_addresses),
 	};
