@@ -53,6 +53,9 @@
 # syscalls:sys_enter_sendmsg,syscalls:sys_enter_read for system calls per request),
 # BENCH_ST_OLD=PATH (another shadowtap binary: tool names ending in -old, e.g.
 # shadowtap-old or shadowtap-capture-old, run it, for before/after in one run),
+# BENCH_ST_OLD_ARGS (extra flags for the -old tools only, after BENCH_ST_ARGS: with
+# BENCH_ST_OLD set to the same binary, one option against another in one run, e.g.
+# "--ring-size 32M"),
 # BENCH_ST_OLD_COMMIT=REV (instead of BENCH_ST_OLD: build shadowtap at that commit of
 # this repository with git archive + make, cached in build/bench/shadowtap-REV),
 # BENCH_BARE_ARGS (replay_bare flags, e.g. "-every 20" to read serverA's count every 20 ms,
@@ -286,10 +289,10 @@ tool_start() { # tool log usage-json
 	none | none-loaded | none-mirror | replay-bare) return 0 ;;
 	shadowtap*)
 		local bin=$ST_BIN
-		if [[ $tool == *-old ]]; then bin=${BENCH_ST_OLD:-}; tool=${tool%-old}; fi
+		local mode=socket replay=(-r "http://$B_IP:81") wk=() oldargs=""
+		if [[ $tool == *-old ]]; then bin=${BENCH_ST_OLD:-}; tool=${tool%-old}; oldargs=${BENCH_ST_OLD_ARGS:-}; fi
 		[ -x "$bin" ] || return 2
 		rm -rf "$PIN"
-		local mode=socket replay=(-r "http://$B_IP:81") wk=()
 		# -wN: the same row with --workers N (shadowtap-w2, shadowtap-capture-w2)
 		if [[ $tool =~ ^(.*)-w([0-9]+)$ ]]; then tool=${BASH_REMATCH[1]}; wk=(--workers "${BASH_REMATCH[2]}"); fi
 		case $tool in
@@ -298,7 +301,7 @@ tool_start() { # tool log usage-json
 		shadowtap-capture) replay=() ;;
 		esac
 		ip netns exec "$NS_A" "$LOADGEN" exec -o "$use" -- "$bin" -i sta0 -p 80 --capture "$mode" \
-			"${replay[@]}" -o /dev/null --pin-dir "$PIN" "${wk[@]}" ${BENCH_ST_ARGS:-} 2>"$tlog" &
+			"${replay[@]}" -o /dev/null --pin-dir "$PIN" "${wk[@]}" ${BENCH_ST_ARGS:-} $oldargs 2>"$tlog" &
 		TOOL_PID=$!
 		for i in $(seq 1 100); do
 			grep -q "capturing TCP" "$tlog" 2>/dev/null && return 0
