@@ -144,7 +144,7 @@ const struct opt opts_table[] = {
 		  "that are not given default from it: --max-held-bytes 1/4, --max-buffered-bytes, "
 		  "1/8, --replay-max-bytes 1/16, --queue-bytes 1/32, --max-conn-bytes 1/128, "
 		  "--max-flow-bytes 1/512, --max-flows, --queue and --replay-queue one per 32K, "
-		  "--ring-size 1/128" },
+		  "--ring-size 1/64" },
 	{ "max-flows", 0, OPT_UINT, FIELD(reasm.max_flows), .min = 1, .max = 1u << 24,
 	  .def = "65536", .arg = "N", .help = "TCP connections tracked at once (past it the least "
 		  "recently active is evicted)" },
@@ -178,7 +178,7 @@ const struct opt opts_table[] = {
 	  .help = "bytes the records queued for output may hold (past it a record is dropped, "
 		  "counted in output: dropped_memory)" },
 	{ "ring-size", 0, OPT_SIZE, FIELD(cap.ring_bytes), .min = 4096, .max = 1ull << 30,
-	  .flags = OPTF_POW2, .def = "16M", .arg = "SIZE", .help = "BPF ring buffer size, power of two" },
+	  .flags = OPTF_POW2, .def = "32M", .arg = "SIZE", .help = "BPF ring buffer size, power of two" },
 	{ "workers", 0, OPT_UINT, FIELD(workers), .min = 1, .max = ST_MAX_WORKERS, .arg = "N",
 	  .help = "worker threads, each with its own BPF ring, flows, pairing, replay connections "
 		  "and output batches; connections are spread by a hash of their addresses and "
@@ -632,7 +632,7 @@ void opts_defaults(struct config *c)
 	memset(c, 0, sizeof(*c));
 	c->cap.ports[0] = 80;
 	c->cap.nports = 1;
-	c->cap.ring_bytes = 16u << 20;
+	c->cap.ring_bytes = 32u << 20;
 	c->cap.pin_dir = "/sys/fs/bpf/shadowtap";
 	c->red.mode = "mask";
 	reasm_cfg_default(&c->reasm);
@@ -857,7 +857,9 @@ static void opts_memory_limit(struct config *c)
 	if (!opts_given(c, "replay-queue"))
 		c->replay.queue_cap = n;
 	if (!opts_given(c, "ring-size")) {
-		for (n = 4096; n * 2 <= m / 128 && n < 1u << 30; n *= 2)
+		/* 1/64: at the POST maximum a 16 MiB ring (1/128) overflowed while the
+		 * loop thread waited for a CPU (docs/cost.md, session 7, helper S) */
+		for (n = 4096; n * 2 <= m / 64 && n < 1u << 30; n *= 2)
 			;
 		c->cap.ring_bytes = n;
 	}
