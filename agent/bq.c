@@ -23,6 +23,8 @@ int bq_init(struct bq *q, size_t cap)
 	q->closed = 0;
 	q->efd = -1;
 	q->efd_set = 0;
+	q->awake = 0;
+	q->efd_writes = q->efd_skips = 0;
 	q->nap_ms = q->warm = q->napping = 0;
 	q->naps = q->nap_wakes = 0;
 	q->pushed = q->refused = q->peak = 0;
@@ -57,13 +59,48 @@ void bq_destroy(struct bq *q)
  * and read at most once per empty -> non-empty -> empty cycle, so a batch costs two
  * syscalls, not two per item; it is written under the lock, so the pop that empties
  * the queue always finds it written. The condition variable is signalled by the
- * caller after the unlock (bq_wake_after). */
+ * caller after the unlock (bq_wake_after).
+ *
+ * Not at all while the consumer is awake (issue 19): it looks at the queue before it
+ * blocks (bq_wait_begin). No wake-up is lost, by the store -> fence -> load pattern on
+ * both sides: here the new length was stored (bq_put) before the fence and `awake` is
+ * loaded after it; bq_wait_begin stores awake = 0 before its fence and loads the length
+ * after it. The two seq_cst fences are totally ordered: if this one comes first, the
+ * consumer's load sees the new length and it does not block; if the consumer's comes
+ * first, this load sees awake == 0 and the eventfd is written. Without the fences
+ * each side's store can still sit in its CPU's store buffer while it loads (x86 lets
+ * a load pass an earlier store), and both would miss the other. */
 static void bq_wake_efd(struct bq *q)
 {
-	if (q->efd >= 0 && !q->efd_set) {
-		q->efd_set = 1;
-		(void)eventfd_write(q->efd, 1);
+	if (q->efd < 0 || q->efd_set)
+		return;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&q->awake, __ATOMIC_RELAXED)) {
+		q->efd_skips++;
+		return;
 	}
+	q->efd_set = 1;
+	q->efd_writes++;
+	(void)eventfd_write(q->efd, 1);
+}
+
+size_t bq_wait_begin(struct bq *q)
+{
+	size_t n;
+
+	__atomic_store_n(&q->awake, 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);      /* see bq_wake_efd */
+	n = __atomic_load_n(&q->len, __ATOMIC_RELAXED);
+	if (n)
+		__atomic_store_n(&q->awake, 1, __ATOMIC_RELAXED);
+	return n;
+}
+
+/* A push that still sees awake == 0 writes the eventfd once more: harmless (the next
+ * pop that empties the queue reads it). */
+void bq_wait_end(struct bq *q)
+{
+	__atomic_store_n(&q->awake, 1, __ATOMIC_RELAXED);
 }
 
 /* Called after the lock is released (issue 19): a consumer signalled while the
@@ -310,6 +347,8 @@ void bq_get_stats(struct bq *q, struct bq_stats *st)
 	st->max_bytes = q->max_bytes;
 	st->naps = q->naps;
 	st->nap_wakes = q->nap_wakes;
+	st->efd_writes = q->efd_writes;
+	st->efd_skips = q->efd_skips;
 	pthread_mutex_unlock(&q->mu);
 }
 

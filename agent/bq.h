@@ -15,6 +15,8 @@ struct bq {
 	int closed;
 	int efd;                 /* bq_event_fd, or -1 */
 	int efd_set;             /* efd holds an unread wake-up */
+	int awake;               /* bq_wait_end .. bq_wait_begin: the efd consumer will look */
+	uint64_t efd_writes, efd_skips;   /* edge wake-ups written; skipped (consumer awake) */
 	/* bq_set_nap: a busy consumer naps instead of being woken per push */
 	int nap_ms;
 	int warm;                /* the consumer's last pop took items */
@@ -34,6 +36,7 @@ struct bq_stats {
 	uint64_t refused_bytes;
 	size_t bytes, peak_bytes, max_bytes;
 	uint64_t naps, nap_wakes;
+	uint64_t efd_writes, efd_skips;
 };
 
 int bq_init(struct bq *q, size_t cap);           /* 0 or -ENOMEM */
@@ -72,5 +75,15 @@ void bq_get_stats(struct bq *q, struct bq_stats *st);   /* zeros before init / a
  * returned -EPIPE. The bq_pop that leaves the queue empty reads it. Returns the fd
  * or -errno. */
 int bq_event_fd(struct bq *q);
+/* For the consumer of bq_event_fd, around its blocking wait (epoll_wait): an awake
+ * consumer is not woken. bq_wait_end, after the wait returned, says it will look at
+ * the queue again before it next blocks; pushes until then skip the eventfd write (a
+ * system call, plus an epoll event and a read for the consumer). bq_wait_begin, right
+ * before the wait, says it is about to block: it returns 0 when the queue is empty
+ * (block: from now on the empty -> non-empty push writes the eventfd), else how many
+ * items are queued (do not block: take them; the consumer stays awake). A consumer that
+ * never calls bq_wait_end is woken by every such push, as without these. */
+size_t bq_wait_begin(struct bq *q);
+void bq_wait_end(struct bq *q);
 
 #endif

@@ -916,7 +916,13 @@ static void *replay_thread(void *arg)
 			now = st_mono_ns();
 			tmo = replay_next_timeout(rp, now);
 		}
+		/* the loop's push writes the queue's eventfd only while this thread
+		 * blocks (bq_wait_begin .. bq_wait_end): records pushed while it was
+		 * awake are found here, and the connections are then only polled */
+		if (tmo > 0 && bq_wait_begin(&rp->q))
+			tmo = 0;
 		n = epoll_wait(rp->epfd, evs, 64, tmo);
+		bq_wait_end(&rp->q);
 		now = st_mono_ns();
 		for (i = 0; i < n; i++) {
 			struct replay_conn *c = evs[i].data.ptr;
