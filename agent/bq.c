@@ -26,6 +26,7 @@ int bq_init(struct bq *q, size_t cap)
 	q->awake = 0;
 	q->efd_writes = q->efd_skips = 0;
 	q->nap_ms = q->warm = q->napping = 0;
+	q->nap_wake_bytes = 0;
 	q->naps = q->nap_wakes = 0;
 	q->pushed = q->refused = q->peak = 0;
 	q->item_bytes = NULL;
@@ -144,6 +145,13 @@ void bq_set_nap(struct bq *q, int nap_ms)
 	pthread_mutex_unlock(&q->mu);
 }
 
+void bq_set_nap_bytes(struct bq *q, size_t wake_bytes)
+{
+	pthread_mutex_lock(&q->mu);
+	q->nap_wake_bytes = wake_bytes;
+	pthread_mutex_unlock(&q->mu);
+}
+
 /* Called with the lock held after items were added (was: the length before): whether
  * to signal the consumer. A napping consumer is woken only for an urgent push or a
  * queue at a quarter of a bound, so the bounds are not reached while it naps. */
@@ -151,7 +159,8 @@ static bool bq_wake_needed(struct bq *q, size_t was, int urgent)
 {
 	if (q->napping) {
 		if (!urgent && q->len < q->cap / 4 + 1 &&
-		    !(q->max_bytes && q->bytes >= q->max_bytes / 4))
+		    !(q->max_bytes && q->bytes >= q->max_bytes / 4) &&
+		    !(q->nap_wake_bytes && q->bytes >= q->nap_wake_bytes))
 			return false;
 		q->napping = 0;
 		q->nap_wakes++;

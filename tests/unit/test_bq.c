@@ -345,6 +345,41 @@ static void test_nap(void **state)
 	bq_destroy(&q);
 }
 
+/* bq_set_nap_bytes: a push that brings the queued bytes to the bound ends a nap; one
+ * below it waits for the nap's end (the items' count stays far from a quarter of cap) */
+static size_t kb_item(const void *item)
+{
+	(void)item;
+	return 1000;
+}
+
+static void test_nap_bytes(void **state)
+{
+	struct late_push lp;
+	void *out[8];
+	uint64_t waited;
+	struct bq q;
+
+	(void)state;
+	assert_int_equal(bq_init(&q, 64), 0);
+	bq_set_max_bytes(&q, 1u << 30, kb_item);
+	bq_set_nap(&q, 1500);
+	bq_set_nap_bytes(&q, 2500);
+	/* cold, then warm */
+	lp = (struct late_push){ .delay_ms = 50, .n = 1 };
+	assert_int_equal(pop_during(&q, &lp, out, &waited), 1);
+	assert_true(waited < 1000);
+	/* warm, 2 items (2,000 bytes): below the bound, the nap runs out */
+	lp = (struct late_push){ .delay_ms = 50, .n = 2 };
+	assert_int_equal(pop_during(&q, &lp, out, &waited), 2);
+	assert_true(waited >= 1490);
+	/* warm, 3 items (3,000 bytes): the third push ends the nap */
+	lp = (struct late_push){ .delay_ms = 50, .n = 3 };
+	assert_int_equal(pop_during(&q, &lp, out, &waited), 3);
+	assert_true(waited < 1000);
+	bq_destroy(&q);
+}
+
 static void test_event_fd(void **state)
 {
 	struct bq q;
@@ -661,6 +696,7 @@ int main(void)
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_wakes_blocked_consumer),
 		cmocka_unit_test(test_nap),
+		cmocka_unit_test(test_nap_bytes),
 		cmocka_unit_test(test_event_fd),
 		cmocka_unit_test(test_wait_awake),
 		cmocka_unit_test(test_wait_stress),
