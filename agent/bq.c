@@ -63,20 +63,21 @@ void bq_destroy(struct bq *q)
  * caller after the unlock (bq_wake_after).
  *
  * Not at all while the consumer is awake (issue 19): it looks at the queue before it
- * blocks (bq_wait_begin). No wake-up is lost, by the store -> fence -> load pattern on
- * both sides: here the new length was stored (bq_put) before the fence and `awake` is
- * loaded after it; bq_wait_begin stores awake = 0 before its fence and loads the length
- * after it. The two seq_cst fences are totally ordered: if this one comes first, the
- * consumer's load sees the new length and it does not block; if the consumer's comes
- * first, this load sees awake == 0 and the eventfd is written. Without the fences
- * each side's store can still sit in its CPU's store buffer while it loads (x86 lets
- * a load pass an earlier store), and both would miss the other. */
+ * blocks (bq_wait_begin). No wake-up is lost, by a seq_cst store -> seq_cst load on
+ * both sides: here the new length was stored (bq_put, seq_cst) and `awake` is loaded
+ * after it (seq_cst); bq_wait_begin stores awake = 0 and then loads the length, both
+ * seq_cst. All four are in one total order: if the length's store comes before the
+ * consumer's load, the consumer sees the item and does not block; otherwise its store
+ * of awake = 0 came first and this load sees it, so the eventfd is written. With
+ * relaxed accesses each side's store could still sit in its CPU's store buffer while
+ * it loads (x86 lets a load pass an earlier store), and both would miss the other.
+ * (seq_cst accesses rather than fences: ThreadSanitizer does not support fences, and
+ * a seq_cst store on x86 is one xchg, under the lock here.) */
 static void bq_wake_efd(struct bq *q)
 {
 	if (q->efd < 0 || q->efd_set)
 		return;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&q->awake, __ATOMIC_RELAXED)) {
+	if (__atomic_load_n(&q->awake, __ATOMIC_SEQ_CST)) {
 		q->efd_skips++;
 		return;
 	}
@@ -89,9 +90,8 @@ size_t bq_wait_begin(struct bq *q)
 {
 	size_t n;
 
-	__atomic_store_n(&q->awake, 0, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);      /* see bq_wake_efd */
-	n = __atomic_load_n(&q->len, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->awake, 0, __ATOMIC_SEQ_CST);      /* see bq_wake_efd */
+	n = __atomic_load_n(&q->len, __ATOMIC_SEQ_CST);
 	if (n)
 		__atomic_store_n(&q->awake, 1, __ATOMIC_RELAXED);
 	return n;
@@ -190,7 +190,8 @@ static int bq_put(struct bq *q, void *p)
 			q->sizes[(q->head + q->len) % q->cap] = b;
 	}
 	q->slots[(q->head + q->len) % q->cap] = p;
-	__atomic_store_n(&q->len, q->len + 1, __ATOMIC_RELAXED);   /* read unlocked by bq_len */
+	/* read unlocked by bq_len and bq_wait_begin; seq_cst: see bq_wake_efd */
+	__atomic_store_n(&q->len, q->len + 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
 

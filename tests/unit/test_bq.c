@@ -487,7 +487,7 @@ static void test_wait_awake(void **state)
  * calls bq_wait_begin and, if told to block, waits in poll on the eventfd. A lost
  * wake-up is a poll that times out with the item queued. Removing the re-check in
  * bq_wait_begin fails this in the rounds where the push came first (the test checks
- * there were such rounds); removing the fences fails it only when the two threads run
+ * there were such rounds); making the seq_cst accesses relaxed fails it only when the two threads run
  * at the same instant on two CPUs (see docs/cost.md for how often). */
 #define WS_ROUNDS   200000
 #define WS_SECONDS  4
