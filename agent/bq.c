@@ -138,16 +138,10 @@ void bq_set_max_bytes(struct bq *q, size_t max_bytes, size_t (*item_bytes)(const
 	pthread_mutex_unlock(&q->mu);
 }
 
-void bq_set_nap(struct bq *q, int nap_ms)
+void bq_set_nap(struct bq *q, int nap_ms, size_t wake_bytes)
 {
 	pthread_mutex_lock(&q->mu);
 	q->nap_ms = nap_ms > 0 ? nap_ms : 0;
-	pthread_mutex_unlock(&q->mu);
-}
-
-void bq_set_nap_bytes(struct bq *q, size_t wake_bytes)
-{
-	pthread_mutex_lock(&q->mu);
 	q->nap_wake_bytes = wake_bytes;
 	pthread_mutex_unlock(&q->mu);
 }

@@ -19,7 +19,7 @@ struct bq {
 	uint64_t efd_writes, efd_skips;   /* edge wake-ups written; skipped (consumer awake) */
 	/* bq_set_nap: a busy consumer naps instead of being woken per push */
 	int nap_ms;
-	size_t nap_wake_bytes;   /* bq_set_nap_bytes: queued bytes that end a nap; 0: off */
+	size_t nap_wake_bytes;   /* queued bytes that end a nap; 0: off */
 	int warm;                /* the consumer's last pop took items */
 	int napping;             /* the consumer naps: only an urgent push wakes it */
 	uint64_t naps, nap_wakes;   /* naps taken; naps cut short by an urgent push */
@@ -61,13 +61,12 @@ int bq_push_many_why(struct bq *q, void *const *items, size_t n, int *full);
  * urgent, or the queue at a quarter of its item or byte bound). A busy consumer then
  * wakes about once per nap_ms instead of once per push; an item waits at most nap_ms
  * longer for it. A nap that ends with nothing queued ends the busy period: the next
- * push wakes the consumer at once, as without a nap. nap_ms 0 (the default): off. */
-void bq_set_nap(struct bq *q, int nap_ms);
-/* A push that brings the queued bytes (bq_set_max_bytes' item_bytes) to wake_bytes
- * ends a nap at once: large items (POST records) are written while they are still in
- * the caches instead of piling up for nap_ms. 0 (the default): only the quarter of
+ * push wakes the consumer at once, as without a nap. nap_ms 0 (the default): off.
+ * A push that brings the queued bytes (bq_set_max_bytes' item_bytes) to wake_bytes
+ * also ends a nap: large items (POST records) are then written while they are still
+ * in the caches instead of piling up for nap_ms. wake_bytes 0: only the quarter of
  * max_bytes does. */
-void bq_set_nap_bytes(struct bq *q, size_t wake_bytes);
+void bq_set_nap(struct bq *q, int nap_ms, size_t wake_bytes);
 /* bq_push_many_why, and urgent wakes a napping consumer at once. */
 int bq_push_many_ex(struct bq *q, void *const *items, size_t n, int *full, int urgent);
 /* Pop up to max items; waits up to timeout_ms for the first one. Returns count;

@@ -598,8 +598,7 @@ int pipeline_start(struct pipeline *p)
 		return EXIT_RUNTIME;
 	bq_set_max_bytes(&p->sinkq, c->queue_bytes, sink_batch_bytes);
 	if (!c->input_pcap && !c->rec.in_pattern)
-		bq_set_nap(&p->sinkq, SINK_NAP_MS);
-	bq_set_nap_bytes(&p->sinkq, SINK_WAKE_BYTES);   /* only matters while it naps */
+		bq_set_nap(&p->sinkq, SINK_NAP_MS, SINK_WAKE_BYTES);
 	p->sinkq_ready = 1;
 	if (c->es_url && es_sink_start(&p->es, &c->es))
 		return EXIT_RUNTIME;

@@ -302,7 +302,7 @@ static void test_nap(void **state)
 	struct bq q;
 
 	assert_int_equal(bq_init(&q, 8), 0);
-	bq_set_nap(&q, 1500);
+	bq_set_nap(&q, 1500, 0);
 	/* cold: the first push wakes the consumer at once */
 	lp = (struct late_push){ .delay_ms = 50, .n = 1 };
 	assert_int_equal(pop_during(&q, &lp, out, &waited), 1);
@@ -345,7 +345,7 @@ static void test_nap(void **state)
 	bq_destroy(&q);
 }
 
-/* bq_set_nap_bytes: a push that brings the queued bytes to the bound ends a nap; one
+/* bq_set_nap's wake_bytes: a push that brings the queued bytes to the bound ends a nap; one
  * below it waits for the nap's end (the items' count stays far from a quarter of cap) */
 static size_t kb_item(const void *item)
 {
@@ -363,8 +363,7 @@ static void test_nap_bytes(void **state)
 	(void)state;
 	assert_int_equal(bq_init(&q, 64), 0);
 	bq_set_max_bytes(&q, 1u << 30, kb_item);
-	bq_set_nap(&q, 1500);
-	bq_set_nap_bytes(&q, 2500);
+	bq_set_nap(&q, 1500, 2500);
 	/* cold, then warm */
 	lp = (struct late_push){ .delay_ms = 50, .n = 1 };
 	assert_int_equal(pop_during(&q, &lp, out, &waited), 1);
