@@ -470,17 +470,14 @@ static char *record_room_take(struct st_record *r, size_t n)
 	return p;
 }
 
-int record_req_set_head(struct st_record *r, const char *head, size_t head_len,
-			const struct http1_header *hdrs, size_t nhdrs)
+/* m's head (m is r->req or r->resp) in r's room, else in its own allocation; nhdrs
+ * already capped. The room is only taken, never given back: the source may lie in it
+ * (a head set twice), the copy goes behind it. */
+static int record_room_set_head(struct st_record *r, struct st_msg *m, const char *head,
+				size_t head_len, const struct http1_header *hdrs, size_t nhdrs)
 {
-	struct st_msg *m = &r->req;
-	char *p;
+	char *p = record_room_take(r, record_head_size(head_len, nhdrs));
 
-	if (nhdrs > ST_MAX_HEADERS)
-		nhdrs = ST_MAX_HEADERS;
-	/* the room is only taken, never given back: the source may lie in it (a head set
-	 * twice), the copy goes behind it */
-	p = record_room_take(r, record_head_size(head_len, nhdrs));
 	if (!p)
 		return record_msg_set_head(m, head, head_len, hdrs, nhdrs);
 	if (!m->head_inline)
@@ -488,6 +485,14 @@ int record_req_set_head(struct st_record *r, const char *head, size_t head_len,
 	record_head_copy(m, p, head, head_len, hdrs, nhdrs);
 	m->head_inline = true;
 	return 0;
+}
+
+int record_req_set_head(struct st_record *r, const char *head, size_t head_len,
+			const struct http1_header *hdrs, size_t nhdrs)
+{
+	if (nhdrs > ST_MAX_HEADERS)
+		nhdrs = ST_MAX_HEADERS;
+	return record_room_set_head(r, &r->req, head, head_len, hdrs, nhdrs);
 }
 
 uint8_t *record_raw_realloc(struct st_record *r, size_t cap)
@@ -539,14 +544,7 @@ int record_resp_set_head(struct st_record *r, const char *head, size_t head_len,
 		m->body_inline = true;
 		return 0;
 	}
-	p = record_room_take(r, hs);
-	if (!p)
-		return record_msg_set_head(m, head, head_len, hdrs, nhdrs);
-	if (!m->head_inline)
-		free(m->head);
-	record_head_copy(m, p, head, head_len, hdrs, nhdrs);
-	m->head_inline = true;
-	return 0;
+	return record_room_set_head(r, m, head, head_len, hdrs, nhdrs);
 }
 
 int record_msg_set_head_room(struct st_msg *m, const char *head, size_t head_len,
