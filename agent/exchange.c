@@ -292,10 +292,17 @@ static size_t x_req_head_bytes(const struct st_record *r)
 	return r->req.head_inline ? 0 : x_head_bytes(&r->req);
 }
 
+/* each part once: one in the record's room is inside sizeof(*r) (record_held_bytes) */
 static size_t x_record_held(const struct st_record *r)
 {
-	return sizeof(*r) + r->raw_cap + r->req.body_cap + r->resp.body_cap + x_req_head_bytes(r) +
-	       x_head_bytes(&r->resp);
+	return record_held_bytes(r);
+}
+
+/* held bytes moved by a change to r that began when r held before */
+static void x_held_since(struct exchange *x, struct xflow *xf, const struct st_record *r,
+			 size_t before)
+{
+	x_held(x, xf, (int64_t)record_held_bytes(r) - (int64_t)before);
 }
 
 static void x_emit_out(struct exchange *x, struct st_record *r);
@@ -368,7 +375,7 @@ static void x_raw_view(struct exchange *x, struct st_record *r)
 static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record *r,
 			 const uint8_t *p, size_t n)
 {
-	size_t cap = r->raw_cap;
+	size_t cap = r->raw_cap, held;
 	uint8_t *q;
 
 	if (!x->cfg.keep_raw || (r->cap_flags & ST_CAP_REPLAY_TRUNC) || !n)
@@ -385,11 +392,12 @@ static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record 
 	}
 	if (r->raw_len + n > x->cfg.replay_max || !x_room(x, xf, cap - r->raw_cap)) {
 		x_raw_unborrow(x, xf, r);
-		x_held(x, xf, -(int64_t)r->raw_cap);
+		held = record_held_bytes(r);
 		record_raw_free(r);
 		r->raw = NULL;
 		r->raw_len = 0;
 		r->raw_cap = 0;
+		x_held_since(x, xf, r, held);
 		r->cap_flags |= ST_CAP_REPLAY_TRUNC;
 		x->st.raw_truncated++;
 		return;
@@ -401,9 +409,10 @@ static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record 
 			x->st.raw_truncated++;
 			return;
 		}
-		x_held(x, xf, (int64_t)(cap - r->raw_cap));
+		held = record_held_bytes(r);
 		r->raw = q;
 		r->raw_cap = cap;
+		x_held_since(x, xf, r, held);
 	}
 	memcpy(r->raw + r->raw_len, p, n);
 	r->raw_len += n;
@@ -415,11 +424,13 @@ static void x_raw_drop(struct exchange *x, struct xflow *xf, struct st_record *r
 {
 	x_raw_unborrow(x, xf, r);
 	if (r->raw) {
-		x_held(x, xf, -(int64_t)r->raw_cap);
+		size_t held = record_held_bytes(r);
+
 		record_raw_free(r);
 		r->raw = NULL;
 		r->raw_len = 0;
 		r->raw_cap = 0;
+		x_held_since(x, xf, r, held);
 	}
 	r->cap_flags |= ST_CAP_REPLAY_TRUNC;
 }
@@ -434,7 +445,7 @@ static void x_body_cb(void *ctx, const char *data, size_t len)
 {
 	struct x_body_ctx *c = ctx;
 	struct exchange *x = c->x;
-	size_t before, cap_before, limit = x->cfg.body_limit, want;
+	size_t before, cap_before, held, limit = x->cfg.body_limit, want;
 	uint64_t room;
 
 	if (!c->m)
@@ -446,6 +457,7 @@ static void x_body_cb(void *ctx, const char *data, size_t len)
 	}
 	before = c->m->body_stored;
 	cap_before = c->m->body_cap;
+	held = record_msg_held_bytes(c->m);
 
 	/* all unfinished records together stay under max_held_bytes, and one connection's
 	 * under max_conn_bytes: older holders are evicted to make room for a body being
@@ -475,7 +487,7 @@ static void x_body_cb(void *ctx, const char *data, size_t len)
 		c->m->body_capped = 1;
 	}
 	record_msg_body_append(c->m, data, len, limit);
-	x_held(x, c->xf, (int64_t)(c->m->body_cap - cap_before));
+	x_held(x, c->xf, (int64_t)record_msg_held_bytes(c->m) - (int64_t)held);
 }
 
 static int x_starts_message(const uint8_t *p, size_t n, int dir)
@@ -774,9 +786,11 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 			    xf->held + grow <= x->cfg.max_conn_bytes)
 				q = record_raw_realloc(r, (size_t)hl + (size_t)cl);
 			if (q) {
-				x_held(x, xf, (int64_t)grow);
+				size_t held = record_held_bytes(r);
+
 				r->raw = q;
 				r->raw_cap = (size_t)hl + (size_t)cl;
+				x_held_since(x, xf, r, held);
 			}
 		}
 		/* raw will hold the whole body and never move: the record's decoded body is
@@ -864,7 +878,7 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 	struct http1_response resp;
 	struct st_record *r;
 	const char *base;
-	size_t have = d->head.len, avail, used, len, room;
+	size_t have = d->head.len, avail, used, len, room, held;
 	uint64_t cl = 0;
 	int hl, fr;
 
@@ -935,15 +949,14 @@ static size_t x_response_head(struct exchange *x, struct reasm_flow *f, struct x
 		if (room && !x_room(x, xf, room))
 			room = 0;
 	}
-	if (room && record_resp_set_head(r, base, (size_t)hl, resp.headers, resp.num_headers, room) == 0)
-		x_held(x, xf, (int64_t)room);
-	else
+	held = record_held_bytes(r);
+	if (!room || record_resp_set_head(r, base, (size_t)hl, resp.headers, resp.num_headers, room))
 		record_resp_set_head(r, base, (size_t)hl, resp.headers, resp.num_headers, 0);
+	x_held_since(x, xf, r, held);
 	if (resp.num_over) {
 		r->cap_flags |= ST_CAP_HEADERS_OVER;
 		x->st.headers_over_limit++;
 	}
-	x_held(x, xf, (int64_t)x_head_bytes(&r->resp));
 	r->status_code = resp.status;
 	r->resp.ts_first_ns = d->head_ts;
 	r->resp.ts_last_ns = ts;

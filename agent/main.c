@@ -12,6 +12,7 @@
 
 #include "opts.h"
 #include "pipeline.h"
+#include "record.h"
 #include "recording.h"
 #include "report.h"
 #include "stats.h"
@@ -52,6 +53,9 @@ int main(int argc, char **argv)
 	} else {
 		rc = pipeline_start(p);
 		started = rc == EXIT_OK;
+		/* free record blocks kept for reuse: --memory-limit/128 in all, split among
+		 * the threads that make records (16 MiB at 2G: docs/cost.md, memory table) */
+		record_pool_set_limit(p->cfg.memory_limit / 128 / (p->nworkers > 1 ? p->nworkers : 1));
 		if (started) {
 			rc = pipeline_run(p);
 			/* the run opens the input first: a failure there is a start-up one */

@@ -144,7 +144,8 @@ const struct opt opts_table[] = {
 		  "that are not given default from it: --max-held-bytes 1/4, --max-buffered-bytes, "
 		  "1/8, --replay-max-bytes 1/16, --queue-bytes 1/32, --max-conn-bytes 1/128, "
 		  "--max-flow-bytes 1/512, --max-flows, --queue and --replay-queue one per 32K, "
-		  "--ring-size 1/64" },
+		  "--ring-size 1/64; free record blocks kept for reuse 1/128 (the exit summary's "
+		  "records: line)" },
 	{ "max-flows", 0, OPT_UINT, FIELD(reasm.max_flows), .min = 1, .max = 1u << 24,
 	  .def = "65536", .arg = "N", .help = "TCP connections tracked at once (past it the least "
 		  "recently active is evicted)" },

@@ -59,9 +59,13 @@ _Static_assert(sizeof(struct st_record) == RECORD_BLOCK, "st_record is one RECOR
  * whose thread ended is kept for the next thread that makes records. */
 struct record_pool {
 	struct st_record *local;         /* the owner's free blocks */
-	size_t nlocal;
-	struct record_pool *all_next;    /* every pool made (reachable until exit) */
+	/* written by the owner only; atomic so record_pool_get_stats may read it */
+	atomic_size_t nlocal;
+	/* every pool made, kept reachable until exit: LeakSanitizer sees pooled blocks
+	 * as reachable through it, and record_pool_get_stats counts idle blocks on it */
+	struct record_pool *all_next;
 	struct record_pool *orphan_next; /* pools whose thread ended */
+	atomic_ullong trimmed;           /* blocks freed because a list was at its cap */
 	_Alignas(64) _Atomic(struct st_record *) remote;   /* pushed by other threads */
 	atomic_size_t nremote;
 };
@@ -72,6 +76,34 @@ static pthread_key_t record_pool_key;
 static bool record_pool_key_ok;
 static pthread_mutex_t record_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct record_pool *record_pools_all, *record_pools_orphan;
+/* free blocks a pool keeps of each kind (its own thread's frees, others'):
+ * record_pool_set_limit, from --memory-limit */
+static atomic_size_t record_pool_cap = RECORD_POOL_MAX;
+
+void record_pool_set_limit(size_t bytes)
+{
+	size_t n = bytes / RECORD_BLOCK / 2;
+
+	atomic_store_explicit(&record_pool_cap, n < RECORD_POOL_MAX ? n : RECORD_POOL_MAX,
+			      memory_order_relaxed);
+}
+
+void record_pool_get_stats(struct record_pool_stats *s)
+{
+	const struct record_pool *p;
+
+	memset(s, 0, sizeof(*s));
+	s->cap_blocks = 2 * atomic_load_explicit(&record_pool_cap, memory_order_relaxed);
+	pthread_mutex_lock(&record_pool_mu);
+	for (p = record_pools_all; p; p = p->all_next) {
+		s->pools++;
+		s->idle_blocks += atomic_load_explicit(&p->nlocal, memory_order_relaxed) +
+				  atomic_load_explicit(&p->nremote, memory_order_relaxed);
+		s->trimmed += atomic_load_explicit(&p->trimmed, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&record_pool_mu);
+	s->idle_bytes = s->idle_blocks * RECORD_BLOCK;
+}
 
 /* thread exit: the pool, with its blocks, waits for the next thread that needs one */
 static void record_pool_exit(void *v)
@@ -110,6 +142,8 @@ static struct record_pool *record_pool_get(void)
 		if (!p)
 			return NULL;
 		memset(p, 0, sizeof(*p));
+		atomic_init(&p->nlocal, 0);
+		atomic_init(&p->trimmed, 0);
 		atomic_init(&p->remote, NULL);
 		atomic_init(&p->nremote, 0);
 		pthread_mutex_lock(&record_pool_mu);
@@ -128,7 +162,7 @@ static struct record_pool *record_pool_get(void)
 /* A free block of p (its owner thread only), or NULL. The remote list is taken
  * without walking it (a walk was a cache miss per block, most of record_new's
  * samples): its count is nremote's, which pushes still under way can leave one short
- * per thread, so RECORD_POOL_MAX is a bound give or take the number of threads. */
+ * per thread, so the cap is a bound give or take the number of threads. */
 static struct st_record *record_pool_take(struct record_pool *p)
 {
 	struct st_record *r = p->local, *next;
@@ -140,12 +174,13 @@ static struct st_record *record_pool_take(struct record_pool *p)
 		r = atomic_exchange_explicit(&p->remote, NULL, memory_order_acquire);
 		if (!r)
 			return NULL;
-		p->nlocal = n;
+		atomic_store_explicit(&p->nlocal, n, memory_order_relaxed);
 	}
 	next = r->pool_next;
 	p->local = next;
-	if (p->nlocal)
-		p->nlocal--;
+	i = atomic_load_explicit(&p->nlocal, memory_order_relaxed);
+	if (i)
+		atomic_store_explicit(&p->nlocal, i - 1, memory_order_relaxed);
 	RECORD_UNPOISON(r);
 	/* the next block's cleared part was last written on another core: fetched now,
 	 * while this record is built, not when record_new clears it */
@@ -155,31 +190,31 @@ static struct st_record *record_pool_take(struct record_pool *p)
 	return r;
 }
 
-/* r back to its pool, from any thread; freed when the pool is full */
+/* r back to its pool, from any thread; freed when the pool's list is at its cap */
 static void record_pool_put(struct st_record *r)
 {
 	struct record_pool *p = r->pool;
 	struct st_record *head;
+	size_t cap, n;
 
 	if (!p) {
 		free(r);
 		return;
 	}
+	cap = atomic_load_explicit(&record_pool_cap, memory_order_relaxed);
 	if (p == record_tpool) {
-		if (p->nlocal >= RECORD_POOL_MAX) {
-			free(r);
-			return;
-		}
+		n = atomic_load_explicit(&p->nlocal, memory_order_relaxed);
+		if (n >= cap)
+			goto trim;
 		r->pool_next = p->local;
 		RECORD_POISON(r);
 		p->local = r;
-		p->nlocal++;
+		atomic_store_explicit(&p->nlocal, n + 1, memory_order_relaxed);
 		return;
 	}
-	if (atomic_fetch_add_explicit(&p->nremote, 1, memory_order_relaxed) >= RECORD_POOL_MAX) {
+	if (atomic_fetch_add_explicit(&p->nremote, 1, memory_order_relaxed) >= cap) {
 		atomic_fetch_sub_explicit(&p->nremote, 1, memory_order_relaxed);
-		free(r);
-		return;
+		goto trim;
 	}
 	RECORD_POISON(r);
 	head = atomic_load_explicit(&p->remote, memory_order_relaxed);
@@ -187,6 +222,10 @@ static void record_pool_put(struct st_record *r)
 		r->pool_next = head;
 	} while (!atomic_compare_exchange_weak_explicit(&p->remote, &head, r, memory_order_release,
 						       memory_order_relaxed));
+	return;
+trim:
+	atomic_fetch_add_explicit(&p->trimmed, 1, memory_order_relaxed);
+	free(r);
 }
 
 struct st_record *record_new(void)
@@ -330,22 +369,23 @@ static size_t record_replay_bytes(const struct st_replay *rp)
 	return rp ? sizeof(*rp) + record_msg_bytes(&rp->resp) : 0;
 }
 
-/* m's bytes outside r: its parts in r->room are inside sizeof(*r) */
-static size_t record_own_msg_bytes(const struct st_record *r, const struct st_msg *m)
+size_t record_msg_held_bytes(const struct st_msg *m)
 {
-	size_t n = record_msg_bytes(m);
+	size_t n = m->head_inline ? 0 : m->head_len + m->nhdrs * sizeof(*m->hdrs);
 
-	if (m->head && record_in_room(r, m->head))
-		n -= m->head_len + m->nhdrs * sizeof(*m->hdrs);
-	if (m->body_cap && record_in_room(r, m->body))
-		n -= m->body_cap;
-	return n;
+	/* a body inline behind an inline head is in the room too (record_resp_set_head) */
+	return m->head_inline && m->body_inline ? n : n + m->body_cap;
+}
+
+size_t record_held_bytes(const struct st_record *r)
+{
+	return sizeof(*r) + (record_in_room(r, r->raw) ? 0 : r->raw_cap) +
+	       record_msg_held_bytes(&r->req) + record_msg_held_bytes(&r->resp);
 }
 
 size_t record_bytes(const struct st_record *r)
 {
-	return sizeof(*r) + (record_in_room(r, r->raw) ? 0 : r->raw_cap) + record_own_msg_bytes(r, &r->req) + record_own_msg_bytes(r, &r->resp) +
-	       record_replay_bytes(r->replay) + record_replay_bytes(r->noise) +
+	return record_held_bytes(r) + record_replay_bytes(r->replay) + record_replay_bytes(r->noise) +
 	       record_replay_bytes(r->held_replay) + record_diff_bytes(r->diff) +
 	       record_diff_bytes(r->noise_diff) + record_diff_bytes(r->held_diff);
 }

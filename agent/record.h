@@ -172,9 +172,23 @@ extern const char *const record_redact_default[];
 /* A cleared record. Its block comes from the calling thread's pool: blocks freed by
  * any thread go back to the pool of the thread that made them (a lock-free list), so
  * neither thread goes through malloc's locked paths for a record the capture makes
- * and the replay thread frees. A pool keeps at most RECORD_POOL_MAX free blocks of its
- * own thread's frees and as many of others' (8 MiB each); past that they are freed. */
+ * and the replay thread frees. A pool keeps at most half its limit in free blocks of
+ * its own thread's frees and half of others' (record_pool_set_limit; at most
+ * RECORD_POOL_MAX of each, 8 MiB); past that they are freed and counted (trimmed). */
 #define RECORD_POOL_MAX 4096
+/* The bytes of free blocks each thread's pool may keep (main: --memory-limit/128,
+ * split among the threads that make records). Applies to the next frees; blocks
+ * already kept past a lowered limit leave as they are taken. */
+void record_pool_set_limit(size_t bytes);
+struct record_pool_stats {
+	size_t pools;            /* pools made (threads that made records, kept for reuse) */
+	size_t idle_blocks;      /* free blocks kept in them, to reuse */
+	size_t idle_bytes;       /* idle_blocks * RECORD_BLOCK */
+	size_t cap_blocks;       /* the most a pool keeps (both lists) */
+	unsigned long long trimmed;   /* blocks freed because their pool was at its cap */
+};
+/* A snapshot over every pool (a lock held while it walks them; not a hot path). */
+void record_pool_get_stats(struct record_pool_stats *s);
 struct st_record *record_new(void);
 void record_free(struct st_record *r);            /* accepts NULL */
 void record_msg_free(struct st_msg *m);           /* frees heap parts, keeps struct */
@@ -192,6 +206,12 @@ void record_diff_free(struct st_diff *d);         /* accepts NULL */
  * diff's small strings are not counted): what a queue bounded in bytes charges for it.
  * Stable while nobody modifies the record. */
 size_t record_bytes(const struct st_record *r);
+/* The bytes of the record and its request, serverA's answer and raw copy, each part
+ * once: a part in the record's room is inside sizeof(*r) (no replay answer or diff):
+ * what the capture's held bytes and the replay queue charge for it. */
+size_t record_held_bytes(const struct st_record *r);
+/* m's part of it, for m = r->req or r->resp: its head and body outside r's room. */
+size_t record_msg_held_bytes(const struct st_msg *m);
 
 /* Append decoded body bytes, keeping at most limit (a borrowed body is copied first). */
 int record_msg_body_append(struct st_msg *m, const char *data, size_t len, size_t limit);

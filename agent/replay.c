@@ -100,12 +100,11 @@ static void replay_skip(struct replay *rp, struct st_record *rec, const char *wh
 /* ---- submit (capture thread) ---- */
 
 /* Bytes a record holds while it waits for replay: the whole record, not only the
- * raw copy (the struct alone is several KB). Stable from enqueue to prepare. */
+ * raw copy, each part once (a part in the record's room is in its block). Stable
+ * from enqueue to prepare. */
 static size_t replay_rec_bytes(const struct st_record *rec)
 {
-	return sizeof(*rec) + rec->raw_cap + rec->req.head_len + rec->req.body_cap +
-	       rec->req.nhdrs * sizeof(*rec->req.hdrs) + rec->resp.head_len + rec->resp.body_cap +
-	       rec->resp.nhdrs * sizeof(*rec->resp.hdrs);
+	return record_held_bytes(rec);
 }
 
 void replay_submit(struct replay *rp, struct st_record *rec)

@@ -249,6 +249,13 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 		(unsigned long long)__atomic_load_n(&p->sink_records_peak, __ATOMIC_RELAXED));
 	if (p->es)
 		es_sink_print_stats(p->es, f);
+	{
+		struct record_pool_stats rs;
+
+		record_pool_get_stats(&rs);
+		fprintf(f, "records: pools=%zu idle_blocks=%zu idle_bytes=%zu cap_blocks=%zu trimmed=%llu\n",
+			rs.pools, rs.idle_blocks, rs.idle_bytes, rs.cap_blocks, rs.trimmed);
+	}
 	getrusage(RUSAGE_SELF, &ru);
 	fprintf(f, "process: cpu_user=%.2fs cpu_sys=%.2fs rss_kb=%ld maxrss_kb=%ld\n",
 		(double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,

@@ -23,6 +23,8 @@ static int stats_prom_is_gauge(const char *k)
 		/* settings shown beside the numbers: the worker count and the replay pool's
 		 * ceiling, floor and pipeline depth */
 		"threads", "max", "floor", "pipeline",
+		/* the record pools' free blocks (records: line) */
+		"pools", "idle_blocks", "idle_bytes", "cap_blocks",
 		NULL,
 	};
 	size_t n = strlen(k), i;

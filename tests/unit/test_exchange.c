@@ -654,7 +654,10 @@ static void test_held_counts_pending_records(void **state)
 
 	send_dir(fx, REASM_C2S, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
 	exchange_get_stats(fx->x, &st);
-	assert_true(st.held_bytes >= 2 * sizeof(struct st_record) + 2 * 2 * 28);
+	/* each record's head copy and raw copy lie in its block's room: charged once, as
+	 * part of the block (they were charged again beside it: 2 x ~570 bytes more) */
+	assert_true(st.held_bytes >= 2 * sizeof(struct st_record));
+	assert_true(st.held_bytes <= 2 * sizeof(struct st_record) + 64 * sizeof(void *));
 	send_dir(fx, REASM_S2C, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 				"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	assert_int_equal(fx->sink.n, 2);

@@ -555,6 +555,10 @@ static void test_record_bytes_req_room(void **state)
 	assert_memory_equal(r->resp.hdrs[0].value, "64", 2);
 	assert_int_equal(record_msg_body_append(&r->resp, big, 64, 1000), 0);
 	assert_int_equal(record_bytes(r), sizeof(*r));
+	/* what the capture's held bytes and the replay queue charge: the same, once */
+	assert_int_equal(record_held_bytes(r), sizeof(*r));
+	assert_int_equal(record_msg_held_bytes(&r->req), 0);
+	assert_int_equal(record_msg_held_bytes(&r->resp), 0);
 	assert_true(r->resp.body_inline);
 	/* past its room: a heap copy, charged by its capacity */
 	assert_int_equal(record_msg_body_append(&r->resp, big, 100, 1000), 0);
@@ -562,6 +566,8 @@ static void test_record_bytes_req_room(void **state)
 	assert_int_equal(r->resp.body_stored, 164);
 	assert_memory_equal(r->resp.body, big, 64);
 	assert_int_equal(record_bytes(r), sizeof(*r) + r->resp.body_cap);
+	assert_int_equal(record_msg_held_bytes(&r->resp), r->resp.body_cap);
+	assert_int_equal(record_held_bytes(r), sizeof(*r) + r->resp.body_cap);
 	record_free(r);
 
 	/* body room larger than the record's room: head and body in one allocation */
@@ -572,6 +578,7 @@ static void test_record_bytes_req_room(void **state)
 	assert_false(r->resp.head_inline);
 	assert_true(r->resp.body_inline);
 	assert_int_equal(record_bytes(r), sizeof(*r) + (size_t)hl + sizeof(*hdrs) + sizeof(r->room));
+	assert_int_equal(record_msg_held_bytes(&r->resp), (size_t)hl + sizeof(*hdrs) + sizeof(r->room));
 	record_free(r);
 }
 
@@ -686,6 +693,73 @@ static void test_record_pool(void **state)
 	record_free(made[1]);
 }
 
+static void *free_many_on_thread(void *arg)
+{
+	struct st_record **v = arg;
+
+	for (; *v; v++)
+		record_free(*v);
+	return NULL;
+}
+
+/* The free blocks a pool keeps are bounded by record_pool_set_limit, half of its own
+ * thread's frees and half of others', and counted by record_pool_get_stats: freeing
+ * 200 records keeps at most 16 blocks (32 KiB), the rest go back to malloc, trimmed. */
+static void test_record_pool_limit(void **state)
+{
+	struct st_record *v[201];
+	struct record_pool_stats s0, s1;
+	pthread_t t;
+	size_t i;
+
+	(void)state;
+	record_pool_set_limit(32 * RECORD_BLOCK);
+	/* this thread's pool emptied: its own list and what other threads returned */
+	for (i = 0; i < 2 * RECORD_POOL_MAX + 2; i++)
+		free(record_new());
+	record_pool_get_stats(&s0);
+	assert_int_equal(s0.cap_blocks, 32);
+	assert_true(s0.pools >= 1);
+	assert_int_equal(s0.idle_bytes, s0.idle_blocks * RECORD_BLOCK);
+
+	/* freed on this thread: 16 kept */
+	for (i = 0; i < 200; i++) {
+		v[i] = record_new();
+		assert_non_null(v[i]);
+	}
+	for (i = 0; i < 200; i++)
+		record_free(v[i]);
+	record_pool_get_stats(&s1);
+	assert_int_equal(s1.idle_blocks, s0.idle_blocks + 16);
+	assert_int_equal(s1.trimmed, s0.trimmed + 200 - 16);
+
+	/* freed by another thread: 16 more kept, on the remote list */
+	for (i = 0; i < 200; i++) {
+		v[i] = record_new();
+		assert_non_null(v[i]);
+	}
+	v[200] = NULL;
+	record_pool_get_stats(&s0);
+	assert_int_equal(pthread_create(&t, NULL, free_many_on_thread, v), 0);
+	pthread_join(t, NULL);
+	record_pool_get_stats(&s1);
+	assert_int_equal(s1.idle_blocks, s0.idle_blocks + 16);
+	assert_int_equal(s1.trimmed, s0.trimmed + 200 - 16);
+	assert_int_equal(s1.idle_bytes, s1.idle_blocks * RECORD_BLOCK);
+
+	/* a limit too small for one block of each kind keeps none */
+	record_pool_set_limit(RECORD_BLOCK);
+	v[0] = record_new();
+	record_pool_get_stats(&s0);
+	record_free(v[0]);
+	record_pool_get_stats(&s1);
+	assert_int_equal(s1.idle_blocks, s0.idle_blocks);
+	assert_int_equal(s1.trimmed, s0.trimmed + 1);
+	record_pool_set_limit((size_t)2 * RECORD_POOL_MAX * RECORD_BLOCK);
+	record_pool_get_stats(&s1);
+	assert_int_equal(s1.cap_blocks, 2 * RECORD_POOL_MAX);
+}
+
 static void test_record_bytes_diff(void **state)
 {
 	struct st_record *r = mk();
@@ -735,6 +809,7 @@ int main(void)
 		cmocka_unit_test(test_record_bytes_diff),
 		cmocka_unit_test(test_record_bytes_req_room),
 		cmocka_unit_test(test_record_pool),
+		cmocka_unit_test(test_record_pool_limit),
 		cmocka_unit_test(test_record_raw_room),
 		cmocka_unit_test(test_headers_match_reference),
 		cmocka_unit_test(test_capture_flags_and_addresses),
