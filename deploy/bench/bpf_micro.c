@@ -5,11 +5,15 @@
  * (opts.duration, ns, averaged over `repeat` runs). The ring is drained between
  * batches so every payload run really reserves, copies and submits. Needs root.
  *
- *   build/bench/bpf_micro [runs per frame, default 2000000] [workers, default 1] [live] [noown]
+ *   build/bench/bpf_micro [runs per frame, default 2000000] [workers, default 1] [live|pair] [noown]
  *
  * "live": a reader thread on CPU 0 drains the ring (libbpf) while the program runs on
  * CPU 1, as under load; without it the ring is drained between batches. "noown": as
- * an agent without replay or Elasticsearch (no own-connection lookup).
+ * an agent without replay or Elasticsearch (no own-connection lookup). "pair": the
+ * same frame runs on CPUs 0 and 1 at once, batch against batch, into the one ring,
+ * as requests and answers do when the client and the server run on different CPUs
+ * (the ring's lock and positions then move between the CPUs); CPU 0's figure is
+ * printed, and the ring is drained between batches.
  *
  * Compare builds side by side in one session: the figures move with the machine's
  * load, not only with the program. */
@@ -66,6 +70,35 @@ static void *bm_reader(void *arg)
 	return NULL;
 }
 
+/* "pair": the second producer, on CPU 1; each batch starts and ends with CPU 0's */
+struct bm_pair {
+	pthread_barrier_t start, done;
+	int prog_fd;
+	const uint8_t *buf;
+	uint32_t len;
+	long nb;
+};
+
+static void *bm_pair_run(void *arg)
+{
+	struct bm_pair *pr = arg;
+	cpu_set_t set;
+	long b;
+
+	CPU_ZERO(&set);
+	CPU_SET(1, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	for (b = 0; b < pr->nb; b++) {
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pr->buf, .data_size_in = pr->len,
+			    .repeat = BM_BATCH);
+
+		pthread_barrier_wait(&pr->start);
+		bpf_prog_test_run_opts(pr->prog_fd, &opts);
+		pthread_barrier_wait(&pr->done);
+	}
+	return NULL;
+}
+
 static size_t bm_frame(uint8_t *buf, uint16_t sport, uint16_t dport, uint8_t flags,
 		       const char *payload, size_t plen)
 {
@@ -101,7 +134,7 @@ int main(int argc, char **argv)
 {
 	long runs = argc > 1 ? atol(argv[1]) : 2000000;
 	int workers = argc > 2 ? atoi(argv[2]) : 1;
-	int live = 0, noown = 0, a;
+	int live = 0, noown = 0, pair = 0, a;
 	pthread_t reader;
 	struct {
 		const char *name;
@@ -125,6 +158,11 @@ int main(int argc, char **argv)
 	for (a = 3; a < argc; a++) {
 		live |= !strcmp(argv[a], "live");
 		noown |= !strcmp(argv[a], "noown");
+		pair |= !strcmp(argv[a], "pair");
+	}
+	if (live && pair) {
+		fprintf(stderr, "bpf_micro: live and pair cannot be combined (two CPUs)\n");
+		return 2;
 	}
 	if (geteuid() != 0) {
 		fprintf(stderr, "SKIP: bpf_micro needs root\n");
@@ -158,12 +196,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot read the ring: %s\n", strerror(errno));
 		return 1;
 	}
-	if (live) {
+	if (live || pair) {
 		cpu_set_t set;
 
 		CPU_ZERO(&set);
-		CPU_SET(1, &set);
+		CPU_SET(pair ? 0 : 1, &set);
 		sched_setaffinity(0, sizeof(set), &set);
+	}
+	if (live) {
 		pthread_create(&reader, NULL, bm_reader, rb);
 	}
 	printf("| frame | ns per run, median of batches | fastest batch |\n|---|---|---|\n");
@@ -172,19 +212,36 @@ int main(int argc, char **argv)
 				      frames[i].payload, frames[i].plen);
 		long nb = runs / BM_BATCH, b;
 		uint32_t *d = calloc((size_t)nb, sizeof(*d)), t;
+		struct bm_pair pr = { .prog_fd = bpf_program__fd(skel->progs.st_capture),
+				      .buf = buf, .len = (uint32_t)len, .nb = nb };
+		pthread_t peer;
 		long x, y;
 
+		if (pair) {
+			pthread_barrier_init(&pr.start, NULL, 2);
+			pthread_barrier_init(&pr.done, NULL, 2);
+			pthread_create(&peer, NULL, bm_pair_run, &pr);
+		}
 		for (b = 0; b < nb; b++) {
 			LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf,
 				    .data_size_in = (uint32_t)len, .repeat = BM_BATCH);
 
+			if (pair)
+				pthread_barrier_wait(&pr.start);
 			if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.st_capture), &opts)) {
 				fprintf(stderr, "test_run failed: %s\n", strerror(errno));
 				return 1;
 			}
+			if (pair)
+				pthread_barrier_wait(&pr.done);
 			d[b] = opts.duration;
 			if (!live)
 				ring_buffer__consume(rb);
+		}
+		if (pair) {
+			pthread_join(peer, NULL);
+			pthread_barrier_destroy(&pr.start);
+			pthread_barrier_destroy(&pr.done);
 		}
 		for (x = 1; x < nb; x++)	/* insertion sort: nb is small */
 			for (y = x; y > 0 && d[y - 1] > d[y]; y--) {
