@@ -200,6 +200,11 @@ const struct opt opts_table[] = {
 	  .help = "per client connection: in order pipelined, in order over several connections, or independent" },
 	{ "replay-pipeline", 0, OPT_UINT, FIELD(replay.pipeline), .min = 1, .max = 1024, .def = "16",
 	  .arg = "N", .help = "requests of one client connection in flight to serverB at once" },
+	{ "replay-gather", 0, OPT_UINT, FIELD(replay.gather_us), .min = 0, .max = 10000,
+	  .def = "1000", .arg = "USEC",
+	  .help = "while serverB answers pipelined requests, the replay thread lets its answers "
+		  "gather for USEC microseconds before it reads them (0 = read at once); "
+		  "replay.duration may include up to USEC of it" },
 	{ "replay-connect-timeout", 0, OPT_DURATION, FIELD(replay.connect_timeout_ms),
 	  MSECS(1, 3600000), .store_ns = NS_MS, .def = "1000", .arg = "MS",
 	  .help = "replay connect timeout" },

@@ -63,7 +63,7 @@ struct config {
 	uint64_t queue_bytes;            /* --queue-bytes: what those records hold, bytes */
 	uint64_t memory_limit;           /* --memory-limit: the limits not given default from it */
 	uint32_t workers;                /* --workers: capture/replay shards (rings, threads) */
-	uint8_t given[96];               /* opts_table entries set by the user (OPTS_MAX_TABLE) */
+	uint8_t given[128];               /* opts_table entries set by the user (OPTS_MAX_TABLE) */
 	struct redact_opts red;          /* --redact-*, --no-redact */
 	struct pii_cfg pii;              /* built from red by opts_finish */
 	int no_es_gzip;
@@ -159,7 +159,7 @@ int opt_set(const struct opt *o, void *base, const char *v, const char *src);
 /* getopt_long over table into base: 0 with *first the index of the first operand
  * (operands are moved to the end), OPTS_HELP / OPTS_VERSION, or -EINVAL with one
  * line printed. */
-#define OPTS_MAX_TABLE 96
+#define OPTS_MAX_TABLE 128
 int opt_parse_argv(const struct opt *table, void *base, int argc, char **argv, int *first);
 /* Boolean environment values: 1 true, 0 false, -1 anything else. */
 int opt_parse_bool(const char *v);

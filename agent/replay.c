@@ -33,6 +33,7 @@ void replay_cfg_default(struct replay_cfg *cfg)
 	cfg->connections_max = 256;
 	cfg->order = REPLAY_ORDER_SESSION;
 	cfg->pipeline = 16;
+	cfg->gather_us = 1000;
 	cfg->connect_timeout_ms = 1000;
 	cfg->response_timeout_ms = 5000;
 	cfg->queue_cap = 65536;
@@ -215,8 +216,6 @@ void replay_set_idle(struct replay *rp, void (*idle)(void *ctx))
  * pass finished one or two answers, cost more than the records themselves (issue 19). */
 #define REPLAY_IDLE_BATCH 32
 #define REPLAY_IDLE_NS    2000000ull
-/* the replay thread's pause before waiting for more answers while some are in flight */
-#define REPLAY_COALESCE_NS 500000L
 
 static void replay_done_here(struct replay *rp, struct st_record *rec)
 {
@@ -899,17 +898,20 @@ static void *replay_thread(void *arg)
 		now = st_mono_ns();
 		tmo = replay_next_timeout(rp, now);
 		/* answers are coming in (the last wait returned events, fewer than it
-		 * could take) and pipelines are deep (more requests in flight than
-		 * connections open): let the answers gather for a moment, so that one
-		 * wake-up of this thread takes many (a wake-up is a context switch, and
-		 * serverB answers each request on its own). Bounded: a response waits
-		 * at most REPLAY_COALESCE_NS longer; nothing waits while the queue has
-		 * records or the engine stops, nor with one request per connection
-		 * (POSTs with Connection: close), where a pause would only slow each
-		 * connection's turn-around. */
-		if (n > 0 && n < 64 && tmo > 0 && ST_GET(rp, in_flight) > ST_GET(rp, open_now) &&
+		 * could take) or this thread just wrote requests, and some connection
+		 * carries a pipeline (two or more requests): let the answers gather
+		 * for --replay-gather, so that one wake-up and one read per connection
+		 * take many (a wake-up is a context switch, and serverB answers each
+		 * pipelined request on its own, in a burst of answers that outlasts
+		 * the pass that wrote them). Bounded: an answer waits at most
+		 * --replay-gather longer; nothing waits while the queue has records or
+		 * the engine stops, nor with one request per connection (POSTs with
+		 * Connection: close), where a pause would only slow each connection's
+		 * turn-around. */
+		if ((n > 0 || rp->pass_sent) && n < 64 && tmo > 0 && rp->cfg.gather_us && rp->ndeep &&
 		    !bq_len(&rp->q) && !__atomic_load_n(&rp->stopping, __ATOMIC_ACQUIRE)) {
-			struct timespec ts = { 0, REPLAY_COALESCE_NS };
+			struct timespec ts = { rp->cfg.gather_us / 1000000,
+					       (long)(rp->cfg.gather_us % 1000000) * 1000 };
 
 			nanosleep(&ts, NULL);
 			now = st_mono_ns();

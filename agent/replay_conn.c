@@ -106,7 +106,8 @@ static struct replay_item *replay_conn_pop(struct replay *rp, struct replay_conn
 		c->sent = 0;
 	}
 	it->cnext = NULL;
-	c->nq--;
+	if (c->nq-- == 2)
+		rp->ndeep--;
 	ST_SUB(rp, in_flight, 1);
 	f->inflight--;
 	if (f->conn == c && f->inflight == 0)
@@ -770,7 +771,8 @@ void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item 
 	else
 		c->qh = it;
 	c->qt = it;
-	c->nq++;
+	if (++c->nq == 2)
+		rp->ndeep++;
 	if (!c->snd) {
 		c->snd = it;
 		c->sent = 0;
@@ -823,6 +825,7 @@ void replay_send_pending(struct replay *rp, uint64_t now)
 {
 	struct replay_conn *c;
 
+	rp->pass_sent = 0;
 	while ((c = rp->flush)) {
 		rp->flush = c->flnext;
 		if (!rp->flush)
@@ -833,6 +836,7 @@ void replay_send_pending(struct replay *rp, uint64_t now)
 		 * first write is tried now. Closed (settled) or connecting with EPOLLOUT
 		 * awaited: nothing to write now, replay_connected writes what a new
 		 * connection carries */
+		rp->pass_sent++;
 		if (c->fd >= 0 && c->state == RC_CONNECTING && !c->ev)
 			replay_send_early(rp, c, now);
 		else if (c->fd >= 0 && c->state == RC_BUSY && c->snd)

@@ -174,6 +174,8 @@ struct replay {
 	size_t nitem_pool, nflow_pool;
 	size_t ndone;                          /* handed on since the last idle call */
 	uint64_t t_done0;                      /* when the first of them was */
+	int pass_sent;                         /* connections the last pass wrote to */
+	int ndeep;                             /* connections with two or more requests on them */
 
 	double tokens, burst;
 	uint64_t t_tokens;

@@ -309,6 +309,7 @@ static struct st_record *mkreq(int flow, int seq, bool post)
 }
 
 static char url[64];
+static int gather_us = -1;   /* --replay-gather for the next start(), -1: the default */
 
 static struct replay *start(struct sink *k, struct ps *s, int order, int floor, int max)
 {
@@ -324,6 +325,8 @@ static struct replay *start(struct sink *k, struct ps *s, int order, int floor, 
 	cfg.connections_max = max;
 	cfg.pipeline = 8;
 	cfg.response_timeout_ms = 3000;
+	if (gather_us >= 0)
+		cfg.gather_us = gather_us;
 	sink_init(k);
 	assert_int_equal(replay_start(&rp, &cfg, sink_done, k), 0);
 	return rp;
@@ -405,6 +408,43 @@ static void test_session_pipelines(void **state)
 	replay_free(rp);
 	sink_free(&k);
 	ps_stop(s);
+}
+
+/* --replay-gather on (a long pause, so every pipelined write is followed by one) and
+ * off: the same requests are replayed, answered, in order, each once. (Its timing is
+ * not asserted here: this serverB's answers already take ~40 ms each way, Nagle
+ * against delayed ACKs, so replay.duration does not show a 20 ms pause.) */
+static void test_gather_pause(void **state)
+{
+	int settings[] = { 20000, 0 }, j, i, dups, pdups;
+
+	(void)state;
+	for (j = 0; j < 2; j++) {
+		struct ps *s = ps_start(0, 0);
+		struct replay *rp;
+		struct sink k;
+
+		gather_us = settings[j];
+		rp = start(&k, s, REPLAY_ORDER_SESSION, 1, 16);
+		gather_us = -1;
+		for (i = 0; i < 24; i++)
+			replay_submit(rp, mkreq(0, i, false));
+		assert_int_equal(sink_wait(&k, 24, 10000), 24);
+		replay_stop(rp);
+		for (i = 0; i < k.n; i++) {
+			assert_non_null(k.recs[i]->replay);
+			assert_null(k.recs[i]->replay->error);
+			assert_int_equal(k.recs[i]->replay->status_code, 200);
+		}
+		pthread_mutex_lock(&s->mu);
+		assert_int_equal(s->nlog, 24);
+		check_log(s, 1, 24, true, &dups, &pdups);
+		pthread_mutex_unlock(&s->mu);
+		assert_int_equal(dups, 0);
+		replay_free(rp);
+		sink_free(&k);
+		ps_stop(s);
+	}
 }
 
 /* serverB closes each connection at its 3rd request, unanswered, with more pipelined
@@ -551,6 +591,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_session_pipelines),
+		cmocka_unit_test(test_gather_pause),
 		cmocka_unit_test(test_close_mid_pipeline),
 		cmocka_unit_test(test_pool_grows_and_shrinks),
 		cmocka_unit_test(test_session_parallel),
