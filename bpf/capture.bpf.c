@@ -449,13 +449,25 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 		plen = ST_SEG_MAX;
 	}
 
-	/* full slices first, then one tail in the smallest class that fits it */
+	/* full slices first (ST_CHUNK_BIG, 2 * ST_CHUNK_MAX, ST_CHUNK_MAX, each taken only
+	 * while more than it is left), then one tail of 1 to ST_CHUNK_MAX bytes */
 	off = 0;
 	for (i = 0; i < ST_FULL_SLICES; i++) {
-		if (plen - off <= ST_CHUNK_MAX)
+		__u32 rem = plen - off;
+
+		if (rem <= ST_CHUNK_MAX)
 			break;
-		st_emit(kind, p, &ring, st, &hdr, poff, off, ST_CHUNK_MAX, ST_CHUNK_MAX);
-		off += ST_CHUNK_MAX;
+		if (rem > ST_CHUNK_BIG) {
+			st_emit(kind, p, &ring, st, &hdr, poff, off, ST_CHUNK_BIG, ST_CHUNK_BIG);
+			off += ST_CHUNK_BIG;
+		} else if (rem > 2 * ST_CHUNK_MAX) {
+			st_emit(kind, p, &ring, st, &hdr, poff, off, 2 * ST_CHUNK_MAX,
+				2 * ST_CHUNK_MAX);
+			off += 2 * ST_CHUNK_MAX;
+		} else {
+			st_emit(kind, p, &ring, st, &hdr, poff, off, ST_CHUNK_MAX, ST_CHUNK_MAX);
+			off += ST_CHUNK_MAX;
+		}
 	}
 	tail = plen - off;
 	if (tail <= ST_CHUNK_MIN)

@@ -19,6 +19,11 @@
 #define ST_CHUNK_MAX 4096
 #define ST_CHUNK_MID 1024
 #define ST_CHUNK_MIN 256
+/* Larger full slices of the packet program: while more than ST_CHUNK_BIG bytes are
+ * left, a slice of ST_CHUNK_BIG, then one of 2 * ST_CHUNK_MAX while more than that is
+ * left, then ST_CHUNK_MAX: fewer events per large segment (each costs a reservation
+ * and the agent's per-event work). The tail is still at most ST_CHUNK_MAX. */
+#define ST_CHUNK_BIG 16384
 /* Largest payload the program walks (a bounded loop for the verifier). Bytes past
  * this in one skb are counted in bytes_too_large. */
 #define ST_SEG_MAX (ST_CHUNK_MAX * 17)

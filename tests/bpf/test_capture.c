@@ -32,7 +32,7 @@
 struct tc_event {
 	size_t data_sz;		/* size of the ring record: the size class, or exact */
 	struct st_event ev;
-	uint8_t data[ST_CHUNK_MAX];
+	uint8_t data[ST_CHUNK_BIG];
 };
 
 struct tc_ring {
