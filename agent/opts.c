@@ -725,8 +725,11 @@ int opt_parse_argv(const struct opt *table, void *base, int argc, char **argv, i
 	for (i = 0, o = table; o->name; o++, i++) {
 		int has_arg = o->type != OPT_FLAG && o->type != OPT_COUNT && o->type != OPT_ACTION;
 
-		if (i == OPTS_MAX_TABLE)
+		if (i == OPTS_MAX_TABLE) {
+			fprintf(stderr, "shadowtap: internal error: more than %d options in the table\n",
+				OPTS_MAX_TABLE);
 			return -E2BIG;
+		}
 		lopts[i] = (struct option){ o->name, has_arg ? required_argument : no_argument, NULL,
 					    256 + i };
 		if (o->short_name) {
@@ -822,6 +825,10 @@ int opts_parse(struct config *c, int argc, char **argv, char *const *envp)
 
 _Static_assert(sizeof(((struct config *)0)->given) == OPTS_MAX_TABLE,
 	       "one 'given' flag per opts_table entry");
+/* opt_parse_argv refuses a table longer than OPTS_MAX_TABLE (-E2BIG) at run time, which
+ * would make every start fail: a new row past it must fail the build instead. */
+_Static_assert(sizeof(opts_table) / sizeof(opts_table[0]) <= OPTS_MAX_TABLE + 1,
+	       "opts_table has more rows than OPTS_MAX_TABLE (and config.given) allow");
 
 static int opts_given(const struct config *c, const char *name)
 {
