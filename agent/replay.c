@@ -331,7 +331,7 @@ bool replay_flow_may_send(const struct replay *rp, const struct replay_flow *f)
 {
 	const struct replay_conn *c = f->last;
 
-	if (!f->head || f->inflight >= rp->flow_limit)
+	if (!f->head || f->inflight >= rp->flow_limit || f->full)
 		return false;
 	/* session-parallel: the next request goes out only once the previous one is
 	 * written whole, so serverB's connections carry them in capture order */

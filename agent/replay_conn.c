@@ -110,6 +110,8 @@ static struct replay_item *replay_conn_pop(struct replay *rp, struct replay_conn
 		rp->ndeep--;
 	ST_SUB(rp, in_flight, 1);
 	f->inflight--;
+	if (f->full && f->inflight <= rp->flow_limit / 2)
+		f->full = false;
 	if (f->conn == c && f->inflight == 0)
 		f->conn = NULL;
 	return it;
@@ -761,6 +763,12 @@ void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item 
 	if (!it->retried)
 		ST_ADD(rp, replayed, 1);
 	f->inflight++;
+	/* A session-order flow at its --replay-pipeline limit would otherwise get one
+	 * request written per answer that comes back (a sendmsg, and a wake-up of
+	 * serverB, each); held until half of its pipeline is answered, the requests
+	 * behind it go out together, in one write */
+	if (f->inflight >= rp->flow_limit && rp->cfg.order == REPLAY_ORDER_SESSION)
+		f->full = true;
 	f->last = c;
 	if (rp->cfg.order == REPLAY_ORDER_SESSION)
 		f->conn = c;

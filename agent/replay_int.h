@@ -70,6 +70,8 @@ struct replay_flow {
 	int inflight;
 	int pinned;                            /* a caller still uses it: not freed */
 	bool ready;
+	bool full;                             /* session order: reached --replay-pipeline;
+						* sends again once half of it is answered */
 };
 
 struct replay_conn {
