@@ -31,9 +31,10 @@
  *	replay_bare -b IP:PORT -follow IP:PORT [-mix get|post] [-conns N] [-pipeline N]
  *	             [-every MS] [-pause-us US]
  *
- * -pause-us (default 500, 0 = off) is the agent's wake-up policy for GETs: while more
- * requests are in flight than connections are open, sleep that long after a wait that
- * returned events, so one wake-up takes many answers.
+ * -pause-us (default 1000, 0 = off) is the agent's wake-up policy for GETs
+ * (--replay-gather, replay.c): while some connection has two or more requests in
+ * flight, sleep that long after a wait that returned events, so one wake-up takes
+ * many answers.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -265,6 +266,17 @@ static int get_readable(struct conn *x, struct counts *n)
 
 /* GET: owed requests over the connections with room, round robin; then one write per
  * connection for all it got in this pass */
+/* some connection has two or more requests written and not answered */
+static int any_deep(const struct conn *c, unsigned nconns)
+{
+	unsigned i;
+
+	for (i = 0; i < nconns; i++)
+		if (c[i].fd >= 0 && c[i].inflight >= 2)
+			return 1;
+	return 0;
+}
+
 static int get_send(struct conn *c, unsigned nconns, unsigned pipeline, unsigned *rr,
 		    long long owed, const char *reqs, size_t reqlen, struct counts *n)
 {
@@ -435,7 +447,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in bsa;
 	struct follower f = {0};
 	const char *b = NULL, *follow = NULL, *mix = "get";
-	unsigned nconns = 0, pipeline = 16, every_ms = 1, pause_us = 500, i, rr = 0;
+	unsigned nconns = 0, pipeline = 16, every_ms = 1, pause_us = 1000, i, rr = 0;
 	static struct conn c[MAXCONNS];
 	struct counts n = {0};
 	char *reqs = NULL, *body = NULL;
@@ -578,11 +590,10 @@ int main(int argc, char **argv)
 		}
 		if (final && (n.ok >= f.followed || now_s() - t_final > 30))
 			break;
-		/* the agent's wake-up policy (replay.c, REPLAY_COALESCE_NS): while more GETs
-		 * are in flight than connections are open, pause before the next wait so one
-		 * wake-up takes many answers */
-		if (!post && pause_us && nev > 0 && nev < 64 && n.sent - n.ok > (long long)nconns &&
-		    !final) {
+		/* the agent's wake-up policy (replay.c, --replay-gather since session 8):
+		 * while some connection carries two or more GETs, pause before the next wait
+		 * so one wake-up takes many answers */
+		if (!post && pause_us && nev > 0 && nev < 64 && !final && any_deep(c, nconns)) {
 			struct timespec ts = {0, (long)pause_us * 1000};
 
 			nanosleep(&ts, NULL);
