@@ -1,0 +1,369 @@
+/* Pins two replay-engine behaviours of session 8 (issue 19) against a serverB the
+ * test drives itself: a listening socket on 127.0.0.1 whose one connection the test
+ * accepts, reads (counting the requests each recv brings) and answers one response at
+ * a time, when it chooses.
+ *  - 9c22977: in `session` order a flow at its --replay-pipeline limit sends again
+ *    only once half of its pipeline is answered, the waiting requests then in ONE
+ *    write (before: one write per answer).
+ *  - 9a8ccb7: --replay-gather USEC: after a pass that wrote requests while a serverB
+ *    connection carries two or more, the replay thread lets answers gather for USEC
+ *    before it reads them; 0 reads at once.
+ * Every wait has a deadline; the only fixed windows are the "nothing more arrives"
+ * checks, which cannot fail on a correct engine however slow the machine is. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "record.h"
+#include "replay.h"
+
+/* ---- serverB, driven by the test thread ---- */
+
+struct srv {
+	int lfd, fd;
+	uint16_t port;
+	char buf[65536];
+	size_t len;
+	int got;            /* complete requests read so far */
+};
+
+static void srv_listen(struct srv *s)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s->lfd >= 0);
+	assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s->lfd, 16), 0);
+	assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
+	s->port = ntohs(a.sin_port);
+}
+
+static void srv_accept(struct srv *s, int ms)
+{
+	struct pollfd p = { .fd = s->lfd, .events = POLLIN };
+	int one = 1;
+
+	assert_int_equal(poll(&p, 1, ms), 1);
+	s->fd = accept(s->lfd, NULL, NULL);
+	assert_true(s->fd >= 0);
+	/* each answer leaves at once, not behind the previous one's ACK */
+	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* One recv, waiting up to ms for it: the complete requests it brings (GETs, no body;
+ * a request split across recvs counts where it completes), 0 if nothing came in time.
+ * Loopback delivers one write of a few hundred bytes as one segment, so one write of
+ * the engine is one recv here. */
+static int srv_recv(struct srv *s, int ms)
+{
+	struct pollfd p = { .fd = s->fd, .events = POLLIN };
+	ssize_t r;
+	char *e;
+	int n = 0;
+
+	if (poll(&p, 1, ms) != 1)
+		return 0;
+	r = recv(s->fd, s->buf + s->len, sizeof(s->buf) - s->len, 0);
+	if (r <= 0)
+		print_error("recv %zd errno %d got %d\n", r, errno, s->got);
+	assert_true(r > 0);
+	s->len += (size_t)r;
+	while ((e = memmem(s->buf, s->len, "\r\n\r\n", 4))) {
+		size_t end = (size_t)(e - s->buf) + 4;
+
+		memmove(s->buf, s->buf + end, s->len - end);
+		s->len -= end;
+		n++;
+	}
+	s->got += n;
+	return n;
+}
+
+/* read until n requests in all, within ms */
+static void srv_read_until(struct srv *s, int n, int ms)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (s->got < n) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ms)
+			break;
+		srv_recv(s, 100);
+	}
+	assert_int_equal(s->got, n);
+}
+
+static void srv_answer(struct srv *s, int n)
+{
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	int i;
+
+	for (i = 0; i < n; i++)
+		assert_int_equal(write(s->fd, resp, sizeof(resp) - 1), (ssize_t)(sizeof(resp) - 1));
+}
+
+static void srv_close(struct srv *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	close(s->lfd);
+}
+
+/* ---- records ---- */
+
+#define MAX_DONE 64
+
+struct sink {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct st_record *recs[MAX_DONE];
+	int n;
+};
+
+static void sink_done(void *ctx, struct st_record *rec)
+{
+	struct sink *k = ctx;
+
+	pthread_mutex_lock(&k->mu);
+	if (k->n < MAX_DONE)
+		k->recs[k->n++] = rec;
+	else
+		record_free(rec);
+	pthread_cond_broadcast(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+}
+
+static int sink_wait(struct sink *k, int n, int ms)
+{
+	struct timespec ts;
+	int got;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&k->mu);
+	while (k->n < n)
+		if (pthread_cond_timedwait(&k->cv, &k->mu, &ts))
+			break;
+	got = k->n;
+	pthread_mutex_unlock(&k->mu);
+	return got;
+}
+
+static void sink_free(struct sink *k)
+{
+	int i;
+
+	for (i = 0; i < k->n; i++)
+		record_free(k->recs[i]);
+	pthread_mutex_destroy(&k->mu);
+	pthread_cond_destroy(&k->cv);
+}
+
+static struct st_record *mkget(int seq)
+{
+	struct st_record *r = record_new();
+	char raw[128];
+	int n;
+
+	assert_non_null(r);
+	n = snprintf(raw, sizeof(raw), "GET /g/%d HTTP/1.1\r\nHost: h\r\n\r\n", seq);
+	r->flow_id = 1000;
+	r->index = (uint32_t)seq;
+	r->http_minor = 1;
+	r->status_code = 200;
+	r->raw_len = (size_t)n;
+	r->raw = malloc((size_t)n);
+	assert_non_null(r->raw);
+	memcpy(r->raw, raw, (size_t)n);
+	return r;
+}
+
+static char url[64];
+
+/* session order, one serverB connection, --replay-pipeline 8 */
+static struct replay *start(struct sink *k, struct srv *s, int gather_us)
+{
+	struct replay_cfg cfg;
+	struct replay *rp = NULL;
+
+	replay_cfg_default(&cfg);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", s->port);
+	cfg.targets[0] = url;
+	cfg.ntargets = 1;
+	cfg.order = REPLAY_ORDER_SESSION;
+	cfg.connections = 1;
+	cfg.connections_max = 1;
+	cfg.pipeline = 8;
+	cfg.response_timeout_ms = 3000;
+	if (gather_us >= 0)
+		cfg.gather_us = gather_us;
+	memset(k, 0, sizeof(*k));
+	pthread_mutex_init(&k->mu, NULL);
+	pthread_cond_init(&k->cv, NULL);
+	assert_int_equal(replay_start(&rp, &cfg, sink_done, k), 0);
+	return rp;
+}
+
+/* GET 0 alone, answered: a connection takes a pipeline only once it has answered a
+ * request (replay_conn_can_take) */
+static void warm_up(struct replay *rp, struct srv *s, struct sink *k)
+{
+	replay_submit(rp, mkget(0));
+	srv_accept(s, 3000);
+	srv_read_until(s, 1, 3000);
+	srv_answer(s, 1);
+	assert_int_equal(sink_wait(k, 1, 3000), 1);
+}
+
+static void check_records(struct sink *k, int n)
+{
+	char want[32];
+	int i;
+
+	assert_int_equal(k->n, n);
+	for (i = 0; i < n; i++) {
+		assert_non_null(k->recs[i]->replay);
+		assert_null(k->recs[i]->replay->error);
+		assert_int_equal(k->recs[i]->replay->status_code, 200);
+		/* in capture order, each once */
+		snprintf(want, sizeof(want), "GET /g/%d ", i);
+		assert_memory_equal(k->recs[i]->raw, want, strlen(want));
+	}
+}
+
+/* After GET 0 (warm_up), 12 GETs of one flow, --replay-pipeline 8: 8 go out; while
+ * 1, 2 and 3 of them are answered nothing more is written (the flow is "full" until
+ * half of its pipeline is answered); the 4th answer (4 left in flight = 8 / 2) lets
+ * the 4 waiting GETs out, in one write, which arrives as one recv of 4 requests.
+ * Before 9c22977 the 9th GET went out right after the 1st answer, one write per
+ * answer (checked: with 9c22977's agent/ part reverted this test fails there). */
+static void test_refill_at_half(void **state)
+{
+	struct srv s;
+	struct sink k;
+	struct replay *rp;
+	int i, n;
+
+	(void)state;
+	srv_listen(&s);
+	rp = start(&k, &s, -1);
+	warm_up(rp, &s, &k);
+	for (i = 1; i <= 12; i++)
+		replay_submit(rp, mkget(i));
+	srv_read_until(&s, 1 + 8, 3000);
+	/* the limit: no 9th before any answer */
+	assert_int_equal(srv_recv(&s, 100), 0);
+	for (i = 1; i <= 3; i++) {
+		srv_answer(&s, 1);
+		/* the engine has read the answer (and would write in that same pass) */
+		assert_int_equal(sink_wait(&k, 1 + i, 3000), 1 + i);
+		n = srv_recv(&s, 100);
+		if (n)
+			print_error("after answer %d of 8: %d more request(s) written\n", i, n);
+		assert_int_equal(n, 0);
+	}
+	srv_answer(&s, 1);
+	n = srv_recv(&s, 3000);
+	if (n != 4)
+		print_error("after answer 4 of 8: %d request(s) in the first recv, want 4\n", n);
+	assert_int_equal(n, 4);
+	assert_int_equal(s.got, 1 + 12);
+	srv_answer(&s, 8);
+	assert_int_equal(sink_wait(&k, 1 + 12, 3000), 1 + 12);
+	/* nothing else was sent */
+	assert_int_equal(srv_recv(&s, 0), 0);
+	replay_stop(rp);
+	check_records(&k, 1 + 12);
+	replay_free(rp);
+	sink_free(&k);
+	srv_close(&s);
+}
+
+/* --replay-gather: after GET 0 (warm_up), two GETs in flight on one connection,
+ * answered by serverB only once it has both. With a long gather (300 ms; the option's own ceiling is 10 ms,
+ * the engine's config takes more) the pass that wrote the 2nd GET is followed by the
+ * pause, so the 1st answer is read no sooner than 300 ms after it was sent:
+ * replay.duration >= 300 ms, a lower bound no scheduling delay can break. With 0 the
+ * answer is read at once: duration < 300 ms (a loaded 2-core box delays a wake-up by
+ * tens of ms, not 300). With the pause as it was before 9a8ccb7 (0.5 ms, only after
+ * a wait that returned answers while more were in flight than connections open) the
+ * 1st answer came after 0.13 ms and this test failed. */
+static void test_gather(void **state)
+{
+	static const int g_us[] = { 300000, 0 };
+	const uint64_t bound_ns = 300000000ull;
+	int j;
+
+	(void)state;
+	for (j = 0; j < 2; j++) {
+		struct srv s;
+		struct sink k;
+		struct replay *rp;
+		uint64_t d0, d1;
+
+		srv_listen(&s);
+		rp = start(&k, &s, g_us[j]);
+		warm_up(rp, &s, &k);
+		replay_submit(rp, mkget(1));
+		replay_submit(rp, mkget(2));
+		srv_read_until(&s, 1 + 2, 3000);
+		srv_answer(&s, 2);
+		assert_int_equal(sink_wait(&k, 1 + 2, 3000), 1 + 2);
+		replay_stop(rp);
+		check_records(&k, 1 + 2);
+		d0 = k.recs[1]->replay->duration_ns;
+		d1 = k.recs[2]->replay->duration_ns;
+		printf("gather %d us: answers after %.3f / %.3f ms\n", g_us[j], (double)d0 / 1e6,
+		       (double)d1 / 1e6);
+		if (g_us[j]) {
+			if (d0 < bound_ns)
+				print_error("gather %d us: 1st answer after %llu ns\n", g_us[j],
+					    (unsigned long long)d0);
+			assert_true(d0 >= bound_ns);
+		} else {
+			if (d0 >= bound_ns || d1 >= bound_ns)
+				print_error("gather 0: answers after %llu / %llu ns\n",
+					    (unsigned long long)d0, (unsigned long long)d1);
+			assert_true(d0 < bound_ns);
+			assert_true(d1 < bound_ns);
+		}
+		replay_free(rp);
+		sink_free(&k);
+		srv_close(&s);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_refill_at_half),
+		cmocka_unit_test(test_gather),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
