@@ -37,6 +37,13 @@
 #include "pindir.h"
 
 #define CAPTURE_DEF_RING	(16u << 20)
+/* ST_RING_MIN takes one maximal segment's records (common/shadowtap.h): its full
+ * slices of ST_CHUNK_BIG and the rest in slices of at most ST_CHUNK_MAX */
+#define CAPTURE_REC(n)		((sizeof(struct st_event) + (n) + 8 + 7) & ~(size_t)7)
+_Static_assert((ST_SEG_MAX / ST_CHUNK_BIG) * CAPTURE_REC(ST_CHUNK_BIG) +
+		       (ST_SEG_MAX % ST_CHUNK_BIG / ST_CHUNK_MAX + 1) * CAPTURE_REC(ST_CHUNK_MAX) <=
+		       ST_RING_MIN,
+	       "ST_RING_MIN must hold every record of one ST_SEG_MAX segment");
 #define CAPTURE_DEF_PIN_DIR	"/sys/fs/bpf/shadowtap"
 
 _Static_assert(sizeof(struct st_stats) % sizeof(__u64) == 0,
@@ -351,14 +358,17 @@ static int capture_configure(struct capture *c, const struct capture_cfg *cfg)
 		pr_warn("capture needs 1 to %d ports, got %d\n", ST_MAX_PORTS, cfg->nports);
 		return -EINVAL;
 	}
-	if ((ring & (ring - 1)) != 0 || ring < (size_t)page || ring > (1u << 30)) {
-		pr_warn("ring size %zu: must be a power of two between %ld and %u bytes\n",
-			ring, page, 1u << 30);
+	if ((ring & (ring - 1)) != 0 || ring < ST_RING_MIN || ring < (size_t)page ||
+	    ring > (1u << 30)) {
+		pr_warn("ring size %zu: must be a power of two between %u and %u bytes\n",
+			ring, ST_RING_MIN, 1u << 30);
 		return -EINVAL;
 	}
 	/* --ring-size is the total: each worker's ring gets a power-of-two share of
-	 * it (at least a page), so the kernel memory stays within what was asked */
-	while (c->nrings > 1 && ring / 2 >= (size_t)page &&
+	 * it, never below ST_RING_MIN (one that takes a whole maximal segment; the
+	 * options refuse a total that would need less), so the kernel memory stays
+	 * within what was asked */
+	while (c->nrings > 1 && ring / 2 >= ST_RING_MIN && ring / 2 >= (size_t)page &&
 	       ring > (cfg->ring_bytes ? cfg->ring_bytes : CAPTURE_DEF_RING) / (size_t)c->nrings)
 		ring /= 2;
 	c->ring_bytes = ring;

@@ -178,8 +178,10 @@ const struct opt opts_table[] = {
 	  .def = "64M", .arg = "SIZE",
 	  .help = "bytes the records queued for output may hold (past it a record is dropped, "
 		  "counted in output: dropped_memory)" },
-	{ "ring-size", 0, OPT_SIZE, FIELD(cap.ring_bytes), .min = 4096, .max = 1ull << 30,
-	  .flags = OPTF_POW2, .def = "32M", .arg = "SIZE", .help = "BPF ring buffer size, power of two" },
+	{ "ring-size", 0, OPT_SIZE, FIELD(cap.ring_bytes), .min = ST_RING_MIN, .max = 1ull << 30,
+	  .flags = OPTF_POW2, .def = "32M", .arg = "SIZE",
+	  .help = "BPF ring buffer size, power of two; at least 128K per worker (one ring "
+		  "then holds a whole 64 KiB segment)" },
 	{ "workers", 0, OPT_UINT, FIELD(workers), .min = 1, .max = ST_MAX_WORKERS, .arg = "N",
 	  .help = "worker threads, each with its own BPF ring, flows, pairing, replay connections "
 		  "and output batches; connections are spread by a hash of their addresses and "
@@ -837,6 +839,27 @@ static int opts_given(const struct config *c, const char *name)
 	return o && o - opts_table < (int)sizeof(c->given) && c->given[o - opts_table];
 }
 
+/* Each worker's ring out of a --ring-size total: the largest power of two within its
+ * share, as agent/capture.c splits it. */
+static uint64_t opts_ring_share(uint64_t total, uint32_t workers)
+{
+	uint64_t r = total;
+
+	while (workers > 1 && r > total / workers)
+		r /= 2;
+	return r;
+}
+
+/* The smallest --ring-size total that gives each of the workers ST_RING_MIN. */
+static uint64_t opts_ring_min_total(uint32_t workers)
+{
+	uint64_t t = ST_RING_MIN;
+
+	while (opts_ring_share(t, workers) < ST_RING_MIN)
+		t *= 2;
+	return t;
+}
+
 /* --memory-limit: each limit the user did not give is a share of it. The shares at
  * the default 2G are the historical defaults; they add up to less than the budget,
  * leaving room for the flow table's fixed part and the process itself. */
@@ -874,6 +897,9 @@ static void opts_memory_limit(struct config *c)
 		 * loop thread waited for a CPU (docs/cost.md, session 7, helper S) */
 		for (n = 4096; n * 2 <= m / 64 && n < 1u << 30; n *= 2)
 			;
+		/* never below ST_RING_MIN per worker (a small --memory-limit over many) */
+		if (n < opts_ring_min_total(c->workers))
+			n = opts_ring_min_total(c->workers);
 		c->cap.ring_bytes = n;
 	}
 }
@@ -946,6 +972,17 @@ int opts_finish(struct config *c)
 	}
 	if (c->diff.baseline && c->diff.probe_pct > 0) {
 		fprintf(stderr, "shadowtap: --replay-baseline and --noise-probe exclude each other\n");
+		return -EINVAL;
+	}
+	/* a ring that cannot take one maximal segment loses bytes of every one that size
+	 * (common/shadowtap.h, ST_RING_MIN); offline inputs have no ring */
+	if (!c->input_pcap && !c->rec.in_pattern &&
+	    opts_ring_share(c->cap.ring_bytes, c->workers) < ST_RING_MIN) {
+		fprintf(stderr, "shadowtap: --ring-size %llu over %u workers gives each a ring of "
+			"%llu bytes; each needs at least %u (--ring-size %llu or more, or fewer "
+			"--workers)\n", (unsigned long long)c->cap.ring_bytes, c->workers,
+			(unsigned long long)opts_ring_share(c->cap.ring_bytes, c->workers),
+			ST_RING_MIN, (unsigned long long)opts_ring_min_total(c->workers));
 		return -EINVAL;
 	}
 	if (c->rec.in_pattern && c->input_pcap) {

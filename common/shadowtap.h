@@ -27,6 +27,14 @@
 /* Largest payload the program walks (a bounded loop for the verifier). Bytes past
  * this in one skb are counted in bytes_too_large. */
 #define ST_SEG_MAX (ST_CHUNK_MAX * 17)
+/* Smallest BPF ring the agent gives a worker (--ring-size is split among the
+ * workers, each share a power of two): one that takes every record of one segment of
+ * ST_SEG_MAX bytes in one program run (4 slices of ST_CHUNK_BIG and one of
+ * ST_CHUNK_MAX, each behind a struct st_event and the ring's 8-byte header), since
+ * nothing drains the ring while the program runs. A smaller ring dropped every slice
+ * of ST_CHUNK_BIG (a 16 KiB ring cannot hold one) and a 4 KiB ring every full slice;
+ * agent/capture.c checks at build time that this holds those records. */
+#define ST_RING_MIN (128u * 1024)
 
 /* Where an event comes from. For ST_SRC_OPENSSL there is no TCP segment: seq is a
  * per-direction byte offset of the plaintext stream (plus a per-connection start

@@ -331,7 +331,7 @@ static void test_specific_values(void **state)
 		{ "max-flow-bytes", "4Q", 0 }, { "hole-timeout", " -1", 0 }, { "hole-timeout", "0", 0 },
 		{ "idle-timeout", "2e10", 0 }, { "idle-timeout", "0.5", 1 }, { "idle-timeout", "0", 0 },
 		{ "exit-after", "0.2", 1 }, { "exit-after", "-1", 0 },
-		{ "ring-size", "3000", 0 }, { "ring-size", "64K", 1 }, { "ring-size", "2G", 0 },
+		{ "ring-size", "3000", 0 }, { "ring-size", "64K", 0 }, { "ring-size", "128K", 1 }, { "ring-size", "2G", 0 },
 		{ "replay-sample", "150%", 0 }, { "replay-sample", "10%", 1 }, { "replay-sample", "0", 1 },
 		{ "replay-speed", "max", 1 }, { "replay-speed", "200%", 1 }, { "replay-speed", "0", 0 },
 		{ "replay", "ftp://x", 0 }, { "es", "ftp://x", 0 }, { "es-index", "_x", 0 },
@@ -409,6 +409,50 @@ static void test_argv(void **state)
 	assert_non_null(strstr(captured, "--idle-timeout"));
 	assert_int_equal(parse(&c, NULL, "-r", "http://a:81", "-r", "http://b:81", NULL), OPTS_RUN);
 	assert_int_equal(c.replay.ntargets, 2);
+	opts_free(&c);
+}
+
+static int parse_finish(struct config *c, ...)
+{
+	char *argv[32];
+	int argc = 0, r;
+	va_list ap;
+
+	argv[argc++] = "shadowtap";
+	va_start(ap, c);
+	while ((argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	opts_free(c);
+	opts_defaults(c);
+	r = WITH_STDERR(opts_parse(c, argc, argv, NULL));
+	return r ? r : WITH_STDERR(opts_finish(c));
+}
+
+/* Each worker's ring must take one maximal segment (ST_RING_MIN): an explicit total
+ * that splits below it is refused with the total that would do, and the total derived
+ * from --memory-limit is raised to it. */
+static void test_ring_minimum(void **state)
+{
+	struct config c = { 0 };
+
+	assert_int_equal(parse_finish(&c, "--ring-size", "64K", NULL), -EINVAL);
+	assert_non_null(strstr(captured, "--ring-size"));
+	assert_int_equal(parse_finish(&c, "--ring-size", "128K", "--workers", "1", NULL), OPTS_RUN);
+	assert_int_equal(c.cap.ring_bytes, 128 * 1024);
+	assert_int_equal(parse_finish(&c, "--ring-size", "128K", "--workers", "8", NULL), -EINVAL);
+	assert_int_equal(lines(captured), 1);
+	assert_non_null(strstr(captured, "--ring-size 1048576 or more"));
+	/* 3 workers: 512K splits into 128K rings, 256K into 64K ones */
+	assert_int_equal(parse_finish(&c, "--ring-size", "256K", "--workers", "3", NULL), -EINVAL);
+	assert_non_null(strstr(captured, "--ring-size 524288 or more"));
+	assert_int_equal(parse_finish(&c, "--ring-size", "512K", "--workers", "3", NULL), OPTS_RUN);
+	assert_int_equal(parse_finish(&c, "--ring-size", "1M", "--workers", "8", NULL), OPTS_RUN);
+	/* derived: 16M / 64 is 256K, 4K a worker over 64 of them: raised to 8M */
+	assert_int_equal(parse_finish(&c, "--memory-limit", "16M", "--workers", "64", NULL), OPTS_RUN);
+	assert_int_equal(c.cap.ring_bytes, 8u << 20);
+	assert_int_equal(parse_finish(&c, "--memory-limit", "16M", "--workers", "1", NULL), OPTS_RUN);
+	assert_int_equal(c.cap.ring_bytes, 256 * 1024);
 	opts_free(&c);
 }
 
@@ -502,6 +546,7 @@ int main(void)
 		cmocka_unit_test(test_every_option),
 		cmocka_unit_test(test_specific_values),
 		cmocka_unit_test(test_argv),
+		cmocka_unit_test(test_ring_minimum),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_help_lists_everything),
 	};
