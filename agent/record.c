@@ -65,7 +65,7 @@ struct record_pool {
 	 * as reachable through it, and record_pool_get_stats counts idle blocks on it */
 	struct record_pool *all_next;
 	struct record_pool *orphan_next; /* pools whose thread ended */
-	atomic_ullong trimmed;           /* blocks freed because a list was at its cap */
+	atomic_ullong trimmed;           /* blocks freed because the pool was at its cap */
 	_Alignas(64) _Atomic(struct st_record *) remote;   /* pushed by other threads */
 	atomic_size_t nremote;
 };
@@ -76,15 +76,18 @@ static pthread_key_t record_pool_key;
 static bool record_pool_key_ok;
 static pthread_mutex_t record_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct record_pool *record_pools_all, *record_pools_orphan;
-/* free blocks a pool keeps of each kind (its own thread's frees, others'):
- * record_pool_set_limit, from --memory-limit */
-static atomic_size_t record_pool_cap = RECORD_POOL_MAX;
+/* free blocks a pool keeps, both lists together (its own thread's frees and others'):
+ * record_pool_set_limit, from --memory-limit. One count for both because, replaying,
+ * nearly every block comes back from the replay or output thread: with half the cap
+ * for each list the returned half overflowed in bursts (up to 26,553 blocks back to
+ * malloc per 3 s at the GET maximum) while the own half sat empty. */
+static atomic_size_t record_pool_cap = 2 * RECORD_POOL_MAX;
 
 void record_pool_set_limit(size_t bytes)
 {
-	size_t n = bytes / RECORD_BLOCK / 2;
+	size_t n = bytes / RECORD_BLOCK;
 
-	atomic_store_explicit(&record_pool_cap, n < RECORD_POOL_MAX ? n : RECORD_POOL_MAX,
+	atomic_store_explicit(&record_pool_cap, n < 2 * RECORD_POOL_MAX ? n : 2 * RECORD_POOL_MAX,
 			      memory_order_relaxed);
 }
 
@@ -93,7 +96,7 @@ void record_pool_get_stats(struct record_pool_stats *s)
 	const struct record_pool *p;
 
 	memset(s, 0, sizeof(*s));
-	s->cap_blocks = 2 * atomic_load_explicit(&record_pool_cap, memory_order_relaxed);
+	s->cap_blocks = atomic_load_explicit(&record_pool_cap, memory_order_relaxed);
 	pthread_mutex_lock(&record_pool_mu);
 	for (p = record_pools_all; p; p = p->all_next) {
 		s->pools++;
@@ -190,7 +193,7 @@ static struct st_record *record_pool_take(struct record_pool *p)
 	return r;
 }
 
-/* r back to its pool, from any thread; freed when the pool's list is at its cap */
+/* r back to its pool, from any thread; freed when the pool (both lists) is at its cap */
 static void record_pool_put(struct st_record *r)
 {
 	struct record_pool *p = r->pool;
@@ -204,7 +207,7 @@ static void record_pool_put(struct st_record *r)
 	cap = atomic_load_explicit(&record_pool_cap, memory_order_relaxed);
 	if (p == record_tpool) {
 		n = atomic_load_explicit(&p->nlocal, memory_order_relaxed);
-		if (n >= cap)
+		if (n + atomic_load_explicit(&p->nremote, memory_order_relaxed) >= cap)
 			goto trim;
 		r->pool_next = p->local;
 		RECORD_POISON(r);
@@ -212,7 +215,10 @@ static void record_pool_put(struct st_record *r)
 		atomic_store_explicit(&p->nlocal, n + 1, memory_order_relaxed);
 		return;
 	}
-	if (atomic_fetch_add_explicit(&p->nremote, 1, memory_order_relaxed) >= cap) {
+	/* the other list's count read relaxed: a bound give or take the blocks being
+	 * moved by record_pool_take or pushed by other threads at that moment */
+	if (atomic_fetch_add_explicit(&p->nremote, 1, memory_order_relaxed) +
+	    atomic_load_explicit(&p->nlocal, memory_order_relaxed) >= cap) {
 		atomic_fetch_sub_explicit(&p->nremote, 1, memory_order_relaxed);
 		goto trim;
 	}

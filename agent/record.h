@@ -172,9 +172,9 @@ extern const char *const record_redact_default[];
 /* A cleared record. Its block comes from the calling thread's pool: blocks freed by
  * any thread go back to the pool of the thread that made them (a lock-free list), so
  * neither thread goes through malloc's locked paths for a record the capture makes
- * and the replay thread frees. A pool keeps at most half its limit in free blocks of
- * its own thread's frees and half of others' (record_pool_set_limit; at most
- * RECORD_POOL_MAX of each, 8 MiB); past that they are freed and counted (trimmed). */
+ * and the replay thread frees. A pool keeps at most its limit in free blocks, its own
+ * thread's frees and others' together (record_pool_set_limit; at most
+ * 2 * RECORD_POOL_MAX, 16 MiB); past that they are freed and counted (trimmed). */
 #define RECORD_POOL_MAX 4096
 /* The bytes of free blocks each thread's pool may keep (main: --memory-limit/128,
  * split among the threads that make records). Applies to the next frees; blocks

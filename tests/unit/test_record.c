@@ -651,7 +651,7 @@ static void test_record_pool(void **state)
 
 	(void)state;
 	/* empty this thread's pool first: what follows must come from the frees below */
-	for (i = 0; i < RECORD_POOL_MAX + 1; i++) {
+	for (i = 0; i < 2 * RECORD_POOL_MAX + 1; i++) {
 		a = record_new();
 		assert_non_null(a);
 		free(a);     /* a block of plain malloc memory, never back to the pool */
@@ -702,12 +702,13 @@ static void *free_many_on_thread(void *arg)
 	return NULL;
 }
 
-/* The free blocks a pool keeps are bounded by record_pool_set_limit, half of its own
- * thread's frees and half of others', and counted by record_pool_get_stats: freeing
- * 200 records keeps at most 16 blocks (32 KiB), the rest go back to malloc, trimmed. */
+/* The free blocks a pool keeps are bounded by record_pool_set_limit, its own thread's
+ * frees and others' together, and counted by record_pool_get_stats: freeing past the
+ * cap trims. Blocks that all come back from another thread (a replaying agent's
+ * records) may fill the whole cap, not half of it. */
 static void test_record_pool_limit(void **state)
 {
-	struct st_record *v[201];
+	struct st_record *v[201], *w[13];
 	struct record_pool_stats s0, s1;
 	pthread_t t;
 	size_t i;
@@ -722,7 +723,7 @@ static void test_record_pool_limit(void **state)
 	assert_true(s0.pools >= 1);
 	assert_int_equal(s0.idle_bytes, s0.idle_blocks * RECORD_BLOCK);
 
-	/* freed on this thread: 16 kept */
+	/* freed on this thread: the whole cap kept */
 	for (i = 0; i < 200; i++) {
 		v[i] = record_new();
 		assert_non_null(v[i]);
@@ -730,10 +731,10 @@ static void test_record_pool_limit(void **state)
 	for (i = 0; i < 200; i++)
 		record_free(v[i]);
 	record_pool_get_stats(&s1);
-	assert_int_equal(s1.idle_blocks, s0.idle_blocks + 16);
-	assert_int_equal(s1.trimmed, s0.trimmed + 200 - 16);
+	assert_int_equal(s1.idle_blocks, s0.idle_blocks + 32);
+	assert_int_equal(s1.trimmed, s0.trimmed + 200 - 32);
 
-	/* freed by another thread: 16 more kept, on the remote list */
+	/* all freed by another thread: the whole cap kept too (16 with a cap per list) */
 	for (i = 0; i < 200; i++) {
 		v[i] = record_new();
 		assert_non_null(v[i]);
@@ -743,19 +744,40 @@ static void test_record_pool_limit(void **state)
 	assert_int_equal(pthread_create(&t, NULL, free_many_on_thread, v), 0);
 	pthread_join(t, NULL);
 	record_pool_get_stats(&s1);
-	assert_int_equal(s1.idle_blocks, s0.idle_blocks + 16);
-	assert_int_equal(s1.trimmed, s0.trimmed + 200 - 16);
+	assert_int_equal(s1.idle_blocks, s0.idle_blocks + 32);
+	assert_int_equal(s1.trimmed, s0.trimmed + 200 - 32);
 	assert_int_equal(s1.idle_bytes, s1.idle_blocks * RECORD_BLOCK);
 
-	/* a limit too small for one block of each kind keeps none */
-	record_pool_set_limit(RECORD_BLOCK);
+	/* both lists at once: the 32 taken back and 8 more made; 20 freed here, 12 by
+	 * another thread, then 8 more here: 32 kept in all, the last 8 trimmed */
+	for (i = 0; i < 40; i++) {
+		v[i] = record_new();
+		assert_non_null(v[i]);
+	}
+	record_pool_get_stats(&s0);
+	assert_int_equal(s0.idle_blocks, s1.idle_blocks - 32);
+	for (i = 0; i < 20; i++)
+		record_free(v[i]);
+	for (i = 0; i < 12; i++)
+		w[i] = v[20 + i];
+	w[12] = NULL;
+	assert_int_equal(pthread_create(&t, NULL, free_many_on_thread, w), 0);
+	pthread_join(t, NULL);
+	for (i = 32; i < 40; i++)
+		record_free(v[i]);
+	record_pool_get_stats(&s1);
+	assert_int_equal(s1.idle_blocks, s0.idle_blocks + 32);
+	assert_int_equal(s1.trimmed, s0.trimmed + 8);
+
+	/* a limit too small for one block keeps none */
+	record_pool_set_limit(RECORD_BLOCK - 1);
 	v[0] = record_new();
 	record_pool_get_stats(&s0);
 	record_free(v[0]);
 	record_pool_get_stats(&s1);
 	assert_int_equal(s1.idle_blocks, s0.idle_blocks);
 	assert_int_equal(s1.trimmed, s0.trimmed + 1);
-	record_pool_set_limit((size_t)2 * RECORD_POOL_MAX * RECORD_BLOCK);
+	record_pool_set_limit((size_t)4 * RECORD_POOL_MAX * RECORD_BLOCK);
 	record_pool_get_stats(&s1);
 	assert_int_equal(s1.cap_blocks, 2 * RECORD_POOL_MAX);
 }
