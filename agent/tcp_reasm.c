@@ -96,6 +96,7 @@ struct reasm {
 	void *ctx;
 	struct reasm_fl *pool;
 	struct reasm_fl *free;
+	size_t fresh;            /* pool[fresh..max_flows) never handed out (pages untouched) */
 	struct reasm_fl **buckets;
 	uint64_t mask;
 	uint64_t seed;
@@ -195,7 +196,6 @@ struct reasm *reasm_new(const struct reasm_cfg *cfg, const struct reasm_ops *ops
 {
 	struct reasm *r = calloc(1, sizeof(*r));
 	uint64_t nb = 1;
-	size_t i;
 
 	if (!r)
 		goto fail;
@@ -217,16 +217,15 @@ struct reasm *reasm_new(const struct reasm_cfg *cfg, const struct reasm_ops *ops
 	while (nb < r->cfg.max_flows)
 		nb <<= 1;
 	r->mask = nb - 1;
-	/* calloc'd pages are only touched as flows get used */
+	/* calloc'd pages are only touched as flows get used: entries never used are
+	 * handed out by index (r->fresh), not threaded on the free list up front,
+	 * which wrote every entry (21 MB resident from start at the default 65,536
+	 * flows; docs/cost.md, memory bounds, session 8) */
 	r->pool = calloc(r->cfg.max_flows, sizeof(*r->pool));
 	r->buckets = calloc(nb, sizeof(*r->buckets));
 	if (!r->pool || !r->buckets) {
 		pr_warn("reasm: cannot allocate a table of %zu flows\n", r->cfg.max_flows);
 		goto fail;
-	}
-	for (i = r->cfg.max_flows; i-- > 0;) {
-		r->pool[i].hnext = r->free;
-		r->free = &r->pool[i];
 	}
 	if (getrandom(&r->seed, sizeof(r->seed), GRND_NONBLOCK) != sizeof(r->seed))
 		r->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)r;
@@ -481,6 +480,10 @@ static struct reasm_fl *reasm_flow_alloc(struct reasm *r)
 {
 	struct reasm_fl *f;
 
+	if (!r->free && r->fresh < r->cfg.max_flows) {
+		r->pool[r->fresh].hnext = NULL;
+		r->free = &r->pool[r->fresh++];
+	}
 	if (!r->free) {
 		if (reasm_list_linked(&r->tombs)) {
 			reasm_release(r, reasm_entry(r->tombs.next, struct reasm_fl, lru));
@@ -1037,6 +1040,8 @@ int reasm_check(const struct reasm *r)
 
 	for (i = 0; i < r->cfg.max_flows; i++) {
 		f = &r->pool[i];
+		if (i >= r->fresh && (f->state != RF_FREE || f->hnext))
+			return -EUCLEAN;         /* never handed out: still zero */
 		if (f->state == RF_FREE)
 			continue;
 		used++;
@@ -1053,7 +1058,7 @@ int reasm_check(const struct reasm *r)
 	}
 	for (f = r->free; f; f = f->hnext)
 		nfree++;
-	if (used + nfree != r->cfg.max_flows || live != r->st.flows_active)
+	if (used + nfree + (r->cfg.max_flows - r->fresh) != r->cfg.max_flows || live != r->st.flows_active)
 		return -EUCLEAN;
 	if (mem != r->mem || bytes != r->st.buffered_bytes || mem > r->cfg.max_total_bytes)
 		return -EUCLEAN;
