@@ -236,6 +236,13 @@ static int capture_check_mode(int mode)
 	for (m = CAPTURE_SOCKET; m <= CAPTURE_XDP; m++) {
 		if (!bpf_ok)
 			why[m] = "missing capability CAP_BPF (or CAP_SYS_ADMIN)";
+		else if (have_caps && !capture_has_cap(d, CAP_SYS_ADMIN) &&
+			 !capture_has_cap(d, CAP_PERFMON))
+			/* without it the verifier checks the program as for an unprivileged
+			 * user (speculation sanitised, no pointer leaks): it is refused, with
+			 * EACCES or, as the program grew, E2BIG, neither of which names it */
+			why[m] = "missing capability CAP_PERFMON (or CAP_SYS_ADMIN): the "
+				 "verifier refuses the capture program without it";
 		else if (rb == -EPERM)
 			why[m] = "bpf() fails with EPERM although CAP_BPF is present: a seccomp "
 				 "profile blocks it (podman 4, Docker < 23); add --cap-add SYS_ADMIN "

@@ -4,7 +4,7 @@
 set -eu
 PKGS="make gcc clang llvm lld libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
  libpcap-dev libcurl4-openssl-dev libssl-dev libmsgpack-dev libcmocka-dev pkg-config
- nginx-light wrk apache2-utils curl jq tshark tcpdump tcpreplay iproute2 procps psmisc python3 python3-scapy
+ nginx-light wrk apache2-utils curl jq tshark tcpdump tcpreplay iproute2 procps psmisc libcap2-bin python3 python3-scapy
  openjdk-17-jdk-headless maven valgrind python3-matplotlib python3-yaml prometheus
  chromium"
 # Go builds the benchmark's load generator, GoReplay (recording test, benchmark) and

@@ -92,6 +92,17 @@ if [ "$(id -u)" = 0 ]; then
 else
 	skip "cli: unknown interface (needs root)"
 fi
+# Without CAP_PERFMON the verifier refuses the capture program with EACCES or E2BIG,
+# neither of which names the capability: the agent must say what is missing.
+if [ "$(id -u)" = 0 ] && command -v capsh >/dev/null; then
+	out=$(timeout 20 capsh --drop=cap_perfmon,cap_sys_admin -- -c \
+		"'$ST_BIN' -p 80 -o /dev/null --pin-dir /sys/fs/bpf/st-cli-test --exit-after 1" 2>&1); rc=$?
+	[ $rc = 3 ] && echo "$out" | grep -q "missing capability CAP_PERFMON" \
+		&& pass "cli: without CAP_PERFMON -> exit 3 naming it" \
+		|| fail "cli: without CAP_PERFMON (exit $rc: $(echo "$out" | tail -n 1))"
+else
+	skip "cli: without CAP_PERFMON (needs root and capsh)"
+fi
 
 # convert parses with the same option table
 bad "convert: negative body limit" "--body-limit" convert --body-limit " -1" a.stap b.ndjson
