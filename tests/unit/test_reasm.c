@@ -1044,12 +1044,19 @@ static void test_pool_lazy(void **state)
 
 	(void)state;
 	after = resident_pages();
-	if (before < 0 || after < 0) {
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer's calloc clears what it hands out, so the pages are resident
+	 * whatever the table does: the ASan and plain builds check it */
+	print_message("SKIP: resident pages under ThreadSanitizer (its calloc writes)\n");
+	(void)page;
+	(void)before;
+	(void)after;
+#else
+	if (before < 0 || after < 0)
 		print_message("SKIP: no /proc/self/statm\n");
-	} else {
-		/* tolerance fixed before the run: 8 MiB, a tenth of the table */
+	else    /* tolerance fixed before the run: 8 MiB, a tenth of the table */
 		assert_true((after - before) * page < (8l << 20));
-	}
+#endif
 	reasm_free(r);
 	r = mk_reasm(rc, 4, 0, 0);
 	for (i = 0; i < 6; i++) {
