@@ -279,26 +279,8 @@ static struct st_record *x_new_record(struct exchange *x, struct reasm_flow *f, 
 	return x_record_alloc(x, f, xf, 1);
 }
 
-/* a message's head copy: the bytes and the header array stored after them */
-static size_t x_head_bytes(const struct st_msg *m)
-{
-	return m->head ? m->head_len + m->nhdrs * sizeof(*m->hdrs) : 0;
-}
-
-/* the request head: nothing beyond sizeof(*r) when it is in the record's req_room
- * (record_req_set_head), which is the only way r->req gets an inline head */
-static size_t x_req_head_bytes(const struct st_record *r)
-{
-	return r->req.head_inline ? 0 : x_head_bytes(&r->req);
-}
-
-/* each part once: one in the record's room is inside sizeof(*r) (record_held_bytes) */
-static size_t x_record_held(const struct st_record *r)
-{
-	return record_held_bytes(r);
-}
-
-/* held bytes moved by a change to r that began when r held before */
+/* held bytes moved by a change to r that began when r held before: each part
+ * once, one in the record's room being inside sizeof(*r) (record_held_bytes) */
 static void x_held_since(struct exchange *x, struct xflow *xf, const struct st_record *r,
 			 size_t before)
 {
@@ -309,7 +291,7 @@ static void x_emit_out(struct exchange *x, struct st_record *r);
 
 static void x_emit(struct exchange *x, struct xflow *xf, struct st_record *r)
 {
-	x_held(x, xf, -(int64_t)x_record_held(r));
+	x_held(x, xf, -(int64_t)record_held_bytes(r));
 	x_emit_out(x, r);
 }
 
@@ -707,7 +689,7 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 	struct http1_header hdrs[ST_MAX_HEADERS];
 	struct http1_request req;
 	const char *base;
-	size_t have = d->head.len, avail, len;
+	size_t have = d->head.len, avail, len, held;
 	struct st_record *r;
 	uint64_t cl = 0;
 	int hl, fr;
@@ -742,7 +724,9 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 		x_enter_resync(x, d, 0);
 		return have ? avail : (size_t)hl;
 	}
+	held = record_held_bytes(r);
 	record_req_set_head(r, base, (size_t)hl, req.headers, req.num_headers);
+	x_held_since(x, xf, r, held);
 	if (req.num_over) {
 		r->cap_flags |= ST_CAP_HEADERS_OVER;
 		x->st.headers_over_limit++;
@@ -755,7 +739,6 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 	r->req.ts_first_ns = d->head_ts;
 	r->req.ts_last_ns = ts;
 	r->req.wire_bytes = (uint64_t)hl;
-	x_held(x, xf, (int64_t)x_req_head_bytes(r));
 	x_raw_append(x, xf, r, (const uint8_t *)base, (size_t)hl);
 
 	fr = http1_request_framing(&req, &cl);
@@ -786,8 +769,7 @@ static size_t x_request_head(struct exchange *x, struct reasm_flow *f, struct xf
 			    xf->held + grow <= x->cfg.max_conn_bytes)
 				q = record_raw_realloc(r, (size_t)hl + (size_t)cl);
 			if (q) {
-				size_t held = record_held_bytes(r);
-
+				held = record_held_bytes(r);
 				r->raw = q;
 				r->raw_cap = (size_t)hl + (size_t)cl;
 				x_held_since(x, xf, r, held);
