@@ -349,6 +349,15 @@ static int capture_attach(struct capture *c, const struct capture_cfg *cfg)
 	return 0;
 }
 
+size_t capture_ring_share(size_t total, int nrings)
+{
+	size_t r = total;
+
+	while (nrings > 1 && r > total / (size_t)nrings)
+		r /= 2;
+	return r;
+}
+
 static int capture_configure(struct capture *c, const struct capture_cfg *cfg)
 {
 	struct st_bpf_cfg *bc = &c->skel->rodata->st_cfg;
@@ -373,11 +382,13 @@ static int capture_configure(struct capture *c, const struct capture_cfg *cfg)
 	}
 	/* --ring-size is the total: each worker's ring gets a power-of-two share of
 	 * it, never below ST_RING_MIN (one that takes a whole maximal segment; the
-	 * options refuse a total that would need less), so the kernel memory stays
-	 * within what was asked */
-	while (c->nrings > 1 && ring / 2 >= ST_RING_MIN && ring / 2 >= (size_t)page &&
-	       ring > (cfg->ring_bytes ? cfg->ring_bytes : CAPTURE_DEF_RING) / (size_t)c->nrings)
-		ring /= 2;
+	 * options refuse a total that would need less) nor a page, so the kernel
+	 * memory stays within what was asked */
+	ring = capture_ring_share(ring, c->nrings);
+	if (ring < ST_RING_MIN)
+		ring = ST_RING_MIN;
+	if (ring < (size_t)page)
+		ring = (size_t)page;
 	c->ring_bytes = ring;
 	bc->nrings = (uint32_t)c->nrings;
 	bc->no_own_conns = cfg->no_own_conns ? 1 : 0;

@@ -39,6 +39,10 @@ struct capture_cfg {
 struct capture;
 
 /* Load, attach, pin. Returns 0 or a negative errno with a message printed. */
+/* Each of nrings rings' share of a --ring-size total: the largest power of two within
+ * total / nrings (total itself for one ring). The options refuse a total whose share
+ * is below ST_RING_MIN; capture_open never makes a ring smaller than that. */
+size_t capture_ring_share(size_t total, int nrings);
 int capture_open(struct capture **out, const struct capture_cfg *cfg, capture_seg_cb cb, void *ctx);
 /* With one ring: wait up to timeout_ms for a wake-up, then drain the ring (always, even without a
  * wake-up: records are submitted with BPF_RB_NO_WAKEUP). Returns events handled or

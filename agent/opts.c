@@ -839,23 +839,12 @@ static int opts_given(const struct config *c, const char *name)
 	return o && o - opts_table < (int)sizeof(c->given) && c->given[o - opts_table];
 }
 
-/* Each worker's ring out of a --ring-size total: the largest power of two within its
- * share, as agent/capture.c splits it. */
-static uint64_t opts_ring_share(uint64_t total, uint32_t workers)
-{
-	uint64_t r = total;
-
-	while (workers > 1 && r > total / workers)
-		r /= 2;
-	return r;
-}
-
 /* The smallest --ring-size total that gives each of the workers ST_RING_MIN. */
 static uint64_t opts_ring_min_total(uint32_t workers)
 {
 	uint64_t t = ST_RING_MIN;
 
-	while (opts_ring_share(t, workers) < ST_RING_MIN)
+	while (capture_ring_share(t, (int)workers) < ST_RING_MIN)
 		t *= 2;
 	return t;
 }
@@ -977,11 +966,11 @@ int opts_finish(struct config *c)
 	/* a ring that cannot take one maximal segment loses bytes of every one that size
 	 * (common/shadowtap.h, ST_RING_MIN); offline inputs have no ring */
 	if (!c->input_pcap && !c->rec.in_pattern &&
-	    opts_ring_share(c->cap.ring_bytes, c->workers) < ST_RING_MIN) {
+	    capture_ring_share(c->cap.ring_bytes, (int)c->workers) < ST_RING_MIN) {
 		fprintf(stderr, "shadowtap: --ring-size %llu over %u workers gives each a ring of "
 			"%llu bytes; each needs at least %u (--ring-size %llu or more, or fewer "
 			"--workers)\n", (unsigned long long)c->cap.ring_bytes, c->workers,
-			(unsigned long long)opts_ring_share(c->cap.ring_bytes, c->workers),
+			(unsigned long long)capture_ring_share(c->cap.ring_bytes, (int)c->workers),
 			ST_RING_MIN, (unsigned long long)opts_ring_min_total(c->workers));
 		return -EINVAL;
 	}
