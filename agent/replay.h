@@ -27,7 +27,7 @@ struct replay_cfg {
 	int connections_max;             /* per target, the pool's ceiling, default 256 */
 	int order;                       /* enum replay_order, default session */
 	int pipeline;                    /* a client connection's requests in flight, default 16 */
-	int gather_us;                   /* under load, a pass at most this often (µs), 0 = off */
+	int gather_us;                   /* --replay-gather: pause before reading answers (µs), 0 = off */
 	int connect_timeout_ms;          /* default 1000 */
 	int response_timeout_ms;         /* default 5000 */
 	size_t queue_cap;                /* records waiting, default 65536 */
