@@ -31,6 +31,8 @@
 
 #include "record.h"
 #include "replay.h"
+#define REPLAY_SINK_MAX 64     /* records a test keeps; more are freed */
+#include "replay_sink.h"
 
 /* ---- serverB, driven by the test thread ---- */
 
@@ -131,59 +133,6 @@ static void srv_close(struct srv *s)
 
 /* ---- records ---- */
 
-#define MAX_DONE 64
-
-struct sink {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct st_record *recs[MAX_DONE];
-	int n;
-};
-
-static void sink_done(void *ctx, struct st_record *rec)
-{
-	struct sink *k = ctx;
-
-	pthread_mutex_lock(&k->mu);
-	if (k->n < MAX_DONE)
-		k->recs[k->n++] = rec;
-	else
-		record_free(rec);
-	pthread_cond_broadcast(&k->cv);
-	pthread_mutex_unlock(&k->mu);
-}
-
-static int sink_wait(struct sink *k, int n, int ms)
-{
-	struct timespec ts;
-	int got;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&k->mu);
-	while (k->n < n)
-		if (pthread_cond_timedwait(&k->cv, &k->mu, &ts))
-			break;
-	got = k->n;
-	pthread_mutex_unlock(&k->mu);
-	return got;
-}
-
-static void sink_free(struct sink *k)
-{
-	int i;
-
-	for (i = 0; i < k->n; i++)
-		record_free(k->recs[i]);
-	pthread_mutex_destroy(&k->mu);
-	pthread_cond_destroy(&k->cv);
-}
-
 static struct st_record *mkget(int seq)
 {
 	struct st_record *r = record_new();
@@ -222,9 +171,7 @@ static struct replay *start(struct sink *k, struct srv *s, int gather_us)
 	cfg.response_timeout_ms = 3000;
 	if (gather_us >= 0)
 		cfg.gather_us = gather_us;
-	memset(k, 0, sizeof(*k));
-	pthread_mutex_init(&k->mu, NULL);
-	pthread_cond_init(&k->cv, NULL);
+	sink_init(k);
 	assert_int_equal(replay_start(&rp, &cfg, sink_done, k), 0);
 	return rp;
 }
