@@ -94,17 +94,14 @@ static int mute_listener(uint16_t *port)
 	return fd;
 }
 
-static void test_shared_budget(void **state)
+/* Two engines on one budget of BUDGET bytes (as pipeline.c sets them up with
+ * --workers 2), both replaying to the listener on port. */
+static void start_two(struct replay **ra, struct sink *ka, struct replay **rb, struct sink *kb,
+		      uint16_t port, uint64_t *shared)
 {
 	static char url[64];
-	uint64_t shared = 0, ha, hb, one;
-	struct replay *ra = NULL, *rb = NULL;
 	struct replay_cfg cfg;
-	struct sink ka = { .mu = PTHREAD_MUTEX_INITIALIZER }, kb = { .mu = PTHREAD_MUTEX_INITIALIZER };
-	uint16_t port;
-	int lfd = mute_listener(&port), i, na = 0;
 
-	(void)state;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
 	replay_cfg_default(&cfg);
 	cfg.targets[0] = url;
@@ -112,9 +109,21 @@ static void test_shared_budget(void **state)
 	cfg.connect_timeout_ms = 5000;
 	cfg.response_timeout_ms = 5000;
 	cfg.max_inflight_bytes = BUDGET;
-	cfg.shared_held = &shared;             /* as pipeline.c sets it with --workers 2 */
-	assert_int_equal(replay_start(&ra, &cfg, sink_done, &ka), 0);
-	assert_int_equal(replay_start(&rb, &cfg, sink_done, &kb), 0);
+	cfg.shared_held = shared;
+	assert_int_equal(replay_start(ra, &cfg, sink_done, ka), 0);
+	assert_int_equal(replay_start(rb, &cfg, sink_done, kb), 0);
+}
+
+static void test_shared_budget(void **state)
+{
+	uint64_t shared = 0, ha, hb, one;
+	struct replay *ra = NULL, *rb = NULL;
+	struct sink ka = { .mu = PTHREAD_MUTEX_INITIALIZER }, kb = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	uint16_t port;
+	int lfd = mute_listener(&port), i, na = 0;
+
+	(void)state;
+	start_two(&ra, &ka, &rb, &kb, port, &shared);
 
 	/* one engine takes records until the budget refuses one: past half of it */
 	for (i = 0; i < 64 && !sink_refused(&ka); i++) {
@@ -152,25 +161,14 @@ static void test_shared_budget(void **state)
 /* The budget's room freed by one engine is the other's: refunds go to the shared count. */
 static void test_shared_refund(void **state)
 {
-	static char url[64];
 	uint64_t shared = 0;
 	struct replay *ra = NULL, *rb = NULL;
-	struct replay_cfg cfg;
 	struct sink ka = { .mu = PTHREAD_MUTEX_INITIALIZER }, kb = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	uint16_t port;
 	int lfd = mute_listener(&port), i;
 
 	(void)state;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
-	replay_cfg_default(&cfg);
-	cfg.targets[0] = url;
-	cfg.ntargets = 1;
-	cfg.connect_timeout_ms = 5000;
-	cfg.response_timeout_ms = 5000;
-	cfg.max_inflight_bytes = BUDGET;
-	cfg.shared_held = &shared;
-	assert_int_equal(replay_start(&ra, &cfg, sink_done, &ka), 0);
-	assert_int_equal(replay_start(&rb, &cfg, sink_done, &kb), 0);
+	start_two(&ra, &ka, &rb, &kb, port, &shared);
 	for (i = 0; i < 64 && !sink_refused(&ka); i++)
 		replay_submit(ra, mkpost((uint64_t)i));
 	assert_int_equal(sink_refused(&ka), 1);
