@@ -133,9 +133,10 @@ BPF_JIT = re.compile(r"bpf_prog_[0-9a-f]{16}")
 GROUPS = ["send", "read", "connect", "close", "setup"]
 
 
-def perf_samples(lines):
-    """[(period, [(kernel?, symbol), ...] leaf first)] from perf script output."""
-    out, cur, period = [], None, 1
+def perf_samples(lines, head=False):
+    """[(period, [(kernel?, symbol), ...] leaf first)] from perf script output; with
+    head, [(pid, time, period, chain)] from a header "comm pid/tid time: period"."""
+    out, cur, hd = [], None, (None, None, 1)
     for line in lines:
         if line.startswith("\t"):
             if cur is None:
@@ -148,12 +149,18 @@ def perf_samples(lines):
             cur.append((KERNEL_MIN <= ip < UNKNOWN_IP, f[1] if len(f) > 1 else "[unknown]"))
         elif line.strip():
             if cur is not None:
-                out.append((period, cur))
+                out.append(hd + (cur,) if head else (hd[2], cur))
             f = line.split()
             period = int(f[-1]) if f and f[-1].isdigit() else 1
-            cur = []
+            pid, t = None, None
+            if head and len(f) >= 3 and "/" in f[-3]:
+                try:
+                    pid, t = int(f[-3].split("/")[0]), float(f[-2].rstrip(":"))
+                except ValueError:
+                    pass
+            hd, cur = (pid, t, period), []
     if cur is not None:
-        out.append((period, cur))
+        out.append(hd + (cur,) if head else (hd[2], cur))
     return out
 
 
@@ -284,6 +291,92 @@ def num(v):
         return None
 
 
+# --- system-wide: whose context runs which receive (perf record -a -g over a run) ---
+def ps_roles(ps_lines):
+    """From `ps -eo pid=,ppid=,args=` snapshots: {pid: role}, {agent pid: run id}."""
+    args, ppid = {}, {}
+    for line in ps_lines:
+        f = line.split(None, 2)
+        # the first sight of a pid (a later one may be "[nginx] <defunct>")
+        if len(f) == 3 and f[0].isdigit() and f[1].isdigit() and int(f[0]) not in args:
+            args[int(f[0])], ppid[int(f[0])] = f[2], int(f[1])
+    roles, runs = {}, {}
+    for pid, a in args.items():
+        parent = args.get(ppid[pid], "")
+        if a.startswith("nginx: worker") and "nginx-serverA" in parent:
+            roles[pid] = "serverA's nginx"
+        elif a.startswith("nginx: worker") and "nginx-serverB" in parent:
+            roles[pid] = "serverB's nginx"
+        elif "loadgen load" in a and ":81" not in a:
+            roles[pid] = "client (loadgen)"
+        elif re.search(r"/shadowtap\s", a) and "-i sta0" in a:
+            m = re.search(r"(\d+-[\w-]+?)\.usage\.json", parent)
+            if m:
+                roles[pid], runs[pid] = "agent", m.group(1)
+    return roles, runs
+
+
+def system_table(samples, roles, runs, served):
+    """{run id: {(role, kind): us per request}}: kind all, rx (under net_rx_action),
+    bpf (a JIT-ed program), over the client's window of that run."""
+    times = {}
+    for pid, t, period, chain in samples:
+        if pid in roles and t is not None:
+            lo, hi = times.get(pid, (t, t))
+            times[pid] = (min(lo, t), max(hi, t))
+    out = {}
+    for apid, rid in runs.items():
+        if apid not in times or not served.get(rid):
+            continue
+        a0, a1 = times[apid]
+        win = [times[p] for p, r in roles.items() if r.startswith("client") and p in times
+               and a0 <= times[p][0] <= a1]
+        w0, w1 = (min(w[0] for w in win), max(w[1] for w in win)) if win else (a0, a1)
+        acc = {}
+        for pid, t, period, chain in samples:
+            role = "agent" if pid == apid else roles.get(pid)
+            if role is None or role == "agent" and pid != apid or t is None or not w0 <= t <= w1:
+                continue
+            k = {sym for kern, sym in chain if kern}
+            for kind, hit in (("all", True), ("rx", bool(k & RX_FNS)),
+                              ("bpf", any(BPF_JIT.match(sym) for sym in k))):
+                if hit:
+                    acc[(role, kind)] = acc.get((role, kind), 0.0) + period
+        out[rid] = {key: v / 1e3 / served[rid] for key, v in acc.items()}
+    return out
+
+
+SYSTEM_ROWS = [
+    ("agent", "all", "agent: all its samples"),
+    ("agent", "rx", "agent: network receive in its softirq (serverB's receive)"),
+    ("agent", "bpf", "agent: BPF program"),
+    ("serverB's nginx", "all", "serverB's nginx: all its samples"),
+    ("serverB's nginx", "rx", "serverB's nginx: network receive in its softirq (the agent's "
+     "receive of the answers)"),
+    ("client (loadgen)", "all", "client: all its samples"),
+    ("client (loadgen)", "rx", "client: network receive in its softirq (serverA's receive of "
+     "the requests)"),
+    ("client (loadgen)", "bpf", "client: BPF program (requests, packet_rcv on receive)"),
+    ("serverA's nginx", "all", "serverA's nginx: all its samples"),
+    ("serverA's nginx", "rx", "serverA's nginx: network receive in its softirq (the client's "
+     "receive of the answers)"),
+    ("serverA's nginx", "bpf", "serverA's nginx: BPF program (answers, dev_queue_xmit_nit)"),
+]
+
+
+def write_system(f, table):
+    ids = sorted(table)
+    f.write("\n## System-wide: whose context runs which receive\n\n"
+            "us per request served (win_served_a), from perf record -a -g -F 999 (no dwarf) "
+            "over the client's window of each run, samples by process (roles from ps "
+            "snapshots): on veth a packet's receive runs in the sender's softirq.\n\n")
+    f.write("| context | " + " | ".join(ids) + " |\n")
+    f.write("|---|" + "---|" * len(ids) + "\n")
+    for role, kind, label in SYSTEM_ROWS:
+        f.write("| %s | " % label + " | ".join("%.2f" % table[i].get((role, kind), 0.0)
+                                                for i in ids) + " |\n")
+
+
 RX_ROW = ("of which, inside the replay rows above: serverB's receive run in the agent's "
           "context (veth softirq; second table)")
 
@@ -308,6 +401,9 @@ def main():
     ap.add_argument("--perf")
     ap.add_argument("--out")
     ap.add_argument("--split", help="perf script output: print its split in %% of samples")
+    ap.add_argument("--system", help="perf record -a -g data of a system-wide pass")
+    ap.add_argument("--system-ps", help="ps -eo pid=,ppid=,args= snapshots over that pass")
+    ap.add_argument("--system-runs", help="that pass's runs.csv")
     a = ap.parse_args()
     if a.split:
         acc, wake, outside = split(perf_samples(open(a.split).read().splitlines()))
@@ -370,6 +466,15 @@ def main():
                     " | ".join("%.2f" % c[3] for c in cols) + " |\n")
             f.write("| **total** | " + " | ".join("**%.2f**" % c[4] for c in cols) + " |\n")
         write_split(f, scols)
+        if a.system and a.system_ps and a.system_runs:
+            out = subprocess.run(["perf", "script", "-i", a.system, "--no-inline", "-F",
+                                  "comm,pid,tid,time,period,ip,sym"],
+                                 capture_output=True, text=True, check=False).stdout
+            roles, runs = ps_roles(open(a.system_ps).read().splitlines())
+            served = {"%s-%s-%s-%s" % (r["repeat"], r["tool"], r["mix"], r["offered_rps"]):
+                      num(r.get("win_served_a")) for r in csv.DictReader(open(a.system_runs))}
+            write_system(f, system_table(perf_samples(out.splitlines(), head=True), roles, runs,
+                                         served))
     print(open(a.out).read())
     return 0
 

@@ -106,5 +106,31 @@ check("unmarked close receive shared out 1:1 (serverB)", round(acc[("close", "pe
       round(100.0 * 1.5 / 3, 6))
 check("unmarked close receive shared out 1:1 (agent)", round(acc[("close", "own_est")], 6),
       round(100.0 * 1.5 / 3, 6))
+# the system-wide pass: headers "comm pid/tid time: period", roles from ps snapshots
+heads = st.perf_samples(open(sys.argv[2]).read().splitlines(), head=True)
+check("system-wide header of sample 17", heads[17][:3], (6362, 1019.800492, 1001001))
+check("system-wide header of sample 0 (no pid/time)", heads[0][:3], (None, None, 250000))
+ps = """ 6361     1 nginx: master process nginx -c /tmp/b.X/nginx-serverA/nginx.conf -p /tmp/b.X/nginx-serverA
+ 6362  6361 nginx: worker process
+ 6370     1 nginx: master process nginx -c /tmp/b.X/nginx-serverB/nginx.conf -p /tmp/b.X/nginx-serverB
+ 6371  6370 nginx: worker process
+ 6390  6308 /w/build/bench/loadgen exec -o /tmp/b.X/1-shadowtap-get-max.usage.json -- /w/build/shadowtap -i sta0 -p 80
+ 6400  6390 /w/build/shadowtap -i sta0 -p 80 --capture socket -r http://198.18.31.1:81 -o /dev/null
+ 6458  6308 /w/build/bench/loadgen load -url http://198.18.30.1:80/ -mix get -rate 0
+ 6470  6308 /w/build/bench/loadgen load -url http://198.18.31.1:81 -mix get
+ 6361     1 [nginx] <defunct>""".splitlines()
+roles, runs = st.ps_roles(ps)
+check("roles from ps", roles, {6362: "serverA's nginx", 6371: "serverB's nginx",
+                               6400: "agent", 6458: "client (loadgen)"})
+check("the agent's run id", runs, {6400: "1-shadowtap-get-max"})
+# two samples in the client's window, one outside: 1 ms of nginx B receive, 1 ms of
+# the agent's own work, over 1000 requests = 1 us each; the one outside is not counted
+rx_chain = samples[2][1]
+heads2 = [(6458, 10.0, 1000000, samples[3][1]), (6458, 12.0, 1000000, samples[3][1]),
+          (6371, 11.0, 1000000, rx_chain), (6400, 11.5, 1000000, samples[3][1]),
+          (6400, 9.0, 1000000, samples[3][1])]
+tab = st.system_table(heads2, roles, runs, {"1-shadowtap-get-max": 1000})
+check("system table: nginx B's receive", round(tab["1-shadowtap-get-max"][("serverB's nginx", "rx")], 6), 1.0)
+check("system table: agent in the window", round(tab["1-shadowtap-get-max"][("agent", "all")], 6), 1.0)
 sys.exit(0 if ok else 1)
 PY
