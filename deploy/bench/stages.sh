@@ -17,7 +17,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RESULTS=${BENCH_RESULTS:-$ROOT/deploy/bench/results}
 command -v perf >/dev/null || { echo "stages: perf not installed" >&2; exit 1; }
 TMP=$(mktemp -d /tmp/shadowtap-stages.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
+pp= psp=
+# the system-wide recording must not outlive the script
+trap '[ -n "$pp" ] && kill -INT "$pp" 2>/dev/null; [ -n "$psp" ] && kill "$psp" 2>/dev/null; rm -rf "$TMP"' EXIT
 KEEP=${BENCH_STAGES_KEEP:-}
 BENCH_PERF=$TMP/perf BENCH_PERF_CG=dwarf BENCH_RESULTS=$TMP/res BENCH_MICRO=0 \
 	BENCH_TOOLS=${BENCH_TOOLS:-"shadowtap shadowtap-capture replay-bare"} BENCH_RATES_GET=${BENCH_RATES_GET:-max} \
@@ -34,11 +36,13 @@ if [ -n "${BENCH_STAGES_SYSTEM:-}" ]; then
 		BENCH_RATES_GET=max BENCH_REPEATS=1 BENCH_DURATION=${BENCH_DURATION:-3} \
 		"$ROOT/deploy/bench/run.sh" --quick >"$TMP/sys/run.log" 2>&1
 	src=$?
-	kill -INT "$pp"; wait "$pp"; kill "$psp" 2>/dev/null; wait "$psp" 2>/dev/null
-	if [ $src = 0 ]; then
+	kill -INT "$pp" 2>/dev/null; wait "$pp"; kill "$psp" 2>/dev/null; wait "$psp" 2>/dev/null
+	pp= psp=
+	if [ $src = 0 ] && [ -s "$TMP/sys/perf.data" ]; then
 		SYS=(--system "$TMP/sys/perf.data" --system-ps "$TMP/sys/ps.txt" --system-runs "$TMP/sys/res/runs.csv")
 	else
-		echo "stages: the system-wide pass failed:" >&2; tail -5 "$TMP/sys/run.log" >&2
+		echo "stages: the system-wide pass failed (run.sh $src, or no perf data):" >&2
+		tail -5 "$TMP/sys/run.log" >&2
 	fi
 fi
 mkdir -p "$RESULTS"
