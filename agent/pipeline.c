@@ -256,6 +256,7 @@ static void on_replay_idle(void *ctx)
 static void worker_flush(struct worker *w)
 {
 	replay_flush(w->replay);
+	replay_flush(w->replay2);
 	sink_flush(w->p);
 }
 
@@ -265,8 +266,10 @@ static void pipeline_flush(struct pipeline *p)
 {
 	int i;
 
-	for (i = 0; i < p->nworkers && !p->w[i].started; i++)
+	for (i = 0; i < p->nworkers && !p->w[i].started; i++) {
 		replay_flush(p->w[i].replay);
+		replay_flush(p->w[i].replay2);
+	}
 	sink_flush(p);
 }
 
@@ -326,6 +329,34 @@ static void sink_summaries(struct pipeline *p, struct buf *b, bool force)
 	}
 }
 
+/* The request is its connection's only one: the first, and it closes the
+ * connection (Connection: close, or HTTP/1.0 without keep-alive). */
+static bool record_whole_connection(const struct st_record *r)
+{
+	const struct http1_header *h;
+
+	if (r->index != 0)
+		return false;
+	h = http1_find_header(r->req.hdrs, r->req.nhdrs, "connection");
+	if (h && http1_has_token(h->value, h->value_len, "close"))
+		return true;
+	return r->http_minor == 0 && !(h && http1_has_token(h->value, h->value_len, "keep-alive"));
+}
+
+/* Which of the worker's engines replays r. A replay thread that falls behind (on a
+ * busy host it is runnable but waits for a CPU, and a POST costs it ~100 µs of
+ * connect, send and close) fills the replay budget, which then refuses records;
+ * while it holds a backlog, a request that is a whole connection (the POST mix:
+ * Connection: close) may go to the second engine, whose thread gets its own share of
+ * the CPUs, without reordering any connection's requests. Everything else, and
+ * everything while there is no backlog, stays on the first engine. */
+struct replay *pipeline_replay_for(struct worker *w, const struct st_record *r)
+{
+	if (!w->replay2 || !replay_backlogged(w->replay) || !record_whole_connection(r))
+		return w->replay;
+	return replay_held_own(w->replay2) < replay_held_own(w->replay) ? w->replay2 : w->replay;
+}
+
 static void on_record(void *ctx, struct st_record *r)
 {
 	struct worker *w = ctx;
@@ -335,7 +366,7 @@ static void on_record(void *ctx, struct st_record *r)
 	if (p->recw)
 		rec_writer_submit(p->recw, r);
 	if (w->replay)
-		replay_submit(w->replay, r);
+		replay_submit(pipeline_replay_for(w, r), r);
 	else
 		sink_submit(p, r);
 }
@@ -514,6 +545,37 @@ static void pipeline_split(size_t *v, int n, size_t floor)
 		*v = *v / (size_t)n < floor ? floor : *v / (size_t)n;
 }
 
+/* The worker's replay engine and, unless --replay-rate caps each engine (a second
+ * would double it), a second engine (pipeline_replay_for) with its own thread and
+ * pool. The two pools share the worker's --replay-connections-max, a quarter of it
+ * for the second as long as each keeps its floor, and the agent's byte budget. */
+static int worker_replay_start(struct pipeline *p, struct worker *w)
+{
+	struct replay_cfg c2 = w->rpcfg;
+	bool two = w->rpcfg.rate <= 0;
+	int err;
+
+	if (two) {
+		c2.connections_max = w->rpcfg.connections_max / 4;
+		if (c2.connections_max < c2.connections)
+			c2.connections_max = c2.connections;
+		if (w->rpcfg.connections_max - c2.connections_max >= w->rpcfg.connections)
+			w->rpcfg.connections_max -= c2.connections_max;
+	}
+	err = replay_start(&w->replay, &w->rpcfg, on_replayed, p);
+	if (!err && two)
+		err = replay_start(&w->replay2, &c2, on_replayed, p);
+	if (err)
+		return err;
+	replay_set_idle(w->replay, on_replay_idle);
+	replay_set_batching(w->replay, true);
+	if (w->replay2) {
+		replay_set_idle(w->replay2, on_replay_idle);
+		replay_set_batching(w->replay2, true);
+	}
+	return 0;
+}
+
 /* The workers, their share of each limit, and their replay engines. Offline inputs
  * are read on the loop thread in file order, so they have one worker. */
 static int pipeline_workers_new(struct pipeline *p)
@@ -546,16 +608,14 @@ static int pipeline_workers_new(struct pipeline *p)
 		w->rpcfg = c->replay;
 		pipeline_split(&w->rpcfg.queue_cap, n, 16);
 		/* the replay budget is the agent's, not split: a worker whose flows carry
-		 * the large bodies may use what the others leave (one shared count) */
-		if (n > 1)
-			w->rpcfg.shared_held = &p->replay_held;
+		 * the large bodies may use what the others leave (one shared count), and
+		 * the worker's second engine shares it too */
+		w->rpcfg.shared_held = &p->replay_held;
 		if (n > 1 && w->rpcfg.connections_max / n >= w->rpcfg.connections)
 			w->rpcfg.connections_max /= n;
-		err = replay_start(&w->replay, &w->rpcfg, on_replayed, p);
+		err = worker_replay_start(p, w);
 		if (err)
 			return err == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
-		replay_set_idle(w->replay, on_replay_idle);
-		replay_set_batching(w->replay, true);
 	}
 	if (n > 1)
 		pr_info("%d workers: connections are spread over %d rings and threads\n", n, n);
@@ -960,8 +1020,10 @@ static void pipeline_hurry(void *arg)
 	int i;
 
 	__atomic_store_n(&pipeline_hurried, 1, __ATOMIC_RELEASE);
-	for (i = 0; i < p->nworkers; i++)
+	for (i = 0; i < p->nworkers; i++) {
 		replay_stop_by(p->w[i].replay, st_mono_ns());
+		replay_stop_by(p->w[i].replay2, st_mono_ns());
+	}
 	replay_stop_by(p->noise, st_mono_ns());
 	es_sink_hurry(p->es);
 	es_sink_hurry(p->es_diff);
@@ -992,8 +1054,10 @@ void pipeline_stop(struct pipeline *p)
 
 	watching = shutdown_watch_start(p->sfd, deadline_ms + PIPELINE_SPOOL_GRACE_MS,
 					pipeline_hurry, p) == 0;
-	for (i = 0; i < p->nworkers; i++)
+	for (i = 0; i < p->nworkers; i++) {
 		replay_stop_by(p->w[i].replay, deadline_ms * 1000000ull);
+		replay_stop_by(p->w[i].replay2, deadline_ms * 1000000ull);
+	}
 	replay_stop_by(p->noise, deadline_ms * 1000000ull);
 	/* the inputs first: file input prints its last progress and lateness lines */
 	input_file_close(p->file);
@@ -1008,9 +1072,10 @@ void pipeline_stop(struct pipeline *p)
 	/* prints its own stats line and frees: the exit summary does not repeat it */
 	rec_writer_stop(p->recw, stderr);
 	p->recw = NULL;
-	for (i = 0; i < p->nworkers; i++)
-		if (p->w[i].replay)
-			replay_stop(p->w[i].replay);
+	for (i = 0; i < p->nworkers; i++) {
+		replay_stop(p->w[i].replay);
+		replay_stop(p->w[i].replay2);
+	}
 	if (p->noise)
 		replay_stop(p->noise);
 	if (p->sink_started) {
@@ -1048,6 +1113,7 @@ void pipeline_free(struct pipeline *p)
 		reasm_free(p->w[i].reasm);
 		exchange_free(p->w[i].x);
 		replay_free(p->w[i].replay);
+		replay_free(p->w[i].replay2);
 	}
 	free(p->w);
 	p->w = NULL;

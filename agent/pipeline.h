@@ -31,6 +31,9 @@ struct worker {
 	struct reasm *reasm;             /* flow table */
 	struct exchange *x;              /* HTTP pairing */
 	struct replay *replay;           /* replay engine and its connections, or NULL */
+	struct replay *replay2;          /* a second engine (thread, pool) that takes
+					  * one-request connections while replay has a
+					  * backlog; NULL without replay or with --replay-rate */
 	struct reasm_cfg rcfg;           /* the configured limits, divided among workers */
 	struct exchange_cfg xcfg;
 	struct replay_cfg rpcfg;
@@ -92,5 +95,9 @@ int pipeline_run(struct pipeline *p);
 void pipeline_stop(struct pipeline *p);
 /* Frees everything; accepts a pipeline that never started. */
 void pipeline_free(struct pipeline *p);
+/* Which of w's replay engines takes r (the worker's thread, before replay_submit):
+ * replay2 for a request that is its connection's only one while replay holds a
+ * backlog and replay2 holds less, else replay. */
+struct replay *pipeline_replay_for(struct worker *w, const struct st_record *r);
 
 #endif

@@ -170,6 +170,17 @@ refuse:
 	rp->done(rp->ctx, rec);
 }
 
+uint64_t replay_held_own(struct replay *rp)
+{
+	return ST_GET(rp, held_bytes);
+}
+
+bool replay_backlogged(struct replay *rp)
+{
+	return ST_GET(rp, held_bytes) >= rp->cfg.max_inflight_bytes / 16 ||
+	       ST_GET(rp, queued) >= rp->cfg.queue_cap / 16;
+}
+
 void replay_set_batching(struct replay *rp, bool on)
 {
 	if (!rp)
@@ -1239,7 +1250,7 @@ void replay_get_stats(struct replay *rp, struct replay_stats *out)
 
 void replay_print_stats_n(struct replay *const *rps, int n, FILE *f)
 {
-	struct replay_tls *tts[ST_MAX_WORKERS * REPLAY_MAX_TARGETS];
+	struct replay_tls *tts[REPLAY_MAX_ENGINES * REPLAY_MAX_TARGETS];
 	struct replay_stats st = { 0 }, one;
 	const struct replay *rp;
 	uint64_t *d = (uint64_t *)&st;
@@ -1249,8 +1260,8 @@ void replay_print_stats_n(struct replay *const *rps, int n, FILE *f)
 
 	if (n <= 0 || !rps[0])
 		return;
-	if (n > ST_MAX_WORKERS)
-		n = ST_MAX_WORKERS;
+	if (n > REPLAY_MAX_ENGINES)
+		n = REPLAY_MAX_ENGINES;
 	for (i = 0; i < n; i++) {
 		replay_get_stats(rps[i], &one);
 		for (k = 0; k < sizeof(st) / sizeof(uint64_t); k++)

@@ -8,10 +8,13 @@
 #include <stdio.h>
 
 #include "record.h"
+#include "shadowtap.h"
 
 #define REPLAY_MAX_TARGETS 8
 #define REPLAY_MAX_HEADERS 16
 #define REPLAY_MAX_FILTERS 16
+/* engines one agent may run: each worker's and its second (pipeline.c replay2) */
+#define REPLAY_MAX_ENGINES (2 * ST_MAX_WORKERS)
 
 /* --replay-order: how a client connection's requests may overlap at serverB */
 enum replay_order {
@@ -103,5 +106,11 @@ void replay_print_stats(struct replay *rp, FILE *f);
  * workers' shares of --replay-connections-max, the settings every worker has alike
  * (floor, order, pipeline) printed once, from the first. */
 void replay_print_stats_n(struct replay *const *rps, int n, FILE *f);
+/* Bytes rp itself holds for replay (queued and in flight; not the count it shares
+ * with other engines). Any thread, one relaxed load. */
+uint64_t replay_held_own(struct replay *rp);
+/* rp holds a backlog: its own bytes at 1/16 of --replay-max-bytes or more, or its
+ * queued records at 1/16 of its --replay-queue. Any thread. */
+bool replay_backlogged(struct replay *rp);
 
 #endif

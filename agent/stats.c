@@ -150,14 +150,31 @@ static void stats_sum_u64(void *sum, const void *one, size_t size)
 
 static void stats_replay(struct pipeline *p, FILE *f)
 {
-	struct replay *rps[ST_MAX_WORKERS];
-	int i;
+	struct replay *rps[REPLAY_MAX_ENGINES];
+	struct replay_stats two, one;
+	int i, n = 0;
 
 	/* counters added, settings (floor, pipeline, ...) printed once: the text of
 	 * each worker's lines is not summed, which added the settings too */
 	for (i = 0; i < p->nworkers && i < ST_MAX_WORKERS; i++)
-		rps[i] = p->w[i].replay;
-	replay_print_stats_n(rps, i, f);
+		rps[n++] = p->w[i].replay;
+	for (i = 0; i < p->nworkers && i < ST_MAX_WORKERS; i++)
+		if (p->w[i].replay2)
+			rps[n++] = p->w[i].replay2;
+	replay_print_stats_n(rps, n, f);
+	if (n == p->nworkers)
+		return;
+	/* the second engines' share of the lines above */
+	memset(&two, 0, sizeof(two));
+	for (i = p->nworkers; i < n; i++) {
+		replay_get_stats(rps[i], &one);
+		stats_sum_u64(&two, &one, sizeof(two));
+	}
+	/* keys of their own: scripts read the last submitted=, peak_open=, ... of the
+	 * replay: lines as the totals */
+	fprintf(f, "replay: second_thread records=%llu sent=%llu connections_peak=%llu\n",
+		(unsigned long long)two.submitted, (unsigned long long)two.replayed,
+		(unsigned long long)two.open_peak);
 }
 
 /* Per worker: events its ring got, events lost to its ring being full, events it
