@@ -9,11 +9,13 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "ownsock.h"
 #include "replay_int.h"
+#include "util.h"
 
 #define REPLAY_IOV_ITEMS 16   /* pipelined requests written by one sendmsg */
 
@@ -235,6 +237,13 @@ static int replay_connect(struct replay *rp, struct replay_conn *c, uint64_t now
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* a plain connection's reads carry the kernel's receive time of serverB's bytes
+	 * (replay_recv), so replay.duration ends where the answer arrived, not where
+	 * the thread read it after --replay-gather's pause. TLS reads go through
+	 * OpenSSL, which has no cmsg to give: they keep the thread's clock. Refused
+	 * (never seen): no cmsg comes and the thread's clock is used as well. */
+	if (!t->tls)
+		setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 	/* never captured: serverB on a captured port would get every replay again */
 	ownsock_prepare(fd, (struct sockaddr *)&t->addr, t->alen);
 	if (connect(fd, (struct sockaddr *)&t->addr, t->alen) < 0 && errno != EINPROGRESS) {
@@ -339,8 +348,11 @@ static void replay_body_cb(void *ctx, const char *data, size_t len)
 		(void)record_msg_body_append(&c->res->resp, data, len, c->body_limit);
 }
 
-/* The head request's response is complete: hand the record on. */
-static void replay_complete(struct replay *rp, struct replay_conn *c, uint64_t now)
+/* The head request's response is complete: hand the record on. at is when its last
+ * byte arrived (replay_recv: the kernel's receive time of the read that brought it,
+ * or now where there is none). */
+static void replay_complete(struct replay *rp, struct replay_conn *c, uint64_t now,
+			    uint64_t at)
 {
 	struct replay_item *it = c->qh;
 	struct st_record *rec = it->rec;
@@ -350,9 +362,13 @@ static void replay_complete(struct replay *rp, struct replay_conn *c, uint64_t n
 	/* answered before the whole request went out (e.g. 413): the stream is out of step */
 	if (c->snd == it)
 		c->close_after = true;
-	c->res->duration_ns = now - it->t_sent;
+	/* before the request was put on the connection it cannot be: a clock step
+	 * between the two clocks' readings; the thread's clock then */
+	if (at < it->t_sent)
+		at = now;
+	c->res->duration_ns = at - it->t_sent;
 	c->res->resp.complete = true;
-	c->res->resp.ts_last_ns = now;
+	c->res->resp.ts_last_ns = at;
 	record_replay_free(rec->replay);
 	rec->replay = c->res;
 	c->res = NULL;
@@ -399,9 +415,11 @@ static void replay_prefetch_rec(const struct st_record *rec)
 		__builtin_prefetch(p + off);
 }
 
-/* Parse what is in the read buffer, answering the requests in flight in order.
- * Returns 0 when more bytes are needed, or a negative value when c was closed. */
-static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
+/* Parse what is in the read buffer, answering the requests in flight in order; at is
+ * when the last read's bytes arrived (replay_recv), the time of every answer it
+ * completes. Returns 0 when more bytes are needed, or a negative value when c was
+ * closed. */
+static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now, uint64_t at)
 {
 	struct http1_header hdrs[ST_MAX_HEADERS];
 	struct http1_response resp;
@@ -463,7 +481,7 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 				return -1;
 			}
 			c->res->status_code = resp.status;
-			c->res->resp.ts_first_ns = now;
+			c->res->resp.ts_first_ns = at;
 			c->framing = fr;
 			if (c->framing == HTTP1_BODY_TUNNEL) {
 				replay_conn_broken(rp, c, "unexpected protocol switch", now);
@@ -509,7 +527,7 @@ static int replay_parse(struct replay *rp, struct replay_conn *c, uint64_t now)
 			/* serverB said it closes, yet sent more: nobody asked for it */
 			c->rlen = used;
 		}
-		replay_complete(rp, c, now);
+		replay_complete(rp, c, now, at);
 		if (c->fd < 0)
 			return -1;
 	}
@@ -530,7 +548,8 @@ static void replay_eof(struct replay *rp, struct replay_conn *c, int err, uint64
 		/* a close-delimited body ended: the head is answered, the rest settled */
 		c->close_after = true;
 		c->rlen = 0;
-		replay_complete(rp, c, now);
+		/* it ends with serverB's FIN, which carries no receive time */
+		replay_complete(rp, c, now, now);
 		return;
 	}
 	if (c->phase == RP_HEAD && c->rlen > 0)
@@ -553,8 +572,53 @@ static void replay_tls_read_wait(struct replay *rp, struct replay_conn *c)
 		replay_conn_events(rp, c, EPOLLIN | (out || c->snd ? EPOLLOUT : 0));
 }
 
+/* One read of a plain connection, with the kernel's receive time (SO_TIMESTAMPNS, set
+ * at connect) in *at on this thread's clock. TCP's recvmsg reports the time of the
+ * last socket buffer it copied from (tcp_recvmsg_locked keeps the last has_rxtstamp
+ * skb's; segments coalesced in the receive queue keep the latest one's): the arrival
+ * of the read's last segment, at or after the arrival of every byte the read returns
+ * (TCP delivers in order) and before the read. An answer whose last byte ends that
+ * segment gets its exact arrival; one completed earlier in the same read gets this
+ * upper bound. The kernel's clock is CLOCK_REALTIME, the thread's CLOCK_MONOTONIC:
+ * how long ago the segment came is taken on the first and moved to the second,
+ * both read back to back after the read (two vDSO calls). No time in the read
+ * (data-less, a socket without the option): *at keeps the caller's now. */
+static ssize_t replay_recv(struct replay_conn *c, char *buf, size_t len, uint64_t *at)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(struct timespec))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+			      .msg_controllen = sizeof(ctl.b) };
+	struct cmsghdr *cm;
+	struct timespec ts, rt;
+	uint64_t mono;
+	int64_t age;
+	ssize_t n;
+
+	n = recvmsg(c->fd, &msg, 0);
+	if (n <= 0)
+		return n;
+	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS ||
+		    cm->cmsg_len < CMSG_LEN(sizeof(ts)))
+			continue;
+		memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+		clock_gettime(CLOCK_REALTIME, &rt);
+		mono = st_mono_ns();
+		age = (int64_t)(rt.tv_sec - ts.tv_sec) * 1000000000ll + (rt.tv_nsec - ts.tv_nsec);
+		/* a negative age (the real clock stepped back): now */
+		*at = age > 0 && (uint64_t)age < mono ? mono - (uint64_t)age : mono;
+		break;
+	}
+	return n;
+}
+
 void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 {
+	uint64_t at;
 	size_t room;
 	ssize_t n;
 	char *p;
@@ -585,8 +649,9 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 			c->rcap = cap;
 		}
 		room = c->rcap - c->rlen;
+		at = now;
 		n = c->ssl ? replay_tls_read(c->ssl, c->rbuf + c->rlen, room)
-			   : read(c->fd, c->rbuf + c->rlen, room);
+			   : replay_recv(c, c->rbuf + c->rlen, room, &at);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -606,7 +671,7 @@ void replay_readable(struct replay *rp, struct replay_conn *c, uint64_t now)
 		c->rlen += (size_t)n;
 		if (c->qh && c->qh->rec)
 			diff_prefetch(c->qh->rec);
-		if (replay_parse(rp, c, now) != 0)
+		if (replay_parse(rp, c, now, at) != 0)
 			return;
 		/* a read that left room took all the socket had: the next read would
 		 * only say EAGAIN. The fd is level-triggered, so bytes (or a FIN) that
