@@ -362,10 +362,11 @@ static void replay_complete(struct replay *rp, struct replay_conn *c, uint64_t n
 	/* answered before the whole request went out (e.g. 413): the stream is out of step */
 	if (c->snd == it)
 		c->close_after = true;
-	/* before the request was put on the connection it cannot be: a clock step
-	 * between the two clocks' readings; the thread's clock then */
+	/* before the request was written it cannot be: a clock step between the two
+	 * clocks' readings, or the pass's clock (no receive time) taken before the
+	 * write earlier in this pass; the clock now then */
 	if (at < it->t_sent)
-		at = now;
+		at = st_mono_ns();
 	c->res->duration_ns = at - it->t_sent;
 	c->res->resp.complete = true;
 	c->res->resp.ts_last_ns = at;
@@ -705,12 +706,17 @@ static int replay_iov_fill(const struct replay_conn *c, struct iovec *iov)
 	return niov;
 }
 
-/* Move snd over n bytes that were written. */
-static void replay_advance(struct replay_conn *c, size_t n)
+/* Move snd over n bytes that were written at t (the clock just before the write): a
+ * request whose first byte was among them was sent at t, where replay.duration starts
+ * (the pass that put it on c took its clock before the pass's work and its writes at
+ * its end, up to ms later on a busy machine). */
+static void replay_advance(struct replay_conn *c, size_t n, uint64_t t)
 {
 	while (n > 0 && c->snd) {
 		size_t left = c->snd->head.len + c->snd->body_len - c->sent;
 
+		if (c->sent == 0)
+			c->snd->t_sent = t;
 		if (n < left) {
 			c->sent += n;
 			n = 0;
@@ -726,6 +732,7 @@ int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now)
 {
 	struct iovec iov[2 * REPLAY_IOV_ITEMS];
 	struct msghdr msg = { 0 };
+	uint64_t t;
 	ssize_t n;
 	int niov;
 
@@ -733,6 +740,7 @@ int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now)
 		niov = replay_iov_fill(c, iov);
 		msg.msg_iov = iov;
 		msg.msg_iovlen = (size_t)niov;
+		t = st_mono_ns();
 		/* MSG_NOSIGNAL: a serverB that went away must not SIGPIPE the agent */
 		n = c->ssl ? replay_tls_writev(c->ssl, iov, niov) : sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
@@ -753,7 +761,7 @@ int replay_send(struct replay *rp, struct replay_conn *c, uint64_t now)
 			replay_eof(rp, c, err, now);
 			return -err;
 		}
-		replay_advance(c, (size_t)n);
+		replay_advance(c, (size_t)n, t);
 	}
 	/* written whole: a session-parallel flow may send its next request */
 	if (c->qt)
@@ -784,6 +792,7 @@ static void replay_send_early(struct replay *rp, struct replay_conn *c, uint64_t
 {
 	struct iovec iov[2 * REPLAY_IOV_ITEMS];
 	struct msghdr msg = { 0 };
+	uint64_t t;
 	ssize_t n;
 	int err;
 
@@ -793,6 +802,7 @@ static void replay_send_early(struct replay *rp, struct replay_conn *c, uint64_t
 	}
 	msg.msg_iov = iov;
 	msg.msg_iovlen = (size_t)replay_iov_fill(c, iov);
+	t = st_mono_ns();
 	do
 		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
@@ -802,7 +812,7 @@ static void replay_send_early(struct replay *rp, struct replay_conn *c, uint64_t
 		goto out;
 	}
 	replay_opened(rp, c, now);
-	replay_advance(c, (size_t)n);
+	replay_advance(c, (size_t)n, t);
 	/* the rest (EAGAIN: EPOLLOUT), then EPOLLIN for the answers */
 	replay_send(rp, c, now);
 	return;
