@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 
-TOOLS = ["none", "none-loaded", "replay-bare", "none-mirror", "shadowtap", "shadowtap-capture", "shadowtap-w2", "shadowtap-capture-w2",
+TOOLS = ["none", "none-b", "none-loaded", "replay-bare", "none-mirror", "shadowtap", "shadowtap-capture", "shadowtap-w2", "shadowtap-capture-w2",
          "shadowtap-tc", "shadowtap-xdp", "goreplay",
          "goreplay-nosnap", "goreplay-raw", "tcpdump"]
 REPLAYING = ("shadowtap", "goreplay")
@@ -18,9 +18,11 @@ REPLAYING = ("shadowtap", "goreplay")
 # generator follows serverA's count and sends serverB the same mix at the rate serverA
 # serves, outside serverA's request path); the capture-only tools' baseline is none.
 # none-mirror is not a baseline: nginx's mirror holds each request until serverB answers.
-BASELINE = {"tcpdump": "none", "shadowtap-capture": "none"}
+# none-b (only when named) is a twin of none: nothing runs; its ratio to none is the
+# noise floor of a ratio
+BASELINE = {"tcpdump": "none", "shadowtap-capture": "none", "none-b": "none"}
 REPLAY_BASELINE = "none-loaded"
-NONE_TOOLS = ("none", "none-loaded", "none-mirror", "replay-bare")
+NONE_TOOLS = ("none", "none-b", "none-loaded", "none-mirror", "replay-bare")
 # rows whose cpu_s is a follower's (none-loaded's loadgen, replay-bare's C client):
 # their CPU per request is per request they sent serverB
 FOLLOWERS = ("none-loaded", "replay-bare")
@@ -36,6 +38,7 @@ LABELS = {"goreplay-nosnap": "goreplay without --input-raw-override-snaplen (pac
           "replay-bare": "none + deploy/bench/replay_bare.c following serverA's count as none-loaded does: it only writes each GET to serverB on 32 kept-alive pipelined connections (each POST on a new connection) and reads the answers (its CPU per request and byte: the kernel's work for a replay at its requests per write, a reference for the replaying tools, not a lower bound)",
           "none-mirror": "none + nginx mirror to serverB (not a baseline: nginx holds each request until its mirror is answered, which throttles serverA)",
           "none": "none (serverB idle)",
+          "none-b": "a second none row (nothing runs): its a_ratio against none is the noise floor of a ratio",
           "shadowtap-capture": "shadowtap capturing and writing records (-o /dev/null), no replay",
           "shadowtap-w2": "shadowtap with --workers 2 (the rows above: 1, this box's default)",
           "shadowtap-capture-w2": "shadowtap-capture with --workers 2"}

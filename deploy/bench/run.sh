@@ -60,6 +60,9 @@
 # this repository with git archive + make, cached in build/bench/shadowtap-REV),
 # BENCH_BARE_ARGS (replay_bare flags, e.g. "-every 20" to read serverA's count every 20 ms,
 # which makes its write batches larger and its figure lower; the default is 1 ms), BENCH_GOREPLAY_BUILD=0 (use ~/go/bin/goreplay only if already built).
+# BENCH_PAIRS=N: ratio mode instead of the matrix (see "ratio mode" below and
+# deploy/bench/ratio.sh): N none/tool pairs per tool in ABBA order, results/ratio.md;
+# BENCH_RATIO_RATE (default max) the offered rate of its windows.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
@@ -286,7 +289,7 @@ tool_start() { # tool log usage-json
 	TOOL_PID=
 	serverA_mirror "$([ "$tool" = none-mirror ] && echo 1 || echo 0)" || return 1
 	case $tool in
-	none | none-loaded | none-mirror | replay-bare) return 0 ;;
+	none | none-b | none-loaded | none-mirror | replay-bare) return 0 ;;
 	shadowtap*)
 		local bin=$ST_BIN
 		local mode=socket replay=(-r "http://$B_IP:81") wk=() oldargs=""
@@ -496,7 +499,7 @@ run_one() { # repeat tool mix rate
 	fi
 	# rows without a serverB count (nothing replays) skip the drain wait: the tool's
 	# CPU window still runs SETTLE past the load, for a capture-only tool's backlog
-	case $tool in none | tcpdump | shadowtap-capture*) sleep "$SETTLE" ;; *) settle ;; esac
+	case $tool in none | none-b | tcpdump | shadowtap-capture*) sleep "$SETTLE" ;; *) settle ;; esac
 	stub_b bs
 	replayed=$((bs - b0 - B_POLLS))
 	if [[ $tool == shadowtap* ]]; then
@@ -607,6 +610,92 @@ https_run_one() { # repeat tool mix rate
 	run_one "$@"
 	BENCH_ST_ARGS=$saved
 }
+
+# ---------------------------------------------------------------- ratio mode
+# BENCH_PAIRS=N (deploy/bench/ratio.sh sets it): instead of the matrix, serverA's
+# requests/s with each tool over without it, in short back-to-back windows of
+# BENCH_DURATION s at BENCH_RATIO_RATE (default max: closed loop), ABBA order:
+#   none  T1 T1  none  T2 T2  none ...   (tool order rotated every round)
+# each tool window paired with its adjacent none window (the one before for the
+# first, the one after for the second), so a linear drift adds to one pair of a block
+# and subtracts from the other; N pairs per tool (N/2 blocks, rounded up). The tool is
+# started before its two windows and stopped (drained) after them; none-b starts
+# nothing: its ratio is the noise floor. One discarded warm-up window per mix.
+# Writes ratio_runs.csv (every window); ratio.py turns it into ratio.csv and ratio.md.
+ratio_window() { # mix seed json: one load window, prints served_rps (empty on failure)
+	local lrate=${BENCH_RATIO_RATE:-max}
+	[ "$lrate" = max ] && lrate=0
+	ip netns exec "$NS_C" "$LOADGEN" load -url "$(mix_url "$1")" -mix "${1#https-}" -rate "$lrate" \
+		-duration "${DURATION}s" -seed "$2" ${BENCH_LOADGEN_ARGS:-} >"$3" 2>"$3.err" || return 1
+	jfield "$3" served_rps
+}
+ratio_mode() {
+	local PRAW=$RESULTS/ratio_runs.csv mix blocks r k t slot seed rps ok st captured tlog use j b0 b1
+	local -a list
+	read -ra list <<<"$TOOLS"
+	blocks=$(((BENCH_PAIRS + 1) / 2))
+	echo "mix,round,slot,tool,block,pos,served_rps,ok,captured,replayed_b,load1,time,status" >"$PRAW"
+	# row mix round slot tool block pos rps ok captured replayed status
+	row() { echo "$1,$2,$3,$4,$5,$6,$7,$8,$9,${10},$(cut -d' ' -f1 /proc/loadavg),$(date +%s.%N | cut -c1-14),${11}" >>"$PRAW"; }
+	for mix in $MIXES; do
+		slot=0 seed=100
+		ratio_window "$mix" "$seed" "$TMP/ratio-warm.json" >/dev/null   # warm-up, not used
+		sleep "$SETTLE"
+		none_w() { # round
+			seed=$((seed + 1)) slot=$((slot + 1))
+			rps=$(ratio_window "$mix" "$seed" "$TMP/ratio-$mix-$slot.json") && st=ok || st="loadgen failed"
+			row "$mix" "$1" "$slot" none "" "" "$rps" "$(jfield "$TMP/ratio-$mix-$slot.json" ok)" "" "" "$st"
+			sleep "$SETTLE"
+		}
+		for r in $(seq 1 "$blocks"); do
+			[ "$r" = 1 ] && none_w "$r"
+			for k in $(seq 0 $((${#list[@]} - 1))); do
+				t=${list[$(((k + r - 1) % ${#list[@]}))]}
+				tlog=$TMP/ratio-$mix-$r-$t.tool.log use=$TMP/ratio-$mix-$r-$t.usage.json
+				stub_b b0
+				tool_start "$t" "$tlog" "$use"; st=$?
+				case $st in 0) st=ok ;; 2) st="not built" ;; *) st="start failed" ;; esac
+				local -a got=() oks=()
+				for pos in a b; do
+					seed=$((seed + 1)) slot=$((slot + 1))
+					j=$TMP/ratio-$mix-$slot.json rps=
+					if [ "$st" = ok ]; then
+						rps=$(ratio_window "$mix" "$seed" "$j") || st="loadgen failed"
+					fi
+					got+=("$rps") oks+=("$(jfield "$j" ok 2>/dev/null)")
+				done
+				if [ -n "$TOOL_PID" ] && ! kill -0 "$TOOL_PID" 2>/dev/null; then st="tool exited during the run"; fi
+				tool_stop
+				stub_b b1
+				captured=
+				case $t in
+				shadowtap*) captured=$(grep -oE '^http: requests=[0-9]+' "$tlog" 2>/dev/null | tail -1 | cut -d= -f2) ;;
+				tcpdump) captured=$(grep -oE '^[0-9]+ packets captured' "$tlog" 2>/dev/null | awk '{print $1}') ;;
+				esac
+				[ "$st" = ok ] || log "ratio $mix $r $t: $st: $(tail -2 "$tlog" 2>/dev/null | tr '\n' ' ')"
+				row "$mix" "$r" "$((slot - 1))" "$t" "$r" a "${got[0]}" "${oks[0]}" "" "" "$st"
+				# the block's capture count and serverB's count (less the two reads) on its second row
+				row "$mix" "$r" "$slot" "$t" "$r" b "${got[1]}" "${oks[1]}" "$captured" "$((b1 - b0 - 1))" "$st"
+				sleep "$SETTLE"
+				none_w "$r"
+			done
+			log "ratio $mix: round $r of $blocks done ($(cut -d' ' -f1-3 /proc/loadavg))"
+		done
+	done
+}
+if [ -n "${BENCH_PAIRS:-}" ]; then
+	[[ $BENCH_PAIRS =~ ^[1-9][0-9]*$ ]] || die "BENCH_PAIRS=$BENCH_PAIRS: want a positive number"
+	NOTES+=("run: $(env | grep '^BENCH_' | grep -v -e '^BENCH_RESULTS=' -e '^BENCH_NO_SETUP=' -e '^BENCH_GOREPLAY_BUILD=' | sort | tr '\n' ' ')deploy/bench/run.sh $MODE (ratio mode); tools: $TOOLS; mixes: $MIXES")
+	LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+	t0=$(date +%s)
+	ratio_mode
+	NOTES+=("windows took $(($(date +%s) - t0)) s; load average (1, 5, 15 min) at the start $LOAD0, at the end $(cut -d' ' -f1-3 /proc/loadavg)")
+	printf '%s\n' "${NOTES[@]}" >"$TMP/notes.txt"
+	"$PY" "$BENCH/ratio.py" --runs "$RESULTS/ratio_runs.csv" --out "$RESULTS" --duration "$DURATION" \
+		--rate "${BENCH_RATIO_RATE:-max}" --notes "$TMP/notes.txt" || die "ratio report failed"
+	log "results in $RESULTS/ratio.md"
+	exit 0
+fi
 
 # ---------------------------------------------------------------- the matrix
 # what was run and how busy the machine was, for latest.md (and readme_table.py)

@@ -125,6 +125,84 @@ elif [ -s "$RES/loss.png" ] && [ -s "$RES/cpu.png" ] && [ -s "$RES/throughput.pn
 else
 	fail "bench quick: loss, cpu, cpu per request, ratio and throughput plots written"
 fi
+# Ratio mode (deploy/bench/ratio.sh, run.sh with BENCH_PAIRS), briefly: one ABBA block
+# per tool of 1 s windows. The table must be well formed, each tool have its 2 pairs,
+# the median agree with one recomputed here from the windows (each tool window over its
+# adjacent none window), the control none-b's median lie within 0.5-2 (nothing runs in
+# it: a wrong pairing or an empty window puts it far out), shadowtap-capture have
+# captured what the client had answered (90-110%, the client's count the oracle) and
+# serverB's count stay 0 in capture-only blocks (stub_status).
+RRES=$ST_TMP/ratio
+mkdir -p "$RRES"
+if ! GO=$(st_go) BENCH_PAIRS=2 BENCH_DURATION=1 BENCH_TOOLS="none-b shadowtap-capture" BENCH_MIXES=get \
+	BENCH_RESULTS=$RRES timeout 120 "$ST_ROOT/deploy/bench/ratio.sh" >"$ST_TMP/ratio.log" 2>&1; then
+	fail "bench ratio: ratio.sh exits 0 ($(grep '^bench:' "$ST_TMP/ratio.log" | tail -2 | tr '\n' ' '))"
+else
+	pass "bench ratio: ratio.sh exits 0"
+	/usr/bin/python3 - "$RRES/ratio.csv" "$RRES/ratio_runs.csv" <<'PY'
+import csv, statistics, sys
+need = ["mix", "tool", "target", "pairs", "median_ratio", "ci_lo", "ci_hi", "ci_coverage_pct",
+        "block_median", "none_rps", "tool_rps", "capture_pct", "replayed_b", "verdict", "status"]
+try:
+    rows = list(csv.DictReader(open(sys.argv[1])))
+    wins = list(csv.DictReader(open(sys.argv[2])))
+except OSError as e:
+    print("FAIL: bench ratio: ratio.csv and ratio_runs.csv written (%s)" % e)
+    sys.exit(0)
+cols = rows[0].keys() if rows else []
+missing = [c for c in need if c not in cols]
+print("FAIL: bench ratio: columns (missing %s)" % ",".join(missing) if missing or not rows
+      else "PASS: bench ratio: ratio.csv has all columns")
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+wins.sort(key=lambda w: int(w["slot"]))
+nones = [(int(w["slot"]), num(w["served_rps"])) for w in wins if w["tool"] == "none"]
+for tool in ["none-b", "shadowtap-capture"]:
+    name = "bench ratio: %s" % tool
+    rs = [r for r in rows if r.get("tool") == tool and r.get("mix") == "get"]
+    if not rs:
+        print("FAIL: %s (no row)" % name)
+        continue
+    r, why = rs[0], []
+    if r["status"] != "ok" or r["pairs"] != "2":
+        why.append("status %r, pairs %r (want ok, 2)" % (r["status"], r["pairs"]))
+    ratios = []
+    for w in wins:
+        if w["tool"] != tool:
+            continue
+        s = int(w["slot"])
+        base = ([n for t, n in nones if t < s][-1:] if w["pos"] == "a" else [n for t, n in nones if t > s][:1])
+        if base and base[0] and num(w["served_rps"]):
+            ratios.append(num(w["served_rps"]) / base[0])
+    m, lo, hi = num(r["median_ratio"]), num(r["ci_lo"]), num(r["ci_hi"])
+    if len(ratios) != 2 or m is None or abs(statistics.median(ratios) - m) > 0.001:
+        why.append("median_ratio %r, recomputed from the windows %s" % (r["median_ratio"], ratios))
+    if m is None or lo is None or hi is None or not lo <= m <= hi:
+        why.append("interval %r..%r around %r" % (r["ci_lo"], r["ci_hi"], r["median_ratio"]))
+    if tool == "none-b" and (m is None or not 0.5 <= m <= 2.0):
+        why.append("control ratio %r outside 0.5-2" % r["median_ratio"])
+    if tool == "none-b" and not r["verdict"].startswith("control"):
+        why.append("verdict %r" % r["verdict"])
+    if tool == "shadowtap-capture":
+        c = num(r["capture_pct"])
+        if c is None or not 90.0 <= c <= 110.0:
+            why.append("captured %r%% of the client's answered requests (want 90-110)" % r["capture_pct"])
+        if r["target"] != "0.90" or not r["verdict"].split()[0] in ("met", "not", "undecided"):
+            why.append("target %r verdict %r" % (r["target"], r["verdict"]))
+    if num(r["replayed_b"]) != 0:
+        why.append("serverB counted %r requests in a capture-only block" % r["replayed_b"])
+    print("FAIL: %s (%s)" % (name, "; ".join(why)) if why else "PASS: %s" % name)
+PY
+	if grep -q '^| mix | tool | target | pairs | median_ratio' "$RRES/ratio.md" 2>/dev/null; then
+		pass "bench ratio: ratio.md has the table"
+	else
+		fail "bench ratio: ratio.md has the table"
+	fi
+fi
+
 left=$(ip netns list 2>/dev/null | grep -c '^stb-')
 if [ "$left" = 0 ] && ! ls -d /sys/fs/bpf/shadowtap-bench-* >/dev/null 2>&1; then
 	pass "bench quick: namespaces and pins cleaned up"
