@@ -1,6 +1,13 @@
 /* The replay engine's done callback for unit tests: it keeps the finished records,
  * in the order the engine hands them on, and lets the test wait for a count with a
- * deadline. Included by the replay tests that need nothing more of it. */
+ * deadline. Shared by the replay tests; what one of them needs more is an option
+ * here, set before the #include:
+ *   REPLAY_SINK_MAX      records kept (more are freed on arrival)
+ *   REPLAY_SINK_SLACK_MS added to every wait's deadline (test_replay_tls: its
+ *                        waits have had a second more since it was written)
+ * and the submitter fields: a test that sets submitter/submitting around its
+ * replay_submit calls reads in_submit, the records handed on synchronously inside
+ * them (refused, never blocked). */
 #ifndef ST_TEST_REPLAY_SINK_H
 #define ST_TEST_REPLAY_SINK_H
 
@@ -13,12 +20,18 @@
 #ifndef REPLAY_SINK_MAX
 #define REPLAY_SINK_MAX 4096
 #endif
+#ifndef REPLAY_SINK_SLACK_MS
+#define REPLAY_SINK_SLACK_MS 0
+#endif
 
 struct sink {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct st_record *recs[REPLAY_SINK_MAX];
 	int n;
+	int in_submit;       /* done called while replay_submit was running on this thread */
+	pthread_t submitter;
+	int submitting;
 };
 
 static void sink_done(void *ctx, struct st_record *rec)
@@ -26,6 +39,8 @@ static void sink_done(void *ctx, struct st_record *rec)
 	struct sink *k = ctx;
 
 	pthread_mutex_lock(&k->mu);
+	if (k->submitting && pthread_equal(pthread_self(), k->submitter))
+		k->in_submit++;
 	if (k->n < REPLAY_SINK_MAX)
 		k->recs[k->n++] = rec;
 	else
@@ -34,12 +49,13 @@ static void sink_done(void *ctx, struct st_record *rec)
 	pthread_mutex_unlock(&k->mu);
 }
 
-/* the records handed on once n have come or ms have passed */
+/* the records handed on once n have come or ms (+ REPLAY_SINK_SLACK_MS) have passed */
 static int sink_wait(struct sink *k, int n, int ms)
 {
 	struct timespec ts;
 	int got;
 
+	ms += REPLAY_SINK_SLACK_MS;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += ms / 1000;
 	ts.tv_nsec += (long)(ms % 1000) * 1000000L;

@@ -21,6 +21,8 @@
 
 #include "record.h"
 #include "replay.h"
+#define REPLAY_SINK_MAX 2048   /* records a test keeps; more are freed */
+#include "replay_sink.h"
 
 /* ---- the test server ---- */
 
@@ -299,72 +301,7 @@ static void srv_stop(struct srv *s)
 	free(s);
 }
 
-/* ---- records and the done callback ---- */
-
-#define MAX_DONE 2048
-
-struct sink {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct st_record *recs[MAX_DONE];
-	int n;
-	int in_submit;       /* done called while replay_submit was running on this thread */
-	pthread_t submitter;
-	int submitting;
-};
-
-static void sink_done(void *ctx, struct st_record *rec)
-{
-	struct sink *k = ctx;
-
-	pthread_mutex_lock(&k->mu);
-	if (k->submitting && pthread_equal(pthread_self(), k->submitter))
-		k->in_submit++;
-	if (k->n < MAX_DONE)
-		k->recs[k->n++] = rec;
-	else
-		record_free(rec);
-	pthread_cond_broadcast(&k->cv);
-	pthread_mutex_unlock(&k->mu);
-}
-
-static void sink_init(struct sink *k)
-{
-	memset(k, 0, sizeof(*k));
-	pthread_mutex_init(&k->mu, NULL);
-	pthread_cond_init(&k->cv, NULL);
-}
-
-static int sink_wait(struct sink *k, int n, int ms)
-{
-	struct timespec ts;
-	int got;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&k->mu);
-	while (k->n < n)
-		if (pthread_cond_timedwait(&k->cv, &k->mu, &ts))
-			break;
-	got = k->n;
-	pthread_mutex_unlock(&k->mu);
-	return got;
-}
-
-static void sink_free(struct sink *k)
-{
-	int i;
-
-	for (i = 0; i < k->n; i++)
-		record_free(k->recs[i]);
-	pthread_mutex_destroy(&k->mu);
-	pthread_cond_destroy(&k->cv);
-}
+/* ---- records (the done callback is replay_sink.h's) ---- */
 
 static struct st_record *mkrec(uint64_t flow, uint32_t idx, const char *raw)
 {

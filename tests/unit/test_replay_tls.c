@@ -33,8 +33,10 @@
 #include "record.h"
 #include "replay.h"
 #include "replay_tls.h"
+#define REPLAY_SINK_MAX 64     /* records a test keeps; more are freed */
+#define REPLAY_SINK_SLACK_MS 1000 /* as its own copy waited: 1 s more than asked */
+#include "replay_sink.h"
 
-#define MAX_DONE 64
 #define BIG      (200 * 1024)
 
 /* ---- the TLS test server: a thread per connection, answers "PATH LEN SUM" ---- */
@@ -235,61 +237,6 @@ static void tsrv_stop(struct tsrv *s)
 	SSL_CTX_free(s->ctx);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
-}
-
-/* ---- collecting finished records ---- */
-
-struct sink {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct st_record *recs[MAX_DONE];
-	int n;
-};
-
-static void sink_done(void *ctx, struct st_record *rec)
-{
-	struct sink *k = ctx;
-
-	pthread_mutex_lock(&k->mu);
-	if (k->n < MAX_DONE)
-		k->recs[k->n++] = rec;
-	else
-		record_free(rec);
-	pthread_cond_broadcast(&k->cv);
-	pthread_mutex_unlock(&k->mu);
-}
-
-static int sink_wait(struct sink *k, int n, int ms)
-{
-	struct timespec ts;
-	int got;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000 + 1;
-	pthread_mutex_lock(&k->mu);
-	while (k->n < n)
-		if (pthread_cond_timedwait(&k->cv, &k->mu, &ts))
-			break;
-	got = k->n;
-	pthread_mutex_unlock(&k->mu);
-	return got;
-}
-
-static void sink_init(struct sink *k)
-{
-	memset(k, 0, sizeof(*k));
-	pthread_mutex_init(&k->mu, NULL);
-	pthread_cond_init(&k->cv, NULL);
-}
-
-static void sink_free(struct sink *k)
-{
-	int i;
-
-	for (i = 0; i < k->n; i++)
-		record_free(k->recs[i]);
-	pthread_mutex_destroy(&k->mu);
-	pthread_cond_destroy(&k->cv);
 }
 
 static struct st_record *mkrec(uint64_t flow, uint32_t idx, const char *raw, size_t len)
