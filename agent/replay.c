@@ -230,7 +230,11 @@ void replay_set_idle(struct replay *rp, void (*idle)(void *ctx))
 
 static void replay_done_here(struct replay *rp, struct st_record *rec)
 {
-	if (!rp->ndone++)
+	/* counted only for an idle call to come: with none set (the unit tests),
+	 * nothing reset ndone and replay_next_timeout said 0 from REPLAY_IDLE_NS
+	 * after the first record on (the loop polled without sleeping, and the
+	 * --replay-gather pause, which wants a timeout, was never taken) */
+	if (__atomic_load_n(&rp->idle, __ATOMIC_RELAXED) && !rp->ndone++)
 		rp->t_done0 = st_mono_ns();
 	rp->done(rp->ctx, rec);
 }
