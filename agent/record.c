@@ -20,18 +20,34 @@ const char *const record_redact_default[] = {
 	"authorization", "cookie", "set-cookie", "proxy-authorization", NULL,
 };
 
+/* The 8 hex digits of x, lower case, first digit in the lowest byte: the nibbles
+ * spread one per byte, then each turned into its character without a branch or a
+ * table (a digit above 9 gets 'a' - '0' - 10 more). */
+static inline uint64_t record_hex8(uint32_t x)
+{
+	uint64_t v = x, above9;
+
+	v = (v | (v << 16)) & 0x0000ffff0000ffffull;
+	v = (v | (v << 8)) & 0x00ff00ff00ff00ffull;
+	v = (v | (v << 4)) & 0x0f0f0f0f0f0f0f0full;
+	v = __builtin_bswap64(v);            /* the most significant digit first */
+	above9 = ((v + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+	return v + 0x3030303030303030ull + above9 * ('a' - '0' - 10);
+}
+
 void record_event_id(uint64_t flow_id, uint32_t index, char out[33])
 {
 	uint64_t a = st_mix64(flow_id ^ st_mix64(index));
 	uint64_t b = st_mix64(a ^ 0x5348414457544150ull);
+	uint64_t w[4] = {
+		record_hex8((uint32_t)(a >> 32)), record_hex8((uint32_t)a),
+		record_hex8((uint32_t)(b >> 32)), record_hex8((uint32_t)b),
+	};
 
-	static const char hex[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < 16; i++) {
-		out[i] = hex[(a >> (60 - 4 * i)) & 15];
-		out[16 + i] = hex[(b >> (60 - 4 * i)) & 15];
-	}
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "record_hex8 lays the digits out for a little-endian store"
+#endif
+	memcpy(out, w, 32);
 	out[32] = '\0';
 }
 
@@ -948,16 +964,19 @@ static void record_put_body(struct buf *b, const char *k, const struct st_msg *m
 			}
 			struct pii_lit lits[8];
 			size_t nl = 0;
+			bool rewrites = o && pii_cfg_rewrites(o->pii);
 
-			/* a redacted query value the server echoes is scrubbed from bodies too */
-			if (o && o->pii && r->target)
+			/* a redacted query value the server echoes is scrubbed from bodies too
+			 * (the values are looked for only when something rewrites) */
+			if (rewrites && r->target)
 				nl = pii_query_values(o->pii, r->target, r->target_len, lits, 8);
-			if (o && pii_cfg_rewrites(o->pii) &&
+			if (rewrites &&
 			    pii_redact_text_lits(o->pii, (const char *)m->body, n, lits, nl, &red) > 0)
 				record_put_str(b, "content", red.data, red.len, &f);
 			else
 				record_put_str(b, "content", (const char *)m->body, n, &f);
-			buf_free(&red);
+			if (red.data)
+				buf_free(&red);
 		} else {
 			record_put_key(b, "content", &f);
 			buf_putc(b, '"');
@@ -978,22 +997,35 @@ static void record_put_ip_val(struct buf *b, uint8_t family, const uint32_t *a)
 	size_t n = 0;
 
 	if (family != 6) {
-		/* dotted quad by hand: inet_ntop formats IPv4 with sprintf */
+		/* dotted quad by hand (inet_ntop formats IPv4 with sprintf), quoted and
+		 * written in place: digits and dots need no escaping */
 		const uint8_t *q = (const uint8_t *)a;
+		char *o;
 		int i;
 
+		if (buf_reserve(b, 17))
+			return;
+		o = b->data + b->len;
+		*o++ = '"';
 		for (i = 0; i < 4; i++) {
 			unsigned v = q[i];
 
-			if (i)
-				s[n++] = '.';
-			if (v >= 100)
-				s[n++] = (char)('0' + v / 100);
-			if (v >= 10)
-				s[n++] = (char)('0' + v / 10 % 10);
-			s[n++] = (char)('0' + v % 10);
+			if (v >= 100) {
+				*o++ = (char)('0' + v / 100);
+				v %= 100;
+				*o++ = (char)('0' + v / 10);
+			} else if (v >= 10) {
+				*o++ = (char)('0' + v / 10);
+			}
+			*o++ = (char)('0' + v % 10);
+			*o++ = '.';
 		}
-	} else if (inet_ntop(AF_INET6, a, s, sizeof(s))) {
+		o[-1] = '"';
+		*o = '\0';
+		b->len = (size_t)(o - b->data);
+		return;
+	}
+	if (inet_ntop(AF_INET6, a, s, sizeof(s))) {
 		n = strlen(s);
 	} else {
 		s[n++] = '?';

@@ -150,34 +150,42 @@ static __always_inline long st_load(const int kind, const struct st_pkt *p, __u3
 	return bpf_skb_load_bytes(p->ctx, p->l3 + off, buf, n);
 }
 
-static __always_inline int st_parse_ipv4(const int kind, const struct st_pkt *p,
+/* The checks on an IPv4 header already loaded */
+static __always_inline int st_check_ipv4(const struct st_pkt *p, const struct iphdr *ip,
 					 struct st_event *hdr, struct st_l3 *l3)
 {
-	struct iphdr ip;
 	__u32 ihl, tot;
 
-	if (st_load(kind, p, 0, &ip, sizeof(ip)) < 0)
-		return -1;
-	if (ip.version != 4 || ip.protocol != ST_NH_TCP)
+	if (ip->version != 4 || ip->protocol != ST_NH_TCP)
 		return -1;
 	/* a non-first fragment has no TCP header; a first one is parsed as is */
-	if (bpf_ntohs(ip.frag_off) & 0x1fff)
+	if (bpf_ntohs(ip->frag_off) & 0x1fff)
 		return -1;
-	ihl = ip.ihl * 4;
-	if (ihl < sizeof(ip))
+	ihl = ip->ihl * 4;
+	if (ihl < sizeof(*ip))
 		return -1;
-	tot = bpf_ntohs(ip.tot_len);
+	tot = bpf_ntohs(ip->tot_len);
 	/* tot_len 0 is BIG TCP (GSO > 64 KiB): the skb length is the truth then */
 	if (tot == 0 || tot > p->len)
 		tot = p->len;
 	if (tot < ihl)
 		return -1;
 	hdr->family = 4;
-	hdr->saddr[0] = ip.saddr;
-	hdr->daddr[0] = ip.daddr;
+	hdr->saddr[0] = ip->saddr;
+	hdr->daddr[0] = ip->daddr;
 	l3->l4_off = ihl;
 	l3->end = tot;
 	return 0;
+}
+
+static __always_inline int st_parse_ipv4(const int kind, const struct st_pkt *p,
+					 struct st_event *hdr, struct st_l3 *l3)
+{
+	struct iphdr ip;
+
+	if (st_load(kind, p, 0, &ip, sizeof(ip)) < 0)
+		return -1;
+	return st_check_ipv4(p, &ip, hdr, l3);
 }
 
 static __always_inline int st_parse_ipv6(const int kind, const struct st_pkt *p,
@@ -366,19 +374,34 @@ static __always_inline void st_handle(const int kind, const struct st_pkt *p,
 	struct st_l3 l3 = {};
 	__u32 ridx;
 	struct tcphdr tcp;
+	struct {
+		struct iphdr ip;
+		struct tcphdr tcp;
+	} h4;
 	__u32 doff, poff, plen, off, tail;
 	__u8 flags;
 	int i, ret;
 
-	if (proto == ST_ETH_P_IP)
-		ret = st_parse_ipv4(kind, p, &hdr, &l3);
-	else if (proto == ST_ETH_P_IPV6)
-		ret = st_parse_ipv6(kind, p, &hdr, &l3);
-	else
-		ret = -1;
-	if (ret < 0 || st_load(kind, p, l3.l4_off, &tcp, sizeof(tcp)) < 0) {
-		st->not_tcp++;
-		return;
+	/* IPv4 without options (nearly every packet): the IP and TCP headers in one
+	 * load; with options, or a packet shorter than both, one load each as for IPv6 */
+	ret = -1;
+	if (proto == ST_ETH_P_IP && st_load(kind, p, 0, &h4, sizeof(h4)) == 0 &&
+	    h4.ip.ihl == 5) {
+		ret = st_check_ipv4(p, &h4.ip, &hdr, &l3);
+		if (ret < 0) {
+			st->not_tcp++;
+			return;
+		}
+		__builtin_memcpy(&tcp, &h4.tcp, sizeof(tcp));
+	} else {
+		if (proto == ST_ETH_P_IP)
+			ret = st_parse_ipv4(kind, p, &hdr, &l3);
+		else if (proto == ST_ETH_P_IPV6)
+			ret = st_parse_ipv6(kind, p, &hdr, &l3);
+		if (ret < 0 || st_load(kind, p, l3.l4_off, &tcp, sizeof(tcp)) < 0) {
+			st->not_tcp++;
+			return;
+		}
 	}
 	doff = ((__u8 *)&tcp)[12] >> 4;
 	flags = ((__u8 *)&tcp)[13];

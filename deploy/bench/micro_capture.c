@@ -1,12 +1,17 @@
 /* The capture path of one GET in user space, as the agent runs it after the ring:
  * reassembly (hash, lookup, in-order delivery), exchange assembly, HTTP/1 parsing,
- * the record's build and free; no encoding (micro.c measures that). The shapes are
+ * the record's build and free; no encoding unless MC_ENCODE is set (below; micro.c
+ * measures the replayed record's). The shapes are
  * the benchmark's (deploy/bench/run.sh): loadgen's keep-alive GET and nginx's JSON
  * answer over 32 connections, one segment each, interleaved as the ring delivers
  * them. Allocations per GET are counted by wrapping malloc/calloc/realloc (link with
  * -Wl,--wrap=...), so "which allocations are left" is a number, not a guess.
  *   micro_capture RUNS [raw]      timing, best of RUNS; raw = keep_raw as when replaying
- *   micro_capture --once [raw]    one pass (for Callgrind: micro_capture_pass) */
+ *   micro_capture --once [raw]    one pass (for Callgrind: micro_capture_pass)
+ * With MC_ENCODE=1 each record is also encoded as the capture-only agent encodes it
+ * (record_to_json, the default redaction list, no rewrites) before it is freed, so
+ * the whole user-space path of a capture-only GET is measured; MC_ENCODE=2 also
+ * prints the first two records on stderr. */
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +24,7 @@
 #include "record.h"
 #include "shadowtap.h"
 #include "tcp_reasm.h"
+#include "pii.h"
 
 #define MC_FLOWS 32
 #define MC_GETS  2000            /* per flow */
@@ -54,6 +60,9 @@ struct mc_corpus {
 };
 
 static uint64_t mc_records, mc_complete;
+static int mc_encode;
+static struct buf mc_out;
+static struct pii_cfg mc_pii;
 
 static void mc_emit(void *ctx, struct st_record *r)
 {
@@ -61,6 +70,16 @@ static void mc_emit(void *ctx, struct st_record *r)
 	mc_records++;
 	if (r->req.complete && r->resp.complete && !r->cap_flags)
 		mc_complete++;
+	if (mc_encode) {
+		struct record_json_opts jo = { .redact = record_redact_default, .pii = &mc_pii,
+					       .body_limit = 65536 };
+
+		if (record_to_json(r, &jo, &mc_out))
+			exit(3);
+		if (mc_encode > 1 && mc_records < 3)
+			fprintf(stderr, "%.*s\n", (int)mc_out.len, mc_out.data);
+		mc_out.len = 0;
+	}
 	record_free(r);
 }
 
@@ -188,6 +207,8 @@ int main(int argc, char **argv)
 	int raw = argc > 2 && !strcmp(argv[2], "raw");
 	double best = 0;
 	uint64_t a0;
+
+	mc_encode = getenv("MC_ENCODE") ? atoi(getenv("MC_ENCODE")) : 0;
 
 	if (runs < 1 || mc_build(&c)) {
 		fprintf(stderr, "usage: micro_capture RUNS|--once [raw]\n");

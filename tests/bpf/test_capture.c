@@ -449,6 +449,44 @@ static void test_ipv4_later_fragment_and_udp(void **state)
 	assert_int_equal(s1.packets - s0.packets, 3);
 }
 
+/* IPv4 with options (ihl 7): the TCP header and payload start behind them, which the
+ * program's one-load path for a 20-byte IP header must not assume; and a datagram
+ * shorter than the two headers is not TCP. */
+static void test_ipv4_options_and_short(void **state)
+{
+	struct tc_tcp t = { 40007, 80, 900, 901, ST_TCP_PSH | ST_TCP_ACK, tc_get, TC_GET_LEN };
+	struct st_stats s0, s1;
+	uint16_t v16;
+	size_t len;
+
+	TC_REQUIRE_LOADED();
+	len = tc_build_v4(tc_pkt, "10.0.0.7", "10.0.0.8", &t, 0, 0);
+	/* 8 bytes of options (NOPs and an end) between the IP and the TCP header */
+	memmove(tc_pkt + 14 + 28, tc_pkt + 14 + 20, len - 14 - 20);
+	memset(tc_pkt + 14 + 20, 1, 7);
+	tc_pkt[14 + 27] = 0;
+	tc_pkt[14] = 0x47;
+	len += 8;
+	v16 = htons((uint16_t)(len - 14));
+	memcpy(tc_pkt + 14 + 2, &v16, 2);
+	assert_int_equal(tc_run(&tc_main, tc_pkt, len), 0);
+	assert_int_equal(tc_main.nev, 1);
+	tc_check_event(&tc_main.evs[0], 4, "10.0.0.7", "10.0.0.8", &t, ST_DIR_TO_SERVER);
+	assert_int_equal(tc_main.evs[0].ev.data_len, TC_GET_LEN);
+	assert_memory_equal(tc_main.evs[0].data, tc_get, TC_GET_LEN);
+
+	/* 20 bytes of IP and 12 of a TCP header: shorter than one load of both */
+	t.plen = 0;
+	len = tc_build_v4(tc_pkt, "10.0.0.7", "10.0.0.8", &t, 0, 0) - 8;
+	v16 = htons((uint16_t)(len - 14));
+	memcpy(tc_pkt + 14 + 2, &v16, 2);
+	tc_stats(&tc_main, &s0);
+	assert_int_equal(tc_run(&tc_main, tc_pkt, len), 0);
+	tc_stats(&tc_main, &s1);
+	assert_int_equal(tc_main.nev, 0);
+	assert_int_equal(s1.not_tcp - s0.not_tcp, 1);
+}
+
 static void test_port_mismatch(void **state)
 {
 	struct tc_tcp t = { 40005, 443, 1, 1, ST_TCP_ACK | ST_TCP_PSH, tc_get, TC_GET_LEN };
@@ -750,6 +788,7 @@ int main(void)
 		cmocka_unit_test(test_ipv6_request),
 		cmocka_unit_test(test_ipv6_extension_headers),
 		cmocka_unit_test(test_ipv4_later_fragment_and_udp),
+		cmocka_unit_test(test_ipv4_options_and_short),
 		cmocka_unit_test(test_port_mismatch),
 		cmocka_unit_test(test_own_conn_skipped),
 		cmocka_unit_test(test_no_own_conns),

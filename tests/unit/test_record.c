@@ -17,6 +17,7 @@
 #include "http1.h"
 #include "record.h"
 #include "shadowtap.h"
+#include "util.h"
 
 static const struct record_json_opts opts = { .redact = record_redact_default, .body_limit = 64 };
 
@@ -819,6 +820,59 @@ static void test_record_bytes_diff(void **state)
 	record_free(r);
 }
 
+/* record_event_id against the rule written out with printf: the two 64-bit hashes
+ * as 16 lower-case hex digits each, the most significant first */
+static void test_event_id_hex(void **state)
+{
+	static const uint64_t flows[] = { 0, 1, 42, 0x0123456789abcdefull, ~0ull,
+					  0xa0a0a0a0a0a0a0a0ull, 0x9999999999999999ull };
+	char got[33], want[33];
+	size_t i;
+	uint32_t k;
+
+	(void)state;
+	for (i = 0; i < sizeof(flows) / sizeof(flows[0]); i++)
+		for (k = 0; k < 4096; k += (k < 64 ? 1 : 97)) {
+			uint64_t a = st_mix64(flows[i] ^ st_mix64(k));
+			uint64_t b = st_mix64(a ^ 0x5348414457544150ull);
+
+			snprintf(want, sizeof(want), "%016llx%016llx", (unsigned long long)a,
+				 (unsigned long long)b);
+			memset(got, 'X', sizeof(got));
+			record_event_id(flows[i], k, got);
+			assert_string_equal(got, want);
+		}
+}
+
+/* IPv4 addresses as dotted quads: every octet value at each of the four places,
+ * against inet_ntop */
+static void test_ipv4_every_octet(void **state)
+{
+	unsigned v, pos;
+
+	(void)state;
+	for (pos = 0; pos < 4; pos++)
+		for (v = 0; v < 256; v++) {
+			struct st_record *r = mk();
+			uint8_t a[4] = { 10, 200, 7, 99 }, c[4] = { 255, 0, 100, 9 };
+			char sa[INET_ADDRSTRLEN], sc[INET_ADDRSTRLEN], frag[64], *j;
+
+			a[pos] = (uint8_t)v;
+			c[3 - pos] = (uint8_t)v;
+			memcpy(r->saddr, a, 4);
+			memcpy(r->caddr, c, 4);
+			inet_ntop(AF_INET, a, sa, sizeof(sa));
+			inet_ntop(AF_INET, c, sc, sizeof(sc));
+			j = json(r);
+			snprintf(frag, sizeof(frag), "\"source\":{\"ip\":\"%s\",\"port\":40001}", sc);
+			has(j, frag);
+			snprintf(frag, sizeof(frag), "\"destination\":{\"ip\":\"%s\",\"port\":80}", sa);
+			has(j, frag);
+			free(j);
+			record_free(r);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -835,6 +889,8 @@ int main(void)
 		cmocka_unit_test(test_record_raw_room),
 		cmocka_unit_test(test_headers_match_reference),
 		cmocka_unit_test(test_capture_flags_and_addresses),
+		cmocka_unit_test(test_event_id_hex),
+		cmocka_unit_test(test_ipv4_every_octet),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
