@@ -77,9 +77,9 @@ def pairs_of(rows):
     """{(mix, tool): [(ratio, none_rps, tool_rps, block)]} and the blocks' extras"""
     out, blocks = {}, {}
     by_mix = {}
-    for r in rows:
-        by_mix.setdefault(r["mix"], []).append(r)
-    for mix, rs in by_mix.items():
+    for r in rows:   # windows pair only within one run (file) and mix
+        by_mix.setdefault((r.get("_run", 0), r["mix"]), []).append(r)
+    for (run, mix), rs in by_mix.items():
         rs.sort(key=lambda r: int(r["slot"]))
         nones = [(int(r["slot"]), num(r["served_rps"])) for r in rs
                  if r["tool"] == "none" and r["status"] == "ok" and num(r["served_rps"])]
@@ -88,7 +88,7 @@ def pairs_of(rows):
                 continue
             key = (mix, r["tool"])
             out.setdefault(key, [])
-            b = blocks.setdefault((mix, r["tool"], r["block"]), {"rps": {}, "ok": 0, "status": r["status"]})
+            b = blocks.setdefault((mix, r["tool"], (run, r["block"])), {"rps": {}, "ok": 0, "status": r["status"]})
             if r["status"] != "ok":
                 b["status"] = r["status"]
                 continue
@@ -144,14 +144,19 @@ def summarise(rows):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", required=True)
+    ap.add_argument("--runs", required=True, action="append",
+                    help="ratio_runs.csv; repeat to pool runs (pairs stay within their run)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--duration", default="")
     ap.add_argument("--rate", default="max")
-    ap.add_argument("--notes", default="")
+    ap.add_argument("--notes", action="append", default=[])
     a = ap.parse_args()
-    with open(a.runs, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = []
+    for i, path in enumerate(a.runs):
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                r["_run"] = (i, r.get("run", ""))   # a pooled file: its run column
+                rows.append(r)
     if not rows:
         print("ratio: no windows", file=sys.stderr)
         return 1
@@ -162,8 +167,9 @@ def main():
         for s in summary:
             w.writerow({c: s.get(c, "") for c in COLUMNS})
     notes = []
-    if a.notes and os.path.exists(a.notes):
-        notes = [l.strip() for l in open(a.notes) if l.strip()]
+    for path in a.notes:
+        if os.path.exists(path):
+            notes += [l.strip() for l in open(path) if l.strip() and not l.startswith("goreplay:")]
     with open(os.path.join(a.out, "ratio.md"), "w") as f:
         f.write("# serverA's requests/s with each tool over without it (ratio mode, %s)\n\n"
                 % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
