@@ -100,14 +100,10 @@ static void replay_skip(struct replay *rp, struct st_record *rec, const char *wh
 
 /* ---- submit (capture thread) ---- */
 
-/* Bytes a record holds while it waits for replay: the whole record, not only the
- * raw copy, each part once (a part in the record's room is in its block). Stable
- * from enqueue to prepare. */
-static size_t replay_rec_bytes(const struct st_record *rec)
-{
-	return record_held_bytes(rec);
-}
-
+/* A record waiting for replay is charged to the in-flight budget by
+ * record_held_bytes: the whole record, not only the raw copy, each part once (a
+ * part in the record's room is in its block); stable from enqueue to prepare, so
+ * what submit adds, prepare or a refusal takes back. */
 void replay_submit(struct replay *rp, struct st_record *rec)
 {
 	const char *why = NULL;
@@ -135,9 +131,9 @@ void replay_submit(struct replay *rp, struct st_record *rec)
 		why = "dropped: queue full";
 		goto refuse;
 	}
-	b = replay_held_add(rp, replay_rec_bytes(rec));
-	if (b + replay_rec_bytes(rec) > rp->cfg.max_inflight_bytes) {
-		replay_held_sub(rp, replay_rec_bytes(rec));
+	b = replay_held_add(rp, record_held_bytes(rec));
+	if (b + record_held_bytes(rec) > rp->cfg.max_inflight_bytes) {
+		replay_held_sub(rp, record_held_bytes(rec));
 		ST_SUB(rp, queued, 1);
 		why = "dropped: memory limit";
 		goto refuse;
@@ -159,7 +155,7 @@ void replay_submit(struct replay *rp, struct st_record *rec)
 		break;
 	}
 	if (why) {
-		replay_held_sub(rp, replay_rec_bytes(rec));
+		replay_held_sub(rp, record_held_bytes(rec));
 		ST_SUB(rp, queued, 1);
 		goto refuse;
 	}
@@ -205,7 +201,7 @@ void replay_flush(struct replay *rp)
 		struct st_record *rec = rp->pend[i];
 		const char *why = k < 0 ? "dropped: shutting down" : "dropped: queue full";
 
-		replay_held_sub(rp, replay_rec_bytes(rec));   /* as replay_submit added */
+		replay_held_sub(rp, record_held_bytes(rec));   /* as replay_submit added */
 		ST_SUB(rp, queued, 1);
 		replay_count_error(rp, why);
 		replay_set_error(rec, rp->ntargets ? rp->targets[0].url : NULL, why);
@@ -508,21 +504,21 @@ static struct replay_item *replay_prepare(struct replay *rp, struct st_record *r
 			ST_ADD(rp, filtered, 1);
 		else
 			ST_ADD(rp, unreplayable, 1);
-		replay_held_sub(rp, replay_rec_bytes(rec));
+		replay_held_sub(rp, record_held_bytes(rec));
 		rec->replay_skip = why;
 		replay_done_here(rp, rec);
 		return NULL;
 	}
 	it = replay_item_new(rp);
 	if (!it) {
-		replay_held_sub(rp, replay_rec_bytes(rec));
+		replay_held_sub(rp, record_held_bytes(rec));
 		replay_count_error(rp, "dropped: memory limit");
 		replay_set_error(rec, NULL, "dropped: memory limit");
 		replay_done_here(rp, rec);
 		return NULL;
 	}
 	it->rec = rec;
-	it->bytes = replay_rec_bytes(rec);
+	it->bytes = record_held_bytes(rec);
 	rp->nheld++;
 	memcpy(it->method, q.method, sizeof(it->method));
 	it->method_len = (uint8_t)q.method_len;
