@@ -332,13 +332,17 @@ static void x_drain(struct exchange *x, struct xflow *xf)
 }
 
 /* The request body viewed in raw (body_borrowed) becomes its own copy before raw goes:
- * the record keeps the body it would have had without the view. */
+ * the record keeps the body it would have had without the view. Charged by the
+ * rule every part uses (x_held_since), not by the copy's size. */
 static void x_raw_unborrow(struct exchange *x, struct xflow *xf, struct st_record *r)
 {
+	size_t held;
+
 	if (!r->req.body_borrowed)
 		return;
+	held = record_held_bytes(r);
 	record_msg_body_own(&r->req);
-	x_held(x, xf, (int64_t)r->req.body_cap);
+	x_held_since(x, xf, r, held);
 }
 
 /* Stored body of a request whose body is viewed in raw: what raw holds past the head,
