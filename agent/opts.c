@@ -206,8 +206,8 @@ const struct opt opts_table[] = {
 	  .def = "1000", .arg = "USEC",
 	  .help = "while serverB answers pipelined requests, the replay thread lets its answers "
 		  "gather for USEC microseconds before it reads them (0 = read at once); "
-		  "replay.duration ends at the answer's kernel receive time, without the pause "
-		  "(https:// targets: may include up to USEC)" },
+		  "replay.duration ends at the kernel's receive time of the read that completes "
+		  "the answer, not after the pause (https:// targets: may include up to USEC)" },
 	{ "replay-connect-timeout", 0, OPT_DURATION, FIELD(replay.connect_timeout_ms),
 	  MSECS(1, 3600000), .store_ns = NS_MS, .def = "1000", .arg = "MS",
 	  .help = "replay connect timeout" },
