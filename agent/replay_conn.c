@@ -907,6 +907,8 @@ void replay_assign(struct replay *rp, struct replay_conn *c, struct replay_item 
 void replay_send_pending(struct replay *rp, uint64_t now)
 {
 	struct replay_conn *c;
+	struct replay_item *snd;
+	size_t sent;
 
 	rp->pass_sent = 0;
 	while ((c = rp->flush)) {
@@ -915,14 +917,20 @@ void replay_send_pending(struct replay *rp, uint64_t now)
 			rp->flush_tail = NULL;
 		c->flnext = NULL;
 		c->flushq = false;
+		snd = c->snd;
+		sent = c->sent;
 		/* a plain connection still connecting, not yet in the epoll set: its
 		 * first write is tried now. Closed (settled) or connecting with EPOLLOUT
 		 * awaited: nothing to write now, replay_connected writes what a new
 		 * connection carries */
-		rp->pass_sent++;
 		if (c->fd >= 0 && c->state == RC_CONNECTING && !c->ev)
 			replay_send_early(rp, c, now);
 		else if (c->fd >= 0 && c->state == RC_BUSY && c->snd)
 			replay_send(rp, c, now);
+		/* the gather pause follows a pass that wrote (answers to come): a
+		 * connection counts when bytes went out, not when its connect is still
+		 * under way (EAGAIN) or it had nothing to write */
+		if (c->snd != snd || c->sent != sent)
+			rp->pass_sent++;
 	}
 }

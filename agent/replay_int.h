@@ -176,8 +176,8 @@ struct replay {
 	size_t nitem_pool, nflow_pool;
 	size_t ndone;                          /* handed on since the last idle call */
 	uint64_t t_done0;                      /* when the first of them was */
-	int pass_sent;                         /* connections the last pass flushed (a write
-						* tried, or nothing to write yet) */
+	int pass_sent;                         /* connections the last pass's flush wrote
+						* bytes to (not those still connecting) */
 	int ndeep;                             /* connections with two or more requests on them */
 
 	double tokens, burst;
