@@ -122,8 +122,18 @@ static inline const char *fj_plain_end(const char *p, const char *e)
 		q = w ^ (FJ_ONES * '"');
 		b = w ^ (FJ_ONES * '\\');
 		/* a zero byte in q or b, or a byte below 0x20 in w */
-		if ((((q - FJ_ONES) & ~q) | ((b - FJ_ONES) & ~b) | ((w - FJ_ONES * 0x20) & ~w)) & FJ_HIGH)
+		w = (((q - FJ_ONES) & ~q) | ((b - FJ_ONES) & ~b) | ((w - FJ_ONES * 0x20) & ~w)) & FJ_HIGH;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		/* The lowest flagged byte is exact: a borrow runs upwards only from a
+		 * byte that is itself flagged, so only bytes above the first stop can be
+		 * flagged wrongly. The stop is that byte, without the byte loop below
+		 * (~130 instructions per record on the benchmark's body, session 9). */
+		if (w)
+			return p + (__builtin_ctzll(w) >> 3);
+#else
+		if (w)
 			break;
+#endif
 	}
 	while (p < e && *p != '"' && *p != '\\' && (uint8_t)*p >= 0x20)
 		p++;

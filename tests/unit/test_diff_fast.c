@@ -492,6 +492,60 @@ static void test_json_type(void **state)
 	}
 }
 
+/* fj_plain_end (the string scan of fj_parse and fj_locate) takes its stop from the
+ * lowest flagged byte of a word (session 9): against a byte-by-byte reading, for
+ * every byte value at every position of strings of 0-40 bytes, with a second random
+ * byte after it in the same word. A stop missed (a quote, a backslash, a control
+ * byte) shows as a string kept in the source with the wrong length; a stop found at
+ * a plain byte as a string decoded instead of kept (FJ_S_SRC clear). */
+static void test_plain_end(void **state)
+{
+	static const char fill[] = "nabcxyzABC09\x7f\x80\xc3\xa9\xff~#";
+	char doc[64], s[48];
+	struct fj_doc d;
+	size_t len, pos, pos2, i, f;
+	int c, rc;
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	for (len = 1; len <= 40; len++)
+		for (pos = 0; pos < len; pos++)
+			for (c = 0; c < 256; c++) {
+				for (i = 0; i < len; i++)
+					s[i] = fill[rnd(sizeof(fill) - 1)];
+				s[pos] = (char)c;
+				if (pos + 1 < len)
+					s[pos + 1] = 'n';   /* after a backslash: a valid escape */
+				pos2 = pos + 2 + rnd(7);
+				if (pos2 < len)
+					s[pos2] = (char)rnd(256);
+				for (f = 0; f < len; f++)
+					if (s[f] == '"' || s[f] == '\\' || (uint8_t)s[f] < 0x20)
+						break;
+				doc[0] = '[';
+				doc[1] = '"';
+				memcpy(doc + 2, s, len);
+				doc[len + 2] = '"';
+				doc[len + 3] = ']';
+				rc = fj_reparse(&d, doc, len + 4);
+				if (f == len) {
+					assert_int_equal(rc, 0);
+					assert_int_equal(d.nn, 2);
+					assert_true(d.n[1].flags & FJ_S_SRC);
+					assert_int_equal(d.n[1].s, 2);
+					assert_int_equal(d.n[1].s_len, len);
+				} else if (s[f] == '\\') {
+					/* decoded, never kept in the source */
+					assert_true(rc != 0 || !(d.n[1].flags & FJ_S_SRC));
+				} else {
+					/* a quote inside (an 'n' or the closing quote follows) or a
+					 * control byte: not JSON */
+					assert_int_equal(rc, -EINVAL);
+				}
+			}
+	fj_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -502,6 +556,7 @@ int main(void)
 		cmocka_unit_test(test_heads_same_split),
 		cmocka_unit_test(test_json_type),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_plain_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
