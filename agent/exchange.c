@@ -358,6 +358,23 @@ static void x_raw_view(struct exchange *x, struct st_record *r)
 	r->req.body_stored = n < x->cfg.body_limit ? n : x->cfg.body_limit;
 }
 
+/* Raw bytes no longer match the wire: a replay would not be faithful
+ * (or raw would pass --replay-max or the held-bytes limit: x_raw_append). */
+static void x_raw_drop(struct exchange *x, struct xflow *xf, struct st_record *r)
+{
+	x_raw_unborrow(x, xf, r);
+	if (r->raw) {
+		size_t held = record_held_bytes(r);
+
+		record_raw_free(r);
+		r->raw = NULL;
+		r->raw_len = 0;
+		r->raw_cap = 0;
+		x_held_since(x, xf, r, held);
+	}
+	r->cap_flags |= ST_CAP_REPLAY_TRUNC;
+}
+
 static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record *r,
 			 const uint8_t *p, size_t n)
 {
@@ -377,14 +394,7 @@ static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record 
 			cap = x->cfg.replay_max;
 	}
 	if (r->raw_len + n > x->cfg.replay_max || !x_room(x, xf, cap - r->raw_cap)) {
-		x_raw_unborrow(x, xf, r);
-		held = record_held_bytes(r);
-		record_raw_free(r);
-		r->raw = NULL;
-		r->raw_len = 0;
-		r->raw_cap = 0;
-		x_held_since(x, xf, r, held);
-		r->cap_flags |= ST_CAP_REPLAY_TRUNC;
+		x_raw_drop(x, xf, r);
 		x->st.raw_truncated++;
 		return;
 	}
@@ -403,22 +413,6 @@ static void x_raw_append(struct exchange *x, struct xflow *xf, struct st_record 
 	memcpy(r->raw + r->raw_len, p, n);
 	r->raw_len += n;
 	x_raw_view(x, r);
-}
-
-/* Raw bytes no longer match the wire: a replay would not be faithful. */
-static void x_raw_drop(struct exchange *x, struct xflow *xf, struct st_record *r)
-{
-	x_raw_unborrow(x, xf, r);
-	if (r->raw) {
-		size_t held = record_held_bytes(r);
-
-		record_raw_free(r);
-		r->raw = NULL;
-		r->raw_len = 0;
-		r->raw_cap = 0;
-		x_held_since(x, xf, r, held);
-	}
-	r->cap_flags |= ST_CAP_REPLAY_TRUNC;
 }
 
 struct x_body_ctx {

@@ -31,13 +31,15 @@ static void collect(void *ctx, struct st_record *r)
 	fx->r[fx->n++] = r;
 }
 
-static int open_fixture(void **state, int keep_raw)
+static int open_fixture(void **state, int keep_raw, size_t replay_max)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
 	struct exchange_cfg cfg;
 
 	exchange_cfg_default(&cfg);
 	cfg.keep_raw = keep_raw;
+	if (replay_max)
+		cfg.replay_max = replay_max;
 	cfg.body_limit = 8;
 	fx->x = exchange_new(&cfg, collect, fx);
 	fx->f.key.family = 4;
@@ -51,12 +53,17 @@ static int open_fixture(void **state, int keep_raw)
 
 static int setup(void **state)
 {
-	return open_fixture(state, 1);
+	return open_fixture(state, 1, 0);
 }
 
 static int setup_no_raw(void **state)
 {
-	return open_fixture(state, 0);
+	return open_fixture(state, 0, 0);
+}
+
+static int setup_small_replay(void **state)
+{
+	return open_fixture(state, 1, 64);
 }
 
 static int teardown(void **state)
@@ -177,6 +184,31 @@ static void test_no_raw_is_copied(void **state)
 	assert_memory_equal(r->req.body, "abc", 3);
 }
 
+/* raw would pass --replay-max (64 here): it goes (x_raw_append drops it as a gap
+ * does), the record is not replayed and keeps its own copy of the body; teardown
+ * finds held bytes back at 0 */
+static void test_past_replay_max(void **state)
+{
+	struct fixture *fx = *state;
+	struct exchange_stats st;
+	struct st_record *r;
+
+	send_dir(fx, REASM_C2S, "POST /p HTTP/1.1\r\nContent-Length: 40\r\n\r\n");
+	send_dir(fx, REASM_C2S, "0123456789abcdefghij");
+	send_dir(fx, REASM_C2S, "KLMNOPQRSTUVWXYZ!@#$");
+	send_dir(fx, REASM_S2C, resp);
+	assert_int_equal(fx->n, 1);
+	r = fx->r[0];
+	assert_null(r->raw);
+	assert_true(r->cap_flags & ST_CAP_REPLAY_TRUNC);
+	assert_false(r->req.body_borrowed);
+	assert_int_equal(r->req.body_bytes, 40);
+	assert_int_equal(r->req.body_stored, 8);
+	assert_memory_equal(r->req.body, "01234567", 8);
+	exchange_get_stats(fx->x, &st);
+	assert_int_equal(st.raw_truncated, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +217,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gap_owns_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chunked_is_copied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_raw_is_copied, setup_no_raw, teardown),
+		cmocka_unit_test_setup_teardown(test_past_replay_max, setup_small_replay, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
