@@ -12,6 +12,8 @@
 #define ST_TEST_REPLAY_SINK_H
 
 #include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -70,6 +72,25 @@ static int sink_wait(struct sink *k, int n, int ms)
 	got = k->n;
 	pthread_mutex_unlock(&k->mu);
 	return got;
+}
+
+/* A record for the engine to replay: flow, index, HTTP/1.1, serverA's 200, and a
+ * copy of raw (len bytes) as its raw request. (cmocka.h comes before this header.) */
+static inline struct st_record *sink_rec(uint64_t flow, uint32_t idx, const char *raw,
+					 size_t len)
+{
+	struct st_record *r = record_new();
+
+	assert_non_null(r);
+	r->flow_id = flow;
+	r->index = idx;
+	r->http_minor = 1;
+	r->status_code = 200;
+	r->raw_len = len;
+	r->raw = malloc(len);
+	assert_non_null(r->raw);
+	memcpy(r->raw, raw, len);
+	return r;
 }
 
 static void sink_init(struct sink *k)

@@ -305,18 +305,7 @@ static void srv_stop(struct srv *s)
 
 static struct st_record *mkrec(uint64_t flow, uint32_t idx, const char *raw)
 {
-	struct st_record *r = record_new();
-
-	assert_non_null(r);
-	r->flow_id = flow;
-	r->index = idx;
-	r->http_minor = 1;
-	r->status_code = 200;
-	r->raw_len = strlen(raw);
-	r->raw = malloc(r->raw_len);
-	assert_non_null(r->raw);
-	memcpy(r->raw, raw, r->raw_len);
-	return r;
+	return sink_rec(flow, idx, raw, strlen(raw));
 }
 
 static struct st_record *find(struct sink *k, uint64_t flow, uint32_t idx)

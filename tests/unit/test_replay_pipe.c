@@ -221,11 +221,9 @@ static void ps_stop(struct ps *s)
 
 static struct st_record *mkreq_c(int flow, int seq, bool post, bool close)
 {
-	struct st_record *r = record_new();
 	char raw[256];
 	int n;
 
-	assert_non_null(r);
 	if (post)
 		n = snprintf(raw, sizeof(raw), "POST /p/%d/%d HTTP/1.1\r\nHost: h\r\nX-Seq: %d %d\r\n"
 			     "%sContent-Length: 4\r\n\r\nbody", flow, seq, flow, seq,
@@ -233,15 +231,7 @@ static struct st_record *mkreq_c(int flow, int seq, bool post, bool close)
 	else
 		n = snprintf(raw, sizeof(raw), "GET /g/%d/%d HTTP/1.1\r\nHost: h\r\nX-Seq: %d %d\r\n\r\n",
 			     flow, seq, flow, seq);
-	r->flow_id = (uint64_t)flow + 1000;
-	r->index = (uint32_t)seq;
-	r->http_minor = 1;
-	r->status_code = 200;
-	r->raw_len = (size_t)n;
-	r->raw = malloc((size_t)n);
-	assert_non_null(r->raw);
-	memcpy(r->raw, raw, (size_t)n);
-	return r;
+	return sink_rec((uint64_t)flow + 1000, (uint32_t)seq, raw, (size_t)n);
 }
 
 static struct st_record *mkreq(int flow, int seq, bool post)

@@ -136,21 +136,11 @@ static void srv_close(struct srv *s)
 
 static struct st_record *mkget(int seq)
 {
-	struct st_record *r = record_new();
 	char raw[128];
 	int n;
 
-	assert_non_null(r);
 	n = snprintf(raw, sizeof(raw), "GET /g/%d HTTP/1.1\r\nHost: h\r\n\r\n", seq);
-	r->flow_id = 1000;
-	r->index = (uint32_t)seq;
-	r->http_minor = 1;
-	r->status_code = 200;
-	r->raw_len = (size_t)n;
-	r->raw = malloc((size_t)n);
-	assert_non_null(r->raw);
-	memcpy(r->raw, raw, (size_t)n);
-	return r;
+	return sink_rec(1000, (uint32_t)seq, raw, (size_t)n);
 }
 
 static char url[64];

@@ -239,22 +239,6 @@ static void tsrv_stop(struct tsrv *s)
 	free(s);
 }
 
-static struct st_record *mkrec(uint64_t flow, uint32_t idx, const char *raw, size_t len)
-{
-	struct st_record *r = record_new();
-
-	assert_non_null(r);
-	r->flow_id = flow;
-	r->index = idx;
-	r->http_minor = 1;
-	r->status_code = 200;
-	r->raw_len = len;
-	r->raw = malloc(len);
-	assert_non_null(r->raw);
-	memcpy(r->raw, raw, len);
-	return r;
-}
-
 static char url[64];
 
 static void cfg_https(struct replay_cfg *cfg, const char *host, uint16_t port)
@@ -281,7 +265,7 @@ static void run_gets(struct replay_cfg *cfg, struct sink *k, int n)
 	for (i = 0; i < n; i++) {
 		int l = snprintf(raw, sizeof(raw), "GET /g/%d HTTP/1.1\r\nHost: h\r\n\r\n", i);
 
-		replay_submit(rp, mkrec(1, (uint32_t)i, raw, (size_t)l));
+		replay_submit(rp, sink_rec(1, (uint32_t)i, raw, (size_t)l));
 	}
 	assert_int_equal(sink_wait(k, n, 5000), n);
 	replay_stop(rp);
@@ -355,12 +339,12 @@ static void test_pipelined_big_body(void **state)
 				raw[hl + j] = (char)(j * 31 + 7);
 				sum += (unsigned char)raw[hl + j];
 			}
-			replay_submit(rp, mkrec(5, (uint32_t)i, raw, (size_t)hl + BIG));
+			replay_submit(rp, sink_rec(5, (uint32_t)i, raw, (size_t)hl + BIG));
 		} else {
 			hl = snprintf(raw, sizeof(raw), "POST /s/%d HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nab%c",
 				      i, 'a' + i);
 			sum += 'a' + 'b' + (unsigned char)('a' + i);
-			replay_submit(rp, mkrec(5, (uint32_t)i, raw, (size_t)hl));
+			replay_submit(rp, sink_rec(5, (uint32_t)i, raw, (size_t)hl));
 		}
 		n++;
 	}
@@ -409,7 +393,7 @@ static void test_resumption(void **state)
 	for (i = 0; i < 4; i++) {
 		const char *raw = "GET /one HTTP/1.0\r\n\r\n";
 
-		replay_submit(rp, mkrec((uint64_t)i + 1, 0, raw, strlen(raw)));
+		replay_submit(rp, sink_rec((uint64_t)i + 1, 0, raw, strlen(raw)));
 		assert_int_equal(sink_wait(&k, i + 1, 5000), i + 1);
 	}
 	replay_stop(rp);
