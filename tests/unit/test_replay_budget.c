@@ -19,6 +19,7 @@
 
 #include "record.h"
 #include "replay.h"
+#include "mute_listener.h"
 
 #define BODY    (96 * 1024)
 #define BUDGET  (1024 * 1024)
@@ -76,22 +77,6 @@ static uint64_t held(struct replay *rp)
 
 	replay_get_stats(rp, &st);
 	return st.held_bytes;
-}
-
-/* A listening socket nobody accepts on: connects complete (the backlog), the first
- * bytes of each request fit the socket buffers, no answer ever comes. */
-static int mute_listener(uint16_t *port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(fd, 1024), 0);   /* no connect waits for a SYN retry */
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-	*port = ntohs(a.sin_port);
-	return fd;
 }
 
 /* Two engines on one budget of BUDGET bytes (as pipeline.c sets them up with

@@ -21,6 +21,7 @@
 #include "pipeline.h"
 #include "record.h"
 #include "replay.h"
+#include "mute_listener.h"
 
 #define BODY    (64 * 1024)
 #define BUDGET  (16u << 20)      /* a backlog from 1 MiB (1/16) */
@@ -65,20 +66,6 @@ static struct st_record *mkpost(uint64_t flow, uint32_t index, int minor, const 
 	r->raw_len = (size_t)h + BODY;
 	r->raw_cap = BODY + 160;
 	return r;
-}
-
-static int mute_listener(uint16_t *port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(fd, 1024), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-	*port = ntohs(a.sin_port);
-	return fd;
 }
 
 /* Where r goes; submitted there, as on_record does. */
