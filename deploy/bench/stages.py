@@ -366,17 +366,24 @@ SYSTEM_ROWS = [
 ]
 
 
+def md_head(f, first, names):
+    f.write("| %s | " % first + " | ".join(names) + " |\n")
+    f.write("|---|" + "---|" * len(names) + "\n")
+
+
+def md_row(f, label, vals, fmt="%.2f"):
+    f.write("| %s | " % label + " | ".join(fmt % v for v in vals) + " |\n")
+
+
 def write_system(f, table):
     ids = sorted(table)
     f.write("\n## System-wide: whose context runs which receive\n\n"
             "us per request served (win_served_a), from perf record -a -g -F 999 (no dwarf) "
             "over the client's window of each run, samples by process (roles from ps "
             "snapshots): on veth a packet's receive runs in the sender's softirq.\n\n")
-    f.write("| context | " + " | ".join(ids) + " |\n")
-    f.write("|---|" + "---|" * len(ids) + "\n")
+    md_head(f, "context", ids)
     for role, kind, label in SYSTEM_ROWS:
-        f.write("| %s | " % label + " | ".join("%.2f" % table[i].get((role, kind), 0.0)
-                                                for i in ids) + " |\n")
+        md_row(f, label, (table[i].get((role, kind), 0.0) for i in ids))
 
 
 RX_ROW = ("of which, inside the replay rows above: serverB's receive run in the agent's "
@@ -390,11 +397,9 @@ def write_split(f, scols):
             "(a) to (d) and the interrupts add up to the first row; (b) and (b') share out the "
             "receive the chain does not tell apart in proportion to what it does, per system "
             "call (all of it to serverB where no agent-side receive is marked).\n\n")
-    f.write("| kernel work | " + " | ".join(c[0] for c in scols) + " |\n")
-    f.write("|---|" + "---|" * len(scols) + "\n")
+    md_head(f, "kernel work", [c[0] for c in scols])
     for label, fn in SPLIT_ROWS:
-        f.write("| %s | " % label + " | ".join("%.2f" % (fn(*c[2]) * c[1] / 100.0) for c in scols)
-                + " |\n")
+        md_row(f, label, (fn(*c[2]) * c[1] / 100.0 for c in scols))
 
 
 def main():
@@ -457,16 +462,14 @@ def main():
                     "each stage's entry function; the perf recording itself slows the agent, so compare "
                     "rows within a column. The \"of which\" row is part of the replay rows above it, "
                     "not added to the total. Columns: tool, mix, offered rate.\n\n")
-            f.write("| stage | " + " | ".join(c[0] for c in cols) + " |\n")
-            f.write("|---|" + "---|" * len(cols) + "\n")
-            f.write("| BPF program (kernel) | " + " | ".join("%.2f" % c[1] for c in cols) + " |\n")
+            md_head(f, "stage", [c[0] for c in cols])
+            md_row(f, "BPF program (kernel)", (c[1] for c in cols))
             for i, (sname, _, _) in enumerate(STAGES):
-                f.write("| %s | " % sname + " | ".join("%.2f" % c[2][i][1] for c in cols) + " |\n")
+                md_row(f, sname, (c[2][i][1] for c in cols))
                 if sname.startswith("replay: response read"):
-                    f.write("| %s | " % RX_ROW + " | ".join("%.2f" % c[5] for c in cols) + " |\n")
-            f.write("| other (kernel scheduling, allocation, timers, ...) | " +
-                    " | ".join("%.2f" % c[3] for c in cols) + " |\n")
-            f.write("| **total** | " + " | ".join("**%.2f**" % c[4] for c in cols) + " |\n")
+                    md_row(f, RX_ROW, (c[5] for c in cols))
+            md_row(f, "other (kernel scheduling, allocation, timers, ...)", (c[3] for c in cols))
+            md_row(f, "**total**", (c[4] for c in cols), "**%.2f**")
         write_split(f, scols)
         if a.system and a.system_ps and a.system_runs:
             out = subprocess.run(["perf", "script", "-i", a.system, "--no-inline", "-F",
