@@ -115,8 +115,8 @@ void exchange_cfg_default(struct exchange_cfg *cfg)
 	cfg->max_headers = ST_MAX_HEADERS;
 	cfg->max_pending = 64;
 	cfg->replay_max = 16u << 20;
-	cfg->max_held_bytes = 512u << 20;
-	cfg->max_conn_bytes = 16u << 20;
+	cfg->max_held_bytes = 16u << 20;
+	cfg->max_conn_bytes = 8u << 20;
 }
 
 struct exchange *exchange_new(const struct exchange_cfg *cfg, exchange_emit_cb emit, void *ctx)

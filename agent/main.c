@@ -54,7 +54,8 @@ int main(int argc, char **argv)
 		rc = pipeline_start(p);
 		started = rc == EXIT_OK;
 		/* free record blocks kept for reuse: --memory-limit/128 in all, split among
-		 * the threads that make records (16 MiB at 2G: docs/cost.md, memory table) */
+		 * the threads that make records (2 MiB at the default 256M: docs/cost.md,
+		 * memory table) */
 		record_pool_set_limit(p->cfg.memory_limit / 128 / (p->nworkers > 1 ? p->nworkers : 1));
 		if (started) {
 			rc = pipeline_run(p);
@@ -63,8 +64,10 @@ int main(int argc, char **argv)
 		}
 		pipeline_stop(p);
 		/* after a start-up failure every counter is zero: the error line says it all */
-		if (p->nworkers && p->w[0].x && started)
+		if (p->nworkers && p->w[0].x && started) {
+			stats_bounds_check(p);  /* a bound that bit since the last second */
 			stats_print(p, stderr, "exit");
+		}
 	}
 	pipeline_free(p);
 	free(p);

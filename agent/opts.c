@@ -139,20 +139,21 @@ const struct opt opts_table[] = {
 	{ "verbose", 'v', OPT_COUNT, FIELD(verbose), .help = "more messages (repeat for debug)" },
 	{ "quiet", 'q', OPT_FLAG, FIELD(quiet), .help = "warnings only" },
 	{ "memory-limit", 0, OPT_SIZE, FIELD(memory_limit), .min = 16u << 20, .max = 1ull << 44,
-	  .def = "2G", .arg = "SIZE",
+	  .def = "256M", .arg = "SIZE",
 	  .help = "memory budget for what remote clients make the agent hold; the limits below "
-		  "that are not given default from it: --max-held-bytes 1/4, --max-buffered-bytes, "
-		  "1/8, --replay-max-bytes 1/16, --queue-bytes 1/32, --max-conn-bytes 1/128, "
+		  "that are not given default from it: --replay-max-bytes 5/16, --max-held-bytes "
+		  "1/16, --queue-bytes 1/16, --max-buffered-bytes 1/32, --max-conn-bytes 1/32, "
 		  "--max-flow-bytes 1/512, --max-flows, --queue and --replay-queue one per 32K, "
-		  "--ring-size 1/64; free record blocks kept for reuse 1/128 (the exit summary's "
-		  "records: line)" },
+		  "--ring-size 1/8 (at most 32M; its pages count twice in RSS); free record blocks "
+		  "kept for reuse 1/128 (the exit summary's records: line). At the default 256M "
+		  "all of them full at once stay under 256 MB of RSS" },
 	{ "max-flows", 0, OPT_UINT, FIELD(reasm.max_flows), .min = 1, .max = 1u << 24,
-	  .def = "65536", .arg = "N", .help = "TCP connections tracked at once (past it the least "
+	  .def = "8192", .arg = "N", .help = "TCP connections tracked at once (past it the least "
 		  "recently active is evicted)" },
 	{ "max-flow-bytes", 0, OPT_SIZE, FIELD(reasm.max_flow_bytes), .min = 1024, .max = 1ull << 30,
-	  .def = "4M", .arg = "SIZE", .help = "out-of-order bytes buffered per connection" },
+	  .def = "512K", .arg = "SIZE", .help = "out-of-order bytes buffered per connection" },
 	{ "max-buffered-bytes", 0, OPT_SIZE, FIELD(reasm.max_total_bytes), .min = 1024,
-	  .max = 1ull << 40, .def = "256M", .arg = "SIZE", .help = "out-of-order bytes buffered in all" },
+	  .max = 1ull << 40, .def = "8M", .arg = "SIZE", .help = "out-of-order bytes buffered in all" },
 	{ "idle-timeout", 0, OPT_DURATION, FIELD(reasm.idle_timeout_ns), SECS(0.001, 30 * 86400.0),
 	  .store_ns = 1, .def = "120", .arg = "SECS", .help = "forget a connection idle this long" },
 	{ "hole-timeout", 0, OPT_DURATION, FIELD(reasm.hole_timeout_ns), MSECS(1, 600000),
@@ -168,14 +169,14 @@ const struct opt opts_table[] = {
 	{ "max-pending", 0, OPT_UINT, FIELD(xcfg.max_pending), .min = 1, .max = 4096, .def = "64",
 	  .arg = "N", .help = "unanswered requests per connection" },
 	{ "max-held-bytes", 0, OPT_SIZE, FIELD(xcfg.max_held_bytes), .min = 65536, .max = 1ull << 40,
-	  .def = "512M", .arg = "SIZE", .help = "bytes held for connections (partial heads, records "
+	  .def = "16M", .arg = "SIZE", .help = "bytes held for connections (partial heads, records "
 		  "awaiting a response), all connections; past it the oldest holders are evicted" },
 	{ "max-conn-bytes", 0, OPT_SIZE, FIELD(xcfg.max_conn_bytes), .min = 16384, .max = 1ull << 40,
-	  .def = "16M", .arg = "SIZE", .help = "the same for one connection; past it it is evicted" },
-	{ "queue", 0, OPT_UINT, FIELD(queue_cap), .min = 1, .max = 1u << 24, .def = "65536",
+	  .def = "8M", .arg = "SIZE", .help = "the same for one connection; past it it is evicted" },
+	{ "queue", 0, OPT_UINT, FIELD(queue_cap), .min = 1, .max = 1u << 24, .def = "8192",
 	  .arg = "N", .help = "records queued for output" },
 	{ "queue-bytes", 0, OPT_SIZE, FIELD(queue_bytes), .min = 65536, .max = 1ull << 40,
-	  .def = "64M", .arg = "SIZE",
+	  .def = "16M", .arg = "SIZE",
 	  .help = "bytes the records queued for output may hold (past it a record is dropped, "
 		  "counted in output: dropped_memory)" },
 	{ "ring-size", 0, OPT_SIZE, FIELD(cap.ring_bytes), .min = ST_RING_MIN, .max = 1ull << 30,
@@ -214,9 +215,9 @@ const struct opt opts_table[] = {
 	{ "replay-timeout", 0, OPT_DURATION, FIELD(replay.response_timeout_ms), MSECS(1, 3600000),
 	  .store_ns = NS_MS, .def = "5000", .arg = "MS", .help = "replay response timeout" },
 	{ "replay-queue", 0, OPT_UINT, FIELD(replay.queue_cap), .min = 1, .max = 1u << 24,
-	  .def = "65536", .arg = "N", .help = "records waiting for replay" },
+	  .def = "8192", .arg = "N", .help = "records waiting for replay" },
 	{ "replay-max-bytes", 0, OPT_SIZE, FIELD(replay.max_inflight_bytes), .min = 1024,
-	  .max = 1ull << 40, .def = "128M", .arg = "SIZE",
+	  .max = 1ull << 40, .def = "80M", .arg = "SIZE",
 	  .help = "bytes the records queued or in flight for replay hold" },
 	{ "replay-rate", 0, OPT_REAL, FIELD(replay.rate), .min = 0, .max = 1e9, .def = "0",
 	  .arg = "N", .help = "replay at most N requests/s (0 = unlimited)" },
@@ -649,10 +650,10 @@ void opts_defaults(struct config *c)
 	replay_cfg_default(&c->replay);
 	c->replay.body_limit = c->xcfg.body_limit;
 	es_cfg_default(&c->es);
-	c->queue_cap = 65536;
-	c->queue_bytes = 64ull << 20;
+	c->queue_cap = 8192;
+	c->queue_bytes = 16ull << 20;
 	c->shutdown_timeout_ns = 10ull * 1000000000ull;
-	c->memory_limit = 2ull << 30;
+	c->memory_limit = 256ull << 20;
 	recording_cfg_default(&c->rec);
 	fields_sum_cfg_default(&c->diff);
 	c->tls.ports[0] = 443;
@@ -840,6 +841,9 @@ static int opts_given(const struct config *c, const char *name)
 	return o && o - opts_table < (int)sizeof(c->given) && c->given[o - opts_table];
 }
 
+/* the largest ring --memory-limit gives when --ring-size is not given */
+#define ST_RING_DEF_MAX (32u << 20)
+
 /* The smallest --ring-size total that gives each of the workers ST_RING_MIN. */
 static uint64_t opts_ring_min_total(uint32_t workers)
 {
@@ -850,9 +854,14 @@ static uint64_t opts_ring_min_total(uint32_t workers)
 	return t;
 }
 
-/* --memory-limit: each limit the user did not give is a share of it. The shares at
- * the default 2G are the historical defaults; they add up to less than the budget,
- * leaving room for the flow table's fixed part and the process itself. */
+/* --memory-limit: each limit the user did not give is a share of it. The shares
+ * (the ring's twice: libbpf maps its pages twice, both count in RSS) add up to 3/4 of
+ * the budget, leaving room for the flow table, the connections' own state and the
+ * process itself: at the default 256M every bound full at once stays under 256 MB of
+ * RSS (docs/cost.md, memory bounds). The shares follow what each part needs at the
+ * benchmark's maximum rates: the replay budget most (it fills when serverB falls
+ * behind), the held and out-of-order bytes, which a remote client controls, little
+ * (their peaks at the POST maximum: 2.9 MB and 16 KB). */
 static void opts_memory_limit(struct config *c)
 {
 	uint64_t m = c->memory_limit, n;
@@ -860,19 +869,20 @@ static void opts_memory_limit(struct config *c)
 	if (!m)
 		return;
 	if (!opts_given(c, "max-held-bytes"))
-		c->xcfg.max_held_bytes = m / 4;
+		c->xcfg.max_held_bytes = m / 16;
 	if (!opts_given(c, "max-conn-bytes"))
-		c->xcfg.max_conn_bytes = m / 128;
+		c->xcfg.max_conn_bytes = m / 32;     /* half the held bytes: a 5 MB upload is kept */
 	if (!opts_given(c, "max-buffered-bytes"))
-		c->reasm.max_total_bytes = m / 8;
+		c->reasm.max_total_bytes = m / 32;
 	if (!opts_given(c, "max-flow-bytes"))
 		c->reasm.max_flow_bytes = m / 512 < 1024 ? 1024 : m / 512;
-	/* 1/16 and 1/32: with the other shares, a box at its maximum rate stays under
-	 * 256 MB of RSS at the default 2G (issue 19) */
+	/* 5/16: at the POST maximum on a loaded machine the replay budget filled 128 MiB
+	 * (docs/cost.md, session 8); 1/16: the output queue's peak at the POST maximum
+	 * was 210 records, POST bodies up to 256 KiB */
 	if (!opts_given(c, "replay-max-bytes"))
-		c->replay.max_inflight_bytes = m / 16;
+		c->replay.max_inflight_bytes = m / 16 * 5;
 	if (!opts_given(c, "queue-bytes"))
-		c->queue_bytes = m / 32;
+		c->queue_bytes = m / 16;
 	n = m >> 15;
 	if (n > 1u << 24)
 		n = 1u << 24;
@@ -883,9 +893,11 @@ static void opts_memory_limit(struct config *c)
 	if (!opts_given(c, "replay-queue"))
 		c->replay.queue_cap = n;
 	if (!opts_given(c, "ring-size")) {
-		/* 1/64: at the POST maximum a 16 MiB ring (1/128) overflowed while the
-		 * loop thread waited for a CPU (docs/cost.md, session 7, helper S) */
-		for (n = 4096; n * 2 <= m / 64 && n < 1u << 30; n *= 2)
+		/* 1/8, at most 32 MiB: at the POST maximum a 16 MiB ring overflowed while
+		 * the loop thread waited for a CPU (docs/cost.md, session 7, helper S), and
+		 * 32 MiB did not; a bigger ring is not memory remote clients make the
+		 * agent hold, so a bigger budget does not grow it */
+		for (n = 4096; n * 2 <= m / 8 && n < ST_RING_DEF_MAX; n *= 2)
 			;
 		/* never below ST_RING_MIN per worker (a small --memory-limit over many) */
 		if (n < opts_ring_min_total(c->workers))

@@ -790,6 +790,10 @@ static void loop_before_wait(struct pipeline *p, uint64_t now)
 		metrics_refresh(p);
 		p->next_metrics = now + 1000000000ull;
 	}
+	if (now >= p->next_bounds) {
+		stats_bounds_check(p);
+		p->next_bounds = now + 1000000000ull;
+	}
 	if (p->next_stats && now >= p->next_stats) {
 		stats_print_line(p, stderr);
 		p->next_stats = now + (uint64_t)c->stats_interval_s * 1000000000ull;

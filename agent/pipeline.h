@@ -79,6 +79,7 @@ struct pipeline {
 	struct buf msnap;
 	char not_ready[128];             /* "" when ready */
 	uint64_t next_metrics;
+	uint64_t next_bounds;             /* stats_bounds_check, once a second */
 	struct metrics_hist h_servera, h_serverb;   /* observed by the output thread */
 };
 

@@ -33,7 +33,7 @@ struct replay_cfg {
 	int gather_us;                   /* --replay-gather: pause before reading answers (µs), 0 = off */
 	int connect_timeout_ms;          /* default 1000 */
 	int response_timeout_ms;         /* default 5000 */
-	size_t queue_cap;                /* records waiting, default 65536 */
+	size_t queue_cap;                /* records waiting, default 8192 */
 	size_t max_inflight_bytes;       /* request bytes queued + in flight, default 256 MiB */
 	uint64_t *shared_held;           /* atomic, or NULL: bytes held by every instance
 					  * sharing max_inflight_bytes (--workers) */

@@ -9,6 +9,7 @@
 
 #include "capture.h"
 #include "exchange.h"
+#include "log.h"
 #include "ownsock.h"
 #include "pipeline.h"
 #include "recording.h"
@@ -73,6 +74,7 @@ static const struct stat_key tcp_keys[] = {
 	K(struct reasm_stats, "retrans", retrans_bytes), K(struct reasm_stats, "overlap", overlap_bytes),
 	K(struct reasm_stats, "ooo", ooo_segments), K(struct reasm_stats, "gaps", gaps),
 	K(struct reasm_stats, "gap_bytes", gap_bytes), K(struct reasm_stats, "overflows", buffer_overflows),
+	K(struct reasm_stats, "overflows_total", buffer_overflows_total),
 	K(struct reasm_stats, "buffered", buffered_bytes),
 	K(struct reasm_stats, "buffered_peak", buffered_bytes_peak),
 	K(struct reasm_stats, "after_close", after_close), K(struct reasm_stats, "reused", flows_reused),
@@ -422,4 +424,72 @@ void stats_print_line(struct pipeline *p, FILE *f)
 	fprintf(f, "; rss %.0f MB\n", sl_get(&sl_cur, "process.rss_kb", NULL) / 1024);
 	fflush(f);
 	sl_prev = sl_cur;
+}
+
+/* Which memory bound bit: one warning the first time each one turns something away
+ * (its counter is in the exit summary). The loop thread, once a second. */
+void stats_bounds_check(struct pipeline *p)
+{
+	static uint32_t told;
+	const struct config *c = &p->cfg;
+	struct reasm_stats rs = { 0 }, r1;
+	struct exchange_stats xs = { 0 }, x1;
+	struct replay_stats ps = { 0 }, p1;
+	uint64_t out_mem, out_q;
+	int i;
+
+	for (i = 0; i < p->nworkers; i++) {
+		if (p->w[i].reasm) {
+			reasm_get_stats(p->w[i].reasm, &r1);
+			stats_sum_u64(&rs, &r1, sizeof(rs));
+		}
+		if (p->w[i].x) {
+			exchange_get_stats(p->w[i].x, &x1);
+			stats_sum_u64(&xs, &x1, sizeof(xs));
+		}
+		if (p->w[i].replay) {
+			replay_get_stats(p->w[i].replay, &p1);
+			stats_sum_u64(&ps, &p1, sizeof(ps));
+		}
+		if (p->w[i].replay2) {
+			replay_get_stats(p->w[i].replay2, &p1);
+			stats_sum_u64(&ps, &p1, sizeof(ps));
+		}
+	}
+	out_mem = ctr_get(&p->ctr, CTR_OUT_DROPPED_MEMORY);
+	out_q = ctr_get(&p->ctr, CTR_OUT_DROPPED_QUEUE_FULL);
+#define BOUND(bit, cond, ...)                                                  \
+	do {                                                                   \
+		if (!(told & (1u << (bit))) && (cond)) {                       \
+			told |= 1u << (bit);                                   \
+			pr_warn("memory bound reached: " __VA_ARGS__);         \
+		}                                                              \
+	} while (0)
+	BOUND(0, xs.evicted_budget, "--max-held-bytes %llu: connections holding the most evicted "
+	      "(http: evicted_budget=%llu)\n", (unsigned long long)c->xcfg.max_held_bytes,
+	      (unsigned long long)xs.evicted_budget);
+	BOUND(1, xs.evicted_conn_cap, "--max-conn-bytes %llu: a connection evicted (http: "
+	      "evicted_conn_cap=%llu)\n", (unsigned long long)c->xcfg.max_conn_bytes,
+	      (unsigned long long)xs.evicted_conn_cap);
+	BOUND(2, rs.buffer_overflows_total, "--max-buffered-bytes %llu: holes turned into gaps "
+	      "(tcp: overflows_total=%llu buffered_peak=%llu)\n",
+	      (unsigned long long)c->reasm.max_total_bytes,
+	      (unsigned long long)rs.buffer_overflows_total, (unsigned long long)rs.buffered_bytes_peak);
+	BOUND(3, rs.buffer_overflows > rs.buffer_overflows_total, "--max-flow-bytes %llu: a "
+	      "connection's hole turned into a gap (tcp: overflows=%llu, overflows_total=%llu)\n",
+	      (unsigned long long)c->reasm.max_flow_bytes, (unsigned long long)rs.buffer_overflows,
+	      (unsigned long long)rs.buffer_overflows_total);
+	BOUND(4, rs.flows_evicted, "--max-flows %zu: the least recently active connections "
+	      "forgotten (tcp: evicted=%llu)\n", c->reasm.max_flows,
+	      (unsigned long long)rs.flows_evicted);
+	BOUND(5, ps.d_memory, "--replay-max-bytes %llu: records not replayed (replay: dropped "
+	      "memory_limit=%llu)\n", (unsigned long long)c->replay.max_inflight_bytes,
+	      (unsigned long long)ps.d_memory);
+	BOUND(6, ps.d_queue, "--replay-queue %zu: records not replayed (replay: dropped "
+	      "queue_full=%llu)\n", c->replay.queue_cap, (unsigned long long)ps.d_queue);
+	BOUND(7, out_mem, "--queue-bytes %llu: records not written (output: dropped_memory=%llu)\n",
+	      (unsigned long long)c->queue_bytes, (unsigned long long)out_mem);
+	BOUND(8, out_q, "--queue %zu: records not written (output: dropped_queue_full=%llu)\n",
+	      c->queue_cap, (unsigned long long)out_q);
+#undef BOUND
 }

@@ -17,6 +17,8 @@ void stats_print(struct pipeline *p, FILE *f, const char *when);
  * stats_print's own text, so it cannot disagree with the full block (SIGUSR1, exit).
  * Loop thread only: keeps the previous snapshot. */
 void stats_print_line(struct pipeline *p, FILE *f);
+/* A warning the first time each memory bound turns something away (loop thread). */
+void stats_bounds_check(struct pipeline *p);
 
 struct buf;
 /* The same numbers as stats_print, in the Prometheus text format (stats_prom.c),

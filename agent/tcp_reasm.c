@@ -24,9 +24,9 @@
 #include "log.h"
 #include "tcp_reasm.h"
 
-#define REASM_DEF_MAX_FLOWS	65536
-#define REASM_DEF_FLOW_BYTES	(4u << 20)
-#define REASM_DEF_TOTAL_BYTES	(256u << 20)
+#define REASM_DEF_MAX_FLOWS	8192
+#define REASM_DEF_FLOW_BYTES	(512u << 10)
+#define REASM_DEF_TOTAL_BYTES	(8u << 20)
 #define REASM_DEF_IDLE_NS	(120ull * 1000000000ull)
 #define REASM_DEF_HOLE_NS	(500ull * 1000000ull)
 #define REASM_DEF_LINGER_NS	(10ull * 1000000000ull)
@@ -631,6 +631,8 @@ static void reasm_make_room(struct reasm *r, struct reasm_fl *f, int dir, int64_
 	int64_t upto;
 
 	r->st.buffer_overflows++;
+	if (r->mem + need > r->cfg.max_total_bytes)
+		r->st.buffer_overflows_total++;
 	if (need > r->cfg.max_flow_bytes || need > r->cfg.max_total_bytes) {
 		/* can never fit: skip to it through this direction's own holes */
 	} else if (f->mem + need > r->cfg.max_flow_bytes) {

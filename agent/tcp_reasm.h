@@ -69,7 +69,7 @@ struct reasm_ops {
 /* The byte limits count payload plus a small per-segment overhead (struct size), so
  * a stream of tiny segments cannot hold more memory than configured. */
 struct reasm_cfg {
-	size_t max_flows;            /* default 65536 (0 = default); closed flows lingering
+	size_t max_flows;            /* default 8192 (0 = default); closed flows lingering
 				      * as tombstones share these slots but are reused first */
 	size_t max_flow_bytes;       /* out-of-order bytes buffered per flow (both directions); default 4 MiB */
 	size_t max_total_bytes;      /* out-of-order bytes buffered across all flows; default 256 MiB */
@@ -97,6 +97,7 @@ struct reasm_stats {
 	uint64_t ack_gaps;           /* gaps declared because the peer acknowledged bytes
 				      * never captured (no wait for hole_timeout) */
 	uint64_t buffer_overflows;   /* holes forced into gaps by a memory limit */
+	uint64_t buffer_overflows_total; /* of them, by max_total_bytes (the rest: max_flow_bytes) */
 	uint64_t buffered_bytes;     /* current out-of-order bytes held */
 	uint64_t buffered_bytes_peak;
 	uint64_t after_close;        /* segments for a direction already at FIN/RST */

@@ -10,7 +10,12 @@
       for tcpreplay onto a veth: N client connections (SYN, ACK, then a partial
       request head in 3 small segments sent one round after another, never
       finished) and SYNS half-open connections (a SYN only), from many source
-      addresses in 198.19.0.0/16 and ports, to SRV_IP:80."""
+      addresses in 198.19.0.0/16 and ports, to SRV_IP:80.
+  memory_gen.py holes OUT N SIZE SRV_IP SRV_MAC CLI_MAC
+      for tcpreplay onto a veth: N client connections from 198.19.0.0/16 to SRV_IP:80,
+      each a SYN, then SIZE bytes of request in 1448-byte segments after a hole (the
+      first segment never sent), interleaved across the connections: every byte is
+      out of order, for the agent to buffer until the hole times out."""
 import socket
 import struct
 import sys
@@ -127,12 +132,31 @@ def flood(out, n, syns, srv_ip, srv_mac, cli_mac):
     p.close()
 
 
+def holes(out, n, size, srv_ip, srv_mac, cli_mac):
+    p = Pcap(out, mac(srv_mac), mac(cli_mac))
+    srv = socket.inet_aton(srv_ip)
+    body = b"POST /hole HTTP/1.1\r\nHost: holes.test\r\nContent-Length: 9999999\r\n\r\n"
+    body = (body + b"h" * (size + 1448))[:size + 1448]
+
+    def addr(i):
+        return bytes([198, 19, 200 + (i >> 8), i & 255 or 1])
+
+    for i in range(n):
+        p.pkt(addr(i), srv, 30000 + i, 80, 1000, 0, 0x02, b"")
+    for off in range(1448, len(body), 1448):
+        for i in range(n):
+            p.pkt(addr(i), srv, 30000 + i, 80, 1001 + off, 1, 0x18, body[off:off + 1448])
+    p.close()
+
+
 def main():
     what, out = sys.argv[1], sys.argv[2]
     if what == "heads":
         heads(out, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif what == "flood":
         flood(out, int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7])
+    elif what == "holes":
+        holes(out, int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7])
     else:
         sys.exit("usage: see the docstring")
 

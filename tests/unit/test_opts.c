@@ -448,11 +448,46 @@ static void test_ring_minimum(void **state)
 	assert_non_null(strstr(captured, "--ring-size 524288 or more"));
 	assert_int_equal(parse_finish(&c, "--ring-size", "512K", "--workers", "3", NULL), OPTS_RUN);
 	assert_int_equal(parse_finish(&c, "--ring-size", "1M", "--workers", "8", NULL), OPTS_RUN);
-	/* derived: 16M / 64 is 256K, 4K a worker over 64 of them: raised to 8M */
+	/* derived: 16M / 8 is 2M, 32K a worker over 64 of them: raised to 8M */
 	assert_int_equal(parse_finish(&c, "--memory-limit", "16M", "--workers", "64", NULL), OPTS_RUN);
 	assert_int_equal(c.cap.ring_bytes, 8u << 20);
 	assert_int_equal(parse_finish(&c, "--memory-limit", "16M", "--workers", "1", NULL), OPTS_RUN);
-	assert_int_equal(c.cap.ring_bytes, 256 * 1024);
+	assert_int_equal(c.cap.ring_bytes, 2u << 20);
+	/* 1/8, at most 32M: the default 256M and 2G both give 32M */
+	assert_int_equal(parse_finish(&c, "--workers", "1", NULL), OPTS_RUN);
+	assert_int_equal(c.cap.ring_bytes, 32u << 20);
+	assert_int_equal(parse_finish(&c, "--memory-limit", "2G", "--workers", "1", NULL), OPTS_RUN);
+	assert_int_equal(c.cap.ring_bytes, 32u << 20);
+	opts_free(&c);
+}
+
+/* Every bound --memory-limit derives, full at once (the ring's pages twice: they count
+ * twice in RSS), stays within 3/4 of the default budget, which leaves the flow table,
+ * the connections' own state and the process under 256 MB of RSS
+ * (tests/integration/test_memory_worst.sh measures it); a bigger --memory-limit gives
+ * bigger bounds. */
+static void test_memory_shares(void **state)
+{
+	struct config c = { 0 };
+	uint64_t sum, held;
+
+	(void)state;
+	assert_int_equal(parse_finish(&c, "--workers", "1", NULL), OPTS_RUN);
+	assert_int_equal(c.memory_limit, 256u << 20);
+	sum = 2 * c.cap.ring_bytes + c.replay.max_inflight_bytes + c.queue_bytes +
+	      c.xcfg.max_held_bytes + c.reasm.max_total_bytes + c.memory_limit / 128;
+	assert_true(sum <= c.memory_limit / 4 * 3);
+	assert_int_equal(c.replay.max_inflight_bytes, 80u << 20);
+	assert_int_equal(c.xcfg.max_held_bytes, 16u << 20);
+	assert_int_equal(c.reasm.max_total_bytes, 8u << 20);
+	assert_int_equal(c.queue_bytes, 16u << 20);
+	held = c.xcfg.max_held_bytes;
+	assert_int_equal(parse_finish(&c, "--memory-limit", "2G", "--workers", "1", NULL), OPTS_RUN);
+	assert_int_equal(c.replay.max_inflight_bytes, 640u << 20);
+	assert_true(c.xcfg.max_held_bytes > held);
+	/* a limit given stays as given */
+	assert_int_equal(parse_finish(&c, "--max-held-bytes", "512M", "--workers", "1", NULL), OPTS_RUN);
+	assert_int_equal(c.xcfg.max_held_bytes, 512u << 20);
 	opts_free(&c);
 }
 
@@ -547,6 +582,7 @@ int main(void)
 		cmocka_unit_test(test_specific_values),
 		cmocka_unit_test(test_argv),
 		cmocka_unit_test(test_ring_minimum),
+		cmocka_unit_test(test_memory_shares),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_help_lists_everything),
 	};

@@ -259,9 +259,9 @@ static void test_defaults(void **state)
 	struct reasm_cfg c;
 
 	reasm_cfg_default(&c);
-	assert_int_equal(c.max_flows, 65536);
-	assert_int_equal(c.max_flow_bytes, 4u << 20);
-	assert_int_equal(c.max_total_bytes, 256u << 20);
+	assert_int_equal(c.max_flows, 8192);
+	assert_int_equal(c.max_flow_bytes, 512u << 10);
+	assert_int_equal(c.max_total_bytes, 8u << 20);
 	assert_int_equal(c.idle_timeout_ns, 120 * SEC);
 	assert_int_equal(c.hole_timeout_ns, 500 * MS);
 	assert_int_equal(c.linger_ns, 10 * SEC);
