@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "blkpool.h"
 #include "diff.h"
 #include "endpoint.h"
 #include "fields_json.h"
@@ -586,12 +587,18 @@ static struct st_diff *diff_pack(const struct diff_b *b)
 	struct st_field *f;
 	struct st_diff *d;
 	char **ptr, *txt;
+	bool pooled;
 
 	size = sizeof(*d) + (nh + np) * sizeof(char *) + nf * sizeof(*f) + b->t->len + DIFF_ROOM;
-	d = malloc(size);
+	/* a block of the thread's own when it fits (blkpool.h), else malloc */
+	d = blk_get(size);
+	pooled = d != NULL;
+	if (!d)
+		d = malloc(size);
 	if (!d)
 		return NULL;
 	*d = b->d;
+	d->pooled = pooled;
 	ptr = (char **)(d + 1);
 	f = (struct st_field *)(ptr + nh + np);
 	txt = (char *)(f + nf);

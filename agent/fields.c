@@ -726,15 +726,14 @@ static __thread struct fields_ign fields_ign_cache;
 
 static bool fields_ign_same(const struct fields_ign *c, const char *const *list)
 {
-	size_t i;
-
 	if (c->list != list)
 		return false;
 	if (c->too_long)
 		return true;   /* the table is not used: fields_ign_slow reads the list itself */
-	for (i = 0; i < c->n; i++)
-		if (list[i] != c->ent[i])
-			return false;
+	/* the entry pointers as one block: a loop of pointer compares was ~180
+	 * instructions per call on the built-in list of 28 */
+	if (c->n && memcmp(list, c->ent, c->n * sizeof(*list)) != 0)
+		return false;
 	return !list || !list[c->n];
 }
 
@@ -801,6 +800,10 @@ static bool fields_heads_same(const struct st_msg *a, const struct st_msg *b)
 
 	if (a->head_len != b->head_len || !a->head_len)
 		return false;
+	/* the bytes first: heads that differ (an ETag, a Date a second apart) stop here,
+	 * before the offsets of every header are read (~300 instructions on 8 headers) */
+	if (memcmp(a->head, b->head, a->head_len) != 0)
+		return false;
 	for (i = 0; i < a->nhdrs; i++) {
 		const struct http1_header *x = &a->hdrs[i], *y = &b->hdrs[i];
 
@@ -814,7 +817,7 @@ static bool fields_heads_same(const struct st_msg *a, const struct st_msg *b)
 		    y->value != b->head + vo || x->value_len != y->value_len)
 			return false;
 	}
-	return memcmp(a->head, b->head, a->head_len) == 0;
+	return true;
 }
 
 int fields_hdrs_pair(struct fields_hdrs *ax, struct fields_hdrs *bx, const struct st_msg *a,

@@ -13,6 +13,7 @@
 #include "fields.h"
 #include "pii.h"
 #include "record.h"
+#include "blkpool.h"
 #include "shadowtap.h"
 #include "util.h"
 
@@ -292,7 +293,10 @@ void record_replay_free(struct st_replay *rp)
 		free(rp->target);
 	free(rp->error);
 	record_msg_free(&rp->resp);
-	free(rp);
+	if (rp->pooled)
+		blk_put(rp);
+	else
+		free(rp);
 }
 
 /* What a diff owns outside its own block (diff_compare's single allocation): every
@@ -361,8 +365,15 @@ void record_diff_free(struct st_diff *d)
 {
 	if (!d)
 		return;
-	record_diff_each(d, record_diff_free_one, NULL);
-	free(d);
+	/* diff_compare's block holds every list and string but the endpoint (in its
+	 * room unless too long) and the noise paths: nothing else to walk */
+	if (!d->block || d->noise_paths || (d->endpoint && !(d->endpoint >= (char *)d &&
+							    d->endpoint < (char *)d + d->block)))
+		record_diff_each(d, record_diff_free_one, NULL);
+	if (d->pooled)
+		blk_put(d);
+	else
+		free(d);
 }
 
 void record_free(struct st_record *r)
@@ -640,6 +651,7 @@ struct st_replay *record_replay_new(const char *target, const char *head, size_t
 	size_t head_off = RECORD_ALIGN(sizeof(struct st_replay), _Alignof(struct http1_header));
 	size_t body_off, hs;
 	struct st_replay *rp;
+	bool pooled;
 	char *p;
 
 	if (nhdrs > ST_MAX_HEADERS)
@@ -648,11 +660,17 @@ struct st_replay *record_replay_new(const char *target, const char *head, size_t
 	body_off = head_off + hs;
 	if (body_room > SIZE_MAX - body_off)
 		return NULL;
-	p = malloc(body_off + body_room);
+	/* a block of the thread's own when it fits (blkpool.h): made and, for the
+	 * usual replayed record, freed on the replay thread */
+	p = blk_get(body_off + body_room);
+	pooled = p != NULL;
+	if (!p)
+		p = malloc(body_off + body_room);
 	if (!p)
 		return NULL;
 	rp = (struct st_replay *)(void *)p;
 	memset(rp, 0, sizeof(*rp));
+	rp->pooled = pooled;
 	rp->target = (char *)target;
 	rp->target_borrowed = true;
 	record_head_copy(&rp->resp, p + head_off, head, head_len, hdrs, nhdrs);

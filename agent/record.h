@@ -61,6 +61,7 @@ struct st_replay {
 	char *target;            /* replay URL: heap, or with target_borrowed the replay
 				  * configuration's string, which outlives every record */
 	bool target_borrowed;
+	bool pooled;             /* a block of blk_get (blkpool.h), not of malloc */
 	int status_code;         /* 0 if none */
 	struct st_msg resp;
 	uint64_t duration_ns;    /* request sent -> last response byte */
@@ -80,6 +81,7 @@ struct st_diff {
 	bool status_same;
 	bool body_same;
 	bool match;
+	bool pooled;             /* the block is blk_get's (blkpool.h), not malloc's */
 	char **headers;          /* names whose values differ (heap strings) */
 	size_t nheaders;
 	char **body_paths;       /* JSON paths that differ, up to a limit */
