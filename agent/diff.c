@@ -247,12 +247,8 @@ static void dj_report(struct dj_cmp *c, size_t plen)
 static size_t dj_path_key(char *path, size_t plen, const char *k, size_t klen)
 {
 	size_t i, o = plen;
-	bool ident = klen > 0;
 
-	for (i = 0; i < klen; i++)
-		if (!isalnum((unsigned char)k[i]) && k[i] != '_' && k[i] != '-' && k[i] != '$')
-			ident = false;
-	if (ident) {
+	if (fields_key_ident(k, klen)) {
 		if (o + 1 + klen >= DIFF_PATH_MAX)
 			return plen;
 		path[o++] = '.';

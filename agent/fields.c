@@ -200,20 +200,23 @@ static size_t fc_path(struct fc *c, size_t plen, const char *s, size_t n)
 	return plen + n;
 }
 
+const uint8_t fields_ident_tab[256] = {
+	['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['_'] = 1, ['-'] = 1, ['$'] = 1,
+};
+
 static size_t fc_path_key(struct fc *c, size_t plen, const char *k, size_t kn)
 {
 	char tmp[FIELDS_PATH_MAX];
 	size_t i, o = 0;
-	bool ident = kn > 0;
 
-	for (i = 0; i < kn; i++)
-		if (!isalnum((unsigned char)k[i]) && k[i] != '_' && k[i] != '-' && k[i] != '$')
-			ident = false;
-	if (ident) {
-		tmp[o++] = '.';
-		for (i = 0; i < kn && o < sizeof(tmp) - 1; i++)
-			tmp[o++] = k[i];
-		return o >= sizeof(tmp) - 1 ? plen : fc_path(c, plen, tmp, o);
+	if (fields_key_ident(k, kn)) {
+		/* ".key" straight into the path, within the same bounds as fc_path's */
+		if (kn + 1 >= FIELDS_PATH_MAX - 1 || plen + kn + 1 >= FIELDS_PATH_MAX)
+			return plen;
+		c->path[plen] = '.';
+		memcpy(c->path + plen + 1, k, kn);
+		c->path[plen + 1 + kn] = '\0';
+		return plen + 1 + kn;
 	}
 	tmp[o++] = '[';
 	tmp[o++] = '"';

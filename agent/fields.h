@@ -106,6 +106,22 @@ struct fields_hdrs {
 };
 /* 0, or -E2BIG when m has more than FIELDS_HDRS_MAX headers (then compare the slow way). */
 int fields_hdrs_index(struct fields_hdrs *x, const struct st_msg *m, const char *const *ignore);
+/* A JSON key written as .key in a path: letters, digits, '_', '-', '$' (isalnum in the
+ * C locale, which the agent never leaves), one table load a byte instead of a
+ * __ctype_b_loc call and four compares. */
+extern const uint8_t fields_ident_tab[256];
+static inline bool fields_key_ident(const char *k, size_t n)
+{
+	size_t i;
+
+	if (!n)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!fields_ident_tab[(uint8_t)k[i]])
+			return false;
+	return true;
+}
+
 /* a[0..n) == b[0..n) without a call, for short texts (header names and values):
  * eight bytes a step, the tail as one overlapping word. */
 static inline bool fields_bytes_eq(const char *a, const char *b, size_t n)

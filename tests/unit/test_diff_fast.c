@@ -546,6 +546,24 @@ static void test_plain_end(void **state)
 	fj_free(&d);
 }
 
+/* the key table against the isalnum test it replaced, every byte value, alone and
+ * inside a key (fields_key_ident: .key in paths, else ["key"]) */
+static void test_key_ident(void **state)
+{
+	char k[3] = { 'a', 0, 'b' };
+	int c;
+
+	(void)state;
+	assert_false(fields_key_ident("", 0));
+	for (c = 0; c < 256; c++) {
+		bool want = isalnum(c) || c == '_' || c == '-' || c == '$';
+
+		k[1] = (char)c;
+		assert_int_equal(fields_key_ident(k + 1, 1), want);
+		assert_int_equal(fields_key_ident(k, 3), want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -557,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_json_type),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_plain_end),
+		cmocka_unit_test(test_key_ident),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
