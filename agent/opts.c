@@ -143,7 +143,8 @@ const struct opt opts_table[] = {
 	  .help = "memory budget for what remote clients make the agent hold; the limits below "
 		  "that are not given default from it: --replay-max-bytes 5/16, --max-held-bytes "
 		  "1/16, --queue-bytes 1/16, --max-buffered-bytes 1/32, --max-conn-bytes 1/32, "
-		  "--max-flow-bytes 1/512, --max-flows, --queue and --replay-queue one per 32K, "
+		  "--max-flow-bytes 1/512, --max-flows one per 32K, --queue and --replay-queue one per 4K "
+		  "(records: their bytes are in the budgets above), "
 		  "--ring-size 1/8 (at most 32M; its pages count twice in RSS); free record blocks "
 		  "kept for reuse 1/128 (the exit summary's records: line). At the default 256M "
 		  "all of them full at once stay under 256 MB of RSS" },
@@ -173,7 +174,7 @@ const struct opt opts_table[] = {
 		  "awaiting a response), all connections; past it the oldest holders are evicted" },
 	{ "max-conn-bytes", 0, OPT_SIZE, FIELD(xcfg.max_conn_bytes), .min = 16384, .max = 1ull << 40,
 	  .def = "8M", .arg = "SIZE", .help = "the same for one connection; past it it is evicted" },
-	{ "queue", 0, OPT_UINT, FIELD(queue_cap), .min = 1, .max = 1u << 24, .def = "8192",
+	{ "queue", 0, OPT_UINT, FIELD(queue_cap), .min = 1, .max = 1u << 24, .def = "65536",
 	  .arg = "N", .help = "records queued for output" },
 	{ "queue-bytes", 0, OPT_SIZE, FIELD(queue_bytes), .min = 65536, .max = 1ull << 40,
 	  .def = "16M", .arg = "SIZE",
@@ -215,7 +216,7 @@ const struct opt opts_table[] = {
 	{ "replay-timeout", 0, OPT_DURATION, FIELD(replay.response_timeout_ms), MSECS(1, 3600000),
 	  .store_ns = NS_MS, .def = "5000", .arg = "MS", .help = "replay response timeout" },
 	{ "replay-queue", 0, OPT_UINT, FIELD(replay.queue_cap), .min = 1, .max = 1u << 24,
-	  .def = "8192", .arg = "N", .help = "records waiting for replay" },
+	  .def = "65536", .arg = "N", .help = "records waiting for replay" },
 	{ "replay-max-bytes", 0, OPT_SIZE, FIELD(replay.max_inflight_bytes), .min = 1024,
 	  .max = 1ull << 40, .def = "80M", .arg = "SIZE",
 	  .help = "bytes the records queued or in flight for replay hold" },
@@ -650,7 +651,7 @@ void opts_defaults(struct config *c)
 	replay_cfg_default(&c->replay);
 	c->replay.body_limit = c->xcfg.body_limit;
 	es_cfg_default(&c->es);
-	c->queue_cap = 8192;
+	c->queue_cap = 65536;
 	c->queue_bytes = 16ull << 20;
 	c->shutdown_timeout_ns = 10ull * 1000000000ull;
 	c->memory_limit = 256ull << 20;
@@ -888,6 +889,13 @@ static void opts_memory_limit(struct config *c)
 		n = 1u << 24;
 	if (!opts_given(c, "max-flows"))
 		c->reasm.max_flows = n;
+	/* record counts: a queued record's bytes are already in --queue-bytes or
+	 * --replay-max-bytes, so the count only guards the queues' slot arrays; one per
+	 * 32K (8,192) dropped GETs at the GET maximum when the replay thread fell ~0.4 s
+	 * behind (docs/cost.md, session 10, helper Q), one per 4K gives 65,536 at 256M */
+	n = m >> 12;
+	if (n > 1u << 24)
+		n = 1u << 24;
 	if (!opts_given(c, "queue"))
 		c->queue_cap = n;
 	if (!opts_given(c, "replay-queue"))

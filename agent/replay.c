@@ -36,7 +36,7 @@ void replay_cfg_default(struct replay_cfg *cfg)
 	cfg->gather_us = 1000;
 	cfg->connect_timeout_ms = 1000;
 	cfg->response_timeout_ms = 5000;
-	cfg->queue_cap = 8192;
+	cfg->queue_cap = 65536;
 	cfg->max_inflight_bytes = 80u << 20;
 	cfg->sample_pct = 100;
 	cfg->body_limit = 64 * 1024;
