@@ -7,10 +7,7 @@
 
 #include "buf.h"
 
-#if defined(__x86_64__) && defined(__SSE2__)
-#include <immintrin.h>
-#define BUF_X86 1
-#endif
+#include "buf_sse.h"
 
 int buf_grow(struct buf *b, size_t extra)
 {
@@ -140,88 +137,6 @@ static inline uint64_t swar_has_byte(uint64_t x, unsigned c)
 }
 
 #ifdef BUF_X86
-/* SSE2 (every x86-64 CPU has it): a bit per byte of x that is below 0x20 or from
- * 0x80 on (both are below 0x20 compared as signed bytes), or 0x7f; with quotes set,
- * '"' and '\\' too: the bytes a JSON string cannot take as they are. */
-static inline unsigned sse_special16(__m128i x, bool quotes)
-{
-	__m128i m = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
-				 _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
-
-	if (quotes)
-		m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
-						 _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
-	return (unsigned)_mm_movemask_epi8(m);
-}
-
-/* A string of 4..32 bytes as two overlapping parts that cover it: 4-byte loads
- * below 8, 8-byte below 16 (both parts in one register, so one test covers them),
- * else 16-byte. Short strings (header names and values, addresses, ids) are most of
- * a record's strings: tested and stored in a few moves instead of 8 bytes a step. */
-struct sse_short {
-	__m128i a, b;            /* a: p[0..], b: p[n - w..] (w the part's width) */
-	unsigned w;
-};
-
-static inline void sse_short_load(struct sse_short *t, const unsigned char *p, size_t n)
-{
-	if (n < 8) {
-		uint32_t lo, hi;
-
-		memcpy(&lo, p, 4);
-		memcpy(&hi, p + n - 4, 4);
-		t->a = _mm_cvtsi32_si128((int)lo);
-		t->b = _mm_cvtsi32_si128((int)hi);
-		t->w = 4;
-	} else if (n <= 16) {
-		t->a = _mm_loadl_epi64((const __m128i *)(const void *)p);
-		t->b = _mm_loadl_epi64((const __m128i *)(const void *)(p + n - 8));
-		t->w = 8;
-	} else {
-		t->a = _mm_loadu_si128((const __m128i *)(const void *)p);
-		t->b = _mm_loadu_si128((const __m128i *)(const void *)(p + n - 16));
-		t->w = 16;
-	}
-}
-
-static inline void sse_short_store(char *o, const struct sse_short *t, size_t n)
-{
-	if (t->w == 4) {
-		uint32_t lo = (uint32_t)_mm_cvtsi128_si32(t->a), hi = (uint32_t)_mm_cvtsi128_si32(t->b);
-
-		memcpy(o, &lo, 4);
-		memcpy(o + n - 4, &hi, 4);
-	} else if (t->w == 8) {
-		_mm_storel_epi64((__m128i *)(void *)o, t->a);
-		_mm_storel_epi64((__m128i *)(void *)(o + n - 8), t->b);
-	} else {
-		_mm_storeu_si128((__m128i *)(void *)o, t->a);
-		_mm_storeu_si128((__m128i *)(void *)(o + n - 16), t->b);
-	}
-}
-
-/* Neither part holds a byte a JSON string cannot take as it is (the zero bytes
- * above a narrow part's width are masked off) */
-static inline bool sse_short_plain(const struct sse_short *t)
-{
-	unsigned lanes = t->w == 16 ? 0xffff : (1u << t->w) - 1;
-
-	return !((sse_special16(t->a, true) | sse_special16(t->b, true)) & lanes);
-}
-
-/* ASCII upper case to lower in both parts: 0x20 added to the bytes above 'A' - 1
- * and below 'Z' + 1 (exact for plain parts, which hold no byte >= 0x80) */
-static inline void sse_short_lower(struct sse_short *t)
-{
-	const __m128i a_1 = _mm_set1_epi8('A' - 1), z_1 = _mm_set1_epi8('Z' + 1);
-	const __m128i k20 = _mm_set1_epi8(0x20);
-
-	t->a = _mm_or_si128(t->a, _mm_and_si128(k20, _mm_and_si128(_mm_cmpgt_epi8(t->a, a_1),
-								       _mm_cmplt_epi8(t->a, z_1))));
-	t->b = _mm_or_si128(t->b, _mm_and_si128(k20, _mm_and_si128(_mm_cmpgt_epi8(t->b, a_1),
-								       _mm_cmplt_epi8(t->b, z_1))));
-}
-
 /* a bit per '"' or '\\' in x */
 static inline unsigned sse_quotes16(__m128i x)
 {
@@ -253,18 +168,34 @@ size_t buf_text_ascii_prefix(const uint8_t *p, size_t n)
 	return i;
 }
 
-/* buf_json_str's general path, the room reserved: apart, so that the short strings'
- * path does not pay this one's register saves */
-static __attribute__((noinline)) int json_str_long(struct buf *b, const unsigned char *p, size_t n)
+/* buf_json_str's general path, the room reserved (6 bytes a byte and the quotes):
+ * apart, so that the short strings' path does not pay this one's register saves */
+__attribute__((noinline)) int buf_json_str_long(struct buf *b, const unsigned char *p, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i = 0, run;
 	char *o = b->data + b->len;
+	unsigned char c;
 
 	*o++ = '"';
+	/* under 16 bytes (an ETag, a short value with a quote): a byte a step while the
+	 * bytes are printable ASCII, quotes and backslashes escaped on the way; anything
+	 * else continues in the general loop from there */
+	if (n < 16) {
+		for (; i < n; i++) {
+			c = p[i];
+			if (json_plain[c]) {
+				*o++ = (char)c;
+			} else if (c == '"' || c == '\\') {
+				o[0] = '\\';
+				o[1] = (char)c;
+				o += 2;
+			} else {
+				break;
+			}
+		}
+	}
 	while (i < n) {
-		unsigned char c;
-
 #ifdef BUF_X86
 		/* 16 bytes stored at once while 16 are left (inside the reserve: the
 		 * cursor is at most 1 + 6 * i, and 6 * (n - i) >= 16), the cursor moved past
@@ -387,7 +318,7 @@ int buf_json_str(struct buf *b, const char *s, size_t n)
 		}
 	}
 #endif
-	return json_str_long(b, p, n);
+	return buf_json_str_long(b, p, n);
 }
 
 int buf_json_token_lower(struct buf *b, const char *s, size_t n)
@@ -443,97 +374,18 @@ int buf_json_token_lower(struct buf *b, const char *s, size_t n)
 int buf_json_member_lower(struct buf *b, bool comma, const char *name, size_t nlen,
 			  const char *val, size_t vlen)
 {
-#ifdef BUF_X86
-	const unsigned char *v = (const unsigned char *)val;
-	struct sse_short t;
-	char *o;
-
-	if (nlen < 4 || nlen > 32)
-		return 1;
-	/* one reserve for both: ,"name": and the value's worst case (6 bytes a byte) */
-	if (buf_reserve(b, nlen + 4 + vlen * 6 + 2))
-		return -ENOMEM;
-	sse_short_load(&t, (const unsigned char *)name, nlen);
-	if (!sse_short_plain(&t))
-		return 1;
-	sse_short_lower(&t);
-	o = b->data + b->len;
-	*o = ',';
-	o += comma;
-	*o++ = '"';
-	sse_short_store(o, &t, nlen);
-	o += nlen;
-	*o++ = '"';
-	*o++ = ':';
-	if (vlen >= 4 && vlen <= 32) {
-		sse_short_load(&t, v, vlen);
-		if (sse_short_plain(&t)) {
-			*o++ = '"';
-			sse_short_store(o, &t, vlen);
-			o += vlen;
-			*o++ = '"';
-			*o = '\0';
-			b->len = (size_t)(o - b->data);
-			return 0;
-		}
-	}
-	b->len = (size_t)(o - b->data);
-	return json_str_long(b, v, vlen);
-#else
-	(void)b; (void)comma; (void)name; (void)nlen; (void)val; (void)vlen;
-	return 1;
-#endif
+	return buf_json_member_lower_inl(b, comma, name, nlen, val, vlen);
 }
 
-/* "00" .. "99": two digits per division */
-static const char buf_digits2[200] =
+/* "00" .. "99": two digits per division (buf_sse.h writes numbers with it) */
+const char buf_digits2[200] =
 	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
 
-/* Decimal digits of v (1..20) */
-static inline unsigned buf_u64_digits(uint64_t v)
-{
-	unsigned n = 1;
-
-	while (v >= 10000) {
-		v /= 10000;
-		n += 4;
-	}
-	return n + (v >= 10) + (v >= 100) + (v >= 1000);
-}
-
-/* the digits of v written backwards from e (two per division), in place: no
- * temporary and no memcpy call of a variable length (issue 19) */
-static inline void buf_u64_write(char *e, uint64_t v)
-{
-	while (v >= 100) {
-		unsigned k = (unsigned)(v % 100) * 2;
-
-		v /= 100;
-		e -= 2;
-		e[0] = buf_digits2[k];
-		e[1] = buf_digits2[k + 1];
-	}
-	if (v >= 10) {
-		e -= 2;
-		e[0] = buf_digits2[v * 2];
-		e[1] = buf_digits2[v * 2 + 1];
-	} else {
-		*--e = (char)('0' + v);
-	}
-}
-
 int buf_put_u64(struct buf *b, uint64_t v)
 {
-	unsigned n = buf_u64_digits(v);
-
-	if (buf_reserve(b, 20))
-		return -ENOMEM;
-	buf_u64_write(b->data + b->len + n, v);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return 0;
+	return buf_put_u64_inl(b, v);
 }
 
 int buf_put_u_fixed(struct buf *b, uint64_t v, unsigned width)

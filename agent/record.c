@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "buf_sse.h"
 #include "fields.h"
 #include "pii.h"
 #include "record.h"
@@ -723,7 +724,7 @@ static inline __attribute__((always_inline)) void record_put_str(struct buf *b, 
 static inline __attribute__((always_inline)) void record_put_u64(struct buf *b, const char *k, uint64_t v, int *first)
 {
 	record_put_key(b, k, first);
-	buf_put_u64(b, v);
+	buf_put_u64_inl(b, v);
 }
 
 /* true or false, no key */
@@ -760,11 +761,12 @@ static inline unsigned char record_lc(unsigned char c)
 }
 
 /* Equal (ASCII case-insensitive) names have equal signatures: length, first and last
- * letter. n > 0. */
+ * byte with 0x20 set (letters of either case alike; a hash, so the other bytes it
+ * merges only cost a search). n > 0. */
 static inline uint64_t record_name_sig(const char *s, size_t n)
 {
-	return 1ull << ((n + 3u * record_lc((unsigned char)s[0]) +
-			 5u * record_lc((unsigned char)s[n - 1])) & 63);
+	return 1ull << ((n + 3u * ((unsigned char)s[0] | 0x20u) +
+			 5u * ((unsigned char)s[n - 1] | 0x20u)) & 63);
 }
 
 /* s and t (n bytes each) equal but for ASCII case */
@@ -879,7 +881,7 @@ static void record_put_headers(struct buf *b, const char *k, const struct st_msg
 					break;
 		/* the usual header, "name":"value" with one reserve */
 		if (!redacted && j == nh &&
-		    buf_json_member_lower(b, !f, h->name, h->name_len, h->value, h->value_len) != 1) {
+		    buf_json_member_lower_inl(b, !f, h->name, h->name_len, h->value, h->value_len) != 1) {
 			f = 0;
 			continue;
 		}
@@ -1226,16 +1228,16 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	record_put_raw(out, ",\"event\":{\"id\":");
 	buf_json_str(out, r->event_id, strlen(r->event_id));
 	record_put_raw(out, ",\"duration\":");
-	buf_put_u64(out, t1 > t0 ? t1 - t0 : 0);
+	buf_put_u64_inl(out, t1 > t0 ? t1 - t0 : 0);
 	record_put_raw(out, ",\"kind\":\"event\",\"dataset\":\"shadowtap.exchange\"},"
 		       "\"source\":{\"ip\":");
 	record_put_ip_val(out, r->family, r->caddr);
 	record_put_raw(out, ",\"port\":");
-	buf_put_u64(out, r->cport);
+	buf_put_u64_inl(out, r->cport);
 	record_put_raw(out, "},\"destination\":{\"ip\":");
 	record_put_ip_val(out, r->family, r->saddr);
 	record_put_raw(out, ",\"port\":");
-	buf_put_u64(out, r->sport);
+	buf_put_u64_inl(out, r->sport);
 	/* connection_id is a JSON string: above 2^53 a JSON number is rounded by jq, Kibana
 	 * and any reader that parses numbers as doubles, and the rounded id then matches
 	 * nothing */
@@ -1245,9 +1247,9 @@ int record_to_json(const struct st_record *r, const struct record_json_opts *o, 
 	else
 		record_put_raw(out, "},\"network\":{\"transport\":\"tcp\",\"type\":\"ipv4\","
 			       "\"connection_id\":\"");
-	buf_put_u64(out, r->flow_id);
+	buf_put_u64_inl(out, r->flow_id);
 	record_put_raw(out, "\",\"request_index\":");
-	buf_put_u64(out, r->index);
+	buf_put_u64_inl(out, r->index);
 	buf_putc(out, '}');
 	f = 0;
 

@@ -308,6 +308,16 @@ static void test_put_u64(void **state)
 		snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
 		assert_string_equal(got.data, want);
 	}
+	/* the digit count comes from the bit length (session 10): every power of two
+	 * and its neighbours, where a bit length holds two digit counts */
+	for (i = 0; i < 64; i++)
+		for (v = (1ull << i) - 1; v <= (1ull << i) + 1 && v >= (1ull << i) - 1; v++) {
+			buf_reset(&got);
+			assert_int_equal(buf_put_u64(&got, v), 0);
+			snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+			assert_string_equal(got.data, want);
+			assert_int_equal(got.len, strlen(want));
+		}
 	buf_reset(&got);
 	assert_int_equal(buf_put_u_fixed(&got, 1234567, 6), 0);
 	assert_string_equal(got.data, "234567");
