@@ -97,13 +97,22 @@ $(OUT)/tests/%: tests/bpf/%.c $(LIB_OBJ) | $(OUT)/tests
 	$(call msg,TEST-CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) $(LIBS) -lcmocka -o $@
 
-# libFuzzer targets need clang; agent sources are compiled in directly.
-$(OUT)/fuzz/%: tests/fuzz/%.c $(LIB_OBJ:$(OUT)/agent/%.o=agent/%.c) $(SKELS) | $(OUT)/fuzz
-	$(call msg,FUZZ-CC,$@)
-	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -DSHADOWTAP_VERSION='"fuzz"' -Icommon -Iagent -I$(OUT) \
-		-fsanitize=fuzzer,address,undefined $< $(filter-out agent/main.c,$(AGENT_SRC)) $(LIBS) -o $@
+# libFuzzer targets need clang. The agent sources are compiled once, with the flags
+# the targets used to compile them with, into $(OUT)/fuzzobj, and every target links
+# those objects (twelve targets each recompiling all of agent/ was most of make
+# test's build time).
+FUZZ_FLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -DSHADOWTAP_VERSION='"fuzz"' -Icommon -Iagent -I$(OUT) \
+	-fsanitize=fuzzer,address,undefined
+FUZZ_OBJ  := $(patsubst $(OUT)/agent/%.o,$(OUT)/fuzzobj/%.o,$(LIB_OBJ))
+$(OUT)/fuzzobj/%.o: agent/%.c $(SKELS) | $(OUT)/fuzzobj
+	$(call msg,FUZZ-OBJ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -MMD -MP -c $< -o $@
 
-$(OUT) $(OUT)/agent $(OUT)/san $(OUT)/tests $(OUT)/fuzz:
+$(OUT)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ) | $(OUT)/fuzz
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $< $(FUZZ_OBJ) $(LIBS) -o $@
+
+$(OUT) $(OUT)/agent $(OUT)/san $(OUT)/tests $(OUT)/fuzz $(OUT)/fuzzobj:
 	$(Q)mkdir -p $@
 
 unit-tests: $(UNIT_BIN)
@@ -168,4 +177,4 @@ uninstall:
 clean:
 	rm -rf $(OUT)
 
--include $(AGENT_OBJ:.o=.d) $(SAN_OBJ:.o=.d)
+-include $(AGENT_OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
