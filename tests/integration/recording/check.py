@@ -49,6 +49,11 @@ def main():
                     help="the GoReplay files the records were read from: a wrong serverA "
                          "response that the file itself gives that request (GoReplay paired it "
                          "so when recording) is reported as GoReplay's, not the reader's")
+    ap.add_argument("--unreplayable", type=int, default=-1,
+                    help="the agent's replay: skipped unreplayable= count: an --ids entry of "
+                         "'?' (a request GoReplay wrote without its X-St-Id header: cut or "
+                         "mangled when it recorded) cannot be matched by id, so each must "
+                         "either reach serverB without an id or be counted unreplayable")
     ap.add_argument("--all-responses", action="store_true",
                     help="every record must carry serverA's response (native recordings)")
     a = args = ap.parse_args()
@@ -73,6 +78,19 @@ def main():
     seen = {}
     for r in lb:
         seen.setdefault(r["id"], []).append(r)
+    noid = want.pop("?", 0)
+    if noid or args.unreplayable > 0:
+        # requests without an id on serverB's side log "-"; with an id every one
+        # is still held to exactly-once below
+        b_noid = len(seen.pop("-", []))
+        unrep = max(args.unreplayable, 0)
+        if args.unreplayable >= 0 and b_noid + unrep == noid:
+            print("PASS: %s: the file's %d request(s) without an id are accounted for "
+                  "(%d reached serverB, %d counted unreplayable)" % (args.name, noid, b_noid, unrep))
+        else:
+            print("FAIL: %s: the file's %d request(s) without an id: %d reached serverB, "
+                  "%s counted unreplayable" % (args.name, noid, b_noid,
+                                                unrep if args.unreplayable >= 0 else "not"))
     missing = [i for i in want if len(seen.get(i, [])) < want[i]]
     dup = [i for i, v in seen.items() if i in want and len(v) > want[i]]
     extra = [i for i in seen if i not in want]
