@@ -150,6 +150,34 @@ static void stats_sum_u64(void *sum, const void *one, size_t size)
 		d[i] += s[i];
 }
 
+/* The workers' TCP, HTTP and replay counters summed (a worker without that part
+ * adds nothing); the exit summary and the bounds check read the same sums. */
+static void stats_sum_reasm(struct pipeline *p, struct reasm_stats *rs)
+{
+	struct reasm_stats one;
+	int i;
+
+	memset(rs, 0, sizeof(*rs));
+	for (i = 0; i < p->nworkers; i++)
+		if (p->w[i].reasm) {
+			reasm_get_stats(p->w[i].reasm, &one);
+			stats_sum_u64(rs, &one, sizeof(*rs));
+		}
+}
+
+static void stats_sum_exchange(struct pipeline *p, struct exchange_stats *xs)
+{
+	struct exchange_stats one;
+	int i;
+
+	memset(xs, 0, sizeof(*xs));
+	for (i = 0; i < p->nworkers; i++)
+		if (p->w[i].x) {
+			exchange_get_stats(p->w[i].x, &one);
+			stats_sum_u64(xs, &one, sizeof(*xs));
+		}
+}
+
 static void stats_replay(struct pipeline *p, FILE *f)
 {
 	struct replay *rps[REPLAY_MAX_ENGINES];
@@ -233,23 +261,15 @@ void stats_print(struct pipeline *p, FILE *f, const char *when)
 		fputc('\n', f);
 	}
 	if (p->nworkers && p->w[0].reasm) {
-		struct reasm_stats rs = { 0 }, one;
-		int i;
+		struct reasm_stats rs;
 
-		for (i = 0; i < p->nworkers; i++) {
-			reasm_get_stats(p->w[i].reasm, &one);
-			stats_sum_u64(&rs, &one, sizeof(rs));
-		}
+		stats_sum_reasm(p, &rs);
 		stats_line(f, "tcp", &rs, tcp_keys);
 	}
 	if (p->nworkers && p->w[0].x) {
-		struct exchange_stats xs = { 0 }, one;
-		int i;
+		struct exchange_stats xs;
 
-		for (i = 0; i < p->nworkers; i++) {
-			exchange_get_stats(p->w[i].x, &one);
-			stats_sum_u64(&xs, &one, sizeof(xs));
-		}
+		stats_sum_exchange(p, &xs);
 		stats_line(f, "http", &xs, http_keys);
 	}
 	if (p->nworkers && p->w[0].replay)
@@ -432,21 +452,15 @@ void stats_bounds_check(struct pipeline *p)
 {
 	static uint32_t told;
 	const struct config *c = &p->cfg;
-	struct reasm_stats rs = { 0 }, r1;
-	struct exchange_stats xs = { 0 }, x1;
+	struct reasm_stats rs;
+	struct exchange_stats xs;
 	struct replay_stats ps = { 0 }, p1;
 	uint64_t out_mem, out_q;
 	int i;
 
+	stats_sum_reasm(p, &rs);
+	stats_sum_exchange(p, &xs);
 	for (i = 0; i < p->nworkers; i++) {
-		if (p->w[i].reasm) {
-			reasm_get_stats(p->w[i].reasm, &r1);
-			stats_sum_u64(&rs, &r1, sizeof(rs));
-		}
-		if (p->w[i].x) {
-			exchange_get_stats(p->w[i].x, &x1);
-			stats_sum_u64(&xs, &x1, sizeof(xs));
-		}
 		if (p->w[i].replay) {
 			replay_get_stats(p->w[i].replay, &p1);
 			stats_sum_u64(&ps, &p1, sizeof(ps));
